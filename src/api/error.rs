@@ -1,0 +1,43 @@
+//! `ApiError`: failures of operator API calls, rendered as JSON `{"error": ...}`.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::header::WWW_AUTHENTICATE;
+
+use crate::telemetry::ErrorDetail;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("not found")]
+    NotFound,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("missing bearer token")]
+    Unauthorized,
+    #[error("wrong bearer token")]
+    Forbidden,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        let mut response = (self.status(), Json(serde_json::json!({ "error": message }))).into_response();
+        if matches!(self, ApiError::Unauthorized) {
+            response.headers_mut().insert(WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+        }
+        response.extensions_mut().insert(ErrorDetail(message.into()));
+        response
+    }
+}

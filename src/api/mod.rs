@@ -1,0 +1,47 @@
+//! The API tier, estuary's control plane: health and readiness probes, Prometheus metrics, stats and cache purge.
+//!
+//! Invariant: nothing here is on the streaming path; the edge never waits on it.
+
+mod auth;
+mod error;
+mod observe;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::{from_fn_with_state, map_request_with_state};
+use axum::routing::{get, post};
+
+pub use error::ApiError;
+
+use crate::cache::SegmentCache;
+use crate::server::Health;
+use crate::storage::metered::MeteredStorage;
+use crate::telemetry::{AccessLog, Metrics, access};
+
+/// What API handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    pub health: Health,
+    pub cache: SegmentCache,
+    pub storage: Arc<MeteredStorage>,
+    pub metrics: Metrics,
+    /// Bearer token for `/api/v1/*`; open when `None`.
+    pub token: Option<Arc<str>>,
+}
+
+/// The API router. Probes and `/metrics` are open; `/api/v1/*` needs the bearer token when one is configured.
+pub fn api_router(state: ApiState, access_log: AccessLog) -> Router {
+    let v1 = Router::new()
+        .route("/stats", get(observe::stats))
+        .route("/cache/purge", post(observe::purge))
+        .route_layer(map_request_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .route("/healthz", get(observe::healthz))
+        .route("/readyz", get(observe::readyz))
+        .route("/metrics", get(observe::metrics))
+        .nest("/api/v1", v1)
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state)
+        .layer(from_fn_with_state(access_log, access::record))
+}

@@ -1,0 +1,263 @@
+//! Segment cache: a byte-weighted in-memory cache of ready-to-send objects whose misses are coalesced into one load.
+
+mod object;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use moka::future::Cache;
+use moka::notification::RemovalCause;
+use serde::Serialize;
+
+use crate::storage::StorageKey;
+
+pub use object::{CachedObject, Representation};
+
+/// What a cached object is. Keys name objects in the URL space (not storage
+/// reads), so a rendered VOD segment and a static file never collide.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CacheKey {
+    /// A pass-through object under `/static/`.
+    Static(StorageKey),
+}
+
+impl CacheKey {
+    /// The key as a path, as matched by purge prefixes (`static/sample/hls/seg_000.m4s`).
+    pub fn path(&self) -> String {
+        match self {
+            CacheKey::Static(key) => format!("static/{key}"),
+        }
+    }
+}
+
+/// How a lookup was satisfied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Found in memory.
+    Hit,
+    /// This request loaded it.
+    Miss,
+    /// Another request was already loading it; this one waited for that load.
+    Coalesced,
+    /// Too large for the cache: streamed from storage.
+    Bypass,
+}
+
+impl CacheOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Coalesced => "coalesced",
+            CacheOutcome::Bypass => "bypass",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct CacheCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    coalesced: AtomicU64,
+    bypassed: AtomicU64,
+    load_errors: AtomicU64,
+    evictions: AtomicU64,
+}
+
+/// Point-in-time cache figures for stats and metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheStats {
+    pub entries: u64,
+    pub bytes: u64,
+    pub capacity_bytes: u64,
+    pub max_object_bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub coalesced: u64,
+    pub bypassed: u64,
+    pub load_errors: u64,
+    pub evictions: u64,
+}
+
+/// The segment cache. Cheap to clone; clones share one cache.
+///
+/// Invariant: for one key, at most one load runs at a time; every
+/// concurrent miss waits for it. A failed load is returned to all its
+/// waiters and is not cached.
+#[derive(Clone)]
+pub struct SegmentCache {
+    inner: Cache<CacheKey, Arc<CachedObject>>,
+    counters: Arc<CacheCounters>,
+    capacity: u64,
+    max_object_bytes: u64,
+}
+
+struct TtlFromObject;
+
+impl moka::Expiry<CacheKey, Arc<CachedObject>> for TtlFromObject {
+    fn expire_after_create(&self, _: &CacheKey, value: &Arc<CachedObject>, _: Instant) -> Option<Duration> {
+        value.ttl
+    }
+}
+
+impl SegmentCache {
+    /// A cache holding up to `capacity` bytes; objects over `max_object_bytes` are never cached.
+    pub fn new(capacity: u64, max_object_bytes: u64) -> Self {
+        let counters = Arc::new(CacheCounters::default());
+        let evictions = counters.clone();
+        let inner = Cache::builder()
+            .max_capacity(capacity)
+            .weigher(|_: &CacheKey, v: &Arc<CachedObject>| v.weight())
+            .expire_after(TtlFromObject)
+            .eviction_listener(move |_, _, cause| {
+                if cause == RemovalCause::Size {
+                    evictions.evictions.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .build();
+        SegmentCache { inner, counters, capacity, max_object_bytes }
+    }
+
+    /// Objects larger than this bypass the cache.
+    pub fn max_object_bytes(&self) -> u64 {
+        self.max_object_bytes
+    }
+
+    /// Returns the cached object for `key`, or runs `load` once for all concurrent callers.
+    pub async fn get_or_load<E, F>(&self, key: CacheKey, load: F) -> Result<(Arc<CachedObject>, CacheOutcome), Arc<E>>
+    where
+        F: Future<Output = Result<CachedObject, E>>,
+        E: Send + Sync + 'static,
+    {
+        if let Some(hit) = self.inner.get(&key).await {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok((hit, CacheOutcome::Hit));
+        }
+        let mut loaded_here = false;
+        let result = self
+            .inner
+            .try_get_with(key, async {
+                loaded_here = true;
+                load.await.map(Arc::new)
+            })
+            .await;
+        let outcome = if loaded_here { CacheOutcome::Miss } else { CacheOutcome::Coalesced };
+        let counter = match (&result, outcome) {
+            (Err(_), CacheOutcome::Miss) => &self.counters.load_errors,
+            (_, CacheOutcome::Miss) => &self.counters.misses,
+            _ => &self.counters.coalesced,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result.map(|obj| (obj, outcome))
+    }
+
+    /// Counts a request served around the cache because its object was too large.
+    pub fn record_bypass(&self) {
+        self.counters.bypassed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Drops every entry whose [`CacheKey::path`] starts with `prefix` (all when `None`); returns how many.
+    pub async fn purge(&self, prefix: Option<&str>) -> u64 {
+        let purged = match prefix {
+            None => {
+                let n = self.inner.iter().count() as u64;
+                self.inner.invalidate_all();
+                n
+            }
+            Some(prefix) => {
+                let doomed: Vec<Arc<CacheKey>> =
+                    self.inner.iter().filter(|(k, _)| k.path().starts_with(prefix)).map(|(k, _)| k).collect();
+                for key in &doomed {
+                    self.inner.invalidate(key.as_ref()).await;
+                }
+                doomed.len() as u64
+            }
+        };
+        self.inner.run_pending_tasks().await;
+        purged
+    }
+
+    pub async fn stats(&self) -> CacheStats {
+        self.inner.run_pending_tasks().await;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CacheStats {
+            entries: self.inner.entry_count(),
+            bytes: self.inner.weighted_size(),
+            capacity_bytes: self.capacity,
+            max_object_bytes: self.max_object_bytes,
+            hits: get(&self.counters.hits),
+            misses: get(&self.counters.misses),
+            coalesced: get(&self.counters.coalesced),
+            bypassed: get(&self.counters.bypassed),
+            load_errors: get(&self.counters.load_errors),
+            evictions: get(&self.counters.evictions),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::sync::atomic::AtomicUsize;
+
+    fn key(s: &str) -> CacheKey {
+        CacheKey::Static(StorageKey::parse(s).unwrap())
+    }
+
+    fn object(body: &'static [u8]) -> CachedObject {
+        CachedObject::new(Bytes::from_static(body), "video/iso.segment", None)
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_load_once() {
+        let cache = SegmentCache::new(1 << 20, 1 << 16);
+        let loads = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (cache, loads) = (cache.clone(), loads.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_load(key("a/b.m4s"), async {
+                            loads.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok::<_, std::io::Error>(object(b"segment"))
+                        })
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            let (obj, outcome) = t.await.unwrap();
+            assert_eq!(&obj.body()[..], b"segment");
+            outcomes.push(outcome);
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        assert_eq!(outcomes.iter().filter(|o| **o == CacheOutcome::Miss).count(), 1);
+        let stats = cache.stats().await;
+        assert_eq!((stats.misses, stats.coalesced), (1, 49));
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_cached_and_purge_drops_by_prefix() {
+        let cache = SegmentCache::new(1 << 20, 1 << 16);
+        let failed =
+            cache.get_or_load(key("x/y"), async { Err::<CachedObject, _>(std::io::Error::other("boom")) }).await;
+        assert!(failed.is_err());
+        let (_, outcome) =
+            cache.get_or_load(key("x/y"), async { Ok::<_, std::io::Error>(object(b"ok")) }).await.unwrap();
+        assert_eq!(outcome, CacheOutcome::Miss);
+        let (_, outcome) =
+            cache.get_or_load(key("x/y"), async { Ok::<_, std::io::Error>(object(b"no")) }).await.unwrap();
+        assert_eq!(outcome, CacheOutcome::Hit);
+        cache.get_or_load(key("z/w"), async { Ok::<_, std::io::Error>(object(b"ok")) }).await.unwrap();
+        assert_eq!(cache.purge(Some("static/x/")).await, 1);
+        assert_eq!(cache.stats().await.entries, 1);
+        assert_eq!(cache.purge(None).await, 1);
+        assert_eq!(cache.stats().await.entries, 0);
+    }
+}

@@ -1,0 +1,97 @@
+//! `CachedObject`: a ready-to-send body with its validators and precompressed representations.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::HeaderValue;
+
+use crate::http::conditional::ETag;
+use crate::http::encoding::Coding;
+use crate::http::{content_type, encoding};
+
+/// Compressed forms are kept only when they save at least this share of the bytes.
+const MIN_SAVING: f64 = 0.1;
+
+/// One encoding of an object's content, with its own strong ETag.
+#[derive(Debug, Clone)]
+pub struct Representation {
+    pub body: Bytes,
+    pub etag: ETag,
+}
+
+/// An object as the edge sends it: body, validators and (for manifests) gzip and brotli forms.
+///
+/// Header values are computed once, when the object is built, not per request.
+#[derive(Debug, Clone)]
+pub struct CachedObject {
+    pub identity: Representation,
+    pub gzip: Option<Representation>,
+    pub brotli: Option<Representation>,
+    pub content_type: &'static str,
+    pub last_modified: Option<SystemTime>,
+    pub last_modified_value: Option<HeaderValue>,
+    /// How long estuary's own cache may keep it; `None` until evicted or purged.
+    pub ttl: Option<Duration>,
+}
+
+impl CachedObject {
+    /// Wraps a body, deriving its ETag from the content.
+    pub fn new(body: Bytes, content_type: &'static str, last_modified: Option<SystemTime>) -> Self {
+        CachedObject {
+            identity: Representation { etag: ETag::of(&body), body },
+            gzip: None,
+            brotli: None,
+            content_type,
+            last_modified_value: last_modified.and_then(|t| HeaderValue::from_str(&httpdate::fmt_http_date(t)).ok()),
+            last_modified,
+            ttl: None,
+        }
+    }
+
+    pub fn body(&self) -> &Bytes {
+        &self.identity.body
+    }
+
+    pub fn with_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Adds gzip and brotli forms when the media type is compressible and it pays off.
+    pub fn compressed(mut self) -> Self {
+        let body = &self.identity.body;
+        if !content_type::is_compressible(self.content_type) || body.len() < 64 {
+            return self;
+        }
+        let worth = |c: Vec<u8>, suffix: &str| {
+            ((c.len() as f64) < body.len() as f64 * (1.0 - MIN_SAVING))
+                .then(|| Representation { body: Bytes::from(c), etag: self.identity.etag.variant(suffix) })
+        };
+        let gzip = worth(encoding::gzip(body), "gz");
+        let brotli = worth(encoding::brotli(body), "br");
+        self.gzip = gzip;
+        self.brotli = brotli;
+        self
+    }
+
+    /// Whether the object has compressed forms, i.e. responses vary on `Accept-Encoding`.
+    pub fn is_negotiable(&self) -> bool {
+        content_type::is_compressible(self.content_type)
+    }
+
+    pub fn representation(&self, coding: Coding) -> &Representation {
+        let chosen = match coding {
+            Coding::Identity => None,
+            Coding::Gzip => self.gzip.as_ref(),
+            Coding::Brotli => self.brotli.as_ref(),
+        };
+        chosen.unwrap_or(&self.identity)
+    }
+
+    /// Bytes this entry holds, for the cache's weigher.
+    pub fn weight(&self) -> u32 {
+        let len = |r: &Option<Representation>| r.as_ref().map_or(0, |r| r.body.len());
+        let total = self.identity.body.len() + len(&self.gzip) + len(&self.brotli) + 256;
+        u32::try_from(total).unwrap_or(u32::MAX)
+    }
+}

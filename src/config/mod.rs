@@ -1,0 +1,337 @@
+//! Configuration: one serde `Config` read from TOML, overlaid with `ESTUARY_*` environment variables, then `validate()`d.
+//!
+//! Precedence, lowest first: built-in defaults, the `--config` file, the
+//! environment, command-line flags. `estuary.example.toml` documents every
+//! field.
+
+mod bytesize;
+mod env;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use bytesize::ByteSize;
+pub use env::ENV_PREFIX;
+
+/// A configuration problem, naming the field at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("config: {field}: {message}")]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError { field: field.into(), message: message.into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub edge: EdgeConfig,
+    pub api: ApiConfig,
+    pub http: HttpConfig,
+    pub storage: StorageConfig,
+    pub cache: CacheConfig,
+    pub static_files: StaticFilesConfig,
+    pub shutdown: ShutdownConfig,
+    pub log: LogConfig,
+}
+
+/// The hot path: players and the CDN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EdgeConfig {
+    pub enabled: bool,
+    pub addr: SocketAddr,
+    /// Worker threads of the edge's own runtime; 0 means one per CPU core.
+    pub workers: usize,
+    /// Origin lock: when both are set, edge requests without this header and value get 403.
+    pub origin_lock_header: String,
+    pub origin_lock_secret: String,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            enabled: true,
+            addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            workers: 0,
+            origin_lock_header: String::new(),
+            origin_lock_secret: String::new(),
+        }
+    }
+}
+
+/// The control plane: operators, Prometheus, Kubernetes probes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    pub enabled: bool,
+    pub addr: SocketAddr,
+    /// Bearer token required on `/api/v1/*` when not empty.
+    pub token: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { enabled: true, addr: SocketAddr::from(([127, 0, 0, 1], 9090)), token: String::new() }
+    }
+}
+
+/// Connection limits shared by every listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A client must send a request's whole header block within this time.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Largest request header block accepted (431 above it).
+    pub max_header_bytes: ByteSize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { header_read_timeout: Duration::from_secs(10), max_header_bytes: ByteSize(16 * 1024) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    Local,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub backend: StorageBackend,
+    /// Root folder of the local backend.
+    pub root: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { backend: StorageBackend::Local, root: PathBuf::from("assets") }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Capacity of the segment cache in bytes.
+    pub bytes: ByteSize,
+    /// Objects larger than this are streamed from storage instead of cached.
+    pub max_object_bytes: ByteSize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { bytes: ByteSize::mib(512), max_object_bytes: ByteSize::mib(16) }
+    }
+}
+
+/// Pass-through serving of pre-packaged files under `/static/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StaticFilesConfig {
+    /// Lifetime of `.m3u8`/`.mpd` files at the CDN and in estuary's cache.
+    /// Short by default because a live packager may be rewriting them; raise it for VOD-only folders.
+    #[serde(with = "humantime_serde")]
+    pub manifest_max_age: Duration,
+    /// Lifetime of every other file (segments, init segments, keys, subtitles).
+    #[serde(with = "humantime_serde")]
+    pub file_max_age: Duration,
+}
+
+impl Default for StaticFilesConfig {
+    fn default() -> Self {
+        StaticFilesConfig { manifest_max_age: Duration::from_secs(2), file_max_age: Duration::from_secs(24 * 3600) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// After SIGTERM, keep serving (with /readyz false) this long so load balancers stop sending traffic.
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
+    /// Then stop accepting and give in-flight responses at most this long to finish.
+    #[serde(with = "humantime_serde")]
+    pub grace_period: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig { drain_delay: Duration::ZERO, grace_period: Duration::from_secs(30) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter (`info`, `estuary=debug,info`); `RUST_LOG` overrides it.
+    pub level: String,
+    /// One event per request on every tier.
+    pub access: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Pretty, level: "info".to_owned(), access: true }
+    }
+}
+
+impl Config {
+    /// Parses a TOML document (unknown fields are errors).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::new("toml", e.to_string()))
+    }
+
+    /// Reads the file at `path`, or the defaults when there is none.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            None => Ok(Config::default()),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError::new("--config", format!("{}: {e}", p.display())))?;
+                Config::from_toml(&text).map_err(|e| ConfigError::new(p.display().to_string(), e.message))
+            }
+        }
+    }
+
+    /// Overlays `ESTUARY_*` variables (see [`env`]).
+    pub fn apply_env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) -> Result<(), ConfigError> {
+        env::apply(self, vars)
+    }
+
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |f: &str, m: String| Err(ConfigError::new(f, m));
+        if !self.edge.enabled && !self.api.enabled {
+            return err("edge.enabled", "every tier is disabled; enable at least one".into());
+        }
+        if self.edge.workers > 512 {
+            return err("edge.workers", format!("{} is more than 512", self.edge.workers));
+        }
+        if self.edge.enabled && self.api.enabled && self.edge.addr == self.api.addr && self.edge.addr.port() != 0 {
+            return err("api.addr", format!("{} is also edge.addr", self.api.addr));
+        }
+        let lock = (&self.edge.origin_lock_header, &self.edge.origin_lock_secret);
+        match lock {
+            (h, s) if h.is_empty() && s.is_empty() => {}
+            (h, _) if h.is_empty() => {
+                return err("edge.origin_lock_header", "required when origin_lock_secret is set".into());
+            }
+            (_, s) if s.is_empty() => {
+                return err("edge.origin_lock_secret", "required when origin_lock_header is set".into());
+            }
+            (h, s) => {
+                if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                    return err("edge.origin_lock_header", format!("{h:?} is not a valid header name"));
+                }
+                if http::HeaderValue::from_str(s).is_err() {
+                    return err("edge.origin_lock_secret", "contains characters not allowed in a header".into());
+                }
+            }
+        }
+        if http::HeaderValue::from_str(&format!("Bearer {}", self.api.token)).is_err() {
+            return err("api.token", "contains characters not allowed in a header".into());
+        }
+        if self.http.header_read_timeout.is_zero() {
+            return err("http.header_read_timeout", "must be more than 0".into());
+        }
+        let hb = self.http.max_header_bytes.0;
+        if !(8 * 1024..=1024 * 1024).contains(&hb) {
+            return err("http.max_header_bytes", format!("{hb} is outside 8 KiB ..= 1 MiB"));
+        }
+        if self.cache.bytes.0 > 0 && self.cache.max_object_bytes > self.cache.bytes {
+            return err(
+                "cache.max_object_bytes",
+                format!("{} is more than cache.bytes ({})", self.cache.max_object_bytes, self.cache.bytes),
+            );
+        }
+        if self.cache.max_object_bytes.0 > u64::from(u32::MAX) {
+            return err("cache.max_object_bytes", "must be under 4 GiB".into());
+        }
+        match self.storage.backend {
+            StorageBackend::Local => {
+                let root = &self.storage.root;
+                if !root.is_dir() {
+                    return err(
+                        "storage.root",
+                        format!(
+                            "{} is not a directory (run from the repository root, or set --storage-root)",
+                            root.display()
+                        ),
+                    );
+                }
+            }
+        }
+        if self.shutdown.grace_period > Duration::from_secs(3600) {
+            return err("shutdown.grace_period", "is more than an hour".into());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return err("log.level", format!("{:?} is not a tracing filter", self.log.level));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_from_the_repository_root() {
+        let mut c = Config::default();
+        c.storage.root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets");
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn the_example_config_parses_and_validates() {
+        let text = include_str!("../../estuary.example.toml");
+        let mut c = Config::from_toml(text).unwrap();
+        c.storage.root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(&c.storage.root);
+        c.validate().unwrap();
+        assert_eq!(c.cache.bytes, ByteSize::mib(512));
+    }
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        let e = Config::from_toml("[edge]\nadress = \"0.0.0.0:1\"\n").unwrap_err();
+        assert!(e.to_string().contains("adress"), "{e}");
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let mut c = Config::default();
+        c.storage.root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        c.edge.origin_lock_header = "x-origin-secret".into();
+        assert_eq!(c.validate().unwrap_err().field, "edge.origin_lock_secret");
+        c.edge.origin_lock_secret = "s3cret".into();
+        c.validate().unwrap();
+        c.cache.max_object_bytes = ByteSize::mib(1024);
+        assert_eq!(c.validate().unwrap_err().field, "cache.max_object_bytes");
+        c.cache.max_object_bytes = ByteSize::mib(1);
+        c.storage.root = PathBuf::from("/definitely/not/here");
+        assert_eq!(c.validate().unwrap_err().field, "storage.root");
+        c.storage.root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        c.log.level = "estuary=[".into();
+        assert_eq!(c.validate().unwrap_err().field, "log.level");
+    }
+}

@@ -1,0 +1,59 @@
+//! Edge middleware in front of every handler: the CDN origin lock and CORS for browser players.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS, CACHE_CONTROL, VARY,
+};
+use http::{HeaderName, HeaderValue, Method, StatusCode};
+use subtle::ConstantTimeEq;
+
+use super::EdgeError;
+
+/// Headers a browser player may read from our responses.
+const EXPOSED: &str = "Content-Length, Content-Range, ETag, Last-Modified, Date, Age";
+/// Request headers allowed when the preflight names none.
+const ALLOWED: &str = "Range, If-None-Match, If-Modified-Since, If-Range, Accept-Encoding";
+
+/// The shared secret header a CDN adds to every origin request.
+#[derive(Clone)]
+pub struct OriginLock {
+    pub header: HeaderName,
+    pub secret: Arc<[u8]>,
+}
+
+/// 403 for requests without the CDN's secret header; `/healthz` stays open for load-balancer probes.
+pub async fn origin_lock(State(lock): State<OriginLock>, request: Request, next: Next) -> Response {
+    if request.uri().path() == "/healthz" {
+        return next.run(request).await;
+    }
+    let presented = request.headers().get(&lock.header).map(HeaderValue::as_bytes);
+    let allowed = presented.is_some_and(|p| bool::from(p.ct_eq(&lock.secret)));
+    if allowed { next.run(request).await } else { EdgeError::Forbidden.into_response() }
+}
+
+/// Answers CORS preflights and marks every response readable by any origin.
+pub async fn cors(request: Request, next: Next) -> Response {
+    if request.method() == Method::OPTIONS {
+        let allow =
+            request.headers().get(ACCESS_CONTROL_REQUEST_HEADERS).cloned().unwrap_or(HeaderValue::from_static(ALLOWED));
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let h = response.headers_mut();
+        h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        h.insert(ACCESS_CONTROL_ALLOW_HEADERS, allow);
+        h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+        h.insert(VARY, HeaderValue::from_static("Access-Control-Request-Headers"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+        return response;
+    }
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED));
+    response
+}

@@ -1,0 +1,66 @@
+//! The edge tier, estuary's hot path: everything players and the CDN fetch (GET/HEAD), plus `/healthz` for load balancers.
+//!
+//! Invariant: handlers only read; they never wait on a lock held by the API
+//! or ingest tiers for longer than a pointer swap.
+
+mod error;
+mod guard;
+pub mod respond;
+mod static_files;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::StatusCode;
+use http::header::CACHE_CONTROL;
+
+pub use error::EdgeError;
+pub use guard::OriginLock;
+
+use crate::cache::SegmentCache;
+use crate::config::StaticFilesConfig;
+use crate::server::Health;
+use crate::storage::Storage;
+use crate::telemetry::{AccessLog, access};
+
+/// What edge handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct EdgeState {
+    pub storage: Arc<dyn Storage>,
+    pub cache: SegmentCache,
+    pub static_files: StaticFilesConfig,
+    pub health: Health,
+}
+
+/// The edge router: routes, then CORS, the origin lock (when configured) and the access log.
+pub fn edge_router(state: EdgeState, origin_lock: Option<OriginLock>, access_log: AccessLog) -> Router {
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/static/{*key}", get(static_files::serve))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(from_fn(guard::cors));
+    let router = match origin_lock {
+        Some(lock) => router.layer(from_fn_with_state(lock, guard::origin_lock)),
+        None => router,
+    };
+    router.layer(from_fn_with_state(access_log, access::record))
+}
+
+/// Load-balancer probe: 200 while this pod should get traffic, 503 once it is draining.
+async fn healthz(State(state): State<EdgeState>) -> Response {
+    let (status, body) = if state.health.is_ready() {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    };
+    (status, [(CACHE_CONTROL, "no-store")], body).into_response()
+}
+
+async fn not_found() -> EdgeError {
+    EdgeError::NotFound
+}

@@ -1,0 +1,103 @@
+//! `GET/HEAD /static/{key}`: pass-through serving of stored objects (pre-packaged HLS/DASH), through the segment cache.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use http::{HeaderMap, Method};
+
+use super::{EdgeError, EdgeState, respond};
+use crate::cache::{CacheKey, CachedObject};
+use crate::http::content_type;
+use crate::http::policy::ObjectKind;
+use crate::storage::{ObjectMeta, Storage, StorageError, StorageKey};
+
+/// Why a static object could not be loaded into the cache.
+#[derive(Debug)]
+enum LoadError {
+    Storage(Arc<StorageError>),
+    /// Larger than the cache's object limit: stream it instead.
+    TooLarge(ObjectMeta),
+}
+
+/// Extensions of files that are nearly always small enough to cache; these
+/// are read in one go, others are measured with a `head` first.
+fn usually_small(ext: Option<&str>) -> bool {
+    matches!(
+        ext.map(str::to_ascii_lowercase).as_deref(),
+        Some(
+            "m3u8"
+                | "m3u"
+                | "mpd"
+                | "m4s"
+                | "ts"
+                | "aac"
+                | "ac3"
+                | "ec3"
+                | "vtt"
+                | "webvtt"
+                | "ttml"
+                | "key"
+                | "cmfv"
+                | "cmfa"
+        )
+    )
+}
+
+pub async fn serve(
+    State(state): State<EdgeState>,
+    Path(raw): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, EdgeError> {
+    let key = StorageKey::parse(&raw).map_err(|e| EdgeError::BadRequest(e.to_string()))?;
+    let content_type = content_type::for_extension(key.extension());
+    let is_manifest = matches!(content_type, "application/vnd.apple.mpegurl" | "application/dash+xml");
+    let cfg = &state.static_files;
+    let kind = if is_manifest {
+        ObjectKind::StaticManifest { max_age: cfg.manifest_max_age }
+    } else {
+        ObjectKind::StaticFile { max_age: cfg.file_max_age }
+    };
+    let ttl = if is_manifest { cfg.manifest_max_age } else { cfg.file_max_age };
+    let limit = state.cache.max_object_bytes();
+    let load = load(state.storage.clone(), key.clone(), content_type, limit, ttl);
+    match state.cache.get_or_load(CacheKey::Static(key.clone()), load).await {
+        Ok((obj, outcome)) => Ok(respond::cached(&method, &headers, &obj, kind, outcome)),
+        Err(e) => match &*e {
+            LoadError::TooLarge(meta) => {
+                state.cache.record_bypass();
+                Ok(respond::streamed(&method, &headers, state.storage.clone(), key, meta, content_type, kind))
+            }
+            LoadError::Storage(e) => Err(EdgeError::Storage(e.clone())),
+        },
+    }
+}
+
+async fn load(
+    storage: Arc<dyn Storage>,
+    key: StorageKey,
+    content_type: &'static str,
+    limit: u64,
+    ttl: std::time::Duration,
+) -> Result<CachedObject, LoadError> {
+    let storage_err = |e| LoadError::Storage(Arc::new(e));
+    if !usually_small(key.extension()) {
+        let meta = storage.head(&key).await.map_err(storage_err)?;
+        if meta.size > limit {
+            return Err(LoadError::TooLarge(meta));
+        }
+    }
+    let obj = storage.get_range(&key, 0..limit.saturating_add(1)).await.map_err(storage_err)?;
+    if obj.meta.size > limit {
+        return Err(LoadError::TooLarge(obj.meta));
+    }
+    let cached = CachedObject::new(obj.body, content_type, obj.meta.modified).with_ttl(Some(ttl));
+    if content_type::is_compressible(content_type) {
+        tokio::task::spawn_blocking(move || cached.compressed())
+            .await
+            .map_err(|e| storage_err(StorageError::Unavailable(e.to_string())))
+    } else {
+        Ok(cached)
+    }
+}

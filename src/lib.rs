@@ -1,0 +1,11 @@
+//! estuary: an HLS/DASH streaming origin. The binary (`main.rs`) is a thin
+//! shell around [`server::start`]; everything else lives in these modules.
+
+pub mod api;
+pub mod cache;
+pub mod config;
+pub mod edge;
+pub mod http;
+pub mod server;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,150 @@
+//! The `estuary` command: `serve` runs the origin, `check-config` prints the effective config, `health` probes a running one.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use estuary::config::{ByteSize, Config, LogFormat};
+use estuary::server::{self, StartOptions};
+
+#[derive(Parser)]
+#[command(name = "estuary", version, about = "HLS/DASH streaming origin")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the origin (edge and API tiers).
+    Serve(ServeArgs),
+    /// Load and validate the configuration, then print it as TOML.
+    CheckConfig(ServeArgs),
+    /// Ask a running estuary whether it is healthy (exit 0) or not (exit 1); for container health checks.
+    Health {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        #[arg(long, default_value = "/healthz")]
+        path: String,
+    },
+}
+
+/// Flags override the environment, which overrides the config file.
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML config file (see estuary.example.toml).
+    #[arg(long, env = "ESTUARY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Edge listener (players, CDN).
+    #[arg(long)]
+    edge_addr: Option<SocketAddr>,
+    /// API listener (operators, probes, metrics).
+    #[arg(long)]
+    api_addr: Option<SocketAddr>,
+    /// Root folder of local storage.
+    #[arg(long)]
+    storage_root: Option<PathBuf>,
+    /// Segment cache capacity ("512MiB", "2GiB", or bytes).
+    #[arg(long, value_parser = ByteSize::parse)]
+    cache_bytes: Option<ByteSize>,
+    #[arg(long)]
+    log_format: Option<LogFormat>,
+}
+
+impl ServeArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        config.apply_env(std::env::vars())?;
+        if let Some(a) = self.edge_addr {
+            config.edge.addr = a;
+        }
+        if let Some(a) = self.api_addr {
+            config.api.addr = a;
+        }
+        if let Some(r) = &self.storage_root {
+            config.storage.root = r.clone();
+        }
+        if let Some(b) = self.cache_bytes {
+            config.cache.bytes = b;
+        }
+        if let Some(f) = self.log_format {
+            config.log.format = f;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => args.config().and_then(serve),
+        Command::CheckConfig(args) => args.config().and_then(|c| {
+            print!("{}", toml::to_string_pretty(&c)?);
+            Ok(())
+        }),
+        Command::Health { addr, path } => health(addr, &path),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("estuary: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let _log_guard = estuary::telemetry::logging::init(&config.log);
+    let workers = match config.edge.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let edge_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("edge")
+        .enable_all()
+        .build()
+        .context("building the edge runtime")?;
+    let control_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("control")
+        .enable_all()
+        .build()
+        .context("building the control runtime")?;
+    let options = StartOptions { storage: None, edge_runtime: Some(edge_rt.handle().clone()) };
+    control_rt.block_on(async {
+        let running = server::start(&config, options).await?;
+        if let Some(addr) = running.edge_addr {
+            let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+            tracing::info!(
+                edge_workers = workers,
+                "estuary is ready: try `ffplay http://{host}:{}/static/sample/hls/master.m3u8`",
+                addr.port()
+            );
+        }
+        server::termination_signal().await;
+        running.shutdown().await;
+        anyhow::Ok(())
+    })?;
+    edge_rt.shutdown_timeout(Duration::from_secs(1));
+    control_rt.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+/// A minimal HTTP/1.1 GET with a 3 s budget; success is a 2xx status.
+fn health(addr: SocketAddr, path: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let timeout = Duration::from_secs(3);
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).context("reading the status line")?;
+    let status = std::str::from_utf8(&head[9..12]).unwrap_or("???");
+    if status.starts_with('2') { Ok(()) } else { anyhow::bail!("{addr}{path} answered {status}") }
+}

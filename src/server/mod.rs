@@ -1,0 +1,174 @@
+//! Process assembly: builds storage, cache and metrics from the config, binds each tier's listener, and shuts down gracefully.
+
+mod health;
+pub mod listener;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use health::Health;
+
+use crate::api::{ApiState, api_router};
+use crate::cache::SegmentCache;
+use crate::config::{Config, StorageBackend};
+use crate::edge::{EdgeState, OriginLock, edge_router};
+use crate::storage::Storage;
+use crate::storage::local::LocalStorage;
+use crate::storage::metered::MeteredStorage;
+use crate::telemetry::{AccessLog, Metrics};
+use listener::ConnectionLimits;
+
+/// Choices the command line or a test makes that are not configuration.
+#[derive(Default)]
+pub struct StartOptions {
+    /// Use this backend instead of the configured one (tests wrap one to count reads).
+    pub storage: Option<Arc<dyn Storage>>,
+    /// Run the edge tier on this runtime (its own worker threads) instead of the caller's.
+    pub edge_runtime: Option<Handle>,
+}
+
+/// A running estuary: its bound addresses and the handles to stop it.
+pub struct Server {
+    pub edge_addr: Option<SocketAddr>,
+    pub api_addr: Option<SocketAddr>,
+    pub health: Health,
+    pub storage: Arc<MeteredStorage>,
+    pub cache: SegmentCache,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    drain_delay: Duration,
+}
+
+/// The backend named by the config.
+pub fn build_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
+    match config.storage.backend {
+        StorageBackend::Local => {
+            let local = LocalStorage::new(&config.storage.root)
+                .with_context(|| format!("storage.root {}", config.storage.root.display()))?;
+            Ok(Arc::new(local))
+        }
+    }
+}
+
+fn bind(addr: SocketAddr, tier: &str) -> anyhow::Result<std::net::TcpListener> {
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("binding the {tier} listener on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Starts every enabled tier. Returns once all listeners are bound and the process is ready.
+pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Server> {
+    let backend = match options.storage {
+        Some(s) => s,
+        None => build_storage(config)?,
+    };
+    let storage = Arc::new(MeteredStorage::new(backend));
+    if let Err(e) = storage.probe().await {
+        // A shared backend's outage is reported in stats, not fatal: cached content can still be served.
+        tracing::warn!(backend = storage.backend(), error = %e, "storage probe failed at start-up");
+    }
+    let cache = SegmentCache::new(config.cache.bytes.0, config.cache.max_object_bytes.0);
+    let metrics = Metrics::new();
+    let health = Health::default();
+    let limits = ConnectionLimits {
+        header_read_timeout: config.http.header_read_timeout,
+        max_header_bytes: usize::try_from(config.http.max_header_bytes.0).unwrap_or(usize::MAX),
+    };
+    let grace = config.shutdown.grace_period;
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let mut edge_addr = None;
+    if config.edge.enabled {
+        let std_listener = bind(config.edge.addr, "edge")?;
+        edge_addr = Some(std_listener.local_addr()?);
+        let state = EdgeState {
+            storage: storage.clone(),
+            cache: cache.clone(),
+            static_files: config.static_files.clone(),
+            health: health.clone(),
+        };
+        let lock = (!config.edge.origin_lock_header.is_empty()).then(|| OriginLock {
+            header: http::HeaderName::from_bytes(config.edge.origin_lock_header.as_bytes())
+                .expect("validated header name"),
+            secret: config.edge.origin_lock_secret.as_bytes().into(),
+        });
+        let access = AccessLog { tier: "edge", metrics: metrics.clone(), log: config.log.access };
+        let router = edge_router(state, lock, access);
+        let (limits, stop_rx) = (limits.clone(), stop_rx.clone());
+        let serve = async move {
+            match tokio::net::TcpListener::from_std(std_listener) {
+                Ok(l) => listener::serve("edge", l, router, limits, stop_rx, grace).await,
+                Err(e) => tracing::error!(error = %e, "edge listener could not be registered"),
+            }
+        };
+        tasks.push(match &options.edge_runtime {
+            Some(rt) => rt.spawn(serve),
+            None => tokio::spawn(serve),
+        });
+    }
+
+    let mut api_addr = None;
+    if config.api.enabled {
+        let std_listener = bind(config.api.addr, "api")?;
+        api_addr = Some(std_listener.local_addr()?);
+        let state = ApiState {
+            health: health.clone(),
+            cache: cache.clone(),
+            storage: storage.clone(),
+            metrics: metrics.clone(),
+            token: (!config.api.token.is_empty()).then(|| Arc::from(config.api.token.as_str())),
+        };
+        let access = AccessLog { tier: "api", metrics: metrics.clone(), log: config.log.access };
+        let router = api_router(state, access);
+        let l = tokio::net::TcpListener::from_std(std_listener)?;
+        tasks.push(tokio::spawn(listener::serve("api", l, router, limits.clone(), stop_rx.clone(), grace)));
+    }
+
+    health.set_ready();
+    for (tier, addr) in [("edge", edge_addr), ("api", api_addr)] {
+        if let Some(addr) = addr {
+            tracing::info!(tier, %addr, "listening");
+        }
+    }
+    Ok(Server { edge_addr, api_addr, health, storage, cache, stop, tasks, drain_delay: config.shutdown.drain_delay })
+}
+
+impl Server {
+    /// Graceful shutdown: readiness turns false at once, the listeners keep
+    /// serving for the drain delay (so load balancers notice), then stop
+    /// accepting while in-flight responses finish within the grace period.
+    pub async fn shutdown(self) {
+        self.health.begin_drain();
+        tracing::info!(drain_delay_s = self.drain_delay.as_secs_f64(), "shutting down: readiness is now false");
+        tokio::time::sleep(self.drain_delay).await;
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        tracing::info!("shutdown complete");
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

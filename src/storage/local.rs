@@ -1,0 +1,294 @@
+//! Local-filesystem backend: objects are files below one root folder, and nothing outside it is ever read.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+
+use super::{ListedObject, Object, ObjectMeta, Storage, StorageError, StorageKey};
+
+/// Prefix of the temporary files `put` writes before renaming them into place.
+const TMP_PREFIX: &str = ".estuary-tmp-";
+
+/// Objects stored as files below `root`.
+///
+/// Invariant: every path opened is `root` joined with a validated
+/// [`StorageKey`] and, once symlinks are resolved, still below `root`; a
+/// symlink that leaves the root reads as "not found".
+#[derive(Debug)]
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    pub fn new(root: impl AsRef<Path>) -> io::Result<Self> {
+        let root = fs::canonicalize(root.as_ref())
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", root.as_ref().display())))?;
+        if !root.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a directory", root.display())));
+        }
+        Ok(LocalStorage { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The real path of an existing object, refusing anything that resolves outside the root.
+    fn resolve_existing(root: &Path, key: &StorageKey) -> Result<PathBuf, StorageError> {
+        let real = fs::canonicalize(root.join(key.as_str())).map_err(|e| StorageError::io(key, e))?;
+        if real.starts_with(root) {
+            Ok(real)
+        } else {
+            tracing::warn!(%key, "refusing a path that resolves outside the storage root");
+            Err(StorageError::NotFound(key.to_string()))
+        }
+    }
+
+    /// Opens a regular file for reading; directories and other file types are "not found".
+    fn open(root: &Path, key: &StorageKey) -> Result<(File, ObjectMeta), StorageError> {
+        let path = Self::resolve_existing(root, key)?;
+        let file = File::open(&path).map_err(|e| StorageError::io(key, e))?;
+        let md = file.metadata().map_err(|e| StorageError::io(key, e))?;
+        if !md.is_file() {
+            return Err(StorageError::NotFound(key.to_string()));
+        }
+        let meta = ObjectMeta { size: md.len(), modified: md.modified().ok(), etag: None };
+        Ok((file, meta))
+    }
+
+    async fn blocking<T, F>(&self, key: &StorageKey, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Path) -> Result<T, StorageError> + Send + 'static,
+    {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || f(&root))
+            .await
+            .map_err(|e| StorageError::Io { key: key.to_string(), source: io::Error::other(e) })?
+    }
+}
+
+fn read_at(file: &File, key: &StorageKey, start: u64, len: usize) -> Result<Bytes, StorageError> {
+    let mut buf = BytesMut::zeroed(len);
+    file.read_exact_at(&mut buf, start).map_err(|e| StorageError::io(key, e))?;
+    Ok(buf.freeze())
+}
+
+/// Splits a listing prefix into the folder to walk; refuses prefixes that could climb out.
+fn prefix_folder(prefix: &str) -> Result<Option<StorageKey>, StorageError> {
+    match prefix.rfind('/') {
+        None => Ok(None),
+        Some(i) => Ok(Some(StorageKey::parse(&prefix[..i])?)),
+    }
+}
+
+fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<ListedObject>) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(TMP_PREFIX) {
+            continue;
+        }
+        let path = entry.path();
+        // Follow symlinks only while they stay below the root.
+        let Ok(real) = fs::canonicalize(&path) else { continue };
+        if !real.starts_with(root) {
+            continue;
+        }
+        let Ok(rel) = path.strip_prefix(root) else { continue };
+        let Some(rel) = rel.to_str() else { continue };
+        let md = fs::metadata(&real)?;
+        if md.is_dir() {
+            let dir_key = format!("{rel}/");
+            if dir_key.starts_with(prefix) || prefix.starts_with(&dir_key) {
+                walk(root, &path, prefix, out)?;
+            }
+        } else if md.is_file() && rel.starts_with(prefix) {
+            if let Ok(key) = StorageKey::parse(rel) {
+                out.push(ListedObject { key, size: md.len(), modified: md.modified().ok() });
+            }
+        }
+    }
+    Ok(())
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+#[async_trait]
+impl Storage for LocalStorage {
+    fn backend(&self) -> &'static str {
+        "local"
+    }
+
+    async fn probe(&self) -> Result<(), StorageError> {
+        let root = self.root.clone();
+        let md = tokio::fs::metadata(&root)
+            .await
+            .map_err(|e| StorageError::Io { key: root.display().to_string(), source: e })?;
+        if md.is_dir() {
+            Ok(())
+        } else {
+            Err(StorageError::Unavailable(format!("{} is not a directory", root.display())))
+        }
+    }
+
+    async fn get(&self, key: &StorageKey) -> Result<Object, StorageError> {
+        let k = key.clone();
+        self.blocking(key, move |root| {
+            let (mut file, meta) = Self::open(root, &k)?;
+            let mut body = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
+            file.read_to_end(&mut body).map_err(|e| StorageError::io(&k, e))?;
+            let meta = ObjectMeta { size: body.len() as u64, ..meta };
+            Ok(Object { body: body.into(), meta })
+        })
+        .await
+    }
+
+    async fn get_range(&self, key: &StorageKey, range: Range<u64>) -> Result<Object, StorageError> {
+        let k = key.clone();
+        self.blocking(key, move |root| {
+            let (file, meta) = Self::open(root, &k)?;
+            let start = range.start.min(meta.size);
+            let end = range.end.clamp(start, meta.size);
+            let len =
+                usize::try_from(end - start).map_err(|_| StorageError::io(&k, io::Error::other("range too large")))?;
+            let body = read_at(&file, &k, start, len)?;
+            Ok(Object { body, meta })
+        })
+        .await
+    }
+
+    async fn head(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError> {
+        let k = key.clone();
+        self.blocking(key, move |root| Self::open(root, &k).map(|(_, meta)| meta)).await
+    }
+
+    async fn put(&self, key: &StorageKey, body: Bytes) -> Result<(), StorageError> {
+        let k = key.clone();
+        self.blocking(key, move |root| {
+            let target = root.join(k.as_str());
+            let parent = target.parent().unwrap_or(root);
+            fs::create_dir_all(parent).map_err(|e| StorageError::io(&k, e))?;
+            let real_parent = fs::canonicalize(parent).map_err(|e| StorageError::io(&k, e))?;
+            if !real_parent.starts_with(root) {
+                return Err(StorageError::Io {
+                    key: k.to_string(),
+                    source: io::Error::new(io::ErrorKind::PermissionDenied, "folder resolves outside the storage root"),
+                });
+            }
+            let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("object");
+            let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+            let tmp = real_parent.join(format!("{TMP_PREFIX}{}-{n}-{name}", std::process::id()));
+            let write = || -> io::Result<()> {
+                let mut f = File::create(&tmp)?;
+                f.write_all(&body)?;
+                fs::rename(&tmp, real_parent.join(name))
+            };
+            write().map_err(|e| {
+                let _ = fs::remove_file(&tmp);
+                StorageError::io(&k, e)
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
+        let k = key.clone();
+        self.blocking(key, move |root| {
+            let path = match Self::resolve_existing(root, &k) {
+                Ok(path) => path,
+                Err(StorageError::NotFound(_)) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            match fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(StorageError::io(&k, e)),
+            }
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
+        if prefix.starts_with('/') || prefix.contains('\\') {
+            return Err(StorageError::InvalidKey(super::KeyError::Absolute));
+        }
+        let folder = prefix_folder(prefix)?;
+        let prefix = prefix.to_owned();
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let start = match &folder {
+                Some(f) => root.join(f.as_str()),
+                None => root.clone(),
+            };
+            let mut out = Vec::new();
+            walk(&root, &start, &prefix, &mut out).map_err(|e| StorageError::Io { key: prefix.clone(), source: e })?;
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> StorageKey {
+        StorageKey::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn put_get_range_head_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = LocalStorage::new(dir.path()).unwrap();
+        st.put(&key("a/b/c.txt"), Bytes::from_static(b"hello world")).await.unwrap();
+        st.put(&key("a/d.txt"), Bytes::from_static(b"x")).await.unwrap();
+        assert_eq!(&st.get(&key("a/b/c.txt")).await.unwrap().body[..], b"hello world");
+        let part = st.get_range(&key("a/b/c.txt"), 6..100).await.unwrap();
+        assert_eq!(&part.body[..], b"world");
+        assert_eq!(part.meta.size, 11);
+        assert!(st.get_range(&key("a/b/c.txt"), 20..30).await.unwrap().body.is_empty());
+        assert_eq!(st.head(&key("a/d.txt")).await.unwrap().size, 1);
+        let all: Vec<_> = st.list("").await.unwrap().into_iter().map(|o| o.key.to_string()).collect();
+        assert_eq!(all, ["a/b/c.txt", "a/d.txt"]);
+        let some: Vec<_> = st.list("a/b").await.unwrap().into_iter().map(|o| o.key.to_string()).collect();
+        assert_eq!(some, ["a/b/c.txt"]);
+        st.delete(&key("a/b/c.txt")).await.unwrap();
+        st.delete(&key("a/b/c.txt")).await.unwrap();
+        assert!(matches!(st.get(&key("a/b/c.txt")).await, Err(StorageError::NotFound(_))));
+        assert!(matches!(st.get(&key("a/b")).await, Err(StorageError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn symlinks_leaving_the_root_are_not_found() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), b"secret").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("dirlink")).unwrap();
+        fs::write(dir.path().join("inside"), b"ok").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("inside"), dir.path().join("goodlink")).unwrap();
+        let st = LocalStorage::new(dir.path()).unwrap();
+        assert!(matches!(st.get(&key("link")).await, Err(StorageError::NotFound(_))));
+        assert!(matches!(st.get(&key("dirlink/secret")).await, Err(StorageError::NotFound(_))));
+        assert!(st.put(&key("dirlink/new"), Bytes::from_static(b"x")).await.is_err());
+        assert!(!outside.path().join("new").exists());
+        assert_eq!(&st.get(&key("goodlink")).await.unwrap().body[..], b"ok");
+        let listed: Vec<_> = st.list("").await.unwrap().into_iter().map(|o| o.key.to_string()).collect();
+        assert_eq!(listed, ["goodlink", "inside"]);
+    }
+}

@@ -1,0 +1,104 @@
+//! Object storage: the `Storage` trait every backend implements, its metadata and error types.
+//!
+//! Backends: [`local::LocalStorage`] (a folder) and, wrapped around any of
+//! them, [`metered::MeteredStorage`] (counts reads, bytes and failures for
+//! stats, metrics and health).
+
+pub mod key;
+pub mod local;
+pub mod metered;
+
+use std::ops::Range;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use key::{KeyError, StorageKey};
+
+/// What a backend knows about an object without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Total size of the object in bytes.
+    pub size: u64,
+    pub modified: Option<SystemTime>,
+    /// A validator the backend already has (S3's ETag), if any.
+    pub etag: Option<String>,
+}
+
+/// Bytes read from an object, with the metadata of the whole object.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub body: Bytes,
+    pub meta: ObjectMeta,
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: StorageKey,
+    pub size: u64,
+    pub modified: Option<SystemTime>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object not found: {0}")]
+    NotFound(String),
+    #[error("invalid storage key: {0}")]
+    InvalidKey(#[from] KeyError),
+    #[error("storage I/O error on {key}: {source}")]
+    Io {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage timed out: {0}")]
+    Timeout(String),
+}
+
+impl StorageError {
+    /// True for faults of the storage service itself (as opposed to "no such object").
+    pub fn is_outage(&self) -> bool {
+        matches!(self, StorageError::Io { .. } | StorageError::Unavailable(_) | StorageError::Timeout(_))
+    }
+
+    pub(crate) fn io(key: &StorageKey, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            StorageError::NotFound(key.to_string())
+        } else {
+            StorageError::Io { key: key.to_string(), source }
+        }
+    }
+}
+
+/// An object store. Keys are validated [`StorageKey`]s; every method is one
+/// logical operation against the backend.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Short backend name for stats and metrics ("local", "s3").
+    fn backend(&self) -> &'static str;
+
+    /// Checks that the backend is reachable and usable (startup and health).
+    async fn probe(&self) -> Result<(), StorageError>;
+
+    /// Reads a whole object.
+    async fn get(&self, key: &StorageKey) -> Result<Object, StorageError>;
+
+    /// Reads `range`, clamped to the object's end (an empty body when the
+    /// range starts at or past it). `meta.size` is the whole object's size.
+    async fn get_range(&self, key: &StorageKey, range: Range<u64>) -> Result<Object, StorageError>;
+
+    async fn head(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError>;
+
+    /// Writes a whole object, replacing any previous one atomically.
+    async fn put(&self, key: &StorageKey, body: Bytes) -> Result<(), StorageError>;
+
+    /// Deletes an object; deleting a missing object succeeds.
+    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError>;
+
+    /// Every object whose key starts with `prefix` (a plain string prefix, as in S3), sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError>;
+}

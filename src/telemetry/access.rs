@@ -1,0 +1,69 @@
+//! Access middleware: one log event and one set of metric samples per request, on every tier.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::header::CONTENT_LENGTH;
+use http_body::Body as _;
+
+use super::Metrics;
+use crate::cache::CacheOutcome;
+
+/// Why a request failed, attached to the response by the error type so the log line can say it.
+#[derive(Debug, Clone)]
+pub struct ErrorDetail(pub Arc<str>);
+
+/// What the access middleware needs: which tier it runs on, where to count, whether to log.
+#[derive(Clone)]
+pub struct AccessLog {
+    pub tier: &'static str,
+    pub metrics: Metrics,
+    pub log: bool,
+}
+
+/// Records method, route template, status, bytes, duration and cache outcome of each request.
+pub async fn record(State(ctx): State<AccessLog>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().clone();
+    let route: Arc<str> = match request.extensions().get::<MatchedPath>() {
+        Some(p) => p.as_str().into(),
+        None => "unmatched".into(),
+    };
+    let path = ctx.log.then(|| request.uri().path().to_owned());
+    let response = next.run(request).await;
+    let elapsed = start.elapsed();
+    let status = response.status().as_u16();
+    let bytes = if method == http::Method::HEAD {
+        0
+    } else {
+        response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .or_else(|| response.body().size_hint().exact())
+            .unwrap_or(0)
+    };
+    ctx.metrics.observe(ctx.tier, &route, status, elapsed.as_secs_f64(), bytes);
+    if let Some(path) = path {
+        let cache = response.extensions().get::<CacheOutcome>().map(|c| c.as_str());
+        let error = response.extensions().get::<ErrorDetail>().map(|e| &*e.0);
+        tracing::info!(
+            target: "estuary::access",
+            tier = ctx.tier,
+            method = %method,
+            route = &*route,
+            path,
+            status,
+            bytes,
+            duration_us = elapsed.as_micros() as u64,
+            cache,
+            error,
+            "request"
+        );
+    }
+    response
+}

@@ -1,0 +1,21 @@
+//! Log setup: `tracing` to stdout through a non-blocking writer, pretty for people or JSON for log shippers.
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogConfig, LogFormat};
+
+/// Installs the global subscriber. Keep the guard alive until exit, or the last lines are lost.
+///
+/// `RUST_LOG`, when set, overrides `log.level`. Logging never blocks a
+/// request: under a flood the writer drops lines rather than stall the edge.
+pub fn init(config: &LogConfig) -> WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    match config.format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
+        LogFormat::Pretty => builder.with_target(false).init(),
+    }
+    guard
+}

@@ -1,0 +1,8 @@
+//! Telemetry: log setup, the per-request access middleware shared by every tier, and Prometheus metrics.
+
+pub mod access;
+pub mod logging;
+pub mod metrics;
+
+pub use access::{AccessLog, ErrorDetail};
+pub use metrics::Metrics;

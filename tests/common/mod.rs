@@ -1,0 +1,50 @@
+//! Test harness shared by the integration tests: a raw HTTP client, in-process and out-of-process servers, counting storage, media tools.
+#![allow(dead_code)]
+
+pub mod client;
+pub mod counting;
+pub mod process;
+pub mod tools;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use estuary::config::Config;
+use estuary::server::{self, Server, StartOptions};
+use estuary::storage::Storage;
+
+/// The repository's bundled sample assets.
+pub fn assets_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets")
+}
+
+/// A config for tests: loopback on free ports, the bundled assets, no access log.
+pub fn test_config() -> Config {
+    let mut c = Config::default();
+    c.edge.addr = "127.0.0.1:0".parse().unwrap();
+    c.api.addr = "127.0.0.1:0".parse().unwrap();
+    c.storage.root = assets_dir();
+    c.log.access = false;
+    c
+}
+
+/// An estuary running inside the test's runtime, on real sockets.
+pub struct TestServer {
+    pub server: Server,
+    pub edge: SocketAddr,
+    pub api: SocketAddr,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> TestServer {
+        Self::start_with(config, None).await
+    }
+
+    pub async fn start_with(config: Config, storage: Option<Arc<dyn Storage>>) -> TestServer {
+        config.validate().expect("test config is valid");
+        let server =
+            server::start(&config, StartOptions { storage, edge_runtime: None }).await.expect("estuary starts");
+        TestServer { edge: server.edge_addr.expect("edge enabled"), api: server.api_addr.expect("api enabled"), server }
+    }
+}
