@@ -1,0 +1,31 @@
+# estuary: multi-stage build, small non-root runtime image.
+#   docker build -t estuary .
+#   docker run --rm -p 8080:8080 -p 9090:9090 estuary
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin estuary \
+ && strip target/release/estuary
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /srv/estuary --shell /usr/sbin/nologin estuary
+COPY --from=build /src/target/release/estuary /usr/local/bin/estuary
+COPY --chown=10001:10001 assets /srv/estuary/assets
+COPY estuary.example.toml /etc/estuary/estuary.example.toml
+WORKDIR /srv/estuary
+USER 10001
+# The API listens on all interfaces inside the container so the kubelet can
+# probe it; set ESTUARY_API_TOKEN to protect /api/v1/*.
+ENV ESTUARY_STORAGE_ROOT=/srv/estuary/assets \
+    ESTUARY_API_ADDR=0.0.0.0:9090 \
+    ESTUARY_LOG_FORMAT=json
+# edge, ingest, api
+EXPOSE 8080 8081 9090
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["estuary", "health", "--addr", "127.0.0.1:8080", "--path", "/healthz"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["estuary"]
+CMD ["serve"]
