@@ -34,7 +34,9 @@ fn cache_hit(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
                 let (obj, outcome) = cache
-                    .get_or_load(key.clone(), async { Err::<CachedObject, std::io::Error>(std::io::Error::other("miss")) })
+                    .get_or_load(key.clone(), async {
+                        Err::<CachedObject, std::io::Error>(std::io::Error::other("miss"))
+                    })
                     .await
                     .unwrap();
                 assert_eq!(outcome, CacheOutcome::Hit);
