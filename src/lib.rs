@@ -6,6 +6,8 @@ pub mod cache;
 pub mod config;
 pub mod edge;
 pub mod http;
+pub mod packaging;
 pub mod server;
 pub mod storage;
 pub mod telemetry;
+pub mod vod;

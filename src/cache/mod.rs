@@ -12,6 +12,7 @@ use moka::notification::RemovalCause;
 use serde::Serialize;
 
 use crate::storage::StorageKey;
+use crate::vod::VodKey;
 
 pub use object::{CachedObject, Representation};
 
@@ -21,6 +22,8 @@ pub use object::{CachedObject, Representation};
 pub enum CacheKey {
     /// A pass-through object under `/static/`.
     Static(StorageKey),
+    /// A VOD playlist, manifest or segment rendered from a source's current version.
+    Vod(VodKey),
 }
 
 impl CacheKey {
@@ -28,6 +31,7 @@ impl CacheKey {
     pub fn path(&self) -> String {
         match self {
             CacheKey::Static(key) => format!("static/{key}"),
+            CacheKey::Vod(v) => format!("vod/{}/{}", v.asset, v.object),
         }
     }
 }

@@ -39,6 +39,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub cache: CacheConfig,
     pub static_files: StaticFilesConfig,
+    pub vod: VodConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
 }
@@ -152,6 +153,43 @@ pub struct StaticFilesConfig {
 impl Default for StaticFilesConfig {
     fn default() -> Self {
         StaticFilesConfig { manifest_max_age: Duration::from_secs(2), file_max_age: Duration::from_secs(24 * 3600) }
+    }
+}
+
+/// On-the-fly packaging of MP4 files under `/vod/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VodConfig {
+    /// Target segment duration; segments start at keyframes nearest its multiples.
+    #[serde(with = "humantime_serde")]
+    pub segment_duration: Duration,
+    /// Lifetime of VOD playlists, manifests and segments at the CDN and in estuary's cache.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// How often a source file is checked (size, modification time, ETag) for replacement.
+    #[serde(with = "humantime_serde")]
+    pub revalidate_after: Duration,
+    /// Memory for parsed source indexes (sample tables), separate from the segment cache.
+    pub index_cache_bytes: ByteSize,
+    /// Largest `moov` box accepted (a one-hour file needs a few MiB).
+    pub max_moov_bytes: ByteSize,
+    /// Largest number of samples in one track.
+    pub max_samples_per_track: u32,
+    /// Sample ranges closer than this are read in one request (the bytes between are read and dropped).
+    pub read_gap_bytes: ByteSize,
+}
+
+impl Default for VodConfig {
+    fn default() -> Self {
+        VodConfig {
+            segment_duration: Duration::from_secs(6),
+            max_age: Duration::from_secs(24 * 3600),
+            revalidate_after: Duration::from_secs(10),
+            index_cache_bytes: ByteSize::mib(256),
+            max_moov_bytes: ByteSize::mib(64),
+            max_samples_per_track: 5_000_000,
+            read_gap_bytes: ByteSize(16 * 1024),
+        }
     }
 }
 
@@ -280,6 +318,16 @@ impl Config {
                     );
                 }
             }
+        }
+        let seg = self.vod.segment_duration;
+        if seg < Duration::from_millis(500) || seg > Duration::from_secs(60) {
+            return err("vod.segment_duration", format!("{seg:?} is outside 0.5 s ..= 60 s"));
+        }
+        if self.vod.max_samples_per_track == 0 {
+            return err("vod.max_samples_per_track", "must be more than 0".into());
+        }
+        if self.vod.max_moov_bytes.0 < 1024 || self.vod.max_moov_bytes.0 > 1 << 30 {
+            return err("vod.max_moov_bytes", "must be between 1 KiB and 1 GiB".into());
         }
         if self.shutdown.grace_period > Duration::from_secs(3600) {
             return err("shutdown.grace_period", "is more than an hour".into());

@@ -7,6 +7,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 
 use crate::http::policy::{ObjectKind, cache_control};
+use crate::packaging::PackagingError;
 use crate::storage::StorageError;
 use crate::telemetry::ErrorDetail;
 
@@ -22,6 +23,9 @@ pub enum EdgeError {
     Forbidden,
     #[error(transparent)]
     Storage(Arc<StorageError>),
+    /// A source file that cannot be packaged: 415 for codecs, 422 otherwise.
+    #[error(transparent)]
+    Packaging(PackagingError),
 }
 
 impl From<StorageError> for EdgeError {
@@ -36,6 +40,8 @@ impl EdgeError {
             EdgeError::NotFound => StatusCode::NOT_FOUND,
             EdgeError::BadRequest(_) => StatusCode::BAD_REQUEST,
             EdgeError::Forbidden => StatusCode::FORBIDDEN,
+            EdgeError::Packaging(PackagingError::UnsupportedCodec(_)) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            EdgeError::Packaging(_) => StatusCode::UNPROCESSABLE_ENTITY,
             EdgeError::Storage(e) => match &**e {
                 StorageError::NotFound(_) => StatusCode::NOT_FOUND,
                 StorageError::InvalidKey(_) => StatusCode::BAD_REQUEST,

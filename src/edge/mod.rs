@@ -7,6 +7,7 @@ mod error;
 mod guard;
 pub mod respond;
 mod static_files;
+mod vod;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ use crate::config::StaticFilesConfig;
 use crate::server::Health;
 use crate::storage::Storage;
 use crate::telemetry::{AccessLog, access};
+use crate::vod::Vod;
 
 /// What edge handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -33,6 +35,7 @@ pub struct EdgeState {
     pub storage: Arc<dyn Storage>,
     pub cache: SegmentCache,
     pub static_files: StaticFilesConfig,
+    pub vod: Vod,
     pub health: Health,
 }
 
@@ -41,6 +44,7 @@ pub fn edge_router(state: EdgeState, origin_lock: Option<OriginLock>, access_log
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/static/{*key}", get(static_files::serve))
+        .route("/vod/{*path}", get(vod::serve))
         .fallback(not_found)
         .with_state(state)
         .layer(from_fn(guard::cors));

@@ -22,6 +22,7 @@ use crate::storage::Storage;
 use crate::storage::local::LocalStorage;
 use crate::storage::metered::MeteredStorage;
 use crate::telemetry::{AccessLog, Metrics};
+use crate::vod::Vod;
 use listener::ConnectionLimits;
 
 /// Choices the command line or a test makes that are not configuration.
@@ -93,6 +94,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             storage: storage.clone(),
             cache: cache.clone(),
             static_files: config.static_files.clone(),
+            vod: Vod::new(storage.clone(), cache.clone(), config.vod.clone()),
             health: health.clone(),
         };
         let lock = (!config.edge.origin_lock_header.is_empty()).then(|| OriginLock {

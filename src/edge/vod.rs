@@ -1,0 +1,81 @@
+//! `GET/HEAD /vod/{asset}/{object}`: MP4 files packaged on the fly as HLS (`master.m3u8`) and DASH (`manifest.mpd`).
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use http::{HeaderMap, Method};
+
+use super::{EdgeError, EdgeState, respond};
+use crate::http::policy::ObjectKind;
+use crate::storage::StorageKey;
+use crate::vod::{VodError, VodObject};
+
+/// File extensions that end an asset key: an MP4 source or an asset-set JSON.
+const ASSET_EXTENSIONS: &[&str] = &[".mp4", ".m4v", ".m4a", ".mov", ".json"];
+
+/// Splits `sample/clip.mp4/v0/1.m4s` into the asset key and the object after it.
+pub fn parse_vod_path(path: &str) -> Option<(StorageKey, VodObject)> {
+    let mut end = 0;
+    for segment in path.split('/') {
+        end += segment.len();
+        let lower = segment.to_ascii_lowercase();
+        if ASSET_EXTENSIONS.iter().any(|ext| lower.ends_with(ext) && lower.len() > ext.len()) {
+            let key = StorageKey::parse(&path[..end]).ok()?;
+            let object = VodObject::parse(path.get(end + 1..)?)?;
+            return Some((key, object));
+        }
+        end += 1;
+    }
+    None
+}
+
+impl From<VodError> for EdgeError {
+    fn from(e: VodError) -> Self {
+        match e {
+            VodError::NotFound => EdgeError::NotFound,
+            VodError::Packaging(p) => EdgeError::Packaging(p),
+            VodError::Storage(s) => EdgeError::Storage(s),
+        }
+    }
+}
+
+pub async fn serve(
+    State(state): State<EdgeState>,
+    Path(path): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, EdgeError> {
+    let (asset, object) = parse_vod_path(&path).ok_or(EdgeError::NotFound)?;
+    let (obj, outcome) = state.vod.object(&asset, object).await?;
+    let max_age = state.vod.config().max_age;
+    let kind =
+        if object.is_manifest() { ObjectKind::VodManifest { max_age } } else { ObjectKind::VodSegment { max_age } };
+    Ok(respond::cached(&method, &headers, &obj, kind, outcome))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packaging::mp4::TrackKind;
+    use crate::packaging::presentation::RenditionId;
+
+    #[test]
+    fn vod_paths() {
+        let (k, o) = parse_vod_path("sample/sample.mp4/master.m3u8").unwrap();
+        assert_eq!((k.as_str(), o), ("sample/sample.mp4", VodObject::Master));
+        let (k, o) = parse_vod_path("a/b/set.json/v1/12.m4s").unwrap();
+        let v1 = RenditionId { kind: TrackKind::Video, index: 1 };
+        assert_eq!((k.as_str(), o), ("a/b/set.json", VodObject::Segment(v1, 12)));
+        let (k, o) = parse_vod_path("x.MP4/v0/init.mp4").unwrap();
+        assert_eq!((k.as_str(), o), ("x.MP4", VodObject::Init(RenditionId { kind: TrackKind::Video, index: 0 })));
+        for bad in [
+            "sample/sample.mp4",
+            "sample/sample.mp4/",
+            "sample/master.m3u8",
+            "../x.mp4/master.m3u8",
+            ".mp4/master.m3u8",
+            "a.mp4/v0/0.m4s",
+        ] {
+            assert!(parse_vod_path(bad).is_none(), "{bad}");
+        }
+    }
+}

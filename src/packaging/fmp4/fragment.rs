@@ -1,0 +1,172 @@
+//! Media segments: `styp` + `moof` (`mfhd`, `traf`: `tfhd`, `tfdt`, `trun`) + `mdat`, one track per segment.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::init::TRACK_ID;
+use super::{write_box, write_full_box};
+
+/// Flags of a sync sample: depends on no other (I-frame, or any audio frame).
+const SYNC: u32 = 0x0200_0000;
+/// Flags of a non-sync sample: depends on others, `sample_is_non_sync_sample`.
+const NON_SYNC: u32 = 0x0101_0000;
+
+const TFHD_DEFAULT_BASE_IS_MOOF: u32 = 0x02_0000;
+const TFHD_DEFAULT_SAMPLE_FLAGS: u32 = 0x20;
+const TRUN_DATA_OFFSET: u32 = 0x001;
+const TRUN_DURATION: u32 = 0x100;
+const TRUN_SIZE: u32 = 0x200;
+const TRUN_FLAGS: u32 = 0x400;
+const TRUN_CTS: u32 = 0x800;
+
+/// How sample flags are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleFlags<'a> {
+    /// Every sample is a sync sample (audio): one default in `tfhd`.
+    AllSync,
+    /// Per-sample flags from this sync marker per sample (video).
+    PerSample(&'a [bool]),
+}
+
+/// The samples of one fragment, in decode order.
+#[derive(Debug, Clone, Copy)]
+pub struct FragmentSamples<'a> {
+    /// `mfhd` sequence number (the segment number).
+    pub sequence: u32,
+    /// Decode time of the first sample, in the track timescale (`tfdt`).
+    pub base_decode_time: u64,
+    pub durations: &'a [u32],
+    pub sizes: &'a [u32],
+    /// Composition offsets, when the track has them.
+    pub cts: Option<&'a [i32]>,
+    pub flags: SampleFlags<'a>,
+}
+
+/// Bytes a segment adds around `samples` samples of media data.
+pub fn segment_overhead(samples: usize, per_sample_flags: bool, cts: bool) -> u64 {
+    let per_sample = 8 + if per_sample_flags { 4 } else { 0 } + if cts { 4 } else { 0 };
+    let styp = 8 + 16;
+    let mfhd = 16;
+    let tfhd = 16 + if per_sample_flags { 0 } else { 4 };
+    let tfdt = 20;
+    let trun = 12 + 4 + 4 + per_sample * samples as u64;
+    let traf = 8 + tfhd + tfdt + trun;
+    let moof = 8 + mfhd + traf;
+    styp + moof + 8
+}
+
+/// Writes a whole media segment; `payload` holds the samples' bytes in order.
+pub fn write_segment(f: &FragmentSamples<'_>, payload: &[&[u8]]) -> Bytes {
+    let n = f.sizes.len();
+    let data_len: usize = payload.iter().map(|p| p.len()).sum();
+    let per_sample_flags = matches!(f.flags, SampleFlags::PerSample(_));
+    let overhead = segment_overhead(n, per_sample_flags, f.cts.is_some()) as usize;
+    let mut b = BytesMut::with_capacity(overhead + data_len);
+
+    write_box(&mut b, b"styp", |b| {
+        b.put_slice(b"msdh");
+        b.put_u32(0);
+        b.put_slice(b"msdh");
+        b.put_slice(b"msix");
+    });
+    let moof_start = b.len();
+    let mut data_offset_at = 0;
+    write_box(&mut b, b"moof", |b| {
+        write_full_box(b, b"mfhd", 0, 0, |b| b.put_u32(f.sequence));
+        write_box(b, b"traf", |b| {
+            let tfhd_flags = TFHD_DEFAULT_BASE_IS_MOOF | if per_sample_flags { 0 } else { TFHD_DEFAULT_SAMPLE_FLAGS };
+            write_full_box(b, b"tfhd", 0, tfhd_flags, |b| {
+                b.put_u32(TRACK_ID);
+                if !per_sample_flags {
+                    b.put_u32(SYNC);
+                }
+            });
+            write_full_box(b, b"tfdt", 1, 0, |b| b.put_u64(f.base_decode_time));
+            let negative_cts = f.cts.is_some_and(|c| c.iter().any(|&o| o < 0));
+            let trun_flags = TRUN_DATA_OFFSET
+                | TRUN_DURATION
+                | TRUN_SIZE
+                | if per_sample_flags { TRUN_FLAGS } else { 0 }
+                | if f.cts.is_some() { TRUN_CTS } else { 0 };
+            write_full_box(b, b"trun", u8::from(negative_cts), trun_flags, |b| {
+                b.put_u32(n as u32);
+                data_offset_at = b.len();
+                b.put_i32(0); // patched below
+                for i in 0..n {
+                    b.put_u32(f.durations[i]);
+                    b.put_u32(f.sizes[i]);
+                    if let SampleFlags::PerSample(sync) = f.flags {
+                        b.put_u32(if sync.get(i).copied().unwrap_or(false) { SYNC } else { NON_SYNC });
+                    }
+                    if let Some(cts) = f.cts {
+                        b.put_i32(cts.get(i).copied().unwrap_or(0));
+                    }
+                }
+            });
+        });
+    });
+    // Data offset: from the start of moof (default-base-is-moof) to the first byte of mdat's payload.
+    let data_offset = (b.len() - moof_start + 8) as i32;
+    b[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
+    b.put_u32((data_len + 8) as u32);
+    b.put_slice(b"mdat");
+    for p in payload {
+        b.put_slice(p);
+    }
+    debug_assert_eq!(b.len(), overhead + data_len);
+    b.freeze()
+}
+
+#[cfg(test)]
+mod reparse {
+    use super::*;
+    use mp4_atom::{Decode, Mdat, Moof, Styp};
+
+    #[test]
+    fn segments_reparse_with_mp4_atom_and_point_at_their_data() {
+        let payload: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 10 + usize::from(i)]).collect();
+        let slices: Vec<&[u8]> = payload.iter().map(Vec::as_slice).collect();
+        let sizes: Vec<u32> = payload.iter().map(|p| p.len() as u32).collect();
+        let sync = [true, false, false, true, false];
+        let cts = [1024, -512, 0, 512, 0];
+        let f = FragmentSamples {
+            sequence: 7,
+            base_decode_time: 90_000,
+            durations: &[512; 5],
+            sizes: &sizes,
+            cts: Some(&cts),
+            flags: SampleFlags::PerSample(&sync),
+        };
+        let seg = write_segment(&f, &slices);
+        assert_eq!(seg.len() as u64, segment_overhead(5, true, true) + 60);
+
+        let mut buf = &seg[..];
+        Styp::decode(&mut buf).unwrap();
+        let moof_start = seg.len() - buf.len();
+        let moof = Moof::decode(&mut buf).unwrap();
+        let mdat_start = seg.len() - buf.len();
+        let mdat = Mdat::decode(&mut buf).unwrap();
+        assert!(buf.is_empty());
+        assert_eq!(moof.mfhd.sequence_number, 7);
+        let traf = &moof.traf[0];
+        assert!(traf.tfhd.default_base_is_moof);
+        assert_eq!(traf.tfdt.as_ref().unwrap().base_media_decode_time, 90_000);
+        let trun = &traf.trun[0];
+        let entries: Vec<_> = trun.samples.iter().collect();
+        assert_eq!(entries.len(), 5);
+        assert_eq!(entries[1].cts, Some(-512));
+        assert_eq!(entries[0].flags, Some(SYNC));
+        assert_eq!(entries[1].flags, Some(NON_SYNC));
+        assert_eq!(entries[4].size, Some(14));
+        // data_offset is relative to the moof and lands on the first sample byte.
+        let data_at = moof_start + trun.data_offset.unwrap() as usize;
+        assert_eq!(data_at, mdat_start + 8);
+        assert_eq!(mdat.data, payload.concat());
+
+        let audio = FragmentSamples { cts: None, flags: SampleFlags::AllSync, ..f };
+        let seg = write_segment(&audio, &slices);
+        let mut buf = &seg[8 + 16..];
+        let moof = Moof::decode(&mut buf).unwrap();
+        assert_eq!(moof.traf[0].tfhd.default_sample_flags, Some(SYNC));
+        assert_eq!(seg.len() as u64, segment_overhead(5, false, false) + 60);
+    }
+}

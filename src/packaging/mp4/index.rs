@@ -1,0 +1,374 @@
+//! `MediaIndex`: everything about an MP4 source that packaging needs, built once from its `moov` bytes.
+//!
+//! Our own box walker finds the boxes and checks every size against its
+//! parent; our sample-entry parser describes the codecs; the `mp4` crate
+//! parses the sample tables and headers from memory (a re-framed `moov` that
+//! holds only those); [`SampleTable`] flattens them.
+
+use std::io::{Cursor, Seek, SeekFrom};
+
+use mp4::ReadBox;
+
+use bytes::Bytes;
+
+use super::boxes::{self, BoxRef, FourCc, Reader, fourcc_str};
+use super::tables::{RawTables, SampleTable, StscRun};
+use crate::packaging::PackagingError;
+use crate::packaging::codec::{self, CodecInfo};
+
+/// Limits that keep a hostile or huge file from taking the process's memory.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexLimits {
+    pub max_samples_per_track: u32,
+}
+
+impl Default for IndexLimits {
+    fn default() -> Self {
+        IndexLimits { max_samples_per_track: 5_000_000 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackKind {
+    Video,
+    Audio,
+}
+
+/// A track's edit list reduced to what fragmented output carries:
+/// an initial presentation delay and where in the media presentation starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Edit {
+    /// Empty-edit time before the media starts, in the movie timescale.
+    pub delay: u64,
+    /// Media time (track timescale) shown at the start: B-frame delay, AAC priming.
+    pub media_time: u64,
+}
+
+/// One audio or video track of a source file.
+#[derive(Debug, Clone)]
+pub struct Track {
+    pub id: u32,
+    pub kind: TrackKind,
+    pub timescale: u32,
+    /// ISO 639-2/T code from `mdhd` (`und` when unknown).
+    pub language: String,
+    pub codec: CodecInfo,
+    /// The whole `stsd` box, copied verbatim into init segments.
+    pub stsd: Bytes,
+    pub edit: Edit,
+    /// Display size from `tkhd` (video), in pixels.
+    pub display: Option<(u32, u32)>,
+    pub samples: SampleTable,
+}
+
+impl Track {
+    /// Duration of the track's samples, in seconds.
+    pub fn duration_secs(&self) -> f64 {
+        self.samples.end_time() as f64 / f64::from(self.timescale)
+    }
+}
+
+/// The audio and video tracks of one MP4 file.
+#[derive(Debug, Clone)]
+pub struct MediaIndex {
+    pub movie_timescale: u32,
+    pub tracks: Vec<Track>,
+}
+
+impl MediaIndex {
+    pub fn video(&self) -> impl Iterator<Item = &Track> {
+        self.tracks.iter().filter(|t| t.kind == TrackKind::Video)
+    }
+
+    pub fn audio(&self) -> impl Iterator<Item = &Track> {
+        self.tracks.iter().filter(|t| t.kind == TrackKind::Audio)
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.tracks.iter().map(|t| t.samples.memory_bytes() + t.stsd.len() + 256).sum()
+    }
+}
+
+/// Builds the index from the bytes of the `moov` box (header included) of a file of `file_size` bytes.
+pub fn build_index(moov: &[u8], file_size: u64, limits: IndexLimits) -> Result<MediaIndex, PackagingError> {
+    let moov = match boxes::boxes(moov).next() {
+        Some(Ok(b)) if &b.kind == b"moov" => b,
+        Some(Ok(b)) => return Err(PackagingError::NotMp4(format!("expected 'moov', found '{}'", fourcc_str(b.kind)))),
+        Some(Err(e)) => return Err(e),
+        None => return Err(PackagingError::NotMp4("empty 'moov'".into())),
+    };
+    let mvhd = boxes::find(moov.payload, b"mvhd")?.ok_or_else(|| PackagingError::malformed("no 'mvhd'"))?;
+    let movie_timescale = movie_timescale(mvhd.payload)?;
+
+    let mut parts = Vec::new();
+    let mut unsupported: Vec<(TrackKind, String)> = Vec::new();
+    for b in boxes::boxes(moov.payload) {
+        let b = b?;
+        if &b.kind != b"trak" {
+            continue;
+        }
+        match select_track(b)? {
+            Selected::Usable(p) => parts.push(*p),
+            Selected::Unsupported(kind, codec) => unsupported.push((kind, codec)),
+            Selected::Ignored => {}
+        }
+    }
+    // A kind of media that is present but entirely unplayable is an error, not a silent drop.
+    for kind in [TrackKind::Video, TrackKind::Audio] {
+        if !parts.iter().any(|p| p.kind == kind)
+            && let Some((_, codec)) = unsupported.iter().find(|(k, _)| *k == kind)
+        {
+            return Err(PackagingError::UnsupportedCodec(codec.clone()));
+        }
+    }
+
+    let parsed = parse_with_mp4(&sanitized_moov(mvhd, &parts)?)?;
+    if parsed.traks.len() != parts.len() {
+        return Err(PackagingError::malformed("track count changed while parsing"));
+    }
+    let mut tracks = Vec::new();
+    for (part, trak) in parts.into_iter().zip(&parsed.traks) {
+        let stbl = &trak.mdia.minf.stbl;
+        let raw = RawTables {
+            stts: stbl.stts.entries.iter().map(|e| (e.sample_count, e.sample_delta)).collect(),
+            ctts: stbl.ctts.as_ref().map(|c| c.entries.iter().map(|e| (e.sample_count, e.sample_offset)).collect()),
+            stss: stbl.stss.as_ref().map(|s| s.entries.clone()),
+            stsc: stbl
+                .stsc
+                .entries
+                .iter()
+                .map(|e| StscRun {
+                    first_chunk: e.first_chunk,
+                    samples_per_chunk: e.samples_per_chunk,
+                    description: e.sample_description_index,
+                })
+                .collect(),
+            sample_size: stbl.stsz.sample_size,
+            sample_count: stbl.stsz.sample_count,
+            sample_sizes: stbl.stsz.sample_sizes.clone(),
+            chunk_offsets: match (&stbl.stco, &stbl.co64) {
+                (Some(stco), _) => stco.entries.iter().map(|&o| u64::from(o)).collect(),
+                (None, Some(co64)) => co64.entries.clone(),
+                (None, None) => return Err(PackagingError::malformed("track without 'stco' or 'co64'")),
+            },
+        };
+        let samples = SampleTable::expand(&raw, file_size, limits.max_samples_per_track)?;
+        if samples.is_empty() {
+            continue;
+        }
+        let timescale = trak.mdia.mdhd.timescale;
+        if timescale == 0 {
+            return Err(PackagingError::malformed("track timescale is 0"));
+        }
+        let edit = match trak.edts.as_ref().and_then(|e| e.elst.as_ref()) {
+            Some(elst) => {
+                reduce_edit_list(elst.version, elst.entries.iter().map(|e| (e.segment_duration, e.media_time)))
+            }
+            None => Edit::default(),
+        };
+        let display = (part.kind == TrackKind::Video)
+            .then(|| (u32::from(trak.tkhd.width.value()), u32::from(trak.tkhd.height.value())));
+        tracks.push(Track {
+            id: trak.tkhd.track_id,
+            kind: part.kind,
+            timescale,
+            language: trak.mdia.mdhd.language.chars().filter(char::is_ascii_lowercase).collect(),
+            codec: part.codec,
+            stsd: part.stsd,
+            edit,
+            display,
+            samples,
+        });
+    }
+    if tracks.is_empty() {
+        return Err(PackagingError::Empty(
+            "no audio or video track with samples (fragmented MP4 sources are not supported)".into(),
+        ));
+    }
+    Ok(MediaIndex { movie_timescale, tracks })
+}
+
+/// The boxes of one usable track that the `mp4` crate will parse.
+struct TrackParts<'a> {
+    kind: TrackKind,
+    codec: CodecInfo,
+    stsd: Bytes,
+    tkhd: BoxRef<'a>,
+    mdhd: BoxRef<'a>,
+    elst: Option<BoxRef<'a>>,
+    tables: Vec<BoxRef<'a>>,
+}
+
+enum Selected<'a> {
+    Usable(Box<TrackParts<'a>>),
+    Unsupported(TrackKind, String),
+    Ignored,
+}
+
+/// Finds the boxes of an audio or video track; describes its codec with our own sample-entry parser.
+fn select_track(trak: BoxRef<'_>) -> Result<Selected<'_>, PackagingError> {
+    let hdlr = boxes::find_path(trak.payload, &[b"mdia", b"hdlr"])?
+        .ok_or_else(|| PackagingError::malformed("track without 'hdlr'"))?;
+    let handler: FourCc = hdlr
+        .payload
+        .get(8..12)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| PackagingError::malformed("short 'hdlr'"))?;
+    let kind = match &handler {
+        b"vide" => TrackKind::Video,
+        b"soun" => TrackKind::Audio,
+        _ => return Ok(Selected::Ignored),
+    };
+    let missing = |what: &str| PackagingError::malformed(format!("track without '{what}'"));
+    let stbl = boxes::find_path(trak.payload, &[b"mdia", b"minf", b"stbl"])?.ok_or_else(|| missing("stbl"))?;
+    let stsd = boxes::find(stbl.payload, b"stsd")?.ok_or_else(|| missing("stsd"))?;
+    let codec = match codec::describe_stsd(stsd.payload) {
+        Ok(c) => c,
+        Err(PackagingError::UnsupportedCodec(name)) => return Ok(Selected::Unsupported(kind, name)),
+        Err(e) => return Err(e),
+    };
+    let mut tables = Vec::new();
+    for b in boxes::boxes(stbl.payload) {
+        let b = b?;
+        if TABLES.contains(&&b.kind) {
+            tables.push(b);
+        }
+    }
+    Ok(Selected::Usable(Box::new(TrackParts {
+        kind,
+        codec,
+        stsd: Bytes::copy_from_slice(stsd.bytes),
+        tkhd: boxes::find(trak.payload, b"tkhd")?.ok_or_else(|| missing("tkhd"))?,
+        mdhd: boxes::find_path(trak.payload, &[b"mdia", b"mdhd"])?.ok_or_else(|| missing("mdhd"))?,
+        elst: boxes::find_path(trak.payload, &[b"edts", b"elst"])?,
+        tables,
+    })))
+}
+
+const TABLES: &[&FourCc] = &[b"stts", b"ctts", b"stss", b"stsc", b"stsz", b"stco", b"co64"];
+
+/// A `moov` holding only what we index, re-framed with checked sizes: the
+/// `mp4` crate never sees sample entries, metadata or anything else it might
+/// trip on, and every box it reads fits inside its parent.
+fn sanitized_moov(mvhd: BoxRef<'_>, parts: &[TrackParts<'_>]) -> Result<Vec<u8>, PackagingError> {
+    let mut out = Vec::new();
+    frame(&mut out, b"moov", |m| {
+        copy(m, &mvhd);
+        for p in parts {
+            frame(m, b"trak", |t| {
+                copy(t, &p.tkhd);
+                if let Some(elst) = &p.elst {
+                    frame(t, b"edts", |e| copy(e, elst));
+                }
+                frame(t, b"mdia", |md| {
+                    copy(md, &p.mdhd);
+                    frame(md, b"hdlr", |h| {
+                        h.extend_from_slice(&[0; 8]);
+                        h.extend_from_slice(if p.kind == TrackKind::Video { b"vide" } else { b"soun" });
+                        h.extend_from_slice(&[0; 13]);
+                    });
+                    frame(md, b"minf", |mi| {
+                        frame(mi, b"dinf", |d| frame(d, b"dref", |r| r.extend_from_slice(&[0; 8])));
+                        frame(mi, b"stbl", |s| {
+                            // An empty sample description: the crate only needs a box header after the count.
+                            frame(s, b"stsd", |d| {
+                                d.extend_from_slice(&[0; 8]);
+                                frame(d, b"free", |_| {});
+                            });
+                            p.tables.iter().for_each(|b| copy(s, b));
+                        });
+                    });
+                });
+            });
+        }
+    });
+    if out.len() > u32::MAX as usize {
+        return Err(PackagingError::TooLarge("'moov' over 4 GiB".into()));
+    }
+    Ok(out)
+}
+
+fn frame(out: &mut Vec<u8>, kind: &FourCc, body: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(kind);
+    body(out);
+    let size = (out.len() - start) as u32;
+    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
+}
+
+fn copy(out: &mut Vec<u8>, b: &BoxRef<'_>) {
+    frame(out, &b.kind, |o| o.extend_from_slice(b.payload));
+}
+
+fn parse_with_mp4(moov: &[u8]) -> Result<mp4::MoovBox, PackagingError> {
+    let mut cursor = Cursor::new(moov);
+    cursor.seek(SeekFrom::Start(8)).map_err(|e| PackagingError::malformed(e.to_string()))?;
+    mp4::MoovBox::read_box(&mut cursor, moov.len() as u64).map_err(|e| match e {
+        mp4::Error::IoError(_) => PackagingError::malformed("a sample table is shorter than its entry count says"),
+        other => PackagingError::malformed(other.to_string()),
+    })
+}
+
+/// Leading empty edits become a delay; the first media edit gives the media start.
+/// Later edits (rare outside editing suites) are not represented in fragmented output.
+fn reduce_edit_list(version: u8, entries: impl Iterator<Item = (u64, u64)>) -> Edit {
+    let mut edit = Edit::default();
+    for (segment_duration, raw_media_time) in entries {
+        let media_time = if version == 1 { raw_media_time as i64 } else { i64::from(raw_media_time as u32 as i32) };
+        if media_time < 0 {
+            edit.delay = edit.delay.saturating_add(segment_duration);
+        } else {
+            edit.media_time = media_time as u64;
+            break;
+        }
+    }
+    edit
+}
+
+fn movie_timescale(mvhd: &[u8]) -> Result<u32, PackagingError> {
+    let mut r = Reader::new(mvhd, "mvhd");
+    let version = r.u8()?;
+    r.skip(3 + if version == 1 { 16 } else { 8 })?;
+    match r.u32()? {
+        0 => Err(PackagingError::malformed("movie timescale is 0")),
+        ts => Ok(ts),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packaging::codec::MediaParams;
+    use crate::packaging::sample::{SAMPLE_MP4, index};
+
+    #[test]
+    fn indexes_the_sample_clip() {
+        let index = index();
+        assert_eq!(index.movie_timescale, 1000);
+        let v = index.video().next().unwrap();
+        assert_eq!(v.codec.codecs, "avc1.64001e");
+        assert_eq!(v.codec.params, MediaParams::Video { width: 640, height: 360 });
+        assert_eq!((v.timescale, v.samples.len()), (12800, 400));
+        assert_eq!(v.samples.sync.as_ref().unwrap().len(), 8);
+        assert_eq!(v.edit, Edit { delay: 0, media_time: 1024 });
+        assert_eq!(v.samples.cts_offset(0), 1024);
+        assert_eq!(v.display, Some((640, 360)));
+        let a = index.audio().next().unwrap();
+        assert_eq!(a.codec.codecs, "mp4a.40.2");
+        assert_eq!(a.codec.params, MediaParams::Audio { channels: 2, sample_rate: 48000 });
+        assert_eq!((a.timescale, a.samples.len()), (48000, 751));
+        assert!(a.samples.sync.is_none());
+        // Every sample lies inside the file, and the tracks' bytes add up to less than it.
+        let bytes: u64 = index.tracks.iter().map(|t| t.samples.bytes_in(0..t.samples.len())).sum();
+        assert!(bytes > 1_000_000 && bytes < SAMPLE_MP4.len() as u64);
+    }
+
+    #[test]
+    fn edit_lists_reduce_to_delay_and_start() {
+        let v0 = |d: u64, t: i32| (d, t as u32 as u64);
+        assert_eq!(reduce_edit_list(0, [v0(80, -1), v0(0, 1024)].into_iter()), Edit { delay: 80, media_time: 1024 });
+        assert_eq!(reduce_edit_list(1, [(5, u64::MAX), (0, 7)].into_iter()), Edit { delay: 5, media_time: 7 });
+        assert_eq!(reduce_edit_list(0, std::iter::empty()), Edit::default());
+    }
+}

@@ -1,0 +1,201 @@
+//! The catalog: which sources make up an asset, their current versions, and the indexed `Asset`s, cached.
+//!
+//! A source's identity (size, modification time, ETag) is re-checked at most
+//! once per `vod.revalidate_after`; an asset is indexed once per identity.
+//! Media problems are remembered for that identity too, so a broken file is
+//! not re-read on every request; storage failures are not.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures_util::future::try_join_all;
+use moka::future::Cache;
+
+use super::asset_set::AssetSet;
+use super::{VodError, source};
+use crate::config::VodConfig;
+use crate::packaging::PackagingError;
+use crate::packaging::mp4::{MediaIndex, Track, TrackKind};
+use crate::packaging::presentation::{self, Presentation, Rendition, RenditionInput};
+use crate::storage::{ObjectMeta, Storage, StorageKey};
+
+/// One source file of an asset, indexed.
+#[derive(Debug)]
+pub struct Source {
+    pub key: StorageKey,
+    pub index: MediaIndex,
+}
+
+/// An asset ready to serve: its sources' indexes and the presentation built on them.
+#[derive(Debug)]
+pub struct Asset {
+    /// Changes whenever any source file (or the asset-set JSON) changes.
+    pub version: u64,
+    pub sources: Vec<Source>,
+    pub presentation: Presentation,
+    /// The newest modification time among the sources.
+    pub last_modified: Option<SystemTime>,
+}
+
+impl Asset {
+    pub fn track(&self, r: &Rendition) -> (&Source, &Track) {
+        let source = &self.sources[r.source];
+        (source, &source.index.tracks[r.track_index])
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.sources.iter().map(|s| s.index.memory_bytes()).sum::<usize>()
+            + self.presentation.renditions().map(|r| r.times.len() * 12 + 512).sum::<usize>()
+    }
+}
+
+/// Which files an asset is made of, and their identities right now.
+#[derive(Debug, Clone)]
+struct Identity {
+    version: u64,
+    set: Option<AssetSet>,
+    sources: Vec<(StorageKey, ObjectMeta)>,
+}
+
+#[derive(Clone)]
+pub struct Catalog {
+    storage: Arc<dyn Storage>,
+    config: VodConfig,
+    identities: Cache<StorageKey, Arc<Identity>>,
+    assets: Cache<(StorageKey, u64), Result<Arc<Asset>, PackagingError>>,
+}
+
+impl Catalog {
+    pub fn new(storage: Arc<dyn Storage>, config: VodConfig) -> Self {
+        let identities = Cache::builder().max_capacity(100_000).time_to_live(config.revalidate_after).build();
+        let assets = Cache::builder()
+            .max_capacity(config.index_cache_bytes.0)
+            .weigher(|_, v: &Result<Arc<Asset>, PackagingError>| match v {
+                Ok(a) => u32::try_from(a.memory_bytes()).unwrap_or(u32::MAX),
+                Err(_) => 512,
+            })
+            .build();
+        Catalog { storage, config, identities, assets }
+    }
+
+    /// The asset at `key`, indexed (once per version of its files).
+    pub async fn resolve(&self, key: &StorageKey) -> Result<Arc<Asset>, VodError> {
+        let identity =
+            self.identities.try_get_with(key.clone(), self.load_identity(key)).await.map_err(|e| (*e).clone())?;
+        let built = self
+            .assets
+            .try_get_with((key.clone(), identity.version), self.build(identity.clone()))
+            .await
+            .map_err(|e| (*e).clone())?;
+        built.map_err(VodError::Packaging)
+    }
+
+    async fn load_identity(&self, key: &StorageKey) -> Result<Arc<Identity>, VodError> {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let (set, files) = if key.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+            let json = self.storage.get(key).await?;
+            hasher.update(&json.body);
+            let set = AssetSet::parse(key, &json.body)?;
+            let mut files: Vec<StorageKey> = Vec::new();
+            for entry in set.video.iter().chain(&set.audio) {
+                if !files.contains(&entry.file) {
+                    files.push(entry.file.clone());
+                }
+            }
+            (Some(set), files)
+        } else {
+            (None, vec![key.clone()])
+        };
+        let metas = try_join_all(files.iter().map(|f| self.storage.head(f))).await?;
+        for (file, meta) in files.iter().zip(&metas) {
+            hasher.update(file.as_str().as_bytes());
+            hasher.update(&meta.size.to_le_bytes());
+            let mtime =
+                meta.modified.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+            hasher.update(&mtime.to_le_bytes());
+            hasher.update(meta.etag.as_deref().unwrap_or("").as_bytes());
+        }
+        Ok(Arc::new(Identity { version: hasher.digest(), set, sources: files.into_iter().zip(metas).collect() }))
+    }
+
+    /// Indexes every source and builds the presentation. Media problems are a
+    /// cached `Ok(Err(..))`; storage failures an uncached `Err`.
+    async fn build(&self, identity: Arc<Identity>) -> Result<Result<Arc<Asset>, PackagingError>, VodError> {
+        let indexed = try_join_all(identity.sources.iter().map(|(key, meta)| async move {
+            match source::index(self.storage.as_ref(), key, meta, &self.config).await {
+                Ok(index) => Ok(Ok(Source { key: key.clone(), index })),
+                Err(VodError::Packaging(e)) => Ok(Err(e)),
+                Err(e) => Err(e),
+            }
+        }))
+        .await?;
+        let sources = match indexed.into_iter().collect::<Result<Vec<_>, _>>() {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        let target = self.config.segment_duration.as_secs_f64();
+        let set = identity.set.clone();
+        let last_modified = identity.sources.iter().filter_map(|(_, m)| m.modified).max();
+        let version = identity.version;
+        let built = tokio::task::spawn_blocking(move || {
+            let presentation = {
+                let inputs = select_renditions(&sources, set.as_ref())?;
+                presentation::build(&inputs, target)?
+            };
+            Ok(Arc::new(Asset { version, sources, presentation, last_modified }))
+        })
+        .await
+        .unwrap_or_else(|e| Err(PackagingError::malformed(format!("packaging failed: {e}"))));
+        if let Err(e) = &built {
+            tracing::warn!(error = %e, "VOD asset cannot be packaged");
+        }
+        Ok(built)
+    }
+}
+
+/// The renditions of an asset: every track of a single file, or what an asset set lists.
+fn select_renditions<'a>(
+    sources: &'a [Source],
+    set: Option<&AssetSet>,
+) -> Result<Vec<RenditionInput<'a>>, PackagingError> {
+    let input = |source: usize, track_index: usize, name: Option<String>, language: Option<String>| RenditionInput {
+        source,
+        track_index,
+        track: &sources[source].index.tracks[track_index],
+        movie_timescale: sources[source].index.movie_timescale,
+        name,
+        language,
+    };
+    let first_of = |source: usize, kind: TrackKind| sources[source].index.tracks.iter().position(|t| t.kind == kind);
+    let Some(set) = set else {
+        let tracks = &sources[0].index.tracks;
+        let mut inputs: Vec<_> = (0..tracks.len())
+            .filter(|&i| tracks[i].kind == TrackKind::Video)
+            .map(|i| input(0, i, None, None))
+            .collect();
+        inputs
+            .extend((0..tracks.len()).filter(|&i| tracks[i].kind == TrackKind::Audio).map(|i| input(0, i, None, None)));
+        return Ok(inputs);
+    };
+    let source_of = |key: &StorageKey| sources.iter().position(|s| &s.key == key).unwrap_or(0);
+    let mut inputs = Vec::new();
+    for entry in &set.video {
+        let s = source_of(&entry.file);
+        let t = first_of(s, TrackKind::Video)
+            .ok_or_else(|| PackagingError::BadAssetSet(format!("{} has no video track", entry.file)))?;
+        inputs.push(input(s, t, entry.name.clone(), entry.language.clone()));
+    }
+    for entry in &set.audio {
+        let s = source_of(&entry.file);
+        let t = first_of(s, TrackKind::Audio)
+            .ok_or_else(|| PackagingError::BadAssetSet(format!("{} has no audio track", entry.file)))?;
+        inputs.push(input(s, t, entry.name.clone(), entry.language.clone()));
+    }
+    if set.audio.is_empty()
+        && let Some((s, t)) =
+            set.video.iter().map(|e| source_of(&e.file)).find_map(|s| first_of(s, TrackKind::Audio).map(|t| (s, t)))
+    {
+        inputs.push(input(s, t, None, None));
+    }
+    Ok(inputs)
+}

@@ -1,0 +1,79 @@
+//! VOD: serving MP4 files as HLS and DASH on the fly. Finds and indexes sources (catalog), then renders
+//! playlists and muxes segments through the segment cache.
+//!
+//! Invariants: a source's index is built once per version of the file (size,
+//! modification time, ETag); a segment reads only its samples' byte ranges;
+//! every object goes through the segment cache, so concurrent misses cost one
+//! build.
+
+pub mod asset_set;
+mod catalog;
+mod object;
+mod segment;
+mod source;
+
+use std::sync::Arc;
+
+pub use catalog::{Asset, Catalog, Source};
+pub use object::{VodKey, VodObject};
+
+use crate::cache::{CacheKey, CacheOutcome, CachedObject, SegmentCache};
+use crate::config::VodConfig;
+use crate::packaging::PackagingError;
+use crate::storage::{Storage, StorageError, StorageKey};
+
+/// Why a VOD request failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VodError {
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Packaging(#[from] PackagingError),
+    #[error(transparent)]
+    Storage(Arc<StorageError>),
+}
+
+impl From<StorageError> for VodError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound(_) => VodError::NotFound,
+            other => VodError::Storage(Arc::new(other)),
+        }
+    }
+}
+
+/// The VOD service the edge calls. Cheap to clone.
+#[derive(Clone)]
+pub struct Vod {
+    storage: Arc<dyn Storage>,
+    catalog: Catalog,
+    cache: SegmentCache,
+    config: VodConfig,
+}
+
+impl Vod {
+    pub fn new(storage: Arc<dyn Storage>, cache: SegmentCache, config: VodConfig) -> Self {
+        Vod { catalog: Catalog::new(storage.clone(), config.clone()), storage, cache, config }
+    }
+
+    pub fn config(&self) -> &VodConfig {
+        &self.config
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The object (playlist, manifest, init or media segment) of an asset, from the cache or built once.
+    pub async fn object(
+        &self,
+        asset_key: &StorageKey,
+        object: VodObject,
+    ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
+        let asset = self.catalog.resolve(asset_key).await?;
+        object.check(&asset.presentation)?;
+        let key = CacheKey::Vod(VodKey { asset: asset_key.clone(), version: asset.version, object });
+        let load = object::build(self.storage.clone(), asset, object, self.config.clone());
+        self.cache.get_or_load(key, load).await.map_err(|e| (*e).clone())
+    }
+}

@@ -1,0 +1,66 @@
+//! Init and media segments of a VOD rendition: the samples' byte ranges read from storage (coalesced), then muxed.
+
+use bytes::Bytes;
+use futures_util::future::try_join_all;
+
+use super::{Asset, VodError};
+use crate::packaging::PackagingError;
+use crate::packaging::fmp4::{self, FragmentSamples, InitTrack, SampleFlags};
+use crate::packaging::mp4::TrackKind;
+use crate::packaging::presentation::Rendition;
+use crate::packaging::reads;
+use crate::storage::Storage;
+
+pub fn init_segment(asset: &Asset, r: &Rendition) -> Bytes {
+    let (source, track) = asset.track(r);
+    fmp4::write_init(&InitTrack {
+        kind: track.kind,
+        timescale: track.timescale,
+        movie_timescale: source.index.movie_timescale,
+        language: &track.language,
+        stsd: &track.stsd,
+        edit: track.edit,
+        display: r.resolution,
+    })
+}
+
+/// Media segment `index` (0-based) of rendition `r`.
+pub async fn media_segment(
+    storage: &dyn Storage,
+    asset: &Asset,
+    r: &Rendition,
+    index: usize,
+    read_gap: u64,
+) -> Result<Bytes, VodError> {
+    let (source, track) = asset.track(r);
+    let range = r.segments.samples(index).ok_or(VodError::NotFound)?;
+    let s = &track.samples;
+    let offsets = &s.offsets[range.clone()];
+    let sizes = &s.sizes[range.clone()];
+    let ranges = reads::coalesce(offsets, sizes, read_gap);
+    let buffers = try_join_all(ranges.iter().map(|r| storage.get_range(&source.key, r.clone()))).await?;
+    let buffers: Vec<Bytes> = buffers.into_iter().map(|o| o.body).collect();
+    let mut payload = Vec::with_capacity(range.len());
+    for (&offset, &size) in offsets.iter().zip(sizes) {
+        let bytes = reads::slice_of(&ranges, &buffers, offset, size)
+            .ok_or_else(|| PackagingError::Truncated(format!("{} changed while it was being read", source.key)))?;
+        payload.push(bytes);
+    }
+    let sync: Vec<bool>;
+    let flags = match track.kind {
+        TrackKind::Audio if s.sync.is_none() => SampleFlags::AllSync,
+        _ => {
+            sync = range.clone().map(|i| s.is_sync(i)).collect();
+            SampleFlags::PerSample(&sync)
+        }
+    };
+    let fragment = FragmentSamples {
+        sequence: (index + 1) as u32,
+        base_decode_time: s.dts[range.start],
+        durations: &s.durations[range.clone()],
+        sizes,
+        cts: (!s.cts.is_empty()).then(|| &s.cts[range.clone()]),
+        flags,
+    };
+    Ok(fmp4::write_segment(&fragment, &payload))
+}
