@@ -23,6 +23,13 @@ enum Command {
     Serve(ServeArgs),
     /// Load and validate the configuration, then print it as TOML.
     CheckConfig(ServeArgs),
+    /// Package an MP4 file in memory and print what players would get (renditions, segments, the master playlist).
+    Inspect {
+        file: PathBuf,
+        /// Target segment duration in seconds.
+        #[arg(long, default_value_t = 6.0)]
+        segment_duration: f64,
+    },
     /// Ask a running estuary whether it is healthy (exit 0) or not (exit 1); for container health checks.
     Health {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -86,6 +93,7 @@ fn main() -> ExitCode {
             print!("{}", toml::to_string_pretty(&c)?);
             Ok(())
         }),
+        Command::Inspect { file, segment_duration } => inspect(&file, segment_duration),
         Command::Health { addr, path } => health(addr, &path),
     };
     match result {
@@ -132,6 +140,28 @@ fn serve(config: Config) -> anyhow::Result<()> {
     })?;
     edge_rt.shutdown_timeout(Duration::from_secs(1));
     control_rt.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+/// `estuary inspect`: the packaging dry run, reported for people.
+fn inspect(file: &std::path::Path, segment_duration: f64) -> anyhow::Result<()> {
+    use estuary::packaging::inspect::dry_run;
+    use estuary::packaging::mp4::IndexLimits;
+    let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let run = dry_run(&data, segment_duration, IndexLimits::default())?;
+    let p = &run.presentation;
+    println!("{}: {:.3} s, target duration {} s", file.display(), p.duration_secs, p.target_duration);
+    for r in p.renditions() {
+        println!(
+            "  {} {} {} segments, peak {} b/s, average {} b/s",
+            r.id,
+            r.codecs,
+            r.segment_count(),
+            r.peak_bps,
+            r.average_bps
+        );
+    }
+    print!("\n{}", run.master_playlist);
     Ok(())
 }
 

@@ -3,78 +3,15 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use estuary::packaging::fmp4::{self, FragmentSamples, InitTrack, SampleFlags};
-use estuary::packaging::mp4::{IndexLimits, MoovLocator, Probe, TrackKind, build_index};
-use estuary::packaging::presentation::{self, RenditionInput};
-use estuary::packaging::{PackagingError, dash, hls};
+use estuary::packaging::PackagingError;
+use estuary::packaging::inspect::dry_run;
+use estuary::packaging::mp4::IndexLimits;
 
 const SAMPLE: &[u8] = include_bytes!("../assets/sample/sample.mp4");
 
-/// Everything the server does with a source, without I/O. Returns whether it was packaged.
+/// Everything the server does with a source, without I/O.
 fn package(file: &[u8]) -> Result<usize, PackagingError> {
-    let mut loc = MoovLocator::new(file.len() as u64, 16 << 20);
-    let mut range = loc.start()?;
-    let moov = loop {
-        let end = (range.end as usize).min(file.len());
-        match loc.feed(range.start, &file[range.start as usize..end])? {
-            Probe::Read(r) => range = r,
-            Probe::Found(r) => break &file[r.start as usize..r.end as usize],
-        }
-    };
-    let index = build_index(moov, file.len() as u64, IndexLimits { max_samples_per_track: 100_000 })?;
-    let inputs: Vec<RenditionInput<'_>> = index
-        .tracks
-        .iter()
-        .enumerate()
-        .map(|(i, track)| RenditionInput {
-            source: 0,
-            track_index: i,
-            track,
-            movie_timescale: index.movie_timescale,
-            name: None,
-            language: None,
-        })
-        .collect();
-    let p = presentation::build(&inputs, 6.0)?;
-    let mut bytes = hls::master_playlist(&p).len() + dash::static_mpd(&p).len();
-    for r in p.renditions() {
-        bytes += hls::media_playlist(&p, r).len();
-        let track = &index.tracks[r.track_index];
-        bytes += fmp4::write_init(&InitTrack {
-            kind: track.kind,
-            timescale: track.timescale,
-            movie_timescale: index.movie_timescale,
-            language: &track.language,
-            stsd: &track.stsd,
-            edit: track.edit,
-            display: r.resolution,
-        })
-        .len();
-        let s = &track.samples;
-        let range = r.segments.samples(0).expect("every rendition has a first segment");
-        let payload: Vec<&[u8]> = range
-            .clone()
-            .map(|i| {
-                let start = s.offsets[i] as usize;
-                &file[start..start + s.sizes[i] as usize]
-            })
-            .collect();
-        let sync: Vec<bool> = range.clone().map(|i| s.is_sync(i)).collect();
-        let flags = if track.kind == TrackKind::Video { SampleFlags::PerSample(&sync) } else { SampleFlags::AllSync };
-        bytes += fmp4::write_segment(
-            &FragmentSamples {
-                sequence: 1,
-                base_decode_time: s.dts[range.start],
-                durations: &s.durations[range.clone()],
-                sizes: &s.sizes[range.clone()],
-                cts: (!s.cts.is_empty()).then(|| &s.cts[range.clone()]),
-                flags,
-            },
-            &payload,
-        )
-        .len();
-    }
-    Ok(bytes)
+    dry_run(file, 6.0, IndexLimits { max_samples_per_track: 100_000 }).map(|d| d.bytes_produced)
 }
 
 /// A small deterministic PRNG (xorshift64*), so failures reproduce.

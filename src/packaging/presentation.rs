@@ -187,8 +187,10 @@ fn rendition(
         _ => None,
     };
     let language = input.language.clone().or_else(|| bcp47(&track.language));
-    let name = input.name.clone().unwrap_or_else(|| match (&language, track.kind) {
-        (Some(l), TrackKind::Audio) => l.clone(),
+    let name = input.name.clone().unwrap_or_else(|| match (&language, track.kind, id.index) {
+        (Some(l), TrackKind::Audio, _) => l.clone(),
+        (None, TrackKind::Audio, 0) => "Audio".to_owned(),
+        (None, TrackKind::Audio, i) => format!("Audio {}", i + 1),
         _ => id.to_string(),
     });
     Ok(Rendition {

@@ -17,7 +17,7 @@ use crate::config::VodConfig;
 use crate::packaging::PackagingError;
 use crate::packaging::mp4::{MediaIndex, Track, TrackKind};
 use crate::packaging::presentation::{self, Presentation, Rendition, RenditionInput};
-use crate::storage::{ObjectMeta, Storage, StorageKey};
+use crate::storage::{ObjectMeta, Storage, StorageError, StorageKey};
 
 /// One source file of an asset, indexed.
 #[derive(Debug)]
@@ -106,7 +106,17 @@ impl Catalog {
         } else {
             (None, vec![key.clone()])
         };
-        let metas = try_join_all(files.iter().map(|f| self.storage.head(f))).await?;
+        let is_set = set.is_some();
+        let metas = try_join_all(files.iter().map(|f| async move {
+            match self.storage.head(f).await {
+                // A file the asset set names but storage lacks is a broken asset, not a missing one.
+                Err(StorageError::NotFound(_)) if is_set => {
+                    Err(VodError::Packaging(PackagingError::BadAssetSet(format!("{f} does not exist"))))
+                }
+                other => Ok(other?),
+            }
+        }))
+        .await?;
         for (file, meta) in files.iter().zip(&metas) {
             hasher.update(file.as_str().as_bytes());
             hasher.update(&meta.size.to_le_bytes());

@@ -12,17 +12,29 @@ use estuary::storage::{ListedObject, Object, ObjectMeta, Storage, StorageError, 
 pub struct CountingStorage {
     inner: Arc<dyn Storage>,
     reads: Mutex<HashMap<String, u64>>,
+    bytes: Mutex<HashMap<String, u64>>,
     delay: Duration,
 }
 
 impl CountingStorage {
     pub fn new(inner: Arc<dyn Storage>, delay: Duration) -> Arc<Self> {
-        Arc::new(CountingStorage { inner, reads: Mutex::default(), delay })
+        Arc::new(CountingStorage { inner, reads: Mutex::default(), bytes: Mutex::default(), delay })
     }
 
     /// `get` + `get_range` calls for `key` so far.
     pub fn reads_of(&self, key: &str) -> u64 {
         self.reads.lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+
+    /// Bytes returned by `get` + `get_range` for `key` so far.
+    pub fn bytes_of(&self, key: &str) -> u64 {
+        self.bytes.lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+
+    fn add_bytes(&self, key: &StorageKey, result: &Result<Object, StorageError>) {
+        if let Ok(o) = result {
+            *self.bytes.lock().unwrap().entry(key.to_string()).or_default() += o.body.len() as u64;
+        }
     }
 
     pub fn total_reads(&self) -> u64 {
@@ -45,11 +57,15 @@ impl Storage for CountingStorage {
     }
     async fn get(&self, key: &StorageKey) -> Result<Object, StorageError> {
         self.count(key).await;
-        self.inner.get(key).await
+        let result = self.inner.get(key).await;
+        self.add_bytes(key, &result);
+        result
     }
     async fn get_range(&self, key: &StorageKey, range: Range<u64>) -> Result<Object, StorageError> {
         self.count(key).await;
-        self.inner.get_range(key, range).await
+        let result = self.inner.get_range(key, range).await;
+        self.add_bytes(key, &result);
+        result
     }
     async fn head(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError> {
         self.inner.head(key).await

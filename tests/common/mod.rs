@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod compare;
 pub mod counting;
+pub mod media;
 pub mod process;
 pub mod tools;
 

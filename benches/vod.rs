@@ -1,0 +1,101 @@
+//! VOD packaging costs on a synthetic 60-minute asset: building its index from the moov, rendering its
+//! playlists and MPD, and building one 6 s segment (storage reads included).
+//!
+//! The asset is the bundled sample looped 225 times with `ffmpeg -stream_loop -c copy` (made once, kept
+//! under `target/bench-media/`).
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use estuary::cache::SegmentCache;
+use estuary::config::VodConfig;
+use estuary::packaging::mp4::{IndexLimits, MoovLocator, Probe, build_index};
+use estuary::packaging::presentation::{self, RenditionInput};
+use estuary::packaging::{dash, hls};
+use estuary::storage::StorageKey;
+use estuary::storage::local::LocalStorage;
+use estuary::vod::{Vod, VodObject};
+
+fn long_asset() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-media");
+    let path = dir.join("long-60min.mp4");
+    if !path.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/sample/sample.mp4");
+        let tmp = dir.join("long-60min.tmp.mp4");
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y", "-stream_loop", "224", "-i"])
+            .arg(&sample)
+            .args(["-c", "copy", "-movflags", "+faststart"])
+            .arg(&tmp)
+            .status()
+            .expect("ffmpeg is needed to make the bench asset");
+        assert!(status.success());
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    path
+}
+
+fn moov_of(file: &[u8]) -> &[u8] {
+    let mut loc = MoovLocator::new(file.len() as u64, 1 << 30);
+    let mut range = loc.start().unwrap();
+    loop {
+        match loc.feed(range.start, &file[range.start as usize..range.end as usize]).unwrap() {
+            Probe::Read(r) => range = r,
+            Probe::Found(r) => return &file[r.start as usize..r.end as usize],
+        }
+    }
+}
+
+fn vod(c: &mut Criterion) {
+    let path = long_asset();
+    let file = std::fs::read(&path).unwrap();
+    let moov = moov_of(&file).to_vec();
+    let size = file.len() as u64;
+    drop(file);
+    let limits = IndexLimits::default();
+
+    let mut group = c.benchmark_group("vod_60min");
+    group.sample_size(20);
+    group.bench_function("index_build", |b| b.iter(|| black_box(build_index(&moov, size, limits).unwrap())));
+
+    let index = build_index(&moov, size, limits).unwrap();
+    let inputs: Vec<RenditionInput<'_>> = index
+        .tracks
+        .iter()
+        .enumerate()
+        .map(|(i, track)| RenditionInput {
+            source: 0,
+            track_index: i,
+            track,
+            movie_timescale: index.movie_timescale,
+            name: None,
+            language: None,
+        })
+        .collect();
+    let p = presentation::build(&inputs, 6.0).unwrap();
+    assert_eq!(p.video[0].segment_count(), 600, "a 60-minute asset has 600 six-second segments");
+    group.bench_function("presentation_plan", |b| b.iter(|| black_box(presentation::build(&inputs, 6.0).unwrap())));
+    group.bench_function("media_playlist_600_segments", |b| b.iter(|| black_box(hls::media_playlist(&p, &p.video[0]))));
+    group.bench_function("mpd_600_segments", |b| b.iter(|| black_box(dash::static_mpd(&p))));
+
+    // One 6 s segment through the real path: catalog hit, coalesced range reads from local storage, mux.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let storage = Arc::new(LocalStorage::new(path.parent().unwrap()).unwrap());
+    let no_cache = SegmentCache::new(0, 0);
+    let vod = Vod::new(storage, no_cache, VodConfig::default());
+    let key = StorageKey::parse("long-60min.mp4").unwrap();
+    let segment = VodObject::parse("v0/300.m4s").unwrap();
+    let (obj, _) = rt.block_on(vod.object(&key, segment)).unwrap();
+    eprintln!("segment v0/300.m4s: {} bytes", obj.body().len());
+    group.throughput(criterion::Throughput::Bytes(obj.body().len() as u64));
+    group.bench_function("build_one_6s_video_segment", |b| {
+        b.to_async(&rt).iter(|| async { black_box(vod.object(&key, segment).await.unwrap()) })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, vod);
+criterion_main!(benches);
