@@ -22,6 +22,7 @@ fn every_regression_input_is_handled() {
         seen += 1;
     }
     assert!(seen >= 3, "the corpus is in place ({seen} files)");
-    packaged.sort();
-    assert_eq!(packaged, ["tiny-faststart.mp4", "tiny-moov-at-end.mp4"], "the valid seeds package");
+    for seed in ["tiny-faststart.mp4", "tiny-moov-at-end.mp4"] {
+        assert!(packaged.iter().any(|p| p == seed), "the valid seed {seed} packages");
+    }
 }

@@ -78,8 +78,15 @@ pub fn plan(reference: &Track, movie_timescale: u32, target_secs: f64) -> Segmen
     };
     let start = presentation(reference, movie_timescale, 0).ticks as f64;
     let end = start + (s.end_time() - s.dts[0]) as f64;
-    let times: Vec<f64> =
-        candidates.iter().map(|&i| presentation(reference, movie_timescale, i).ticks as f64).collect();
+    // Candidate times must rise; a (damaged) table whose keyframes go back in time
+    // loses the ones that do, so the search below always moves forward.
+    let mut times: Vec<f64> = Vec::with_capacity(candidates.len());
+    for &i in &candidates {
+        let t = presentation(reference, movie_timescale, i).ticks as f64;
+        if t > times.last().copied().unwrap_or(start) {
+            times.push(t);
+        }
+    }
 
     let mut cuts = Vec::new();
     let mut last = start;
