@@ -6,6 +6,8 @@ pub mod cache;
 pub mod config;
 pub mod edge;
 pub mod http;
+pub mod ingest;
+pub mod live;
 pub mod packaging;
 pub mod server;
 pub mod storage;

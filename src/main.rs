@@ -19,7 +19,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the origin (edge and API tiers).
+    /// Run the origin (edge, ingest and API tiers).
     Serve(ServeArgs),
     /// Load and validate the configuration, then print it as TOML.
     CheckConfig(ServeArgs),
@@ -48,6 +48,9 @@ struct ServeArgs {
     /// Edge listener (players, CDN).
     #[arg(long)]
     edge_addr: Option<SocketAddr>,
+    /// Ingest listener (encoders).
+    #[arg(long)]
+    ingest_addr: Option<SocketAddr>,
     /// API listener (operators, probes, metrics).
     #[arg(long)]
     api_addr: Option<SocketAddr>,
@@ -67,6 +70,9 @@ impl ServeArgs {
         config.apply_env(std::env::vars())?;
         if let Some(a) = self.edge_addr {
             config.edge.addr = a;
+        }
+        if let Some(a) = self.ingest_addr {
+            config.ingest.addr = a;
         }
         if let Some(a) = self.api_addr {
             config.api.addr = a;

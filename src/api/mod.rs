@@ -1,8 +1,9 @@
-//! The API tier, estuary's control plane: health and readiness probes, Prometheus metrics, stats and cache purge.
+//! The API tier, estuary's control plane: health and readiness probes, Prometheus metrics, stats, cache purge and live channels.
 //!
 //! Invariant: nothing here is on the streaming path; the edge never waits on it.
 
 mod auth;
+mod channels;
 mod error;
 mod observe;
 
@@ -15,6 +16,7 @@ use axum::routing::{get, post};
 pub use error::ApiError;
 
 use crate::cache::SegmentCache;
+use crate::live::{ChannelSettings, LiveRegistry};
 use crate::server::Health;
 use crate::storage::metered::MeteredStorage;
 use crate::telemetry::{AccessLog, Metrics, access};
@@ -28,6 +30,17 @@ pub struct ApiState {
     pub metrics: Metrics,
     /// Bearer token for `/api/v1/*`; open when `None`.
     pub token: Option<Arc<str>>,
+    pub live: LiveRegistry,
+    pub channel_defaults: ChannelSettings,
+    pub ingest: IngestEndpoint,
+    pub blocking: Arc<crate::edge::live::BlockingStats>,
+}
+
+/// Where encoders reach the ingest tier, for the URLs the API hands out.
+#[derive(Clone, Debug)]
+pub struct IngestEndpoint {
+    pub public_url: String,
+    pub port: u16,
 }
 
 /// The API router. Probes and `/metrics` are open; `/api/v1/*` needs the bearer token when one is configured.
@@ -35,6 +48,10 @@ pub fn api_router(state: ApiState, access_log: AccessLog) -> Router {
     let v1 = Router::new()
         .route("/stats", get(observe::stats))
         .route("/cache/purge", post(observe::purge))
+        .route("/channels", get(channels::list).post(channels::create))
+        .route("/channels/{id}", get(channels::show).delete(channels::delete))
+        .route("/channels/{id}/stop", post(channels::stop))
+        .route("/channels/{id}/start", post(channels::start))
         .route_layer(map_request_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(observe::healthz))

@@ -95,6 +95,12 @@ pub async fn stats(State(state): State<ApiState>) -> Response {
         "ready": state.health.is_ready(),
         "cache": state.cache.stats().await,
         "storage": state.storage.stats(),
+        "live": {
+            "channels": state.live.list().len(),
+            "blocked_requests": state.blocking.waiting.load(std::sync::atomic::Ordering::Relaxed),
+            "blocked_released": state.blocking.released.load(std::sync::atomic::Ordering::Relaxed),
+            "blocked_timeouts": state.blocking.timed_out.load(std::sync::atomic::Ordering::Relaxed),
+        },
     });
     ([(CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }

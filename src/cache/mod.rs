@@ -11,6 +11,7 @@ use moka::future::Cache;
 use moka::notification::RemovalCause;
 use serde::Serialize;
 
+use crate::live::ChannelId;
 use crate::storage::StorageKey;
 use crate::vod::VodKey;
 
@@ -24,6 +25,19 @@ pub enum CacheKey {
     Static(StorageKey),
     /// A VOD playlist, manifest or segment rendered from a source's current version.
     Vod(VodKey),
+    /// A live playlist or MPD rendered from one snapshot version, or a live segment read back from storage.
+    Live(LiveKey),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LiveKey {
+    /// `object` is the URL tail with its canonical query (`v0.m3u8?start=...`).
+    Rendered {
+        channel: ChannelId,
+        version: u64,
+        object: Arc<str>,
+    },
+    Stored(StorageKey),
 }
 
 impl CacheKey {
@@ -32,6 +46,8 @@ impl CacheKey {
         match self {
             CacheKey::Static(key) => format!("static/{key}"),
             CacheKey::Vod(v) => format!("vod/{}/{}", v.asset, v.object),
+            CacheKey::Live(LiveKey::Rendered { channel, object, .. }) => format!("live/{channel}/{object}"),
+            CacheKey::Live(LiveKey::Stored(key)) => key.to_string(),
         }
     }
 }

@@ -34,12 +34,14 @@ impl ConfigError {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub edge: EdgeConfig,
+    pub ingest: IngestConfig,
     pub api: ApiConfig,
     pub http: HttpConfig,
     pub storage: StorageConfig,
     pub cache: CacheConfig,
     pub static_files: StaticFilesConfig,
     pub vod: VodConfig,
+    pub live: LiveConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
 }
@@ -55,6 +57,9 @@ pub struct EdgeConfig {
     /// Origin lock: when both are set, edge requests without this header and value get 403.
     pub origin_lock_header: String,
     pub origin_lock_secret: String,
+    /// Public base URL of the edge (`https://cdn.example.com`), for absolute URLs in manifests
+    /// (DASH `UTCTiming`). Empty: derived from each request's `Host` and `X-Forwarded-Proto`.
+    pub public_url: String,
 }
 
 impl Default for EdgeConfig {
@@ -65,8 +70,45 @@ impl Default for EdgeConfig {
             workers: 0,
             origin_lock_header: String::new(),
             origin_lock_secret: String::new(),
+            public_url: String::new(),
         }
     }
+}
+
+/// The encoder-facing tier: live segments and playlists pushed over HTTP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    pub enabled: bool,
+    pub addr: SocketAddr,
+    /// Larger uploads get 413.
+    pub max_body_bytes: ByteSize,
+    /// Base URL encoders use (`http://ingest.example.com:8081`), for the ingest URL the API returns.
+    /// Empty: the API request's host with the ingest port.
+    pub public_url: String,
+    /// Keep a small upload that came without credentials (401) and apply it when the same client
+    /// address authenticates for the same channel within seconds. ffmpeg sends its first upload
+    /// (the init segment) without the credentials in its URL and never repeats it.
+    pub hold_unauthenticated: bool,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            enabled: true,
+            addr: SocketAddr::from(([0, 0, 0, 0], 8081)),
+            max_body_bytes: ByteSize::mib(64),
+            public_url: String::new(),
+            hold_unauthenticated: true,
+        }
+    }
+}
+
+/// Defaults for channels created without their own settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveConfig {
+    pub channel_defaults: crate::live::ChannelSettings,
 }
 
 /// The control plane: operators, Prometheus, Kubernetes probes.
@@ -259,14 +301,35 @@ impl Config {
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |f: &str, m: String| Err(ConfigError::new(f, m));
-        if !self.edge.enabled && !self.api.enabled {
+        if !self.edge.enabled && !self.api.enabled && !self.ingest.enabled {
             return err("edge.enabled", "every tier is disabled; enable at least one".into());
         }
         if self.edge.workers > 512 {
             return err("edge.workers", format!("{} is more than 512", self.edge.workers));
         }
-        if self.edge.enabled && self.api.enabled && self.edge.addr == self.api.addr && self.edge.addr.port() != 0 {
-            return err("api.addr", format!("{} is also edge.addr", self.api.addr));
+        let listeners = [
+            ("edge.addr", self.edge.enabled, self.edge.addr),
+            ("ingest.addr", self.ingest.enabled, self.ingest.addr),
+            ("api.addr", self.api.enabled, self.api.addr),
+        ];
+        for (i, (name, on, addr)) in listeners.iter().enumerate() {
+            if let Some((other, ..)) =
+                listeners[..i].iter().find(|(_, o, a)| *o && *on && a == addr && addr.port() != 0)
+            {
+                return err(name, format!("{addr} is also {other}"));
+            }
+        }
+        for (field, url) in [("edge.public_url", &self.edge.public_url), ("ingest.public_url", &self.ingest.public_url)]
+        {
+            if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+                return err(field, format!("{url:?} must start with http:// or https://"));
+            }
+        }
+        if self.ingest.max_body_bytes.0 < 1024 {
+            return err("ingest.max_body_bytes", "must be at least 1 KiB".into());
+        }
+        if let Err(e) = self.live.channel_defaults.validate() {
+            return err("live.channel_defaults", e);
         }
         let lock = (&self.edge.origin_lock_header, &self.edge.origin_lock_secret);
         match lock {

@@ -21,6 +21,9 @@ pub enum EdgeError {
     BadRequest(String),
     #[error("forbidden")]
     Forbidden,
+    /// Not available yet and not worth waiting longer for (blocking reload timed out).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Storage(Arc<StorageError>),
     /// A source file that cannot be packaged: 415 for codecs, 422 otherwise.
@@ -40,6 +43,7 @@ impl EdgeError {
             EdgeError::NotFound => StatusCode::NOT_FOUND,
             EdgeError::BadRequest(_) => StatusCode::BAD_REQUEST,
             EdgeError::Forbidden => StatusCode::FORBIDDEN,
+            EdgeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             EdgeError::Packaging(PackagingError::UnsupportedCodec(_)) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             EdgeError::Packaging(_) => StatusCode::UNPROCESSABLE_ENTITY,
             EdgeError::Storage(e) => match &**e {

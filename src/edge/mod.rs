@@ -5,6 +5,7 @@
 
 mod error;
 mod guard;
+pub mod live;
 pub mod respond;
 mod static_files;
 mod vod;
@@ -24,6 +25,7 @@ pub use guard::OriginLock;
 
 use crate::cache::SegmentCache;
 use crate::config::StaticFilesConfig;
+use crate::live::LiveRegistry;
 use crate::server::Health;
 use crate::storage::Storage;
 use crate::telemetry::{AccessLog, access};
@@ -36,6 +38,10 @@ pub struct EdgeState {
     pub cache: SegmentCache,
     pub static_files: StaticFilesConfig,
     pub vod: Vod,
+    pub live: LiveRegistry,
+    pub blocking: Arc<live::BlockingStats>,
+    /// `edge.public_url`, for absolute URLs in manifests.
+    pub public_url: Arc<str>,
     pub health: Health,
 }
 
@@ -45,6 +51,8 @@ pub fn edge_router(state: EdgeState, origin_lock: Option<OriginLock>, access_log
         .route("/healthz", get(healthz))
         .route("/static/{*key}", get(static_files::serve))
         .route("/vod/{*path}", get(vod::serve))
+        .route("/live/{channel}/{*rest}", get(live::serve))
+        .route("/time", get(live::time))
         .fallback(not_found)
         .with_state(state)
         .layer(from_fn(guard::cors));

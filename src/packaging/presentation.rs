@@ -10,7 +10,8 @@ use crate::packaging::mp4::{Track, TrackKind};
 use crate::packaging::plan::{self, TrackSegments};
 
 /// A rendition's short, stable URL name: `v0`, `v1`, `a0`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct RenditionId {
     pub kind: TrackKind,
     pub index: u16,
@@ -23,6 +24,19 @@ impl fmt::Display for RenditionId {
             TrackKind::Audio => 'a',
         };
         write!(f, "{prefix}{}", self.index)
+    }
+}
+
+impl From<RenditionId> for String {
+    fn from(r: RenditionId) -> String {
+        r.to_string()
+    }
+}
+
+impl TryFrom<String> for RenditionId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse().map_err(|()| format!("{s:?} is not a rendition id"))
     }
 }
 

@@ -10,6 +10,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// The address of the client a request came from (set when `serve` is asked to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerAddr(pub SocketAddr);
 
 /// Per-connection limits.
 #[derive(Debug, Clone)]
@@ -18,6 +23,8 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Largest header block; larger requests get 431.
     pub max_header_bytes: usize,
+    /// Tag every request with its [`PeerAddr`] (the ingest tier needs it).
+    pub peer_addresses: bool,
 }
 
 /// Serves `router` on `listener` until `stop` turns true, then stops
@@ -46,7 +53,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer): (_, SocketAddr) = match accepted {
+                let (stream, peer): (_, SocketAddr) = match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
@@ -56,13 +63,26 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(router.clone());
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(tier, error = %e, "connection ended with an error");
-                    }
-                });
+                let io = TokioIo::new(stream);
+                if limits.peer_addresses {
+                    let tagged = router.clone().map_request(move |mut r: http::Request<hyper::body::Incoming>| {
+                        r.extensions_mut().insert(PeerAddr(peer));
+                        r
+                    });
+                    let connection = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(tagged)));
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!(tier, error = %e, "connection ended with an error");
+                        }
+                    });
+                } else {
+                    let connection = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(router.clone())));
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!(tier, error = %e, "connection ended with an error");
+                        }
+                    });
+                }
             }
             () = &mut stopped => break,
         }

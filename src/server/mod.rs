@@ -14,10 +14,13 @@ use tokio::task::JoinHandle;
 
 pub use health::Health;
 
-use crate::api::{ApiState, api_router};
+use crate::api::{ApiState, IngestEndpoint, api_router};
 use crate::cache::SegmentCache;
 use crate::config::{Config, StorageBackend};
+use crate::edge::live::BlockingStats;
 use crate::edge::{EdgeState, OriginLock, edge_router};
+use crate::ingest::{IngestState, ingest_router};
+use crate::live::LiveRegistry;
 use crate::storage::Storage;
 use crate::storage::local::LocalStorage;
 use crate::storage::metered::MeteredStorage;
@@ -37,8 +40,10 @@ pub struct StartOptions {
 /// A running estuary: its bound addresses and the handles to stop it.
 pub struct Server {
     pub edge_addr: Option<SocketAddr>,
+    pub ingest_addr: Option<SocketAddr>,
     pub api_addr: Option<SocketAddr>,
     pub health: Health,
+    pub live: LiveRegistry,
     pub storage: Arc<MeteredStorage>,
     pub cache: SegmentCache,
     stop: watch::Sender<bool>,
@@ -81,7 +86,12 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
     let limits = ConnectionLimits {
         header_read_timeout: config.http.header_read_timeout,
         max_header_bytes: usize::try_from(config.http.max_header_bytes.0).unwrap_or(usize::MAX),
+        peer_addresses: false,
     };
+    // Live channels are stateful: a storage failure here must stop start-up, or a later
+    // channel change would overwrite the channel index with an empty one.
+    let live = LiveRegistry::load(storage.clone()).await.context("loading live channels from storage")?;
+    let blocking = Arc::new(BlockingStats::default());
     let grace = config.shutdown.grace_period;
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -95,6 +105,9 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             cache: cache.clone(),
             static_files: config.static_files.clone(),
             vod: Vod::new(storage.clone(), cache.clone(), config.vod.clone()),
+            live: live.clone(),
+            blocking: blocking.clone(),
+            public_url: config.edge.public_url.as_str().into(),
             health: health.clone(),
         };
         let lock = (!config.edge.origin_lock_header.is_empty()).then(|| OriginLock {
@@ -117,6 +130,22 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         });
     }
 
+    let mut ingest_addr = None;
+    if config.ingest.enabled {
+        let std_listener = bind(config.ingest.addr, "ingest")?;
+        ingest_addr = Some(std_listener.local_addr()?);
+        let state = IngestState {
+            live: live.clone(),
+            max_body_bytes: config.ingest.max_body_bytes.0,
+            held: config.ingest.hold_unauthenticated.then(Arc::default),
+        };
+        let access = AccessLog { tier: "ingest", metrics: metrics.clone(), log: config.log.access };
+        let router = ingest_router(state, access);
+        let l = tokio::net::TcpListener::from_std(std_listener)?;
+        let limits = ConnectionLimits { peer_addresses: true, ..limits.clone() };
+        tasks.push(tokio::spawn(listener::serve("ingest", l, router, limits, stop_rx.clone(), grace)));
+    }
+
     let mut api_addr = None;
     if config.api.enabled {
         let std_listener = bind(config.api.addr, "api")?;
@@ -127,6 +156,13 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             storage: storage.clone(),
             metrics: metrics.clone(),
             token: (!config.api.token.is_empty()).then(|| Arc::from(config.api.token.as_str())),
+            live: live.clone(),
+            channel_defaults: config.live.channel_defaults.clone(),
+            ingest: IngestEndpoint {
+                public_url: config.ingest.public_url.clone(),
+                port: ingest_addr.map_or(config.ingest.addr.port(), |a| a.port()),
+            },
+            blocking: blocking.clone(),
         };
         let access = AccessLog { tier: "api", metrics: metrics.clone(), log: config.log.access };
         let router = api_router(state, access);
@@ -135,12 +171,23 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
     }
 
     health.set_ready();
-    for (tier, addr) in [("edge", edge_addr), ("api", api_addr)] {
+    for (tier, addr) in [("edge", edge_addr), ("ingest", ingest_addr), ("api", api_addr)] {
         if let Some(addr) = addr {
             tracing::info!(tier, %addr, "listening");
         }
     }
-    Ok(Server { edge_addr, api_addr, health, storage, cache, stop, tasks, drain_delay: config.shutdown.drain_delay })
+    Ok(Server {
+        edge_addr,
+        ingest_addr,
+        api_addr,
+        health,
+        live,
+        storage,
+        cache,
+        stop,
+        tasks,
+        drain_delay: config.shutdown.drain_delay,
+    })
 }
 
 impl Server {
@@ -155,6 +202,8 @@ impl Server {
         for task in self.tasks {
             let _ = task.await;
         }
+        // Every channel's timeline reaches storage, so counting resumes where it stopped.
+        self.live.flush().await;
         tracing::info!("shutdown complete");
     }
 }

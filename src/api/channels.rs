@@ -1,0 +1,154 @@
+//! `/api/v1/channels`: create, list, show, stop, start and delete live channels.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use http::header::HOST;
+use http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiState};
+use crate::live::model::Container;
+use crate::live::render_hls::iso_time;
+use crate::live::{ChannelHandle, ChannelSettings, LiveError};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChannel {
+    id: String,
+    /// At least 16 characters of `[A-Za-z0-9_-]`; generated when absent.
+    token: Option<String>,
+    #[serde(default, with = "humantime_serde::option")]
+    window: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    dvr: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    target_duration: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    idle_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteQuery {
+    #[serde(default)]
+    purge: bool,
+}
+
+impl From<LiveError> for ApiError {
+    fn from(e: LiveError) -> Self {
+        match e {
+            LiveError::NotFound => ApiError::NotFound,
+            LiveError::Exists(id) => ApiError::Conflict(format!("channel {id} already exists")),
+            LiveError::BadRequest(m) => ApiError::BadRequest(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The base URL encoders push to.
+fn ingest_base(state: &ApiState, headers: &HeaderMap) -> String {
+    if !state.ingest.public_url.is_empty() {
+        return state.ingest.public_url.trim_end_matches('/').to_owned();
+    }
+    let host = headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    format!("http://{host}:{}", state.ingest.port)
+}
+
+#[derive(Serialize)]
+struct Playback {
+    hls: String,
+    dash: String,
+    /// The whole recording (DVR window) as a closed playlist, once the channel has ended.
+    recording_hls: String,
+}
+
+fn view(state: &ApiState, headers: &HeaderMap, handle: &ChannelHandle, with_token: bool) -> Value {
+    let snap = handle.snapshot();
+    let id = &handle.id;
+    let mut v = json!({
+        "id": id,
+        "status": snap.status,
+        "accepting_uploads": snap.accepting,
+        "settings": snap.settings,
+        "created": iso_time(crate::live::record::from_ms(handle.created_ms)),
+        "ingest_url": format!("{}/ingest/{id}/", ingest_base(state, headers)),
+        "playback": Playback {
+            hls: format!("/live/{id}/master.m3u8"),
+            dash: format!("/live/{id}/manifest.mpd"),
+            recording_hls: format!("/live/{id}/master.m3u8?start=0"),
+        },
+        "container": snap.container.map(|c| match c { Container::Fmp4 => "fmp4", Container::Ts => "ts" }),
+        "renditions": snap.renditions,
+        "media_sequence": snap.last_msn(),
+        "segments_retained": snap.slots.len(),
+        "discontinuity_sequence": snap.discontinuity_sequence(snap.slots.len()),
+        "last_upload": snap.last_upload.map(iso_time),
+        "publish_latency": snap.publish_latency,
+    });
+    if with_token {
+        v["token"] = json!(&*handle.token);
+    }
+    v
+}
+
+pub async fn create(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateChannel>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let d = &state.channel_defaults;
+    let settings = ChannelSettings {
+        window: req.window.unwrap_or(d.window),
+        dvr: req.dvr.unwrap_or(d.dvr),
+        target_duration: req.target_duration.unwrap_or(d.target_duration),
+        idle_timeout: req.idle_timeout.unwrap_or(d.idle_timeout),
+    };
+    let handle = state.live.create(&req.id, settings, req.token).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &headers, &handle, true))).into_response())
+}
+
+pub async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let channels: Vec<Value> = state.live.list().iter().map(|h| view(&state, &headers, h, false)).collect();
+    Json(json!({ "channels": channels })).into_response()
+}
+
+pub async fn show(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let handle = state.live.get(&id).ok_or(ApiError::NotFound)?;
+    Ok(Json(view(&state, &headers, &handle, true)).into_response())
+}
+
+pub async fn stop(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let handle = state.live.stop(&id).await?;
+    Ok(Json(view(&state, &headers, &handle, false)).into_response())
+}
+
+pub async fn start(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let handle = state.live.start(&id).await?;
+    Ok(Json(view(&state, &headers, &handle, false)).into_response())
+}
+
+pub async fn delete(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> Result<Response, ApiError> {
+    state.live.remove(&id, q.purge).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

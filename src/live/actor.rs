@@ -1,0 +1,172 @@
+//! The owner of one channel's state: a task that applies uploads and commands in order, publishes a
+//! snapshot after every change, writes segments through to storage and persists the timeline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+
+use super::model::ChannelSnapshot;
+use super::state::{ChannelState, Effect, keys};
+use super::upload::{Upload, UploadError};
+use crate::storage::Storage;
+
+/// How often the timeline is written at most, and how often idle channels are checked.
+const TICK: Duration = Duration::from_secs(1);
+/// Segment writes in flight per channel.
+const WRITES_IN_FLIGHT: usize = 8;
+
+pub enum Command {
+    Upload(Upload, oneshot::Sender<Result<(), UploadError>>),
+    Forget(String),
+    /// End the channel; `true` when an operator stopped it (uploads refused).
+    End(bool, oneshot::Sender<()>),
+    Resume(oneshot::Sender<()>),
+    /// Persist everything now (shutdown, delete).
+    Flush(oneshot::Sender<()>),
+}
+
+/// Runs until every command sender is gone, then persists a last time.
+pub async fn run(
+    mut state: ChannelState,
+    storage: Arc<dyn Storage>,
+    publish: watch::Sender<Arc<ChannelSnapshot>>,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let (stored_tx, mut stored_rx) = mpsc::unbounded_channel::<(u64, usize)>();
+    let writes = Arc::new(Semaphore::new(WRITES_IN_FLIGHT));
+    let (timeline_tx, timeline_rx) = watch::channel::<Option<(u64, Bytes)>>(None);
+    let (written_tx, written_rx) = watch::channel(0u64);
+    let persister =
+        tokio::spawn(persist_timelines(storage.clone(), keys::timeline(&state.id), timeline_rx, written_tx));
+    let mut sequence = 0u64;
+    let mut published = state.version;
+    let mut dirty = false;
+    let mut last_persist = Instant::now();
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut flush = None;
+        tokio::select! {
+            command = commands.recv() => match command {
+                None => break,
+                Some(Command::Upload(upload, reply)) => {
+                    let result = state.apply(upload, SystemTime::now());
+                    match result {
+                        Ok(effects) => {
+                            execute(&storage, &writes, &stored_tx, effects);
+                            let _ = reply.send(Ok(()));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    }
+                }
+                Some(Command::Forget(path)) => state.delete(&path),
+                Some(Command::End(by_operator, reply)) => {
+                    state.end(by_operator);
+                    flush = Some(reply);
+                }
+                Some(Command::Resume(reply)) => {
+                    state.resume();
+                    dirty = true;
+                    let _ = reply.send(());
+                }
+                Some(Command::Flush(reply)) => flush = Some(reply),
+            },
+            Some((msn, rendition)) = stored_rx.recv() => state.mark_stored(msn, rendition),
+            _ = ticker.tick() => {
+                state.tick(SystemTime::now());
+            }
+        }
+        if state.version != published {
+            publish.send_replace(Arc::new(state.snapshot(SystemTime::now())));
+            published = state.version;
+            dirty = true;
+        }
+        if (dirty && last_persist.elapsed() >= TICK) || flush.is_some() {
+            if let Ok(json) = serde_json::to_vec(&state.to_record()) {
+                sequence += 1;
+                timeline_tx.send_replace(Some((sequence, json.into())));
+            }
+            dirty = false;
+            last_persist = Instant::now();
+        }
+        if let Some(reply) = flush {
+            // Answer once the newest timeline is in storage (or after a bounded wait).
+            let mut written = written_rx.clone();
+            let target = sequence;
+            let _ = tokio::time::timeout(Duration::from_secs(10), written.wait_for(|&w| w >= target)).await;
+            let _ = reply.send(());
+        }
+    }
+    if let Ok(json) = serde_json::to_vec(&state.to_record()) {
+        timeline_tx.send_replace(Some((sequence + 1, json.into())));
+    }
+    drop(timeline_tx);
+    let _ = persister.await;
+}
+
+/// Writes the newest timeline whenever it changes: older versions are skipped, never written after newer ones.
+async fn persist_timelines(
+    storage: Arc<dyn Storage>,
+    key: crate::storage::StorageKey,
+    mut rx: watch::Receiver<Option<(u64, Bytes)>>,
+    written: watch::Sender<u64>,
+) {
+    let mut last = 0;
+    loop {
+        let next = rx.borrow_and_update().clone();
+        if let Some((sequence, json)) = next
+            && sequence > last
+        {
+            if let Err(e) = storage.put(&key, json).await {
+                tracing::warn!(%key, error = %e, "could not persist the live timeline");
+            }
+            last = sequence;
+            written.send_replace(sequence);
+        }
+        if rx.changed().await.is_err() {
+            // The channel task is gone: write its last word.
+            let final_word = rx.borrow().clone();
+            if let Some((sequence, json)) = final_word
+                && sequence > last
+            {
+                let _ = storage.put(&key, json).await;
+            }
+            return;
+        }
+    }
+}
+
+fn execute(
+    storage: &Arc<dyn Storage>,
+    writes: &Arc<Semaphore>,
+    stored: &mpsc::UnboundedSender<(u64, usize)>,
+    effects: Vec<Effect>,
+) {
+    for effect in effects {
+        let (storage, writes, stored) = (storage.clone(), writes.clone(), stored.clone());
+        tokio::spawn(async move {
+            let Ok(_permit) = writes.acquire_owned().await else { return };
+            match effect {
+                Effect::Put { key, body, part } => match storage.put(&key, body).await {
+                    Ok(()) => {
+                        if let Some(part) = part {
+                            let _ = stored.send(part);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(%key, error = %e, "live write-through failed; the segment stays in memory")
+                    }
+                },
+                Effect::Delete { key } => {
+                    if let Err(e) = storage.delete(&key).await {
+                        tracing::debug!(%key, error = %e, "could not delete an expired live object");
+                    }
+                }
+            }
+        });
+    }
+}

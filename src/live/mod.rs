@@ -1,0 +1,301 @@
+//! Live channels: encoders push segments, players get live HLS and DASH. The registry finds channels;
+//! each channel's state has one owner (a task) that publishes immutable snapshots for the edge.
+//!
+//! Invariants: only the channel task changes a channel; the edge reads `Arc` snapshots from a
+//! `watch` (a pointer swap, never a lock held across I/O); segments reach storage in background
+//! tasks, never on the edge's path; media sequence numbers never go back, also across restarts.
+
+mod actor;
+mod commit;
+pub mod model;
+pub mod record;
+pub mod render_dash;
+pub mod render_hls;
+pub mod state;
+pub mod upload;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
+
+use actor::Command;
+pub use model::{ChannelId, ChannelSettings, ChannelSnapshot, Status};
+use record::{ChannelIndex, ChannelRecord, TimelineRecord};
+use state::{ChannelState, keys};
+use upload::{Upload, UploadError};
+
+use crate::packaging::fmp4::parse::parse_init;
+use crate::storage::{Storage, StorageError, StorageKey};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("no such channel")]
+    NotFound,
+    #[error("channel {0} already exists")]
+    Exists(ChannelId),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the channel's task has stopped")]
+    Gone,
+}
+
+/// What callers hold to talk to a channel. Cheap to clone.
+#[derive(Clone)]
+pub struct ChannelHandle {
+    pub id: ChannelId,
+    pub token: Arc<str>,
+    pub created_ms: u64,
+    snapshot: watch::Receiver<Arc<ChannelSnapshot>>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl ChannelHandle {
+    /// The current snapshot (a pointer copy).
+    pub fn snapshot(&self) -> Arc<ChannelSnapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// A receiver that wakes on every publication, for blocking playlist reloads.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<ChannelSnapshot>> {
+        self.snapshot.clone()
+    }
+
+    pub async fn upload(&self, upload: Upload) -> Result<(), UploadError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Upload(upload, tx))
+            .await
+            .map_err(|_| UploadError::Invalid("channel is shutting down".into()))?;
+        rx.await.map_err(|_| UploadError::Invalid("channel is shutting down".into()))?
+    }
+
+    pub async fn forget(&self, path: String) {
+        let _ = self.commands.send(Command::Forget(path)).await;
+    }
+
+    async fn request(&self, make: impl FnOnce(oneshot::Sender<()>) -> Command) -> Result<(), LiveError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| LiveError::Gone)?;
+        rx.await.map_err(|_| LiveError::Gone)
+    }
+}
+
+struct Inner {
+    storage: Arc<dyn Storage>,
+    channels: ArcSwap<HashMap<ChannelId, ChannelHandle>>,
+    /// Serialises creating and removing channels (not on any request path of the edge).
+    admin: Mutex<()>,
+}
+
+/// All channels. Cheap to clone.
+#[derive(Clone)]
+pub struct LiveRegistry {
+    inner: Arc<Inner>,
+}
+
+fn json_key(s: &str) -> StorageKey {
+    StorageKey::parse(s).expect("static key")
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    storage: &dyn Storage,
+    key: &StorageKey,
+) -> Result<Option<T>, StorageError> {
+    match storage.get(key).await {
+        Ok(o) => {
+            Ok(serde_json::from_slice(&o.body).map_err(|e| tracing::warn!(%key, error = %e, "unreadable record")).ok())
+        }
+        Err(StorageError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn write_json<T: serde::Serialize>(
+    storage: &dyn Storage,
+    key: &StorageKey,
+    value: &T,
+) -> Result<(), StorageError> {
+    let body = serde_json::to_vec_pretty(value).map_err(|e| StorageError::Unavailable(e.to_string()))?;
+    storage.put(key, Bytes::from(body)).await
+}
+
+impl LiveRegistry {
+    /// Loads every channel recorded in storage and starts their tasks.
+    pub async fn load(storage: Arc<dyn Storage>) -> Result<LiveRegistry, StorageError> {
+        let registry = LiveRegistry {
+            inner: Arc::new(Inner { storage: storage.clone(), channels: ArcSwap::default(), admin: Mutex::new(()) }),
+        };
+        let index: ChannelIndex =
+            read_json(storage.as_ref(), &json_key("live/channels.json")).await?.unwrap_or_default();
+        let mut channels = HashMap::new();
+        for id in index.channels {
+            let Some(record) = read_json::<ChannelRecord>(storage.as_ref(), &keys::channel(&id)).await? else {
+                continue;
+            };
+            let timeline: Option<TimelineRecord> = read_json(storage.as_ref(), &keys::timeline(&id)).await?;
+            let state = match timeline {
+                Some(t) => restore(storage.as_ref(), &record, t).await,
+                None => ChannelState::new(id.clone(), record.settings.clone(), record::from_ms(record.created_ms)),
+            };
+            tracing::info!(channel = %id, next_msn = state.snapshot(SystemTime::now()).last_msn().map_or(0, |m| m + 1), "live channel restored");
+            channels.insert(id.clone(), spawn(state, &record, storage.clone()));
+        }
+        registry.inner.channels.store(Arc::new(channels));
+        Ok(registry)
+    }
+
+    pub fn get(&self, id: &str) -> Option<ChannelHandle> {
+        let id = ChannelId::parse(id).ok()?;
+        self.inner.channels.load().get(&id).cloned()
+    }
+
+    pub fn list(&self) -> Vec<ChannelHandle> {
+        let mut all: Vec<_> = self.inner.channels.load().values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// Creates a channel; the token is generated when not given.
+    pub async fn create(
+        &self,
+        id: &str,
+        settings: ChannelSettings,
+        token: Option<String>,
+    ) -> Result<ChannelHandle, LiveError> {
+        let id = ChannelId::parse(id).map_err(LiveError::BadRequest)?;
+        settings.validate().map_err(LiveError::BadRequest)?;
+        let token = match token {
+            Some(t) if t.len() < 16 || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
+                return Err(LiveError::BadRequest("token must be at least 16 characters of [A-Za-z0-9_-]".into()));
+            }
+            Some(t) => t,
+            None => new_token(),
+        };
+        let _admin = self.inner.admin.lock().await;
+        if self.inner.channels.load().contains_key(&id) {
+            return Err(LiveError::Exists(id));
+        }
+        let storage = self.inner.storage.clone();
+        let now = SystemTime::now();
+        let record = ChannelRecord {
+            id: id.clone(),
+            token,
+            settings: settings.clone(),
+            created_ms: record::ms(now),
+            stopped: false,
+        };
+        write_json(storage.as_ref(), &keys::channel(&id), &record).await?;
+        let handle = spawn(ChannelState::new(id.clone(), settings, now), &record, storage.clone());
+        let mut map = HashMap::clone(&self.inner.channels.load());
+        map.insert(id.clone(), handle.clone());
+        self.write_index(&map).await?;
+        self.inner.channels.store(Arc::new(map));
+        tracing::info!(channel = %id, "live channel created");
+        Ok(handle)
+    }
+
+    /// Ends a channel (`EXT-X-ENDLIST`); uploads are refused until it is started again.
+    pub async fn stop(&self, id: &str) -> Result<ChannelHandle, LiveError> {
+        let handle = self.get(id).ok_or(LiveError::NotFound)?;
+        self.set_stopped(&handle, true).await?;
+        handle.request(|tx| Command::End(true, tx)).await?;
+        Ok(handle)
+    }
+
+    pub async fn start(&self, id: &str) -> Result<ChannelHandle, LiveError> {
+        let handle = self.get(id).ok_or(LiveError::NotFound)?;
+        self.set_stopped(&handle, false).await?;
+        handle.request(Command::Resume).await?;
+        Ok(handle)
+    }
+
+    async fn set_stopped(&self, handle: &ChannelHandle, stopped: bool) -> Result<(), LiveError> {
+        let storage = self.inner.storage.as_ref();
+        if let Some(mut record) = read_json::<ChannelRecord>(storage, &keys::channel(&handle.id)).await? {
+            record.stopped = stopped;
+            write_json(storage, &keys::channel(&handle.id), &record).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes a channel; with `purge` its recorded segments go too.
+    pub async fn remove(&self, id: &str, purge: bool) -> Result<(), LiveError> {
+        let _admin = self.inner.admin.lock().await;
+        let handle = self.get(id).ok_or(LiveError::NotFound)?;
+        let _ = handle.request(|tx| Command::End(true, tx)).await;
+        let mut map = HashMap::clone(&self.inner.channels.load());
+        map.remove(&handle.id);
+        self.write_index(&map).await?;
+        self.inner.channels.store(Arc::new(map));
+        let storage = self.inner.storage.as_ref();
+        if purge {
+            for object in storage.list(&format!("live/{}/", handle.id)).await? {
+                storage.delete(&object.key).await?;
+            }
+        } else {
+            storage.delete(&keys::channel(&handle.id)).await?;
+        }
+        tracing::info!(channel = %handle.id, purge, "live channel removed");
+        Ok(())
+    }
+
+    async fn write_index(&self, map: &HashMap<ChannelId, ChannelHandle>) -> Result<(), StorageError> {
+        let mut channels: Vec<ChannelId> = map.keys().cloned().collect();
+        channels.sort();
+        write_json(self.inner.storage.as_ref(), &json_key("live/channels.json"), &ChannelIndex { channels }).await
+    }
+
+    /// Persists every channel's timeline (graceful shutdown).
+    pub async fn flush(&self) {
+        for handle in self.list() {
+            let _ = handle.request(Command::Flush).await;
+        }
+    }
+}
+
+fn spawn(state: ChannelState, record: &ChannelRecord, storage: Arc<dyn Storage>) -> ChannelHandle {
+    let (publish, snapshot) = watch::channel(Arc::new(state.snapshot(SystemTime::now())));
+    let (commands, rx) = mpsc::channel(256);
+    let id = state.id.clone();
+    tokio::spawn(actor::run(state, storage, publish, rx));
+    ChannelHandle { id, token: record.token.as_str().into(), created_ms: record.created_ms, snapshot, commands }
+}
+
+async fn restore(storage: &dyn Storage, record: &ChannelRecord, timeline: TimelineRecord) -> ChannelState {
+    let id = &record.id;
+    let mut inits = HashMap::new();
+    for e in &timeline.epochs {
+        for (r, has) in e.inits.iter().enumerate() {
+            let Some((_, info)) = timeline.renditions.get(r) else { continue };
+            if *has && let Ok(o) = storage.get(&keys::init(id, e.id, info.id)).await {
+                inits.insert((e.id, r), o.body);
+            }
+        }
+    }
+    let mut sources = HashMap::new();
+    for v in timeline.variants.iter().filter(|v| v.has_init) {
+        if let Ok(o) = storage.get(&keys::source_init(id, &v.path)).await
+            && let Ok(info) = parse_init(&o.body)
+        {
+            sources.insert(v.path.clone(), (o.body, Arc::new(info)));
+        }
+    }
+    ChannelState::restore(record, timeline, |e, r| inits.get(&(e, r)).cloned(), |p| sources.get(p).cloned())
+}
+
+/// 32 random hex characters from the operating system's random source.
+fn new_token() -> String {
+    let mut bytes = [0u8; 16];
+    // Without a random source there is no safe token; refusing to start a channel is better than a guessable one.
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

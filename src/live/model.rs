@@ -1,0 +1,393 @@
+//! PURE: the value types of a live channel: ids, settings, renditions, slots, and the immutable
+//! snapshot the edge reads (window selection, blocking-reload questions, discontinuity counting).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cache::CachedObject;
+use crate::packaging::mp4::TrackKind;
+use crate::packaging::presentation::RenditionId;
+
+/// A channel's name: `[a-z0-9][a-z0-9_-]{0,62}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ChannelId(Arc<str>);
+
+impl ChannelId {
+    pub fn parse(s: &str) -> Result<ChannelId, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 63
+            && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if ok {
+            Ok(ChannelId(s.into()))
+        } else {
+            Err(format!("channel id {s:?} must match [a-z0-9][a-z0-9_-]{{0,62}}"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ChannelId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        ChannelId::parse(&s)
+    }
+}
+
+impl From<ChannelId> for String {
+    fn from(c: ChannelId) -> String {
+        c.0.to_string()
+    }
+}
+
+impl fmt::Display for ChannelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Per-channel settings, fixed at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelSettings {
+    /// Length of the live playlist (at least three target durations).
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// How far back start-over (`?start=`) can go; segments older than this are deleted.
+    #[serde(with = "humantime_serde")]
+    pub dvr: Duration,
+    /// `EXT-X-TARGETDURATION`: what the encoder's segments must not exceed (rounded).
+    #[serde(with = "humantime_serde")]
+    pub target_duration: Duration,
+    /// With no upload for this long, the channel ends (its playlists get `EXT-X-ENDLIST`).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for ChannelSettings {
+    fn default() -> Self {
+        ChannelSettings {
+            window: Duration::from_secs(30),
+            dvr: Duration::from_secs(2 * 3600),
+            target_duration: Duration::from_secs(6),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ChannelSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        let t = self.target_duration;
+        if t < Duration::from_millis(500) || t > Duration::from_secs(30) {
+            return Err("target_duration must be between 0.5 s and 30 s".into());
+        }
+        if self.dvr < self.window || self.dvr > Duration::from_secs(7 * 24 * 3600) {
+            return Err("dvr must be at least the window and at most 7 days".into());
+        }
+        if self.idle_timeout < Duration::from_secs(1) {
+            return Err("idle_timeout must be at least 1 s".into());
+        }
+        Ok(())
+    }
+
+    /// `EXT-X-TARGETDURATION`, whole seconds.
+    pub fn target_secs(&self) -> u32 {
+        (self.target_duration.as_secs_f64().ceil() as u32).max(1)
+    }
+
+    /// The live playlist's length: the configured window, never under three target durations.
+    pub fn playlist_window(&self) -> f64 {
+        self.window.as_secs_f64().max(3.0 * f64::from(self.target_secs()))
+    }
+}
+
+/// How the encoder packages segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Container {
+    /// fMP4/CMAF: demuxed per track, HLS and DASH.
+    Fmp4,
+    /// MPEG-TS: passed through per pushed variant, HLS only.
+    Ts,
+}
+
+impl Container {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Container::Fmp4 => "m4s",
+            Container::Ts => "ts",
+        }
+    }
+}
+
+/// A rendition of a live channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveRendition {
+    pub id: RenditionId,
+    pub kind: TrackKind,
+    pub codecs: Option<String>,
+    pub timescale: u32,
+    pub resolution: Option<(u32, u32)>,
+    pub frame_rate: Option<(u32, u32)>,
+    pub channels: Option<u16>,
+    pub sample_rate: Option<u32>,
+    pub language: Option<String>,
+    pub name: String,
+    /// Comes from a pushed variant that also carries video (a muxed audio track).
+    pub muxed: bool,
+    /// Highest segment bit rate seen in the window.
+    pub peak_bps: u64,
+    pub average_bps: u64,
+}
+
+/// One rendition's share of a slot: the bytes of its segment and their timing.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// `tfdt` (fMP4) or presentation start (TS) in the rendition's timescale.
+    pub decode_time: u64,
+    /// In the rendition's timescale.
+    pub duration: u64,
+    pub size: u64,
+    /// The segment, while it is kept in memory; afterwards it is read from storage.
+    pub object: Option<Arc<CachedObject>>,
+    /// Written through to storage.
+    pub stored: bool,
+}
+
+/// One media sequence number across all renditions.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub msn: u64,
+    /// Stream epoch: changes whenever the encoder restarts; part of every URL.
+    pub epoch: u64,
+    /// Starts a new timeline (encoder restart or time jump).
+    pub discontinuity: bool,
+    /// Wall-clock time of the slot's start.
+    pub pdt: SystemTime,
+    /// Nominal duration in seconds (from the first part that arrived).
+    pub duration: f64,
+    /// Indexed by rendition index.
+    pub parts: Vec<Option<Part>>,
+}
+
+impl Slot {
+    pub fn part(&self, rendition: usize) -> Option<&Part> {
+        self.parts.get(rendition).and_then(Option::as_ref)
+    }
+
+    pub fn end(&self) -> SystemTime {
+        self.pdt + Duration::from_secs_f64(self.duration.max(0.0))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Created, nothing pushed yet.
+    Waiting,
+    Live,
+    /// Stopped (API or idle): playlists are closed with `EXT-X-ENDLIST`.
+    Ended,
+}
+
+/// The per-epoch init segments, by rendition index.
+#[derive(Debug, Clone)]
+pub struct EpochInits {
+    pub epoch: u64,
+    pub inits: Vec<Option<Arc<CachedObject>>>,
+}
+
+/// What the edge sees of a channel: immutable, replaced whole on every change.
+#[derive(Debug, Clone)]
+pub struct ChannelSnapshot {
+    pub id: ChannelId,
+    pub settings: ChannelSettings,
+    /// Increases with every publication.
+    pub version: u64,
+    pub status: Status,
+    /// False after an API stop.
+    pub accepting: bool,
+    pub last_upload: Option<SystemTime>,
+    pub container: Option<Container>,
+    pub renditions: Vec<LiveRendition>,
+    pub epochs: Vec<EpochInits>,
+    /// Every retained slot (the DVR window), dense in `msn`.
+    pub slots: Vec<Arc<Slot>>,
+    /// Discontinuities that happened before `slots[0]`.
+    pub discontinuity_base: u64,
+    /// DASH `availabilityStartTime`.
+    pub availability_start: SystemTime,
+    pub published: SystemTime,
+    /// Upload-to-playlist delay of recent segments.
+    pub publish_latency: super::state::PublishLatency,
+}
+
+/// Which slots a playlist shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WindowRequest {
+    /// DVR start (`?start=`).
+    pub start: Option<SystemTime>,
+    /// DVR end (`?end=`).
+    pub end: Option<SystemTime>,
+}
+
+impl ChannelSnapshot {
+    pub fn slot(&self, msn: u64) -> Option<&Arc<Slot>> {
+        let first = self.slots.first()?.msn;
+        self.slots.get(usize::try_from(msn.checked_sub(first)?).ok()?)
+    }
+
+    pub fn rendition_index(&self, id: RenditionId) -> Option<usize> {
+        self.renditions.iter().position(|r| r.id == id)
+    }
+
+    /// The newest slot that has this rendition's part.
+    pub fn edge_of(&self, rendition: usize) -> Option<u64> {
+        self.slots.iter().rev().find(|s| s.part(rendition).is_some()).map(|s| s.msn)
+    }
+
+    /// The newest media sequence number of the channel.
+    pub fn last_msn(&self) -> Option<u64> {
+        self.slots.last().map(|s| s.msn)
+    }
+
+    pub fn init(&self, epoch: u64, rendition: usize) -> Option<&Arc<CachedObject>> {
+        self.epochs.iter().find(|e| e.epoch == epoch)?.inits.get(rendition)?.as_ref()
+    }
+
+    /// Whether a `_HLS_msn` request for `msn` can be answered now.
+    pub fn has_reached(&self, rendition: usize, msn: u64) -> bool {
+        self.status == Status::Ended || self.edge_of(rendition).is_some_and(|edge| edge >= msn)
+    }
+
+    /// Slot indices for a playlist of `rendition`: the live window ending at its edge, or a DVR range.
+    /// Returns the range and whether it is closed (no more slots will be added to it).
+    pub fn window(&self, rendition: usize, req: WindowRequest) -> (std::ops::Range<usize>, bool) {
+        let ended = self.status == Status::Ended;
+        let Some(edge_msn) = self.edge_of(rendition) else {
+            return (0..0, ended);
+        };
+        // Exclusive end: just past the rendition's newest part.
+        let edge = self.slots.partition_point(|s| s.msn <= edge_msn);
+        if req.start.is_none() && req.end.is_none() {
+            // Sliding window of the channel's newest slots, cut at this rendition's edge.
+            let mut start = self.slots.len();
+            let mut total = 0.0;
+            while start > 0 && total < self.settings.playlist_window() {
+                start -= 1;
+                total += self.slots[start].duration;
+            }
+            return (start.min(edge)..edge, ended);
+        }
+        let first = match req.start {
+            Some(t) => self.slots.partition_point(|s| s.end() <= t),
+            None => 0,
+        };
+        let (last, closed) = match req.end {
+            Some(t) => {
+                let last = self.slots.partition_point(|s| s.pdt < t).min(edge);
+                (last, ended || self.slots.last().is_some_and(|s| s.end() >= t))
+            }
+            None => (edge, ended),
+        };
+        (first.min(last)..last, closed)
+    }
+
+    /// `EXT-X-DISCONTINUITY-SEQUENCE` for a playlist starting at slot index `first`.
+    pub fn discontinuity_sequence(&self, first: usize) -> u64 {
+        self.discontinuity_base
+            + self.slots[..first.min(self.slots.len())].iter().filter(|s| s.discontinuity).count() as u64
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn slot(msn: u64, secs: f64, parts: usize) -> Arc<Slot> {
+        Arc::new(Slot {
+            msn,
+            epoch: 7,
+            discontinuity: msn == 12,
+            pdt: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + msn * 2),
+            duration: secs,
+            parts: (0..parts)
+                .map(|_| {
+                    Some(Part { decode_time: msn * 180_000, duration: 180_000, size: 10, object: None, stored: true })
+                })
+                .collect(),
+        })
+    }
+
+    pub fn snapshot(slots: Vec<Arc<Slot>>) -> ChannelSnapshot {
+        ChannelSnapshot {
+            id: ChannelId::parse("news").unwrap(),
+            settings: ChannelSettings {
+                window: Duration::from_secs(10),
+                target_duration: Duration::from_secs(2),
+                ..Default::default()
+            },
+            version: 1,
+            status: Status::Live,
+            accepting: true,
+            last_upload: None,
+            container: Some(Container::Fmp4),
+            renditions: Vec::new(),
+            epochs: Vec::new(),
+            slots,
+            discontinuity_base: 3,
+            availability_start: SystemTime::UNIX_EPOCH,
+            published: SystemTime::UNIX_EPOCH,
+            publish_latency: Default::default(),
+        }
+    }
+
+    #[test]
+    fn channel_ids() {
+        for ok in ["news", "a", "sport-1", "x_2"] {
+            assert!(ChannelId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "News", "-x", "a/b", "a.b", &"x".repeat(64)] {
+            assert!(ChannelId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn windows_slide_and_count_discontinuities() {
+        let mut slots: Vec<_> = (10..20).map(|m| slot(m, 2.0, 2)).collect();
+        // Rendition 1 is one slot behind.
+        Arc::get_mut(&mut slots[9]).unwrap().parts[1] = None;
+        let s = snapshot(slots);
+        assert_eq!(s.edge_of(0), Some(19));
+        assert_eq!(s.edge_of(1), Some(18));
+        // A 10 s window of 2 s slots: the last five.
+        assert_eq!(s.window(0, WindowRequest::default()), (5..10, false));
+        assert_eq!(s.window(1, WindowRequest::default()), (5..9, false));
+        assert_eq!(s.discontinuity_sequence(0), 3);
+        assert_eq!(s.discontinuity_sequence(5), 4);
+        assert!(s.has_reached(0, 19) && !s.has_reached(1, 19) && !s.has_reached(0, 20));
+        assert_eq!(s.slot(15).unwrap().msn, 15);
+        assert!(s.slot(9).is_none() && s.slot(20).is_none());
+    }
+
+    #[test]
+    fn dvr_ranges() {
+        let s = snapshot((10..20).map(|m| slot(m, 2.0, 1)).collect());
+        let at = |msn: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + msn * 2);
+        // From slot 12 to the live edge: open.
+        assert_eq!(s.window(0, WindowRequest { start: Some(at(12)), end: None }), (2..10, false));
+        // 12..15: closed.
+        assert_eq!(s.window(0, WindowRequest { start: Some(at(12)), end: Some(at(15)) }), (2..5, true));
+        // Before the DVR window: clamped.
+        assert_eq!(s.window(0, WindowRequest { start: Some(at(0)), end: None }).0, 0..10);
+        // Ending in the future: open.
+        assert!(!s.window(0, WindowRequest { start: Some(at(12)), end: Some(at(40)) }).1);
+    }
+}

@@ -1,0 +1,362 @@
+//! PURE: one channel's state and its transitions: uploads in, slots and snapshots out, plus the
+//! storage effects the owner must carry out. No I/O and no clocks: `now` is always passed in.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::model::{ChannelId, ChannelSettings, ChannelSnapshot, Container, EpochInits, LiveRendition, Slot, Status};
+use super::upload::{Upload, UploadError};
+use crate::cache::CachedObject;
+use crate::packaging::fmp4::parse::InitInfo;
+use crate::packaging::mp4::TrackKind;
+use crate::packaging::presentation::RenditionId;
+use crate::storage::StorageKey;
+
+/// Uploads waiting for a playlist that lists them; more are dropped, oldest first.
+const MAX_PENDING: usize = 256;
+
+/// I/O the owner carries out after a transition.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Write through to storage; `part` says which part to mark stored afterwards.
+    Put {
+        key: StorageKey,
+        body: Bytes,
+        part: Option<(u64, usize)>,
+    },
+    Delete {
+        key: StorageKey,
+    },
+}
+
+/// Storage keys of a channel's objects.
+pub mod keys {
+    use super::*;
+
+    fn key(s: String) -> StorageKey {
+        // Channel ids, rendition ids and numbers only ever make valid keys.
+        StorageKey::parse(&s).unwrap_or_else(|_| StorageKey::parse("live/invalid").expect("static key"))
+    }
+
+    pub fn part(ch: &ChannelId, epoch: u64, r: RenditionId, msn: u64, container: Container) -> StorageKey {
+        key(format!("live/{ch}/{epoch}/{r}/{msn}.{}", container.extension()))
+    }
+
+    pub fn init(ch: &ChannelId, epoch: u64, r: RenditionId) -> StorageKey {
+        key(format!("live/{ch}/{epoch}/{r}/init.mp4"))
+    }
+
+    pub fn channel(ch: &ChannelId) -> StorageKey {
+        key(format!("live/{ch}/channel.json"))
+    }
+
+    pub fn timeline(ch: &ChannelId) -> StorageKey {
+        key(format!("live/{ch}/timeline.json"))
+    }
+
+    /// A pushed variant's own (multi-track) init segment, to continue its session after a restart.
+    pub fn source_init(ch: &ChannelId, variant: &str) -> StorageKey {
+        let safe: String =
+            variant.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+        key(format!("live/{ch}/sources/{safe}.init.mp4"))
+    }
+}
+
+/// Identifies a rendition across encoder restarts: which pushed variant, which kind, which one of that kind.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RenditionKey {
+    pub variant: String,
+    pub kind: TrackKind,
+    pub nth: usize,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct RenditionEntry {
+    pub key: RenditionKey,
+    pub info: LiveRendition,
+    /// (bytes, seconds) of its newest parts, for bit rates.
+    pub recent: VecDeque<(u64, f64)>,
+}
+
+/// One encoder session's numbering: encoder sequence `first_encoder_msn` is our `first_msn`.
+#[derive(Debug, Clone)]
+pub(super) struct Epoch {
+    pub id: u64,
+    pub first_encoder_msn: u64,
+    pub first_msn: u64,
+    pub members: BTreeSet<String>,
+    /// No variant may join any more (the channel ended and resumed).
+    pub closed: bool,
+    pub inits: Vec<Option<Arc<CachedObject>>>,
+}
+
+/// A pushed variant (one media playlist of the encoder).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Variant {
+    pub init_path: Option<String>,
+    pub init: Option<Arc<InitInfo>>,
+    pub init_bytes: Option<Bytes>,
+    /// Rendition index of each init track (parallel to `init.tracks`).
+    pub tracks: Vec<Option<usize>>,
+    pub epoch: Option<u64>,
+    pub last_encoder_msn: Option<u64>,
+    /// The encoder closed this playlist (`EXT-X-ENDLIST`): whatever comes next is a new session.
+    pub ended: bool,
+    /// A committed segment name was uploaded again with other bytes: the encoder restarted.
+    pub restarted: bool,
+    /// Recently committed names and a hash of their bytes.
+    pub committed: VecDeque<(String, u64)>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Pending {
+    pub bytes: Bytes,
+    pub container: Container,
+    pub arrived: SystemTime,
+}
+
+/// How long segments waited between their upload and their publication in the playlist.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PublishLatency {
+    pub samples: usize,
+    pub median_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Latencies kept for the summary.
+const LATENCY_SAMPLES: usize = 1024;
+
+/// Everything the owner of a channel knows.
+#[derive(Debug, Clone)]
+pub struct ChannelState {
+    pub id: ChannelId,
+    pub settings: ChannelSettings,
+    pub status: Status,
+    /// False after an API stop: uploads are refused until the channel is started again.
+    pub accepting: bool,
+    pub availability_start: SystemTime,
+    pub last_upload: Option<SystemTime>,
+    pub version: u64,
+    pub(super) container: Option<Container>,
+    pub(super) renditions: Vec<RenditionEntry>,
+    pub(super) variants: BTreeMap<String, Variant>,
+    pub(super) pending_segments: HashMap<String, Pending>,
+    pub(super) pending_inits: HashMap<String, (Bytes, Arc<InitInfo>)>,
+    pub(super) epochs: Vec<Epoch>,
+    pub(super) slots: VecDeque<Arc<Slot>>,
+    pub(super) next_msn: u64,
+    pub(super) discontinuity_base: u64,
+    pub(super) latencies: VecDeque<Duration>,
+}
+
+impl ChannelState {
+    pub fn new(id: ChannelId, settings: ChannelSettings, now: SystemTime) -> Self {
+        ChannelState {
+            id,
+            settings,
+            status: Status::Waiting,
+            accepting: true,
+            availability_start: now,
+            last_upload: None,
+            version: 0,
+            container: None,
+            renditions: Vec::new(),
+            variants: BTreeMap::new(),
+            pending_segments: HashMap::new(),
+            pending_inits: HashMap::new(),
+            epochs: Vec::new(),
+            slots: VecDeque::new(),
+            next_msn: 0,
+            discontinuity_base: 0,
+            latencies: VecDeque::new(),
+        }
+    }
+
+    pub(super) fn record_latency(&mut self, arrived: SystemTime, now: SystemTime) {
+        if self.latencies.len() == LATENCY_SAMPLES {
+            self.latencies.pop_front();
+        }
+        self.latencies.push_back(now.duration_since(arrived).unwrap_or_default());
+    }
+
+    pub fn publish_latency(&self) -> PublishLatency {
+        let mut ms: Vec<f64> = self.latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        if ms.is_empty() {
+            return PublishLatency::default();
+        }
+        ms.sort_by(f64::total_cmp);
+        let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+        PublishLatency { samples: ms.len(), median_ms: at(0.5), p99_ms: at(0.99), max_ms: ms[ms.len() - 1] }
+    }
+
+    /// Applies one upload. An `Err` changes nothing players can see.
+    pub fn apply(&mut self, upload: Upload, now: SystemTime) -> Result<Vec<Effect>, UploadError> {
+        if !self.accepting {
+            return Err(UploadError::Stopped);
+        }
+        self.last_upload = Some(now);
+        let effects = match upload {
+            Upload::Init { path, bytes, info } => {
+                self.pending_inits.insert(path, (bytes, info));
+                Vec::new()
+            }
+            Upload::Segment { path, bytes, container } => {
+                self.note_reupload(&path, &bytes);
+                if self.pending_segments.len() >= MAX_PENDING
+                    && let Some(oldest) = self.pending_segments.keys().next().cloned()
+                {
+                    self.pending_segments.remove(&oldest);
+                }
+                self.pending_segments.insert(path, Pending { bytes, container, arrived: now });
+                Vec::new()
+            }
+            Upload::MediaPlaylist { path, playlist } => self.on_media_playlist(&path, &playlist, now)?,
+            Upload::MasterPlaylist { .. } => Vec::new(),
+        };
+        Ok(effects)
+    }
+
+    /// Forgets an upload that was never listed (encoders delete old segments; listed ones follow our own window).
+    pub fn delete(&mut self, path: &str) {
+        self.pending_segments.remove(path);
+        self.pending_inits.remove(path);
+    }
+
+    /// A name that was committed, uploaded again with different bytes, means the encoder restarted.
+    fn note_reupload(&mut self, path: &str, bytes: &[u8]) {
+        let hash = xxhash_rust::xxh3::xxh3_64(bytes);
+        for v in self.variants.values_mut() {
+            if v.committed.iter().any(|(p, h)| p == path && *h != hash) {
+                v.restarted = true;
+            }
+        }
+    }
+
+    /// Ends the channel: playlists close with `EXT-X-ENDLIST`. `by_operator` also refuses further uploads.
+    pub fn end(&mut self, by_operator: bool) {
+        if self.status != Status::Ended {
+            self.status = Status::Ended;
+            self.version += 1;
+        }
+        if by_operator {
+            self.accepting = false;
+        }
+        // Whatever the encoder sends next starts a new epoch.
+        if let Some(e) = self.epochs.last_mut() {
+            e.closed = true;
+        }
+        for v in self.variants.values_mut() {
+            v.epoch = None;
+        }
+    }
+
+    /// Lets a stopped channel take uploads again.
+    pub fn resume(&mut self) {
+        self.accepting = true;
+    }
+
+    /// Periodic work: end an idle channel, drop old segment bytes from memory. Returns whether anything changed.
+    pub fn tick(&mut self, now: SystemTime) -> bool {
+        let mut changed = false;
+        if self.status == Status::Live
+            && self.last_upload.is_some_and(|t| now.duration_since(t).unwrap_or_default() > self.settings.idle_timeout)
+        {
+            self.end(false);
+            changed = true;
+        }
+        let Some(newest) = self.slots.back().map(|s| s.end()) else { return changed };
+        let keep =
+            Duration::from_secs_f64(self.settings.playlist_window() + 3.0 * f64::from(self.settings.target_secs()));
+        let cutoff = newest.checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH);
+        for slot in self.slots.iter_mut() {
+            if slot.end() >= cutoff {
+                break;
+            }
+            if slot.parts.iter().flatten().any(|p| p.object.is_some() && p.stored) {
+                let s = Arc::make_mut(slot);
+                for p in s.parts.iter_mut().flatten() {
+                    if p.stored {
+                        p.object = None;
+                    }
+                }
+                changed = true;
+            }
+        }
+        if changed {
+            self.version += 1;
+        }
+        changed
+    }
+
+    /// Records that a part reached storage (so its bytes may leave memory).
+    pub fn mark_stored(&mut self, msn: u64, rendition: usize) {
+        if let Some(slot) = self.slot_mut(msn)
+            && let Some(Some(part)) = Arc::make_mut(slot).parts.get_mut(rendition)
+        {
+            part.stored = true;
+        }
+    }
+
+    pub(super) fn slot_mut(&mut self, msn: u64) -> Option<&mut Arc<Slot>> {
+        let first = self.slots.front()?.msn;
+        self.slots.get_mut(usize::try_from(msn.checked_sub(first)?).ok()?)
+    }
+
+    /// Drops slots older than the DVR window; returns the deletes for storage.
+    pub(super) fn evict(&mut self) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let Some(newest) = self.slots.back().map(|s| s.end()) else { return effects };
+        let oldest_kept = newest.checked_sub(self.settings.dvr).unwrap_or(SystemTime::UNIX_EPOCH);
+        while self.slots.len() > 1 && self.slots.front().is_some_and(|s| s.end() < oldest_kept) {
+            let Some(slot) = self.slots.pop_front() else { break };
+            if slot.discontinuity {
+                self.discontinuity_base += 1;
+            }
+            if let Some(container) = self.container {
+                for (r, _) in slot.parts.iter().enumerate().filter(|(_, p)| p.is_some()) {
+                    effects.push(Effect::Delete {
+                        key: keys::part(&self.id, slot.epoch, self.renditions[r].info.id, slot.msn, container),
+                    });
+                }
+            }
+        }
+        // Epochs without slots (and not the current one) go, with their init segments.
+        let first_epoch = self.slots.front().map(|s| s.epoch);
+        let current = self.epochs.last().map(|e| e.id);
+        let (id, renditions) = (&self.id, &self.renditions);
+        self.epochs.retain(|e| {
+            let keep = Some(e.id) == current || first_epoch.is_some_and(|f| e.id >= f);
+            if !keep {
+                for (r, _) in e.inits.iter().enumerate().filter(|(_, i)| i.is_some()) {
+                    effects.push(Effect::Delete { key: keys::init(id, e.id, renditions[r].info.id) });
+                }
+            }
+            keep
+        });
+        effects
+    }
+
+    /// The immutable view the edge serves from.
+    pub fn snapshot(&self, now: SystemTime) -> ChannelSnapshot {
+        ChannelSnapshot {
+            id: self.id.clone(),
+            settings: self.settings.clone(),
+            version: self.version,
+            status: self.status,
+            accepting: self.accepting,
+            last_upload: self.last_upload,
+            container: self.container,
+            renditions: self.renditions.iter().map(|r| r.info.clone()).collect(),
+            epochs: self.epochs.iter().map(|e| EpochInits { epoch: e.id, inits: e.inits.clone() }).collect(),
+            slots: self.slots.iter().cloned().collect(),
+            discontinuity_base: self.discontinuity_base,
+            availability_start: self.availability_start,
+            published: now,
+            publish_latency: self.publish_latency(),
+        }
+    }
+}

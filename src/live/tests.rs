@@ -1,0 +1,219 @@
+//! Unit tests of the channel state machine, with ffmpeg's own HLS fMP4 output (the bundled sample) as the encoder.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::model::{ChannelId, ChannelSettings, Status, WindowRequest};
+use super::record::TimelineRecord;
+use super::render_hls;
+use super::state::{ChannelState, Effect};
+use super::upload::{Upload, classify};
+use crate::packaging::mp4::TrackKind;
+
+const INIT: &[u8] = include_bytes!("../../assets/sample/hls/init.mp4");
+const SEGMENTS: [&[u8]; 4] = [
+    include_bytes!("../../assets/sample/hls/seg_000.m4s"),
+    include_bytes!("../../assets/sample/hls/seg_001.m4s"),
+    include_bytes!("../../assets/sample/hls/seg_002.m4s"),
+    include_bytes!("../../assets/sample/hls/seg_003.m4s"),
+];
+
+fn t(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+}
+
+fn channel() -> ChannelState {
+    let settings = ChannelSettings {
+        target_duration: Duration::from_secs(4),
+        window: Duration::from_secs(8),
+        ..Default::default()
+    };
+    ChannelState::new(ChannelId::parse("news").unwrap(), settings, t(0))
+}
+
+fn upload(state: &mut ChannelState, path: &str, body: &[u8], now: SystemTime) -> Vec<Effect> {
+    let upload = classify(path, Bytes::copy_from_slice(body)).unwrap();
+    state.apply(upload, now).unwrap()
+}
+
+/// The playlist ffmpeg would push listing `names` from encoder sequence `first`.
+fn playlist(first: u64, names: &[&str], end: bool) -> Vec<u8> {
+    let mut p = format!(
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:{first}\n#EXT-X-MAP:URI=\"init_0.mp4\"\n"
+    );
+    for n in names {
+        p.push_str(&format!("#EXTINF:4.000000,\n{n}\n"));
+    }
+    if end {
+        p.push_str("#EXT-X-ENDLIST\n");
+    }
+    p.into_bytes()
+}
+
+fn push(state: &mut ChannelState, e: u64, body: &[u8], now: SystemTime) -> Vec<Effect> {
+    let name = format!("seg_{e:05}.m4s");
+    let mut effects = upload(state, &format!("v0/{name}"), body, now);
+    let names: Vec<String> = (e.saturating_sub(2)..=e).map(|k| format!("seg_{k:05}.m4s")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    effects.extend(upload(state, "v0/index.m3u8", &playlist(e.saturating_sub(2), &names, false), now));
+    effects
+}
+
+#[test]
+fn a_pushed_variant_becomes_demuxed_renditions() {
+    let mut s = channel();
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    let effects = push(&mut s, 0, SEGMENTS[0], t(5));
+    let snap = s.snapshot(t(5));
+    assert_eq!(snap.status, Status::Live);
+    let ids: Vec<_> = snap.renditions.iter().map(|r| (r.id.to_string(), r.kind, r.muxed)).collect();
+    assert_eq!(ids, [("v0".into(), TrackKind::Video, false), ("a0".into(), TrackKind::Audio, true)]);
+    assert_eq!(snap.slots.len(), 1);
+    let slot = &snap.slots[0];
+    assert_eq!((slot.msn, slot.discontinuity), (0, false));
+    assert!((slot.duration - 4.0).abs() < 1e-9);
+    // Each part is a single-track segment that mp4-atom reads back.
+    let video = slot.part(0).unwrap().object.as_ref().unwrap().body().clone();
+    let mut buf = &video[..];
+    <mp4_atom::Styp as mp4_atom::Decode>::decode(&mut buf).unwrap();
+    let moof = <mp4_atom::Moof as mp4_atom::Decode>::decode(&mut buf).unwrap();
+    assert_eq!(moof.traf.len(), 1);
+    assert_eq!(moof.traf[0].trun[0].samples.len(), 100);
+    // Written through: the variant's own init, two per-track inits, two parts.
+    let keys: Vec<String> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Put { key, .. } => Some(key.to_string()),
+            Effect::Delete { .. } => None,
+        })
+        .collect();
+    let epoch = slot.epoch;
+    for want in [
+        format!("live/news/{epoch}/v0/init.mp4"),
+        format!("live/news/{epoch}/a0/init.mp4"),
+        format!("live/news/{epoch}/v0/0.m4s"),
+        format!("live/news/{epoch}/a0/0.m4s"),
+    ] {
+        assert!(keys.contains(&want), "{want} in {keys:?}");
+    }
+    assert!(snap.init(epoch, 0).is_some() && snap.init(epoch, 1).is_some());
+}
+
+#[test]
+fn the_window_slides_and_playlists_render() {
+    let mut s = channel();
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    for (e, seg) in SEGMENTS.iter().enumerate() {
+        push(&mut s, e as u64, seg, t(4 * e as u64 + 5));
+    }
+    let snap = s.snapshot(t(20));
+    assert_eq!(snap.last_msn(), Some(3));
+    // 8 s window, but never under three target durations (12 s): the last three slots.
+    let (range, closed) = snap.window(0, WindowRequest::default());
+    assert_eq!((range, closed), (1..4, false));
+    let text = render_hls::media(&snap, 0, WindowRequest::default()).unwrap();
+    let epoch = snap.slots[0].epoch;
+    assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:1\n"), "{text}");
+    assert!(text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES"));
+    assert!(text.contains(&format!("#EXT-X-MAP:URI=\"v0/{epoch}/init.mp4\"")));
+    assert!(text.contains(&format!("v0/{epoch}/3.m4s")));
+    assert!(!text.contains("ENDLIST"));
+    let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+    assert!(parsed.segments.iter().all(|seg| (seg.duration.round() as u64) <= parsed.target_duration));
+    let master = render_hls::master(&snap, "");
+    assert!(master.contains("CODECS=\"avc1.64001e,mp4a.40.2\""), "{master}");
+    assert!(master.contains("URI=\"a0.m3u8\"") && master.contains("\nv0.m3u8\n"));
+    let mpd = super::render_dash::mpd(&snap, WindowRequest::default(), "http://x/time").unwrap();
+    assert!(
+        mpd.contains("type=\"dynamic\"") && mpd.contains("startNumber=\"1\"") && mpd.contains("UTCTiming"),
+        "{mpd}"
+    );
+}
+
+#[test]
+fn an_encoder_restart_is_a_discontinuity_not_a_reset() {
+    let mut s = channel();
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    for e in 0..3u64 {
+        push(&mut s, e, SEGMENTS[e as usize], t(4 * e + 5));
+    }
+    let first_epoch = s.snapshot(t(20)).slots[0].epoch;
+    // ffmpeg ends its playlist, then starts again from sequence 0 with new bytes.
+    upload(&mut s, "v0/index.m3u8", &playlist(0, &["seg_00000.m4s", "seg_00001.m4s", "seg_00002.m4s"], true), t(16));
+    upload(&mut s, "v0/init_0.mp4", INIT, t(30));
+    push(&mut s, 0, SEGMENTS[3], t(34));
+    let snap = s.snapshot(t(34));
+    let last = snap.slots.last().unwrap();
+    assert_eq!(last.msn, 3, "the media sequence keeps counting");
+    assert!(last.discontinuity);
+    assert_ne!(last.epoch, first_epoch, "a new epoch, so no URL is reused");
+    let text = render_hls::media(&snap, 0, WindowRequest::default()).unwrap();
+    assert!(text.contains("#EXT-X-DISCONTINUITY\n"));
+    assert_eq!(text.matches("#EXT-X-MAP").count(), 2);
+    let mpd = super::render_dash::mpd(&snap, WindowRequest::default(), "http://x/time").unwrap();
+    assert_eq!(mpd.matches("<Period").count(), 2, "{mpd}");
+}
+
+#[test]
+fn lost_segments_are_skipped_and_bad_ones_change_nothing() {
+    let mut s = channel();
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    push(&mut s, 0, SEGMENTS[0], t(5));
+    // seg 1 never arrives; seg 2 does.
+    upload(&mut s, "v0/seg_00002.m4s", SEGMENTS[2], t(13));
+    upload(&mut s, "v0/index.m3u8", &playlist(0, &["seg_00000.m4s", "seg_00001.m4s", "seg_00002.m4s"], false), t(13));
+    let snap = s.snapshot(t(13));
+    assert_eq!(snap.last_msn(), Some(2));
+    assert!(snap.slot(1).unwrap().part(0).is_none(), "a gap where seg 1 was lost");
+    assert!(render_hls::media(&snap, 0, WindowRequest::default()).unwrap().contains("#EXT-X-GAP"));
+    // Garbage never reaches the state.
+    assert!(classify("v0/seg_00003.m4s", Bytes::from_static(b"garbage garbage garbage")).is_err());
+}
+
+#[test]
+fn idle_channels_end_and_stopped_ones_refuse_uploads() {
+    let mut s = channel();
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    push(&mut s, 0, SEGMENTS[0], t(5));
+    assert!(!s.tick(t(30)));
+    assert!(s.tick(t(70)), "60 s without uploads");
+    let snap = s.snapshot(t(70));
+    assert_eq!(snap.status, Status::Ended);
+    assert!(render_hls::media(&snap, 0, WindowRequest::default()).unwrap().ends_with("#EXT-X-ENDLIST\n"));
+    s.end(true);
+    let again = classify("v0/seg_00001.m4s", Bytes::from_static(SEGMENTS[1])).unwrap();
+    assert!(s.apply(again, t(80)).is_err());
+    s.resume();
+    assert!(matches!(classify("v0/seg_00001.m4s", Bytes::from_static(SEGMENTS[1])), Ok(Upload::Segment { .. })));
+}
+
+#[test]
+fn the_timeline_survives_a_restart() {
+    let mut s = channel();
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    for e in 0..2u64 {
+        push(&mut s, e, SEGMENTS[e as usize], t(4 * e + 5));
+    }
+    let json = serde_json::to_vec(&s.to_record()).unwrap();
+    let record: TimelineRecord = serde_json::from_slice(&json).unwrap();
+    let channel = super::record::ChannelRecord {
+        id: s.id.clone(),
+        token: "x".repeat(16),
+        settings: s.settings.clone(),
+        created_ms: 0,
+        stopped: false,
+    };
+    let init = crate::packaging::fmp4::parse::parse_init(INIT).unwrap();
+    let inits = |_, _| Some(Bytes::from_static(INIT));
+    let sources = |_: &str| Some((Bytes::from_static(INIT), std::sync::Arc::new(init.clone())));
+    let mut restored = ChannelState::restore(&channel, record, inits, sources);
+    let before = s.snapshot(t(20));
+    let after = restored.snapshot(t(20));
+    assert_eq!(after.slots.len(), before.slots.len());
+    assert_eq!(after.slots[1].msn, 1);
+    assert!(after.slots[1].part(0).unwrap().object.is_none(), "bytes come from storage after a restart");
+    // The encoder carries on: numbering continues without a reset.
+    push(&mut restored, 2, SEGMENTS[2], t(13));
+    assert_eq!(restored.snapshot(t(13)).last_msn(), Some(2));
+}

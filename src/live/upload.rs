@@ -1,0 +1,122 @@
+//! PURE: what an encoder uploaded, recognised and checked before it reaches the channel: init
+//! segment, media segment (fMP4 or TS), media or master playlist.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use m3u8_rs::{MediaPlaylist, Playlist};
+
+use super::model::Container;
+use crate::packaging::PackagingError;
+use crate::packaging::fmp4::parse::{self, InitInfo};
+use crate::packaging::ts;
+
+/// A recognised upload. Paths are relative to the channel (`v0/seg_00001.m4s`).
+#[derive(Debug, Clone)]
+pub enum Upload {
+    Init { path: String, bytes: Bytes, info: Arc<InitInfo> },
+    Segment { path: String, bytes: Bytes, container: Container },
+    MediaPlaylist { path: String, playlist: Box<MediaPlaylist> },
+    MasterPlaylist { path: String },
+}
+
+impl Upload {
+    pub fn path(&self) -> &str {
+        match self {
+            Upload::Init { path, .. }
+            | Upload::Segment { path, .. }
+            | Upload::MediaPlaylist { path, .. }
+            | Upload::MasterPlaylist { path } => path,
+        }
+    }
+}
+
+/// Why an upload is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UploadError {
+    /// The name says a kind of file estuary does not take (415).
+    #[error("unsupported file type: {0}")]
+    UnsupportedType(String),
+    /// The body is not what its name says (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The channel was stopped by an operator (409).
+    #[error("the channel is stopped; start it through the API first")]
+    Stopped,
+}
+
+impl From<PackagingError> for UploadError {
+    fn from(e: PackagingError) -> Self {
+        UploadError::Invalid(e.to_string())
+    }
+}
+
+/// Recognises an upload by its name and checks that the body is what the name says.
+pub fn classify(path: &str, body: Bytes) -> Result<Upload, UploadError> {
+    let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let path = path.to_owned();
+    match ext.as_str() {
+        "m3u8" | "m3u" => match m3u8_rs::parse_playlist_res(&body) {
+            Ok(Playlist::MediaPlaylist(playlist)) => {
+                if playlist.segments.len() > 100_000 {
+                    return Err(UploadError::Invalid("playlist lists more than 100000 segments".into()));
+                }
+                Ok(Upload::MediaPlaylist { path, playlist: Box::new(playlist) })
+            }
+            Ok(Playlist::MasterPlaylist(_)) => Ok(Upload::MasterPlaylist { path }),
+            Err(_) => Err(UploadError::Invalid("not an HLS playlist".into())),
+        },
+        "ts" => {
+            ts::check_segment(&body)?;
+            Ok(Upload::Segment { path, bytes: body, container: Container::Ts })
+        }
+        "mp4" | "m4s" | "m4v" | "m4a" | "cmfv" | "cmfa" => {
+            if parse::looks_like_init(&body) {
+                let info = parse::parse_init(&body)?;
+                Ok(Upload::Init { path, bytes: body, info: Arc::new(info) })
+            } else {
+                parse::check_segment(&body)?;
+                Ok(Upload::Segment { path, bytes: body, container: Container::Fmp4 })
+            }
+        }
+        other => Err(UploadError::UnsupportedType(if other.is_empty() {
+            "no extension".into()
+        } else {
+            format!(".{other}")
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INIT: &[u8] = include_bytes!("../../assets/sample/hls/init.mp4");
+    const SEGMENT: &[u8] = include_bytes!("../../assets/sample/hls/seg_000.m4s");
+    const MEDIA: &[u8] = include_bytes!("../../assets/sample/hls/media.m3u8");
+    const MASTER: &[u8] = include_bytes!("../../assets/sample/hls/master.m3u8");
+
+    #[test]
+    fn recognises_what_ffmpeg_pushes() {
+        assert!(matches!(classify("v0/init_0.mp4", Bytes::from_static(INIT)), Ok(Upload::Init { .. })));
+        assert!(matches!(
+            classify("v0/seg_00001.m4s", Bytes::from_static(SEGMENT)),
+            Ok(Upload::Segment { container: Container::Fmp4, .. })
+        ));
+        assert!(matches!(classify("v0/index.m3u8", Bytes::from_static(MEDIA)), Ok(Upload::MediaPlaylist { .. })));
+        assert!(matches!(classify("master.m3u8", Bytes::from_static(MASTER)), Ok(Upload::MasterPlaylist { .. })));
+    }
+
+    #[test]
+    fn refuses_bodies_that_are_not_what_their_names_say() {
+        let garbage = Bytes::from_static(b"definitely not media, just some bytes that ffmpeg did not write");
+        for name in ["v0/seg_1.m4s", "v0/init.mp4", "v0/seg_1.ts", "v0/index.m3u8"] {
+            assert!(matches!(classify(name, garbage.clone()), Err(UploadError::Invalid(_))), "{name}");
+        }
+        assert!(matches!(classify("notes.txt", garbage.clone()), Err(UploadError::UnsupportedType(_))));
+        assert!(matches!(
+            classify("v0/seg_1.m4s", Bytes::copy_from_slice(&SEGMENT[..1000])),
+            Err(UploadError::Invalid(_))
+        ));
+    }
+}

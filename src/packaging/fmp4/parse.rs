@@ -1,0 +1,460 @@
+//! Reading fragmented MP4 as encoders push it: init segments (tracks, codecs, defaults) and media
+//! segments (`moof`/`mdat` pairs, any number of tracks), split into one sample run per track.
+
+use bytes::Bytes;
+
+use crate::packaging::PackagingError;
+use crate::packaging::codec::{self, CodecInfo};
+use crate::packaging::mp4::boxes::{self, BoxRef, FourCc, Reader, fourcc_str};
+use crate::packaging::mp4::{Edit, TrackKind};
+
+/// One track of an init segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitTrackInfo {
+    pub track_id: u32,
+    pub kind: TrackKind,
+    pub timescale: u32,
+    pub codec: CodecInfo,
+    /// The whole `stsd` box, for per-track init segments.
+    pub stsd: Bytes,
+    pub language: String,
+    pub display: Option<(u32, u32)>,
+    pub edit: Edit,
+    /// `trex` defaults: duration, size, flags.
+    pub default_duration: u32,
+    pub default_size: u32,
+    pub default_flags: u32,
+}
+
+/// A parsed init segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitInfo {
+    pub movie_timescale: u32,
+    pub tracks: Vec<InitTrackInfo>,
+}
+
+impl InitInfo {
+    pub fn track(&self, id: u32) -> Option<&InitTrackInfo> {
+        self.tracks.iter().find(|t| t.track_id == id)
+    }
+}
+
+/// One sample of a fragment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentSample {
+    pub duration: u32,
+    pub size: u32,
+    pub flags: u32,
+    pub cts: i32,
+}
+
+impl FragmentSample {
+    pub fn is_sync(&self) -> bool {
+        self.flags & 0x0001_0000 == 0
+    }
+}
+
+/// The samples of one track across a media segment, with their bytes.
+#[derive(Debug, Clone)]
+pub struct TrackRun {
+    pub track_id: u32,
+    /// `tfdt` of the first fragment.
+    pub base_decode_time: u64,
+    pub samples: Vec<FragmentSample>,
+    pub data: Vec<Bytes>,
+    /// Whether any sample carries a composition offset.
+    pub has_cts: bool,
+}
+
+impl TrackRun {
+    pub fn duration(&self) -> u64 {
+        self.samples.iter().map(|s| u64::from(s.duration)).sum()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.samples.iter().map(|s| u64::from(s.size)).sum()
+    }
+}
+
+/// Parses an init segment (`ftyp`? + `moov` with `mvex`).
+pub fn parse_init(data: &[u8]) -> Result<InitInfo, PackagingError> {
+    let moov =
+        boxes::find(data, b"moov")?.ok_or_else(|| PackagingError::NotMp4("no 'moov' in the init segment".into()))?;
+    let mvhd = boxes::find(moov.payload, b"mvhd")?.ok_or_else(|| PackagingError::malformed("no 'mvhd'"))?;
+    let mut r = Reader::new(mvhd.payload, "mvhd");
+    let version = r.u8()?;
+    r.skip(3 + if version == 1 { 16 } else { 8 })?;
+    let movie_timescale = r.u32()?.max(1);
+    let trexes: Vec<BoxRef<'_>> = match boxes::find(moov.payload, b"mvex")? {
+        Some(mvex) => boxes::boxes(mvex.payload).filter_map(Result::ok).filter(|b| &b.kind == b"trex").collect(),
+        None => return Err(PackagingError::malformed("init segment without 'mvex' (not fragmented)")),
+    };
+    let mut tracks = Vec::new();
+    for b in boxes::boxes(moov.payload) {
+        let b = b?;
+        if &b.kind == b"trak"
+            && let Some(t) = init_track(b.payload, &trexes)?
+        {
+            tracks.push(t);
+        }
+    }
+    if tracks.is_empty() {
+        return Err(PackagingError::Empty("init segment has no audio or video track".into()));
+    }
+    Ok(InitInfo { movie_timescale, tracks })
+}
+
+fn init_track(trak: &[u8], trexes: &[BoxRef<'_>]) -> Result<Option<InitTrackInfo>, PackagingError> {
+    let missing = |w: &str| PackagingError::malformed(format!("track without '{w}'"));
+    let hdlr = boxes::find_path(trak, &[b"mdia", b"hdlr"])?.ok_or_else(|| missing("hdlr"))?;
+    let kind = match hdlr.payload.get(8..12) {
+        Some(b"vide") => TrackKind::Video,
+        Some(b"soun") => TrackKind::Audio,
+        _ => return Ok(None),
+    };
+    let tkhd = boxes::find(trak, b"tkhd")?.ok_or_else(|| missing("tkhd"))?;
+    let mut r = Reader::new(tkhd.payload, "tkhd");
+    let version = r.u8()?;
+    r.skip(3 + if version == 1 { 16 } else { 8 })?;
+    let track_id = r.u32()?;
+    r.skip(4 + if version == 1 { 8 } else { 4 } + 8 + 8 + 36)?;
+    let (w, h) = (r.u32()? >> 16, r.u32()? >> 16);
+    let mdhd = boxes::find_path(trak, &[b"mdia", b"mdhd"])?.ok_or_else(|| missing("mdhd"))?;
+    let mut r = Reader::new(mdhd.payload, "mdhd");
+    let version = r.u8()?;
+    r.skip(3 + if version == 1 { 16 } else { 8 })?;
+    let timescale = r.u32()?;
+    r.skip(if version == 1 { 8 } else { 4 })?;
+    let lang = r.u16()?;
+    let language: String = [(lang >> 10) & 0x1f, (lang >> 5) & 0x1f, lang & 0x1f]
+        .iter()
+        .map(|&c| char::from((c as u8).wrapping_add(0x60)))
+        .filter(char::is_ascii_lowercase)
+        .collect();
+    if timescale == 0 {
+        return Err(PackagingError::malformed("track timescale is 0"));
+    }
+    let stsd = boxes::find_path(trak, &[b"mdia", b"minf", b"stbl", b"stsd"])?.ok_or_else(|| missing("stsd"))?;
+    let codec = codec::describe_stsd(stsd.payload)?;
+    let edit = match boxes::find_path(trak, &[b"edts", b"elst"])? {
+        Some(elst) => read_elst(elst.payload)?,
+        None => Edit::default(),
+    };
+    let trex = trexes.iter().find(|t| t.payload.get(4..8) == Some(&track_id.to_be_bytes()[..]));
+    let (default_duration, default_size, default_flags) = match trex {
+        Some(t) => {
+            let mut r = Reader::new(t.payload, "trex");
+            r.skip(12)?;
+            (r.u32()?, r.u32()?, r.u32()?)
+        }
+        None => (0, 0, 0),
+    };
+    Ok(Some(InitTrackInfo {
+        track_id,
+        kind,
+        timescale,
+        codec,
+        stsd: Bytes::copy_from_slice(stsd.bytes),
+        language: if language.len() == 3 { language } else { "und".into() },
+        display: (kind == TrackKind::Video && w > 0 && h > 0).then_some((w, h)),
+        edit,
+        default_duration,
+        default_size,
+        default_flags,
+    }))
+}
+
+fn read_elst(payload: &[u8]) -> Result<Edit, PackagingError> {
+    let mut r = Reader::new(payload, "elst");
+    let version = r.u8()?;
+    r.skip(3)?;
+    let count = r.u32()?;
+    let mut edit = Edit::default();
+    for _ in 0..count.min(16) {
+        let (duration, media_time) =
+            if version == 1 { (r.u64()?, r.u64()? as i64) } else { (u64::from(r.u32()?), i64::from(r.u32()? as i32)) };
+        r.skip(4)?;
+        if media_time < 0 {
+            edit.delay = edit.delay.saturating_add(duration);
+        } else {
+            edit.media_time = media_time as u64;
+            break;
+        }
+    }
+    Ok(edit)
+}
+
+/// Splits a media segment into one run per track. `init` supplies defaults
+/// and the track ids that are allowed; `segment` shares its bytes with the runs.
+pub fn parse_segment(segment: &Bytes, init: &InitInfo) -> Result<Vec<TrackRun>, PackagingError> {
+    let mut runs: Vec<TrackRun> = Vec::new();
+    let mut pos = 0usize;
+    let mut moof_seen = false;
+    let mut pending: Option<(usize, usize)> = None; // moof (start, end)
+    for b in boxes::boxes(segment) {
+        let b = b?;
+        let start = pos;
+        pos += b.bytes.len();
+        match &b.kind {
+            b"moof" => {
+                if pending.is_some() {
+                    return Err(PackagingError::malformed("two 'moof' boxes without an 'mdat' between them"));
+                }
+                pending = Some((start, pos));
+                moof_seen = true;
+            }
+            b"mdat" => {
+                let Some((moof_start, moof_end)) = pending.take() else {
+                    return Err(PackagingError::malformed("'mdat' without a 'moof' before it"));
+                };
+                read_fragment(
+                    segment,
+                    moof_start,
+                    moof_end,
+                    start + (b.bytes.len() - b.payload.len()),
+                    pos,
+                    init,
+                    &mut runs,
+                )?;
+            }
+            b"styp" | b"sidx" | b"prft" | b"emsg" | b"free" | b"skip" | b"uuid" => {}
+            other => {
+                return Err(PackagingError::malformed(format!(
+                    "unexpected '{}' box in a media segment",
+                    fourcc_str(*other)
+                )));
+            }
+        }
+    }
+    if !moof_seen || pending.is_some() {
+        return Err(PackagingError::NotMp4("not an fMP4 media segment (no 'moof' + 'mdat')".into()));
+    }
+    if runs.iter().all(|r| r.samples.is_empty()) {
+        return Err(PackagingError::Empty("media segment without samples".into()));
+    }
+    Ok(runs)
+}
+
+const TFHD_BASE_DATA_OFFSET: u32 = 0x01;
+const TFHD_SAMPLE_DESCRIPTION: u32 = 0x02;
+const TFHD_DEFAULT_DURATION: u32 = 0x08;
+const TFHD_DEFAULT_SIZE: u32 = 0x10;
+const TFHD_DEFAULT_FLAGS: u32 = 0x20;
+
+fn read_fragment(
+    segment: &Bytes,
+    moof_start: usize,
+    moof_end: usize,
+    mdat_payload_start: usize,
+    mdat_end: usize,
+    init: &InitInfo,
+    runs: &mut Vec<TrackRun>,
+) -> Result<(), PackagingError> {
+    let moof = &segment[moof_start..moof_end];
+    let moof_payload = &moof[8..];
+    for traf in boxes::boxes(moof_payload) {
+        let traf = traf?;
+        if &traf.kind != b"traf" {
+            continue;
+        }
+        let tfhd =
+            boxes::find(traf.payload, b"tfhd")?.ok_or_else(|| PackagingError::malformed("'traf' without 'tfhd'"))?;
+        let mut r = Reader::new(tfhd.payload, "tfhd");
+        let flags = r.u32()? & 0x00ff_ffff;
+        let track_id = r.u32()?;
+        let track = init.track(track_id).ok_or_else(|| {
+            PackagingError::malformed(format!("fragment for track {track_id}, which the init segment does not have"))
+        })?;
+        let base = if flags & TFHD_BASE_DATA_OFFSET != 0 { r.u64()? as usize } else { moof_start };
+        if flags & TFHD_SAMPLE_DESCRIPTION != 0 {
+            r.skip(4)?;
+        }
+        let default_duration = if flags & TFHD_DEFAULT_DURATION != 0 { r.u32()? } else { track.default_duration };
+        let default_size = if flags & TFHD_DEFAULT_SIZE != 0 { r.u32()? } else { track.default_size };
+        let default_flags = if flags & TFHD_DEFAULT_FLAGS != 0 { r.u32()? } else { track.default_flags };
+        let tfdt = match boxes::find(traf.payload, b"tfdt")? {
+            Some(t) => {
+                let mut r = Reader::new(t.payload, "tfdt");
+                if r.u8()? == 1 {
+                    r.skip(3)?;
+                    r.u64()?
+                } else {
+                    r.skip(3)?;
+                    u64::from(r.u32()?)
+                }
+            }
+            None => return Err(PackagingError::malformed("'traf' without 'tfdt'")),
+        };
+        let idx = match runs.iter().position(|r| r.track_id == track_id) {
+            Some(i) => i,
+            None => {
+                runs.push(TrackRun {
+                    track_id,
+                    base_decode_time: tfdt,
+                    samples: Vec::new(),
+                    data: Vec::new(),
+                    has_cts: false,
+                });
+                runs.len() - 1
+            }
+        };
+        let mut next_offset = base;
+        for trun in boxes::boxes(traf.payload) {
+            let trun = trun?;
+            if &trun.kind != b"trun" {
+                continue;
+            }
+            let mut r = Reader::new(trun.payload, "trun");
+            let vf = r.u32()?;
+            let (version, tf) = (vf >> 24, vf & 0x00ff_ffff);
+            let count = r.u32()? as usize;
+            // Each sample needs at least its listed fields: refuse counts the box cannot hold.
+            let per = [0x100, 0x200, 0x400, 0x800].iter().filter(|&&f| tf & f != 0).count() * 4;
+            if per > 0 && count > trun.payload.len() / per {
+                return Err(PackagingError::malformed("trun sample count larger than the box"));
+            }
+            if count > 1_000_000 {
+                return Err(PackagingError::TooLarge(format!("{count} samples in one fragment")));
+            }
+            let mut offset =
+                if tf & 0x001 != 0 { (base as i64 + i64::from(r.u32()? as i32)) as usize } else { next_offset };
+            let first_flags = if tf & 0x004 != 0 { Some(r.u32()?) } else { None };
+            let run = &mut runs[idx];
+            for i in 0..count {
+                let duration = if tf & 0x100 != 0 { r.u32()? } else { default_duration };
+                let size = if tf & 0x200 != 0 { r.u32()? } else { default_size };
+                let flags = if tf & 0x400 != 0 {
+                    r.u32()?
+                } else if i == 0 {
+                    first_flags.unwrap_or(default_flags)
+                } else {
+                    default_flags
+                };
+                let cts = if tf & 0x800 != 0 {
+                    let raw = r.u32()?;
+                    if version == 0 && raw > i32::MAX as u32 { i32::MAX } else { raw as i32 }
+                } else {
+                    0
+                };
+                let end = offset.checked_add(size as usize).filter(|&e| offset >= mdat_payload_start && e <= mdat_end);
+                let Some(end) = end else {
+                    return Err(PackagingError::Truncated(format!(
+                        "track {track_id} sample {i} lies outside its 'mdat'"
+                    )));
+                };
+                run.data.push(segment.slice(offset..end));
+                run.has_cts |= cts != 0;
+                run.samples.push(FragmentSample { duration, size, flags, cts });
+                offset = end;
+            }
+            next_offset = offset;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `data` starts like an init segment (`ftyp`/`moov`) rather than a media segment.
+pub fn looks_like_init(data: &[u8]) -> bool {
+    let first: Option<FourCc> = data.get(4..8).and_then(|k| k.try_into().ok());
+    let has_moov = boxes::boxes(data).filter_map(Result::ok).any(|b| &b.kind == b"moov");
+    matches!(first.as_ref(), Some(b"ftyp") | Some(b"moov")) && has_moov
+}
+
+/// Structural check of a media segment before its init is known: `moof` + `mdat`
+/// pairs whose `traf`s have `tfhd`, `tfdt` and `trun`.
+pub fn check_segment(data: &[u8]) -> Result<(), PackagingError> {
+    let mut moofs = 0;
+    let mut expect_mdat = false;
+    for b in boxes::boxes(data) {
+        let b = b?;
+        match &b.kind {
+            b"moof" => {
+                if expect_mdat {
+                    return Err(PackagingError::malformed("two 'moof' boxes without an 'mdat' between them"));
+                }
+                let mut trafs = 0;
+                for traf in boxes::boxes(b.payload) {
+                    let traf = traf?;
+                    if &traf.kind == b"traf" {
+                        trafs += 1;
+                        for need in [b"tfhd", b"tfdt", b"trun"] {
+                            if boxes::find(traf.payload, need)?.is_none() {
+                                return Err(PackagingError::malformed(format!(
+                                    "'traf' without '{}'",
+                                    fourcc_str(*need)
+                                )));
+                            }
+                        }
+                    }
+                }
+                if trafs == 0 {
+                    return Err(PackagingError::malformed("'moof' without 'traf'"));
+                }
+                moofs += 1;
+                expect_mdat = true;
+            }
+            b"mdat" if expect_mdat => expect_mdat = false,
+            b"mdat" => return Err(PackagingError::malformed("'mdat' without a 'moof' before it")),
+            b"styp" | b"sidx" | b"prft" | b"emsg" | b"free" | b"skip" | b"uuid" => {}
+            other => {
+                return Err(PackagingError::malformed(format!(
+                    "unexpected '{}' box in a media segment",
+                    fourcc_str(*other)
+                )));
+            }
+        }
+    }
+    if moofs == 0 || expect_mdat {
+        return Err(PackagingError::NotMp4("not an fMP4 media segment (no 'moof' + 'mdat')".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INIT: &[u8] = include_bytes!("../../../assets/sample/hls/init.mp4");
+    const SEGMENT: &[u8] = include_bytes!("../../../assets/sample/hls/seg_000.m4s");
+
+    #[test]
+    fn reads_ffmpeg_hls_output_with_two_tracks() {
+        assert!(looks_like_init(INIT));
+        assert!(!looks_like_init(SEGMENT));
+        let init = parse_init(INIT).unwrap();
+        let kinds: Vec<_> = init.tracks.iter().map(|t| (t.track_id, t.kind, t.codec.codecs.as_str())).collect();
+        assert_eq!(kinds, [(1, TrackKind::Video, "avc1.64001e"), (2, TrackKind::Audio, "mp4a.40.2")]);
+        assert_eq!(init.tracks[0].display, Some((640, 360)));
+
+        let segment = Bytes::from_static(SEGMENT);
+        let runs = parse_segment(&segment, &init).unwrap();
+        assert_eq!(runs.len(), 2);
+        let (video, audio) = (&runs[0], &runs[1]);
+        assert_eq!((video.track_id, video.samples.len(), video.base_decode_time), (1, 100, 0));
+        assert_eq!((audio.track_id, audio.samples.len()), (2, 185));
+        assert!(video.samples[0].is_sync() && !video.samples[1].is_sync());
+        assert!(video.has_cts);
+        assert_eq!(video.duration(), 100 * 512);
+        assert_eq!(video.data.iter().map(|d| d.len() as u64).sum::<u64>(), video.bytes());
+        // Together the runs hold every byte of the mdat payload.
+        let mdat_payload = segment.len() - SEGMENT.windows(4).position(|w| w == b"mdat").unwrap() - 4;
+        assert_eq!((video.bytes() + audio.bytes()) as usize, mdat_payload);
+    }
+
+    #[test]
+    fn garbage_and_mismatches_are_refused() {
+        let init = parse_init(INIT).unwrap();
+        assert!(parse_segment(&Bytes::from_static(b"not a segment at all, just text"), &init).is_err());
+        assert!(parse_segment(&Bytes::from_static(&SEGMENT[..SEGMENT.len() / 2]), &init).is_err());
+        assert!(parse_init(SEGMENT).is_err());
+        let only_video = InitInfo { tracks: vec![init.tracks[0].clone()], ..init.clone() };
+        assert!(matches!(parse_segment(&Bytes::from_static(SEGMENT), &only_video), Err(PackagingError::Malformed(_))));
+        // Flipping bytes anywhere never panics.
+        let mut seg = SEGMENT.to_vec();
+        for i in (0..2200).step_by(7) {
+            seg[i] ^= 0x5a;
+            let _ = parse_segment(&Bytes::from(seg.clone()), &init);
+            seg[i] ^= 0x5a;
+        }
+    }
+}
