@@ -74,6 +74,7 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
         &backend,
         f64::from(u8::from(s.healthy)),
     );
+    live_metrics(&state, &mut out);
     write_sample(
         &mut out,
         "estuary_ready",
@@ -82,9 +83,30 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
         &[],
         f64::from(u8::from(state.health.is_ready())),
     );
-    write_value(&mut out, "estuary_uptime_seconds", &[], state.health.uptime_seconds().floor());
+    write_sample(&mut out, "estuary_uptime_seconds", "gauge", "Seconds since start", &[], state.health.uptime_seconds().floor());
     (StatusCode::OK, [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"), (CACHE_CONTROL, "no-store")], out)
         .into_response()
+}
+
+/// Blocking reloads and per-channel media sequence numbers.
+fn live_metrics(state: &ApiState, out: &mut String) {
+    let b = &state.blocking;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    let samples = [
+        ("estuary_live_blocked_requests", "gauge", "Playlist requests held for _HLS_msn right now", load(&b.waiting)),
+        ("estuary_live_blocked_released_total", "counter", "Held playlist requests answered when their segment arrived", load(&b.released)),
+        ("estuary_live_blocked_timeouts_total", "counter", "Held playlist requests answered 503", load(&b.timed_out)),
+    ];
+    for (name, kind, help, value) in samples {
+        write_sample(out, name, kind, help, &[], value);
+    }
+    let channels = state.live.list();
+    write_sample(out, "estuary_live_channels", "gauge", "Live channels", &[], channels.len() as f64);
+    out.push_str("# HELP estuary_live_media_sequence Newest media sequence number per channel\n# TYPE estuary_live_media_sequence gauge\n");
+    for handle in &channels {
+        let snap = handle.snapshot();
+        write_value(out, "estuary_live_media_sequence", &[("channel", handle.id.as_str())], snap.last_msn().map_or(-1.0, |m| m as f64));
+    }
 }
 
 /// `GET /api/v1/stats`: everything above, as JSON.

@@ -140,6 +140,9 @@ async fn apply(
     path: &str,
     body: Bytes,
 ) -> Result<Response, IngestError> {
+    if !handle.snapshot().accepting {
+        return Err(UploadError::Stopped.into());
+    }
     if method == Method::DELETE {
         handle.forget(path.to_owned()).await;
         return Ok(StatusCode::NO_CONTENT.into_response());

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod compare;
 pub mod counting;
+pub mod encoder;
 pub mod media;
 pub mod process;
 pub mod tools;
@@ -26,6 +27,7 @@ pub fn test_config() -> Config {
     let mut c = Config::default();
     c.edge.addr = "127.0.0.1:0".parse().unwrap();
     c.api.addr = "127.0.0.1:0".parse().unwrap();
+    c.ingest.addr = "127.0.0.1:0".parse().unwrap();
     c.storage.root = assets_dir();
     c.log.access = false;
     c
@@ -36,6 +38,7 @@ pub struct TestServer {
     pub server: Server,
     pub edge: SocketAddr,
     pub api: SocketAddr,
+    pub ingest: SocketAddr,
 }
 
 impl TestServer {
@@ -47,6 +50,11 @@ impl TestServer {
         config.validate().expect("test config is valid");
         let server =
             server::start(&config, StartOptions { storage, edge_runtime: None }).await.expect("estuary starts");
-        TestServer { edge: server.edge_addr.expect("edge enabled"), api: server.api_addr.expect("api enabled"), server }
+        TestServer {
+            edge: server.edge_addr.expect("edge enabled"),
+            api: server.api_addr.expect("api enabled"),
+            ingest: server.ingest_addr.expect("ingest enabled"),
+            server,
+        }
     }
 }

@@ -11,6 +11,7 @@ pub struct Estuary {
     child: Child,
     pub edge: SocketAddr,
     pub api: SocketAddr,
+    pub ingest: Option<SocketAddr>,
     pub log: mpsc::Receiver<String>,
 }
 
@@ -18,8 +19,11 @@ impl Estuary {
     /// Runs `estuary serve --log-format json` on free ports with the given extra args and environment.
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Estuary {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_estuary"));
-        cmd.args(["serve", "--edge-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--log-format", "json"])
-            .args(args)
+        cmd.args(["serve", "--edge-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--log-format", "json"]);
+        if !args.contains(&"--ingest-addr") {
+            cmd.args(["--ingest-addr", "127.0.0.1:0"]);
+        }
+        cmd.args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in env {
@@ -35,7 +39,8 @@ impl Estuary {
                 }
             }
         });
-        let mut estuary = Estuary { child, edge: "0.0.0.0:0".parse().unwrap(), api: "0.0.0.0:0".parse().unwrap(), log };
+        let mut estuary =
+            Estuary { child, edge: "0.0.0.0:0".parse().unwrap(), api: "0.0.0.0:0".parse().unwrap(), ingest: None, log };
         let deadline = Instant::now() + Duration::from_secs(30);
         let (mut edge, mut api) = (None, None);
         while edge.is_none() || api.is_none() {
@@ -47,6 +52,7 @@ impl Estuary {
                 match event["tier"].as_str() {
                     Some("edge") => edge = addr,
                     Some("api") => api = addr,
+                    Some("ingest") => estuary.ingest = addr,
                     _ => {}
                 }
             }

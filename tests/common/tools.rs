@@ -29,3 +29,11 @@ pub fn probe_streams(url: &str) -> serde_json::Value {
     assert!(out.status.success() && stderr.trim().is_empty(), "ffprobe {url} failed: {stderr}");
     serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
 }
+
+/// ffprobe's stream list for a live URL: reads only what it needs to identify the streams.
+pub fn probe_live(url: &str) -> serde_json::Value {
+    let out = run("ffprobe", &["-v", "error", "-show_entries", "stream=codec_type,codec_name", "-of", "json", url]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "ffprobe {url} failed: {stderr}");
+    serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
+}
