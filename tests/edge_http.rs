@@ -226,6 +226,11 @@ async fn api_probes_metrics_and_token() {
     let s = TestServer::start(config).await;
     assert_eq!(get(s.api, "/healthz").await.status, 200);
     assert_eq!(get(s.api, "/readyz").await.status, 200);
+    let reads = |text: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(r#"estuary_storage_reads_total{backend="local"}"#)).unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let reads_before = reads(&get(s.api, "/metrics").await.text());
     get(s.edge, SEGMENT).await;
     get(s.edge, SEGMENT).await;
     let metrics = get(s.api, "/metrics").await;
@@ -238,7 +243,7 @@ async fn api_probes_metrics_and_token() {
     assert!(text.contains("estuary_http_request_duration_seconds_bucket"));
     assert!(text.contains("estuary_cache_hits_total 1"));
     assert!(text.contains("estuary_cache_misses_total 1"));
-    assert!(text.contains(r#"estuary_storage_reads_total{backend="local"} 1"#));
+    assert_eq!(reads(&text) - reads_before, 1, "two requests, one storage read");
 
     assert_eq!(get(s.api, "/api/v1/stats").await.status, 401);
     let wrong = request(s.api, "GET", "/api/v1/stats", &[("Authorization", "Bearer nope")]).await;

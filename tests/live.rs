@@ -51,7 +51,8 @@ async fn an_fmp4_push_plays_live_with_blocking_reload_then_as_vod() {
     assert!(channel["ingest_url"].as_str().unwrap().ends_with("/ingest/news/"));
     let encoder = Encoder::start(s.ingest, "news", TOKEN, Push { seconds: 24, ..Push::default() });
 
-    let first = wait_for(s.edge, "/live/news/v0.m3u8", Duration::from_secs(25), |t| parse_media(t).segments.len() >= 2).await;
+    let first =
+        wait_for(s.edge, "/live/news/v0.m3u8", Duration::from_secs(25), |t| parse_media(t).segments.len() >= 2).await;
     let first = parse_media(&first);
     assert!(first.segments.iter().all(|seg| (seg.duration.round() as u64) <= first.target_duration));
     let master = get(s.edge, "/live/news/master.m3u8").await;
@@ -107,7 +108,15 @@ async fn an_fmp4_push_plays_live_with_blocking_reload_then_as_vod() {
         assert!(probe["streams"].as_array().unwrap().len() >= 2, "{path}: {probe}");
     }
     let mpd = get(s.edge, "/live/news/manifest.mpd").await.text();
-    for needle in ["type=\"dynamic\"", "availabilityStartTime", "publishTime", "minimumUpdatePeriod", "timeShiftBufferDepth", "UTCTiming", "SegmentTimeline"] {
+    for needle in [
+        "type=\"dynamic\"",
+        "availabilityStartTime",
+        "publishTime",
+        "minimumUpdatePeriod",
+        "timeShiftBufferDepth",
+        "UTCTiming",
+        "SegmentTimeline",
+    ] {
         assert!(mpd.contains(needle), "{needle}: {mpd}");
     }
 
@@ -141,7 +150,10 @@ async fn an_fmp4_push_plays_live_with_blocking_reload_then_as_vod() {
 
     let view: serde_json::Value = serde_json::from_slice(&get(s.api, "/api/v1/channels/news").await.body).unwrap();
     let latency = &view["publish_latency"];
-    eprintln!("upload to playlist: median {} ms, p99 {} ms, max {} ms over {} segments", latency["median_ms"], latency["p99_ms"], latency["max_ms"], latency["samples"]);
+    eprintln!(
+        "upload to playlist: median {} ms, p99 {} ms, max {} ms over {} segments",
+        latency["median_ms"], latency["p99_ms"], latency["max_ms"], latency["samples"]
+    );
     assert!(latency["samples"].as_u64().unwrap() > 10);
 
     // The encoder finishes; the operator stops the channel.
@@ -151,7 +163,13 @@ async fn an_fmp4_push_plays_live_with_blocking_reload_then_as_vod() {
     let ended = get(s.edge, "/live/news/v0.m3u8").await.text();
     assert!(ended.ends_with("#EXT-X-ENDLIST\n"), "{ended}");
     assert!(get(s.edge, "/live/news/manifest.mpd").await.text().contains("type=\"static\""));
-    let refused = request(s.ingest, "PUT", "/ingest/news/v0/index.m3u8", &[("Authorization", &format!("Bearer {TOKEN}")), ("Content-Length", "0")]).await;
+    let refused = request(
+        s.ingest,
+        "PUT",
+        "/ingest/news/v0/index.m3u8",
+        &[("Authorization", &format!("Bearer {TOKEN}")), ("Content-Length", "0")],
+    )
+    .await;
     assert_eq!(refused.status, 409);
 
     // The recorded event plays as VOD, from the first segment, with every video frame.
@@ -186,7 +204,8 @@ async fn an_mpegts_push_serves_live_hls() {
     let s = TestServer::start(config).await;
     create_channel(s.api, "ts", "").await;
     let _encoder = Encoder::start(s.ingest, "ts", TOKEN, Push { seconds: 14, ts: true, ..Push::default() });
-    let text = wait_for(s.edge, "/live/ts/v0.m3u8", Duration::from_secs(25), |t| parse_media(t).segments.len() >= 2).await;
+    let text =
+        wait_for(s.edge, "/live/ts/v0.m3u8", Duration::from_secs(25), |t| parse_media(t).segments.len() >= 2).await;
     let p = parse_media(&text);
     assert!(p.segments.iter().all(|seg| seg.uri.ends_with(".ts") && seg.map.is_none()));
     let seg = get(s.edge, &format!("/live/ts/{}", p.segments[0].uri)).await;
@@ -229,7 +248,10 @@ async fn ingest_refuses_what_it_must_and_changes_nothing() {
     let r = put("/ingest/news/v0/init.mp4", asset("init.mp4"), None).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"estuary ingest\""));
-    assert_eq!(put("/ingest/news/v0/init.mp4", asset("init.mp4"), Some("Bearer wrong-token-xxxxxxxx".into())).await.status, 401);
+    assert_eq!(
+        put("/ingest/news/v0/init.mp4", asset("init.mp4"), Some("Bearer wrong-token-xxxxxxxx".into())).await.status,
+        401
+    );
     assert_eq!(put("/ingest/nope/v0/init.mp4", asset("init.mp4"), Some(auth.clone())).await.status, 404);
 
     assert_eq!(put("/ingest/news/v0/init.mp4", asset("init.mp4"), Some(auth.clone())).await.status, 201);
@@ -239,9 +261,13 @@ async fn ingest_refuses_what_it_must_and_changes_nothing() {
     assert_eq!(parse_media(&before).segments.len(), 1);
 
     // Garbage instead of a segment: refused, and the playlist that lists it changes nothing.
-    let garbage = put("/ingest/news/v0/seg_001.m4s", b"this is not an fMP4 segment at all".repeat(100), Some(auth.clone())).await;
+    let garbage =
+        put("/ingest/news/v0/seg_001.m4s", b"this is not an fMP4 segment at all".repeat(100), Some(auth.clone())).await;
     assert_eq!(garbage.status, 422, "{}", garbage.text());
-    assert_eq!(put("/ingest/news/v0/index.m3u8", playlist(&["seg_000.m4s", "seg_001.m4s"]), Some(auth.clone())).await.status, 201);
+    assert_eq!(
+        put("/ingest/news/v0/index.m3u8", playlist(&["seg_000.m4s", "seg_001.m4s"]), Some(auth.clone())).await.status,
+        201
+    );
     assert_eq!(get(s.edge, "/live/news/v0.m3u8").await.text(), before);
     assert_eq!(put("/ingest/news/v0/index.m3u8", b"not a playlist".to_vec(), Some(auth.clone())).await.status, 422);
 
@@ -252,5 +278,9 @@ async fn ingest_refuses_what_it_must_and_changes_nothing() {
 
     let delete = request(s.ingest, "DELETE", "/ingest/news/v0/seg_000.m4s", &[("Authorization", auth.as_str())]).await;
     assert_eq!(delete.status, 204);
-    assert_eq!(get(s.edge, "/live/news/v0.m3u8").await.text(), before, "deleting an old upload does not shrink our window");
+    assert_eq!(
+        get(s.edge, "/live/news/v0.m3u8").await.text(),
+        before,
+        "deleting an old upload does not shrink our window"
+    );
 }

@@ -83,7 +83,14 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
         &[],
         f64::from(u8::from(state.health.is_ready())),
     );
-    write_sample(&mut out, "estuary_uptime_seconds", "gauge", "Seconds since start", &[], state.health.uptime_seconds().floor());
+    write_sample(
+        &mut out,
+        "estuary_uptime_seconds",
+        "gauge",
+        "Seconds since start",
+        &[],
+        state.health.uptime_seconds().floor(),
+    );
     (StatusCode::OK, [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"), (CACHE_CONTROL, "no-store")], out)
         .into_response()
 }
@@ -94,7 +101,12 @@ fn live_metrics(state: &ApiState, out: &mut String) {
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
     let samples = [
         ("estuary_live_blocked_requests", "gauge", "Playlist requests held for _HLS_msn right now", load(&b.waiting)),
-        ("estuary_live_blocked_released_total", "counter", "Held playlist requests answered when their segment arrived", load(&b.released)),
+        (
+            "estuary_live_blocked_released_total",
+            "counter",
+            "Held playlist requests answered when their segment arrived",
+            load(&b.released),
+        ),
         ("estuary_live_blocked_timeouts_total", "counter", "Held playlist requests answered 503", load(&b.timed_out)),
     ];
     for (name, kind, help, value) in samples {
@@ -105,7 +117,12 @@ fn live_metrics(state: &ApiState, out: &mut String) {
     out.push_str("# HELP estuary_live_media_sequence Newest media sequence number per channel\n# TYPE estuary_live_media_sequence gauge\n");
     for handle in &channels {
         let snap = handle.snapshot();
-        write_value(out, "estuary_live_media_sequence", &[("channel", handle.id.as_str())], snap.last_msn().map_or(-1.0, |m| m as f64));
+        write_value(
+            out,
+            "estuary_live_media_sequence",
+            &[("channel", handle.id.as_str())],
+            snap.last_msn().map_or(-1.0, |m| m as f64),
+        );
     }
 }
 

@@ -19,7 +19,7 @@ use crate::live::ChannelId;
 pub const HOLD_LIMIT: u64 = 1024 * 1024;
 const MAX_HELD: usize = 256;
 /// ffmpeg authenticates within milliseconds of the refused upload; keep the window short.
-const HOLD_FOR: Duration = Duration::from_secs(5);
+const HOLD_FOR: Duration = Duration::from_secs(10);
 
 pub enum Credentials {
     Missing,

@@ -214,6 +214,7 @@ impl ChannelState {
                     ended: v.ended,
                     restarted: false,
                     committed: Default::default(),
+                    last_playlist: None,
                 },
             );
         }

@@ -109,6 +109,8 @@ pub(super) struct Variant {
     pub restarted: bool,
     /// Recently committed names and a hash of their bytes.
     pub committed: VecDeque<(String, u64)>,
+    /// The newest playlist, to commit a segment that arrives after the playlist listing it.
+    pub last_playlist: Option<Arc<m3u8_rs::MediaPlaylist>>,
 }
 
 #[derive(Debug, Clone)]
@@ -211,10 +213,30 @@ impl ChannelState {
                 {
                     self.pending_segments.remove(&oldest);
                 }
-                self.pending_segments.insert(path, Pending { bytes, container, arrived: now });
-                Vec::new()
+                self.pending_segments.insert(path.clone(), Pending { bytes, container, arrived: now });
+                // Uploaded after the playlist that lists it: commit now rather than at the next playlist.
+                let listed = self.variants.iter().find_map(|(variant, v)| {
+                    let dir = variant.rsplit_once('/').map_or("", |(d, _)| d);
+                    // Only a playlist of the running session says where a new upload belongs.
+                    let pl = v.last_playlist.as_ref().filter(|pl| !pl.end_list && !v.restarted)?;
+                    pl.segments
+                        .iter()
+                        .any(|s| super::commit::resolve(dir, &s.uri).as_deref() == Some(path.as_str()))
+                        .then(|| (variant.clone(), pl.clone()))
+                });
+                match listed {
+                    Some((variant, pl)) => self.on_media_playlist(&variant, &pl, now)?,
+                    None => Vec::new(),
+                }
             }
-            Upload::MediaPlaylist { path, playlist } => self.on_media_playlist(&path, &playlist, now)?,
+            Upload::MediaPlaylist { path, playlist } => {
+                let playlist: Arc<m3u8_rs::MediaPlaylist> = Arc::from(playlist);
+                let effects = self.on_media_playlist(&path, &playlist, now)?;
+                if let Some(v) = self.variants.get_mut(&path) {
+                    v.last_playlist = Some(playlist);
+                }
+                effects
+            }
             Upload::MasterPlaylist { .. } => Vec::new(),
         };
         Ok(effects)

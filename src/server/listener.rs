@@ -25,6 +25,9 @@ pub struct ConnectionLimits {
     pub max_header_bytes: usize,
     /// Tag every request with its [`PeerAddr`] (the ingest tier needs it).
     pub peer_addresses: bool,
+    /// Keep answering a client that shut down its sending side after its request body
+    /// (ffmpeg does this on non-persistent uploads, then waits for the response).
+    pub half_close: bool,
 }
 
 /// Serves `router` on `listener` until `stop` turns true, then stops
@@ -43,6 +46,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
+        .half_close(limits.half_close)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     let addr = listener.local_addr().ok();

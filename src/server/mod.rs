@@ -87,6 +87,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         header_read_timeout: config.http.header_read_timeout,
         max_header_bytes: usize::try_from(config.http.max_header_bytes.0).unwrap_or(usize::MAX),
         peer_addresses: false,
+        half_close: false,
     };
     // Live channels are stateful: a storage failure here must stop start-up, or a later
     // channel change would overwrite the channel index with an empty one.
@@ -142,7 +143,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         let access = AccessLog { tier: "ingest", metrics: metrics.clone(), log: config.log.access };
         let router = ingest_router(state, access);
         let l = tokio::net::TcpListener::from_std(std_listener)?;
-        let limits = ConnectionLimits { peer_addresses: true, ..limits.clone() };
+        let limits = ConnectionLimits { peer_addresses: true, half_close: true, ..limits.clone() };
         tasks.push(tokio::spawn(listener::serve("ingest", l, router, limits, stop_rx.clone(), grace)));
     }
 

@@ -11,11 +11,15 @@ pub struct Push {
     pub ts: bool,
     /// Sine frequency, so restarts produce different bytes.
     pub tone: u32,
+    /// Send the credentials up front (`-headers "Authorization: Basic ..."`) on a new connection per
+    /// upload, instead of relying on ffmpeg's 401 handshake over a persistent connection. This is
+    /// what survives a server restart: ffmpeg does not reconnect a broken persistent connection.
+    pub preemptive_auth: bool,
 }
 
 impl Default for Push {
     fn default() -> Self {
-        Push { seconds: 20, ts: false, tone: 440 }
+        Push { seconds: 20, ts: false, tone: 440, preemptive_auth: false }
     }
 }
 
@@ -38,10 +42,38 @@ impl Encoder {
         let mut args: Vec<&str> = vec!["-hide_banner", "-loglevel", "error", "-re"];
         args.extend(["-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", &audio, "-t", &seconds]);
         args.extend(["-map", "0:v", "-map", "1:a", "-map", "0:v", "-map", "1:a"]);
-        args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"]);
+        args.extend([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+        ]);
         args.extend(["-s:v:1", "160x90", "-b:v:0", "400k", "-b:v:1", "150k", "-c:a", "aac", "-b:a", "64k", "-ac", "2"]);
-        args.extend(["-f", "hls", "-hls_time", "2", "-hls_list_size", "6", "-hls_flags", "delete_segments+program_date_time"]);
-        args.extend(["-hls_segment_type", kind, "-method", "PUT", "-http_persistent", "1", "-ignore_io_errors", "1"]);
+        args.extend([
+            "-f",
+            "hls",
+            "-hls_time",
+            "2",
+            "-hls_list_size",
+            "6",
+            "-hls_flags",
+            "delete_segments+program_date_time",
+        ]);
+        let header = format!("Authorization: Basic {}\r\n", base64_credentials(channel, token));
+        args.extend(["-hls_segment_type", kind, "-method", "PUT", "-ignore_io_errors", "1"]);
+        if push.preemptive_auth {
+            args.extend(["-http_persistent", "0", "-headers", &header]);
+        } else {
+            args.extend(["-http_persistent", "1"]);
+        }
         args.extend(["-var_stream_map", "v:0,a:0 v:1,a:1", "-master_pl_name", "master.m3u8"]);
         args.extend(["-hls_segment_filename", &segment_name, &playlist]);
         let child = Command::new("ffmpeg")
@@ -71,4 +103,9 @@ impl Drop for Encoder {
             let _ = self.child.wait();
         }
     }
+}
+
+fn base64_credentials(channel: &str, token: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{channel}:{token}"))
 }

@@ -23,9 +23,7 @@ impl Estuary {
         if !args.contains(&"--ingest-addr") {
             cmd.args(["--ingest-addr", "127.0.0.1:0"]);
         }
-        cmd.args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::inherit());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -87,6 +85,13 @@ impl Estuary {
 
 impl Drop for Estuary {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Show what the server said, to explain the failure.
+            let lines: Vec<String> = self.log.try_iter().collect();
+            for line in lines.iter().rev().take(200).rev() {
+                eprintln!("estuary: {line}");
+            }
+        }
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
