@@ -6,15 +6,16 @@
 
 mod bytesize;
 mod env;
+mod sections;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub use bytesize::ByteSize;
 pub use env::ENV_PREFIX;
+pub use sections::*;
 
 /// A configuration problem, naming the field at fault.
 #[derive(Debug, thiserror::Error)]
@@ -44,235 +45,6 @@ pub struct Config {
     pub live: LiveConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
-}
-
-/// The hot path: players and the CDN.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EdgeConfig {
-    pub enabled: bool,
-    pub addr: SocketAddr,
-    /// Worker threads of the edge's own runtime; 0 means one per CPU core.
-    pub workers: usize,
-    /// Origin lock: when both are set, edge requests without this header and value get 403.
-    pub origin_lock_header: String,
-    pub origin_lock_secret: String,
-    /// Public base URL of the edge (`https://cdn.example.com`), for absolute URLs in manifests
-    /// (DASH `UTCTiming`). Empty: derived from each request's `Host` and `X-Forwarded-Proto`.
-    pub public_url: String,
-}
-
-impl Default for EdgeConfig {
-    fn default() -> Self {
-        EdgeConfig {
-            enabled: true,
-            addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            workers: 0,
-            origin_lock_header: String::new(),
-            origin_lock_secret: String::new(),
-            public_url: String::new(),
-        }
-    }
-}
-
-/// The encoder-facing tier: live segments and playlists pushed over HTTP.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct IngestConfig {
-    pub enabled: bool,
-    pub addr: SocketAddr,
-    /// Larger uploads get 413.
-    pub max_body_bytes: ByteSize,
-    /// Base URL encoders use (`http://ingest.example.com:8081`), for the ingest URL the API returns.
-    /// Empty: the API request's host with the ingest port.
-    pub public_url: String,
-    /// Keep a small upload that came without credentials (401) and apply it when the same client
-    /// address authenticates for the same channel within seconds. ffmpeg sends its first upload
-    /// (the init segment) without the credentials in its URL and never repeats it.
-    pub hold_unauthenticated: bool,
-}
-
-impl Default for IngestConfig {
-    fn default() -> Self {
-        IngestConfig {
-            enabled: true,
-            addr: SocketAddr::from(([0, 0, 0, 0], 8081)),
-            max_body_bytes: ByteSize::mib(64),
-            public_url: String::new(),
-            hold_unauthenticated: true,
-        }
-    }
-}
-
-/// Defaults for channels created without their own settings.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LiveConfig {
-    pub channel_defaults: crate::live::ChannelSettings,
-}
-
-/// The control plane: operators, Prometheus, Kubernetes probes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ApiConfig {
-    pub enabled: bool,
-    pub addr: SocketAddr,
-    /// Bearer token required on `/api/v1/*` when not empty.
-    pub token: String,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        ApiConfig { enabled: true, addr: SocketAddr::from(([127, 0, 0, 1], 9090)), token: String::new() }
-    }
-}
-
-/// Connection limits shared by every listener.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    /// A client must send a request's whole header block within this time.
-    #[serde(with = "humantime_serde")]
-    pub header_read_timeout: Duration,
-    /// Largest request header block accepted (431 above it).
-    pub max_header_bytes: ByteSize,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig { header_read_timeout: Duration::from_secs(10), max_header_bytes: ByteSize(16 * 1024) }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StorageBackend {
-    Local,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StorageConfig {
-    pub backend: StorageBackend,
-    /// Root folder of the local backend.
-    pub root: PathBuf,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        StorageConfig { backend: StorageBackend::Local, root: PathBuf::from("assets") }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CacheConfig {
-    /// Capacity of the segment cache in bytes.
-    pub bytes: ByteSize,
-    /// Objects larger than this are streamed from storage instead of cached.
-    pub max_object_bytes: ByteSize,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        CacheConfig { bytes: ByteSize::mib(512), max_object_bytes: ByteSize::mib(16) }
-    }
-}
-
-/// Pass-through serving of pre-packaged files under `/static/`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StaticFilesConfig {
-    /// Lifetime of `.m3u8`/`.mpd` files at the CDN and in estuary's cache.
-    /// Short by default because a live packager may be rewriting them; raise it for VOD-only folders.
-    #[serde(with = "humantime_serde")]
-    pub manifest_max_age: Duration,
-    /// Lifetime of every other file (segments, init segments, keys, subtitles).
-    #[serde(with = "humantime_serde")]
-    pub file_max_age: Duration,
-}
-
-impl Default for StaticFilesConfig {
-    fn default() -> Self {
-        StaticFilesConfig { manifest_max_age: Duration::from_secs(2), file_max_age: Duration::from_secs(24 * 3600) }
-    }
-}
-
-/// On-the-fly packaging of MP4 files under `/vod/`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct VodConfig {
-    /// Target segment duration; segments start at keyframes nearest its multiples.
-    #[serde(with = "humantime_serde")]
-    pub segment_duration: Duration,
-    /// Lifetime of VOD playlists, manifests and segments at the CDN and in estuary's cache.
-    #[serde(with = "humantime_serde")]
-    pub max_age: Duration,
-    /// How often a source file is checked (size, modification time, ETag) for replacement.
-    #[serde(with = "humantime_serde")]
-    pub revalidate_after: Duration,
-    /// Memory for parsed source indexes (sample tables), separate from the segment cache.
-    pub index_cache_bytes: ByteSize,
-    /// Largest `moov` box accepted (a one-hour file needs a few MiB).
-    pub max_moov_bytes: ByteSize,
-    /// Largest number of samples in one track.
-    pub max_samples_per_track: u32,
-    /// Sample ranges closer than this are read in one request (the bytes between are read and dropped).
-    pub read_gap_bytes: ByteSize,
-}
-
-impl Default for VodConfig {
-    fn default() -> Self {
-        VodConfig {
-            segment_duration: Duration::from_secs(6),
-            max_age: Duration::from_secs(24 * 3600),
-            revalidate_after: Duration::from_secs(10),
-            index_cache_bytes: ByteSize::mib(256),
-            max_moov_bytes: ByteSize::mib(64),
-            max_samples_per_track: 5_000_000,
-            read_gap_bytes: ByteSize(16 * 1024),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ShutdownConfig {
-    /// After SIGTERM, keep serving (with /readyz false) this long so load balancers stop sending traffic.
-    #[serde(with = "humantime_serde")]
-    pub drain_delay: Duration,
-    /// Then stop accepting and give in-flight responses at most this long to finish.
-    #[serde(with = "humantime_serde")]
-    pub grace_period: Duration,
-}
-
-impl Default for ShutdownConfig {
-    fn default() -> Self {
-        ShutdownConfig { drain_delay: Duration::ZERO, grace_period: Duration::from_secs(30) }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Pretty,
-    Json,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    pub format: LogFormat,
-    /// A `tracing` filter (`info`, `estuary=debug,info`); `RUST_LOG` overrides it.
-    pub level: String,
-    /// One event per request on every tier.
-    pub access: bool,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig { format: LogFormat::Pretty, level: "info".to_owned(), access: true }
-    }
 }
 
 impl Config {
@@ -405,6 +177,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn defaults_validate_from_the_repository_root() {

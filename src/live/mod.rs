@@ -8,6 +8,7 @@
 mod actor;
 mod commit;
 pub mod model;
+mod parts;
 pub mod record;
 pub mod render_dash;
 pub mod render_hls;

@@ -221,7 +221,7 @@ impl ChannelState {
                     let pl = v.last_playlist.as_ref().filter(|pl| !pl.end_list && !v.restarted)?;
                     pl.segments
                         .iter()
-                        .any(|s| super::commit::resolve(dir, &s.uri).as_deref() == Some(path.as_str()))
+                        .any(|s| super::upload::resolve(dir, &s.uri).as_deref() == Some(path.as_str()))
                         .then(|| (variant.clone(), pl.clone()))
                 });
                 match listed {

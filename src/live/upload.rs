@@ -87,6 +87,32 @@ pub fn classify(path: &str, body: Bytes) -> Result<Upload, UploadError> {
     }
 }
 
+/// Resolves a URI from a playlist in `dir` to a channel-relative path.
+pub fn resolve(dir: &str, uri: &str) -> Option<String> {
+    let uri = uri.split(['?', '#']).next().unwrap_or("");
+    let relative = match uri.find("://") {
+        // Absolute URL: keep what follows the channel in `/ingest/{channel}/...`, else the file name.
+        Some(_) => return uri.rsplit('/').next().map(|name| join(dir, name)).filter(|p| !p.is_empty()),
+        None => uri,
+    };
+    let mut parts: Vec<&str> =
+        if relative.starts_with('/') { Vec::new() } else { dir.split('/').filter(|p| !p.is_empty()).collect() };
+    for seg in relative.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            s => parts.push(s),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() { name.to_owned() } else { format!("{dir}/{name}") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +121,15 @@ mod tests {
     const SEGMENT: &[u8] = include_bytes!("../../assets/sample/hls/seg_000.m4s");
     const MEDIA: &[u8] = include_bytes!("../../assets/sample/hls/media.m3u8");
     const MASTER: &[u8] = include_bytes!("../../assets/sample/hls/master.m3u8");
+
+    #[test]
+    fn resolves_playlist_uris() {
+        assert_eq!(resolve("v0", "seg_1.m4s").as_deref(), Some("v0/seg_1.m4s"));
+        assert_eq!(resolve("", "seg_1.m4s").as_deref(), Some("seg_1.m4s"));
+        assert_eq!(resolve("v0", "../v1/init.mp4").as_deref(), Some("v1/init.mp4"));
+        assert_eq!(resolve("v0", "../../x"), None);
+        assert_eq!(resolve("v0", "http://host/ingest/ch/v0/seg_2.m4s?x=1").as_deref(), Some("v0/seg_2.m4s"));
+    }
 
     #[test]
     fn recognises_what_ffmpeg_pushes() {

@@ -2,6 +2,7 @@
 
 pub mod fragment;
 pub mod init;
+pub mod init_info;
 pub mod parse;
 
 use bytes::{BufMut, BytesMut};

@@ -1,43 +1,11 @@
-//! Reading fragmented MP4 as encoders push it: init segments (tracks, codecs, defaults) and media
-//! segments (`moof`/`mdat` pairs, any number of tracks), split into one sample run per track.
+//! Reading fragmented MP4 media segments as encoders push them (`moof`/`mdat` pairs, any number of
+//! tracks), split into one sample run per track.
 
 use bytes::Bytes;
 
+pub use super::init_info::{InitInfo, InitTrackInfo, looks_like_init, parse_init};
 use crate::packaging::PackagingError;
-use crate::packaging::codec::{self, CodecInfo};
-use crate::packaging::mp4::boxes::{self, BoxRef, FourCc, Reader, fourcc_str};
-use crate::packaging::mp4::{Edit, TrackKind};
-
-/// One track of an init segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InitTrackInfo {
-    pub track_id: u32,
-    pub kind: TrackKind,
-    pub timescale: u32,
-    pub codec: CodecInfo,
-    /// The whole `stsd` box, for per-track init segments.
-    pub stsd: Bytes,
-    pub language: String,
-    pub display: Option<(u32, u32)>,
-    pub edit: Edit,
-    /// `trex` defaults: duration, size, flags.
-    pub default_duration: u32,
-    pub default_size: u32,
-    pub default_flags: u32,
-}
-
-/// A parsed init segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InitInfo {
-    pub movie_timescale: u32,
-    pub tracks: Vec<InitTrackInfo>,
-}
-
-impl InitInfo {
-    pub fn track(&self, id: u32) -> Option<&InitTrackInfo> {
-        self.tracks.iter().find(|t| t.track_id == id)
-    }
-}
+use crate::packaging::mp4::boxes::{self, Reader, fourcc_str};
 
 /// One sample of a fragment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,114 +42,6 @@ impl TrackRun {
     pub fn bytes(&self) -> u64 {
         self.samples.iter().map(|s| u64::from(s.size)).sum()
     }
-}
-
-/// Parses an init segment (`ftyp`? + `moov` with `mvex`).
-pub fn parse_init(data: &[u8]) -> Result<InitInfo, PackagingError> {
-    let moov =
-        boxes::find(data, b"moov")?.ok_or_else(|| PackagingError::NotMp4("no 'moov' in the init segment".into()))?;
-    let mvhd = boxes::find(moov.payload, b"mvhd")?.ok_or_else(|| PackagingError::malformed("no 'mvhd'"))?;
-    let mut r = Reader::new(mvhd.payload, "mvhd");
-    let version = r.u8()?;
-    r.skip(3 + if version == 1 { 16 } else { 8 })?;
-    let movie_timescale = r.u32()?.max(1);
-    let trexes: Vec<BoxRef<'_>> = match boxes::find(moov.payload, b"mvex")? {
-        Some(mvex) => boxes::boxes(mvex.payload).filter_map(Result::ok).filter(|b| &b.kind == b"trex").collect(),
-        None => return Err(PackagingError::malformed("init segment without 'mvex' (not fragmented)")),
-    };
-    let mut tracks = Vec::new();
-    for b in boxes::boxes(moov.payload) {
-        let b = b?;
-        if &b.kind == b"trak"
-            && let Some(t) = init_track(b.payload, &trexes)?
-        {
-            tracks.push(t);
-        }
-    }
-    if tracks.is_empty() {
-        return Err(PackagingError::Empty("init segment has no audio or video track".into()));
-    }
-    Ok(InitInfo { movie_timescale, tracks })
-}
-
-fn init_track(trak: &[u8], trexes: &[BoxRef<'_>]) -> Result<Option<InitTrackInfo>, PackagingError> {
-    let missing = |w: &str| PackagingError::malformed(format!("track without '{w}'"));
-    let hdlr = boxes::find_path(trak, &[b"mdia", b"hdlr"])?.ok_or_else(|| missing("hdlr"))?;
-    let kind = match hdlr.payload.get(8..12) {
-        Some(b"vide") => TrackKind::Video,
-        Some(b"soun") => TrackKind::Audio,
-        _ => return Ok(None),
-    };
-    let tkhd = boxes::find(trak, b"tkhd")?.ok_or_else(|| missing("tkhd"))?;
-    let mut r = Reader::new(tkhd.payload, "tkhd");
-    let version = r.u8()?;
-    r.skip(3 + if version == 1 { 16 } else { 8 })?;
-    let track_id = r.u32()?;
-    r.skip(4 + if version == 1 { 8 } else { 4 } + 8 + 8 + 36)?;
-    let (w, h) = (r.u32()? >> 16, r.u32()? >> 16);
-    let mdhd = boxes::find_path(trak, &[b"mdia", b"mdhd"])?.ok_or_else(|| missing("mdhd"))?;
-    let mut r = Reader::new(mdhd.payload, "mdhd");
-    let version = r.u8()?;
-    r.skip(3 + if version == 1 { 16 } else { 8 })?;
-    let timescale = r.u32()?;
-    r.skip(if version == 1 { 8 } else { 4 })?;
-    let lang = r.u16()?;
-    let language: String = [(lang >> 10) & 0x1f, (lang >> 5) & 0x1f, lang & 0x1f]
-        .iter()
-        .map(|&c| char::from((c as u8).wrapping_add(0x60)))
-        .filter(char::is_ascii_lowercase)
-        .collect();
-    if timescale == 0 {
-        return Err(PackagingError::malformed("track timescale is 0"));
-    }
-    let stsd = boxes::find_path(trak, &[b"mdia", b"minf", b"stbl", b"stsd"])?.ok_or_else(|| missing("stsd"))?;
-    let codec = codec::describe_stsd(stsd.payload)?;
-    let edit = match boxes::find_path(trak, &[b"edts", b"elst"])? {
-        Some(elst) => read_elst(elst.payload)?,
-        None => Edit::default(),
-    };
-    let trex = trexes.iter().find(|t| t.payload.get(4..8) == Some(&track_id.to_be_bytes()[..]));
-    let (default_duration, default_size, default_flags) = match trex {
-        Some(t) => {
-            let mut r = Reader::new(t.payload, "trex");
-            r.skip(12)?;
-            (r.u32()?, r.u32()?, r.u32()?)
-        }
-        None => (0, 0, 0),
-    };
-    Ok(Some(InitTrackInfo {
-        track_id,
-        kind,
-        timescale,
-        codec,
-        stsd: Bytes::copy_from_slice(stsd.bytes),
-        language: if language.len() == 3 { language } else { "und".into() },
-        display: (kind == TrackKind::Video && w > 0 && h > 0).then_some((w, h)),
-        edit,
-        default_duration,
-        default_size,
-        default_flags,
-    }))
-}
-
-fn read_elst(payload: &[u8]) -> Result<Edit, PackagingError> {
-    let mut r = Reader::new(payload, "elst");
-    let version = r.u8()?;
-    r.skip(3)?;
-    let count = r.u32()?;
-    let mut edit = Edit::default();
-    for _ in 0..count.min(16) {
-        let (duration, media_time) =
-            if version == 1 { (r.u64()?, r.u64()? as i64) } else { (u64::from(r.u32()?), i64::from(r.u32()? as i32)) };
-        r.skip(4)?;
-        if media_time < 0 {
-            edit.delay = edit.delay.saturating_add(duration);
-        } else {
-            edit.media_time = media_time as u64;
-            break;
-        }
-    }
-    Ok(edit)
 }
 
 /// Splits a media segment into one run per track. `init` supplies defaults
@@ -353,13 +213,6 @@ fn read_fragment(
     Ok(())
 }
 
-/// Whether `data` starts like an init segment (`ftyp`/`moov`) rather than a media segment.
-pub fn looks_like_init(data: &[u8]) -> bool {
-    let first: Option<FourCc> = data.get(4..8).and_then(|k| k.try_into().ok());
-    let has_moov = boxes::boxes(data).filter_map(Result::ok).any(|b| &b.kind == b"moov");
-    matches!(first.as_ref(), Some(b"ftyp") | Some(b"moov")) && has_moov
-}
-
 /// Structural check of a media segment before its init is known: `moof` + `mdat`
 /// pairs whose `traf`s have `tfhd`, `tfdt` and `trun`.
 pub fn check_segment(data: &[u8]) -> Result<(), PackagingError> {
@@ -413,6 +266,7 @@ pub fn check_segment(data: &[u8]) -> Result<(), PackagingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packaging::mp4::TrackKind;
 
     const INIT: &[u8] = include_bytes!("../../../assets/sample/hls/init.mp4");
     const SEGMENT: &[u8] = include_bytes!("../../../assets/sample/hls/seg_000.m4s");
