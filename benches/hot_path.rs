@@ -26,7 +26,7 @@ fn cache_hit(c: &mut Criterion) {
         let body = asset(path);
         let key = CacheKey::Static(StorageKey::parse(path).unwrap());
         let object = CachedObject::new(body.clone(), content_type, None).compressed();
-        rt.block_on(cache.get_or_load(key.clone(), async { Ok::<_, std::io::Error>(object) })).unwrap();
+        rt.block_on(cache.get_or_load(key.clone(), async { Ok::<_, std::io::Error>(object) }, |_| false)).unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate, br"));
         let kind = ObjectKind::StaticFile { max_age: std::time::Duration::from_secs(60) };
@@ -34,9 +34,11 @@ fn cache_hit(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
                 let (obj, outcome) = cache
-                    .get_or_load(key.clone(), async {
-                        Err::<CachedObject, std::io::Error>(std::io::Error::other("miss"))
-                    })
+                    .get_or_load(
+                        key.clone(),
+                        async { Err::<CachedObject, std::io::Error>(std::io::Error::other("miss")) },
+                        |_| false,
+                    )
                     .await
                     .unwrap();
                 assert_eq!(outcome, CacheOutcome::Hit);

@@ -34,6 +34,7 @@ pub struct ApiState {
     pub channel_defaults: ChannelSettings,
     pub ingest: IngestEndpoint,
     pub blocking: Arc<crate::edge::live::BlockingStats>,
+    pub breaker: Arc<crate::storage::breaker::CircuitBreaker>,
 }
 
 /// Where encoders reach the ingest tier, for the URLs the API hands out.

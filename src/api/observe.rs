@@ -74,6 +74,26 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
         &backend,
         f64::from(u8::from(s.healthy)),
     );
+    let open = state.breaker.state() != crate::storage::breaker::BreakerState::Closed;
+    write_sample(
+        &mut out,
+        "estuary_storage_circuit_open",
+        "gauge",
+        "1 while storage calls fail fast",
+        &backend,
+        f64::from(u8::from(open)),
+    );
+    let stale = [
+        (
+            "estuary_cache_stale_served_total",
+            "Expired objects served because storage failed to reload them",
+            cache.stale_served,
+        ),
+        ("estuary_cache_refreshed_total", "Expired objects reloaded from storage", cache.refreshed),
+    ];
+    for (name, help, value) in stale {
+        write_sample(&mut out, name, "counter", help, &[], value as f64);
+    }
     live_metrics(&state, &mut out);
     write_sample(
         &mut out,
@@ -134,6 +154,7 @@ pub async fn stats(State(state): State<ApiState>) -> Response {
         "ready": state.health.is_ready(),
         "cache": state.cache.stats().await,
         "storage": state.storage.stats(),
+        "storage_circuit": state.breaker.state(),
         "live": {
             "channels": state.live.list().len(),
             "blocked_requests": state.blocking.waiting.load(std::sync::atomic::Ordering::Relaxed),

@@ -63,6 +63,8 @@ pub enum CacheOutcome {
     Coalesced,
     /// Too large for the cache: streamed from storage.
     Bypass,
+    /// Past its time to live and storage failed: the old copy was served (stale-if-error).
+    Stale,
 }
 
 impl CacheOutcome {
@@ -72,6 +74,7 @@ impl CacheOutcome {
             CacheOutcome::Miss => "miss",
             CacheOutcome::Coalesced => "coalesced",
             CacheOutcome::Bypass => "bypass",
+            CacheOutcome::Stale => "stale",
         }
     }
 }
@@ -84,6 +87,8 @@ struct CacheCounters {
     bypassed: AtomicU64,
     load_errors: AtomicU64,
     evictions: AtomicU64,
+    stale_served: AtomicU64,
+    refreshed: AtomicU64,
 }
 
 /// Point-in-time cache figures for stats and metrics.
@@ -99,6 +104,10 @@ pub struct CacheStats {
     pub bypassed: u64,
     pub load_errors: u64,
     pub evictions: u64,
+    /// Expired objects served because storage failed to reload them.
+    pub stale_served: u64,
+    /// Expired objects reloaded.
+    pub refreshed: u64,
 }
 
 /// The segment cache. Cheap to clone; clones share one cache.
@@ -109,35 +118,46 @@ pub struct CacheStats {
 #[derive(Clone)]
 pub struct SegmentCache {
     inner: Cache<CacheKey, Arc<CachedObject>>,
+    /// Reloads of expired entries in flight (single flight for refreshes, too).
+    refreshing: Cache<CacheKey, Arc<CachedObject>>,
     counters: Arc<CacheCounters>,
     capacity: u64,
     max_object_bytes: u64,
 }
 
-struct TtlFromObject;
+/// Entries live for their time to live plus the stale-if-error window.
+struct TtlFromObject {
+    stale_window: Duration,
+}
 
 impl moka::Expiry<CacheKey, Arc<CachedObject>> for TtlFromObject {
     fn expire_after_create(&self, _: &CacheKey, value: &Arc<CachedObject>, _: Instant) -> Option<Duration> {
-        value.ttl
+        value.ttl.map(|ttl| ttl + self.stale_window)
     }
 }
 
 impl SegmentCache {
     /// A cache holding up to `capacity` bytes; objects over `max_object_bytes` are never cached.
     pub fn new(capacity: u64, max_object_bytes: u64) -> Self {
+        Self::with_stale_window(capacity, max_object_bytes, Duration::from_secs(3600))
+    }
+
+    /// As [`SegmentCache::new`]; expired objects stay servable for `stale_window` while storage fails.
+    pub fn with_stale_window(capacity: u64, max_object_bytes: u64, stale_window: Duration) -> Self {
         let counters = Arc::new(CacheCounters::default());
         let evictions = counters.clone();
         let inner = Cache::builder()
             .max_capacity(capacity)
             .weigher(|_: &CacheKey, v: &Arc<CachedObject>| v.weight())
-            .expire_after(TtlFromObject)
+            .expire_after(TtlFromObject { stale_window })
             .eviction_listener(move |_, _, cause| {
                 if cause == RemovalCause::Size {
                     evictions.evictions.fetch_add(1, Ordering::Relaxed);
                 }
             })
             .build();
-        SegmentCache { inner, counters, capacity, max_object_bytes }
+        let refreshing = Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(1)).build();
+        SegmentCache { inner, refreshing, counters, capacity, max_object_bytes }
     }
 
     /// Objects larger than this bypass the cache.
@@ -146,14 +166,39 @@ impl SegmentCache {
     }
 
     /// Returns the cached object for `key`, or runs `load` once for all concurrent callers.
-    pub async fn get_or_load<E, F>(&self, key: CacheKey, load: F) -> Result<(Arc<CachedObject>, CacheOutcome), Arc<E>>
+    /// An expired object is reloaded the same way; when that fails with an error `stale_if`
+    /// accepts (a storage outage), the expired object is served instead.
+    pub async fn get_or_load<E, F>(
+        &self,
+        key: CacheKey,
+        load: F,
+        stale_if: impl Fn(&E) -> bool,
+    ) -> Result<(Arc<CachedObject>, CacheOutcome), Arc<E>>
     where
         F: Future<Output = Result<CachedObject, E>>,
         E: Send + Sync + 'static,
     {
         if let Some(hit) = self.inner.get(&key).await {
-            self.counters.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok((hit, CacheOutcome::Hit));
+            if hit.is_fresh() {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok((hit, CacheOutcome::Hit));
+            }
+            let refreshed = self.refreshing.try_get_with(key.clone(), async { load.await.map(Arc::new) }).await;
+            return match refreshed {
+                Ok(fresh) => {
+                    self.inner.insert(key, fresh.clone()).await;
+                    self.counters.refreshed.fetch_add(1, Ordering::Relaxed);
+                    Ok((fresh, CacheOutcome::Miss))
+                }
+                Err(e) if stale_if(&e) => {
+                    self.counters.stale_served.fetch_add(1, Ordering::Relaxed);
+                    Ok((hit, CacheOutcome::Stale))
+                }
+                Err(e) => {
+                    self.inner.invalidate(&key).await;
+                    Err(e)
+                }
+            };
         }
         let mut loaded_here = false;
         let result = self
@@ -213,6 +258,8 @@ impl SegmentCache {
             bypassed: get(&self.counters.bypassed),
             load_errors: get(&self.counters.load_errors),
             evictions: get(&self.counters.evictions),
+            stale_served: get(&self.counters.stale_served),
+            refreshed: get(&self.counters.refreshed),
         }
     }
 }
@@ -240,11 +287,15 @@ mod tests {
                 let (cache, loads) = (cache.clone(), loads.clone());
                 tokio::spawn(async move {
                     cache
-                        .get_or_load(key("a/b.m4s"), async {
-                            loads.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            Ok::<_, std::io::Error>(object(b"segment"))
-                        })
+                        .get_or_load(
+                            key("a/b.m4s"),
+                            async {
+                                loads.fetch_add(1, Ordering::SeqCst);
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                Ok::<_, std::io::Error>(object(b"segment"))
+                            },
+                            |_| false,
+                        )
                         .await
                         .unwrap()
                 })
@@ -265,19 +316,52 @@ mod tests {
     #[tokio::test]
     async fn failures_are_not_cached_and_purge_drops_by_prefix() {
         let cache = SegmentCache::new(1 << 20, 1 << 16);
-        let failed =
-            cache.get_or_load(key("x/y"), async { Err::<CachedObject, _>(std::io::Error::other("boom")) }).await;
+        let failed = cache
+            .get_or_load(key("x/y"), async { Err::<CachedObject, _>(std::io::Error::other("boom")) }, |_| false)
+            .await;
         assert!(failed.is_err());
         let (_, outcome) =
-            cache.get_or_load(key("x/y"), async { Ok::<_, std::io::Error>(object(b"ok")) }).await.unwrap();
+            cache.get_or_load(key("x/y"), async { Ok::<_, std::io::Error>(object(b"ok")) }, |_| false).await.unwrap();
         assert_eq!(outcome, CacheOutcome::Miss);
         let (_, outcome) =
-            cache.get_or_load(key("x/y"), async { Ok::<_, std::io::Error>(object(b"no")) }).await.unwrap();
+            cache.get_or_load(key("x/y"), async { Ok::<_, std::io::Error>(object(b"no")) }, |_| false).await.unwrap();
         assert_eq!(outcome, CacheOutcome::Hit);
-        cache.get_or_load(key("z/w"), async { Ok::<_, std::io::Error>(object(b"ok")) }).await.unwrap();
+        cache.get_or_load(key("z/w"), async { Ok::<_, std::io::Error>(object(b"ok")) }, |_| false).await.unwrap();
         assert_eq!(cache.purge(Some("static/x/")).await, 1);
         assert_eq!(cache.stats().await.entries, 1);
         assert_eq!(cache.purge(None).await, 1);
         assert_eq!(cache.stats().await.entries, 0);
+    }
+
+    #[tokio::test]
+    async fn expired_objects_are_served_stale_while_storage_fails() {
+        let cache = SegmentCache::new(1 << 20, 1 << 16);
+        let short = || object(b"v1").with_ttl(Some(Duration::from_millis(20)));
+        cache.get_or_load(key("p.m3u8"), async { Ok::<_, std::io::Error>(short()) }, |_| true).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // Storage is down: the expired copy is served, marked stale.
+        let (obj, outcome) = cache
+            .get_or_load(key("p.m3u8"), async { Err::<CachedObject, _>(std::io::Error::other("down")) }, |_| true)
+            .await
+            .unwrap();
+        assert_eq!((&obj.body()[..], outcome), (&b"v1"[..], CacheOutcome::Stale));
+        // Storage is back: the object is reloaded.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let fresh = || CachedObject::new(Bytes::from_static(b"v2"), "text/plain; charset=utf-8", None);
+        let (obj, outcome) =
+            cache.get_or_load(key("p.m3u8"), async { Ok::<_, std::io::Error>(fresh()) }, |_| true).await.unwrap();
+        assert_eq!((&obj.body()[..], outcome), (&b"v2"[..], CacheOutcome::Miss));
+        // An error that is not an outage (the object is gone) is not hidden.
+        let gone = cache.get_or_load(key("q"), async { Ok::<_, std::io::Error>(short()) }, |_| false).await;
+        assert!(gone.is_ok());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(
+            cache
+                .get_or_load(key("q"), async { Err::<CachedObject, _>(std::io::Error::other("404")) }, |_| false)
+                .await
+                .is_err()
+        );
+        let stats = cache.stats().await;
+        assert_eq!((stats.stale_served, stats.refreshed), (1, 1));
     }
 }

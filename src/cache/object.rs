@@ -1,6 +1,6 @@
 //! `CachedObject`: a ready-to-send body with its validators and precompressed representations.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::HeaderValue;
@@ -30,8 +30,10 @@ pub struct CachedObject {
     pub content_type: &'static str,
     pub last_modified: Option<SystemTime>,
     pub last_modified_value: Option<HeaderValue>,
-    /// How long estuary's own cache may keep it; `None` until evicted or purged.
+    /// How long it is fresh in estuary's own cache; `None` until evicted or purged. After that it
+    /// is reloaded, but still served while storage fails (stale-if-error).
     pub ttl: Option<Duration>,
+    pub created: Instant,
 }
 
 impl CachedObject {
@@ -45,7 +47,13 @@ impl CachedObject {
             last_modified_value: last_modified.and_then(|t| HeaderValue::from_str(&httpdate::fmt_http_date(t)).ok()),
             last_modified,
             ttl: None,
+            created: Instant::now(),
         }
+    }
+
+    /// Still within its time to live.
+    pub fn is_fresh(&self) -> bool {
+        self.ttl.is_none_or(|ttl| self.created.elapsed() < ttl)
     }
 
     pub fn body(&self) -> &Bytes {

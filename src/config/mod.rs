@@ -153,6 +153,36 @@ impl Config {
                     );
                 }
             }
+            StorageBackend::S3 => {
+                let s3 = &self.storage.s3;
+                if s3.bucket.is_empty() {
+                    return err("storage.s3.bucket", "required when storage.backend is \"s3\"".into());
+                }
+                if !(s3.endpoint.is_empty()
+                    || s3.endpoint.starts_with("http://")
+                    || s3.endpoint.starts_with("https://"))
+                {
+                    return err(
+                        "storage.s3.endpoint",
+                        format!("{:?} must start with http:// or https://", s3.endpoint),
+                    );
+                }
+                if s3.access_key_id.is_empty() != s3.secret_access_key.is_empty() {
+                    return err(
+                        "storage.s3.secret_access_key",
+                        "give both access_key_id and secret_access_key, or neither".into(),
+                    );
+                }
+                if s3.max_attempts == 0 || s3.max_attempts > 10 {
+                    return err("storage.s3.max_attempts", "must be 1 to 10".into());
+                }
+                if s3.request_timeout.is_zero() || s3.connect_timeout.is_zero() {
+                    return err("storage.s3.request_timeout", "timeouts must be more than 0".into());
+                }
+            }
+        }
+        if self.storage.breaker_threshold == 0 {
+            return err("storage.breaker_threshold", "must be at least 1".into());
         }
         let seg = self.vod.segment_duration;
         if seg < Duration::from_millis(500) || seg > Duration::from_secs(60) {

@@ -110,6 +110,7 @@ impl Default for HttpConfig {
 #[serde(rename_all = "lowercase")]
 pub enum StorageBackend {
     Local,
+    S3,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,11 +119,69 @@ pub struct StorageConfig {
     pub backend: StorageBackend,
     /// Root folder of the local backend.
     pub root: PathBuf,
+    /// Consecutive storage failures after which calls fail fast (the circuit opens).
+    pub breaker_threshold: u32,
+    /// How long the circuit stays open before one request probes the backend again.
+    #[serde(with = "humantime_serde")]
+    pub breaker_cooldown: Duration,
+    pub s3: S3Config,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { backend: StorageBackend::Local, root: PathBuf::from("assets") }
+        StorageConfig {
+            backend: StorageBackend::Local,
+            root: PathBuf::from("assets"),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(5),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+/// The S3 backend (`storage.backend = "s3"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Key prefix inside the bucket (`media/`); storage keys are relative to it.
+    pub prefix: String,
+    pub region: String,
+    /// Custom endpoint for S3-compatible servers (`http://127.0.0.1:9000`). Empty: AWS.
+    pub endpoint: String,
+    /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need.
+    pub path_style: bool,
+    /// Static credentials. Empty: the standard AWS chain (environment, profile, web identity/IRSA, instance role).
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time allowed for each attempt of a request.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Attempts per request (retries back off exponentially with jitter; throttling and 5xx are retried).
+    pub max_attempts: u32,
+    /// Most ranged GETs one VOD segment may cost; past it, small gaps between samples are read too.
+    pub max_reads_per_segment: usize,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            bucket: String::new(),
+            prefix: String::new(),
+            region: "us-east-1".into(),
+            endpoint: String::new(),
+            path_style: false,
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            session_token: String::new(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            max_attempts: 3,
+            max_reads_per_segment: 256,
+        }
     }
 }
 
@@ -133,11 +192,18 @@ pub struct CacheConfig {
     pub bytes: ByteSize,
     /// Objects larger than this are streamed from storage instead of cached.
     pub max_object_bytes: ByteSize,
+    /// An object past its lifetime is reloaded; while storage fails it is still served for this long.
+    #[serde(with = "humantime_serde")]
+    pub stale_if_error: Duration,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { bytes: ByteSize::mib(512), max_object_bytes: ByteSize::mib(16) }
+        CacheConfig {
+            bytes: ByteSize::mib(512),
+            max_object_bytes: ByteSize::mib(16),
+            stale_if_error: Duration::from_secs(3600),
+        }
     }
 }
 

@@ -183,12 +183,13 @@ pub async fn serve(
                 Ok::<_, EdgeError>(CachedObject::new(o.body, content_type, o.meta.modified))
             };
             let stored = keys::part(&snap.id, epoch, id, msn, container);
-            let (obj, outcome) = state.cache.get_or_load(CacheKey::Live(LiveKey::Stored(stored)), load).await.map_err(
-                |e| match &*e {
-                    EdgeError::Storage(s) => EdgeError::Storage(s.clone()),
-                    _ => EdgeError::NotFound,
-                },
-            )?;
+            let (obj, outcome) =
+                state.cache.get_or_load(CacheKey::Live(LiveKey::Stored(stored)), load, |_| false).await.map_err(
+                    |e| match &*e {
+                        EdgeError::Storage(s) => EdgeError::Storage(s.clone()),
+                        _ => EdgeError::NotFound,
+                    },
+                )?;
             Ok(respond::cached(&method, &headers, &obj, ObjectKind::LiveSegment, outcome))
         }
     }
@@ -253,7 +254,7 @@ async fn rendered(
             CachedObject::new(Bytes::from(text), content_type, modified).with_ttl(Some(RENDERED_TTL)).compressed(),
         )
     };
-    state.cache.get_or_load(key, load).await.map_err(|e| match &*e {
+    state.cache.get_or_load(key, load, |_| false).await.map_err(|e| match &*e {
         EdgeError::NotFound => EdgeError::NotFound,
         other => EdgeError::BadRequest(other.to_string()),
     })

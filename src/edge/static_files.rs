@@ -62,7 +62,8 @@ pub async fn serve(
     let ttl = if is_manifest { cfg.manifest_max_age } else { cfg.file_max_age };
     let limit = state.cache.max_object_bytes();
     let load = load(state.storage.clone(), key.clone(), content_type, limit, ttl);
-    match state.cache.get_or_load(CacheKey::Static(key.clone()), load).await {
+    let outage = |e: &LoadError| matches!(e, LoadError::Storage(s) if s.is_outage());
+    match state.cache.get_or_load(CacheKey::Static(key.clone()), load, outage).await {
         Ok((obj, outcome)) => Ok(respond::cached(&method, &headers, &obj, kind, outcome)),
         Err(e) => match &*e {
             LoadError::TooLarge(meta) => {

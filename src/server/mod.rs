@@ -22,8 +22,10 @@ use crate::edge::{EdgeState, OriginLock, edge_router};
 use crate::ingest::{IngestState, ingest_router};
 use crate::live::LiveRegistry;
 use crate::storage::Storage;
+use crate::storage::breaker::CircuitBreaker;
 use crate::storage::local::LocalStorage;
 use crate::storage::metered::MeteredStorage;
+use crate::storage::s3::S3Storage;
 use crate::telemetry::{AccessLog, Metrics};
 use crate::vod::Vod;
 use listener::ConnectionLimits;
@@ -52,13 +54,14 @@ pub struct Server {
 }
 
 /// The backend named by the config.
-pub fn build_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
+pub async fn build_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
     match config.storage.backend {
         StorageBackend::Local => {
             let local = LocalStorage::new(&config.storage.root)
                 .with_context(|| format!("storage.root {}", config.storage.root.display()))?;
             Ok(Arc::new(local))
         }
+        StorageBackend::S3 => Ok(Arc::new(S3Storage::new(&config.storage.s3).await)),
     }
 }
 
@@ -73,14 +76,20 @@ fn bind(addr: SocketAddr, tier: &str) -> anyhow::Result<std::net::TcpListener> {
 pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Server> {
     let backend = match options.storage {
         Some(s) => s,
-        None => build_storage(config)?,
+        None => build_storage(config).await?,
     };
-    let storage = Arc::new(MeteredStorage::new(backend));
+    let breaker =
+        Arc::new(CircuitBreaker::new(backend, config.storage.breaker_threshold, config.storage.breaker_cooldown));
+    let storage = Arc::new(MeteredStorage::new(breaker.clone()));
     if let Err(e) = storage.probe().await {
         // A shared backend's outage is reported in stats, not fatal: cached content can still be served.
         tracing::warn!(backend = storage.backend(), error = %e, "storage probe failed at start-up");
     }
-    let cache = SegmentCache::new(config.cache.bytes.0, config.cache.max_object_bytes.0);
+    let cache = SegmentCache::with_stale_window(
+        config.cache.bytes.0,
+        config.cache.max_object_bytes.0,
+        config.cache.stale_if_error,
+    );
     let metrics = Metrics::new();
     let health = Health::default();
     let limits = ConnectionLimits {
@@ -159,6 +168,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             token: (!config.api.token.is_empty()).then(|| Arc::from(config.api.token.as_str())),
             live: live.clone(),
             channel_defaults: config.live.channel_defaults.clone(),
+            breaker: breaker.clone(),
             ingest: IngestEndpoint {
                 public_url: config.ingest.public_url.clone(),
                 port: ingest_addr.map_or(config.ingest.addr.port(), |a| a.port()),

@@ -132,6 +132,10 @@ impl Storage for LocalStorage {
         "local"
     }
 
+    fn max_reads_per_segment(&self) -> usize {
+        512
+    }
+
     async fn probe(&self) -> Result<(), StorageError> {
         let root = self.root.clone();
         let md = tokio::fs::metadata(&root)

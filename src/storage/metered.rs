@@ -116,6 +116,10 @@ impl Storage for MeteredStorage {
         self.inner.backend()
     }
 
+    fn max_reads_per_segment(&self) -> usize {
+        self.inner.max_reads_per_segment()
+    }
+
     async fn probe(&self) -> Result<(), StorageError> {
         let result = self.inner.probe().await;
         self.counters.record(&result);

@@ -1,12 +1,15 @@
 //! Object storage: the `Storage` trait every backend implements, its metadata and error types.
 //!
-//! Backends: [`local::LocalStorage`] (a folder) and, wrapped around any of
-//! them, [`metered::MeteredStorage`] (counts reads, bytes and failures for
-//! stats, metrics and health).
+//! Backends: [`local::LocalStorage`] (a folder) and [`s3::S3Storage`] (a
+//! bucket). Wrapped around either: [`breaker::CircuitBreaker`] (fail fast
+//! while the backend is sick) and [`metered::MeteredStorage`] (counts reads,
+//! bytes and failures for stats, metrics and health).
 
+pub mod breaker;
 pub mod key;
 pub mod local;
 pub mod metered;
+pub mod s3;
 
 use std::ops::Range;
 use std::time::SystemTime;
@@ -80,6 +83,12 @@ impl StorageError {
 pub trait Storage: Send + Sync + 'static {
     /// Short backend name for stats and metrics ("local", "s3").
     fn backend(&self) -> &'static str;
+
+    /// How many separate reads one segment should cost at most: reads are cheap on a
+    /// local disk and cost a request each on S3.
+    fn max_reads_per_segment(&self) -> usize {
+        64
+    }
 
     /// Checks that the backend is reachable and usable (startup and health).
     async fn probe(&self) -> Result<(), StorageError>;

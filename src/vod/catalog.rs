@@ -62,12 +62,15 @@ pub struct Catalog {
     storage: Arc<dyn Storage>,
     config: VodConfig,
     identities: Cache<StorageKey, Arc<Identity>>,
+    /// The last identity seen per asset, to keep serving while storage cannot be asked (stale-if-error).
+    known: Cache<StorageKey, Arc<Identity>>,
     assets: Cache<(StorageKey, u64), Result<Arc<Asset>, PackagingError>>,
 }
 
 impl Catalog {
     pub fn new(storage: Arc<dyn Storage>, config: VodConfig) -> Self {
         let identities = Cache::builder().max_capacity(100_000).time_to_live(config.revalidate_after).build();
+        let known = Cache::builder().max_capacity(100_000).build();
         let assets = Cache::builder()
             .max_capacity(config.index_cache_bytes.0)
             .weigher(|_, v: &Result<Arc<Asset>, PackagingError>| match v {
@@ -75,13 +78,19 @@ impl Catalog {
                 Err(_) => 512,
             })
             .build();
-        Catalog { storage, config, identities, assets }
+        Catalog { storage, config, identities, known, assets }
     }
 
     /// The asset at `key`, indexed (once per version of its files).
     pub async fn resolve(&self, key: &StorageKey) -> Result<Arc<Asset>, VodError> {
-        let identity =
-            self.identities.try_get_with(key.clone(), self.load_identity(key)).await.map_err(|e| (*e).clone())?;
+        let identity = match self.identities.try_get_with(key.clone(), self.load_identity(key)).await {
+            Ok(identity) => identity,
+            // Storage is failing: an asset indexed before keeps being served as it was.
+            Err(e) => match (&*e, self.known.get(key).await) {
+                (VodError::Storage(s), Some(known)) if s.is_outage() => known,
+                _ => return Err((*e).clone()),
+            },
+        };
         let built = self
             .assets
             .try_get_with((key.clone(), identity.version), self.build(identity.clone()))
@@ -125,7 +134,10 @@ impl Catalog {
             hasher.update(&mtime.to_le_bytes());
             hasher.update(meta.etag.as_deref().unwrap_or("").as_bytes());
         }
-        Ok(Arc::new(Identity { version: hasher.digest(), set, sources: files.into_iter().zip(metas).collect() }))
+        let identity =
+            Arc::new(Identity { version: hasher.digest(), set, sources: files.into_iter().zip(metas).collect() });
+        self.known.insert(key.clone(), identity.clone()).await;
+        Ok(identity)
     }
 
     /// Indexes every source and builds the presentation. Media problems are a

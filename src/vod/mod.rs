@@ -74,6 +74,7 @@ impl Vod {
         object.check(&asset.presentation)?;
         let key = CacheKey::Vod(VodKey { asset: asset_key.clone(), version: asset.version, object });
         let load = object::build(self.storage.clone(), asset, object, self.config.clone());
-        self.cache.get_or_load(key, load).await.map_err(|e| (*e).clone())
+        let outage = |e: &VodError| matches!(e, VodError::Storage(s) if s.is_outage());
+        self.cache.get_or_load(key, load, outage).await.map_err(|e| (*e).clone())
     }
 }

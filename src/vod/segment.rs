@@ -1,7 +1,10 @@
 //! Init and media segments of a VOD rendition: the samples' byte ranges read from storage (coalesced), then muxed.
 
 use bytes::Bytes;
-use futures_util::future::try_join_all;
+use futures_util::{StreamExt, TryStreamExt};
+
+/// Range reads of one segment in flight at once.
+const READS_IN_FLIGHT: usize = 16;
 
 use super::{Asset, VodError};
 use crate::packaging::PackagingError;
@@ -37,9 +40,12 @@ pub async fn media_segment(
     let s = &track.samples;
     let offsets = &s.offsets[range.clone()];
     let sizes = &s.sizes[range.clone()];
-    let ranges = reads::coalesce(offsets, sizes, read_gap);
-    let buffers = try_join_all(ranges.iter().map(|r| storage.get_range(&source.key, r.clone()))).await?;
-    let buffers: Vec<Bytes> = buffers.into_iter().map(|o| o.body).collect();
+    let policy = reads::ReadPolicy { max_gap: read_gap, max_reads: storage.max_reads_per_segment() };
+    let ranges = reads::coalesce(offsets, sizes, policy);
+    // In order, at most a few at a time: a segment should not flood the backend.
+    let key = &source.key;
+    let reads = ranges.iter().cloned().map(|r| async move { storage.get_range(key, r).await.map(|o| o.body) });
+    let buffers: Vec<Bytes> = futures_util::stream::iter(reads).buffered(READS_IN_FLIGHT).try_collect().await?;
     let mut payload = Vec::with_capacity(range.len());
     for (&offset, &size) in offsets.iter().zip(sizes) {
         let bytes = reads::slice_of(&ranges, &buffers, offset, size)

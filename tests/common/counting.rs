@@ -52,6 +52,9 @@ impl Storage for CountingStorage {
     fn backend(&self) -> &'static str {
         "counting"
     }
+    fn max_reads_per_segment(&self) -> usize {
+        self.inner.max_reads_per_segment()
+    }
     async fn probe(&self) -> Result<(), StorageError> {
         self.inner.probe().await
     }

@@ -7,6 +7,7 @@ pub mod counting;
 pub mod encoder;
 pub mod media;
 pub mod process;
+pub mod s3;
 pub mod tools;
 
 use std::net::SocketAddr;
