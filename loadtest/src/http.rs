@@ -1,0 +1,107 @@
+//! One player's HTTP connection: GETs with time-to-first-byte measured, bodies read to the end, every
+//! outcome recorded by request kind.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::stats::{Kind, Stats};
+
+/// Requests give up after this long (a blocking playlist reload waits at most ~20 s on estuary).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A player's own keep-alive connection(s), as a real player has.
+pub struct Player {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    stats: std::sync::Arc<Stats>,
+}
+
+/// A successful GET.
+pub struct Fetched {
+    pub body: Bytes,
+    pub elapsed: Duration,
+}
+
+impl Player {
+    pub fn new(stats: std::sync::Arc<Stats>) -> Player {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(4).build(connector);
+        Player { client, stats }
+    }
+
+    pub fn stats(&self) -> &crate::stats::Stats {
+        &self.stats
+    }
+
+    /// GETs `url`; `None` (and a recorded error) unless it answered 2xx.
+    pub async fn get(&self, kind: Kind, url: &str) -> Option<Fetched> {
+        let start = Instant::now();
+        let result = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            let uri: http::Uri = url.parse().map_err(|_| "bad url".to_owned())?;
+            let response = self
+                .client
+                .get(uri)
+                .await
+                .map_err(|e| if e.is_connect() { "connect".to_owned() } else { "io".to_owned() })?;
+            let ttfb = start.elapsed();
+            let status = response.status();
+            let body = response.into_body().collect().await.map_err(|_| "io".to_owned())?.to_bytes();
+            Ok::<_, String>((status, ttfb, body))
+        })
+        .await;
+        match result {
+            Ok(Ok((status, ttfb, body))) if status.is_success() => {
+                self.stats.record(kind, ttfb, body.len() as u64);
+                Some(Fetched { body, elapsed: start.elapsed() })
+            }
+            Ok(Ok((status, ..))) => {
+                self.stats.error(kind, status.as_u16().to_string());
+                None
+            }
+            Ok(Err(e)) => {
+                self.stats.error(kind, e);
+                None
+            }
+            Err(_) => {
+                self.stats.error(kind, "timeout".into());
+                None
+            }
+        }
+    }
+}
+
+/// Resolves a playlist or manifest URI against the URL of the document that holds it.
+pub fn resolve(base: &str, uri: &str) -> String {
+    if uri.starts_with("http://") || uri.starts_with("https://") {
+        return uri.to_owned();
+    }
+    let base = base.split(['?', '#']).next().unwrap_or(base);
+    if let Some(path) = uri.strip_prefix('/') {
+        let origin_end = base.find("://").map_or(0, |i| i + 3);
+        let host_end = base[origin_end..].find('/').map_or(base.len(), |i| origin_end + i);
+        return format!("{}/{path}", &base[..host_end]);
+    }
+    match base.rfind('/') {
+        Some(i) => format!("{}/{uri}", &base[..i]),
+        None => uri.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve;
+
+    #[test]
+    fn resolves_relative_uris() {
+        let base = "http://h:1/vod/a.mp4/master.m3u8?start=1";
+        assert_eq!(resolve(base, "v0.m3u8"), "http://h:1/vod/a.mp4/v0.m3u8");
+        assert_eq!(resolve(base, "v0/1.m4s"), "http://h:1/vod/a.mp4/v0/1.m4s");
+        assert_eq!(resolve(base, "/time"), "http://h:1/time");
+        assert_eq!(resolve(base, "http://x/y"), "http://x/y");
+    }
+}

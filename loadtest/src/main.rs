@@ -1,0 +1,74 @@
+//! The `estuary-load` command.
+
+use std::time::Duration;
+
+use clap::Parser;
+use estuary_load::{Abr, Pace, RunConfig, Scenario, run};
+
+#[derive(Parser)]
+#[command(name = "estuary-load", version, about = "Simulate HLS/DASH players against an origin")]
+struct Cli {
+    /// vod, live, spike or dash.
+    #[arg(value_enum)]
+    scenario: Scenario,
+    /// Master playlist (vod, live, spike) or MPD (dash).
+    #[arg(long)]
+    url: String,
+    #[arg(long, default_value_t = 10)]
+    players: u64,
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Players join evenly over this time (spike: the kick-off window).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    ramp: Duration,
+    #[arg(long, value_enum, default_value = "realtime")]
+    pace: Pace,
+    /// Variant choice: a variant index, "random" or "throughput".
+    #[arg(long, default_value = "0")]
+    abr: String,
+    /// Live: blocking playlist reload (`_HLS_msn`) instead of polling.
+    #[arg(long)]
+    blocking: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let abr = match cli.abr.as_str() {
+        "random" => Abr::Random,
+        "throughput" => Abr::Throughput,
+        n => Abr::Fixed(n.parse().map_err(|_| anyhow::anyhow!("--abr takes a variant index, random or throughput"))?),
+    };
+    if !cli.url.starts_with("http://") {
+        anyhow::bail!("--url must be an http:// URL");
+    }
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if cli.threads > 0 {
+        rt.worker_threads(cli.threads);
+    }
+    let rt = rt.enable_all().build()?;
+    let scenario = cli.scenario;
+    let ramp = if scenario == Scenario::Spike && cli.ramp.is_zero() { Duration::from_secs(5) } else { cli.ramp };
+    let report = rt.block_on(run(RunConfig {
+        scenario,
+        url: cli.url,
+        players: cli.players,
+        duration: cli.duration,
+        ramp,
+        pace: cli.pace,
+        abr,
+        blocking: cli.blocking,
+        progress: !cli.json,
+    }));
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}

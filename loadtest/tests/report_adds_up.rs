@@ -1,0 +1,159 @@
+//! The load generator against a real estuary on loopback: its report must add up with what the server
+//! counted, show no errors on a healthy server, and count the errors when the server goes away.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use estuary::config::Config;
+use estuary::server::{self, Server, StartOptions};
+use estuary_load::{Abr, Pace, RunConfig, Scenario, run};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn start(root: PathBuf) -> Server {
+    let mut c = Config::default();
+    c.edge.addr = "127.0.0.1:0".parse().unwrap();
+    c.api.addr = "127.0.0.1:0".parse().unwrap();
+    c.ingest.addr = "127.0.0.1:0".parse().unwrap();
+    c.storage.root = root;
+    c.log.access = false;
+    c.validate().unwrap();
+    server::start(&c, StartOptions::default()).await.unwrap()
+}
+
+fn assets() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets")
+}
+
+async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// Edge requests the server counted (all routes, all statuses).
+async fn edge_requests(server: &Server) -> f64 {
+    let text = http(server.api_addr.unwrap(), "GET", "/metrics", "").await;
+    text.lines()
+        .filter(|l| l.starts_with("estuary_http_requests_total{") && l.contains("tier=\"edge\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn config(scenario: Scenario, url: String, players: u64, secs: u64) -> RunConfig {
+    RunConfig {
+        scenario,
+        url,
+        players,
+        duration: Duration::from_secs(secs),
+        ramp: Duration::ZERO,
+        pace: Pace::Fast,
+        abr: Abr::Throughput,
+        blocking: false,
+        progress: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vod_and_dash_reports_match_what_the_server_counted() {
+    let s = start(assets()).await;
+    let edge = s.edge_addr.unwrap();
+    for (scenario, url) in [
+        (Scenario::Vod, format!("http://{edge}/vod/sample/sample.mp4/master.m3u8")),
+        (Scenario::Dash, format!("http://{edge}/vod/sample/sample.mp4/manifest.mpd")),
+        (Scenario::Vod, format!("http://{edge}/static/sample/hls/master.m3u8")),
+    ] {
+        let before = edge_requests(&s).await;
+        let report = run(config(scenario, url.clone(), 8, 2)).await;
+        let after = edge_requests(&s).await;
+        assert_eq!(report.errors, 0, "{url}: {}", report.table());
+        assert!(report.requests > 40, "{url}: {}", report.table());
+        assert_eq!(report.requests as f64, after - before, "{url}: the generator's count is the server's");
+        assert_eq!(report.players_never_started, 0);
+        let segments = report.by_kind.iter().find(|k| k.kind == estuary_load::stats::Kind::Segment).unwrap();
+        assert!(segments.requests > 20 && segments.mib > 1.0, "{url}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn errors_are_counted_when_the_server_goes_away() {
+    let s = start(assets()).await;
+    let url = format!("http://{}/vod/sample/sample.mp4/master.m3u8", s.edge_addr.unwrap());
+    let load = tokio::spawn(run(config(Scenario::Vod, url, 8, 4)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.shutdown().await;
+    let report = load.await.unwrap();
+    assert!(report.errors > 0, "{}", report.table());
+    assert!(
+        report.errors_by_status.contains_key("connect") || report.errors_by_status.contains_key("io"),
+        "{:?}",
+        report.errors_by_status
+    );
+    assert!(report.requests > report.errors, "requests before the stop succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_players_with_blocking_reload_see_no_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path().to_owned()).await;
+    let token = "load-token-0123456789ab";
+    let created = http(
+        s.api_addr.unwrap(),
+        "POST",
+        "/api/v1/channels",
+        &format!(r#"{{"id":"load","token":"{token}","target_duration":"2s"}}"#),
+    )
+    .await;
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let base = format!("http://load:{token}@{}/ingest/load", s.ingest_addr.unwrap());
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=25",
+            "-t",
+            "16",
+        ])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
+        .args(["-f", "hls", "-hls_time", "2", "-hls_segment_type", "fmp4", "-method", "PUT", "-http_persistent", "1"])
+        .arg(format!("{base}/v0/index.m3u8"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ffmpeg is needed (./scripts/test installs it)");
+    let edge = s.edge_addr.unwrap();
+    let playlist = format!("http://{edge}/live/load/v0.m3u8");
+    // Wait for the channel to have a few segments.
+    for _ in 0..100 {
+        if http(edge, "GET", "/live/load/v0.m3u8", "").await.matches("#EXTINF").count() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = edge_requests(&s).await;
+    let mut cfg = config(Scenario::Live, format!("http://{edge}/live/load/master.m3u8"), 20, 8);
+    cfg.blocking = true;
+    cfg.abr = Abr::Fixed(0);
+    let report = run(cfg).await;
+    let after = edge_requests(&s).await;
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    assert_eq!(report.errors, 0, "{}\n{playlist}", report.table());
+    assert_eq!(report.stalls, 0, "{}", report.table());
+    assert_eq!(report.requests as f64, after - before);
+    assert!(report.live_latency_ms.is_some(), "latency measured from EXT-X-PROGRAM-DATE-TIME");
+    let playlists = report.by_kind.iter().find(|k| k.kind == estuary_load::stats::Kind::Playlist).unwrap();
+    assert!(playlists.requests >= 20 * 3, "each player reloaded its playlist: {}", report.table());
+}
