@@ -57,7 +57,7 @@ fn parse(base: &str, text: &str) -> Option<Manifest> {
     let update =
         attr(mpd, "minimumUpdatePeriod").and_then(iso_secs).map_or(Duration::from_secs(2), Duration::from_secs_f64);
     // The last period is the one that is playing (live) or the only one (VOD).
-    let period = mpd.children().filter(|n| n.has_tag_name("Period")).next_back()?;
+    let period = mpd.children().rfind(|n| n.has_tag_name("Period"))?;
     let mut video = None;
     let mut audio = None;
     for set in period.children().filter(|n| n.has_tag_name("AdaptationSet")) {
