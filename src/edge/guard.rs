@@ -9,7 +9,7 @@ use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS, CACHE_CONTROL, VARY,
 };
-use http::{HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use subtle::ConstantTimeEq;
 
 use super::EdgeError;
@@ -36,22 +36,21 @@ pub async fn origin_lock(State(lock): State<OriginLock>, request: Request, next:
     if allowed { next.run(request).await } else { EdgeError::Forbidden.into_response() }
 }
 
-/// Answers CORS preflights and marks every response readable by any origin.
-pub async fn cors(request: Request, next: Next) -> Response {
-    if request.method() == Method::OPTIONS {
-        let allow =
-            request.headers().get(ACCESS_CONTROL_REQUEST_HEADERS).cloned().unwrap_or(HeaderValue::from_static(ALLOWED));
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        let h = response.headers_mut();
-        h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-        h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
-        h.insert(ACCESS_CONTROL_ALLOW_HEADERS, allow);
-        h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
-        h.insert(VARY, HeaderValue::from_static("Access-Control-Request-Headers"));
-        h.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
-        return response;
-    }
-    let mut response = next.run(request).await;
+/// Answers a CORS preflight (`OPTIONS`, on any path).
+pub async fn preflight(headers: HeaderMap) -> Response {
+    let allow = headers.get(ACCESS_CONTROL_REQUEST_HEADERS).cloned().unwrap_or(HeaderValue::from_static(ALLOWED));
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let h = response.headers_mut();
+    h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+    h.insert(ACCESS_CONTROL_ALLOW_HEADERS, allow);
+    h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    h.insert(VARY, HeaderValue::from_static("Access-Control-Request-Headers"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    response
+}
+
+/// Marks every response readable by any origin (a plain response map: no boxed future per request).
+pub fn cors_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     h.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED));

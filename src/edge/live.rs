@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use super::{EdgeError, EdgeState, respond};
@@ -113,9 +113,9 @@ pub async fn serve(
     State(state): State<EdgeState>,
     Path((channel, rest)): Path<(String, String)>,
     Query(query): Query<LiveQuery>,
-    method: Method,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, EdgeError> {
+    let (method, headers) = (request.method(), request.headers());
     let handle = state.live.get(&channel).ok_or(EdgeError::NotFound)?;
     let object = LiveObject::parse(&rest).ok_or(EdgeError::NotFound)?;
     let window = query.window()?;
@@ -130,7 +130,7 @@ pub async fn serve(
                     Some(text)
                 })
                 .await?;
-            Ok(respond::cached(&method, &headers, &obj.0, ObjectKind::LiveMaster, obj.1))
+            Ok(respond::cached(method, headers, &obj.0, ObjectKind::LiveMaster, obj.1))
         }
         LiveObject::Playlist(id) => {
             let r = rendition(&snap, id)?;
@@ -145,10 +145,10 @@ pub async fn serve(
             })
             .await?;
             let closed = snap.window(r, window).1;
-            Ok(respond::cached(&method, &headers, &obj, manifest_kind(&snap, closed), outcome))
+            Ok(respond::cached(method, headers, &obj, manifest_kind(&snap, closed), outcome))
         }
         LiveObject::Mpd => {
-            let time_url = format!("{}/time", public_base(&state, &headers));
+            let time_url = format!("{}/time", public_base(&state, headers));
             let suffix = LiveQuery::canonical(window);
             let s2 = snap.clone();
             let (obj, outcome) =
@@ -157,12 +157,12 @@ pub async fn serve(
                 })
                 .await?;
             let closed = snap.status == Status::Ended || (window.end.is_some() && snap.window(0, window).1);
-            Ok(respond::cached(&method, &headers, &obj, manifest_kind(&snap, closed), outcome))
+            Ok(respond::cached(method, headers, &obj, manifest_kind(&snap, closed), outcome))
         }
         LiveObject::Init(id, epoch) => {
             let r = rendition(&snap, id)?;
             let init = snap.init(epoch, r).ok_or(EdgeError::NotFound)?;
-            Ok(respond::cached(&method, &headers, init, ObjectKind::LiveSegment, CacheOutcome::Hit))
+            Ok(respond::cached(method, headers, init, ObjectKind::LiveSegment, CacheOutcome::Hit))
         }
         LiveObject::Segment(id, epoch, msn, container) => {
             let r = rendition(&snap, id)?;
@@ -172,7 +172,7 @@ pub async fn serve(
             }
             let part = slot.part(r).ok_or(EdgeError::NotFound)?;
             if let Some(obj) = &part.object {
-                return Ok(respond::cached(&method, &headers, obj, ObjectKind::LiveSegment, CacheOutcome::Hit));
+                return Ok(respond::cached(method, headers, obj, ObjectKind::LiveSegment, CacheOutcome::Hit));
             }
             // Older than the memory window: read back from storage through the cache.
             let key = keys::part(&snap.id, epoch, id, msn, container);
@@ -190,7 +190,7 @@ pub async fn serve(
                         _ => EdgeError::NotFound,
                     },
                 )?;
-            Ok(respond::cached(&method, &headers, &obj, ObjectKind::LiveSegment, outcome))
+            Ok(respond::cached(method, headers, &obj, ObjectKind::LiveSegment, outcome))
         }
     }
 }

@@ -14,11 +14,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::StatusCode;
 use http::header::CACHE_CONTROL;
+use tower::util::MapResponseLayer;
 
 pub use error::EdgeError;
 pub use guard::OriginLock;
@@ -31,9 +32,25 @@ use crate::storage::Storage;
 use crate::telemetry::{AccessLog, access};
 use crate::vod::Vod;
 
-/// What edge handlers share. Cheap to clone.
+/// What edge handlers share. Cloned for every request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct EdgeState {
+pub struct EdgeState(Arc<EdgeShared>);
+
+impl EdgeState {
+    pub fn new(shared: EdgeShared) -> Self {
+        EdgeState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for EdgeState {
+    type Target = EdgeShared;
+
+    fn deref(&self) -> &EdgeShared {
+        &self.0
+    }
+}
+
+pub struct EdgeShared {
     pub storage: Arc<dyn Storage>,
     pub cache: SegmentCache,
     pub static_files: StaticFilesConfig,
@@ -48,14 +65,14 @@ pub struct EdgeState {
 /// The edge router: routes, then CORS, the origin lock (when configured) and the access log.
 pub fn edge_router(state: EdgeState, origin_lock: Option<OriginLock>, access_log: AccessLog) -> Router {
     let router = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/static/{*key}", get(static_files::serve))
-        .route("/vod/{*path}", get(vod::serve))
-        .route("/live/{channel}/{*rest}", get(live::serve))
-        .route("/time", get(live::time))
+        .route("/healthz", get(healthz).options(guard::preflight))
+        .route("/static/{*key}", get(static_files::serve).options(guard::preflight))
+        .route("/vod/{*path}", get(vod::serve).options(guard::preflight))
+        .route("/live/{channel}/{*rest}", get(live::serve).options(guard::preflight))
+        .route("/time", get(live::time).options(guard::preflight))
         .fallback(not_found)
         .with_state(state)
-        .layer(from_fn(guard::cors));
+        .layer(MapResponseLayer::new(guard::cors_headers));
     let router = match origin_lock {
         Some(lock) => router.layer(from_fn_with_state(lock, guard::origin_lock)),
         None => router,
@@ -73,6 +90,10 @@ async fn healthz(State(state): State<EdgeState>) -> Response {
     (status, [(CACHE_CONTROL, "no-store")], body).into_response()
 }
 
-async fn not_found() -> EdgeError {
-    EdgeError::NotFound
+/// Unknown paths: 404, except CORS preflights, which any path answers.
+async fn not_found(method: http::Method, headers: http::HeaderMap) -> Response {
+    if method == http::Method::OPTIONS {
+        return guard::preflight(headers).await;
+    }
+    EdgeError::NotFound.into_response()
 }

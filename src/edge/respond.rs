@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use crate::cache::{CacheOutcome, CachedObject};
 use crate::http::conditional::{self, ETag, Precondition};
 use crate::http::encoding::{self, Coding};
-use crate::http::policy::{ObjectKind, cache_control};
+use crate::http::policy::{ObjectKind, cache_control_header};
 use crate::http::range::{self, RangeOutcome};
 use crate::storage::{ObjectMeta, Storage, StorageKey};
 
@@ -66,9 +66,7 @@ fn entity_headers(e: &Entity<'_>, headers: &mut HeaderMap) {
     if let Some(lm) = &e.last_modified_value {
         headers.insert(LAST_MODIFIED, lm.clone());
     }
-    if let Ok(cc) = HeaderValue::from_str(&cache_control(e.kind)) {
-        headers.insert(CACHE_CONTROL, cc);
-    }
+    headers.insert(CACHE_CONTROL, cache_control_header(e.kind));
     if e.vary {
         headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
     }
@@ -78,6 +76,7 @@ fn entity_headers(e: &Entity<'_>, headers: &mut HeaderMap) {
 fn respond(method: &Method, headers: &HeaderMap, e: &Entity<'_>, body: impl FnOnce(Range<u64>) -> Body) -> Response {
     let decision = decide(method, headers, e);
     let mut response = Response::new(Body::empty());
+    response.headers_mut().reserve(12);
     let (status, range) = match decision {
         Decision::NotModified => {
             *response.status_mut() = StatusCode::NOT_MODIFIED;

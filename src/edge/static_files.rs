@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::response::Response;
-use http::{HeaderMap, Method};
 
 use super::{EdgeError, EdgeState, respond};
 use crate::cache::{CacheKey, CachedObject};
@@ -23,8 +22,9 @@ enum LoadError {
 /// Extensions of files that are nearly always small enough to cache; these
 /// are read in one go, others are measured with a `head` first.
 fn usually_small(ext: Option<&str>) -> bool {
+    let mut buf = [0u8; 8];
     matches!(
-        ext.map(str::to_ascii_lowercase).as_deref(),
+        ext.and_then(|e| content_type::lower_ascii(e, &mut buf)),
         Some(
             "m3u8"
                 | "m3u"
@@ -47,9 +47,9 @@ fn usually_small(ext: Option<&str>) -> bool {
 pub async fn serve(
     State(state): State<EdgeState>,
     Path(raw): Path<String>,
-    method: Method,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, EdgeError> {
+    let (method, headers) = (request.method(), request.headers());
     let key = StorageKey::parse(&raw).map_err(|e| EdgeError::BadRequest(e.to_string()))?;
     let content_type = content_type::for_extension(key.extension());
     let is_manifest = matches!(content_type, "application/vnd.apple.mpegurl" | "application/dash+xml");
@@ -64,11 +64,11 @@ pub async fn serve(
     let load = load(state.storage.clone(), key.clone(), content_type, limit, ttl);
     let outage = |e: &LoadError| matches!(e, LoadError::Storage(s) if s.is_outage());
     match state.cache.get_or_load(CacheKey::Static(key.clone()), load, outage).await {
-        Ok((obj, outcome)) => Ok(respond::cached(&method, &headers, &obj, kind, outcome)),
+        Ok((obj, outcome)) => Ok(respond::cached(method, headers, &obj, kind, outcome)),
         Err(e) => match &*e {
             LoadError::TooLarge(meta) => {
                 state.cache.record_bypass();
-                Ok(respond::streamed(&method, &headers, state.storage.clone(), key, meta, content_type, kind))
+                Ok(respond::streamed(method, headers, state.storage.clone(), key, meta, content_type, kind))
             }
             LoadError::Storage(e) => Err(EdgeError::Storage(e.clone())),
         },

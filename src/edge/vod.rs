@@ -1,8 +1,7 @@
 //! `GET/HEAD /vod/{asset}/{object}`: MP4 files packaged on the fly as HLS (`master.m3u8`) and DASH (`manifest.mpd`).
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::response::Response;
-use http::{HeaderMap, Method};
 
 use super::{EdgeError, EdgeState, respond};
 use crate::http::policy::ObjectKind;
@@ -41,15 +40,14 @@ impl From<VodError> for EdgeError {
 pub async fn serve(
     State(state): State<EdgeState>,
     Path(path): Path<String>,
-    method: Method,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, EdgeError> {
     let (asset, object) = parse_vod_path(&path).ok_or(EdgeError::NotFound)?;
     let (obj, outcome) = state.vod.object(&asset, object).await?;
     let max_age = state.vod.config().max_age;
     let kind =
         if object.is_manifest() { ObjectKind::VodManifest { max_age } } else { ObjectKind::VodSegment { max_age } };
-    Ok(respond::cached(&method, &headers, &obj, kind, outcome))
+    Ok(respond::cached(request.method(), request.headers(), &obj, kind, outcome))
 }
 
 #[cfg(test)]

@@ -2,11 +2,11 @@
 
 /// The `Content-Type` for a file name's extension.
 pub fn for_extension(ext: Option<&str>) -> &'static str {
-    let Some(ext) = ext else {
+    let mut buf = [0u8; 8];
+    let Some(lower) = ext.and_then(|e| lower_ascii(e, &mut buf)) else {
         return "application/octet-stream";
     };
-    let lower = ext.to_ascii_lowercase();
-    match lower.as_str() {
+    match lower {
         "m3u8" | "m3u" => "application/vnd.apple.mpegurl",
         "mpd" => "application/dash+xml",
         "mp4" | "m4v" | "cmfv" => "video/mp4",
@@ -29,6 +29,15 @@ pub fn for_extension(ext: Option<&str>) -> &'static str {
         "webp" => "image/webp",
         _ => "application/octet-stream",
     }
+}
+
+/// A short extension lower-cased into `buf`, without allocating; `None` when it does not fit.
+pub fn lower_ascii<'a>(ext: &str, buf: &'a mut [u8; 8]) -> Option<&'a str> {
+    let bytes = ext.as_bytes();
+    let out = buf.get_mut(..bytes.len())?;
+    out.copy_from_slice(bytes);
+    out.make_ascii_lowercase();
+    std::str::from_utf8(out).ok()
 }
 
 /// Text formats that shrink well and that players fetch repeatedly: playlists, manifests, subtitles.

@@ -14,7 +14,7 @@ pub const LIVE_MASTER_MAX_AGE: Duration = Duration::from_secs(5);
 pub const NOT_FOUND_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// What an edge response carries, as far as caching is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ObjectKind {
     /// A pass-through playlist or manifest from the static folder.
     StaticManifest { max_age: Duration },
@@ -34,6 +34,24 @@ pub enum ObjectKind {
     NotFound,
     /// Anything else that must not be cached: errors, health, time.
     Uncacheable,
+}
+
+/// The `Cache-Control` header for `kind`, formatted once per thread and kind.
+pub fn cache_control_header(kind: ObjectKind) -> http::HeaderValue {
+    thread_local! {
+        static MEMO: std::cell::RefCell<std::collections::HashMap<ObjectKind, http::HeaderValue>> = Default::default();
+    }
+    MEMO.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        if memo.len() > 256 {
+            memo.clear();
+        }
+        memo.entry(kind)
+            .or_insert_with(|| {
+                http::HeaderValue::from_str(&cache_control(kind)).unwrap_or(http::HeaderValue::from_static("no-store"))
+            })
+            .clone()
+    })
 }
 
 /// The `Cache-Control` value for `kind`.

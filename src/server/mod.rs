@@ -18,7 +18,7 @@ use crate::api::{ApiState, IngestEndpoint, api_router};
 use crate::cache::SegmentCache;
 use crate::config::{Config, StorageBackend};
 use crate::edge::live::BlockingStats;
-use crate::edge::{EdgeState, OriginLock, edge_router};
+use crate::edge::{EdgeShared, EdgeState, OriginLock, edge_router};
 use crate::ingest::{IngestState, ingest_router};
 use crate::live::LiveRegistry;
 use crate::storage::Storage;
@@ -110,7 +110,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
     if config.edge.enabled {
         let std_listener = bind(config.edge.addr, "edge")?;
         edge_addr = Some(std_listener.local_addr()?);
-        let state = EdgeState {
+        let state = EdgeState::new(EdgeShared {
             storage: storage.clone(),
             cache: cache.clone(),
             static_files: config.static_files.clone(),
@@ -119,7 +119,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             blocking: blocking.clone(),
             public_url: config.edge.public_url.as_str().into(),
             health: health.clone(),
-        };
+        });
         let lock = (!config.edge.origin_lock_header.is_empty()).then(|| OriginLock {
             header: http::HeaderName::from_bytes(config.edge.origin_lock_header.as_bytes())
                 .expect("validated header name"),

@@ -28,10 +28,8 @@ pub struct AccessLog {
 pub async fn record(State(ctx): State<AccessLog>, request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = request.method().clone();
-    let route: Arc<str> = match request.extensions().get::<MatchedPath>() {
-        Some(p) => p.as_str().into(),
-        None => "unmatched".into(),
-    };
+    // MatchedPath is an `Arc<str>` inside: cloning it copies no text.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let path = ctx.log.then(|| request.uri().path().to_owned());
     let response = next.run(request).await;
     let elapsed = start.elapsed();
@@ -47,7 +45,8 @@ pub async fn record(State(ctx): State<AccessLog>, request: Request, next: Next) 
             .or_else(|| response.body().size_hint().exact())
             .unwrap_or(0)
     };
-    ctx.metrics.observe(ctx.tier, &route, status, elapsed.as_secs_f64(), bytes);
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    ctx.metrics.observe(ctx.tier, route, status, elapsed.as_secs_f64(), bytes);
     if let Some(path) = path {
         let cache = response.extensions().get::<CacheOutcome>().map(|c| c.as_str());
         let error = response.extensions().get::<ErrorDetail>().map(|e| &*e.0);
@@ -55,7 +54,7 @@ pub async fn record(State(ctx): State<AccessLog>, request: Request, next: Next) 
             target: "estuary::access",
             tier = ctx.tier,
             method = %method,
-            route = &*route,
+            route,
             path,
             status,
             bytes,

@@ -1,16 +1,23 @@
 //! Prometheus metrics: request counts, latency and bytes by tier and route template, plus text for gauges owned elsewhere.
 
 use std::fmt::Write;
+use std::sync::Arc;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// Latency buckets in seconds: sub-millisecond cache hits up to blocking playlist reloads.
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Request metrics. Labels are the tier, the route template (never the raw URI) and the status.
+/// Cloned for every request (middleware state), so it is one `Arc`.
 #[derive(Clone)]
-pub struct Metrics {
+pub struct Metrics(Arc<Families>);
+
+struct Families {
     registry: Registry,
     requests: IntCounterVec,
     duration: HistogramVec,
@@ -49,22 +56,50 @@ impl Metrics {
         ] {
             registry.register(c).expect("metric registered once");
         }
-        Metrics { registry, requests, duration, bytes }
+        Metrics(Arc::new(Families { registry, requests, duration, bytes }))
     }
 
-    pub fn observe(&self, tier: &str, route: &str, status: u16, seconds: f64, bytes: u64) {
-        let code = status.to_string();
-        self.requests.with_label_values(&[tier, route, code.as_str()]).inc();
-        self.duration.with_label_values(&[tier, route]).observe(seconds);
-        if bytes > 0 {
-            self.bytes.with_label_values(&[tier, route]).inc_by(bytes);
+    pub fn observe(&self, tier: &'static str, route: &str, status: u16, seconds: f64, bytes: u64) {
+        // Label lookups hash and lock; each thread keeps the handles it has used.
+        thread_local! {
+            static HANDLES: RefCell<HandleCache> = Default::default();
         }
+        let id = Arc::as_ptr(&self.0) as usize;
+        HANDLES.with(|handles| {
+            let mut handles = handles.borrow_mut();
+            let by_route = handles.entry((id, tier, status)).or_default();
+            if !by_route.contains_key(route) {
+                let code = status.to_string();
+                let h = Handles {
+                    requests: self.0.requests.with_label_values(&[tier, route, code.as_str()]),
+                    duration: self.0.duration.with_label_values(&[tier, route]),
+                    bytes: self.0.bytes.with_label_values(&[tier, route]),
+                };
+                by_route.insert(route.into(), h);
+            }
+            if let Some(h) = by_route.get(route) {
+                h.requests.inc();
+                h.duration.observe(seconds);
+                if bytes > 0 {
+                    h.bytes.inc_by(bytes);
+                }
+            }
+        });
     }
 
     /// The registry's metrics in the text exposition format.
     pub fn render(&self) -> String {
-        TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+        TextEncoder::new().encode_to_string(&self.0.registry.gather()).unwrap_or_default()
     }
+}
+
+/// (metrics instance, tier, status) → route → handles.
+type HandleCache = HashMap<(usize, &'static str, u16), HashMap<Box<str>, Handles>>;
+
+struct Handles {
+    requests: IntCounter,
+    duration: Histogram,
+    bytes: IntCounter,
 }
 
 /// Appends one gauge or counter sample in the text format, with its HELP and TYPE lines.
