@@ -25,6 +25,8 @@ pub enum Scenario {
     Spike,
     /// DASH: the MPD, then init and segments (VOD or live by the MPD's type).
     Dash,
+    /// Every player GETs the URL once, all at the same moment (a cold-cache stampede).
+    Burst,
 }
 
 /// How fast a VOD player fetches.
@@ -79,7 +81,9 @@ pub async fn run(cfg: RunConfig) -> Report {
     let opts = Options { pace: cfg.pace, abr: cfg.abr, blocking: cfg.blocking, deadline };
     let ticker = cfg.progress.then(|| tokio::spawn(progress(stats.clone(), start, cfg.players)));
     let mut players = Vec::with_capacity(cfg.players as usize);
+    let barrier = Arc::new(tokio::sync::Barrier::new(cfg.players as usize));
     for i in 0..cfg.players {
+        let barrier = barrier.clone();
         let (stats, url) = (stats.clone(), cfg.url.clone());
         let delay = cfg.ramp.mul_f64(i as f64 / cfg.players.max(1) as f64);
         let scenario = cfg.scenario;
@@ -94,6 +98,12 @@ pub async fn run(cfg: RunConfig) -> Report {
                 Scenario::Vod => hls::vod(&player, &url, &opts, seed).await,
                 Scenario::Live | Scenario::Spike => hls::live(&player, &url, &opts, seed).await,
                 Scenario::Dash => dash::play(&player, &url, &opts).await,
+                Scenario::Burst => {
+                    barrier.wait().await;
+                    if player.get(stats::Kind::Segment, &url).await.is_some() {
+                        player.stats().player_started();
+                    }
+                }
             }
         }));
     }
