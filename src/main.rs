@@ -10,11 +10,6 @@ use clap::{Args, Parser, Subcommand};
 use estuary::config::{ByteSize, Config, LogFormat};
 use estuary::server::{self, StartOptions};
 
-/// mimalloc: the edge allocates small, short-lived buffers and header maps per request,
-/// which it serves faster than the system allocator (see docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "estuary", version, about = "HLS/DASH streaming origin")]
 struct Cli {

@@ -38,6 +38,17 @@ impl Player {
         &self.stats
     }
 
+    /// Opens the player's connection ahead of time with an unrecorded GET of the origin's `/`, whatever it
+    /// answers, so that a later request measures the server and not the TCP handshake.
+    pub async fn connect(&self, url: &str) {
+        let origin = resolve(url, "/");
+        if let Ok(uri) = origin.parse::<http::Uri>()
+            && let Ok(Ok(response)) = tokio::time::timeout(REQUEST_TIMEOUT, self.client.get(uri)).await
+        {
+            let _ = response.into_body().collect().await;
+        }
+    }
+
     /// GETs `url`; `None` (and a recorded error) unless it answered 2xx.
     pub async fn get(&self, kind: Kind, url: &str) -> Option<Fetched> {
         let start = Instant::now();

@@ -25,7 +25,8 @@ pub enum Scenario {
     Spike,
     /// DASH: the MPD, then init and segments (VOD or live by the MPD's type).
     Dash,
-    /// Every player GETs the URL once, all at the same moment (a cold-cache stampede).
+    /// Every player connects, then all GET the URL once at the same moment (a cold-cache stampede, as from
+    /// the CDN's already open connections).
     Burst,
 }
 
@@ -81,9 +82,10 @@ pub async fn run(cfg: RunConfig) -> Report {
     let opts = Options { pace: cfg.pace, abr: cfg.abr, blocking: cfg.blocking, deadline };
     let ticker = cfg.progress.then(|| tokio::spawn(progress(stats.clone(), start, cfg.players)));
     let mut players = Vec::with_capacity(cfg.players as usize);
-    let barrier = Arc::new(tokio::sync::Barrier::new(cfg.players as usize));
+    let burst =
+        Arc::new(tokio::sync::Barrier::new(if cfg.scenario == Scenario::Burst { cfg.players as usize } else { 0 }));
     for i in 0..cfg.players {
-        let barrier = barrier.clone();
+        let burst = burst.clone();
         let (stats, url) = (stats.clone(), cfg.url.clone());
         let delay = cfg.ramp.mul_f64(i as f64 / cfg.players.max(1) as f64);
         let scenario = cfg.scenario;
@@ -99,7 +101,8 @@ pub async fn run(cfg: RunConfig) -> Report {
                 Scenario::Live | Scenario::Spike => hls::live(&player, &url, &opts, seed).await,
                 Scenario::Dash => dash::play(&player, &url, &opts).await,
                 Scenario::Burst => {
-                    barrier.wait().await;
+                    player.connect(&url).await;
+                    burst.wait().await;
                     if player.get(stats::Kind::Segment, &url).await.is_some() {
                         player.stats().player_started();
                     }

@@ -8,10 +8,10 @@ use estuary_load::{Abr, Pace, RunConfig, Scenario, run};
 #[derive(Parser)]
 #[command(name = "estuary-load", version, about = "Simulate HLS/DASH players against an origin")]
 struct Cli {
-    /// vod, live, spike or dash.
+    /// vod, live, spike, dash or burst.
     #[arg(value_enum)]
     scenario: Scenario,
-    /// Master playlist (vod, live, spike) or MPD (dash).
+    /// Master playlist (vod, live, spike), MPD (dash) or any URL (burst).
     #[arg(long)]
     url: String,
     #[arg(long, default_value_t = 10)]

@@ -168,6 +168,8 @@ impl SegmentCache {
     /// Returns the cached object for `key`, or runs `load` once for all concurrent callers.
     /// An expired object is reloaded the same way; when that fails with an error `stale_if`
     /// accepts (a storage outage), the expired object is served instead.
+    ///
+    /// A cache of capacity 0 is off: every call runs its own `load` and nothing is kept.
     pub async fn get_or_load<E, F>(
         &self,
         key: CacheKey,
@@ -178,6 +180,12 @@ impl SegmentCache {
         F: Future<Output = Result<CachedObject, E>>,
         E: Send + Sync + 'static,
     {
+        if self.capacity == 0 {
+            let result = load.await.map(Arc::new).map_err(Arc::new);
+            let counter = if result.is_ok() { &self.counters.misses } else { &self.counters.load_errors };
+            counter.fetch_add(1, Ordering::Relaxed);
+            return result.map(|obj| (obj, CacheOutcome::Miss));
+        }
         if let Some(hit) = self.inner.get(&key).await {
             if hit.is_fresh() {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
@@ -311,6 +319,20 @@ mod tests {
         assert_eq!(outcomes.iter().filter(|o| **o == CacheOutcome::Miss).count(), 1);
         let stats = cache.stats().await;
         assert_eq!((stats.misses, stats.coalesced), (1, 49));
+    }
+
+    #[tokio::test]
+    async fn capacity_zero_turns_the_cache_off() {
+        let cache = SegmentCache::new(0, 1 << 16);
+        for body in [&b"one"[..], b"two"] {
+            let (obj, outcome) = cache
+                .get_or_load(key("a.m4s"), async { Ok::<_, std::io::Error>(object(body)) }, |_| false)
+                .await
+                .unwrap();
+            assert_eq!((&obj.body()[..], outcome), (body, CacheOutcome::Miss));
+        }
+        let stats = cache.stats().await;
+        assert_eq!((stats.misses, stats.hits, stats.entries), (2, 0, 0));
     }
 
     #[tokio::test]

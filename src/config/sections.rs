@@ -188,7 +188,7 @@ impl Default for S3Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
-    /// Capacity of the segment cache in bytes.
+    /// Capacity of the segment cache in bytes; 0 turns the cache off.
     pub bytes: ByteSize,
     /// Objects larger than this are streamed from storage instead of cached.
     pub max_object_bytes: ByteSize,

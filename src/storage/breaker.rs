@@ -137,6 +137,10 @@ impl Storage for CircuitBreaker {
         self.call(self.inner.get_range(key, range)).await
     }
 
+    async fn get_ranges(&self, key: &StorageKey, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, StorageError> {
+        self.call(self.inner.get_ranges(key, ranges)).await
+    }
+
     async fn head(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError> {
         self.call(self.inner.head(key)).await
     }

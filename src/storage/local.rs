@@ -174,6 +174,33 @@ impl Storage for LocalStorage {
         .await
     }
 
+    /// One blocking task, one open and one buffer for all the ranges.
+    async fn get_ranges(&self, key: &StorageKey, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, StorageError> {
+        let (k, ranges) = (key.clone(), ranges.to_vec());
+        self.blocking(key, move |root| {
+            let (file, meta) = Self::open(root, &k)?;
+            let clamped: Vec<Range<u64>> = ranges
+                .iter()
+                .map(|r| {
+                    let start = r.start.min(meta.size);
+                    start..r.end.clamp(start, meta.size)
+                })
+                .collect();
+            let total: u64 = clamped.iter().map(|r| r.end - r.start).sum();
+            let total =
+                usize::try_from(total).map_err(|_| StorageError::io(&k, io::Error::other("ranges too large")))?;
+            let mut buf = BytesMut::zeroed(total);
+            let mut parts = Vec::with_capacity(clamped.len());
+            for r in clamped {
+                let mut part = buf.split_to((r.end - r.start) as usize);
+                file.read_exact_at(&mut part, r.start).map_err(|e| StorageError::io(&k, e))?;
+                parts.push(part.freeze());
+            }
+            Ok(parts)
+        })
+        .await
+    }
+
     async fn head(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError> {
         let k = key.clone();
         self.blocking(key, move |root| Self::open(root, &k).map(|(_, meta)| meta)).await
@@ -266,6 +293,10 @@ mod tests {
         assert_eq!(&part.body[..], b"world");
         assert_eq!(part.meta.size, 11);
         assert!(st.get_range(&key("a/b/c.txt"), 20..30).await.unwrap().body.is_empty());
+        let parts = st.get_ranges(&key("a/b/c.txt"), &[6..8, 0..5, 9..100, 50..60]).await.unwrap();
+        let parts: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+        assert_eq!(parts, [&b"wo"[..], b"hello", b"ld", b""]);
+        assert!(matches!(st.get_ranges(&key("a/none"), &[0..1]).await, Err(StorageError::NotFound(_))));
         assert_eq!(st.head(&key("a/d.txt")).await.unwrap().size, 1);
         let all: Vec<_> = st.list("").await.unwrap().into_iter().map(|o| o.key.to_string()).collect();
         assert_eq!(all, ["a/b/c.txt", "a/d.txt"]);

@@ -146,6 +146,17 @@ impl Storage for MeteredStorage {
         result
     }
 
+    async fn get_ranges(&self, key: &StorageKey, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, StorageError> {
+        self.counters.reads.fetch_add(ranges.len() as u64, Ordering::Relaxed);
+        let result = self.inner.get_ranges(key, ranges).await;
+        if let Ok(parts) = &result {
+            let bytes: usize = parts.iter().map(Bytes::len).sum();
+            self.counters.read_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        }
+        self.counters.record(&result);
+        result
+    }
+
     async fn head(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError> {
         self.counters.heads.fetch_add(1, Ordering::Relaxed);
         let result = self.inner.head(key).await;

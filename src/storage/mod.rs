@@ -16,6 +16,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
 
 pub use key::{KeyError, StorageKey};
 
@@ -77,6 +78,10 @@ impl StorageError {
     }
 }
 
+/// Range reads of one [`Storage::get_ranges`] call in flight at once, so that one segment does not flood
+/// the backend.
+pub const RANGES_IN_FLIGHT: usize = 16;
+
 /// An object store. Keys are validated [`StorageKey`]s; every method is one
 /// logical operation against the backend.
 #[async_trait]
@@ -99,6 +104,14 @@ pub trait Storage: Send + Sync + 'static {
     /// Reads `range`, clamped to the object's end (an empty body when the
     /// range starts at or past it). `meta.size` is the whole object's size.
     async fn get_range(&self, key: &StorageKey, range: Range<u64>) -> Result<Object, StorageError>;
+
+    /// Reads several ranges of one object (each clamped as in [`Storage::get_range`]), in order. By
+    /// default a few `get_range`s at a time; a backend where a call costs more than the bytes (a local
+    /// file: open, read, close on a blocking thread) does them all in one.
+    async fn get_ranges(&self, key: &StorageKey, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, StorageError> {
+        let reads = ranges.iter().cloned().map(|r| async move { self.get_range(key, r).await.map(|o| o.body) });
+        futures_util::stream::iter(reads).buffered(RANGES_IN_FLIGHT).try_collect().await
+    }
 
     async fn head(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError>;
 

@@ -1,11 +1,5 @@
 //! Init and media segments of a VOD rendition: the samples' byte ranges read from storage (coalesced), then muxed.
 
-use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
-
-/// Range reads of one segment in flight at once.
-const READS_IN_FLIGHT: usize = 16;
-
 use super::{Asset, VodError};
 use crate::packaging::PackagingError;
 use crate::packaging::fmp4::{self, FragmentSamples, InitTrack, SampleFlags};
@@ -13,6 +7,7 @@ use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::Rendition;
 use crate::packaging::reads;
 use crate::storage::Storage;
+use bytes::Bytes;
 
 pub fn init_segment(asset: &Asset, r: &Rendition) -> Bytes {
     let (source, track) = asset.track(r);
@@ -42,10 +37,7 @@ pub async fn media_segment(
     let sizes = &s.sizes[range.clone()];
     let policy = reads::ReadPolicy { max_gap: read_gap, max_reads: storage.max_reads_per_segment() };
     let ranges = reads::coalesce(offsets, sizes, policy);
-    // In order, at most a few at a time: a segment should not flood the backend.
-    let key = &source.key;
-    let reads = ranges.iter().cloned().map(|r| async move { storage.get_range(key, r).await.map(|o| o.body) });
-    let buffers: Vec<Bytes> = futures_util::stream::iter(reads).buffered(READS_IN_FLIGHT).try_collect().await?;
+    let buffers = storage.get_ranges(&source.key, &ranges).await?;
     let mut payload = Vec::with_capacity(range.len());
     for (&offset, &size) in offsets.iter().zip(sizes) {
         let bytes = reads::slice_of(&ranges, &buffers, offset, size)
