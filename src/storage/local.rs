@@ -296,7 +296,7 @@ mod tests {
         let parts = st.get_ranges(&key("a/b/c.txt"), &[6..8, 0..5, 9..100, 50..60]).await.unwrap();
         let parts: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
         assert_eq!(parts, [&b"wo"[..], b"hello", b"ld", b""]);
-        assert!(matches!(st.get_ranges(&key("a/none"), &[0..1]).await, Err(StorageError::NotFound(_))));
+        assert!(matches!(st.get_ranges(&key("a/none"), &[0..1, 2..3]).await, Err(StorageError::NotFound(_))));
         assert_eq!(st.head(&key("a/d.txt")).await.unwrap().size, 1);
         let all: Vec<_> = st.list("").await.unwrap().into_iter().map(|o| o.key.to_string()).collect();
         assert_eq!(all, ["a/b/c.txt", "a/d.txt"]);
