@@ -32,6 +32,9 @@ struct Cli {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Also write the JSON report to this file (the table still goes to stdout).
+    #[arg(long)]
+    json_file: Option<std::path::PathBuf>,
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -65,6 +68,10 @@ fn main() -> anyhow::Result<()> {
         blocking: cli.blocking,
         progress: !cli.json,
     }));
+    if let Some(path) = &cli.json_file {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

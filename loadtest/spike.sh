@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The kick-off: N players join one live channel (2 s segments) within a few seconds, on this machine.
+# estuary (release, default edge workers, segment cache CACHE), ffmpeg pushing a live stream to it over
+# HTTP PUT, and estuary-load, all share the machine's cores: nothing is pinned.
+#
+#   loadtest/spike.sh [players=2000] [seconds=60] [ramp=5] [poll|blocking] [cache=256MiB]
+#
+# The encoder pushes a clip pre-encoded here first (two video variants, 1280x720 at 1.5 Mb/s and
+# 640x360 at 0.5 Mb/s, AAC, a keyframe every 2 s) with `-re -c copy`, so it costs the machine what an
+# encoder's upload costs, not what x264 costs. Players pick a variant at random and keep ~12 s of buffer
+# (estuary-load's realtime pace); `poll` reloads the playlist every half target duration, `blocking` uses
+# `_HLS_msn`.
+#
+# Printed: estuary-load's report, then the targets: errors, stalls, p99 playlist TTFB (< 50 ms) and
+# estuary's peak RSS (VmHWM over the run) against the cache size plus 64 MiB. Loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PLAYERS=${1:-2000}
+SECONDS_RUN=${2:-60}
+RAMP=${3:-5}
+MODE=${4:-poll}
+CACHE=${5:-256MiB}
+case $MODE in poll) BLOCKING=() ;; blocking) BLOCKING=(--blocking) ;; *) echo "mode: poll or blocking" >&2; exit 2 ;; esac
+
+if ! command -v ffmpeg >/dev/null; then
+  SUDO=$([ "$(id -u)" -eq 0 ] && echo || echo sudo)
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+fi
+cargo build --release --quiet -p estuary -p estuary-load
+ESTUARY=$PWD/target/release/estuary
+LOAD=$PWD/target/release/estuary-load
+
+WORK=$(mktemp -d)
+PIDS=()
+# Stops the encoder before the origin it pushes to (last started, first stopped).
+cleanup() {
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; sleep 0.2; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# The encoder's source: long enough for the warm-up, the ramp and the run.
+CLIP_SECS=$((SECONDS_RUN + RAMP + 30))
+echo "pre-encoding ${CLIP_SECS} s of source..."
+ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=1280x720:rate=25 -f lavfi -i sine=sample_rate=48000 \
+  -filter_complex '[0:v]split=2[hi][lo0];[lo0]scale=640:360[lo]' -map '[hi]' -map '[lo]' -map 1:a -t "$CLIP_SECS" \
+  -c:v libx264 -preset veryfast -g 50 -keyint_min 50 -sc_threshold 0 -pix_fmt yuv420p \
+  -b:v:0 1500k -maxrate:v:0 1800k -bufsize:v:0 3000k -b:v:1 500k -maxrate:v:1 600k -bufsize:v:1 1000k \
+  -c:a aac -b:a 96k "$WORK/source.mp4"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+EDGE_PORT=$(free_port); API_PORT=$(free_port); INGEST_PORT=$(free_port)
+EDGE=http://127.0.0.1:$EDGE_PORT; API=http://127.0.0.1:$API_PORT; INGEST=http://127.0.0.1:$INGEST_PORT
+mkdir -p "$WORK/root"
+ESTUARY_LOG_ACCESS=false ESTUARY_LOG_LEVEL=warn "$ESTUARY" serve --edge-addr "127.0.0.1:$EDGE_PORT" \
+  --api-addr "127.0.0.1:$API_PORT" --ingest-addr "127.0.0.1:$INGEST_PORT" --storage-root "$WORK/root" \
+  --cache-bytes "$CACHE" & ESTUARY_PID=$!; PIDS+=($!)
+for _ in $(seq 100); do curl -fs -o /dev/null "$EDGE/healthz" && break; sleep 0.1; done
+
+json() { python3 -c "import json,sys; r=json.load(sys.stdin); print($1)"; }
+TOKEN=$(curl -fs -X POST -H 'Content-Type: application/json' \
+  -d '{"id": "kick", "target_duration": "2s", "window": "30s", "dvr": "10m"}' "$API/api/v1/channels" | json 'r["token"]')
+
+ffmpeg -hide_banner -loglevel error -re -i "$WORK/source.mp4" -map 0:v:0 -map 0:a -map 0:v:1 -map 0:a -c copy \
+  -f hls -hls_time 2 -hls_segment_type fmp4 -method PUT -http_persistent 1 \
+  -headers "Authorization: Basic $(printf 'kick:%s' "$TOKEN" | base64 -w0)" \
+  -var_stream_map "v:0,a:0 v:1,a:1" -master_pl_name master.m3u8 \
+  -hls_segment_filename "$INGEST/ingest/kick/v%v/seg_%05d.m4s" "$INGEST/ingest/kick/v%v/index.m3u8" \
+  </dev/null & PIDS+=($!)
+
+# Players join once the channel has a few segments, as they would after the stream is announced.
+for _ in $(seq 200); do
+  n=$(curl -fs "$API/api/v1/channels/kick" | json 'r["segments_retained"]' 2>/dev/null || echo 0)
+  [ "$n" -ge 4 ] && break
+  sleep 0.25
+done
+echo "channel live with $n segments; $PLAYERS players join over ${RAMP}s ($MODE), run ${SECONDS_RUN}s"
+
+metric() { curl -fs "$API/metrics" | awk -v m="$1" -v f="$2" 'index($1, m) == 1 && (f == "" || index($1, f)) {n+=$2} END {printf "%d", n}'; }
+cpu_secs() { awk '{printf "%.1f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+echo 5 > "/proc/$ESTUARY_PID/clear_refs" 2>/dev/null || true
+cpu0=$(cpu_secs "$ESTUARY_PID")
+served0=$(metric estuary_http_requests_total 'tier="edge"')
+reads0=$(metric estuary_storage_reads_total "")
+"$LOAD" spike --url "$EDGE/live/kick/master.m3u8" --players "$PLAYERS" --ramp "${RAMP}s" \
+  --duration "${SECONDS_RUN}s" --abr random "${BLOCKING[@]}" --json-file "$WORK/report.json"
+served=$(($(metric estuary_http_requests_total 'tier="edge"') - served0))
+reads=$(($(metric estuary_storage_reads_total "") - reads0))
+cpu=$(awk -v a="$cpu0" -v b="$(cpu_secs "$ESTUARY_PID")" 'BEGIN {printf "%.1f", b - a}')
+rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$ESTUARY_PID/status")
+cache_mib=$(numfmt --from=iec-i --to-unit=Mi "${CACHE%B}")
+
+echo
+python3 - "$WORK/report.json" "$rss" "$cache_mib" "$served" "$reads" "$cpu" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+rss, cache, served, reads, cpu = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+kinds = {k["kind"]: k for k in r["by_kind"]}
+p99 = kinds["playlist"]["ttfb_ms"]["p99"] if "playlist" in kinds else float("nan")
+def line(what, value, target, ok):
+    print(f"  {what:<28} {value:>14}   {target:<22} {'met' if ok else 'MISSED'}")
+print("targets:")
+line("errors", r["errors"], "0", r["errors"] == 0)
+line("stalls", r["stalls"], "0", r["stalls"] == 0)
+line("players never started", r["players_never_started"], "0", r["players_never_started"] == 0)
+line("playlist TTFB p99 (ms)", f"{p99:.1f}", "< 50", p99 < 50)
+line("estuary peak RSS (MiB)", rss, f"< {cache} + 64 = {cache + 64}", rss < cache + 64)
+print(f"  requests the server counted: {served} (the load generator: {r['requests']}); "
+      f"storage reads: {reads}; estuary CPU: {cpu:.1f} s over {r['seconds']:.0f} s")
+PY
