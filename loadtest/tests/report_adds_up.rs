@@ -157,3 +157,40 @@ async fn live_players_with_blocking_reload_see_no_errors() {
     let playlists = report.by_kind.iter().find(|k| k.kind == estuary_load::stats::Kind::Playlist).unwrap();
     assert!(playlists.requests >= 20 * 3, "each player reloaded its playlist: {}", report.table());
 }
+
+/// The binary as an operator runs it: the table on stdout, the same run as JSON in `--json-file`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_prints_its_table_and_writes_its_json() {
+    let s = start(assets()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("report.json");
+    let url = format!("http://{}/vod/sample/sample.mp4/master.m3u8", s.edge_addr.unwrap());
+    let before = edge_requests(&s).await;
+    let args: Vec<String> =
+        ["vod", "--url", &url, "--players", "4", "--duration", "2s", "--pace", "fast", "--threads", "1"]
+            .map(String::from)
+            .into();
+    let out = tokio::task::spawn_blocking({
+        let json_path = json_path.clone();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_estuary-load"))
+                .args(args)
+                .arg("--json-file")
+                .arg(&json_path)
+                .stderr(Stdio::null())
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let after = edge_requests(&s).await;
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.starts_with("vod players=4 ") && table.contains("errors=0"), "{table}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert_eq!(report["errors"], 0);
+    assert_eq!(report["requests"].as_f64().unwrap(), after - before, "the file reports the run the server saw");
+    assert!(table.contains(&format!("requests={} ", report["requests"])), "{table}");
+    s.shutdown().await;
+}
