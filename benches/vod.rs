@@ -62,19 +62,7 @@ fn vod(c: &mut Criterion) {
     group.bench_function("index_build", |b| b.iter(|| black_box(build_index(&moov, size, limits).unwrap())));
 
     let index = build_index(&moov, size, limits).unwrap();
-    let inputs: Vec<RenditionInput<'_>> = index
-        .tracks
-        .iter()
-        .enumerate()
-        .map(|(i, track)| RenditionInput {
-            source: 0,
-            track_index: i,
-            track,
-            movie_timescale: index.movie_timescale,
-            name: None,
-            language: None,
-        })
-        .collect();
+    let inputs = RenditionInput::all_tracks(&index);
     let p = presentation::build(&inputs, 6.0).unwrap();
     assert_eq!(p.video[0].segment_count(), 600, "a 60-minute asset has 600 six-second segments");
     group.bench_function("presentation_plan", |b| b.iter(|| black_box(presentation::build(&inputs, 6.0).unwrap())));

@@ -34,34 +34,13 @@ pub fn moov_of(file: &[u8], max_moov: u64) -> Result<&[u8], PackagingError> {
 /// Packages `file` the way the server would, without I/O.
 pub fn dry_run(file: &[u8], target_secs: f64, limits: IndexLimits) -> Result<DryRun, PackagingError> {
     let index = build_index(moov_of(file, 256 << 20)?, file.len() as u64, limits)?;
-    let inputs: Vec<RenditionInput<'_>> = index
-        .tracks
-        .iter()
-        .enumerate()
-        .map(|(i, track)| RenditionInput {
-            source: 0,
-            track_index: i,
-            track,
-            movie_timescale: index.movie_timescale,
-            name: None,
-            language: None,
-        })
-        .collect();
+    let inputs = RenditionInput::all_tracks(&index);
     let p = presentation::build(&inputs, target_secs)?;
     let mut bytes_produced = 0;
     for r in p.renditions() {
         bytes_produced += hls::media_playlist(&p, r).len();
         let track = &index.tracks[r.track_index];
-        bytes_produced += fmp4::write_init(&InitTrack {
-            kind: track.kind,
-            timescale: track.timescale,
-            movie_timescale: index.movie_timescale,
-            language: &track.language,
-            stsd: &track.stsd,
-            edit: track.edit,
-            display: r.resolution,
-        })
-        .len();
+        bytes_produced += fmp4::write_init(&InitTrack::of(track, index.movie_timescale, r.resolution)).len();
         let s = &track.samples;
         let range =
             r.segments.samples(0).ok_or_else(|| PackagingError::Empty("a rendition without segments".into()))?;

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use crate::packaging::PackagingError;
 use crate::packaging::codec::MediaParams;
 use crate::packaging::fmp4::segment_overhead;
-use crate::packaging::mp4::{Track, TrackKind};
+use crate::packaging::mp4::{MediaIndex, Track, TrackKind};
 use crate::packaging::plan::{self, TrackSegments};
 
 /// A rendition's short, stable URL name: `v0`, `v1`, `a0`.
@@ -73,6 +73,21 @@ pub struct RenditionInput<'a> {
     pub name: Option<String>,
     /// Language override (asset-set `language`), BCP 47.
     pub language: Option<String>,
+}
+
+impl<'a> RenditionInput<'a> {
+    /// Every track of a single-file asset, as the file names them.
+    pub fn all_tracks(index: &'a MediaIndex) -> Vec<RenditionInput<'a>> {
+        let input = |(track_index, track)| RenditionInput {
+            source: 0,
+            track_index,
+            track,
+            movie_timescale: index.movie_timescale,
+            name: None,
+            language: None,
+        };
+        index.tracks.iter().enumerate().map(input).collect()
+    }
 }
 
 /// One rendition as players see it.

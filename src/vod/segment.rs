@@ -11,15 +11,7 @@ use bytes::Bytes;
 
 pub fn init_segment(asset: &Asset, r: &Rendition) -> Bytes {
     let (source, track) = asset.track(r);
-    fmp4::write_init(&InitTrack {
-        kind: track.kind,
-        timescale: track.timescale,
-        movie_timescale: source.index.movie_timescale,
-        language: &track.language,
-        stsd: &track.stsd,
-        edit: track.edit,
-        display: r.resolution,
-    })
+    fmp4::write_init(&InitTrack::of(track, source.index.movie_timescale, r.resolution))
 }
 
 /// Media segment `index` (0-based) of rendition `r`.

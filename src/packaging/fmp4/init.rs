@@ -3,7 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{write_box, write_full_box};
-use crate::packaging::mp4::{Edit, TrackKind};
+use crate::packaging::mp4::{Edit, Track, TrackKind};
 
 /// What an init segment says about its one track (always track 1).
 #[derive(Debug, Clone)]
@@ -19,6 +19,21 @@ pub struct InitTrack<'a> {
     pub edit: Edit,
     /// Display width and height (video).
     pub display: Option<(u32, u32)>,
+}
+
+impl<'a> InitTrack<'a> {
+    /// The init of one track of a source MP4; `display` is the rendition's (the track's own, or scaled).
+    pub fn of(track: &'a Track, movie_timescale: u32, display: Option<(u32, u32)>) -> InitTrack<'a> {
+        InitTrack {
+            kind: track.kind,
+            timescale: track.timescale,
+            movie_timescale,
+            language: &track.language,
+            stsd: &track.stsd,
+            edit: track.edit,
+            display,
+        }
+    }
 }
 
 pub const TRACK_ID: u32 = 1;
@@ -185,15 +200,7 @@ mod reparse {
     fn init_segments_reparse_with_mp4_atom() {
         let index = sample::index();
         for track in &index.tracks {
-            let init = write_init(&InitTrack {
-                kind: track.kind,
-                timescale: track.timescale,
-                movie_timescale: index.movie_timescale,
-                language: &track.language,
-                stsd: &track.stsd,
-                edit: track.edit,
-                display: track.display,
-            });
+            let init = write_init(&InitTrack::of(track, index.movie_timescale, track.display));
             let mut buf = &init[..];
             let ftyp = Ftyp::decode(&mut buf).unwrap();
             assert_eq!(ftyp.major_brand, b"iso6".into());
