@@ -1,6 +1,7 @@
 //! Test harness shared by the integration tests: a raw HTTP client, in-process and out-of-process servers, counting storage, media tools.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod client;
 pub mod compare;
 pub mod counting;
