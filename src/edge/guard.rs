@@ -26,14 +26,21 @@ pub struct OriginLock {
     pub secret: Arc<[u8]>,
 }
 
+impl OriginLock {
+    /// Whether `headers` carry the secret (compared in constant time).
+    pub fn admits(&self, headers: &HeaderMap) -> bool {
+        let presented = headers.get(&self.header).map(HeaderValue::as_bytes);
+        presented.is_some_and(|p| bool::from(p.ct_eq(&self.secret)))
+    }
+}
+
 /// 403 for requests without the CDN's secret header; `/healthz` stays open for load-balancer probes.
 pub async fn origin_lock(State(lock): State<OriginLock>, request: Request, next: Next) -> Response {
-    if request.uri().path() == "/healthz" {
-        return next.run(request).await;
+    if request.uri().path() == "/healthz" || lock.admits(request.headers()) {
+        next.run(request).await
+    } else {
+        EdgeError::Forbidden.into_response()
     }
-    let presented = request.headers().get(&lock.header).map(HeaderValue::as_bytes);
-    let allowed = presented.is_some_and(|p| bool::from(p.ct_eq(&lock.secret)));
-    if allowed { next.run(request).await } else { EdgeError::Forbidden.into_response() }
 }
 
 /// Answers a CORS preflight (`OPTIONS`, on any path).

@@ -4,6 +4,7 @@
 //! or ingest tiers for longer than a pointer swap.
 
 mod error;
+mod fast;
 mod guard;
 pub mod live;
 pub mod respond;
@@ -22,6 +23,7 @@ use http::header::CACHE_CONTROL;
 use tower::util::MapResponseLayer;
 
 pub use error::EdgeError;
+pub use fast::EdgeService;
 pub use guard::OriginLock;
 
 use crate::cache::SegmentCache;
@@ -60,6 +62,12 @@ pub struct EdgeShared {
     /// `edge.public_url`, for absolute URLs in manifests.
     pub public_url: Arc<str>,
     pub health: Health,
+}
+
+/// The edge tier's service: the fast path for static objects in front of [`edge_router`].
+pub fn edge_service(state: EdgeState, origin_lock: Option<OriginLock>, access_log: AccessLog) -> EdgeService {
+    let router = edge_router(state.clone(), origin_lock.clone(), access_log.clone());
+    EdgeService::new(state, origin_lock, access_log, router)
 }
 
 /// The edge router: routes, then CORS, the origin lock (when configured) and the access log.

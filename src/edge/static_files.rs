@@ -49,8 +49,17 @@ pub async fn serve(
     Path(raw): Path<String>,
     request: Request,
 ) -> Result<Response, EdgeError> {
-    let (method, headers) = (request.method(), request.headers());
-    let key = StorageKey::parse(&raw).map_err(|e| EdgeError::BadRequest(e.to_string()))?;
+    respond_to(&state, &raw, request.method(), request.headers()).await
+}
+
+/// `GET/HEAD /static/{raw}`, `raw` percent-decoded: what both the router and the fast path call.
+pub async fn respond_to(
+    state: &EdgeState,
+    raw: &str,
+    method: &http::Method,
+    headers: &http::HeaderMap,
+) -> Result<Response, EdgeError> {
+    let key = StorageKey::parse(raw).map_err(|e| EdgeError::BadRequest(e.to_string()))?;
     let content_type = content_type::for_extension(key.extension());
     let is_manifest = matches!(content_type, "application/vnd.apple.mpegurl" | "application/dash+xml");
     let cfg = &state.static_files;

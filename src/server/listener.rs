@@ -3,14 +3,18 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
+use std::convert::Infallible;
+
+use axum::response::Response;
+use http::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 /// The address of the client a request came from (set when `serve` is asked to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,14 +37,17 @@ pub struct ConnectionLimits {
 /// Serves `router` on `listener` until `stop` turns true, then stops
 /// accepting and lets open connections finish their in-flight responses for
 /// up to `grace`.
-pub async fn serve(
+pub async fn serve<S>(
     tier: &'static str,
     listener: TcpListener,
-    router: Router,
+    router: S,
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
-) {
+) where
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())

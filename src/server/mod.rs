@@ -18,7 +18,7 @@ use crate::api::{ApiState, IngestEndpoint, api_router};
 use crate::cache::SegmentCache;
 use crate::config::{Config, StorageBackend};
 use crate::edge::live::BlockingStats;
-use crate::edge::{EdgeShared, EdgeState, OriginLock, edge_router};
+use crate::edge::{EdgeShared, EdgeState, OriginLock, edge_service};
 use crate::ingest::{IngestState, ingest_router};
 use crate::live::LiveRegistry;
 use crate::storage::Storage;
@@ -126,7 +126,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             secret: config.edge.origin_lock_secret.as_bytes().into(),
         });
         let access = AccessLog { tier: "edge", metrics: metrics.clone(), log: config.log.access };
-        let router = edge_router(state, lock, access);
+        let router = edge_service(state, lock, access);
         let (limits, stop_rx) = (limits.clone(), stop_rx.clone());
         let serve = async move {
             match tokio::net::TcpListener::from_std(std_listener) {

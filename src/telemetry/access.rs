@@ -32,37 +32,44 @@ pub async fn record(State(ctx): State<AccessLog>, request: Request, next: Next) 
     let route = request.extensions().get::<MatchedPath>().cloned();
     let path = ctx.log.then(|| request.uri().path().to_owned());
     let response = next.run(request).await;
-    let elapsed = start.elapsed();
-    let status = response.status().as_u16();
-    let bytes = if method == http::Method::HEAD {
-        0
-    } else {
-        response
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .or_else(|| response.body().size_hint().exact())
-            .unwrap_or(0)
-    };
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    ctx.metrics.observe(ctx.tier, route, status, elapsed.as_secs_f64(), bytes);
-    if let Some(path) = path {
-        let cache = response.extensions().get::<CacheOutcome>().map(|c| c.as_str());
-        let error = response.extensions().get::<ErrorDetail>().map(|e| &*e.0);
-        tracing::info!(
-            target: "estuary::access",
-            tier = ctx.tier,
-            method = %method,
-            route,
-            path,
-            status,
-            bytes,
-            duration_us = elapsed.as_micros() as u64,
-            cache,
-            error,
-            "request"
-        );
-    }
+    ctx.observe(&method, route, path.as_deref(), start, &response);
     response
+}
+
+impl AccessLog {
+    /// Counts one answered request and, when access logging is on, logs it (`path` is only needed then).
+    pub fn observe(&self, method: &http::Method, route: &str, path: Option<&str>, start: Instant, response: &Response) {
+        let elapsed = start.elapsed();
+        let status = response.status().as_u16();
+        let bytes = if method == http::Method::HEAD {
+            0
+        } else {
+            response
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .or_else(|| response.body().size_hint().exact())
+                .unwrap_or(0)
+        };
+        self.metrics.observe(self.tier, route, status, elapsed.as_secs_f64(), bytes);
+        if let Some(path) = path.filter(|_| self.log) {
+            let cache = response.extensions().get::<CacheOutcome>().map(|c| c.as_str());
+            let error = response.extensions().get::<ErrorDetail>().map(|e| &*e.0);
+            tracing::info!(
+                target: "estuary::access",
+                tier = self.tier,
+                method = %method,
+                route,
+                path,
+                status,
+                bytes,
+                duration_us = elapsed.as_micros() as u64,
+                cache,
+                error,
+                "request"
+            );
+        }
+    }
 }
