@@ -255,6 +255,15 @@ async fn api_probes_metrics_and_token() {
     assert_eq!(json["storage"]["healthy"], true);
     assert_eq!(json["ready"], true);
 
+    // VOD goes through the edge's fast path too, which reports the router's route templates.
+    assert_eq!(get(s.edge, "/vod/sample/sample.mp4/master.m3u8").await.status, 200);
+    assert_eq!(get(s.edge, "/vod/sample/nothing.mp4/master.m3u8").await.status, 404);
+    let text = get(s.api, "/metrics").await.text();
+    for status in ["200", "404"] {
+        let line = format!(r#"estuary_http_requests_total{{route="/vod/{{*path}}",status="{status}",tier="edge"}} 1"#);
+        assert!(text.contains(&line), "{line}\n{text}");
+    }
+
     let bad = client::send_body(
         s.api,
         "POST",

@@ -42,12 +42,22 @@ pub async fn serve(
     Path(path): Path<String>,
     request: Request,
 ) -> Result<Response, EdgeError> {
-    let (asset, object) = parse_vod_path(&path).ok_or(EdgeError::NotFound)?;
+    respond_to(&state, &path, request.method(), request.headers()).await
+}
+
+/// `GET/HEAD /vod/{path}`, `path` percent-decoded: what both the router and the fast path call.
+pub async fn respond_to(
+    state: &EdgeState,
+    path: &str,
+    method: &http::Method,
+    headers: &http::HeaderMap,
+) -> Result<Response, EdgeError> {
+    let (asset, object) = parse_vod_path(path).ok_or(EdgeError::NotFound)?;
     let (obj, outcome) = state.vod.object(&asset, object).await?;
     let max_age = state.vod.config().max_age;
     let kind =
         if object.is_manifest() { ObjectKind::VodManifest { max_age } } else { ObjectKind::VodSegment { max_age } };
-    Ok(respond::cached(request.method(), request.headers(), &obj, kind, outcome))
+    Ok(respond::cached(method, headers, &obj, kind, outcome))
 }
 
 #[cfg(test)]
