@@ -13,14 +13,18 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-fn main() {
+fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18099".into());
-    let body = Bytes::from(std::fs::read("assets/sample/hls/media.m3u8").expect("run from the repo root"));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let playlist = "assets/sample/hls/media.m3u8";
+    let body = Bytes::from(
+        std::fs::read(playlist)
+            .map_err(|e| std::io::Error::other(format!("{playlist}: {e} (run from the repo root)")))?,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(&addr).await?;
         loop {
-            let (stream, _) = listener.accept().await.unwrap();
+            let Ok((stream, _)) = listener.accept().await else { continue };
             let _ = stream.set_nodelay(true);
             let body = body.clone();
             tokio::spawn(async move {
@@ -41,12 +45,12 @@ fn main() {
                                     "Content-Length, Content-Range, ETag, Last-Modified, Date, Age",
                                 )
                                 .body(Full::new(body))
-                                .unwrap(),
+                                .expect("constant, valid headers"),
                         )
                     }
                 });
                 let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
-    });
+    })
 }

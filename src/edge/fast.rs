@@ -9,6 +9,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -29,6 +30,15 @@ enum FastRoute {
 }
 
 impl FastRoute {
+    const ALL: [FastRoute; 2] = [FastRoute::Static, FastRoute::Vod];
+
+    fn prefix(self) -> &'static str {
+        match self {
+            FastRoute::Static => "/static/",
+            FastRoute::Vod => "/vod/",
+        }
+    }
+
     /// The route template reported in metrics and logs, the same as the router's.
     fn template(self) -> &'static str {
         match self {
@@ -38,32 +48,35 @@ impl FastRoute {
     }
 }
 
-/// The edge tier's service: the fast path, then the router.
-#[derive(Clone)]
-pub struct EdgeService {
-    state: EdgeState,
-    lock: Option<OriginLock>,
-    access: AccessLog,
-    router: Router,
-}
-
-impl EdgeService {
-    pub fn new(state: EdgeState, lock: Option<OriginLock>, access: AccessLog, router: Router) -> Self {
-        EdgeService { state, lock, access, router }
-    }
-}
-
-/// The route and the part of `path` its wildcard would capture, when the fast path can take the request.
+/// The route and the part of `path` its wildcard captures, when the fast path takes the request.
 fn fast_route<'p>(method: &Method, path: &'p str) -> Option<(FastRoute, &'p str)> {
     if method != Method::GET && method != Method::HEAD {
         return None;
     }
-    let (route, rest) = if let Some(rest) = path.strip_prefix("/static/") {
-        (FastRoute::Static, rest)
-    } else {
-        (FastRoute::Vod, path.strip_prefix("/vod/")?)
-    };
-    (!rest.is_empty()).then_some((route, rest))
+    FastRoute::ALL.into_iter().find_map(|route| {
+        let rest = path.strip_prefix(route.prefix())?;
+        (!rest.is_empty()).then_some((route, rest))
+    })
+}
+
+/// The edge tier's service: the fast path, then the router. Cloned per connection.
+#[derive(Clone)]
+pub struct EdgeService {
+    /// What the fast path needs, one `Arc` so that a request clones one pointer.
+    fast: Arc<FastPath>,
+    router: Router,
+}
+
+struct FastPath {
+    state: EdgeState,
+    lock: Option<OriginLock>,
+    access: AccessLog,
+}
+
+impl EdgeService {
+    pub fn new(state: EdgeState, lock: Option<OriginLock>, access: AccessLog, router: Router) -> Self {
+        EdgeService { fast: Arc::new(FastPath { state, lock, access }), router }
+    }
 }
 
 impl Service<Request<Incoming>> for EdgeService {
@@ -79,30 +92,30 @@ impl Service<Request<Incoming>> for EdgeService {
         let Some((route, _)) = fast_route(request.method(), request.uri().path()) else {
             return Box::pin(self.router.clone().oneshot(request));
         };
-        let this = self.clone();
+        let fast = self.fast.clone();
         Box::pin(async move {
             let start = Instant::now();
-            let response = this.serve(route, &request).await;
-            let path = this.access.log.then(|| request.uri().path());
-            this.access.observe(request.method(), route.template(), path, start, &response);
+            let response = fast.serve(route, &request).await;
+            let path = fast.access.log.then(|| request.uri().path());
+            fast.access.observe(request.method(), route.template(), path, start, &response);
             Ok(response)
         })
     }
 }
 
-impl EdgeService {
+impl FastPath {
     async fn serve(&self, route: FastRoute, request: &Request<Incoming>) -> Response {
+        let (method, headers) = (request.method(), request.headers());
         if let Some(lock) = &self.lock
-            && !lock.admits(request.headers())
+            && !lock.admits(headers)
         {
             return EdgeError::Forbidden.into_response();
         }
-        let raw = fast_route(request.method(), request.uri().path()).map_or("", |(_, raw)| raw);
-        let (state, method, headers) = (&self.state, request.method(), request.headers());
+        let raw = request.uri().path().strip_prefix(route.prefix()).unwrap_or_default();
         let response = match percent_encoding::percent_decode_str(raw).decode_utf8() {
             Ok(path) => match route {
-                FastRoute::Static => static_files::respond_to(state, &path, method, headers).await,
-                FastRoute::Vod => vod::respond_to(state, &path, method, headers).await,
+                FastRoute::Static => static_files::serve(&self.state, &path, method, headers).await,
+                FastRoute::Vod => vod::serve(&self.state, &path, method, headers).await,
             },
             Err(_) => Err(EdgeError::BadRequest("the path is not valid percent-encoded UTF-8".into())),
         };

@@ -17,7 +17,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, options};
 use http::StatusCode;
 use http::header::CACHE_CONTROL;
 use tower::util::MapResponseLayer;
@@ -64,18 +64,20 @@ pub struct EdgeShared {
     pub health: Health,
 }
 
-/// The edge tier's service: the fast path for static objects in front of [`edge_router`].
+/// The edge tier's service: `GET`/`HEAD` of static and VOD objects on the fast path, the rest through
+/// [`edge_router`].
 pub fn edge_service(state: EdgeState, origin_lock: Option<OriginLock>, access_log: AccessLog) -> EdgeService {
     let router = edge_router(state.clone(), origin_lock.clone(), access_log.clone());
     EdgeService::new(state, origin_lock, access_log, router)
 }
 
-/// The edge router: routes, then CORS, the origin lock (when configured) and the access log.
-pub fn edge_router(state: EdgeState, origin_lock: Option<OriginLock>, access_log: AccessLog) -> Router {
+/// The edge router: routes, then CORS, the origin lock (when configured) and the access log. `GET` and
+/// `HEAD` under `/static/` and `/vod/` never reach it ([`EdgeService`] serves them); their preflights do.
+fn edge_router(state: EdgeState, origin_lock: Option<OriginLock>, access_log: AccessLog) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz).options(guard::preflight))
-        .route("/static/{*key}", get(static_files::serve).options(guard::preflight))
-        .route("/vod/{*path}", get(vod::serve).options(guard::preflight))
+        .route("/static/{*key}", options(guard::preflight))
+        .route("/vod/{*path}", options(guard::preflight))
         .route("/live/{channel}/{*rest}", get(live::serve).options(guard::preflight))
         .route("/time", get(live::time).options(guard::preflight))
         .fallback(not_found)

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
 use axum::response::Response;
 
 use super::{EdgeError, EdgeState, respond};
@@ -44,16 +43,8 @@ fn usually_small(ext: Option<&str>) -> bool {
     )
 }
 
+/// `GET/HEAD /static/{raw}`, `raw` percent-decoded: called by the edge's fast path.
 pub async fn serve(
-    State(state): State<EdgeState>,
-    Path(raw): Path<String>,
-    request: Request,
-) -> Result<Response, EdgeError> {
-    respond_to(&state, &raw, request.method(), request.headers()).await
-}
-
-/// `GET/HEAD /static/{raw}`, `raw` percent-decoded: what both the router and the fast path call.
-pub async fn respond_to(
     state: &EdgeState,
     raw: &str,
     method: &http::Method,

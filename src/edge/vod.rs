@@ -1,6 +1,5 @@
 //! `GET/HEAD /vod/{asset}/{object}`: MP4 files packaged on the fly as HLS (`master.m3u8`) and DASH (`manifest.mpd`).
 
-use axum::extract::{Path, Request, State};
 use axum::response::Response;
 
 use super::{EdgeError, EdgeState, respond};
@@ -37,16 +36,8 @@ impl From<VodError> for EdgeError {
     }
 }
 
+/// `GET/HEAD /vod/{path}`, `path` percent-decoded: called by the edge's fast path.
 pub async fn serve(
-    State(state): State<EdgeState>,
-    Path(path): Path<String>,
-    request: Request,
-) -> Result<Response, EdgeError> {
-    respond_to(&state, &path, request.method(), request.headers()).await
-}
-
-/// `GET/HEAD /vod/{path}`, `path` percent-decoded: what both the router and the fast path call.
-pub async fn respond_to(
     state: &EdgeState,
     path: &str,
     method: &http::Method,

@@ -34,13 +34,13 @@ pub struct ConnectionLimits {
     pub half_close: bool,
 }
 
-/// Serves `router` on `listener` until `stop` turns true, then stops
+/// Serves `service` on `listener` until `stop` turns true, then stops
 /// accepting and lets open connections finish their in-flight responses for
 /// up to `grace`.
 pub async fn serve<S>(
     tier: &'static str,
     listener: TcpListener,
-    router: S,
+    service: S,
     limits: ConnectionLimits,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
@@ -76,7 +76,7 @@ pub async fn serve<S>(
                 let _ = stream.set_nodelay(true);
                 let io = TokioIo::new(stream);
                 if limits.peer_addresses {
-                    let tagged = router.clone().map_request(move |mut r: http::Request<hyper::body::Incoming>| {
+                    let tagged = service.clone().map_request(move |mut r: http::Request<hyper::body::Incoming>| {
                         r.extensions_mut().insert(PeerAddr(peer));
                         r
                     });
@@ -87,7 +87,7 @@ pub async fn serve<S>(
                         }
                     });
                 } else {
-                    let connection = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(router.clone())));
+                    let connection = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(service.clone())));
                     tokio::spawn(async move {
                         if let Err(e) = connection.await {
                             tracing::debug!(tier, error = %e, "connection ended with an error");

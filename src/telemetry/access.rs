@@ -38,7 +38,7 @@ pub async fn record(State(ctx): State<AccessLog>, request: Request, next: Next) 
 }
 
 impl AccessLog {
-    /// Counts one answered request and, when access logging is on, logs it (`path` is only needed then).
+    /// Counts one answered request, and logs it when given its `path` (callers pass one when `log` is on).
     pub fn observe(&self, method: &http::Method, route: &str, path: Option<&str>, start: Instant, response: &Response) {
         let elapsed = start.elapsed();
         let status = response.status().as_u16();
@@ -54,7 +54,7 @@ impl AccessLog {
                 .unwrap_or(0)
         };
         self.metrics.observe(self.tier, route, status, elapsed.as_secs_f64(), bytes);
-        if let Some(path) = path.filter(|_| self.log) {
+        if let Some(path) = path {
             let cache = response.extensions().get::<CacheOutcome>().map(|c| c.as_str());
             let error = response.extensions().get::<ErrorDetail>().map(|e| &*e.0);
             tracing::info!(
