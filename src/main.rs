@@ -96,7 +96,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => args.config().and_then(serve),
         Command::CheckConfig(args) => args.config().and_then(|c| {
-            print!("{}", toml::to_string_pretty(&c)?);
+            print!("{}", toml::to_string_pretty(&c.redacted())?);
             Ok(())
         }),
         Command::Inspect { file, segment_duration } => inspect(&file, segment_duration),
@@ -113,6 +113,11 @@ fn main() -> ExitCode {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     let _log_guard = estuary::telemetry::logging::init(&config.log);
+    server::resources::return_large_buffers();
+    match server::resources::raise_descriptor_limit() {
+        Ok(n) => tracing::info!(descriptors = n, "descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the descriptor limit"),
+    }
     let workers = match config.edge.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,

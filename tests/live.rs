@@ -48,7 +48,7 @@ async fn an_fmp4_push_plays_live_with_blocking_reload_then_as_vod() {
     config.storage.root = dir.path().to_owned();
     let s = TestServer::start(config).await;
     let channel = create_channel(s.api, "news", "").await;
-    assert!(channel["ingest_url"].as_str().unwrap().ends_with("/ingest/news/"));
+    assert!(channel["ingest_url"].as_str().unwrap().ends_with(&format!("/ingest/news/{TOKEN}/")));
     let encoder = Encoder::start(s.ingest, "news", TOKEN, Push { seconds: 24, ..Push::default() });
 
     let first =

@@ -1,4 +1,6 @@
-//! `/api/v1/channels`: create, list, show, stop, start and delete live channels.
+//! `/api/v1/channels`: create, list, show, stop, start, delete live channels and rotate their stream
+//! keys. A stream key is shown twice at most: in the answer that created it, and in the answer of
+//! the rotation that replaced it; estuary keeps only its hash.
 
 use std::time::Duration;
 
@@ -19,8 +21,9 @@ use crate::live::{ChannelHandle, ChannelSettings, LiveError};
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
     id: String,
-    /// At least 16 characters of `[A-Za-z0-9_-]`; generated when absent.
-    token: Option<String>,
+    /// 16 to 128 characters of `[A-Za-z0-9_-]`; generated when absent.
+    #[serde(alias = "token")]
+    stream_key: Option<String>,
     #[serde(default, with = "humantime_serde::option")]
     window: Option<Duration>,
     #[serde(default, with = "humantime_serde::option")]
@@ -29,6 +32,13 @@ pub struct CreateChannel {
     target_duration: Option<Duration>,
     #[serde(default, with = "humantime_serde::option")]
     idle_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// The new key; generated when absent.
+    stream_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,6 +50,7 @@ pub struct DeleteQuery {
 impl From<LiveError> for ApiError {
     fn from(e: LiveError) -> Self {
         match e {
+            LiveError::TooMany(_) => ApiError::Conflict(e.to_string()),
             LiveError::NotFound => ApiError::NotFound,
             LiveError::Exists(id) => ApiError::Conflict(format!("channel {id} already exists")),
             LiveError::BadRequest(m) => ApiError::BadRequest(m),
@@ -66,7 +77,8 @@ struct Playback {
     recording_hls: String,
 }
 
-fn view(state: &ApiState, headers: &HeaderMap, handle: &ChannelHandle, with_token: bool) -> Value {
+/// A channel as the API shows it. `stream_key` is given only by the calls that made it.
+fn view(state: &ApiState, headers: &HeaderMap, handle: &ChannelHandle, stream_key: Option<&str>) -> Value {
     let snap = handle.snapshot();
     let id = &handle.id;
     let mut v = json!({
@@ -75,7 +87,7 @@ fn view(state: &ApiState, headers: &HeaderMap, handle: &ChannelHandle, with_toke
         "accepting_uploads": snap.accepting,
         "settings": snap.settings,
         "created": iso_time(crate::live::record::from_ms(handle.created_ms)),
-        "ingest_url": format!("{}/ingest/{id}/", ingest_base(state, headers)),
+        "ingest_url_prefix": format!("{}/ingest/{id}/", ingest_base(state, headers)),
         "playback": Playback {
             hls: format!("/live/{id}/master.m3u8"),
             dash: format!("/live/{id}/manifest.mpd"),
@@ -89,8 +101,11 @@ fn view(state: &ApiState, headers: &HeaderMap, handle: &ChannelHandle, with_toke
         "last_upload": snap.last_upload.map(iso_time),
         "publish_latency": snap.publish_latency,
     });
-    if with_token {
-        v["token"] = json!(&*handle.token);
+    if let Some(key) = stream_key {
+        // The URL to paste into an encoder: the key rides in the path, so the first request of any
+        // encoder is already authenticated.
+        v["stream_key"] = json!(key);
+        v["ingest_url"] = json!(format!("{}/ingest/{id}/{key}/", ingest_base(state, headers)));
     }
     v
 }
@@ -108,12 +123,12 @@ pub async fn create(
         target_duration: req.target_duration.unwrap_or(d.target_duration),
         idle_timeout: req.idle_timeout.unwrap_or(d.idle_timeout),
     };
-    let handle = state.live.create(&req.id, settings, req.token).await?;
-    Ok((StatusCode::CREATED, Json(view(&state, &headers, &handle, true))).into_response())
+    let (handle, key) = state.live.create(&req.id, settings, req.stream_key).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &headers, &handle, Some(&key)))).into_response())
 }
 
 pub async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let channels: Vec<Value> = state.live.list().iter().map(|h| view(&state, &headers, h, false)).collect();
+    let channels: Vec<Value> = state.live.list().iter().map(|h| view(&state, &headers, h, None)).collect();
     Json(json!({ "channels": channels })).into_response()
 }
 
@@ -123,7 +138,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let handle = state.live.get(&id).ok_or(ApiError::NotFound)?;
-    Ok(Json(view(&state, &headers, &handle, true)).into_response())
+    Ok(Json(view(&state, &headers, &handle, None)).into_response())
 }
 
 pub async fn stop(
@@ -132,7 +147,7 @@ pub async fn stop(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let handle = state.live.stop(&id).await?;
-    Ok(Json(view(&state, &headers, &handle, false)).into_response())
+    Ok(Json(view(&state, &headers, &handle, None)).into_response())
 }
 
 pub async fn start(
@@ -141,7 +156,20 @@ pub async fn start(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let handle = state.live.start(&id).await?;
-    Ok(Json(view(&state, &headers, &handle, false)).into_response())
+    Ok(Json(view(&state, &headers, &handle, None)).into_response())
+}
+
+/// `POST /api/v1/channels/{id}/rotate-key` (`{"stream_key": ...}` optional): the old key stops
+/// working at once; the answer carries the new one, the only time it is shown.
+pub async fn rotate_key(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Option<Json<RotateKey>>,
+) -> Result<Response, ApiError> {
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let (handle, key) = state.live.rotate_key(&id, req.stream_key).await?;
+    Ok(Json(view(&state, &headers, &handle, Some(&key))).into_response())
 }
 
 pub async fn delete(

@@ -17,6 +17,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("wrong bearer token")]
     Forbidden,
+    #[error("this Host is not one the API answers to (add it to api.allowed_hosts)")]
+    MisdirectedHost,
     #[error("{0}")]
     Conflict(String),
     #[error("internal error: {0}")]
@@ -29,7 +31,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::MisdirectedHost => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -35,6 +35,8 @@ pub struct ApiState {
     pub ingest: IngestEndpoint,
     pub blocking: Arc<crate::edge::live::BlockingStats>,
     pub breaker: Arc<crate::storage::breaker::CircuitBreaker>,
+    /// `Host` names `/api/v1/*` answers besides IP literals and `localhost` (`api.allowed_hosts`).
+    pub allowed_hosts: Arc<[String]>,
 }
 
 /// Where encoders reach the ingest tier, for the URLs the API hands out.
@@ -44,7 +46,8 @@ pub struct IngestEndpoint {
     pub port: u16,
 }
 
-/// The API router. Probes and `/metrics` are open; `/api/v1/*` needs the bearer token when one is configured.
+/// The API router. Probes and `/metrics` are open; `/api/v1/*` needs a known `Host` and, when one is
+/// configured, the bearer token.
 pub fn api_router(state: ApiState, access_log: AccessLog) -> Router {
     let v1 = Router::new()
         .route("/stats", get(observe::stats))
@@ -53,7 +56,9 @@ pub fn api_router(state: ApiState, access_log: AccessLog) -> Router {
         .route("/channels/{id}", get(channels::show).delete(channels::delete))
         .route("/channels/{id}/stop", post(channels::stop))
         .route("/channels/{id}/start", post(channels::start))
-        .route_layer(map_request_with_state(state.clone(), auth::require_token));
+        .route("/channels/{id}/rotate-key", post(channels::rotate_key))
+        .route_layer(map_request_with_state(state.clone(), auth::require_token))
+        .route_layer(map_request_with_state(state.clone(), auth::require_known_host));
     Router::new()
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))

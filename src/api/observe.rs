@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ApiState};
+use crate::live::WRITE_THROUGH;
 use crate::telemetry::metrics::{write_sample, write_value};
 
 /// Liveness: the process answers.
@@ -128,6 +129,24 @@ fn live_metrics(state: &ApiState, out: &mut String) {
             load(&b.released),
         ),
         ("estuary_live_blocked_timeouts_total", "counter", "Held playlist requests answered 503", load(&b.timed_out)),
+        (
+            "estuary_live_segments_stored_total",
+            "counter",
+            "Live segments written through to storage",
+            load(&WRITE_THROUGH.stored),
+        ),
+        (
+            "estuary_live_write_retries_total",
+            "counter",
+            "Live write-through attempts that failed and are tried again",
+            load(&WRITE_THROUGH.retries),
+        ),
+        (
+            "estuary_live_write_abandoned_total",
+            "counter",
+            "Live segments that left the DVR window before storage took them",
+            load(&WRITE_THROUGH.abandoned),
+        ),
     ];
     for (name, kind, help, value) in samples {
         write_sample(out, name, kind, help, &[], value);
@@ -160,6 +179,9 @@ pub async fn stats(State(state): State<ApiState>) -> Response {
             "blocked_requests": state.blocking.waiting.load(std::sync::atomic::Ordering::Relaxed),
             "blocked_released": state.blocking.released.load(std::sync::atomic::Ordering::Relaxed),
             "blocked_timeouts": state.blocking.timed_out.load(std::sync::atomic::Ordering::Relaxed),
+            "segments_stored": WRITE_THROUGH.stored.load(std::sync::atomic::Ordering::Relaxed),
+            "write_retries": WRITE_THROUGH.retries.load(std::sync::atomic::Ordering::Relaxed),
+            "write_abandoned": WRITE_THROUGH.abandoned.load(std::sync::atomic::Ordering::Relaxed),
         },
     });
     ([(CACHE_CONTROL, "no-store")], Json(body)).into_response()

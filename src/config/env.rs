@@ -15,6 +15,22 @@ pub const ENV_PREFIX: &str = "ESTUARY_";
 /// Variables the command line reads itself.
 const CLI_VARIABLES: &[&str] = &["ESTUARY_CONFIG"];
 
+/// Kubernetes' service links for a Service named `estuary` (`ESTUARY_PORT=tcp://10.0.0.1:8080`,
+/// `ESTUARY_SERVICE_HOST`, `ESTUARY_PORT_8080_TCP_ADDR`, ...): not configuration, and no field of
+/// ours has their shape.
+pub fn is_service_link(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(ENV_PREFIX) else { return false };
+    if rest == "PORT" || rest == "SERVICE_HOST" || rest == "SERVICE_PORT" || rest.starts_with("SERVICE_PORT_") {
+        return true;
+    }
+    let Some(port) = rest.strip_prefix("PORT_") else { return false };
+    let mut parts = port.splitn(3, '_');
+    let number = parts.next().is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let proto = parts.next().is_some_and(|p| matches!(p, "TCP" | "UDP" | "SCTP"));
+    let field = parts.next().is_none_or(|f| matches!(f, "PROTO" | "PORT" | "ADDR"));
+    number && proto && field
+}
+
 pub(super) fn apply<I: IntoIterator<Item = (String, String)>>(config: &mut Config, vars: I) -> Result<(), ConfigError> {
     let mut tree = Value::try_from(&*config).map_err(|e| ConfigError::new("config", e.to_string()))?;
     let mut leaves = Vec::new();
@@ -23,6 +39,16 @@ pub(super) fn apply<I: IntoIterator<Item = (String, String)>>(config: &mut Confi
         .into_iter()
         .filter(|(name, _)| name.starts_with(ENV_PREFIX) && !CLI_VARIABLES.contains(&name.as_str()))
         .collect();
+    let links: Vec<String> = vars.iter().filter(|(n, _)| is_service_link(n)).map(|(n, _)| n.clone()).collect();
+    if !links.is_empty() {
+        // Logging is not set up yet (its settings come from here): one line on stderr.
+        eprintln!(
+            "estuary: ignoring {} Kubernetes service-link variable(s) ({}); set `enableServiceLinks: false` in the pod spec",
+            links.len(),
+            links.join(", ")
+        );
+        vars.retain(|(n, _)| !is_service_link(n));
+    }
     if vars.is_empty() {
         return Ok(());
     }
@@ -125,6 +151,24 @@ mod tests {
         let mut c = Config::default();
         c.apply_env(vars(&[("ESTUARY_API_TOKEN", "12345")])).unwrap();
         assert_eq!(c.api.token, "12345");
+    }
+
+    #[test]
+    fn kubernetes_service_links_are_ignored() {
+        let mut c = Config::default();
+        c.apply_env(vars(&[
+            ("ESTUARY_PORT", "tcp://10.0.0.1:8080"),
+            ("ESTUARY_PORT_8080_TCP", "tcp://10.0.0.1:8080"),
+            ("ESTUARY_PORT_8080_TCP_ADDR", "10.0.0.1"),
+            ("ESTUARY_PORT_9090_UDP_PROTO", "udp"),
+            ("ESTUARY_SERVICE_HOST", "10.0.0.1"),
+            ("ESTUARY_SERVICE_PORT", "8080"),
+            ("ESTUARY_SERVICE_PORT_EDGE", "8080"),
+        ]))
+        .unwrap();
+        assert_eq!(c, Config::default());
+        assert!(!is_service_link("ESTUARY_PORT_X_TCP") && !is_service_link("ESTUARY_EDGE_ADDR"));
+        assert!(c.apply_env(vars(&[("ESTUARY_PORTS", "1")])).is_err(), "other unknown names are still errors");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod bytesize;
 mod env;
+mod limits;
 mod sections;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use bytesize::ByteSize;
 pub use env::ENV_PREFIX;
+pub use limits::LimitsConfig;
 pub use sections::*;
 
 /// A configuration problem, naming the field at fault.
@@ -38,6 +40,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub api: ApiConfig,
     pub http: HttpConfig,
+    pub limits: LimitsConfig,
     pub storage: StorageConfig,
     pub cache: CacheConfig,
     pub static_files: StaticFilesConfig,
@@ -68,6 +71,22 @@ impl Config {
     /// Overlays `ESTUARY_*` variables (see [`env`]).
     pub fn apply_env<I: IntoIterator<Item = (String, String)>>(&mut self, vars: I) -> Result<(), ConfigError> {
         env::apply(self, vars)
+    }
+
+    /// A copy fit to print: every secret that is set reads `<redacted>`.
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        for secret in [
+            &mut c.api.token,
+            &mut c.edge.origin_lock_secret,
+            &mut c.storage.s3.secret_access_key,
+            &mut c.storage.s3.session_token,
+        ] {
+            if !secret.is_empty() {
+                *secret = "<redacted>".into();
+            }
+        }
+        c
     }
 
     /// Checks every field; the error names the first bad one.
@@ -180,6 +199,34 @@ impl Config {
                     return err("storage.s3.request_timeout", "timeouts must be more than 0".into());
                 }
             }
+        }
+        if self.storage.deadline.is_zero() || self.storage.write_deadline.is_zero() {
+            return err("storage.deadline", "deadlines must be more than 0".into());
+        }
+        self.limits.validate()?;
+        if self.api.enabled && !self.api.addr.ip().is_loopback() && self.api.token.is_empty() {
+            return err(
+                "api.token",
+                format!(
+                    "required when api.addr ({}) is not a loopback address: whoever reaches it could create \
+                     channels, read their ingest URLs and purge the cache. Set api.token (or ESTUARY_API_TOKEN) \
+                     to a long random secret (`openssl rand -hex 32`), or bind api.addr to 127.0.0.1",
+                    self.api.addr
+                ),
+            );
+        }
+        for (field, size) in [
+            ("ingest.max_init_bytes", self.ingest.max_init_bytes),
+            ("ingest.max_playlist_bytes", self.ingest.max_playlist_bytes),
+            ("ingest.max_channel_bytes", self.ingest.max_channel_bytes),
+            ("ingest.max_total_bytes", self.ingest.max_total_bytes),
+        ] {
+            if size.0 < 1024 {
+                return err(field, "must be at least 1 KiB".into());
+            }
+        }
+        if self.ingest.body_timeout.is_zero() {
+            return err("ingest.body_timeout", "must be more than 0".into());
         }
         if self.storage.breaker_threshold == 0 {
             return err("storage.breaker_threshold", "must be at least 1".into());

@@ -20,7 +20,8 @@ pub struct EdgeConfig {
     pub origin_lock_header: String,
     pub origin_lock_secret: String,
     /// Public base URL of the edge (`https://cdn.example.com`), for absolute URLs in manifests
-    /// (DASH `UTCTiming`). Empty: derived from each request's `Host` and `X-Forwarded-Proto`.
+    /// (DASH `UTCTiming`). Empty: those URLs are relative to the manifest. Nothing from a request's
+    /// headers ever enters a manifest, since manifests are cached and shared.
     pub public_url: String,
 }
 
@@ -48,10 +49,17 @@ pub struct IngestConfig {
     /// Base URL encoders use (`http://ingest.example.com:8081`), for the ingest URL the API returns.
     /// Empty: the API request's host with the ingest port.
     pub public_url: String,
-    /// Keep a small upload that came without credentials (401) and apply it when the same client
-    /// address authenticates for the same channel within seconds. ffmpeg sends its first upload
-    /// (the init segment) without the credentials in its URL and never repeats it.
-    pub hold_unauthenticated: bool,
+    /// An upload whose body sends no bytes for this long gets 408 and is dropped.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Largest init segment (`init.mp4`) and largest playlist; larger ones get 413.
+    pub max_init_bytes: ByteSize,
+    pub max_playlist_bytes: ByteSize,
+    /// Bytes one channel may hold in memory (uploads not yet listed, its window, segments not yet
+    /// stored); uploads past it get 413.
+    pub max_channel_bytes: ByteSize,
+    /// Bytes all of ingest may hold: bodies being received plus every channel's memory.
+    pub max_total_bytes: ByteSize,
 }
 
 impl Default for IngestConfig {
@@ -61,16 +69,28 @@ impl Default for IngestConfig {
             addr: SocketAddr::from(([0, 0, 0, 0], 8081)),
             max_body_bytes: ByteSize::mib(64),
             public_url: String::new(),
-            hold_unauthenticated: true,
+            body_timeout: Duration::from_secs(10),
+            max_init_bytes: ByteSize::mib(1),
+            max_playlist_bytes: ByteSize::mib(1),
+            max_channel_bytes: ByteSize::mib(512),
+            max_total_bytes: ByteSize::mib(2048),
         }
     }
 }
 
 /// Defaults for channels created without their own settings.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LiveConfig {
     pub channel_defaults: crate::live::ChannelSettings,
+    /// Most channels that may exist; creating one more gets 409.
+    pub max_channels: usize,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig { channel_defaults: crate::live::ChannelSettings::default(), max_channels: 1000 }
+    }
 }
 
 /// The control plane: operators, Prometheus, Kubernetes probes.
@@ -79,13 +99,21 @@ pub struct LiveConfig {
 pub struct ApiConfig {
     pub enabled: bool,
     pub addr: SocketAddr,
-    /// Bearer token required on `/api/v1/*` when not empty.
+    /// Bearer token required on `/api/v1/*` when not empty. Required when `addr` is not loopback.
     pub token: String,
+    /// `Host` values the API answers (DNS rebinding guard), besides loopback names and addresses and
+    /// `addr` itself: the names operators and Prometheus use (`estuary-api.internal:9090`).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { enabled: true, addr: SocketAddr::from(([127, 0, 0, 1], 9090)), token: String::new() }
+        ApiConfig {
+            enabled: true,
+            addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            token: String::new(),
+            allowed_hosts: Vec::new(),
+        }
     }
 }
 
@@ -124,6 +152,12 @@ pub struct StorageConfig {
     /// How long the circuit stays open before one request probes the backend again.
     #[serde(with = "humantime_serde")]
     pub breaker_cooldown: Duration,
+    /// The longest one read (retries included) may take before the request gets 504.
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+    /// The same for one write or delete (live write-through retries after it).
+    #[serde(with = "humantime_serde")]
+    pub write_deadline: Duration,
     pub s3: S3Config,
 }
 
@@ -134,6 +168,8 @@ impl Default for StorageConfig {
             root: PathBuf::from("assets"),
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(5),
+            deadline: Duration::from_secs(2),
+            write_deadline: Duration::from_secs(10),
             s3: S3Config::default(),
         }
     }

@@ -52,6 +52,7 @@ impl EdgeError {
                 StorageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 StorageError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
                 StorageError::Io { .. } => StatusCode::BAD_GATEWAY,
+                StorageError::Exhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
         }
     }
@@ -63,7 +64,9 @@ impl IntoResponse for EdgeError {
         let kind = if status == StatusCode::NOT_FOUND { ObjectKind::NotFound } else { ObjectKind::Uncacheable };
         // Storage faults are logged with their cause but not shown to the public.
         let public = match &self {
-            EdgeError::Storage(e) if e.is_outage() => status.canonical_reason().unwrap_or("error").to_ascii_lowercase(),
+            EdgeError::Storage(e) if e.is_outage() || matches!(**e, StorageError::Exhausted(_)) => {
+                status.canonical_reason().unwrap_or("error").to_ascii_lowercase()
+            }
             other => other.to_string(),
         };
         let detail = ErrorDetail(self.to_string().into());

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use serde::Deserialize;
 
 use super::{EdgeError, EdgeState, respond};
@@ -148,7 +148,7 @@ pub async fn serve(
             Ok(respond::cached(method, headers, &obj, manifest_kind(&snap, closed), outcome))
         }
         LiveObject::Mpd => {
-            let time_url = format!("{}/time", public_base(&state, headers));
+            let time_url = time_url(&state);
             let suffix = LiveQuery::canonical(window);
             let s2 = snap.clone();
             let (obj, outcome) =
@@ -260,19 +260,14 @@ async fn rendered(
     })
 }
 
-/// The edge's public base URL: configured, or from the request.
-fn public_base(state: &EdgeState, headers: &HeaderMap) -> String {
-    if !state.public_url.is_empty() {
-        return state.public_url.trim_end_matches('/').to_owned();
+/// The `UTCTiming` URL: absolute under `edge.public_url`, else relative to the MPD
+/// (`/live/{channel}/manifest.mpd` -> `/time`), which players resolve against the MPD's own URL.
+/// Never built from request headers: the MPD is cached and shared by every player.
+fn time_url(state: &EdgeState) -> String {
+    match state.public_url.trim_end_matches('/') {
+        "" => "../../time".to_owned(),
+        base => format!("{base}/time"),
     }
-    let host = headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| h.chars().all(|c| c.is_ascii_graphic()))
-        .unwrap_or("localhost");
-    let proto =
-        headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https").unwrap_or("http");
-    format!("{proto}://{host}")
 }
 
 /// `GET /time`: the server's clock for DASH `UTCTiming` (http-iso), never cached.

@@ -51,6 +51,10 @@ pub async fn serve(
     headers: &http::HeaderMap,
 ) -> Result<Response, EdgeError> {
     let key = StorageKey::parse(raw).map_err(|e| EdgeError::BadRequest(e.to_string()))?;
+    if !key.is_public() {
+        // estuary's own records (`.estuary/`), temporary files, dot-files: not there for the edge.
+        return Err(EdgeError::NotFound);
+    }
     let content_type = content_type::for_extension(key.extension());
     let is_manifest = matches!(content_type, "application/vnd.apple.mpegurl" | "application/dash+xml");
     let cfg = &state.static_files;

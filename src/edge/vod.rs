@@ -17,7 +17,8 @@ pub fn parse_vod_path(path: &str) -> Option<(StorageKey, VodObject)> {
         end += segment.len();
         let lower = segment.to_ascii_lowercase();
         if ASSET_EXTENSIONS.iter().any(|ext| lower.ends_with(ext) && lower.len() > ext.len()) {
-            let key = StorageKey::parse(&path[..end]).ok()?;
+            // estuary's records and other hidden keys are never served.
+            let key = StorageKey::parse(&path[..end]).ok().filter(StorageKey::is_public)?;
             let object = VodObject::parse(path.get(end + 1..)?)?;
             return Some((key, object));
         }

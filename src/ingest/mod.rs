@@ -1,11 +1,16 @@
 //! The ingest tier: encoders PUT (or POST) init segments, media segments and playlists to
-//! `/ingest/{channel}/{path}` and DELETE old ones, authenticated with the channel's credential.
+//! `/ingest/{channel}/{key}/{path}` (or `/ingest/{channel}/{path}` with the key in an
+//! `Authorization` header) and DELETE old ones.
 //!
-//! Invariant: an upload that is refused (auth, size, type, content) changes nothing players see.
+//! Invariants: an upload that is refused (auth, size, type, content, time) changes nothing players
+//! see, and one that never carried valid credentials is never read, kept or applied; whether a
+//! channel exists is only told to a client with its key; every byte ingest holds is charged to its
+//! budget.
 
 mod auth;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -13,27 +18,49 @@ use axum::extract::{Path, State};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 
 use auth::Credentials;
-pub use auth::HeldUploads;
 
 use crate::live::LiveRegistry;
+use crate::live::key::KeyHash;
 use crate::live::upload::{UploadError, classify};
-use crate::server::listener::PeerAddr;
 use crate::storage::StorageKey;
+use crate::storage::budget::ByteBudget;
 use crate::telemetry::{AccessLog, ErrorDetail, access};
 
 /// What ingest handlers share. Cheap to clone.
 #[derive(Clone)]
 pub struct IngestState {
     pub live: LiveRegistry,
+    pub limits: UploadLimits,
+    /// Every body ingest reads is charged here until the last piece of it is dropped
+    /// (`ingest.max_total_bytes`).
+    pub budget: Arc<ByteBudget>,
+}
+
+/// Bounds on one upload.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
     pub max_body_bytes: u64,
-    /// Uploads refused for missing credentials, kept briefly (`ingest.hold_unauthenticated`).
-    pub held: Option<Arc<HeldUploads>>,
+    pub max_init_bytes: u64,
+    pub max_playlist_bytes: u64,
+    /// A body that sends nothing for this long gets 408.
+    pub body_timeout: Duration,
+}
+
+impl UploadLimits {
+    /// The largest body accepted for a file of this name.
+    fn for_path(&self, path: &str) -> u64 {
+        match path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).as_deref() {
+            Some("m3u8" | "m3u") => self.max_playlist_bytes,
+            Some("mp4") => self.max_init_bytes,
+            _ => self.max_body_bytes,
+        }
+    }
 }
 
 pub fn ingest_router(state: IngestState, access_log: AccessLog) -> Router {
@@ -56,6 +83,10 @@ pub enum IngestError {
     TooLarge(u64),
     #[error("could not read the upload: {0}")]
     Body(String),
+    #[error("the upload sent nothing for {0:?}")]
+    Stalled(Duration),
+    #[error("ingest is holding all the bytes it may ({0}); try again shortly")]
+    Full(String),
     #[error(transparent)]
     Upload(#[from] UploadError),
 }
@@ -66,7 +97,10 @@ impl IngestError {
             IngestError::NoChannel => StatusCode::NOT_FOUND,
             IngestError::Unauthorized => StatusCode::UNAUTHORIZED,
             IngestError::BadPath(_) | IngestError::Body(_) => StatusCode::BAD_REQUEST,
-            IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::TooLarge(_) | IngestError::Full(_) | IngestError::Upload(UploadError::Full { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            IngestError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
             IngestError::Upload(UploadError::UnsupportedType(_)) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             IngestError::Upload(UploadError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             IngestError::Upload(UploadError::Stopped) => StatusCode::CONFLICT,
@@ -86,54 +120,68 @@ impl IntoResponse for IngestError {
     }
 }
 
-/// Reads a body of at most `limit` bytes; 413 above it.
-async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, IngestError> {
+/// Reads a body of at most `limit` bytes (413 above it), charged to `budget` as it arrives, giving
+/// up when it sends nothing for `timeout` (408).
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: u64,
+    timeout: Duration,
+    budget: &Arc<ByteBudget>,
+) -> Result<Bytes, IngestError> {
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(IngestError::TooLarge(limit));
     }
-    match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(IngestError::TooLarge(limit)),
-        Err(e) => Err(IngestError::Body(e.to_string())),
+    let full = |e: crate::storage::budget::OverBudget| IngestError::Full(e.to_string());
+    let mut charge = budget.try_charge(declared.unwrap_or(0)).map_err(full)?;
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    let mut body = body;
+    loop {
+        let frame = match tokio::time::timeout(timeout, body.frame()).await {
+            Err(_) => return Err(IngestError::Stalled(timeout)),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(IngestError::Body(e.to_string())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        let len = (buf.len() + data.len()) as u64;
+        if len > limit {
+            return Err(IngestError::TooLarge(limit));
+        }
+        if len > charge.bytes() {
+            charge.grow(len - charge.bytes()).map_err(full)?;
+        }
+        buf.extend_from_slice(&data);
     }
+    Ok(charge.attach(buf.freeze()))
 }
 
 async fn upload(
     State(state): State<IngestState>,
     Path((channel, path)): Path<(String, String)>,
     method: Method,
-    peer: Option<axum::Extension<PeerAddr>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, IngestError> {
-    let handle = state.live.get(&channel).ok_or(IngestError::NoChannel)?;
-    StorageKey::parse(&path).map_err(|e| IngestError::BadPath(e.to_string()))?;
-    let held = state.held.as_ref().zip(peer.map(|p| p.0.0.ip()));
-    match Credentials::check(&headers, &handle.id, &handle.token) {
-        Credentials::Missing => {
-            // ffmpeg sends its first upload without the credentials in its URL and never repeats
-            // it: hold it, and apply it once the same client authenticates for this channel.
-            if let Some((held, client)) = held
-                && let Ok(body) = read_body(&headers, body, auth::HOLD_LIMIT).await
-            {
-                held.hold(client, handle.id.clone(), method, path, body);
-            }
-            return Err(IngestError::Unauthorized);
-        }
-        Credentials::Wrong => return Err(IngestError::Unauthorized),
-        Credentials::Valid => {}
-    }
-    if let Some((held, client)) = held {
-        for held in held.take(client, &handle.id) {
-            let outcome = apply(&handle, &held.method, &held.path, held.body).await;
-            tracing::info!(channel = %handle.id, path = %held.path, ok = outcome.is_ok(), "applied an upload held until its connection authenticated");
-        }
-    }
-    let body = read_body(&headers, body, state.max_body_bytes).await?;
-    apply(&handle, &method, &path, body).await
+    // Credentials come before anything else: without them a client learns nothing, not even
+    // whether the channel exists, and its body is never read.
+    let Some(handle) = state.live.get(&channel) else {
+        let _ = KeyHash::of(&path).matches(&channel); // the same work as a check, so timing tells nothing
+        return Err(IngestError::Unauthorized);
+    };
+    let path = match auth::key_in_path(&path, &handle.key) {
+        Some(rest) => rest,
+        None => match Credentials::check(&headers, &handle.id, &handle.key) {
+            Credentials::Valid => path.as_str(),
+            Credentials::Missing | Credentials::Wrong => return Err(IngestError::Unauthorized),
+        },
+    };
+    StorageKey::parse(path).map_err(|e| IngestError::BadPath(e.to_string()))?;
+    let limit = state.limits.for_path(path);
+    let body = read_body(&headers, body, limit, state.limits.body_timeout, &state.budget).await?;
+    apply(&handle, &method, path, body).await
 }
-
 async fn apply(
     handle: &crate::live::ChannelHandle,
     method: &Method,

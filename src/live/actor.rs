@@ -2,6 +2,7 @@
 //! snapshot after every change, writes segments through to storage and persists the timeline.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -25,11 +26,14 @@ pub enum Command {
     Resume(oneshot::Sender<()>),
     /// Persist everything now (shutdown, delete).
     Flush(oneshot::Sender<()>),
+    /// Persist a last time and stop (the channel was removed); answered once nothing more will be written.
+    Retire(oneshot::Sender<()>),
 }
 
 /// Runs until every command sender is gone, then persists a last time.
 pub async fn run(
     mut state: ChannelState,
+    memory_cap: Arc<AtomicU64>,
     storage: Arc<dyn Storage>,
     publish: watch::Sender<Arc<ChannelSnapshot>>,
     mut commands: mpsc::Receiver<Command>,
@@ -46,16 +50,22 @@ pub async fn run(
     let mut last_persist = Instant::now();
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retired = None;
     loop {
         let mut flush = None;
         tokio::select! {
             command = commands.recv() => match command {
                 None => break,
                 Some(Command::Upload(upload, reply)) => {
-                    let result = state.apply(upload, SystemTime::now());
+                    let (held, limit) = (state.held_bytes(), memory_cap.load(Ordering::Relaxed));
+                    let result = if upload.size() > 0 && held + upload.size() > limit {
+                        Err(UploadError::Full { held, limit })
+                    } else {
+                        state.apply(upload, SystemTime::now())
+                    };
                     match result {
                         Ok(effects) => {
-                            execute(&storage, &writes, &stored_tx, effects);
+                            execute(&storage, &writes, &stored_tx, effects, state.settings.dvr);
                             let _ = reply.send(Ok(()));
                         }
                         Err(e) => {
@@ -74,6 +84,10 @@ pub async fn run(
                     let _ = reply.send(());
                 }
                 Some(Command::Flush(reply)) => flush = Some(reply),
+                Some(Command::Retire(reply)) => {
+                    retired = Some(reply);
+                    break;
+                }
             },
             Some((msn, rendition)) = stored_rx.recv() => state.mark_stored(msn, rendition),
             _ = ticker.tick() => {
@@ -106,6 +120,9 @@ pub async fn run(
     }
     drop(timeline_tx);
     let _ = persister.await;
+    if let Some(reply) = retired {
+        let _ = reply.send(());
+    }
 }
 
 /// Writes the newest timeline whenever it changes: older versions are skipped, never written after newer ones.
@@ -140,28 +157,68 @@ async fn persist_timelines(
     }
 }
 
+/// Live write-through figures, for stats and metrics.
+#[derive(Debug, Default)]
+pub struct WriteThroughStats {
+    pub stored: AtomicU64,
+    /// Attempts that failed and were tried again.
+    pub retries: AtomicU64,
+    /// Segments given up on: they left the DVR window before storage took them.
+    pub abandoned: AtomicU64,
+}
+
+pub static WRITE_THROUGH: WriteThroughStats =
+    WriteThroughStats { stored: AtomicU64::new(0), retries: AtomicU64::new(0), abandoned: AtomicU64::new(0) };
+
+/// First wait before a failed write is tried again; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+
 fn execute(
     storage: &Arc<dyn Storage>,
     writes: &Arc<Semaphore>,
     stored: &mpsc::UnboundedSender<(u64, usize)>,
     effects: Vec<Effect>,
+    dvr: Duration,
 ) {
     for effect in effects {
         let (storage, writes, stored) = (storage.clone(), writes.clone(), stored.clone());
         tokio::spawn(async move {
-            let Ok(_permit) = writes.acquire_owned().await else { return };
             match effect {
-                Effect::Put { key, body, part } => match storage.put(&key, body).await {
-                    Ok(()) => {
-                        if let Some(part) = part {
-                            let _ = stored.send(part);
+                Effect::Put { key, body, part } => {
+                    // Retried with backoff until stored, or until the segment has left the DVR window
+                    // (nobody can ask for it then). The write slot is held only while a write runs.
+                    let give_up = Instant::now() + dvr;
+                    let mut wait = RETRY_FIRST;
+                    loop {
+                        let result = {
+                            let Ok(_permit) = writes.acquire().await else { return };
+                            storage.put(&key, body.clone()).await
+                        };
+                        match result {
+                            Ok(()) => {
+                                WRITE_THROUGH.stored.fetch_add(1, Ordering::Relaxed);
+                                if let Some(part) = part {
+                                    let _ = stored.send(part);
+                                }
+                                return;
+                            }
+                            Err(e) if Instant::now() + wait >= give_up => {
+                                WRITE_THROUGH.abandoned.fetch_add(1, Ordering::Relaxed);
+                                tracing::error!(%key, error = %e, "live write-through abandoned: the segment left the DVR window unstored");
+                                return;
+                            }
+                            Err(e) => {
+                                WRITE_THROUGH.retries.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(%key, error = %e, retry_in_ms = wait.as_millis() as u64, "live write-through failed; retrying");
+                                tokio::time::sleep(wait).await;
+                                wait = (wait * 2).min(RETRY_MAX);
+                            }
                         }
                     }
-                    Err(e) => {
-                        tracing::warn!(%key, error = %e, "live write-through failed; the segment stays in memory")
-                    }
-                },
+                }
                 Effect::Delete { key } => {
+                    let Ok(_permit) = writes.acquire().await else { return };
                     if let Err(e) = storage.delete(&key).await {
                         tracing::debug!(%key, error = %e, "could not delete an expired live object");
                     }

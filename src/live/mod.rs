@@ -7,12 +7,14 @@
 
 mod actor;
 mod commit;
+pub mod key;
 pub mod model;
 mod parts;
 pub mod record;
 pub mod render_dash;
 pub mod render_hls;
 pub mod state;
+mod store;
 pub mod upload;
 
 #[cfg(test)]
@@ -20,20 +22,23 @@ mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use actor::Command;
+pub use actor::{WRITE_THROUGH, WriteThroughStats};
+use key::KeyHash;
 pub use model::{ChannelId, ChannelSettings, ChannelSnapshot, Status};
 use record::{ChannelIndex, ChannelRecord, TimelineRecord};
 use state::{ChannelState, keys};
+use store::{read_json, write_json};
 use upload::{Upload, UploadError};
 
 use crate::packaging::fmp4::parse::parse_init;
-use crate::storage::{Storage, StorageError, StorageKey};
+use crate::storage::{Storage, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
@@ -47,13 +52,16 @@ pub enum LiveError {
     Storage(#[from] StorageError),
     #[error("the channel's task has stopped")]
     Gone,
+    #[error("there are already {0} channels (live.max_channels)")]
+    TooMany(usize),
 }
 
 /// What callers hold to talk to a channel. Cheap to clone.
 #[derive(Clone)]
 pub struct ChannelHandle {
     pub id: ChannelId,
-    pub token: Arc<str>,
+    /// The stream key's hash: what ingest checks credentials against.
+    pub key: KeyHash,
     pub created_ms: u64,
     snapshot: watch::Receiver<Arc<ChannelSnapshot>>,
     commands: mpsc::Sender<Command>,
@@ -95,6 +103,9 @@ struct Inner {
     channels: ArcSwap<HashMap<ChannelId, ChannelHandle>>,
     /// Serialises creating and removing channels (not on any request path of the edge).
     admin: Mutex<()>,
+    max_channels: AtomicUsize,
+    /// Bytes each channel may hold in memory (`ingest.max_channel_bytes`).
+    channel_memory: Arc<AtomicU64>,
 }
 
 /// All channels. Cheap to clone.
@@ -103,55 +114,48 @@ pub struct LiveRegistry {
     inner: Arc<Inner>,
 }
 
-fn json_key(s: &str) -> StorageKey {
-    StorageKey::parse(s).expect("static key")
-}
-
-async fn read_json<T: serde::de::DeserializeOwned>(
-    storage: &dyn Storage,
-    key: &StorageKey,
-) -> Result<Option<T>, StorageError> {
-    match storage.get(key).await {
-        Ok(o) => {
-            Ok(serde_json::from_slice(&o.body).map_err(|e| tracing::warn!(%key, error = %e, "unreadable record")).ok())
-        }
-        Err(StorageError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-async fn write_json<T: serde::Serialize>(
-    storage: &dyn Storage,
-    key: &StorageKey,
-    value: &T,
-) -> Result<(), StorageError> {
-    let body = serde_json::to_vec_pretty(value).map_err(|e| StorageError::Unavailable(e.to_string()))?;
-    storage.put(key, Bytes::from(body)).await
-}
-
 impl LiveRegistry {
     /// Loads every channel recorded in storage and starts their tasks.
     pub async fn load(storage: Arc<dyn Storage>) -> Result<LiveRegistry, StorageError> {
         let registry = LiveRegistry {
-            inner: Arc::new(Inner { storage: storage.clone(), channels: ArcSwap::default(), admin: Mutex::new(()) }),
+            inner: Arc::new(Inner {
+                storage: storage.clone(),
+                channels: ArcSwap::default(),
+                admin: Mutex::new(()),
+                max_channels: AtomicUsize::new(usize::MAX),
+                channel_memory: Arc::new(AtomicU64::new(u64::MAX)),
+            }),
         };
-        let index: ChannelIndex =
-            read_json(storage.as_ref(), &json_key("live/channels.json")).await?.unwrap_or_default();
+        store::migrate_legacy(storage.as_ref()).await?;
         let mut channels = HashMap::new();
-        for id in index.channels {
-            let Some(record) = read_json::<ChannelRecord>(storage.as_ref(), &keys::channel(&id)).await? else {
+        for id in store::channel_ids(storage.as_ref()).await? {
+            let Some(mut record) = read_json::<ChannelRecord>(storage.as_ref(), &keys::channel(&id)).await? else {
                 continue;
             };
+            if record.token.is_some() {
+                store::hash_clear_key(&mut record);
+                write_json(storage.as_ref(), &keys::channel(&id), &record).await?;
+            }
             let timeline: Option<TimelineRecord> = read_json(storage.as_ref(), &keys::timeline(&id)).await?;
             let state = match timeline {
                 Some(t) => restore(storage.as_ref(), &record, t).await,
                 None => ChannelState::new(id.clone(), record.settings.clone(), record::from_ms(record.created_ms)),
             };
             tracing::info!(channel = %id, next_msn = state.snapshot(SystemTime::now()).last_msn().map_or(0, |m| m + 1), "live channel restored");
-            channels.insert(id.clone(), spawn(state, &record, storage.clone()));
+            channels.insert(id.clone(), spawn(state, &record, storage.clone(), registry.inner.channel_memory.clone()));
         }
         registry.inner.channels.store(Arc::new(channels));
         Ok(registry)
+    }
+
+    /// Caps how many channels may exist (`live.max_channels`).
+    pub fn set_max_channels(&self, max: usize) {
+        self.inner.max_channels.store(max, Ordering::Relaxed);
+    }
+
+    /// Caps the bytes each channel holds in memory (`ingest.max_channel_bytes`); uploads past it get 413.
+    pub fn set_channel_memory_cap(&self, bytes: u64) {
+        self.inner.channel_memory.store(bytes, Ordering::Relaxed);
     }
 
     pub fn get(&self, id: &str) -> Option<ChannelHandle> {
@@ -165,43 +169,69 @@ impl LiveRegistry {
         all
     }
 
-    /// Creates a channel; the token is generated when not given.
+    /// Creates a channel. Returns it with its stream key in clear (generated when not given): the
+    /// only time the key is seen, since only its hash is kept.
     pub async fn create(
         &self,
         id: &str,
         settings: ChannelSettings,
-        token: Option<String>,
-    ) -> Result<ChannelHandle, LiveError> {
+        stream_key: Option<String>,
+    ) -> Result<(ChannelHandle, String), LiveError> {
         let id = ChannelId::parse(id).map_err(LiveError::BadRequest)?;
         settings.validate().map_err(LiveError::BadRequest)?;
-        let token = match token {
-            Some(t) if t.len() < 16 || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
-                return Err(LiveError::BadRequest("token must be at least 16 characters of [A-Za-z0-9_-]".into()));
-            }
-            Some(t) => t,
-            None => new_token(),
-        };
+        let stream_key = stream_key.map_or_else(|| Ok(key::generate()), |k| key::check_chosen(&k).map(|()| k));
+        let stream_key = stream_key.map_err(LiveError::BadRequest)?;
         let _admin = self.inner.admin.lock().await;
-        if self.inner.channels.load().contains_key(&id) {
+        let existing = self.inner.channels.load();
+        if existing.contains_key(&id) {
             return Err(LiveError::Exists(id));
+        }
+        let max = self.inner.max_channels.load(Ordering::Relaxed);
+        if existing.len() >= max {
+            return Err(LiveError::TooMany(max));
         }
         let storage = self.inner.storage.clone();
         let now = SystemTime::now();
         let record = ChannelRecord {
             id: id.clone(),
-            token,
+            key_sha256: KeyHash::of(&stream_key).to_hex(),
+            token: None,
             settings: settings.clone(),
             created_ms: record::ms(now),
             stopped: false,
         };
         write_json(storage.as_ref(), &keys::channel(&id), &record).await?;
-        let handle = spawn(ChannelState::new(id.clone(), settings, now), &record, storage.clone());
+        let handle = spawn(
+            ChannelState::new(id.clone(), settings, now),
+            &record,
+            storage.clone(),
+            self.inner.channel_memory.clone(),
+        );
         let mut map = HashMap::clone(&self.inner.channels.load());
         map.insert(id.clone(), handle.clone());
         self.write_index(&map).await?;
         self.inner.channels.store(Arc::new(map));
         tracing::info!(channel = %id, "live channel created");
-        Ok(handle)
+        Ok((handle, stream_key))
+    }
+
+    /// Gives a channel a new stream key (generated when not given); the old one stops working at once.
+    pub async fn rotate_key(&self, id: &str, stream_key: Option<String>) -> Result<(ChannelHandle, String), LiveError> {
+        let stream_key = stream_key.map_or_else(|| Ok(key::generate()), |k| key::check_chosen(&k).map(|()| k));
+        let stream_key = stream_key.map_err(LiveError::BadRequest)?;
+        let _admin = self.inner.admin.lock().await;
+        let mut handle = self.get(id).ok_or(LiveError::NotFound)?;
+        let storage = self.inner.storage.as_ref();
+        let mut record =
+            read_json::<ChannelRecord>(storage, &keys::channel(&handle.id)).await?.ok_or(LiveError::NotFound)?;
+        record.key_sha256 = KeyHash::of(&stream_key).to_hex();
+        write_json(storage, &keys::channel(&handle.id), &record).await?;
+        handle.key = KeyHash::of(&stream_key);
+        let mut map = HashMap::clone(&self.inner.channels.load());
+        map.insert(handle.id.clone(), handle.clone());
+        self.inner.channels.store(Arc::new(map));
+        tracing::info!(channel = %handle.id, "stream key rotated");
+        Ok((handle, stream_key))
     }
 
     /// Ends a channel (`EXT-X-ENDLIST`); uploads are refused until it is started again.
@@ -237,10 +267,15 @@ impl LiveRegistry {
         map.remove(&handle.id);
         self.write_index(&map).await?;
         self.inner.channels.store(Arc::new(map));
+        // The channel's task writes its timeline when it ends: wait for that, so nothing it writes
+        // lands after the deletes below.
+        let _ = handle.request(Command::Retire).await;
         let storage = self.inner.storage.as_ref();
         if purge {
-            for object in storage.list(&format!("live/{}/", handle.id)).await? {
-                storage.delete(&object.key).await?;
+            for prefix in [format!("live/{}/", handle.id), keys::records(&handle.id)] {
+                for object in storage.list(&prefix).await? {
+                    storage.delete(&object.key).await?;
+                }
             }
         } else {
             storage.delete(&keys::channel(&handle.id)).await?;
@@ -252,7 +287,7 @@ impl LiveRegistry {
     async fn write_index(&self, map: &HashMap<ChannelId, ChannelHandle>) -> Result<(), StorageError> {
         let mut channels: Vec<ChannelId> = map.keys().cloned().collect();
         channels.sort();
-        write_json(self.inner.storage.as_ref(), &json_key("live/channels.json"), &ChannelIndex { channels }).await
+        write_json(self.inner.storage.as_ref(), &keys::index(), &ChannelIndex { channels }).await
     }
 
     /// Persists every channel's timeline (graceful shutdown).
@@ -263,12 +298,21 @@ impl LiveRegistry {
     }
 }
 
-fn spawn(state: ChannelState, record: &ChannelRecord, storage: Arc<dyn Storage>) -> ChannelHandle {
+fn spawn(
+    state: ChannelState,
+    record: &ChannelRecord,
+    storage: Arc<dyn Storage>,
+    memory_cap: Arc<AtomicU64>,
+) -> ChannelHandle {
     let (publish, snapshot) = watch::channel(Arc::new(state.snapshot(SystemTime::now())));
     let (commands, rx) = mpsc::channel(256);
     let id = state.id.clone();
-    tokio::spawn(actor::run(state, storage, publish, rx));
-    ChannelHandle { id, token: record.token.as_str().into(), created_ms: record.created_ms, snapshot, commands }
+    tokio::spawn(actor::run(state, memory_cap, storage, publish, rx));
+    let key = KeyHash::from_hex(&record.key_sha256).unwrap_or_else(|| {
+        tracing::warn!(channel = %id, "the channel's record has no stream key hash; rotate its key to push again");
+        KeyHash::of(&key::generate())
+    });
+    ChannelHandle { id, key, created_ms: record.created_ms, snapshot, commands }
 }
 
 async fn restore(storage: &dyn Storage, record: &ChannelRecord, timeline: TimelineRecord) -> ChannelState {
@@ -291,12 +335,4 @@ async fn restore(storage: &dyn Storage, record: &ChannelRecord, timeline: Timeli
         }
     }
     ChannelState::restore(record, timeline, |e, r| inits.get(&(e, r)).cloned(), |p| sources.get(p).cloned())
-}
-
-/// 32 random hex characters from the operating system's random source.
-fn new_token() -> String {
-    let mut bytes = [0u8; 16];
-    // Without a random source there is no safe token; refusing to start a channel is better than a guessable one.
-    getrandom::fill(&mut bytes).expect("the OS random source is available");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

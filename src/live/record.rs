@@ -13,11 +13,16 @@ use super::state::{ChannelState, Epoch, RenditionEntry, RenditionKey, Variant};
 use crate::cache::CachedObject;
 use crate::packaging::fmp4::parse::InitInfo;
 
-/// `live/{channel}/channel.json`: the channel as the API created it.
+/// `.estuary/live/{channel}/channel.json`: the channel as the API created it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChannelRecord {
     pub id: ChannelId,
-    pub token: String,
+    /// SHA-256 of the stream key (hex); the key itself is never stored.
+    #[serde(default)]
+    pub key_sha256: String,
+    /// What records written before keys were hashed held: the key in clear. Read, hashed, dropped.
+    #[serde(default, skip_serializing)]
+    pub token: Option<String>,
     pub settings: ChannelSettings,
     pub created_ms: u64,
     /// Stopped through the API (uploads refused).
@@ -25,7 +30,7 @@ pub struct ChannelRecord {
     pub stopped: bool,
 }
 
-/// `live/channels.json`: which channels exist.
+/// `.estuary/live/channels.json`: which channels exist.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ChannelIndex {
     pub channels: Vec<ChannelId>,
@@ -70,7 +75,7 @@ pub struct VariantRecord {
     pub ended: bool,
 }
 
-/// `live/{channel}/timeline.json`: everything needed to keep serving and counting after a restart.
+/// `.estuary/live/{channel}/timeline.json`: everything needed to keep serving and counting after a restart.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TimelineRecord {
     pub status: Status,

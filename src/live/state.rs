@@ -49,19 +49,46 @@ pub mod keys {
         key(format!("live/{ch}/{epoch}/{r}/init.mp4"))
     }
 
+    /// estuary's own records of a channel: below [`crate::storage::key::RECORDS`], which no edge
+    /// route reads.
+    pub fn records(ch: &ChannelId) -> String {
+        format!("{}/live/{ch}/", crate::storage::key::RECORDS)
+    }
+
+    pub fn index() -> StorageKey {
+        key(format!("{}/live/channels.json", crate::storage::key::RECORDS))
+    }
+
     pub fn channel(ch: &ChannelId) -> StorageKey {
-        key(format!("live/{ch}/channel.json"))
+        key(format!("{}channel.json", records(ch)))
     }
 
     pub fn timeline(ch: &ChannelId) -> StorageKey {
-        key(format!("live/{ch}/timeline.json"))
+        key(format!("{}timeline.json", records(ch)))
     }
 
     /// A pushed variant's own (multi-track) init segment, to continue its session after a restart.
     pub fn source_init(ch: &ChannelId, variant: &str) -> StorageKey {
         let safe: String =
             variant.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
-        key(format!("live/{ch}/sources/{safe}.init.mp4"))
+        key(format!("{}sources/{safe}.init.mp4", records(ch)))
+    }
+
+    /// Where records were kept before they moved below [`crate::storage::key::RECORDS`] (edge-readable).
+    pub mod legacy {
+        use super::*;
+
+        pub fn index() -> StorageKey {
+            key("live/channels.json".into())
+        }
+
+        pub fn channel(ch: &ChannelId) -> StorageKey {
+            key(format!("live/{ch}/channel.json"))
+        }
+
+        pub fn timeline(ch: &ChannelId) -> StorageKey {
+            key(format!("live/{ch}/timeline.json"))
+        }
     }
 }
 
@@ -240,6 +267,21 @@ impl ChannelState {
             Upload::MasterPlaylist { .. } => Vec::new(),
         };
         Ok(effects)
+    }
+
+    /// Bytes of media this channel holds in memory: uploads not yet listed, and the segments of its
+    /// window (and any not yet stored).
+    pub fn held_bytes(&self) -> u64 {
+        let pending: u64 = self.pending_segments.values().map(|p| p.bytes.len() as u64).sum();
+        let inits: u64 = self.pending_inits.values().map(|(b, _)| b.len() as u64).sum();
+        let window: u64 = self
+            .slots
+            .iter()
+            .flat_map(|s| s.parts.iter().flatten())
+            .filter(|p| p.object.is_some())
+            .map(|p| p.size)
+            .sum();
+        pending + inits + window
     }
 
     /// Forgets an upload that was never listed (encoders delete old segments; listed ones follow our own window).

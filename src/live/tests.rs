@@ -205,7 +205,8 @@ fn the_timeline_survives_a_restart() {
     let record: TimelineRecord = serde_json::from_slice(&json).unwrap();
     let channel = super::record::ChannelRecord {
         id: s.id.clone(),
-        token: "x".repeat(16),
+        key_sha256: super::key::KeyHash::of("x").to_hex(),
+        token: None,
         settings: s.settings.clone(),
         created_ms: 0,
         stopped: false,

@@ -21,6 +21,14 @@ pub enum Upload {
 }
 
 impl Upload {
+    /// Bytes this upload would add to the channel's memory.
+    pub fn size(&self) -> u64 {
+        match self {
+            Upload::Init { bytes, .. } | Upload::Segment { bytes, .. } => bytes.len() as u64,
+            Upload::MediaPlaylist { .. } | Upload::MasterPlaylist { .. } => 0,
+        }
+    }
+
     pub fn path(&self) -> &str {
         match self {
             Upload::Init { path, .. }
@@ -43,6 +51,9 @@ pub enum UploadError {
     /// The channel was stopped by an operator (409).
     #[error("the channel is stopped; start it through the API first")]
     Stopped,
+    /// The channel holds as many bytes in memory as it may (413).
+    #[error("the channel holds {held} bytes in memory, its limit is {limit} (ingest.max_channel_bytes)")]
+    Full { held: u64, limit: u64 },
 }
 
 impl From<PackagingError> for UploadError {

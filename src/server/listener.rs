@@ -1,9 +1,10 @@
-//! The HTTP/1.1 accept loop every tier runs: header timeout and size limits, keep-alive, graceful drain.
-
-use std::net::SocketAddr;
-use std::time::Duration;
+//! The HTTP/1.1 accept loop every tier runs: a connection cap, header timeout and size limits, a
+//! send-progress timeout, keep-alive, and a graceful drain that tells clients to reconnect.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::response::Response;
 use http::Request;
@@ -13,12 +14,17 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tower::{Service, ServiceExt};
 
-/// The address of the client a request came from (set when `serve` is asked to).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PeerAddr(pub SocketAddr);
+use super::health::Health;
+use super::progress::ProgressStream;
+
+/// What a connection past the cap gets before it is closed.
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 34\r\nRetry-After: 1\r\nCache-Control: no-store\r\nConnection: close\r\n\r\ntoo many connections; retry later\n";
+
+/// Pending connections the kernel keeps per listener (a burst of players connecting at once).
+pub const BACKLOG: u32 = 4096;
 
 /// Per-connection limits.
 #[derive(Debug, Clone)]
@@ -27,11 +33,16 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Largest header block; larger requests get 431.
     pub max_header_bytes: usize,
-    /// Tag every request with its [`PeerAddr`] (the ingest tier needs it).
-    pub peer_addresses: bool,
     /// Keep answering a client that shut down its sending side after its request body
     /// (ffmpeg does this on non-persistent uploads, then waits for the response).
     pub half_close: bool,
+    /// Open connections at most; past it a new connection gets 503 and is closed.
+    pub max_connections: usize,
+    /// A client that accepts no bytes of a response for this long is disconnected.
+    pub send_timeout: Duration,
+    /// While it reports draining, every response says `Connection: close`, so clients move to
+    /// another pod before the listener stops.
+    pub health: Option<Health>,
 }
 
 /// Serves `service` on `listener` until `stop` turns true, then stops
@@ -57,6 +68,14 @@ pub async fn serve<S>(
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     let addr = listener.local_addr().ok();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let health = limits.health.clone();
+    let service = service.map_response(move |mut response: Response| {
+        if health.as_ref().is_some_and(Health::is_draining) {
+            response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        }
+        response
+    });
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
     };
@@ -64,7 +83,7 @@ pub async fn serve<S>(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, peer): (_, SocketAddr) = match accepted {
+                let (stream, _peer): (_, SocketAddr) = match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
@@ -73,27 +92,22 @@ pub async fn serve<S>(
                         continue;
                     }
                 };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    // One non-blocking write of a canned answer, then close: a full server spends
+                    // nothing more on it.
+                    let _ = stream.try_write(OVER_CAPACITY);
+                    tracing::warn!(tier, max = limits.max_connections, "connection refused: at the connection limit");
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                let io = TokioIo::new(stream);
-                if limits.peer_addresses {
-                    let tagged = service.clone().map_request(move |mut r: http::Request<hyper::body::Incoming>| {
-                        r.extensions_mut().insert(PeerAddr(peer));
-                        r
-                    });
-                    let connection = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(tagged)));
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::debug!(tier, error = %e, "connection ended with an error");
-                        }
-                    });
-                } else {
-                    let connection = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(service.clone())));
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::debug!(tier, error = %e, "connection ended with an error");
-                        }
-                    });
-                }
+                let io = TokioIo::new(ProgressStream::new(stream, limits.send_timeout));
+                let connection = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(service.clone())));
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(tier, error = %e, "connection ended with an error");
+                    }
+                    drop(slot);
+                });
             }
             () = &mut stopped => break,
         }

@@ -2,6 +2,8 @@
 
 mod health;
 pub mod listener;
+mod progress;
+pub mod resources;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,10 +21,11 @@ use crate::cache::SegmentCache;
 use crate::config::{Config, StorageBackend};
 use crate::edge::live::BlockingStats;
 use crate::edge::{EdgeShared, EdgeState, OriginLock, edge_service};
-use crate::ingest::{IngestState, ingest_router};
+use crate::ingest::{IngestState, UploadLimits, ingest_router};
 use crate::live::LiveRegistry;
 use crate::storage::Storage;
-use crate::storage::breaker::CircuitBreaker;
+use crate::storage::breaker::{CircuitBreaker, Deadlines};
+use crate::storage::budget::ByteBudget;
 use crate::storage::local::LocalStorage;
 use crate::storage::metered::MeteredStorage;
 use crate::storage::s3::S3Storage;
@@ -53,33 +56,47 @@ pub struct Server {
     drain_delay: Duration,
 }
 
-/// The backend named by the config.
-pub async fn build_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
+/// The backend named by the config, charging every body it reads to `budget`.
+pub async fn build_storage(config: &Config, budget: Arc<ByteBudget>) -> anyhow::Result<Arc<dyn Storage>> {
     match config.storage.backend {
         StorageBackend::Local => {
             let local = LocalStorage::new(&config.storage.root)
                 .with_context(|| format!("storage.root {}", config.storage.root.display()))?;
-            Ok(Arc::new(local))
+            Ok(Arc::new(local.with_budget(budget)))
         }
-        StorageBackend::S3 => Ok(Arc::new(S3Storage::new(&config.storage.s3).await)),
+        StorageBackend::S3 => Ok(Arc::new(S3Storage::new(&config.storage.s3).await.with_budget(budget))),
     }
 }
 
+/// Binds with a deep accept backlog, so a burst of connections waits in the kernel instead of
+/// being reset.
 fn bind(addr: SocketAddr, tier: &str) -> anyhow::Result<std::net::TcpListener> {
-    let listener =
-        std::net::TcpListener::bind(addr).with_context(|| format!("binding the {tier} listener on {addr}"))?;
+    let context = || format!("binding the {tier} listener on {addr}");
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() };
+    let socket = socket.with_context(context)?;
+    socket.set_reuseaddr(true).with_context(context)?;
+    socket.bind(addr).with_context(context)?;
+    let listener = socket.listen(listener::BACKLOG).with_context(context)?.into_std()?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
 
 /// Starts every enabled tier. Returns once all listeners are bound and the process is ready.
 pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Server> {
+    // Bodies in memory: the cache's share plus the in-flight budget (the README's memory formula).
+    let bodies = ByteBudget::new(
+        config.cache.bytes.0.saturating_add(config.limits.in_flight_bytes.0),
+        config.limits.in_flight_wait,
+    );
     let backend = match options.storage {
         Some(s) => s,
-        None => build_storage(config).await?,
+        None => build_storage(config, bodies.clone()).await?,
     };
-    let breaker =
-        Arc::new(CircuitBreaker::new(backend, config.storage.breaker_threshold, config.storage.breaker_cooldown));
+    let deadlines = Deadlines { read: config.storage.deadline, write: config.storage.write_deadline };
+    let breaker = Arc::new(
+        CircuitBreaker::new(backend, config.storage.breaker_threshold, config.storage.breaker_cooldown)
+            .with_deadlines(deadlines),
+    );
     let storage = Arc::new(MeteredStorage::new(breaker.clone()));
     if let Err(e) = storage.probe().await {
         // A shared backend's outage is reported in stats, not fatal: cached content can still be served.
@@ -95,12 +112,16 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
     let limits = ConnectionLimits {
         header_read_timeout: config.http.header_read_timeout,
         max_header_bytes: usize::try_from(config.http.max_header_bytes.0).unwrap_or(usize::MAX),
-        peer_addresses: false,
         half_close: false,
+        max_connections: config.limits.max_connections,
+        send_timeout: config.limits.send_timeout,
+        health: Some(health.clone()),
     };
     // Live channels are stateful: a storage failure here must stop start-up, or a later
     // channel change would overwrite the channel index with an empty one.
     let live = LiveRegistry::load(storage.clone()).await.context("loading live channels from storage")?;
+    live.set_max_channels(config.live.max_channels);
+    live.set_channel_memory_cap(config.ingest.max_channel_bytes.0);
     let blocking = Arc::new(BlockingStats::default());
     let grace = config.shutdown.grace_period;
     let (stop, stop_rx) = watch::channel(false);
@@ -114,7 +135,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             storage: storage.clone(),
             cache: cache.clone(),
             static_files: config.static_files.clone(),
-            vod: Vod::new(storage.clone(), cache.clone(), config.vod.clone()),
+            vod: Vod::new(storage.clone(), cache.clone(), config.vod.clone()).with_budget(bodies.clone()),
             live: live.clone(),
             blocking: blocking.clone(),
             public_url: config.edge.public_url.as_str().into(),
@@ -146,13 +167,18 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         ingest_addr = Some(std_listener.local_addr()?);
         let state = IngestState {
             live: live.clone(),
-            max_body_bytes: config.ingest.max_body_bytes.0,
-            held: config.ingest.hold_unauthenticated.then(Arc::default),
+            limits: UploadLimits {
+                max_body_bytes: config.ingest.max_body_bytes.0,
+                max_init_bytes: config.ingest.max_init_bytes.0,
+                max_playlist_bytes: config.ingest.max_playlist_bytes.0,
+                body_timeout: config.ingest.body_timeout,
+            },
+            budget: ByteBudget::new(config.ingest.max_total_bytes.0, Duration::ZERO),
         };
         let access = AccessLog { tier: "ingest", metrics: metrics.clone(), log: config.log.access };
         let router = ingest_router(state, access);
         let l = tokio::net::TcpListener::from_std(std_listener)?;
-        let limits = ConnectionLimits { peer_addresses: true, half_close: true, ..limits.clone() };
+        let limits = ConnectionLimits { half_close: true, ..limits.clone() };
         tasks.push(tokio::spawn(listener::serve("ingest", l, router, limits, stop_rx.clone(), grace)));
     }
 
@@ -174,6 +200,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
                 port: ingest_addr.map_or(config.ingest.addr.port(), |a| a.port()),
             },
             blocking: blocking.clone(),
+            allowed_hosts: config.api.allowed_hosts.clone().into(),
         };
         let access = AccessLog { tier: "api", metrics: metrics.clone(), log: config.log.access };
         let router = api_router(state, access);

@@ -1,5 +1,7 @@
 //! `CircuitBreaker`: after repeated storage failures, fail fast for a while instead of piling requests
-//! on a sick backend; then let one request through as a probe and recover on its success.
+//! on a sick backend; then let one request through as a probe and recover on its success. It also
+//! holds every call to a total deadline, so a hung backend costs a player seconds, not minutes, and
+//! each call that runs out of time counts as a failure.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -36,6 +38,22 @@ pub struct CircuitBreaker {
     state: Mutex<Inner>,
     threshold: u32,
     cooldown: Duration,
+    deadlines: Deadlines,
+}
+
+/// The longest a whole storage call may take, retries included.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    /// Reads, heads and listings: a player is waiting.
+    pub read: Duration,
+    /// Writes and deletes (live write-through, records): bigger bodies, nobody waiting.
+    pub write: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines { read: Duration::from_secs(3600), write: Duration::from_secs(3600) }
+    }
 }
 
 /// What a call may do.
@@ -52,7 +70,12 @@ impl CircuitBreaker {
             state: Mutex::new(Inner { state: BreakerState::Closed, failures: 0, open_until: Instant::now() }),
             threshold: threshold.max(1),
             cooldown,
+            deadlines: Deadlines::default(),
         }
+    }
+
+    pub fn with_deadlines(self, deadlines: Deadlines) -> Self {
+        CircuitBreaker { deadlines, ..self }
     }
 
     pub fn state(&self) -> BreakerState {
@@ -104,10 +127,27 @@ impl CircuitBreaker {
     where
         F: std::future::Future<Output = Result<T, StorageError>>,
     {
+        self.within(self.deadlines.read, f).await
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        F: std::future::Future<Output = Result<T, StorageError>>,
+    {
+        self.within(self.deadlines.write, f).await
+    }
+
+    async fn within<T, F>(&self, deadline: Duration, f: F) -> Result<T, StorageError>
+    where
+        F: std::future::Future<Output = Result<T, StorageError>>,
+    {
         match self.admit() {
             Admission::Refuse => Err(StorageError::Unavailable("storage circuit open after repeated failures".into())),
             Admission::Go | Admission::Probe => {
-                let result = f.await;
+                let result = match tokio::time::timeout(deadline, f).await {
+                    Ok(result) => result,
+                    Err(_) => Err(StorageError::Timeout(format!("no answer within {} ms", deadline.as_millis()))),
+                };
                 self.settle(&result);
                 result
             }
@@ -146,11 +186,11 @@ impl Storage for CircuitBreaker {
     }
 
     async fn put(&self, key: &StorageKey, body: Bytes) -> Result<(), StorageError> {
-        self.call(self.inner.put(key, body)).await
+        self.write(self.inner.put(key, body)).await
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
-        self.call(self.inner.delete(key)).await
+        self.write(self.inner.delete(key)).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
@@ -186,6 +226,12 @@ mod tests {
         }
         async fn head(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
+            if key.as_str() == "hang" {
+                std::future::pending::<()>().await;
+            }
+            if key.as_str() == "emfile" {
+                return Err(StorageError::Exhausted("descriptors".into()));
+            }
             if self.down.load(Ordering::SeqCst) {
                 Err(StorageError::Unavailable("down".into()))
             } else if key.as_str() == "missing" {
@@ -238,5 +284,25 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(60)).await;
         assert!(breaker.head(&key).await.is_ok());
         assert_eq!(breaker.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test]
+    async fn hung_calls_end_at_the_deadline_and_count_while_local_exhaustion_does_not() {
+        let flaky = Arc::new(Flaky::default());
+        let breaker = CircuitBreaker::new(flaky.clone(), 3, Duration::from_secs(60))
+            .with_deadlines(Deadlines { read: Duration::from_millis(30), write: Duration::from_secs(1) });
+        for _ in 0..10 {
+            assert!(matches!(
+                breaker.head(&StorageKey::parse("emfile").unwrap()).await,
+                Err(StorageError::Exhausted(_))
+            ));
+        }
+        assert_eq!(breaker.state(), BreakerState::Closed, "running out of descriptors is not the backend's fault");
+        let hang = StorageKey::parse("hang").unwrap();
+        let calls = (0..3).map(|_| breaker.head(&hang));
+        for result in futures_util::future::join_all(calls).await {
+            assert!(matches!(result, Err(StorageError::Timeout(_))));
+        }
+        assert_eq!(breaker.state(), BreakerState::Open, "parallel timeouts each count");
     }
 }

@@ -2,6 +2,10 @@
 
 use std::fmt;
 
+/// Where estuary keeps its own records (channel settings, key hashes, timelines). Like every key
+/// with a segment that starts with a dot, the edge never serves it ([`StorageKey::is_public`]).
+pub const RECORDS: &str = ".estuary";
+
 /// Longest key we accept, in bytes (S3's own limit).
 pub const MAX_KEY_LEN: usize = 1024;
 
@@ -61,6 +65,13 @@ impl StorageKey {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether the edge may serve this key: no segment is hidden (starts with a dot), so estuary's
+    /// records ([`RECORDS`]), temporary files and dot-files an operator left (`.git`, `.env`) are
+    /// never public.
+    pub fn is_public(&self) -> bool {
+        !self.0.split('/').any(|segment| segment.starts_with('.'))
     }
 
     /// The key of `name` in the same folder as this key (`a/b.m3u8` + `c.m4s` = `a/c.m4s`).
@@ -126,6 +137,16 @@ mod tests {
             assert_eq!(StorageKey::parse(raw), Err(want), "{raw:?}");
         }
         assert_eq!(StorageKey::parse(&"a".repeat(MAX_KEY_LEN + 1)), Err(KeyError::TooLong));
+    }
+
+    #[test]
+    fn hidden_segments_are_not_public() {
+        for private in [".estuary/live/channels.json", "a/.env", ".git/config", "x/.estuary-tmp-1-seg.m4s"] {
+            assert!(!StorageKey::parse(private).unwrap().is_public(), "{private}");
+        }
+        for public in ["live/news/1/v0/3.m4s", "sample/hls/master.m3u8", "a.b/c..d"] {
+            assert!(StorageKey::parse(public).unwrap().is_public(), "{public}");
+        }
     }
 
     #[test]

@@ -5,11 +5,13 @@ use std::io::{self, Read, Write};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 
+use super::budget::{ByteBudget, Charge};
 use super::{ListedObject, Object, ObjectMeta, Storage, StorageError, StorageKey};
 
 /// Prefix of the temporary files `put` writes before renaming them into place.
@@ -23,6 +25,23 @@ const TMP_PREFIX: &str = ".estuary-tmp-";
 #[derive(Debug)]
 pub struct LocalStorage {
     root: PathBuf,
+    /// Every body read is charged here before it is allocated.
+    budget: Arc<ByteBudget>,
+}
+
+/// A read's outcome on its blocking thread: done, or the budget had no room for `bytes` right now.
+enum Attempt<T> {
+    Done(T),
+    NeedsRoom(u64),
+}
+
+/// The charge for a body of `bytes`: the one awaited before this attempt if it is big enough, else
+/// one taken without waiting.
+fn take_charge(budget: &Arc<ByteBudget>, waited: Option<Charge>, bytes: u64) -> Option<Charge> {
+    match waited {
+        Some(c) if c.bytes() >= bytes.min(budget.limit()) => Some(c),
+        _ => budget.try_charge(bytes).ok(),
+    }
 }
 
 impl LocalStorage {
@@ -32,7 +51,12 @@ impl LocalStorage {
         if !root.is_dir() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a directory", root.display())));
         }
-        Ok(LocalStorage { root })
+        Ok(LocalStorage { root, budget: ByteBudget::unlimited() })
+    }
+
+    /// Charges every body read to `budget` (the process's in-flight byte budget).
+    pub fn with_budget(self, budget: Arc<ByteBudget>) -> Self {
+        LocalStorage { budget, ..self }
     }
 
     pub fn root(&self) -> &Path {
@@ -72,6 +96,23 @@ impl LocalStorage {
             .await
             .map_err(|e| StorageError::Io { key: key.to_string(), source: io::Error::other(e) })?
     }
+
+    /// Runs `read` on a blocking thread. It learns the body's size after opening and charges it
+    /// without waiting; when the budget is full, the charge is awaited here and the read runs again.
+    async fn charged<T, F>(&self, key: &StorageKey, read: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: Fn(&Path, &Arc<ByteBudget>, Option<Charge>) -> Result<Attempt<T>, StorageError> + Clone + Send + 'static,
+    {
+        let mut waited = None;
+        loop {
+            let (read, budget) = (read.clone(), self.budget.clone());
+            match self.blocking(key, move |root| read(root, &budget, waited)).await? {
+                Attempt::Done(value) => return Ok(value),
+                Attempt::NeedsRoom(bytes) => waited = Some(self.budget.charge(bytes).await?),
+            }
+        }
+    }
 }
 
 fn read_at(file: &File, key: &StorageKey, start: u64, len: usize) -> Result<Bytes, StorageError> {
@@ -91,7 +132,8 @@ fn prefix_folder(prefix: &str) -> Result<Option<StorageKey>, StorageError> {
 fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<ListedObject>) -> io::Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        // A prefix through a file ("a.mp4/x/") lists nothing; it is no storage failure.
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => return Ok(()),
         Err(e) => return Err(e),
     };
     for entry in entries {
@@ -150,34 +192,38 @@ impl Storage for LocalStorage {
 
     async fn get(&self, key: &StorageKey) -> Result<Object, StorageError> {
         let k = key.clone();
-        self.blocking(key, move |root| {
+        self.charged(key, move |root, budget, waited| {
             let (mut file, meta) = Self::open(root, &k)?;
+            let Some(charge) = take_charge(budget, waited, meta.size) else { return Ok(Attempt::NeedsRoom(meta.size)) };
             let mut body = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
             file.read_to_end(&mut body).map_err(|e| StorageError::io(&k, e))?;
             let meta = ObjectMeta { size: body.len() as u64, ..meta };
-            Ok(Object { body: body.into(), meta })
+            Ok(Attempt::Done(Object { body: charge.attach(body.into()), meta }))
         })
         .await
     }
 
     async fn get_range(&self, key: &StorageKey, range: Range<u64>) -> Result<Object, StorageError> {
         let k = key.clone();
-        self.blocking(key, move |root| {
+        self.charged(key, move |root, budget, waited| {
             let (file, meta) = Self::open(root, &k)?;
             let start = range.start.min(meta.size);
             let end = range.end.clamp(start, meta.size);
+            let Some(charge) = take_charge(budget, waited, end - start) else {
+                return Ok(Attempt::NeedsRoom(end - start));
+            };
             let len =
                 usize::try_from(end - start).map_err(|_| StorageError::io(&k, io::Error::other("range too large")))?;
-            let body = read_at(&file, &k, start, len)?;
-            Ok(Object { body, meta })
+            let body = charge.attach(read_at(&file, &k, start, len)?);
+            Ok(Attempt::Done(Object { body, meta }))
         })
         .await
     }
 
     /// One blocking task, one open and one buffer for all the ranges.
     async fn get_ranges(&self, key: &StorageKey, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, StorageError> {
-        let (k, ranges) = (key.clone(), ranges.to_vec());
-        self.blocking(key, move |root| {
+        let (k, ranges) = (key.clone(), Arc::new(ranges.to_vec()));
+        self.charged(key, move |root, budget, waited| {
             let (file, meta) = Self::open(root, &k)?;
             let clamped: Vec<Range<u64>> = ranges
                 .iter()
@@ -187,6 +233,7 @@ impl Storage for LocalStorage {
                 })
                 .collect();
             let total: u64 = clamped.iter().map(|r| r.end - r.start).sum();
+            let Some(charge) = take_charge(budget, waited, total) else { return Ok(Attempt::NeedsRoom(total)) };
             let total =
                 usize::try_from(total).map_err(|_| StorageError::io(&k, io::Error::other("ranges too large")))?;
             let mut buf = BytesMut::zeroed(total);
@@ -196,7 +243,7 @@ impl Storage for LocalStorage {
                 file.read_exact_at(&mut part, r.start).map_err(|e| StorageError::io(&k, e))?;
                 parts.push(part.freeze());
             }
-            Ok(parts)
+            Ok(Attempt::Done(charge.attach_all(parts)))
         })
         .await
     }

@@ -6,6 +6,7 @@
 //! bytes and failures for stats, metrics and health).
 
 pub mod breaker;
+pub mod budget;
 pub mod key;
 pub mod local;
 pub mod metered;
@@ -61,6 +62,10 @@ pub enum StorageError {
     Unavailable(String),
     #[error("storage timed out: {0}")]
     Timeout(String),
+    /// This process ran out of something (descriptors, memory, the in-flight byte budget): a 503 for
+    /// this request only, never a sign that the backend is down.
+    #[error("out of local resources: {0}")]
+    Exhausted(String),
 }
 
 impl StorageError {
@@ -69,11 +74,20 @@ impl StorageError {
         matches!(self, StorageError::Io { .. } | StorageError::Unavailable(_) | StorageError::Timeout(_))
     }
 
+    /// Classifies a filesystem error by where its fault lies. Errors the request's path caused
+    /// (no such file, a file used as a folder, a name too long, a loop, no permission) are "not
+    /// found"; running out of descriptors or memory is [`StorageError::Exhausted`]; only the rest
+    /// (EIO and the like) is the backend failing.
     pub(crate) fn io(key: &StorageKey, source: std::io::Error) -> Self {
         if source.kind() == std::io::ErrorKind::NotFound {
-            StorageError::NotFound(key.to_string())
-        } else {
-            StorageError::Io { key: key.to_string(), source }
+            return StorageError::NotFound(key.to_string());
+        }
+        match source.raw_os_error() {
+            Some(libc::ENOTDIR | libc::ENAMETOOLONG | libc::EINVAL | libc::ELOOP | libc::EISDIR | libc::EACCES) => {
+                StorageError::NotFound(key.to_string())
+            }
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM) => StorageError::Exhausted(format!("{key}: {source}")),
+            _ => StorageError::Io { key: key.to_string(), source },
         }
     }
 }
@@ -84,6 +98,12 @@ pub const RANGES_IN_FLIGHT: usize = 16;
 
 /// An object store. Keys are validated [`StorageKey`]s; every method is one
 /// logical operation against the backend.
+impl From<budget::OverBudget> for StorageError {
+    fn from(e: budget::OverBudget) -> Self {
+        StorageError::Exhausted(format!("in-flight bytes: {e}"))
+    }
+}
+
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// Short backend name for stats and metrics ("local", "s3").
@@ -123,4 +143,25 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Every object whose key starts with `prefix` (a plain string prefix, as in S3), sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classify(errno: i32) -> StorageError {
+        StorageError::io(&StorageKey::parse("a/b").unwrap(), std::io::Error::from_raw_os_error(errno))
+    }
+
+    #[test]
+    fn request_shaped_and_local_errors_are_not_outages() {
+        for errno in [libc::ENOENT, libc::ENOTDIR, libc::ENAMETOOLONG, libc::EINVAL, libc::ELOOP, libc::EACCES] {
+            assert!(matches!(classify(errno), StorageError::NotFound(_)), "errno {errno}");
+        }
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOMEM] {
+            let e = classify(errno);
+            assert!(matches!(e, StorageError::Exhausted(_)) && !e.is_outage(), "errno {errno}");
+        }
+        assert!(classify(libc::EIO).is_outage());
+    }
 }

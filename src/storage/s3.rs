@@ -2,6 +2,7 @@
 //! `ListObjectsV2`, with connect and per-attempt timeouts and bounded retries with jittered backoff.
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use bytes::Bytes;
 
+use super::budget::ByteBudget;
 use super::{ListedObject, Object, ObjectMeta, Storage, StorageError, StorageKey};
 use crate::config::S3Config;
 
@@ -25,9 +27,22 @@ pub struct S3Storage {
     /// Empty, or ends with `/`.
     prefix: String,
     max_reads_per_segment: usize,
+    /// Every body read is charged here before it is collected.
+    budget: Arc<ByteBudget>,
 }
 
 impl S3Storage {
+    /// Charges every body read to `budget` (the process's in-flight byte budget).
+    pub fn with_budget(self, budget: Arc<ByteBudget>) -> Self {
+        S3Storage { budget, ..self }
+    }
+
+    /// Collects a body of `length` bytes (as the response declared it) under a charge.
+    async fn collect(&self, key: &str, length: Option<i64>, body: ByteStream) -> Result<Bytes, StorageError> {
+        let charge = self.budget.charge(length.unwrap_or(0).max(0) as u64).await?;
+        Ok(charge.attach(collect(key, body).await?))
+    }
+
     /// Builds the client. Credentials come from the config when given, else from the standard AWS
     /// chain (environment, profile, web identity/IRSA, container or instance role).
     pub async fn new(cfg: &S3Config) -> S3Storage {
@@ -66,6 +81,7 @@ impl S3Storage {
             bucket: cfg.bucket.clone(),
             prefix,
             max_reads_per_segment: cfg.max_reads_per_segment.max(1),
+            budget: ByteBudget::unlimited(),
         }
     }
 
@@ -88,9 +104,15 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>
             let status = s.raw().status().as_u16();
             let code = s.err().code().unwrap_or("");
             match (status, code) {
-                (404, _) | (_, "NoSuchKey" | "NotFound") => StorageError::NotFound(key.to_owned()),
-                (429 | 500..=599, _) | (_, "SlowDown" | "ServiceUnavailable" | "InternalError") => {
+                (408 | 429 | 500..=599, _) | (_, "SlowDown" | "ServiceUnavailable" | "InternalError") => {
                     StorageError::Unavailable(context())
+                }
+                // Any other 4xx is shaped by the request (no such key, a key too long, access denied,
+                // which S3 answers for a missing key without ListBucket): the object is not there for
+                // this request, and the backend is fine.
+                (400..=499, _) => {
+                    tracing::debug!(error = %context(), "storage refused the request");
+                    StorageError::NotFound(key.to_owned())
                 }
                 _ => StorageError::Io { key: key.to_owned(), source: std::io::Error::other(context()) },
             }
@@ -137,7 +159,7 @@ impl Storage for S3Storage {
             modified: to_system_time(out.last_modified()),
             etag: out.e_tag().map(str::to_owned),
         };
-        let body = collect(&k, out.body).await?;
+        let body = self.collect(&k, out.content_length(), out.body).await?;
         Ok(Object { meta: ObjectMeta { size: body.len() as u64, ..meta }, body })
     }
 
@@ -161,7 +183,7 @@ impl Storage for S3Storage {
                     modified: to_system_time(out.last_modified()),
                     etag: out.e_tag().map(str::to_owned),
                 };
-                let body = collect(&k, out.body).await?;
+                let body = self.collect(&k, out.content_length(), out.body).await?;
                 Ok(Object { body, meta })
             }
             // A range that starts past the end: an empty read, as the trait promises.

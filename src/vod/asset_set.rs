@@ -14,6 +14,9 @@
 use serde::Deserialize;
 
 use crate::packaging::PackagingError;
+
+/// The largest asset-set JSON read (1 MiB: thousands of renditions).
+pub const MAX_BYTES: u64 = 1024 * 1024;
 use crate::storage::StorageKey;
 
 /// Most renditions one asset set may list.

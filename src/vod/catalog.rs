@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use futures_util::future::try_join_all;
 use moka::future::Cache;
 
-use super::asset_set::AssetSet;
+use super::asset_set::{self, AssetSet};
 use super::{VodError, source};
 use crate::config::VodConfig;
 use crate::packaging::PackagingError;
@@ -102,7 +102,15 @@ impl Catalog {
     async fn load_identity(&self, key: &StorageKey) -> Result<Arc<Identity>, VodError> {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         let (set, files) = if key.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
-            let json = self.storage.get(key).await?;
+            // Read with a cap: an asset set is a short list of files, never worth gigabytes of memory.
+            let json = self.storage.get_range(key, 0..asset_set::MAX_BYTES + 1).await?;
+            if json.meta.size > asset_set::MAX_BYTES {
+                return Err(VodError::Packaging(PackagingError::BadAssetSet(format!(
+                    "{} bytes; an asset set may have at most {}",
+                    json.meta.size,
+                    asset_set::MAX_BYTES
+                ))));
+            }
             hasher.update(&json.body);
             let set = AssetSet::parse(key, &json.body)?;
             let mut files: Vec<StorageKey> = Vec::new();

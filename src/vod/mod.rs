@@ -20,6 +20,7 @@ pub use object::{VodKey, VodObject};
 use crate::cache::{CacheKey, CacheOutcome, CachedObject, SegmentCache};
 use crate::config::VodConfig;
 use crate::packaging::PackagingError;
+use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageError, StorageKey};
 
 /// Why a VOD request failed.
@@ -49,11 +50,18 @@ pub struct Vod {
     catalog: Catalog,
     cache: SegmentCache,
     config: VodConfig,
+    /// Segments being muxed are charged here (the process's in-flight byte budget).
+    budget: Arc<ByteBudget>,
 }
 
 impl Vod {
     pub fn new(storage: Arc<dyn Storage>, cache: SegmentCache, config: VodConfig) -> Self {
-        Vod { catalog: Catalog::new(storage.clone(), config.clone()), storage, cache, config }
+        let catalog = Catalog::new(storage.clone(), config.clone());
+        Vod { catalog, storage, cache, config, budget: ByteBudget::unlimited() }
+    }
+
+    pub fn with_budget(self, budget: Arc<ByteBudget>) -> Self {
+        Vod { budget, ..self }
     }
 
     pub fn config(&self) -> &VodConfig {
@@ -73,7 +81,7 @@ impl Vod {
         let asset = self.catalog.resolve(asset_key).await?;
         object.check(&asset.presentation)?;
         let key = CacheKey::Vod(VodKey { asset: asset_key.clone(), version: asset.version, object });
-        let load = object::build(self.storage.clone(), asset, object, self.config.clone());
+        let load = object::build(self.storage.clone(), asset, object, self.config.clone(), self.budget.clone());
         let outage = |e: &VodError| matches!(e, VodError::Storage(s) if s.is_outage());
         self.cache.get_or_load(key, load, outage).await.map_err(|e| (*e).clone())
     }

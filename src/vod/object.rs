@@ -10,6 +10,7 @@ use crate::cache::CachedObject;
 use crate::config::VodConfig;
 use crate::packaging::presentation::{Presentation, RenditionId};
 use crate::packaging::{dash, hls};
+use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageKey};
 
 /// One object of an asset, as named in its URL (`/vod/{asset}/{object}`).
@@ -100,6 +101,7 @@ pub async fn build(
     asset: Arc<Asset>,
     object: VodObject,
     config: VodConfig,
+    budget: Arc<ByteBudget>,
 ) -> Result<CachedObject, VodError> {
     let p = &asset.presentation;
     let rendition = |r: RenditionId| p.rendition(r).ok_or(VodError::NotFound);
@@ -110,7 +112,8 @@ pub async fn build(
         VodObject::Init(r) => segment::init_segment(&asset, rendition(r)?),
         VodObject::Segment(r, n) => {
             let index = n as usize - hls::FIRST_SEGMENT_NUMBER;
-            segment::media_segment(storage.as_ref(), &asset, rendition(r)?, index, config.read_gap_bytes.0).await?
+            let r = rendition(r)?;
+            segment::media_segment(storage.as_ref(), &budget, &asset, r, index, config.read_gap_bytes.0).await?
         }
     };
     let object = CachedObject::new(body, object.content_type(), asset.last_modified).with_ttl(Some(config.max_age));

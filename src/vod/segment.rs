@@ -6,8 +6,10 @@ use crate::packaging::fmp4::{self, FragmentSamples, InitTrack, SampleFlags};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::Rendition;
 use crate::packaging::reads;
-use crate::storage::Storage;
+use crate::storage::budget::ByteBudget;
+use crate::storage::{Storage, StorageError};
 use bytes::Bytes;
+use std::sync::Arc;
 
 pub fn init_segment(asset: &Asset, r: &Rendition) -> Bytes {
     let (source, track) = asset.track(r);
@@ -17,6 +19,7 @@ pub fn init_segment(asset: &Asset, r: &Rendition) -> Bytes {
 /// Media segment `index` (0-based) of rendition `r`.
 pub async fn media_segment(
     storage: &dyn Storage,
+    budget: &Arc<ByteBudget>,
     asset: &Asset,
     r: &Rendition,
     index: usize,
@@ -52,5 +55,8 @@ pub async fn media_segment(
         cts: (!s.cts.is_empty()).then(|| &s.cts[range.clone()]),
         flags,
     };
-    Ok(fmp4::write_segment(&fragment, &payload))
+    // The muxed copy is charged before it is written; the samples read are released when it is done.
+    let payload_bytes: u64 = sizes.iter().map(|&s| u64::from(s)).sum();
+    let charge = budget.charge(payload_bytes + 64 * sizes.len() as u64 + 1024).await.map_err(StorageError::from)?;
+    Ok(charge.attach(fmp4::write_segment(&fragment, &payload)))
 }

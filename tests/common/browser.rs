@@ -13,7 +13,7 @@ const PAGE: &str = include_str!("../browser/player.html");
 
 /// Where `./scripts/test` puts the npm packages (hls.js, dash.js).
 fn players_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-players/node_modules")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/node_modules")
 }
 
 fn script(name: &str) -> Option<Vec<u8>> {
@@ -22,10 +22,9 @@ fn script(name: &str) -> Option<Vec<u8>> {
         "/dash.all.min.js" => players_dir().join("dashjs/dist/dash.all.min.js"),
         _ => return None,
     };
-    Some(
-        std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (./scripts/test installs it with npm)", path.display())),
-    )
+    Some(std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("{}: {e} (./scripts/test installs it: npm ci --prefix tests/browser)", path.display())
+    }))
 }
 
 /// Serves the player page and scripts on loopback (a different origin from the edge, as a real site

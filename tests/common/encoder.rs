@@ -11,9 +11,8 @@ pub struct Push {
     pub ts: bool,
     /// Sine frequency, so restarts produce different bytes.
     pub tone: u32,
-    /// Send the credentials up front (`-headers "Authorization: Basic ..."`) on a new connection per
-    /// upload, instead of relying on ffmpeg's 401 handshake over a persistent connection. This is
-    /// what survives a server restart: ffmpeg does not reconnect a broken persistent connection.
+    /// Send the stream key in an `Authorization: Basic` header on a plain ingest URL, instead of in
+    /// the URL's path (the ingest URL the API hands out).
     pub preemptive_auth: bool,
 }
 
@@ -29,10 +28,15 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Two variants (320x180 and 160x90), each muxed with AAC, 2 s GOPs and segments,
-    /// credentials in the URL as an operator would write them.
+    /// Two variants (320x180 and 160x90), each muxed with AAC, 2 s GOPs and segments, pushed to
+    /// the ingest URL as an operator pastes it (the stream key in its path), with ffmpeg's defaults
+    /// (no `-http_persistent`).
     pub fn start(ingest: SocketAddr, channel: &str, token: &str, push: Push) -> Encoder {
-        let base = format!("http://{channel}:{token}@{ingest}/ingest/{channel}");
+        let base = if push.preemptive_auth {
+            format!("http://{ingest}/ingest/{channel}")
+        } else {
+            format!("http://{ingest}/ingest/{channel}/{token}")
+        };
         let seconds = push.seconds.to_string();
         let video = "testsrc2=size=320x180:rate=25".to_owned();
         let audio = format!("sine=frequency={}:sample_rate=48000", push.tone);
@@ -71,8 +75,6 @@ impl Encoder {
         args.extend(["-hls_segment_type", kind, "-method", "PUT", "-ignore_io_errors", "1"]);
         if push.preemptive_auth {
             args.extend(["-http_persistent", "0", "-headers", &header]);
-        } else {
-            args.extend(["-http_persistent", "1"]);
         }
         args.extend(["-var_stream_map", "v:0,a:0 v:1,a:1", "-master_pl_name", "master.m3u8"]);
         args.extend(["-hls_segment_filename", &segment_name, &playlist]);
