@@ -59,14 +59,14 @@ ESTUARY_LOG_ACCESS=false ESTUARY_LOG_LEVEL=warn "$ESTUARY" serve --edge-addr "12
 for _ in $(seq 100); do curl -fs -o /dev/null "$EDGE/healthz" && break; sleep 0.1; done
 
 json() { python3 -c "import json,sys; r=json.load(sys.stdin); print($1)"; }
-TOKEN=$(curl -fs -X POST -H 'Content-Type: application/json' \
-  -d '{"id": "kick", "target_duration": "2s", "window": "30s", "dvr": "10m"}' "$API/api/v1/channels" | json 'r["token"]')
+# The ingest URL the API hands out carries the stream key in its path.
+INGEST_URL=$(curl -fs -X POST -H 'Content-Type: application/json' \
+  -d '{"id": "kick", "target_duration": "2s", "window": "30s", "dvr": "10m"}' "$API/api/v1/channels" | json 'r["ingest_url"]')
 
 ffmpeg -hide_banner -loglevel error -re -i "$WORK/source.mp4" -map 0:v:0 -map 0:a -map 0:v:1 -map 0:a -c copy \
-  -f hls -hls_time 2 -hls_segment_type fmp4 -method PUT -http_persistent 1 \
-  -headers "Authorization: Basic $(printf 'kick:%s' "$TOKEN" | base64 -w0)" \
+  -f hls -hls_time 2 -hls_segment_type fmp4 -method PUT \
   -var_stream_map "v:0,a:0 v:1,a:1" -master_pl_name master.m3u8 \
-  -hls_segment_filename "$INGEST/ingest/kick/v%v/seg_%05d.m4s" "$INGEST/ingest/kick/v%v/index.m3u8" \
+  -hls_segment_filename "${INGEST_URL}v%v/seg_%05d.m4s" "${INGEST_URL}v%v/index.m3u8" \
   </dev/null & PIDS+=($!)
 
 # Players join once the channel has a few segments, as they would after the stream is announced.

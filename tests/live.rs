@@ -252,7 +252,8 @@ async fn ingest_refuses_what_it_must_and_changes_nothing() {
         put("/ingest/news/v0/init.mp4", asset("init.mp4"), Some("Bearer wrong-token-xxxxxxxx".into())).await.status,
         401
     );
-    assert_eq!(put("/ingest/nope/v0/init.mp4", asset("init.mp4"), Some(auth.clone())).await.status, 404);
+    // Whether a channel exists is told to no one without its key.
+    assert_eq!(put("/ingest/nope/v0/init.mp4", asset("init.mp4"), Some(auth.clone())).await.status, 401);
 
     assert_eq!(put("/ingest/news/v0/init.mp4", asset("init.mp4"), Some(auth.clone())).await.status, 201);
     assert_eq!(put("/ingest/news/v0/seg_000.m4s", asset("seg_000.m4s"), Some(auth.clone())).await.status, 201);

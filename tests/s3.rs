@@ -195,7 +195,8 @@ async fn live_segments_go_to_the_bucket_and_the_recording_plays_from_it() {
     let objects = s3.list("live/s3live/").await.unwrap();
     let segments = objects.iter().filter(|o| o.key.as_str().ends_with(".m4s")).count();
     assert!(segments >= 12, "{segments} segments in the bucket");
-    assert!(objects.iter().any(|o| o.key.as_str().ends_with("timeline.json")));
+    let records = s3.list(".estuary/live/s3live/").await.unwrap();
+    assert!(records.iter().any(|o| o.key.as_str().ends_with("timeline.json")), "{records:?}");
     drop(s);
 
     // A new estuary on the same bucket: the ended channel and its recording come from S3.

@@ -29,7 +29,7 @@ fn assets() -> PathBuf {
 async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();
@@ -112,7 +112,7 @@ async fn live_players_with_blocking_reload_see_no_errors() {
     )
     .await;
     assert!(created.starts_with("HTTP/1.1 201"), "{created}");
-    let base = format!("http://load:{token}@{}/ingest/load", s.ingest_addr.unwrap());
+    let base = format!("http://{}/ingest/load/{token}", s.ingest_addr.unwrap());
     let mut ffmpeg = Command::new("ffmpeg")
         .args([
             "-hide_banner",
@@ -127,7 +127,7 @@ async fn live_players_with_blocking_reload_see_no_errors() {
             "16",
         ])
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
-        .args(["-f", "hls", "-hls_time", "2", "-hls_segment_type", "fmp4", "-method", "PUT", "-http_persistent", "1"])
+        .args(["-f", "hls", "-hls_time", "2", "-hls_segment_type", "fmp4", "-method", "PUT"])
         .arg(format!("{base}/v0/index.m3u8"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())

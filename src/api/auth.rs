@@ -29,11 +29,13 @@ pub async fn require_token(State(state): State<ApiState>, request: Request) -> R
 /// Refuses a `Host` that names a host this API was not told about: a web page whose name was
 /// rebound to this address (DNS rebinding) cannot drive the API from a browser.
 pub async fn require_known_host(State(state): State<ApiState>, request: Request) -> Result<Request, ApiError> {
-    match request.headers().get(HOST).map(|h| h.to_str()) {
-        None => Ok(request),
-        Some(Ok(host)) if host_allowed(host, &state.allowed_hosts) => Ok(request),
-        Some(_) => Err(ApiError::MisdirectedHost),
-    }
+    // Every `Host` the request carries must pass (a second one must not smuggle a name in).
+    let known = request
+        .headers()
+        .get_all(HOST)
+        .iter()
+        .all(|h| h.to_str().is_ok_and(|host| host_allowed(host, &state.allowed_hosts)));
+    if known { Ok(request) } else { Err(ApiError::MisdirectedHost) }
 }
 
 /// IP literals (no name to rebind), `localhost` and its subdomains, and the configured names, each

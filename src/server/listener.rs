@@ -2,7 +2,6 @@
 //! send-progress timeout, keep-alive, and a graceful drain that tells clients to reconnect.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +21,10 @@ use super::progress::ProgressStream;
 
 /// What a connection past the cap gets before it is closed.
 const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 34\r\nRetry-After: 1\r\nCache-Control: no-store\r\nConnection: close\r\n\r\ntoo many connections; retry later\n";
+
+/// How long connections admitted at the very end get to have their request read before idle ones
+/// are closed.
+const LAST_REQUESTS: Duration = Duration::from_millis(200);
 
 /// Pending connections the kernel keeps per listener (a burst of players connecting at once).
 pub const BACKLOG: u32 = 4096;
@@ -80,39 +83,47 @@ pub async fn serve<S>(
         let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
     };
     tokio::pin!(stopped);
+    let admit = |stream: tokio::net::TcpStream| {
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // One non-blocking write of a canned answer, then close: a full server spends nothing
+            // more on it.
+            let _ = stream.try_write(OVER_CAPACITY);
+            tracing::warn!(tier, max = limits.max_connections, "connection refused: at the connection limit");
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(ProgressStream::new(stream, limits.send_timeout));
+        let connection = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(service.clone())));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(tier, error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    };
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _peer): (_, SocketAddr) = match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(tier, error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                };
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    // One non-blocking write of a canned answer, then close: a full server spends
-                    // nothing more on it.
-                    let _ = stream.try_write(OVER_CAPACITY);
-                    tracing::warn!(tier, max = limits.max_connections, "connection refused: at the connection limit");
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let io = TokioIo::new(ProgressStream::new(stream, limits.send_timeout));
-                let connection = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(service.clone())));
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(tier, error = %e, "connection ended with an error");
-                    }
-                    drop(slot);
-                });
-            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => admit(stream),
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(tier, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
             () = &mut stopped => break,
         }
     }
+    // Connections the kernel completed but we had not accepted yet would be reset when the
+    // listener closes, after their client sent a request: take them in and answer them. (Load
+    // balancers stop opening connections during the drain delay, so these are stragglers.)
+    while let Ok(Ok((stream, _))) = tokio::time::timeout(Duration::from_millis(1), listener.accept()).await {
+        admit(stream);
+    }
     drop(listener);
+    // A connection just admitted has not read its request yet, and a graceful shutdown would close
+    // it as idle: give those a moment to be read (their answers say `Connection: close`).
+    tokio::time::sleep(LAST_REQUESTS).await;
     tracing::info!(tier, addr = ?addr, "stopped accepting; draining connections");
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!(tier, "all connections closed"),
