@@ -45,7 +45,7 @@ impl Channel {
             window: Duration::from_secs(SEGMENT_SECS * WINDOW_SEGMENTS),
             ..Default::default()
         };
-        let handle = registry.create("bench", settings, None).await.unwrap();
+        let (handle, _key) = registry.create("bench", settings, None).await.unwrap();
         let mut channel = Channel { _dir: dir, handle, next: 0 };
         channel.put("v0/init_0.mp4", INIT).await;
         for _ in 0..WINDOW_SEGMENTS + 5 {

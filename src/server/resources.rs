@@ -15,9 +15,9 @@ pub fn raise_descriptor_limit() -> std::io::Result<u64> {
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        return Ok(raised.rlim_cur as u64);
+        return Ok(raised.rlim_cur);
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }
 
 /// Keeps glibc's mmap threshold fixed at 1 MiB: segment-sized buffers are mapped and unmapped on
@@ -39,6 +39,6 @@ mod tests {
         let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
         assert_eq!(limit.rlim_cur, limit.rlim_max);
-        assert_eq!(now, limit.rlim_cur as u64);
+        assert_eq!(now, limit.rlim_cur);
     }
 }
