@@ -52,12 +52,15 @@ async fn hls_js_and_dash_js_play_a_live_channel() {
     let mut config = test_config();
     config.storage.root = dir.path().to_owned();
     let s = TestServer::start(config).await;
-    let token = "browser-test-token-0123456789";
-    let body = format!(r#"{{"id":"cup","token":"{token}","target_duration":"2s","window":"12s"}}"#);
-    let r =
-        send_body(s.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
+    let body = br#"{"id":"cup","target_duration":"2s","window":"12s"}"#;
+    let r = send_body(s.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body).await;
     assert_eq!(r.status, 201, "{}", r.text());
-    let _encoder = Encoder::start(s.ingest, "cup", token, Push { seconds: 60, ..Push::default() });
+    // ffmpeg pushes to the ingest URL the API handed out (the generated key in its path), with no
+    // -http_persistent and no credentials anywhere else; dash.js resolves the MPD's relative UTCTiming.
+    let created: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let key = created["stream_key"].as_str().unwrap();
+    assert_eq!(created["ingest_url"], format!("http://127.0.0.1:{}/ingest/cup/{key}/", s.ingest.port()));
+    let _encoder = Encoder::start(s.ingest, "cup", key, Push { seconds: 60, ..Push::default() });
     // Players join once the live window holds a few segments, as after a stream is announced.
     let mut segments = 0;
     for _ in 0..100 {

@@ -46,6 +46,17 @@ async fn push(ingest: SocketAddr, prefix: &str, headers: &[(&str, &str)], status
     }
 }
 
+/// A server on its own storage folder, with channel `news` live (one rendition, one segment).
+async fn server_with_a_live_channel() -> (tempfile::TempDir, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config();
+    config.storage.root = dir.path().to_owned();
+    let s = TestServer::start(config).await;
+    create_channel(s.api, "news").await;
+    push(s.ingest, &format!("/ingest/news/{KEY}/v0"), &[], 201).await;
+    (dir, s)
+}
+
 fn files_below(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -162,12 +173,7 @@ async fn an_upload_without_valid_credentials_changes_nothing_ever() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_mpd_never_carries_a_requests_host() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config();
-    config.storage.root = dir.path().to_owned();
-    let s = TestServer::start(config).await;
-    create_channel(s.api, "news").await;
-    push(s.ingest, &format!("/ingest/news/{KEY}/v0"), &[], 201).await;
+    let (_dir, s) = server_with_a_live_channel().await;
     let poisoned =
         request(s.edge, "GET", "/live/news/manifest.mpd", &[("Host", "evil.example"), ("X-Forwarded-Proto", "https")])
             .await;
@@ -182,12 +188,7 @@ async fn the_live_mpd_never_carries_a_requests_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purging_a_channel_leaves_nothing_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config();
-    config.storage.root = dir.path().to_owned();
-    let s = TestServer::start(config).await;
-    create_channel(s.api, "news").await;
-    push(s.ingest, &format!("/ingest/news/{KEY}/v0"), &[], 201).await;
+    let (dir, s) = server_with_a_live_channel().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(request(s.api, "DELETE", "/api/v1/channels/news?purge=true", &[]).await.status, 204);
     tokio::time::sleep(Duration::from_millis(1500)).await;
