@@ -324,3 +324,89 @@ fn a_strict_keep_alive_client_loses_no_request_through_sigterm() {
         assert_eq!(lost, 0, "{lost} requests lost ({answered} answered)");
     }
 }
+
+/// Local storage whose first `failures` writes of live segments fail as an outage would.
+struct Flaky {
+    inner: LocalStorage,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait]
+impl Storage for Flaky {
+    fn backend(&self) -> &'static str {
+        "flaky"
+    }
+    async fn probe(&self) -> Result<(), StorageError> {
+        self.inner.probe().await
+    }
+    async fn get(&self, key: &StorageKey) -> Result<Object, StorageError> {
+        self.inner.get(key).await
+    }
+    async fn get_range(&self, key: &StorageKey, range: Range<u64>) -> Result<Object, StorageError> {
+        self.inner.get_range(key, range).await
+    }
+    async fn head(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError> {
+        self.inner.head(key).await
+    }
+    async fn put(&self, key: &StorageKey, body: Bytes) -> Result<(), StorageError> {
+        let segment = key.as_str().starts_with("live/") && key.as_str().ends_with(".m4s");
+        if segment && self.failures.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            self.failures.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(StorageError::Unavailable("injected outage".into()));
+        }
+        self.inner.put(key, body).await
+    }
+    async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
+        self.inner.list(prefix).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_write_through_retries_until_the_segment_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config();
+    config.storage.root = dir.path().to_owned();
+    config.storage.breaker_threshold = 100;
+    let flaky = Flaky { inner: LocalStorage::new(dir.path()).unwrap(), failures: 4.into() };
+    let s = TestServer::start_with(config, Some(Arc::new(flaky))).await;
+    let body = format!(r#"{{"id":"news","stream_key":"{KEY}","target_duration":"4s","window":"12s"}}"#);
+    let r =
+        send_body(s.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let hls = common::assets_dir().join("sample/hls");
+    let playlist = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:4.0,\nseg_000.m4s\n";
+    for (name, body) in [
+        ("init.mp4", std::fs::read(hls.join("init.mp4")).unwrap()),
+        ("seg_000.m4s", std::fs::read(hls.join("seg_000.m4s")).unwrap()),
+        ("index.m3u8", playlist.as_bytes().to_vec()),
+    ] {
+        let r = send_body(s.ingest, "PUT", &format!("/ingest/news/{KEY}/v0/{name}"), &[], &body).await;
+        assert_eq!(r.status, 201, "{name}: {}", r.text());
+    }
+    // The segment's first writes fail; it is written all the same, and the metrics say so.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stored = loop {
+        let stored: Vec<_> = std::fs::read_dir(dir.path().join("live/news"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|epoch| std::fs::read_dir(epoch.path().join("v0")).into_iter().flatten().flatten())
+            .filter(|f| f.file_name().to_string_lossy().ends_with(".m4s"))
+            .collect();
+        if !stored.is_empty() || Instant::now() > deadline {
+            break stored.len();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(stored, 1, "the segment never reached storage");
+    let metrics = get(s.api, "/metrics").await.text();
+    let retries: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("estuary_live_write_retries_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(retries >= 1.0, "{metrics}");
+}
