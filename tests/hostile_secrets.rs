@@ -198,7 +198,9 @@ async fn purging_a_channel_leaves_nothing_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_plane_is_closed_to_strangers() {
+    let dir = tempfile::tempdir().unwrap();
     let mut config = test_config();
+    config.storage.root = dir.path().to_owned();
     config.live.max_channels = 1;
     let s = TestServer::start(config).await;
     // DNS rebinding: a page on another name that resolves here gets nothing.
