@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use common::client::{get, send_body};
+use common::live_push::{create_channel, push_sample, sample_hls};
 use common::process::Estuary;
-use common::{TestServer, test_config};
+use common::{TestServer, test_config, test_config_in};
 use estuary::config::ByteSize;
 use estuary::storage::local::LocalStorage;
 use estuary::storage::{ListedObject, Object, ObjectMeta, Storage, StorageError, StorageKey};
@@ -84,8 +85,7 @@ async fn a_hung_storage_answers_every_waiting_player_at_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("hang")).unwrap();
     std::fs::write(dir.path().join("hang/seg.m4s"), b"never read").unwrap();
-    let mut config = test_config();
-    config.storage.root = dir.path().to_owned();
+    let mut config = test_config_in(dir.path());
     config.storage.deadline = Duration::from_millis(500);
     config.storage.breaker_threshold = 100;
     let storage: Arc<dyn Storage> = Arc::new(Hung(LocalStorage::new(dir.path()).unwrap()));
@@ -101,18 +101,15 @@ async fn a_hung_storage_answers_every_waiting_player_at_the_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_holds_nothing_without_bound_and_stalled_bodies_get_408() {
-    let mut config = test_config();
     let dir = tempfile::tempdir().unwrap();
-    config.storage.root = dir.path().to_owned();
+    let mut config = test_config_in(dir.path());
     config.ingest.body_timeout = Duration::from_millis(800);
     config.ingest.max_init_bytes = ByteSize(64 * 1024);
     config.ingest.max_channel_bytes = ByteSize(400 * 1024);
     config.ingest.max_total_bytes = ByteSize(MIB);
     let s = TestServer::start(config).await;
-    let body = format!(r#"{{"id":"news","stream_key":"{KEY}","target_duration":"4s","window":"12s"}}"#);
-    let r =
-        send_body(s.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
-    assert_eq!(r.status, 201);
+    create_channel(s.api, &format!(r#"{{"id":"news","stream_key":"{KEY}","target_duration":"4s","window":"12s"}}"#))
+        .await;
 
     // Stalled bodies: three hold 900 KiB of the 1 MiB budget between them, so a fourth is refused at
     // once; each stalled one gets 408 when it stops sending, and its bytes are free again.
@@ -128,7 +125,7 @@ async fn ingest_holds_nothing_without_bound_and_stalled_bodies_get_408() {
         stalled.push(stream);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let seg = std::fs::read(common::assets_dir().join("sample/hls/seg_000.m4s")).unwrap();
+    let seg = sample_hls("seg_000.m4s");
     let refused = send_body(s.ingest, "PUT", &format!("/ingest/news/{KEY}/v0/seg_9.m4s"), &[], &seg).await;
     assert_eq!(refused.status, 413, "{}", refused.text());
     for mut stream in stalled {
@@ -141,8 +138,7 @@ async fn ingest_holds_nothing_without_bound_and_stalled_bodies_get_408() {
     // Size caps by kind, and a cap on what one channel keeps in memory.
     let put = |path: String, body: Vec<u8>| async move { send_body(s.ingest, "PUT", &path, &[], &body).await.status };
     assert_eq!(put(format!("/ingest/news/{KEY}/v0/init.mp4"), vec![0u8; 65 * 1024]).await, 413);
-    let init = std::fs::read(common::assets_dir().join("sample/hls/init.mp4")).unwrap();
-    assert_eq!(put(format!("/ingest/news/{KEY}/v0/init.mp4"), init).await, 201);
+    assert_eq!(put(format!("/ingest/news/{KEY}/v0/init.mp4"), sample_hls("init.mp4")).await, 201);
     assert_eq!(put(format!("/ingest/news/{KEY}/v0/seg_000.m4s"), seg.clone()).await, 201);
     assert_eq!(put(format!("/ingest/news/{KEY}/v0/seg_001.m4s"), seg).await, 413, "past the channel's memory cap");
 }
@@ -367,34 +363,19 @@ impl Storage for Flaky {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_write_through_retries_until_the_segment_is_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config();
-    config.storage.root = dir.path().to_owned();
+    let mut config = test_config_in(dir.path());
     config.storage.breaker_threshold = 100;
     let flaky = Flaky { inner: LocalStorage::new(dir.path()).unwrap(), failures: 4.into() };
     let s = TestServer::start_with(config, Some(Arc::new(flaky))).await;
-    let body = format!(r#"{{"id":"news","stream_key":"{KEY}","target_duration":"4s","window":"12s"}}"#);
-    let r =
-        send_body(s.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let hls = common::assets_dir().join("sample/hls");
-    let playlist = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:4.0,\nseg_000.m4s\n";
-    for (name, body) in [
-        ("init.mp4", std::fs::read(hls.join("init.mp4")).unwrap()),
-        ("seg_000.m4s", std::fs::read(hls.join("seg_000.m4s")).unwrap()),
-        ("index.m3u8", playlist.as_bytes().to_vec()),
-    ] {
-        let r = send_body(s.ingest, "PUT", &format!("/ingest/news/{KEY}/v0/{name}"), &[], &body).await;
-        assert_eq!(r.status, 201, "{name}: {}", r.text());
-    }
+    create_channel(s.api, &format!(r#"{{"id":"news","stream_key":"{KEY}","target_duration":"4s","window":"12s"}}"#))
+        .await;
+    push_sample(s.ingest, &format!("/ingest/news/{KEY}/v0"), &[], 201).await;
     // The segment's first writes fail; it is written all the same, and the metrics say so.
     let deadline = Instant::now() + Duration::from_secs(30);
     let stored = loop {
-        let stored: Vec<_> = std::fs::read_dir(dir.path().join("live/news"))
+        let stored: Vec<String> = common::files_below(&dir.path().join("live/news"))
             .into_iter()
-            .flatten()
-            .flatten()
-            .flat_map(|epoch| std::fs::read_dir(epoch.path().join("v0")).into_iter().flatten().flatten())
-            .filter(|f| f.file_name().to_string_lossy().ends_with(".m4s"))
+            .filter(|f| f.contains("/v0/") && f.ends_with(".m4s"))
             .collect();
         if !stored.is_empty() || Instant::now() > deadline {
             break stored.len();

@@ -4,78 +4,33 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use common::client::{get, request, send_body};
+use common::live_push::{self, push_sample as push, sample_hls as asset};
 use common::process::Estuary;
-use common::{TestServer, test_config};
+use common::{TestServer, files_below, test_config_in};
 
 const KEY: &str = "hostile-stream-key-0123456789";
 
 async fn create_channel(api: SocketAddr, id: &str) -> serde_json::Value {
-    let body = format!(r#"{{"id":"{id}","stream_key":"{KEY}","target_duration":"2s","window":"10s"}}"#);
-    let r = send_body(api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    serde_json::from_slice(&r.body).unwrap()
-}
-
-fn asset(name: &str) -> Vec<u8> {
-    std::fs::read(common::assets_dir().join("sample/hls").join(name)).unwrap()
-}
-
-fn playlist(names: &[&str]) -> Vec<u8> {
-    let mut p =
-        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-MAP:URI=\"init.mp4\"\n"
-            .to_owned();
-    for n in names {
-        p.push_str(&format!("#EXTINF:4.0,\n{n}\n"));
-    }
-    p.into_bytes()
-}
-
-/// Pushes one rendition with one segment under `prefix` (`/ingest/news/KEY/v0`), expecting `status` each time.
-async fn push(ingest: SocketAddr, prefix: &str, headers: &[(&str, &str)], status: u16) {
-    for (name, body) in [
-        ("init.mp4", asset("init.mp4")),
-        ("seg_000.m4s", asset("seg_000.m4s")),
-        ("index.m3u8", playlist(&["seg_000.m4s"])),
-    ] {
-        let r = send_body(ingest, "PUT", &format!("{prefix}/{name}"), headers, &body).await;
-        assert_eq!(r.status, status, "PUT {prefix}/{name}: {}", r.text());
-    }
+    let json = format!(r#"{{"id":"{id}","stream_key":"{KEY}","target_duration":"2s","window":"10s"}}"#);
+    live_push::create_channel(api, &json).await
 }
 
 /// A server on its own storage folder, with channel `news` live (one rendition, one segment).
 async fn server_with_a_live_channel() -> (tempfile::TempDir, TestServer) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config();
-    config.storage.root = dir.path().to_owned();
-    let s = TestServer::start(config).await;
+    let s = TestServer::start(test_config_in(dir.path())).await;
     create_channel(s.api, "news").await;
     push(s.ingest, &format!("/ingest/news/{KEY}/v0"), &[], 201).await;
     (dir, s)
 }
 
-fn files_below(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_below(&path));
-        } else {
-            out.push(path.display().to_string());
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_edge_never_serves_records_and_no_one_sees_a_stream_key_twice() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config();
-    config.storage.root = dir.path().to_owned();
-    let s = TestServer::start(config).await;
+    let s = TestServer::start(test_config_in(dir.path())).await;
     let created = create_channel(s.api, "news").await;
     assert_eq!(created["stream_key"], KEY);
     assert!(created["ingest_url"].as_str().unwrap().ends_with(&format!("/ingest/news/{KEY}/")));
@@ -133,9 +88,7 @@ async fn records_from_before_are_moved_out_of_reach_and_their_keys_hashed() {
         r#"{{"id":"news","token":"{KEY}","settings":{{"window":"10s","dvr":"1h","target_duration":"2s","idle_timeout":"30s"}},"created_ms":1700000000000}}"#
     );
     std::fs::write(live.join("channel.json"), old).unwrap();
-    let mut config = test_config();
-    config.storage.root = dir.path().to_owned();
-    let s = TestServer::start(config).await;
+    let s = TestServer::start(test_config_in(dir.path())).await;
     assert!(!live.join("channel.json").exists() && !dir.path().join("live/channels.json").exists());
     assert_eq!(get(s.edge, "/static/live/news/channel.json").await.status, 404);
     for file in files_below(dir.path()) {
@@ -148,9 +101,7 @@ async fn records_from_before_are_moved_out_of_reach_and_their_keys_hashed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_without_valid_credentials_changes_nothing_ever() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config();
-    config.storage.root = dir.path().to_owned();
-    let s = TestServer::start(config).await;
+    let s = TestServer::start(test_config_in(dir.path())).await;
     create_channel(s.api, "news").await;
     // A stranger behind the same address as the encoder pushes a rogue rendition and deletes
     // things: every request is 401, and unknown channels look exactly the same.
@@ -199,8 +150,7 @@ async fn purging_a_channel_leaves_nothing_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_plane_is_closed_to_strangers() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config();
-    config.storage.root = dir.path().to_owned();
+    let mut config = test_config_in(dir.path());
     config.live.max_channels = 1;
     let s = TestServer::start(config).await;
     // DNS rebinding: a page on another name that resolves here gets nothing.

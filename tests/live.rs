@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::client::{get, request, send_body};
 use common::encoder::{Encoder, Push};
+use common::live_push::{sample_hls as asset, sample_playlist as playlist};
 use common::tools::probe_live;
 use common::{TestServer, test_config};
 
@@ -179,21 +180,8 @@ async fn an_fmp4_push_plays_live_with_blocking_reload_then_as_vod() {
     eprintln!("recording: {} video packets", video.len());
     assert!(video.len() >= 20 * 25, "a 24 s push recorded at least 20 s of video: {}", video.len());
     // And it was written through to storage.
-    let stored = walk(&dir.path().join("live/news")).iter().filter(|p| p.ends_with(".m4s")).count();
+    let stored = common::files_below(&dir.path().join("live/news")).iter().filter(|p| p.ends_with(".m4s")).count();
     assert!(stored >= 30, "{stored} segment files in storage");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path.to_string_lossy().into_owned());
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,14 +223,6 @@ async fn ingest_refuses_what_it_must_and_changes_nothing() {
             }
             send_body(ingest, "PUT", path, &headers, &body).await
         }
-    };
-    let asset = |name: &str| std::fs::read(common::assets_dir().join("sample/hls").join(name)).unwrap();
-    let playlist = |names: &[&str]| {
-        let mut p = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-MAP:URI=\"init.mp4\"\n".to_owned();
-        for n in names {
-            p.push_str(&format!("#EXTINF:4.0,\n{n}\n"));
-        }
-        p.into_bytes()
     };
 
     let r = put("/ingest/news/v0/init.mp4", asset("init.mp4"), None).await;

@@ -54,6 +54,7 @@ impl From<LiveError> for ApiError {
             LiveError::NotFound => ApiError::NotFound,
             LiveError::Exists(id) => ApiError::Conflict(format!("channel {id} already exists")),
             LiveError::BadRequest(m) => ApiError::BadRequest(m),
+            LiveError::Key(e @ crate::live::key::KeyError::BadChoice) => ApiError::BadRequest(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -11,7 +11,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use super::model::ChannelSnapshot;
 use super::state::{ChannelState, Effect, keys};
 use super::upload::{Upload, UploadError};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageKey};
 
 /// How often the timeline is written at most, and how often idle channels are checked.
 const TICK: Duration = Duration::from_secs(1);
@@ -186,35 +186,10 @@ fn execute(
         tokio::spawn(async move {
             match effect {
                 Effect::Put { key, body, part } => {
-                    // Retried with backoff until stored, or until the segment has left the DVR window
-                    // (nobody can ask for it then). The write slot is held only while a write runs.
-                    let give_up = Instant::now() + dvr;
-                    let mut wait = RETRY_FIRST;
-                    loop {
-                        let result = {
-                            let Ok(_permit) = writes.acquire().await else { return };
-                            storage.put(&key, body.clone()).await
-                        };
-                        match result {
-                            Ok(()) => {
-                                WRITE_THROUGH.stored.fetch_add(1, Ordering::Relaxed);
-                                if let Some(part) = part {
-                                    let _ = stored.send(part);
-                                }
-                                return;
-                            }
-                            Err(e) if Instant::now() + wait >= give_up => {
-                                WRITE_THROUGH.abandoned.fetch_add(1, Ordering::Relaxed);
-                                tracing::error!(%key, error = %e, "live write-through abandoned: the segment left the DVR window unstored");
-                                return;
-                            }
-                            Err(e) => {
-                                WRITE_THROUGH.retries.fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(%key, error = %e, retry_in_ms = wait.as_millis() as u64, "live write-through failed; retrying");
-                                tokio::time::sleep(wait).await;
-                                wait = (wait * 2).min(RETRY_MAX);
-                            }
-                        }
+                    if write_through(storage.as_ref(), &writes, &key, body, Instant::now() + dvr).await
+                        && let Some(part) = part
+                    {
+                        let _ = stored.send(part);
                     }
                 }
                 Effect::Delete { key } => {
@@ -225,5 +200,36 @@ fn execute(
                 }
             }
         });
+    }
+}
+
+/// Writes a segment, retrying with backoff until it is stored (true) or `give_up` comes, when it has
+/// left the DVR window and nobody can ask for it (false). The write slot is held only while a write runs.
+async fn write_through(
+    storage: &dyn Storage,
+    writes: &Semaphore,
+    key: &StorageKey,
+    body: Bytes,
+    give_up: Instant,
+) -> bool {
+    let mut wait = RETRY_FIRST;
+    loop {
+        let result = {
+            let Ok(_permit) = writes.acquire().await else { return false };
+            storage.put(key, body.clone()).await
+        };
+        let Err(e) = result else {
+            WRITE_THROUGH.stored.fetch_add(1, Ordering::Relaxed);
+            return true;
+        };
+        if Instant::now() + wait >= give_up {
+            WRITE_THROUGH.abandoned.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%key, error = %e, "live write-through abandoned: the segment left the DVR window unstored");
+            return false;
+        }
+        WRITE_THROUGH.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%key, error = %e, retry_in_ms = wait.as_millis() as u64, "live write-through failed; retrying");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RETRY_MAX);
     }
 }

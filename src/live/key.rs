@@ -25,6 +25,11 @@ impl KeyHash {
         bool::from(presented.ct_eq(&self.0))
     }
 
+    /// A hash no key has (nobody knows a preimage of all zeros): for a record that lost its hash.
+    pub fn unusable() -> KeyHash {
+        KeyHash([0; 32])
+    }
+
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -41,20 +46,35 @@ impl KeyHash {
     }
 }
 
-/// Checks a key an operator chose: at least 16 characters of `[A-Za-z0-9_-]` (it travels in URLs).
-pub fn check_chosen(key: &str) -> Result<(), String> {
-    if key.len() < 16 || key.len() > 128 || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err("stream_key must be 16 to 128 characters of [A-Za-z0-9_-]".into());
+/// Why a channel gets no key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("stream_key must be 16 to 128 characters of [A-Za-z0-9_-]")]
+    BadChoice,
+    /// Without a random source there is no safe key; refusing beats a guessable one.
+    #[error("the operating system's random source failed: {0}")]
+    NoRandomness(String),
+}
+
+/// The key an operator chose (16 to 128 characters of `[A-Za-z0-9_-]`: it travels in URLs), or a
+/// new random one.
+pub fn chosen_or_generated(chosen: Option<String>) -> Result<String, KeyError> {
+    match chosen {
+        Some(key) if check_chosen(&key) => Ok(key),
+        Some(_) => Err(KeyError::BadChoice),
+        None => generate(),
     }
-    Ok(())
+}
+
+fn check_chosen(key: &str) -> bool {
+    (16..=128).contains(&key.len()) && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// 32 random hex characters (128 bits) from the operating system's random source.
-pub fn generate() -> String {
+fn generate() -> Result<String, KeyError> {
     let mut bytes = [0u8; 16];
-    // Without a random source there is no safe key; refusing to create a channel beats a guessable one.
-    getrandom::fill(&mut bytes).expect("the OS random source is available");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    getrandom::fill(&mut bytes).map_err(|e| KeyError::NoRandomness(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]
@@ -63,7 +83,7 @@ mod tests {
 
     #[test]
     fn only_the_key_matches_its_hash() {
-        let key = generate();
+        let key = chosen_or_generated(None).unwrap();
         assert_eq!(key.len(), 32);
         let hash = KeyHash::of(&key);
         assert!(hash.matches(&key));
@@ -71,7 +91,10 @@ mod tests {
         assert_eq!(KeyHash::from_hex(&hash.to_hex()), Some(hash.clone()));
         assert!(!hash.to_hex().contains(&key), "the hash does not carry the key");
         assert!(KeyHash::from_hex("zz").is_none());
-        assert!(check_chosen("short").is_err() && check_chosen("a/b/c/d/e/f/g/h/i").is_err());
-        check_chosen("abcdefghijklmnop").unwrap();
+        assert!(!KeyHash::unusable().matches("") && !KeyHash::unusable().matches(&key));
+        for bad in ["short", "a/b/c/d/e/f/g/h/i"] {
+            assert_eq!(chosen_or_generated(Some(bad.into())), Err(KeyError::BadChoice));
+        }
+        assert_eq!(chosen_or_generated(Some("abcdefghijklmnop".into())).as_deref(), Ok("abcdefghijklmnop"));
     }
 }

@@ -54,6 +54,8 @@ pub enum LiveError {
     Gone,
     #[error("there are already {0} channels (live.max_channels)")]
     TooMany(usize),
+    #[error(transparent)]
+    Key(#[from] key::KeyError),
 }
 
 /// What callers hold to talk to a channel. Cheap to clone.
@@ -179,8 +181,7 @@ impl LiveRegistry {
     ) -> Result<(ChannelHandle, String), LiveError> {
         let id = ChannelId::parse(id).map_err(LiveError::BadRequest)?;
         settings.validate().map_err(LiveError::BadRequest)?;
-        let stream_key = stream_key.map_or_else(|| Ok(key::generate()), |k| key::check_chosen(&k).map(|()| k));
-        let stream_key = stream_key.map_err(LiveError::BadRequest)?;
+        let stream_key = key::chosen_or_generated(stream_key)?;
         let _admin = self.inner.admin.lock().await;
         let existing = self.inner.channels.load();
         if existing.contains_key(&id) {
@@ -217,8 +218,7 @@ impl LiveRegistry {
 
     /// Gives a channel a new stream key (generated when not given); the old one stops working at once.
     pub async fn rotate_key(&self, id: &str, stream_key: Option<String>) -> Result<(ChannelHandle, String), LiveError> {
-        let stream_key = stream_key.map_or_else(|| Ok(key::generate()), |k| key::check_chosen(&k).map(|()| k));
-        let stream_key = stream_key.map_err(LiveError::BadRequest)?;
+        let stream_key = key::chosen_or_generated(stream_key)?;
         let _admin = self.inner.admin.lock().await;
         let mut handle = self.get(id).ok_or(LiveError::NotFound)?;
         let storage = self.inner.storage.as_ref();
@@ -310,7 +310,7 @@ fn spawn(
     tokio::spawn(actor::run(state, memory_cap, storage, publish, rx));
     let key = KeyHash::from_hex(&record.key_sha256).unwrap_or_else(|| {
         tracing::warn!(channel = %id, "the channel's record has no stream key hash; rotate its key to push again");
-        KeyHash::of(&key::generate())
+        KeyHash::unusable()
     });
     ChannelHandle { id, key, created_ms: record.created_ms, snapshot, commands }
 }

@@ -71,7 +71,7 @@ impl StorageKey {
     /// records ([`RECORDS`]), temporary files and dot-files an operator left (`.git`, `.env`) are
     /// never public.
     pub fn is_public(&self) -> bool {
-        !self.0.split('/').any(|segment| segment.starts_with('.'))
+        !self.0.starts_with('.') && !self.0.contains("/.")
     }
 
     /// The key of `name` in the same folder as this key (`a/b.m3u8` + `c.m4s` = `a/c.m4s`).

@@ -6,6 +6,7 @@ pub mod client;
 pub mod compare;
 pub mod counting;
 pub mod encoder;
+pub mod live_push;
 pub mod media;
 pub mod process;
 pub mod s3;
@@ -33,6 +34,27 @@ pub fn test_config() -> Config {
     c.storage.root = assets_dir();
     c.log.access = false;
     c
+}
+
+/// [`test_config`] with its own storage folder (for tests that write: channels, records).
+pub fn test_config_in(dir: &std::path::Path) -> Config {
+    let mut c = test_config();
+    c.storage.root = dir.to_owned();
+    c
+}
+
+/// Every file below `dir`, recursively (none when it does not exist).
+pub fn files_below(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_below(&path));
+        } else {
+            out.push(path.to_string_lossy().into_owned());
+        }
+    }
+    out
 }
 
 /// An estuary running inside the test's runtime, on real sockets.
