@@ -39,7 +39,7 @@ impl Channel {
     async fn new() -> Channel {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(LocalStorage::new(dir.path()).unwrap());
-        let registry = LiveRegistry::load(storage).await.unwrap();
+        let registry = LiveRegistry::load(storage, Default::default()).await.unwrap();
         let settings = ChannelSettings {
             target_duration: Duration::from_secs(SEGMENT_SECS),
             window: Duration::from_secs(SEGMENT_SECS * WINDOW_SEGMENTS),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use common::client::{get, send_body};
-use common::live_push::{create_channel, push_sample, sample_hls};
+use common::live_push::{create_channel, push_sample, sample_hls, sample_playlist};
 use common::process::Estuary;
 use common::{TestServer, test_config, test_config_in};
 use estuary::config::ByteSize;
@@ -141,6 +141,27 @@ async fn ingest_holds_nothing_without_bound_and_stalled_bodies_get_408() {
     assert_eq!(put(format!("/ingest/news/{KEY}/v0/init.mp4"), sample_hls("init.mp4")).await, 201);
     assert_eq!(put(format!("/ingest/news/{KEY}/v0/seg_000.m4s"), seg.clone()).await, 201);
     assert_eq!(put(format!("/ingest/news/{KEY}/v0/seg_001.m4s"), seg).await, 413, "past the channel's memory cap");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_channels_window_counts_towards_the_ingest_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config_in(dir.path());
+    config.ingest.max_total_bytes = ByteSize(700 * 1024);
+    let s = TestServer::start(config).await;
+    create_channel(s.api, &format!(r#"{{"id":"news","stream_key":"{KEY}","target_duration":"4s","window":"12s"}}"#))
+        .await;
+    let put = |name: &str, body: Vec<u8>| {
+        let path = format!("/ingest/news/{KEY}/v0/{name}");
+        async move { send_body(s.ingest, "PUT", &path, &[], &body).await.status }
+    };
+    assert_eq!(put("init.mp4", sample_hls("init.mp4")).await, 201);
+    for (n, listed) in [(0, &["seg_000.m4s"][..]), (1, &["seg_000.m4s", "seg_001.m4s"][..])] {
+        assert_eq!(put(&format!("seg_00{n}.m4s"), sample_hls(&format!("seg_00{n}.m4s"))).await, 201);
+        assert_eq!(put("index.m3u8", sample_playlist(listed)).await, 201);
+    }
+    // Two committed segments (~540 KiB) stay in memory as the window: a third body does not fit.
+    assert_eq!(put("seg_002.m4s", sample_hls("seg_002.m4s")).await, 413);
 }
 
 /// (peak resident KiB, open descriptors) of a process.

@@ -97,7 +97,9 @@ impl IngestError {
             IngestError::NoChannel => StatusCode::NOT_FOUND,
             IngestError::Unauthorized => StatusCode::UNAUTHORIZED,
             IngestError::BadPath(_) | IngestError::Body(_) => StatusCode::BAD_REQUEST,
-            IngestError::TooLarge(_) | IngestError::Full(_) | IngestError::Upload(UploadError::Full { .. }) => {
+            IngestError::TooLarge(_)
+            | IngestError::Full(_)
+            | IngestError::Upload(UploadError::Full { .. } | UploadError::IngestFull { .. }) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             IngestError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
+use super::ChannelLimits;
 use super::model::ChannelSnapshot;
 use super::state::{ChannelState, Effect, keys};
 use super::upload::{Upload, UploadError};
@@ -33,7 +34,7 @@ pub enum Command {
 /// Runs until every command sender is gone, then persists a last time.
 pub async fn run(
     mut state: ChannelState,
-    memory_cap: Arc<AtomicU64>,
+    limits: ChannelLimits,
     storage: Arc<dyn Storage>,
     publish: watch::Sender<Arc<ChannelSnapshot>>,
     mut commands: mpsc::Receiver<Command>,
@@ -51,15 +52,20 @@ pub async fn run(
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut retired = None;
+    // The window's segments, charged to the ingest budget; uploads wait for room when it is full.
+    let mut window = limits.ingest.nothing();
+    let mut ingest_full = false;
     loop {
         let mut flush = None;
         tokio::select! {
             command = commands.recv() => match command {
                 None => break,
                 Some(Command::Upload(upload, reply)) => {
-                    let (held, limit) = (state.held_bytes(), memory_cap.load(Ordering::Relaxed));
+                    let (held, limit) = (state.held_bytes(), limits.bytes);
                     let result = if upload.size() > 0 && held + upload.size() > limit {
                         Err(UploadError::Full { held, limit })
+                    } else if upload.size() > 0 && ingest_full {
+                        Err(UploadError::IngestFull { limit: limits.ingest.limit() })
                     } else {
                         state.apply(upload, SystemTime::now())
                     };
@@ -93,6 +99,13 @@ pub async fn run(
             _ = ticker.tick() => {
                 state.tick(SystemTime::now());
             }
+        }
+        let in_memory = state.window_bytes();
+        if in_memory > window.bytes() {
+            ingest_full = window.grow(in_memory - window.bytes()).is_err();
+        } else {
+            window.shrink_to(in_memory);
+            ingest_full = false;
         }
         if state.version != published {
             publish.send_replace(Arc::new(state.snapshot(SystemTime::now())));

@@ -22,7 +22,6 @@ mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
@@ -38,6 +37,7 @@ use store::{read_json, write_json};
 use upload::{Upload, UploadError};
 
 use crate::packaging::fmp4::parse::parse_init;
+use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -100,14 +100,39 @@ impl ChannelHandle {
     }
 }
 
+/// Bounds on live channels.
+#[derive(Debug, Clone)]
+pub struct LiveLimits {
+    /// How many channels may exist (`live.max_channels`).
+    pub max_channels: usize,
+    pub channel: ChannelLimits,
+}
+
+/// What one channel may hold in memory.
+#[derive(Debug, Clone)]
+pub struct ChannelLimits {
+    /// Its pending uploads, window and unstored segments (`ingest.max_channel_bytes`).
+    pub bytes: u64,
+    /// The ingest budget (`ingest.max_total_bytes`): the ingest tier charges the bodies it receives,
+    /// and each channel charges the segments of its window, so all of ingest stays within it.
+    pub ingest: Arc<ByteBudget>,
+}
+
+impl Default for LiveLimits {
+    fn default() -> Self {
+        LiveLimits {
+            max_channels: usize::MAX,
+            channel: ChannelLimits { bytes: u64::MAX, ingest: ByteBudget::unlimited() },
+        }
+    }
+}
+
 struct Inner {
     storage: Arc<dyn Storage>,
     channels: ArcSwap<HashMap<ChannelId, ChannelHandle>>,
     /// Serialises creating and removing channels (not on any request path of the edge).
     admin: Mutex<()>,
-    max_channels: AtomicUsize,
-    /// Bytes each channel may hold in memory (`ingest.max_channel_bytes`).
-    channel_memory: Arc<AtomicU64>,
+    limits: LiveLimits,
 }
 
 /// All channels. Cheap to clone.
@@ -118,14 +143,13 @@ pub struct LiveRegistry {
 
 impl LiveRegistry {
     /// Loads every channel recorded in storage and starts their tasks.
-    pub async fn load(storage: Arc<dyn Storage>) -> Result<LiveRegistry, StorageError> {
+    pub async fn load(storage: Arc<dyn Storage>, limits: LiveLimits) -> Result<LiveRegistry, StorageError> {
         let registry = LiveRegistry {
             inner: Arc::new(Inner {
                 storage: storage.clone(),
                 channels: ArcSwap::default(),
                 admin: Mutex::new(()),
-                max_channels: AtomicUsize::new(usize::MAX),
-                channel_memory: Arc::new(AtomicU64::new(u64::MAX)),
+                limits,
             }),
         };
         store::migrate_legacy(storage.as_ref()).await?;
@@ -144,20 +168,10 @@ impl LiveRegistry {
                 None => ChannelState::new(id.clone(), record.settings.clone(), record::from_ms(record.created_ms)),
             };
             tracing::info!(channel = %id, next_msn = state.snapshot(SystemTime::now()).last_msn().map_or(0, |m| m + 1), "live channel restored");
-            channels.insert(id.clone(), spawn(state, &record, storage.clone(), registry.inner.channel_memory.clone()));
+            channels.insert(id.clone(), spawn(state, &record, storage.clone(), registry.inner.limits.channel.clone()));
         }
         registry.inner.channels.store(Arc::new(channels));
         Ok(registry)
-    }
-
-    /// Caps how many channels may exist (`live.max_channels`).
-    pub fn set_max_channels(&self, max: usize) {
-        self.inner.max_channels.store(max, Ordering::Relaxed);
-    }
-
-    /// Caps the bytes each channel holds in memory (`ingest.max_channel_bytes`); uploads past it get 413.
-    pub fn set_channel_memory_cap(&self, bytes: u64) {
-        self.inner.channel_memory.store(bytes, Ordering::Relaxed);
     }
 
     pub fn get(&self, id: &str) -> Option<ChannelHandle> {
@@ -187,7 +201,7 @@ impl LiveRegistry {
         if existing.contains_key(&id) {
             return Err(LiveError::Exists(id));
         }
-        let max = self.inner.max_channels.load(Ordering::Relaxed);
+        let max = self.inner.limits.max_channels;
         if existing.len() >= max {
             return Err(LiveError::TooMany(max));
         }
@@ -206,7 +220,7 @@ impl LiveRegistry {
             ChannelState::new(id.clone(), settings, now),
             &record,
             storage.clone(),
-            self.inner.channel_memory.clone(),
+            self.inner.limits.channel.clone(),
         );
         let mut map = HashMap::clone(&self.inner.channels.load());
         map.insert(id.clone(), handle.clone());
@@ -302,12 +316,12 @@ fn spawn(
     state: ChannelState,
     record: &ChannelRecord,
     storage: Arc<dyn Storage>,
-    memory_cap: Arc<AtomicU64>,
+    limits: ChannelLimits,
 ) -> ChannelHandle {
     let (publish, snapshot) = watch::channel(Arc::new(state.snapshot(SystemTime::now())));
     let (commands, rx) = mpsc::channel(256);
     let id = state.id.clone();
-    tokio::spawn(actor::run(state, memory_cap, storage, publish, rx));
+    tokio::spawn(actor::run(state, limits, storage, publish, rx));
     let key = KeyHash::from_hex(&record.key_sha256).unwrap_or_else(|| {
         tracing::warn!(channel = %id, "the channel's record has no stream key hash; rotate its key to push again");
         KeyHash::unusable()

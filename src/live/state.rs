@@ -244,12 +244,17 @@ impl ChannelState {
                 // Uploaded after the playlist that lists it: commit now rather than at the next playlist.
                 let listed = self.variants.iter().find_map(|(variant, v)| {
                     let dir = variant.rsplit_once('/').map_or("", |(d, _)| d);
-                    // Only a playlist of the running session says where a new upload belongs.
-                    let pl = v.last_playlist.as_ref().filter(|pl| !pl.end_list && !v.restarted)?;
-                    pl.segments
+                    let pl = v.last_playlist.as_ref().filter(|_| !v.restarted)?;
+                    let i = pl
+                        .segments
                         .iter()
-                        .any(|s| super::upload::resolve(dir, &s.uri).as_deref() == Some(path.as_str()))
-                        .then(|| (variant.clone(), pl.clone()))
+                        .position(|s| super::upload::resolve(dir, &s.uri).as_deref() == Some(path.as_str()))?;
+                    // Only a playlist of the running session says where a new upload belongs. A closed
+                    // one still takes the segments it listed that had not arrived (an encoder uploading
+                    // in parallel, as ffmpeg without -http_persistent does, sends its last playlist
+                    // before its last segment); any other upload after it starts a new session.
+                    let awaited = v.last_encoder_msn.is_none_or(|last| pl.media_sequence + i as u64 > last);
+                    (!pl.end_list || awaited).then(|| (variant.clone(), pl.clone()))
                 });
                 match listed {
                     Some((variant, pl)) => self.on_media_playlist(&variant, &pl, now)?,
@@ -274,14 +279,12 @@ impl ChannelState {
     pub fn held_bytes(&self) -> u64 {
         let pending: u64 = self.pending_segments.values().map(|p| p.bytes.len() as u64).sum();
         let inits: u64 = self.pending_inits.values().map(|(b, _)| b.len() as u64).sum();
-        let window: u64 = self
-            .slots
-            .iter()
-            .flat_map(|s| s.parts.iter().flatten())
-            .filter(|p| p.object.is_some())
-            .map(|p| p.size)
-            .sum();
-        pending + inits + window
+        pending + inits + self.window_bytes()
+    }
+
+    /// Bytes of the committed segments kept in memory (the window, and any not yet stored).
+    pub fn window_bytes(&self) -> u64 {
+        self.slots.iter().flat_map(|s| s.parts.iter().flatten()).filter(|p| p.object.is_some()).map(|p| p.size).sum()
     }
 
     /// Forgets an upload that was never listed (encoders delete old segments; listed ones follow our own window).

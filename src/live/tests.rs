@@ -61,6 +61,20 @@ fn push(state: &mut ChannelState, e: u64, body: &[u8], now: SystemTime) -> Vec<E
 }
 
 #[test]
+fn a_last_segment_that_arrives_after_the_closing_playlist_is_committed() {
+    let mut s = channel();
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    push(&mut s, 0, SEGMENTS[0], t(5));
+    // ffmpeg without -http_persistent: the final playlist (with ENDLIST) lands before its last segment.
+    upload(&mut s, "v0/index.m3u8", &playlist(0, &["seg_00000.m4s", "seg_00001.m4s"], true), t(9));
+    assert_eq!(s.snapshot(t(9)).last_msn(), Some(0));
+    upload(&mut s, "v0/seg_00001.m4s", SEGMENTS[1], t(9));
+    let snap = s.snapshot(t(9));
+    assert_eq!(snap.last_msn(), Some(1), "the late last segment is committed");
+    assert!(!snap.slots[1].discontinuity, "in the same session");
+}
+
+#[test]
 fn a_pushed_variant_becomes_demuxed_renditions() {
     let mut s = channel();
     upload(&mut s, "v0/init_0.mp4", INIT, t(1));

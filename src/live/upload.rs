@@ -54,6 +54,9 @@ pub enum UploadError {
     /// The channel holds as many bytes in memory as it may (413).
     #[error("the channel holds {held} bytes in memory, its limit is {limit} (ingest.max_channel_bytes)")]
     Full { held: u64, limit: u64 },
+    /// All of ingest holds as many bytes as it may (413).
+    #[error("ingest holds its limit of {limit} bytes in memory (ingest.max_total_bytes)")]
+    IngestFull { limit: u64 },
 }
 
 impl From<PackagingError> for UploadError {

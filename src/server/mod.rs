@@ -22,7 +22,7 @@ use crate::config::{Config, StorageBackend};
 use crate::edge::live::BlockingStats;
 use crate::edge::{EdgeShared, EdgeState, OriginLock, edge_service};
 use crate::ingest::{IngestState, UploadLimits, ingest_router};
-use crate::live::LiveRegistry;
+use crate::live::{ChannelLimits, LiveLimits, LiveRegistry};
 use crate::storage::Storage;
 use crate::storage::breaker::{CircuitBreaker, Deadlines};
 use crate::storage::budget::ByteBudget;
@@ -119,9 +119,12 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
     };
     // Live channels are stateful: a storage failure here must stop start-up, or a later
     // channel change would overwrite the channel index with an empty one.
-    let live = LiveRegistry::load(storage.clone()).await.context("loading live channels from storage")?;
-    live.set_max_channels(config.live.max_channels);
-    live.set_channel_memory_cap(config.ingest.max_channel_bytes.0);
+    let ingest_budget = ByteBudget::new(config.ingest.max_total_bytes.0, Duration::ZERO);
+    let live_limits = LiveLimits {
+        max_channels: config.live.max_channels,
+        channel: ChannelLimits { bytes: config.ingest.max_channel_bytes.0, ingest: ingest_budget.clone() },
+    };
+    let live = LiveRegistry::load(storage.clone(), live_limits).await.context("loading live channels from storage")?;
     let blocking = Arc::new(BlockingStats::default());
     let grace = config.shutdown.grace_period;
     let (stop, stop_rx) = watch::channel(false);
@@ -173,7 +176,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
                 max_playlist_bytes: config.ingest.max_playlist_bytes.0,
                 body_timeout: config.ingest.body_timeout,
             },
-            budget: ByteBudget::new(config.ingest.max_total_bytes.0, Duration::ZERO),
+            budget: ingest_budget.clone(),
         };
         let access = AccessLog { tier: "ingest", metrics: metrics.clone(), log: config.log.access };
         let router = ingest_router(state, access);

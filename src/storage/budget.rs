@@ -53,6 +53,11 @@ impl ByteBudget {
         self.used.lock().map(|u| *u).unwrap_or(0)
     }
 
+    /// A charge of nothing, to grow later.
+    pub fn nothing(self: &Arc<Self>) -> Charge {
+        Charge { budget: self.clone(), bytes: 0 }
+    }
+
     /// Charges `bytes` if they fit now. A request larger than the whole budget takes the whole
     /// budget (it fits once nothing else is held), so one oversized body is slow, never stuck.
     pub fn try_charge(self: &Arc<Self>, bytes: u64) -> Result<Charge, OverBudget> {
