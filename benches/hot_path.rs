@@ -6,8 +6,8 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use estuary::cache::{CacheKey, CacheOutcome, CachedObject, SegmentCache};
 use estuary::edge::respond;
+use estuary::http::content_type;
 use estuary::http::policy::ObjectKind;
-use estuary::storage::StorageKey;
 use http::{HeaderMap, HeaderValue, Method};
 
 fn asset(path: &str) -> Bytes {
@@ -18,14 +18,14 @@ fn cache_hit(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let cache = SegmentCache::new(64 << 20, 16 << 20);
     let cases = [
-        ("segment", "sample/hls/seg_000.m4s", "video/iso.segment"),
-        ("playlist_gzip", "sample/hls/media.m3u8", "application/vnd.apple.mpegurl"),
+        ("segment", "sample/hls/seg_000.m4s", content_type::MEDIA_SEGMENT),
+        ("playlist_gzip", "sample/hls/media.m3u8", content_type::HLS_PLAYLIST),
     ];
     let mut group = c.benchmark_group("cache_hit_response");
-    for (name, path, content_type) in cases {
+    for (name, path, media_type) in cases {
         let body = asset(path);
-        let key = CacheKey::Static(StorageKey::parse(path).unwrap());
-        let object = CachedObject::new(body.clone(), content_type, None).compressed();
+        let key = CacheKey::new("static", path, 0);
+        let object = CachedObject::new(body.clone(), media_type, None).compressed();
         rt.block_on(cache.get_or_load(key.clone(), async { Ok::<_, std::io::Error>(object) }, |_| false)).unwrap();
         let mut headers = HeaderMap::new();
         headers.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate, br"));

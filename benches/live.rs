@@ -13,7 +13,7 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use estuary::live::model::WindowRequest;
 use estuary::live::upload::classify;
-use estuary::live::{ChannelHandle, ChannelSettings, LiveRegistry, render_dash, render_hls};
+use estuary::live::{ChannelHandle, ChannelSettings, LiveRegistry, manifests};
 use estuary::storage::local::LocalStorage;
 use tokio::runtime::Runtime;
 
@@ -102,13 +102,13 @@ fn render(c: &mut Criterion) {
     let snap = channel.handle.snapshot();
     let parked = rt.block_on(channel.park(10_000));
     let mut group = c.benchmark_group("live_render");
-    let playlist = render_hls::media(&snap, 0, WindowRequest::default()).unwrap();
+    let playlist = manifests::render_media_playlist(&snap, 0, WindowRequest::default()).unwrap();
     assert_eq!(playlist.matches("#EXTINF").count() as u64, WINDOW_SEGMENTS);
     group.bench_function("media_playlist_60_segments_10k_waiters", |b| {
-        b.iter(|| black_box(render_hls::media(black_box(&snap), 0, WindowRequest::default())))
+        b.iter(|| black_box(manifests::render_media_playlist(black_box(&snap), 0, WindowRequest::default())))
     });
     group.bench_function("mpd_60_segments_10k_waiters", |b| {
-        b.iter(|| black_box(render_dash::mpd(black_box(&snap), WindowRequest::default(), "/time")))
+        b.iter(|| black_box(manifests::render_mpd(black_box(&snap), WindowRequest::default(), "/time")))
     });
     group.finish();
     for w in parked {

@@ -13,10 +13,10 @@ use estuary::cache::SegmentCache;
 use estuary::config::VodConfig;
 use estuary::packaging::mp4::{IndexLimits, MoovLocator, Probe, build_index};
 use estuary::packaging::presentation::{self, RenditionInput};
-use estuary::packaging::{dash, hls};
+use estuary::packaging::vod_manifests;
 use estuary::storage::StorageKey;
 use estuary::storage::local::LocalStorage;
-use estuary::vod::{Vod, VodObject};
+use estuary::vod::{Vod, VodPath};
 
 fn long_asset() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-media");
@@ -66,8 +66,10 @@ fn vod(c: &mut Criterion) {
     let p = presentation::build(&inputs, 6.0).unwrap();
     assert_eq!(p.video[0].segment_count(), 600, "a 60-minute asset has 600 six-second segments");
     group.bench_function("presentation_plan", |b| b.iter(|| black_box(presentation::build(&inputs, 6.0).unwrap())));
-    group.bench_function("media_playlist_600_segments", |b| b.iter(|| black_box(hls::media_playlist(&p, &p.video[0]))));
-    group.bench_function("mpd_600_segments", |b| b.iter(|| black_box(dash::static_mpd(&p))));
+    group.bench_function("media_playlist_600_segments", |b| {
+        b.iter(|| black_box(vod_manifests::render_media_playlist(&p, &p.video[0])))
+    });
+    group.bench_function("mpd_600_segments", |b| b.iter(|| black_box(vod_manifests::render_mpd(&p))));
 
     // One 6 s segment through the real path: catalog hit, coalesced range reads from local storage, mux.
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -75,7 +77,7 @@ fn vod(c: &mut Criterion) {
     let no_cache = SegmentCache::new(0, 0);
     let vod = Vod::new(storage, no_cache, VodConfig::default());
     let key = StorageKey::parse("long-60min.mp4").unwrap();
-    let segment = VodObject::parse("v0/300.m4s").unwrap();
+    let segment = VodPath::parse("v0/300.m4s").unwrap();
     let (obj, _) = rt.block_on(vod.object(&key, segment)).unwrap();
     eprintln!("segment v0/300.m4s: {} bytes", obj.body().len());
     group.throughput(criterion::Throughput::Bytes(obj.body().len() as u64));

@@ -5,6 +5,7 @@ pub mod api;
 pub mod cache;
 pub mod config;
 pub mod edge;
+pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod live;

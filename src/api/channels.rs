@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use super::{ApiError, ApiState};
 use crate::live::model::Container;
-use crate::live::render_hls::iso_time;
 use crate::live::{ChannelHandle, ChannelSettings, LiveError};
+use crate::packaging::manifest::iso_time;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -16,8 +16,8 @@ use axum::routing::{get, post};
 pub use error::ApiError;
 
 use crate::cache::SegmentCache;
+use crate::health::Health;
 use crate::live::{ChannelSettings, LiveRegistry};
-use crate::server::Health;
 use crate::storage::metered::MeteredStorage;
 use crate::telemetry::{AccessLog, Metrics, access};
 
@@ -33,7 +33,7 @@ pub struct ApiState {
     pub live: LiveRegistry,
     pub channel_defaults: ChannelSettings,
     pub ingest: IngestEndpoint,
-    pub blocking: Arc<crate::edge::live::BlockingStats>,
+    pub blocking: Arc<crate::live::blocking::BlockingStats>,
     pub breaker: Arc<crate::storage::breaker::CircuitBreaker>,
     /// `Host` names `/api/v1/*` answers besides IP literals and `localhost` (`api.allowed_hosts`).
     pub allowed_hosts: Arc<[String]>,

@@ -1,6 +1,6 @@
 //! Segment cache: a byte-weighted in-memory cache of ready-to-send objects whose misses are coalesced into one load.
 
-mod object;
+mod key;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,46 +11,8 @@ use moka::future::Cache;
 use moka::notification::RemovalCause;
 use serde::Serialize;
 
-use crate::live::ChannelId;
-use crate::storage::StorageKey;
-use crate::vod::VodKey;
-
-pub use object::{CachedObject, Representation};
-
-/// What a cached object is. Keys name objects in the URL space (not storage
-/// reads), so a rendered VOD segment and a static file never collide.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum CacheKey {
-    /// A pass-through object under `/static/`.
-    Static(StorageKey),
-    /// A VOD playlist, manifest or segment rendered from a source's current version.
-    Vod(VodKey),
-    /// A live playlist or MPD rendered from one snapshot version, or a live segment read back from storage.
-    Live(LiveKey),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum LiveKey {
-    /// `object` is the URL tail with its canonical query (`v0.m3u8?start=...`).
-    Rendered {
-        channel: ChannelId,
-        version: u64,
-        object: Arc<str>,
-    },
-    Stored(StorageKey),
-}
-
-impl CacheKey {
-    /// The key as a path, as matched by purge prefixes (`static/sample/hls/seg_000.m4s`).
-    pub fn path(&self) -> String {
-        match self {
-            CacheKey::Static(key) => format!("static/{key}"),
-            CacheKey::Vod(v) => format!("vod/{}/{}", v.asset, v.object),
-            CacheKey::Live(LiveKey::Rendered { channel, object, .. }) => format!("live/{channel}/{object}"),
-            CacheKey::Live(LiveKey::Stored(key)) => key.to_string(),
-        }
-    }
-}
+pub use crate::http::object::CachedObject;
+pub use key::CacheKey;
 
 /// How a lookup was satisfied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,7 +193,7 @@ impl SegmentCache {
         self.counters.bypassed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Drops every entry whose [`CacheKey::path`] starts with `prefix` (all when `None`); returns how many.
+    /// Drops every entry that [`CacheKey::matches`] `prefix` (all when `None`); returns how many.
     pub async fn purge(&self, prefix: Option<&str>) -> u64 {
         let purged = match prefix {
             None => {
@@ -241,7 +203,7 @@ impl SegmentCache {
             }
             Some(prefix) => {
                 let doomed: Vec<Arc<CacheKey>> =
-                    self.inner.iter().filter(|(k, _)| k.path().starts_with(prefix)).map(|(k, _)| k).collect();
+                    self.inner.iter().filter(|(k, _)| k.matches(prefix)).map(|(k, _)| k).collect();
                 for key in &doomed {
                     self.inner.invalidate(key.as_ref()).await;
                 }
@@ -279,11 +241,11 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     fn key(s: &str) -> CacheKey {
-        CacheKey::Static(StorageKey::parse(s).unwrap())
+        CacheKey::new("static", s, 0)
     }
 
     fn object(body: &'static [u8]) -> CachedObject {
-        CachedObject::new(Bytes::from_static(body), "video/iso.segment", None)
+        CachedObject::new(Bytes::from_static(body), crate::http::content_type::MEDIA_SEGMENT, None)
     }
 
     #[tokio::test]
@@ -369,7 +331,7 @@ mod tests {
         assert_eq!((&obj.body()[..], outcome), (&b"v1"[..], CacheOutcome::Stale));
         // Storage is back: the object is reloaded.
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let fresh = || CachedObject::new(Bytes::from_static(b"v2"), "text/plain; charset=utf-8", None);
+        let fresh = || CachedObject::new(Bytes::from_static(b"v2"), crate::http::content_type::TEXT, None);
         let (obj, outcome) =
             cache.get_or_load(key("p.m3u8"), async { Ok::<_, std::io::Error>(fresh()) }, |_| true).await.unwrap();
         assert_eq!((&obj.body()[..], outcome), (&b"v2"[..], CacheOutcome::Miss));

@@ -1,9 +1,7 @@
-//! Edge middleware in front of every handler: the CDN origin lock and CORS for browser players.
+//! What the edge applies to every route: the CDN origin lock and CORS for browser players.
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -11,8 +9,6 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use subtle::ConstantTimeEq;
-
-use super::EdgeError;
 
 /// Headers a browser player may read from our responses.
 const EXPOSED: &str = "Content-Length, Content-Range, ETag, Last-Modified, Date, Age";
@@ -34,17 +30,8 @@ impl OriginLock {
     }
 }
 
-/// 403 for requests without the CDN's secret header; `/healthz` stays open for load-balancer probes.
-pub async fn origin_lock(State(lock): State<OriginLock>, request: Request, next: Next) -> Response {
-    if request.uri().path() == "/healthz" || lock.admits(request.headers()) {
-        next.run(request).await
-    } else {
-        EdgeError::Forbidden.into_response()
-    }
-}
-
 /// Answers a CORS preflight (`OPTIONS`, on any path).
-pub async fn preflight(headers: HeaderMap) -> Response {
+pub fn preflight(headers: &HeaderMap) -> Response {
     let allow = headers.get(ACCESS_CONTROL_REQUEST_HEADERS).cloned().unwrap_or(HeaderValue::from_static(ALLOWED));
     let mut response = StatusCode::NO_CONTENT.into_response();
     let h = response.headers_mut();

@@ -56,7 +56,7 @@ pub async fn serve(
         return Err(EdgeError::NotFound);
     }
     let content_type = content_type::for_extension(key.extension());
-    let is_manifest = matches!(content_type, "application/vnd.apple.mpegurl" | "application/dash+xml");
+    let is_manifest = content_type::is_manifest(content_type);
     let cfg = &state.static_files;
     let kind = if is_manifest {
         ObjectKind::StaticManifest { max_age: cfg.manifest_max_age }
@@ -67,7 +67,7 @@ pub async fn serve(
     let limit = state.cache.max_object_bytes();
     let load = load(state.storage.clone(), key.clone(), content_type, limit, ttl);
     let outage = |e: &LoadError| matches!(e, LoadError::Storage(s) if s.is_outage());
-    match state.cache.get_or_load(CacheKey::Static(key.clone()), load, outage).await {
+    match state.cache.get_or_load(CacheKey::new("static", key.as_str(), 0), load, outage).await {
         Ok((obj, outcome)) => Ok(respond::cached(method, headers, &obj, kind, outcome)),
         Err(e) => match &*e {
             LoadError::TooLarge(meta) => {

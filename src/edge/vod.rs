@@ -5,26 +5,14 @@ use axum::response::Response;
 use super::{EdgeError, EdgeState, respond};
 use crate::http::policy::ObjectKind;
 use crate::storage::StorageKey;
-use crate::vod::{VodError, VodObject};
+use crate::vod::{VodError, VodPath};
 
-/// File extensions that end an asset key: an MP4 source or an asset-set JSON.
-const ASSET_EXTENSIONS: &[&str] = &[".mp4", ".m4v", ".m4a", ".mov", ".json"];
-
-/// Splits `sample/clip.mp4/v0/1.m4s` into the asset key and the object after it.
-pub fn parse_vod_path(path: &str) -> Option<(StorageKey, VodObject)> {
-    let mut end = 0;
-    for segment in path.split('/') {
-        end += segment.len();
-        let lower = segment.to_ascii_lowercase();
-        if ASSET_EXTENSIONS.iter().any(|ext| lower.ends_with(ext) && lower.len() > ext.len()) {
-            // estuary's records and other hidden keys are never served.
-            let key = StorageKey::parse(&path[..end]).ok().filter(StorageKey::is_public)?;
-            let object = VodObject::parse(path.get(end + 1..)?)?;
-            return Some((key, object));
-        }
-        end += 1;
-    }
-    None
+/// Splits `sample/clip.mp4/v0/1.m4s` into the asset key and the object after it. estuary's records and
+/// other hidden keys are never assets.
+pub fn parse_vod_path(path: &str) -> Option<(StorageKey, VodPath)> {
+    let (asset, object) = VodPath::split(path)?;
+    let key = StorageKey::parse(asset).ok().filter(StorageKey::is_public)?;
+    Some((key, object))
 }
 
 impl From<VodError> for EdgeError {
@@ -61,12 +49,12 @@ mod tests {
     #[test]
     fn vod_paths() {
         let (k, o) = parse_vod_path("sample/sample.mp4/master.m3u8").unwrap();
-        assert_eq!((k.as_str(), o), ("sample/sample.mp4", VodObject::Master));
+        assert_eq!((k.as_str(), o), ("sample/sample.mp4", VodPath::Master));
         let (k, o) = parse_vod_path("a/b/set.json/v1/12.m4s").unwrap();
         let v1 = RenditionId { kind: TrackKind::Video, index: 1 };
-        assert_eq!((k.as_str(), o), ("a/b/set.json", VodObject::Segment(v1, 12)));
+        assert_eq!((k.as_str(), o), ("a/b/set.json", VodPath::Segment(v1, 12)));
         let (k, o) = parse_vod_path("x.MP4/v0/init.mp4").unwrap();
-        assert_eq!((k.as_str(), o), ("x.MP4", VodObject::Init(RenditionId { kind: TrackKind::Video, index: 0 })));
+        assert_eq!((k.as_str(), o), ("x.MP4", VodPath::Init(RenditionId { kind: TrackKind::Video, index: 0 })));
         for bad in [
             "sample/sample.mp4",
             "sample/sample.mp4/",

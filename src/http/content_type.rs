@@ -1,4 +1,20 @@
-//! Media types by file extension, and which of them are text manifests worth compressing.
+//! Media types: the one definition of each that estuary serves, by file extension, and which of them
+//! are text manifests worth compressing.
+
+/// HLS playlists (`.m3u8`).
+pub const HLS_PLAYLIST: &str = "application/vnd.apple.mpegurl";
+/// DASH MPDs (`.mpd`).
+pub const DASH_MPD: &str = "application/dash+xml";
+/// MP4 files and fMP4 init segments.
+pub const MP4: &str = "video/mp4";
+/// Audio-only MP4 (the MPD's audio `mimeType`).
+pub const AUDIO_MP4: &str = "audio/mp4";
+/// fMP4/CMAF media segments (`.m4s`).
+pub const MEDIA_SEGMENT: &str = "video/iso.segment";
+/// MPEG-TS segments (`.ts`).
+pub const MPEG_TS: &str = "video/mp2t";
+/// Plain text (the `/time` clock, metrics).
+pub const TEXT: &str = "text/plain; charset=utf-8";
 
 /// The `Content-Type` for a file name's extension.
 pub fn for_extension(ext: Option<&str>) -> &'static str {
@@ -7,12 +23,12 @@ pub fn for_extension(ext: Option<&str>) -> &'static str {
         return "application/octet-stream";
     };
     match lower {
-        "m3u8" | "m3u" => "application/vnd.apple.mpegurl",
-        "mpd" => "application/dash+xml",
-        "mp4" | "m4v" | "cmfv" => "video/mp4",
-        "m4s" | "cmfa" | "cmft" => "video/iso.segment",
-        "m4a" => "audio/mp4",
-        "ts" => "video/mp2t",
+        "m3u8" | "m3u" => HLS_PLAYLIST,
+        "mpd" => DASH_MPD,
+        "mp4" | "m4v" | "cmfv" => MP4,
+        "m4s" | "cmfa" | "cmft" => MEDIA_SEGMENT,
+        "m4a" => AUDIO_MP4,
+        "ts" => MPEG_TS,
         "aac" => "audio/aac",
         "ac3" => "audio/ac3",
         "ec3" => "audio/eac3",
@@ -23,7 +39,7 @@ pub fn for_extension(ext: Option<&str>) -> &'static str {
         "key" => "application/octet-stream",
         "json" => "application/json",
         "xml" => "application/xml",
-        "txt" => "text/plain; charset=utf-8",
+        "txt" => TEXT,
         "jpg" | "jpeg" => "image/jpeg",
         "png" => "image/png",
         "webp" => "image/webp",
@@ -40,18 +56,23 @@ pub fn lower_ascii<'a>(ext: &str, buf: &'a mut [u8; 8]) -> Option<&'a str> {
     std::str::from_utf8(out).ok()
 }
 
+/// Playlists and MPDs: the media types players poll.
+pub fn is_manifest(content_type: &str) -> bool {
+    matches!(content_type, HLS_PLAYLIST | DASH_MPD)
+}
+
 /// Text formats that shrink well and that players fetch repeatedly: playlists, manifests, subtitles.
 pub fn is_compressible(content_type: &str) -> bool {
     matches!(
         content_type,
-        "application/vnd.apple.mpegurl"
-            | "application/dash+xml"
+        HLS_PLAYLIST
+            | DASH_MPD
             | "text/vtt"
             | "application/ttml+xml"
             | "application/x-subrip"
             | "application/json"
             | "application/xml"
-            | "text/plain; charset=utf-8"
+            | TEXT
     )
 }
 

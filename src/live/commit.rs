@@ -10,7 +10,6 @@ use super::model::{Container, LiveRendition, Part, Slot, Status};
 use super::parts::{TS_TIMESCALE, demux, describe, timescale_of, ts_rendition, update_bit_rates};
 use super::state::{ChannelState, Effect, Epoch, Pending, RenditionEntry, RenditionKey, keys};
 use super::upload::{UploadError, resolve};
-use crate::cache::CachedObject;
 use crate::packaging::fmp4::parse::parse_segment;
 use crate::packaging::fmp4::{InitTrack, write_init};
 use crate::packaging::mp4::TrackKind;
@@ -197,7 +196,7 @@ impl ChannelState {
     }
 
     /// Writes the per-track init segments of a variant into an epoch.
-    fn add_inits(&mut self, epoch: usize, variant_path: &str, now: SystemTime, effects: &mut Vec<Effect>) {
+    fn add_inits(&mut self, epoch: usize, variant_path: &str, effects: &mut Vec<Effect>) {
         let variant = &self.variants[variant_path];
         let Some(init) = variant.init.clone() else { return };
         let tracks = variant.tracks.clone();
@@ -217,7 +216,7 @@ impl ChannelState {
             if inits.len() <= r {
                 inits.resize(r + 1, None);
             }
-            inits[r] = Some(Arc::new(CachedObject::new(bytes.clone(), "video/mp4", Some(now))));
+            inits[r] = Some(bytes.clone());
             effects.push(Effect::Put {
                 key: keys::init(&self.id, epoch_id, self.renditions[r].info.id),
                 body: bytes,
@@ -240,7 +239,7 @@ impl ChannelState {
         let was_member = self.variants[variant_path].epoch.is_some();
         let epoch_index = self.epoch_for(variant_path, e, now);
         if !was_member && self.variants[variant_path].init.is_some() {
-            self.add_inits(epoch_index, variant_path, now, effects);
+            self.add_inits(epoch_index, variant_path, effects);
         }
         let epoch = &self.epochs[epoch_index];
         let Some(offset) = e.checked_sub(epoch.first_encoder_msn) else { return };
@@ -251,7 +250,7 @@ impl ChannelState {
         let variant = &self.variants[variant_path];
         let parts: Vec<(usize, Part)> = match (pending.container, &variant.init) {
             (Container::Fmp4, Some(init)) => match parse_segment(&pending.bytes, init) {
-                Ok(runs) => demux(&runs, init, &variant.tracks, msn, now),
+                Ok(runs) => demux(&runs, init, &variant.tracks, msn),
                 Err(err) => {
                     tracing::warn!(channel = %self.id, segment = %seg_path, error = %err, "dropping a segment that does not match its init");
                     return;
@@ -262,14 +261,13 @@ impl ChannelState {
                 let previous =
                     self.slot_mut(msn.wrapping_sub(1)).and_then(|s| s.part(r).map(|p| p.decode_time + p.duration));
                 let duration = (f64::from(seg.duration) * f64::from(TS_TIMESCALE)).round() as u64;
-                let object = Arc::new(CachedObject::new(pending.bytes.clone(), "video/mp2t", Some(now)));
                 vec![(
                     r,
                     Part {
                         decode_time: previous.unwrap_or(0),
                         duration,
                         size: pending.bytes.len() as u64,
-                        object: Some(object),
+                        bytes: Some(pending.bytes.clone()),
                         stored: false,
                     },
                 )]
@@ -343,8 +341,8 @@ impl ChannelState {
                     slot.discontinuity = true;
                 }
             }
-            if let Some(object) = &part.object {
-                stored_parts.push((r, object.body().clone()));
+            if let Some(bytes) = &part.bytes {
+                stored_parts.push((r, bytes.clone()));
             }
             let entry = &mut self.renditions[r];
             entry.recent.push_back((part.size, secs));

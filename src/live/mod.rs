@@ -6,13 +6,14 @@
 //! tasks, never on the edge's path; media sequence numbers never go back, also across restarts.
 
 mod actor;
+pub mod blocking;
 mod commit;
 pub mod key;
+pub mod manifests;
 pub mod model;
 mod parts;
 pub mod record;
-pub mod render_dash;
-pub mod render_hls;
+pub mod service;
 pub mod state;
 mod store;
 pub mod upload;

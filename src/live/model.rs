@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::CachedObject;
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::RenditionId;
+pub use crate::packaging::url::{Container, WindowRequest};
+use bytes::Bytes;
 
 /// A channel's name: `[a-z0-9][a-z0-9_-]{0,62}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -108,25 +109,6 @@ impl ChannelSettings {
     }
 }
 
-/// How the encoder packages segments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Container {
-    /// fMP4/CMAF: demuxed per track, HLS and DASH.
-    Fmp4,
-    /// MPEG-TS: passed through per pushed variant, HLS only.
-    Ts,
-}
-
-impl Container {
-    pub fn extension(self) -> &'static str {
-        match self {
-            Container::Fmp4 => "m4s",
-            Container::Ts => "ts",
-        }
-    }
-}
-
 /// A rendition of a live channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveRendition {
@@ -156,7 +138,7 @@ pub struct Part {
     pub duration: u64,
     pub size: u64,
     /// The segment, while it is kept in memory; afterwards it is read from storage.
-    pub object: Option<Arc<CachedObject>>,
+    pub bytes: Option<Bytes>,
     /// Written through to storage.
     pub stored: bool,
 }
@@ -201,7 +183,7 @@ pub enum Status {
 #[derive(Debug, Clone)]
 pub struct EpochInits {
     pub epoch: u64,
-    pub inits: Vec<Option<Arc<CachedObject>>>,
+    pub inits: Vec<Option<Bytes>>,
 }
 
 /// What the edge sees of a channel: immutable, replaced whole on every change.
@@ -229,15 +211,6 @@ pub struct ChannelSnapshot {
     pub publish_latency: super::state::PublishLatency,
 }
 
-/// Which slots a playlist shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct WindowRequest {
-    /// DVR start (`?start=`).
-    pub start: Option<SystemTime>,
-    /// DVR end (`?end=`).
-    pub end: Option<SystemTime>,
-}
-
 impl ChannelSnapshot {
     pub fn slot(&self, msn: u64) -> Option<&Arc<Slot>> {
         let first = self.slots.first()?.msn;
@@ -258,7 +231,7 @@ impl ChannelSnapshot {
         self.slots.last().map(|s| s.msn)
     }
 
-    pub fn init(&self, epoch: u64, rendition: usize) -> Option<&Arc<CachedObject>> {
+    pub fn init(&self, epoch: u64, rendition: usize) -> Option<&Bytes> {
         self.epochs.iter().find(|e| e.epoch == epoch)?.inits.get(rendition)?.as_ref()
     }
 
@@ -320,7 +293,7 @@ pub(crate) mod tests {
             duration: secs,
             parts: (0..parts)
                 .map(|_| {
-                    Some(Part { decode_time: msn * 180_000, duration: 180_000, size: 10, object: None, stored: true })
+                    Some(Part { decode_time: msn * 180_000, duration: 180_000, size: 10, bytes: None, stored: true })
                 })
                 .collect(),
         })

@@ -1,14 +1,10 @@
 //! PURE: what a committed upload becomes: single-track parts re-muxed from a pushed segment,
 //! rendition descriptions from init tracks, and bit rates from recent parts.
 
-use std::sync::Arc;
-use std::time::SystemTime;
-
 use bytes::Bytes;
 
 use super::model::{LiveRendition, Part};
 use super::state::RenditionEntry;
-use crate::cache::CachedObject;
 use crate::packaging::codec::MediaParams;
 use crate::packaging::fmp4::parse::{InitInfo, InitTrackInfo, TrackRun};
 use crate::packaging::fmp4::{FragmentSamples, SampleFlags, write_segment};
@@ -43,13 +39,7 @@ pub(super) fn update_bit_rates(entry: &mut RenditionEntry, window: f64) {
 }
 
 /// Re-muxes each track run of a pushed segment into a single-track segment.
-pub(super) fn demux(
-    runs: &[TrackRun],
-    init: &InitInfo,
-    tracks: &[Option<usize>],
-    msn: u64,
-    now: SystemTime,
-) -> Vec<(usize, Part)> {
+pub(super) fn demux(runs: &[TrackRun], init: &InitInfo, tracks: &[Option<usize>], msn: u64) -> Vec<(usize, Part)> {
     let mut parts = Vec::new();
     for run in runs {
         let Some(t) = init.tracks.iter().position(|t| t.track_id == run.track_id) else { continue };
@@ -78,14 +68,13 @@ pub(super) fn demux(
             },
             &payload,
         );
-        let object = Arc::new(CachedObject::new(bytes.clone(), "video/iso.segment", Some(now)));
         parts.push((
             r,
             Part {
                 decode_time: run.base_decode_time,
                 duration: run.duration(),
                 size: bytes.len() as u64,
-                object: Some(object),
+                bytes: Some(bytes),
                 stored: false,
             },
         ));

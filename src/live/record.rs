@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{ChannelId, ChannelSettings, Container, LiveRendition, Part, Slot, Status};
 use super::state::{ChannelState, Epoch, RenditionEntry, RenditionKey, Variant};
-use crate::cache::CachedObject;
 use crate::packaging::fmp4::parse::InitInfo;
 
 /// `.estuary/live/{channel}/channel.json`: the channel as the API created it.
@@ -180,7 +179,6 @@ impl ChannelState {
             .into_iter()
             .map(|(key, info)| RenditionEntry { key, info, recent: Default::default() })
             .collect();
-        let modified = Some(SystemTime::now());
         state.epochs = timeline
             .epochs
             .into_iter()
@@ -190,16 +188,7 @@ impl ChannelState {
                 first_msn: e.first_msn,
                 members: e.members,
                 closed: e.closed,
-                inits: e
-                    .inits
-                    .iter()
-                    .enumerate()
-                    .map(|(r, has)| {
-                        has.then(|| inits(e.id, r))
-                            .flatten()
-                            .map(|b| Arc::new(CachedObject::new(b, "video/mp4", modified)))
-                    })
-                    .collect(),
+                inits: e.inits.iter().enumerate().map(|(r, has)| has.then(|| inits(e.id, r)).flatten()).collect(),
             })
             .collect();
         for v in timeline.variants {
@@ -241,7 +230,7 @@ impl ChannelState {
                                 decode_time: p.decode_time,
                                 duration: p.duration,
                                 size: p.size,
-                                object: None,
+                                bytes: None,
                                 stored: true,
                             })
                         })

@@ -9,7 +9,6 @@ use bytes::Bytes;
 
 use super::model::{ChannelId, ChannelSettings, ChannelSnapshot, Container, EpochInits, LiveRendition, Slot, Status};
 use super::upload::{Upload, UploadError};
-use crate::cache::CachedObject;
 use crate::packaging::fmp4::parse::InitInfo;
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::RenditionId;
@@ -117,7 +116,7 @@ pub(super) struct Epoch {
     pub members: BTreeSet<String>,
     /// No variant may join any more (the channel ended and resumed).
     pub closed: bool,
-    pub inits: Vec<Option<Arc<CachedObject>>>,
+    pub inits: Vec<Option<Bytes>>,
 }
 
 /// A pushed variant (one media playlist of the encoder).
@@ -284,7 +283,7 @@ impl ChannelState {
 
     /// Bytes of the committed segments kept in memory (the window, and any not yet stored).
     pub fn window_bytes(&self) -> u64 {
-        self.slots.iter().flat_map(|s| s.parts.iter().flatten()).filter(|p| p.object.is_some()).map(|p| p.size).sum()
+        self.slots.iter().flat_map(|s| s.parts.iter().flatten()).filter(|p| p.bytes.is_some()).map(|p| p.size).sum()
     }
 
     /// Forgets an upload that was never listed (encoders delete old segments; listed ones follow our own window).
@@ -343,11 +342,11 @@ impl ChannelState {
             if slot.end() >= cutoff {
                 break;
             }
-            if slot.parts.iter().flatten().any(|p| p.object.is_some() && p.stored) {
+            if slot.parts.iter().flatten().any(|p| p.bytes.is_some() && p.stored) {
                 let s = Arc::make_mut(slot);
                 for p in s.parts.iter_mut().flatten() {
                     if p.stored {
-                        p.object = None;
+                        p.bytes = None;
                     }
                 }
                 changed = true;

@@ -4,9 +4,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
+use super::manifests;
 use super::model::{ChannelId, ChannelSettings, Status, WindowRequest};
 use super::record::TimelineRecord;
-use super::render_hls;
 use super::state::{ChannelState, Effect};
 use super::upload::{Upload, classify};
 use crate::packaging::mp4::TrackKind;
@@ -88,7 +88,7 @@ fn a_pushed_variant_becomes_demuxed_renditions() {
     assert_eq!((slot.msn, slot.discontinuity), (0, false));
     assert!((slot.duration - 4.0).abs() < 1e-9);
     // Each part is a single-track segment that mp4-atom reads back.
-    let video = slot.part(0).unwrap().object.as_ref().unwrap().body().clone();
+    let video = slot.part(0).unwrap().bytes.clone().unwrap();
     let mut buf = &video[..];
     <mp4_atom::Styp as mp4_atom::Decode>::decode(&mut buf).unwrap();
     let moof = <mp4_atom::Moof as mp4_atom::Decode>::decode(&mut buf).unwrap();
@@ -126,7 +126,7 @@ fn the_window_slides_and_playlists_render() {
     // 8 s window, but never under three target durations (12 s): the last three slots.
     let (range, closed) = snap.window(0, WindowRequest::default());
     assert_eq!((range, closed), (1..4, false));
-    let text = render_hls::media(&snap, 0, WindowRequest::default()).unwrap();
+    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default()).unwrap();
     let epoch = snap.slots[0].epoch;
     assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:1\n"), "{text}");
     assert!(text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES"));
@@ -135,10 +135,10 @@ fn the_window_slides_and_playlists_render() {
     assert!(!text.contains("ENDLIST"));
     let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
     assert!(parsed.segments.iter().all(|seg| (seg.duration.round() as u64) <= parsed.target_duration));
-    let master = render_hls::master(&snap, "");
+    let master = manifests::render_multivariant(&snap, "");
     assert!(master.contains("CODECS=\"avc1.64001e,mp4a.40.2\""), "{master}");
     assert!(master.contains("URI=\"a0.m3u8\"") && master.contains("\nv0.m3u8\n"));
-    let mpd = super::render_dash::mpd(&snap, WindowRequest::default(), "http://x/time").unwrap();
+    let mpd = manifests::render_mpd(&snap, WindowRequest::default(), "http://x/time").unwrap();
     assert!(
         mpd.contains("type=\"dynamic\"") && mpd.contains("startNumber=\"1\"") && mpd.contains("UTCTiming"),
         "{mpd}"
@@ -168,10 +168,10 @@ fn an_encoder_restart_is_a_discontinuity_not_a_reset() {
     let snap = s.snapshot(t(38));
     let next = snap.slots.last().unwrap();
     assert_eq!((next.msn, next.epoch, next.discontinuity), (3, last.epoch, false));
-    let text = render_hls::media(&snap, 0, WindowRequest::default()).unwrap();
+    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default()).unwrap();
     assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
     assert_eq!(text.matches("#EXT-X-MAP").count(), 2);
-    let mpd = super::render_dash::mpd(&snap, WindowRequest::default(), "http://x/time").unwrap();
+    let mpd = manifests::render_mpd(&snap, WindowRequest::default(), "http://x/time").unwrap();
     assert_eq!(mpd.matches("<Period").count(), 2, "{mpd}");
 }
 
@@ -186,7 +186,7 @@ fn lost_segments_are_skipped_and_bad_ones_change_nothing() {
     let snap = s.snapshot(t(13));
     assert_eq!(snap.last_msn(), Some(2));
     assert!(snap.slot(1).unwrap().part(0).is_none(), "a gap where seg 1 was lost");
-    assert!(render_hls::media(&snap, 0, WindowRequest::default()).unwrap().contains("#EXT-X-GAP"));
+    assert!(manifests::render_media_playlist(&snap, 0, WindowRequest::default()).unwrap().contains("#EXT-X-GAP"));
     // Garbage never reaches the state.
     assert!(classify("v0/seg_00003.m4s", Bytes::from_static(b"garbage garbage garbage")).is_err());
 }
@@ -200,7 +200,9 @@ fn idle_channels_end_and_stopped_ones_refuse_uploads() {
     assert!(s.tick(t(70)), "60 s without uploads");
     let snap = s.snapshot(t(70));
     assert_eq!(snap.status, Status::Ended);
-    assert!(render_hls::media(&snap, 0, WindowRequest::default()).unwrap().ends_with("#EXT-X-ENDLIST\n"));
+    assert!(
+        manifests::render_media_playlist(&snap, 0, WindowRequest::default()).unwrap().ends_with("#EXT-X-ENDLIST\n")
+    );
     s.end(true);
     let again = classify("v0/seg_00001.m4s", Bytes::from_static(SEGMENTS[1])).unwrap();
     assert!(s.apply(again, t(80)).is_err());
@@ -233,7 +235,7 @@ fn the_timeline_survives_a_restart() {
     let after = restored.snapshot(t(20));
     assert_eq!(after.slots.len(), before.slots.len());
     assert_eq!(after.slots[1].msn, 1);
-    assert!(after.slots[1].part(0).unwrap().object.is_none(), "bytes come from storage after a restart");
+    assert!(after.slots[1].part(0).unwrap().bytes.is_none(), "bytes come from storage after a restart");
     // The encoder carries on: numbering continues without a reset.
     push(&mut restored, 2, SEGMENTS[2], t(13));
     assert_eq!(restored.snapshot(t(13)).last_msn(), Some(2));

@@ -4,7 +4,7 @@
 use crate::packaging::fmp4::{self, FragmentSamples, InitTrack, SampleFlags};
 use crate::packaging::mp4::{IndexLimits, MediaIndex, MoovLocator, Probe, TrackKind, build_index};
 use crate::packaging::presentation::{self, Presentation, RenditionInput};
-use crate::packaging::{PackagingError, dash, hls};
+use crate::packaging::{PackagingError, vod_manifests};
 
 /// What packaging a file produced.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ pub fn dry_run(file: &[u8], target_secs: f64, limits: IndexLimits) -> Result<Dry
     let p = presentation::build(&inputs, target_secs)?;
     let mut bytes_produced = 0;
     for r in p.renditions() {
-        bytes_produced += hls::media_playlist(&p, r).len();
+        bytes_produced += vod_manifests::render_media_playlist(&p, r).len();
         let track = &index.tracks[r.track_index];
         bytes_produced += fmp4::write_init(&InitTrack::of(track, index.movie_timescale, r.resolution)).len();
         let s = &track.samples;
@@ -65,8 +65,8 @@ pub fn dry_run(file: &[u8], target_secs: f64, limits: IndexLimits) -> Result<Dry
         bytes_produced += fmp4::write_segment(&fragment, &payload).len();
     }
     Ok(DryRun {
-        master_playlist: hls::master_playlist(&p),
-        mpd: dash::static_mpd(&p),
+        master_playlist: vod_manifests::render_multivariant(&p),
+        mpd: vod_manifests::render_mpd(&p),
         index,
         presentation: p,
         bytes_produced,

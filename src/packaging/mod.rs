@@ -1,20 +1,22 @@
-//! PURE media packaging: MP4 sample indexes, segment plans, fMP4 muxing, HLS and DASH rendering.
+//! PURE media packaging: MP4 sample indexes, segment plans, fMP4 muxing, the manifest model and its
+//! HLS and DASH writers, and the edge's URL grammar.
 //!
 //! Invariants: no I/O, no async, no axum types. Every length, offset and
 //! count read from a file is checked before use; malformed input gives a
 //! [`PackagingError`], never a panic. Callers fetch bytes and hand them in.
 
 pub mod codec;
-pub mod dash;
 mod error;
 pub mod fmp4;
-pub mod hls;
 pub mod inspect;
+pub mod manifest;
 pub mod mp4;
 pub mod plan;
 pub mod presentation;
 pub mod reads;
 pub mod ts;
+pub mod url;
+pub mod vod_manifests;
 
 pub use error::PackagingError;
 

@@ -16,8 +16,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::{Service, ServiceExt};
 
-use super::health::Health;
 use super::progress::ProgressStream;
+use crate::health::Health;
 
 /// What a connection past the cap gets before it is closed.
 const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 34\r\nRetry-After: 1\r\nCache-Control: no-store\r\nConnection: close\r\n\r\ntoo many connections; retry later\n";

@@ -1,6 +1,5 @@
 //! Process assembly: builds storage, cache and metrics from the config, binds each tier's listener, and shuts down gracefully.
 
-mod health;
 pub mod listener;
 mod progress;
 pub mod resources;
@@ -14,14 +13,14 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use health::Health;
+pub use crate::health::Health;
 
 use crate::api::{ApiState, IngestEndpoint, api_router};
 use crate::cache::SegmentCache;
 use crate::config::{Config, StorageBackend};
-use crate::edge::live::BlockingStats;
-use crate::edge::{EdgeShared, EdgeState, OriginLock, edge_service};
+use crate::edge::{EdgeService, EdgeShared, EdgeState, OriginLock};
 use crate::ingest::{IngestState, UploadLimits, ingest_router};
+use crate::live::service::Live;
 use crate::live::{ChannelLimits, LiveLimits, LiveRegistry};
 use crate::storage::Storage;
 use crate::storage::breaker::{CircuitBreaker, Deadlines};
@@ -125,7 +124,8 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         channel: ChannelLimits { bytes: config.ingest.max_channel_bytes.0, ingest: ingest_budget.clone() },
     };
     let live = LiveRegistry::load(storage.clone(), live_limits).await.context("loading live channels from storage")?;
-    let blocking = Arc::new(BlockingStats::default());
+    let live_service = Live::new(live.clone(), storage.clone(), cache.clone(), &config.edge.public_url);
+    let blocking = live_service.blocking().clone();
     let grace = config.shutdown.grace_period;
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -139,9 +139,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             cache: cache.clone(),
             static_files: config.static_files.clone(),
             vod: Vod::new(storage.clone(), cache.clone(), config.vod.clone()).with_budget(bodies.clone()),
-            live: live.clone(),
-            blocking: blocking.clone(),
-            public_url: config.edge.public_url.as_str().into(),
+            live: live_service,
             health: health.clone(),
         });
         let lock = (!config.edge.origin_lock_header.is_empty()).then(|| OriginLock {
@@ -150,7 +148,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             secret: config.edge.origin_lock_secret.as_bytes().into(),
         });
         let access = AccessLog { tier: "edge", metrics: metrics.clone(), log: config.log.access };
-        let router = edge_service(state, lock, access);
+        let router = EdgeService::new(state, lock, access);
         let (limits, stop_rx) = (limits.clone(), stop_rx.clone());
         let serve = async move {
             match tokio::net::TcpListener::from_std(std_listener) {

@@ -14,10 +14,10 @@ mod source;
 
 use std::sync::Arc;
 
+pub use crate::packaging::url::VodPath;
 pub use catalog::{Asset, Catalog, Source};
-pub use object::{VodKey, VodObject};
 
-use crate::cache::{CacheKey, CacheOutcome, CachedObject, SegmentCache};
+use crate::cache::{CacheOutcome, CachedObject, SegmentCache};
 use crate::config::VodConfig;
 use crate::packaging::PackagingError;
 use crate::storage::budget::ByteBudget;
@@ -76,11 +76,11 @@ impl Vod {
     pub async fn object(
         &self,
         asset_key: &StorageKey,
-        object: VodObject,
+        object: VodPath,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
         let asset = self.catalog.resolve(asset_key).await?;
-        object.check(&asset.presentation)?;
-        let key = CacheKey::Vod(VodKey { asset: asset_key.clone(), version: asset.version, object });
+        object::check(object, &asset.presentation)?;
+        let key = object::cache_key(asset_key, asset.version, object);
         let load = object::build(self.storage.clone(), asset, object, self.config.clone(), self.budget.clone());
         let outage = |e: &VodError| matches!(e, VodError::Storage(s) if s.is_outage());
         self.cache.get_or_load(key, load, outage).await.map_err(|e| (*e).clone())

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::HeaderValue;
 
-use crate::http::conditional::ETag;
-use crate::http::encoding::Coding;
-use crate::http::{content_type, encoding};
+use super::conditional::ETag;
+use super::encoding::Coding;
+use super::{content_type, encoding};
 
 /// Compressed forms are kept only when they save at least this share of the bytes.
 const MIN_SAVING: f64 = 0.1;

@@ -1,0 +1,238 @@
+//! PURE: live's adapter into the manifest model: a channel snapshot as a multivariant playlist,
+//! sliding-window or DVR media playlists (discontinuities, program date-times, gaps, blocking
+//! reload), and the MPD: dynamic while live, static for a closed range or a recording, one Period per
+//! discontinuity.
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::time::SystemTime;
+
+use super::model::{ChannelSnapshot, LiveRendition, Status, WindowRequest};
+use crate::packaging::manifest::{
+    self, MediaPlaylist, MediaSegment, Mpd, MpdTiming, Multivariant, ObjectUri, Period, PlaylistType, Representation,
+    SegmentTemplate, ServerControl, Stream,
+};
+use crate::packaging::mp4::TrackKind;
+use crate::packaging::url::{Container, LivePath};
+
+/// The renditions a master playlist or MPD offers: every video rendition with media, and audio from
+/// audio-only variants (or, when there are none, the first muxed audio track).
+pub fn offered(snap: &ChannelSnapshot) -> (Vec<usize>, Vec<usize>) {
+    let has_media = |r: usize| snap.edge_of(r).is_some();
+    let of_kind =
+        |kind: TrackKind| (0..snap.renditions.len()).filter(move |&r| snap.renditions[r].kind == kind && has_media(r));
+    let video: Vec<usize> = of_kind(TrackKind::Video).collect();
+    let mut audio: Vec<usize> = of_kind(TrackKind::Audio).filter(|&r| !snap.renditions[r].muxed).collect();
+    if audio.is_empty() {
+        audio.extend(of_kind(TrackKind::Audio).take(1));
+    }
+    (video, audio)
+}
+
+fn stream(r: &LiveRendition) -> Stream<'_> {
+    Stream {
+        id: r.id,
+        kind: r.kind,
+        codecs: r.codecs.as_deref(),
+        peak_bps: r.peak_bps,
+        average_bps: r.average_bps,
+        resolution: r.resolution,
+        frame_rate: r.frame_rate,
+        channels: r.channels,
+        sample_rate: r.sample_rate,
+        language: r.language.as_deref(),
+        name: &r.name,
+    }
+}
+
+/// `query` (`?start=...`, or empty) is carried into the media playlist URIs.
+pub fn multivariant<'a>(snap: &'a ChannelSnapshot, query: &'a str) -> Multivariant<'a> {
+    let (video, audio) = offered(snap);
+    let streams = |list: Vec<usize>| list.into_iter().map(|i| stream(&snap.renditions[i])).collect();
+    Multivariant {
+        video: streams(video),
+        audio: streams(audio),
+        // TS variants carry their own audio.
+        muxed_audio: snap.container == Some(Container::Ts),
+        query,
+    }
+}
+
+/// The media playlist of rendition `r`; `None` while it has no segment in the requested window.
+pub fn media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest) -> Option<MediaPlaylist> {
+    let (range, closed) = snap.window(r, req);
+    if range.is_empty() {
+        return None;
+    }
+    let container = snap.container?;
+    let rendition = &snap.renditions[r];
+    let timescale = f64::from(rendition.timescale.max(1));
+    let dvr_range = req.start.is_some() || req.end.is_some();
+    let mut epoch = None;
+    let segments = snap.slots[range.clone()]
+        .iter()
+        .map(|slot| {
+            let part = slot.part(r);
+            let new_epoch = epoch != Some(slot.epoch);
+            epoch = Some(slot.epoch);
+            MediaSegment {
+                duration: part.map_or(slot.duration, |p| p.duration as f64 / timescale),
+                uri: ObjectUri::Live(LivePath::Segment(rendition.id, slot.epoch, slot.msn, container)),
+                map: (container == Container::Fmp4 && new_epoch)
+                    .then_some(ObjectUri::Live(LivePath::Init(rendition.id, slot.epoch))),
+                discontinuity: slot.discontinuity,
+                program_date_time: Some(slot.pdt),
+                gap: part.is_none(),
+            }
+        })
+        .collect();
+    Some(MediaPlaylist {
+        target_duration: snap.settings.target_secs(),
+        media_sequence: snap.slots[range.start].msn,
+        discontinuity_sequence: Some(snap.discontinuity_sequence(range.start)),
+        playlist_type: (dvr_range && closed).then_some(PlaylistType::Vod),
+        server_control: (!closed).then_some(ServerControl { can_block_reload: true }),
+        segments,
+        ended: closed,
+    })
+}
+
+fn secs_between(a: SystemTime, b: SystemTime) -> f64 {
+    match b.duration_since(a) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
+}
+
+/// Whether slot `i` begins a Period: a discontinuity or a new epoch.
+fn begins_period(snap: &ChannelSnapshot, i: usize) -> bool {
+    i == 0 || snap.slots[i].discontinuity || snap.slots[i].epoch != snap.slots[i - 1].epoch
+}
+
+/// The MPD, or `None` for TS channels (DASH needs fMP4) and channels without media yet.
+///
+/// While live it is dynamic: Periods start at their first slot's time after `availabilityStartTime`,
+/// searched back through the DVR window so ids and starts stay put as the window slides. A closed
+/// range or a recording is static: the presentation starts at the range's first slot (Periods and
+/// `presentationTimeOffset`s measured from there), and lasts until the end of its last Period, so
+/// encoder outages between Periods are inside it.
+pub fn mpd<'a>(snap: &'a ChannelSnapshot, req: WindowRequest, time_url: &'a str) -> Option<Mpd<'a>> {
+    if snap.container != Some(Container::Fmp4) {
+        return None;
+    }
+    let (video, audio) = offered(snap);
+    let reference = video.first().or(audio.first()).copied()?;
+    let (range, closed) = snap.window(reference, req);
+    if range.is_empty() {
+        return None;
+    }
+    let live = snap.status != Status::Ended && !closed;
+    let origin = if live { snap.availability_start } else { snap.slots[range.start].pdt };
+    let mut bounds: Vec<Range<usize>> = Vec::new();
+    for i in range.clone() {
+        match bounds.last_mut() {
+            Some(p) if !begins_period(snap, i) => p.end = i + 1,
+            _ => bounds.push(i..i + 1),
+        }
+    }
+    let mut periods = Vec::with_capacity(bounds.len());
+    let mut last_length = 0.0;
+    for period in bounds {
+        let begin = if live {
+            (0..=period.start).rev().find(|&i| begins_period(snap, i)).unwrap_or(period.start)
+        } else {
+            period.start
+        };
+        let start_slot = &snap.slots[begin];
+        let representations = |members: &[usize]| -> Vec<Representation<'a>> {
+            members.iter().filter_map(|&r| representation(snap, r, period.clone(), begin)).collect()
+        };
+        let mut sets = manifest::adaptation_sets(TrackKind::Video, representations(&video), 0);
+        sets.extend(manifest::adaptation_sets(TrackKind::Audio, representations(&audio), sets.len() as u32));
+        last_length = snap.slots[period.clone()].iter().map(|s| s.duration).sum();
+        periods.push(Period {
+            id: Cow::Owned(format!("{}-{}", start_slot.epoch, start_slot.msn)),
+            start: secs_between(origin, start_slot.pdt).max(0.0),
+            adaptation_sets: sets,
+        });
+    }
+    let target = f64::from(snap.settings.target_secs());
+    let timing = if live {
+        MpdTiming::Dynamic {
+            availability_start: snap.availability_start,
+            published: snap.published,
+            minimum_update_period: target / 2.0,
+            time_shift_buffer_depth: snap.slots[range].iter().map(|s| s.duration).sum(),
+            suggested_presentation_delay: 3.0 * target,
+        }
+    } else {
+        let last_start = periods.last().map_or(0.0, |p| p.start);
+        MpdTiming::Static { duration: last_start + last_length }
+    };
+    Some(Mpd { timing, min_buffer_time: target, max_segment_duration: target, periods, utc_timing: Some(time_url) })
+}
+
+/// Rendition `r` in the Period of slots `period`, which began at slot `begin`; `None` when it has no
+/// segment there.
+fn representation(snap: &ChannelSnapshot, r: usize, period: Range<usize>, begin: usize) -> Option<Representation<'_>> {
+    let rendition = &snap.renditions[r];
+    let ts = rendition.timescale.max(1);
+    let slots = &snap.slots[period];
+    // Times of every slot of the period in this track: its part's, or (for a gap) extrapolated.
+    let mut times: Vec<u64> = Vec::with_capacity(slots.len() + 1);
+    for (k, slot) in slots.iter().enumerate() {
+        let t = match slot.part(r) {
+            Some(p) => p.decode_time,
+            None => match times.last() {
+                Some(&prev) => prev + (slots[k - 1].duration * f64::from(ts)) as u64,
+                None => continue,
+            },
+        };
+        times.push(t);
+    }
+    let last = slots.iter().rev().find_map(|s| s.part(r))?;
+    times.push(last.decode_time + last.duration);
+    times.dedup();
+    if times.len() < 2 {
+        return None;
+    }
+    // The Period-relative origin: the track time at the slot that began the Period.
+    let offset_secs = secs_between(snap.slots[begin].pdt, slots[0].pdt).max(0.0);
+    let pto = times[0].saturating_sub((offset_secs * f64::from(ts)) as u64);
+    let first_msn = slots.iter().find(|s| s.part(r).is_some()).map_or(slots[0].msn, |s| s.msn);
+    let (initialization, media) = LivePath::templates(rendition.id, slots[0].epoch);
+    Some(Representation {
+        stream: stream(rendition),
+        template: SegmentTemplate {
+            timescale: ts,
+            presentation_time_offset: Some(pto),
+            initialization: Cow::Owned(initialization),
+            media: Cow::Owned(media),
+            start_number: first_msn,
+            times: Cow::Owned(times),
+        },
+    })
+}
+
+/// The multivariant playlist, rendered.
+pub fn render_multivariant(snap: &ChannelSnapshot, query: &str) -> String {
+    let mut out = String::with_capacity(1024);
+    manifest::hls::write_multivariant(&mut out, &multivariant(snap, query));
+    out
+}
+
+/// A media playlist, rendered.
+pub fn render_media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest) -> Option<String> {
+    let playlist = media_playlist(snap, r, req)?;
+    let mut out = String::with_capacity(256 + 96 * playlist.segments.len());
+    manifest::hls::write_media_playlist(&mut out, &playlist);
+    Some(out)
+}
+
+/// The MPD, rendered.
+pub fn render_mpd(snap: &ChannelSnapshot, req: WindowRequest, time_url: &str) -> Option<String> {
+    let mpd = mpd(snap, req, time_url)?;
+    let mut out = String::with_capacity(4096);
+    manifest::mpd::write_mpd(&mut out, &mpd);
+    Some(out)
+}

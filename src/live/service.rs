@@ -1,0 +1,232 @@
+//! The live service the edge calls, shaped like `vod::Vod`: every object of a channel through the
+//! segment cache. Playlists and MPDs are rendered once per snapshot version and window (on a miss,
+//! never per request); init and media segments come from the snapshot's memory, else storage.
+//! `_HLS_msn` requests wait here (blocking playlist reload).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::blocking::{self, BlockingStats};
+use super::model::{ChannelSnapshot, Status};
+use super::state::keys;
+use super::{ChannelHandle, LiveRegistry, manifests};
+use crate::cache::{CacheKey, CacheOutcome, CachedObject, SegmentCache};
+use crate::http::content_type;
+use crate::http::policy::ObjectKind;
+use crate::packaging::url::{Container, LivePath, LiveQuery};
+use crate::storage::{Storage, StorageError};
+
+/// How long rendered playlists stay in the segment cache (each is keyed by snapshot version).
+const RENDERED_TTL: Duration = Duration::from_secs(30);
+
+/// Why a live request failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ServeError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    /// A blocking reload that timed out.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Storage(Arc<StorageError>),
+}
+
+/// An object ready to send, how it was found, and how it may be cached downstream.
+pub struct Served {
+    pub object: Arc<CachedObject>,
+    pub outcome: CacheOutcome,
+    pub kind: ObjectKind,
+}
+
+/// The live service. Cheap to clone.
+#[derive(Clone)]
+pub struct Live {
+    registry: LiveRegistry,
+    storage: Arc<dyn Storage>,
+    cache: SegmentCache,
+    /// The MPD's `UTCTiming` URL.
+    time_url: Arc<str>,
+    blocking: Arc<BlockingStats>,
+}
+
+impl Live {
+    /// `public_url` (`edge.public_url`, may be empty) makes the `UTCTiming` URL absolute.
+    pub fn new(registry: LiveRegistry, storage: Arc<dyn Storage>, cache: SegmentCache, public_url: &str) -> Self {
+        Live { registry, storage, cache, time_url: time_url(public_url).into(), blocking: Arc::default() }
+    }
+
+    pub fn registry(&self) -> &LiveRegistry {
+        &self.registry
+    }
+
+    pub fn blocking(&self) -> &Arc<BlockingStats> {
+        &self.blocking
+    }
+
+    /// The object `path` of `channel`, for the request's `query`.
+    pub async fn object(&self, channel: &str, path: LivePath, query: LiveQuery) -> Result<Served, ServeError> {
+        let handle = self.registry.get(channel).ok_or(ServeError::NotFound)?;
+        let mut snap = handle.snapshot();
+        let window = query.window;
+        let rendition = |snap: &ChannelSnapshot, id| snap.rendition_index(id).ok_or(ServeError::NotFound);
+        match path {
+            LivePath::Master => {
+                let suffix = window.canonical_query();
+                let key = format!("master.m3u8{suffix}");
+                let (object, outcome) = self
+                    .rendered(&snap, key, content_type::HLS_PLAYLIST, |s| {
+                        Some(manifests::render_multivariant(s, &suffix))
+                    })
+                    .await?;
+                Ok(Served { object, outcome, kind: ObjectKind::LiveMaster })
+            }
+            LivePath::Playlist(id) => {
+                let r = rendition(&snap, id)?;
+                if let Some(msn) = query.msn {
+                    snap = self.wait_for_segment(&handle, snap, r, msn).await?;
+                }
+                let key = format!("{id}.m3u8{}", window.canonical_query());
+                let (object, outcome) = self
+                    .rendered(&snap, key, content_type::HLS_PLAYLIST, |s| {
+                        manifests::render_media_playlist(s, r, window)
+                    })
+                    .await?;
+                let closed = snap.window(r, window).1;
+                Ok(Served { object, outcome, kind: manifest_kind(&snap, closed) })
+            }
+            LivePath::Mpd => {
+                let key = format!("manifest.mpd{}", window.canonical_query());
+                let time_url = self.time_url.clone();
+                let (object, outcome) = self
+                    .rendered(&snap, key, content_type::DASH_MPD, |s| manifests::render_mpd(s, window, &time_url))
+                    .await?;
+                let closed = snap.status == Status::Ended || (window.end.is_some() && snap.window(0, window).1);
+                Ok(Served { object, outcome, kind: manifest_kind(&snap, closed) })
+            }
+            LivePath::Init(id, epoch) => {
+                let r = rendition(&snap, id)?;
+                let held = snap.init(epoch, r).cloned();
+                let modified = snap.slots.iter().find(|s| s.epoch == epoch).map(|s| s.pdt);
+                let stored = keys::init(&snap.id, epoch, id);
+                self.segment(&snap, path, held, stored, content_type::MP4, modified).await
+            }
+            LivePath::Segment(id, epoch, msn, container) => {
+                let r = rendition(&snap, id)?;
+                let slot = snap.slot(msn).filter(|s| s.epoch == epoch).ok_or(ServeError::NotFound)?;
+                if snap.container != Some(container) {
+                    return Err(ServeError::NotFound);
+                }
+                let part = slot.part(r).ok_or(ServeError::NotFound)?;
+                let media_type =
+                    if container == Container::Ts { content_type::MPEG_TS } else { content_type::MEDIA_SEGMENT };
+                let stored = keys::part(&snap.id, epoch, id, msn, container);
+                self.segment(&snap, path, part.bytes.clone(), stored, media_type, Some(slot.end())).await
+            }
+        }
+    }
+
+    /// An init or media segment: the bytes the snapshot holds, else (older than the memory window,
+    /// or after a restart) read back from storage; cached under its URL either way.
+    async fn segment(
+        &self,
+        snap: &ChannelSnapshot,
+        path: LivePath,
+        held: Option<Bytes>,
+        stored: crate::storage::StorageKey,
+        media_type: &'static str,
+        modified: Option<SystemTime>,
+    ) -> Result<Served, ServeError> {
+        let key = CacheKey::new("live", format!("{}/{path}", snap.id), 0);
+        let storage = self.storage.clone();
+        let load = async move {
+            let (body, modified) = match held {
+                Some(bytes) => (bytes, modified),
+                None => {
+                    let o = storage.get(&stored).await.map_err(|e| match e {
+                        StorageError::NotFound(_) => ServeError::NotFound,
+                        other => ServeError::Storage(Arc::new(other)),
+                    })?;
+                    (o.body, o.meta.modified.or(modified))
+                }
+            };
+            Ok::<_, ServeError>(CachedObject::new(body, media_type, modified))
+        };
+        let (object, outcome) = self.cache.get_or_load(key, load, |_| false).await.map_err(|e| (*e).clone())?;
+        Ok(Served { object, outcome, kind: ObjectKind::LiveSegment })
+    }
+
+    /// A playlist or MPD rendered once per snapshot version (and window), with its compressed forms.
+    async fn rendered(
+        &self,
+        snap: &Arc<ChannelSnapshot>,
+        object: String,
+        media_type: &'static str,
+        render: impl FnOnce(&ChannelSnapshot) -> Option<String>,
+    ) -> Result<(Arc<CachedObject>, CacheOutcome), ServeError> {
+        let key = CacheKey::new("live", format!("{}/{object}", snap.id), snap.version);
+        let load = async {
+            let text = render(snap).ok_or(ServeError::NotFound)?;
+            let object = CachedObject::new(Bytes::from(text), media_type, Some(snap.published));
+            Ok::<_, ServeError>(object.with_ttl(Some(RENDERED_TTL)).compressed())
+        };
+        self.cache.get_or_load(key, load, |_| false).await.map_err(|e| (*e).clone())
+    }
+
+    /// Holds a `_HLS_msn` request until the rendition has that segment: one wake-up per publication for
+    /// every waiter, no polling; 400 when too far ahead, 503 after about three target durations.
+    async fn wait_for_segment(
+        &self,
+        handle: &ChannelHandle,
+        snap: Arc<ChannelSnapshot>,
+        r: usize,
+        msn: u64,
+    ) -> Result<Arc<ChannelSnapshot>, ServeError> {
+        if snap.has_reached(r, msn) {
+            return Ok(snap);
+        }
+        if blocking::too_far_ahead(&snap, msn) {
+            return Err(ServeError::BadRequest(format!("_HLS_msn={msn} is more than two segments ahead")));
+        }
+        let stats = &self.blocking;
+        stats.waiting.fetch_add(1, Ordering::Relaxed);
+        let mut rx = handle.subscribe();
+        let limit = blocking::blocking_timeout(&snap);
+        let waited =
+            tokio::time::timeout(limit, async { rx.wait_for(|s| s.has_reached(r, msn)).await.map(|s| s.clone()) })
+                .await;
+        stats.waiting.fetch_sub(1, Ordering::Relaxed);
+        match waited {
+            Ok(Ok(snap)) => {
+                stats.released.fetch_add(1, Ordering::Relaxed);
+                Ok(snap)
+            }
+            _ => {
+                stats.timed_out.fetch_add(1, Ordering::Relaxed);
+                Err(ServeError::Unavailable(format!("segment {msn} did not arrive within {} s", limit.as_secs())))
+            }
+        }
+    }
+}
+
+fn manifest_kind(snap: &ChannelSnapshot, closed: bool) -> ObjectKind {
+    if closed {
+        ObjectKind::VodManifest { max_age: Duration::from_secs(60) }
+    } else {
+        ObjectKind::LiveManifest { target: snap.settings.target_duration, low_latency: false }
+    }
+}
+
+/// The `UTCTiming` URL: absolute under `edge.public_url`, else relative to the MPD
+/// (`/live/{channel}/manifest.mpd` -> `/time`), which players resolve against the MPD's own URL.
+/// Never built from request headers: the MPD is cached and shared by every player.
+fn time_url(public_url: &str) -> String {
+    match public_url.trim_end_matches('/') {
+        "" => "../../time".to_owned(),
+        base => format!("{base}/time"),
+    }
+}

@@ -1,0 +1,219 @@
+//! PURE: the one HLS writer: multivariant and media playlists from the [model](super), appended to a
+//! caller's buffer. Every `#EXT-X-STREAM-INF` and `#EXTINF` estuary serves is written here.
+//!
+//! Ours rather than `m3u8-rs`'s: that writer formats each segment through owned strings (and has no
+//! LL-HLS tags, which issue 13 needs); see ARCHITECTURE.md.
+
+use std::fmt::{self, Write};
+
+use super::{MediaPlaylist, Multivariant, ObjectUri, PlaylistType, Stream};
+
+/// `EXT-X-MAP` in a playlist without `EXT-X-I-FRAMES-ONLY` needs version 6.
+const VERSION: u32 = 6;
+const AUDIO_GROUP: &str = "audio";
+
+impl fmt::Display for ObjectUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ObjectUri::Vod(p) => p.fmt(f),
+            ObjectUri::Live(p) => p.fmt(f),
+        }
+    }
+}
+
+/// A quoted-string attribute value: no double quotes or line breaks allowed.
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            f.write_char(if matches!(c, '"' | '\n' | '\r') { '\'' } else { c })?;
+        }
+        Ok(())
+    }
+}
+
+/// The multivariant playlist. With an audio group, each video variant's `BANDWIDTH` and `CODECS`
+/// include the group's; without one (audio-only, or audio muxed into the variants) each variant
+/// stands alone.
+pub fn write_multivariant(out: &mut String, m: &Multivariant<'_>) {
+    let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    if m.muxed_audio || m.video.is_empty() {
+        let variants = if m.video.is_empty() { &m.audio } else { &m.video };
+        for s in variants {
+            write_variant(out, s, &[], m.query);
+        }
+        return;
+    }
+    for (i, a) in m.audio.iter().enumerate() {
+        let _ = write!(out, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"{}\"", Quoted(a.name));
+        if let Some(lang) = a.language {
+            let _ = write!(out, ",LANGUAGE=\"{}\"", Quoted(lang));
+        }
+        let _ = write!(out, ",DEFAULT={},AUTOSELECT=YES", if i == 0 { "YES" } else { "NO" });
+        if let Some(channels) = a.channels {
+            let _ = write!(out, ",CHANNELS=\"{channels}\"");
+        }
+        let _ = writeln!(out, ",URI=\"{}.m3u8{}\"", a.id, m.query);
+    }
+    for v in &m.video {
+        write_variant(out, v, &m.audio, m.query);
+    }
+}
+
+/// One `#EXT-X-STREAM-INF` and its URI; `audio` is the group the variant plays with.
+fn write_variant(out: &mut String, s: &Stream<'_>, audio: &[Stream<'_>], query: &str) {
+    let audio_peak = audio.iter().map(|a| a.peak_bps).max().unwrap_or(0);
+    let audio_average = audio.iter().map(|a| a.average_bps).max().unwrap_or(0);
+    let _ = write!(
+        out,
+        "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={}",
+        (s.peak_bps + audio_peak).max(1),
+        (s.average_bps + audio_average).max(1)
+    );
+    // The variant's own codec plus every distinct codec of its audio group.
+    let mut codecs = s.codecs.into_iter().chain(audio.iter().filter_map(|a| a.codecs)).peekable();
+    if codecs.peek().is_some() {
+        out.push_str(",CODECS=\"");
+        let mut written: Vec<&str> = Vec::with_capacity(2);
+        for c in codecs {
+            if !written.contains(&c) {
+                if !written.is_empty() {
+                    out.push(',');
+                }
+                out.push_str(c);
+                written.push(c);
+            }
+        }
+        out.push('"');
+    }
+    if let Some((w, h)) = s.resolution {
+        let _ = write!(out, ",RESOLUTION={w}x{h}");
+    }
+    if let Some((num, den)) = s.frame_rate.filter(|&(_, den)| den > 0) {
+        let _ = write!(out, ",FRAME-RATE={:.3}", f64::from(num) / f64::from(den));
+    }
+    if !audio.is_empty() {
+        let _ = write!(out, ",AUDIO=\"{AUDIO_GROUP}\"");
+    }
+    let _ = writeln!(out, "\n{}.m3u8{query}", s.id);
+}
+
+/// A media playlist.
+pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
+    let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-TARGETDURATION:{}\n", p.target_duration);
+    if let Some(control) = p.server_control
+        && control.can_block_reload
+    {
+        out.push_str("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n");
+    }
+    let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{}", p.media_sequence);
+    if let Some(d) = p.discontinuity_sequence {
+        let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{d}");
+    }
+    match p.playlist_type {
+        Some(PlaylistType::Vod) => out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
+        Some(PlaylistType::Event) => out.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
+        None => {}
+    }
+    out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    for s in &p.segments {
+        if s.discontinuity {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if let Some(map) = s.map {
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{map}\"");
+        }
+        if let Some(pdt) = s.program_date_time {
+            out.push_str("#EXT-X-PROGRAM-DATE-TIME:");
+            super::write_iso_time(out, pdt);
+            out.push('\n');
+        }
+        let _ = writeln!(out, "#EXTINF:{:.6},", s.duration);
+        if s.gap {
+            out.push_str("#EXT-X-GAP\n");
+        }
+        let _ = writeln!(out, "{}", s.uri);
+    }
+    if p.ended {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{MediaSegment, ServerControl};
+    use super::*;
+    use crate::packaging::mp4::TrackKind;
+    use crate::packaging::url::{Container, LivePath};
+
+    fn stream(id: &str, codecs: &'static str, bps: u64) -> Stream<'static> {
+        let id = id.parse().unwrap();
+        let kind = if codecs.starts_with("mp4a") { TrackKind::Audio } else { TrackKind::Video };
+        Stream {
+            id,
+            kind,
+            codecs: Some(codecs),
+            peak_bps: bps,
+            average_bps: bps / 2,
+            resolution: None,
+            frame_rate: None,
+            channels: (kind == TrackKind::Audio).then_some(2),
+            sample_rate: None,
+            language: None,
+            name: "Audio \"main\"",
+        }
+    }
+
+    #[test]
+    fn variants_carry_their_audio_group() {
+        let m = Multivariant {
+            video: vec![stream("v0", "avc1.64001f", 1000)],
+            audio: vec![stream("a0", "mp4a.40.2", 100), stream("a1", "mp4a.40.2", 200)],
+            muxed_audio: false,
+            query: "?start=1.000",
+        };
+        let mut out = String::new();
+        write_multivariant(&mut out, &m);
+        assert!(out.contains("NAME=\"Audio 'main'\""), "{out}");
+        assert!(out.contains("URI=\"a1.m3u8?start=1.000\""), "{out}");
+        assert!(out.contains(
+            "#EXT-X-STREAM-INF:BANDWIDTH=1200,AVERAGE-BANDWIDTH=600,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"audio\"\nv0.m3u8?start=1.000\n"
+        ));
+        let mut muxed = String::new();
+        write_multivariant(&mut muxed, &Multivariant { muxed_audio: true, ..m });
+        assert!(!muxed.contains("#EXT-X-MEDIA"));
+        assert!(muxed.contains("BANDWIDTH=1000,AVERAGE-BANDWIDTH=500,CODECS=\"avc1.64001f\"\nv0.m3u8"), "{muxed}");
+    }
+
+    #[test]
+    fn live_playlists_carry_maps_gaps_and_control() {
+        let v0 = "v0".parse().unwrap();
+        let segment = |msn, gap| MediaSegment {
+            duration: 2.0,
+            uri: ObjectUri::Live(LivePath::Segment(v0, 5, msn, Container::Fmp4)),
+            map: (msn == 10).then_some(ObjectUri::Live(LivePath::Init(v0, 5))),
+            discontinuity: false,
+            program_date_time: Some(std::time::SystemTime::UNIX_EPOCH),
+            gap,
+        };
+        let p = MediaPlaylist {
+            target_duration: 2,
+            media_sequence: 10,
+            discontinuity_sequence: Some(0),
+            playlist_type: None,
+            server_control: Some(ServerControl { can_block_reload: true }),
+            segments: vec![segment(10, false), segment(11, true)],
+            ended: false,
+        };
+        let mut out = String::new();
+        write_media_playlist(&mut out, &p);
+        assert_eq!(
+            out,
+            "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n\
+             #EXT-X-MEDIA-SEQUENCE:10\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-MAP:URI=\"v0/5/init.mp4\"\n#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:00.000Z\n#EXTINF:2.000000,\nv0/5/10.m4s\n\
+             #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:00.000Z\n#EXTINF:2.000000,\n#EXT-X-GAP\nv0/5/11.m4s\n"
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! PURE: the typed model of what players are given, VOD and live alike: the multivariant playlist,
+//! media playlists and the MPD. VOD's presentation and live's snapshot are adapted into it; the one
+//! HLS writer ([`hls`]) and the one MPD writer ([`mpd`]) render it.
+//!
+//! The model holds borrowed text and numbers, never formatted URLs: segment URIs are
+//! [`url`](crate::packaging::url) values the writer formats straight into its buffer.
+
+pub mod hls;
+pub mod mpd;
+mod time;
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use crate::packaging::mp4::TrackKind;
+use crate::packaging::presentation::RenditionId;
+use crate::packaging::url::{LivePath, VodPath};
+
+pub use time::{iso_duration, iso_time, write_iso_time};
+
+/// What a manifest says about one rendition.
+#[derive(Debug, Clone)]
+pub struct Stream<'a> {
+    pub id: RenditionId,
+    pub kind: TrackKind,
+    /// RFC 6381 `codecs`, when known.
+    pub codecs: Option<&'a str>,
+    pub peak_bps: u64,
+    pub average_bps: u64,
+    pub resolution: Option<(u32, u32)>,
+    /// Frames per second as a fraction.
+    pub frame_rate: Option<(u32, u32)>,
+    pub channels: Option<u16>,
+    pub sample_rate: Option<u32>,
+    /// BCP 47.
+    pub language: Option<&'a str>,
+    /// The label players show for an audio rendition.
+    pub name: &'a str,
+}
+
+/// The multivariant (master) playlist.
+#[derive(Debug, Clone)]
+pub struct Multivariant<'a> {
+    pub video: Vec<Stream<'a>>,
+    pub audio: Vec<Stream<'a>>,
+    /// The audio travels inside the video variants (MPEG-TS): no audio group, each variant stands alone.
+    pub muxed_audio: bool,
+    /// Appended to every media playlist URI (`?start=...`), or empty.
+    pub query: &'a str,
+}
+
+/// `EXT-X-PLAYLIST-TYPE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaylistType {
+    Vod,
+    Event,
+}
+
+/// `EXT-X-SERVER-CONTROL`: what the server offers; room for LL-HLS's `PART-HOLD-BACK` and `CAN-SKIP-UNTIL`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ServerControl {
+    pub can_block_reload: bool,
+}
+
+/// Where an object a playlist names lives, relative to the playlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectUri {
+    Vod(VodPath),
+    Live(LivePath),
+}
+
+/// One segment of a media playlist.
+#[derive(Debug, Clone)]
+pub struct MediaSegment {
+    pub duration: f64,
+    pub uri: ObjectUri,
+    /// `EXT-X-MAP` written before this segment (the first, and wherever the init segment changes).
+    pub map: Option<ObjectUri>,
+    pub discontinuity: bool,
+    pub program_date_time: Option<SystemTime>,
+    /// `EXT-X-GAP`: the segment is missing from this rendition.
+    pub gap: bool,
+}
+
+/// A media playlist, VOD or live (window, DVR range or recording).
+#[derive(Debug, Clone)]
+pub struct MediaPlaylist {
+    pub target_duration: u32,
+    pub media_sequence: u64,
+    /// `EXT-X-DISCONTINUITY-SEQUENCE`, for live playlists.
+    pub discontinuity_sequence: Option<u64>,
+    pub playlist_type: Option<PlaylistType>,
+    pub server_control: Option<ServerControl>,
+    pub segments: Vec<MediaSegment>,
+    /// `EXT-X-ENDLIST`.
+    pub ended: bool,
+}
+
+/// The MPD.
+#[derive(Debug, Clone)]
+pub struct Mpd<'a> {
+    pub timing: MpdTiming,
+    pub min_buffer_time: f64,
+    pub max_segment_duration: f64,
+    pub periods: Vec<Period<'a>>,
+    /// The `UTCTiming` (http-iso) URL of a live MPD.
+    pub utc_timing: Option<&'a str>,
+}
+
+/// `type="static"` or `type="dynamic"` with the attributes each needs.
+#[derive(Debug, Clone, Copy)]
+pub enum MpdTiming {
+    Static {
+        duration: f64,
+    },
+    Dynamic {
+        availability_start: SystemTime,
+        published: SystemTime,
+        minimum_update_period: f64,
+        time_shift_buffer_depth: f64,
+        suggested_presentation_delay: f64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Period<'a> {
+    pub id: Cow<'a, str>,
+    /// Seconds from the presentation's start (static) or `availabilityStartTime` (dynamic).
+    pub start: f64,
+    pub adaptation_sets: Vec<AdaptationSet<'a>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdaptationSet<'a> {
+    pub id: u32,
+    pub kind: TrackKind,
+    pub language: Option<&'a str>,
+    pub representations: Vec<Representation<'a>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Representation<'a> {
+    pub stream: Stream<'a>,
+    pub template: SegmentTemplate<'a>,
+}
+
+/// `SegmentTemplate` with a `SegmentTimeline`.
+#[derive(Debug, Clone)]
+pub struct SegmentTemplate<'a> {
+    pub timescale: u32,
+    pub presentation_time_offset: Option<u64>,
+    pub initialization: Cow<'a, str>,
+    pub media: Cow<'a, str>,
+    pub start_number: u64,
+    /// Decode time at each segment bound: one more entry than segments.
+    pub times: Cow<'a, [u64]>,
+}
+
+/// Groups representations into adaptation sets, numbered from `first_id`: one set per codec family
+/// (and, for audio, language), so that players never switch codec or language within a set.
+pub fn adaptation_sets<'a>(
+    kind: TrackKind,
+    representations: Vec<Representation<'a>>,
+    first_id: u32,
+) -> Vec<AdaptationSet<'a>> {
+    let language = |s: &Stream<'a>| if kind == TrackKind::Audio { s.language } else { None };
+    let family = |s: &Stream<'a>| (s.codecs.and_then(|c| c.split('.').next()).unwrap_or(""), language(s));
+    let mut sets: Vec<AdaptationSet<'a>> = Vec::new();
+    for r in representations {
+        match sets.iter_mut().find(|set| family(&set.representations[0].stream) == family(&r.stream)) {
+            Some(set) => set.representations.push(r),
+            None => sets.push(AdaptationSet {
+                id: first_id + sets.len() as u32,
+                kind,
+                language: language(&r.stream),
+                representations: vec![r],
+            }),
+        }
+    }
+    sets
+}

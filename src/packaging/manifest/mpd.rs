@@ -1,0 +1,178 @@
+//! PURE: the one MPD writer (isoff-live profile, `SegmentTemplate` + `SegmentTimeline`), static or
+//! dynamic, from the [model](super), appended to a caller's buffer. Every `<MPD` estuary serves is
+//! written here.
+
+use std::fmt::{self, Write};
+
+use super::{AdaptationSet, Mpd, MpdTiming, Representation, iso_duration, iso_time};
+use crate::http::content_type;
+use crate::packaging::mp4::TrackKind;
+
+/// Attribute-safe text: only characters that need no escaping.
+struct Attr<'a>(&'a str);
+
+impl fmt::Display for Attr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '$' | '/')) {
+            f.write_char(c)?;
+        }
+        Ok(())
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+pub fn write_mpd(out: &mut String, m: &Mpd<'_>) {
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str("<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\"");
+    match m.timing {
+        MpdTiming::Static { duration } => {
+            let _ = write!(out, " type=\"static\" mediaPresentationDuration=\"{}\"", iso_duration(duration));
+        }
+        MpdTiming::Dynamic {
+            availability_start,
+            published,
+            minimum_update_period,
+            time_shift_buffer_depth,
+            suggested_presentation_delay,
+        } => {
+            let _ = write!(
+                out,
+                " type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\" minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\"",
+                iso_time(availability_start),
+                iso_time(published),
+                iso_duration(minimum_update_period),
+                iso_duration(time_shift_buffer_depth),
+                iso_duration(suggested_presentation_delay),
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        " maxSegmentDuration=\"{}\" minBufferTime=\"{}\">",
+        iso_duration(m.max_segment_duration),
+        iso_duration(m.min_buffer_time)
+    );
+    for period in &m.periods {
+        let start = if period.start > 0.0 { iso_duration(period.start) } else { "PT0S".to_owned() };
+        let _ = writeln!(out, "  <Period id=\"{}\" start=\"{start}\">", Attr(&period.id));
+        for set in &period.adaptation_sets {
+            write_adaptation_set(out, set);
+        }
+        out.push_str("  </Period>\n");
+    }
+    if let Some(url) = m.utc_timing {
+        let _ = writeln!(out, "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"{url}\"/>");
+    }
+    out.push_str("</MPD>\n");
+}
+
+fn write_adaptation_set(out: &mut String, set: &AdaptationSet<'_>) {
+    let (content, mime) = match set.kind {
+        TrackKind::Video => ("video", content_type::MP4),
+        TrackKind::Audio => ("audio", content_type::AUDIO_MP4),
+    };
+    let _ = write!(
+        out,
+        "    <AdaptationSet id=\"{}\" contentType=\"{content}\" mimeType=\"{mime}\" segmentAlignment=\"true\" startWithSAP=\"1\"",
+        set.id
+    );
+    if set.kind == TrackKind::Video {
+        let sizes = || set.representations.iter().filter_map(|r| r.stream.resolution);
+        let max_w = sizes().map(|(w, _)| w).max().unwrap_or(0);
+        let max_h = sizes().map(|(_, h)| h).max().unwrap_or(0);
+        let _ = write!(out, " maxWidth=\"{max_w}\" maxHeight=\"{max_h}\"");
+        if max_w > 0 && max_h > 0 {
+            let g = gcd(max_w, max_h);
+            let _ = write!(out, " par=\"{}:{}\"", max_w / g, max_h / g);
+        }
+    }
+    if let Some(lang) = set.language {
+        let _ = write!(out, " lang=\"{}\"", Attr(lang));
+    }
+    out.push_str(">\n");
+    for r in &set.representations {
+        write_representation(out, r);
+    }
+    out.push_str("    </AdaptationSet>\n");
+}
+
+fn write_representation(out: &mut String, r: &Representation<'_>) {
+    let s = &r.stream;
+    let _ = write!(out, "      <Representation id=\"{}\" bandwidth=\"{}\"", s.id, s.peak_bps.max(1));
+    if let Some(codecs) = s.codecs {
+        let _ = write!(out, " codecs=\"{}\"", Attr(codecs));
+    }
+    if let Some((w, h)) = s.resolution {
+        let _ = write!(out, " width=\"{w}\" height=\"{h}\"");
+    }
+    if let Some((num, den)) = s.frame_rate.filter(|&(_, den)| den > 0) {
+        if den == 1 {
+            let _ = write!(out, " frameRate=\"{num}\"");
+        } else {
+            let _ = write!(out, " frameRate=\"{num}/{den}\"");
+        }
+    }
+    if let Some(rate) = s.sample_rate {
+        let _ = write!(out, " audioSamplingRate=\"{rate}\"");
+    }
+    out.push_str(">\n");
+    if let Some(channels) = s.channels {
+        let _ = writeln!(
+            out,
+            "        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{channels}\"/>"
+        );
+    }
+    let t = &r.template;
+    let _ = write!(out, "        <SegmentTemplate timescale=\"{}\"", t.timescale);
+    if let Some(pto) = t.presentation_time_offset {
+        let _ = write!(out, " presentationTimeOffset=\"{pto}\"");
+    }
+    let _ = writeln!(
+        out,
+        " initialization=\"{}\" media=\"{}\" startNumber=\"{}\">",
+        Attr(&t.initialization),
+        Attr(&t.media),
+        t.start_number
+    );
+    write_timeline(out, &t.times, "          ");
+    out.push_str("        </SegmentTemplate>\n      </Representation>\n");
+}
+
+/// `<SegmentTimeline>` with runs of equal durations folded into `@r`.
+fn write_timeline(out: &mut String, times: &[u64], indent: &str) {
+    let _ = writeln!(out, "{indent}<SegmentTimeline>");
+    let mut i = 0;
+    while i + 1 < times.len() {
+        let d = times[i + 1].saturating_sub(times[i]);
+        let mut r = 0;
+        while i + r + 2 < times.len() && times[i + r + 2].saturating_sub(times[i + r + 1]) == d {
+            r += 1;
+        }
+        let _ = write!(out, "{indent}  <S");
+        if i == 0 {
+            let _ = write!(out, " t=\"{}\"", times[0]);
+        }
+        let _ = write!(out, " d=\"{d}\"");
+        if r > 0 {
+            let _ = write!(out, " r=\"{r}\"");
+        }
+        out.push_str("/>\n");
+        i += r + 1;
+    }
+    let _ = writeln!(out, "{indent}</SegmentTimeline>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timelines_fold_equal_durations() {
+        let mut m = String::new();
+        write_timeline(&mut m, &[0, 6, 12, 18, 22], "");
+        assert_eq!(m, "<SegmentTimeline>\n  <S t=\"0\" d=\"6\" r=\"2\"/>\n  <S d=\"4\"/>\n</SegmentTimeline>\n");
+    }
+}

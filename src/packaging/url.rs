@@ -1,0 +1,387 @@
+//! PURE: the URL grammar of the edge: which paths exist (`/static/`, `/vod/`, `/live/`, `/time`,
+//! `/healthz`), how VOD and live object names parse, and how renderers write them. The handlers parse
+//! with it and the playlist and MPD adapters write with it, so the two can never disagree.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::packaging::presentation::RenditionId;
+
+/// VOD segments are numbered from 1 in URLs (and as `EXT-X-MEDIA-SEQUENCE`), like DASH's default `startNumber`.
+pub const FIRST_SEGMENT_NUMBER: usize = 1;
+
+/// File extensions that end a VOD asset key: an MP4 source or an asset-set JSON.
+const ASSET_EXTENSIONS: &[&str] = &[".mp4", ".m4v", ".m4a", ".mov", ".json"];
+
+/// The edge's routes, by path prefix. The route template is what metrics and logs report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeRoute {
+    /// `/static/{*key}`: stored objects passed through.
+    Static,
+    /// `/vod/{*path}`: MP4 packaged on the fly.
+    Vod,
+    /// `/live/{channel}/{*rest}`
+    Live,
+    /// `/time`: the clock for DASH `UTCTiming`.
+    Time,
+    /// `/healthz`: the load balancer's probe.
+    Health,
+}
+
+impl EdgeRoute {
+    pub const ALL: [EdgeRoute; 5] =
+        [EdgeRoute::Static, EdgeRoute::Vod, EdgeRoute::Live, EdgeRoute::Time, EdgeRoute::Health];
+
+    /// The route template reported in metrics and logs.
+    pub fn template(self) -> &'static str {
+        match self {
+            EdgeRoute::Static => "/static/{*key}",
+            EdgeRoute::Vod => "/vod/{*path}",
+            EdgeRoute::Live => "/live/{channel}/{*rest}",
+            EdgeRoute::Time => "/time",
+            EdgeRoute::Health => "/healthz",
+        }
+    }
+
+    /// The route of a raw (still percent-encoded) request path and what its wildcard captures.
+    pub fn of(path: &str) -> Option<(EdgeRoute, &str)> {
+        match path {
+            "/time" => return Some((EdgeRoute::Time, "")),
+            "/healthz" => return Some((EdgeRoute::Health, "")),
+            _ => {}
+        }
+        let (route, rest) = if let Some(rest) = path.strip_prefix("/static/") {
+            (EdgeRoute::Static, rest)
+        } else if let Some(rest) = path.strip_prefix("/vod/") {
+            (EdgeRoute::Vod, rest)
+        } else if let Some(rest) = path.strip_prefix("/live/") {
+            // `{channel}/{rest}`: both non-empty.
+            let (channel, tail) = rest.split_once('/')?;
+            if channel.is_empty() || tail.is_empty() {
+                return None;
+            }
+            (EdgeRoute::Live, rest)
+        } else {
+            return None;
+        };
+        (!rest.is_empty()).then_some((route, rest))
+    }
+}
+
+/// How segments are packaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Container {
+    /// fMP4/CMAF: HLS and DASH.
+    Fmp4,
+    /// MPEG-TS: HLS only.
+    Ts,
+}
+
+impl Container {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Container::Fmp4 => "m4s",
+            Container::Ts => "ts",
+        }
+    }
+}
+
+/// One object of a VOD asset, as named after the asset key in `/vod/{asset}/{object}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VodPath {
+    /// `master.m3u8`
+    Master,
+    /// `manifest.mpd`
+    Manifest,
+    /// `v0.m3u8`
+    MediaPlaylist(RenditionId),
+    /// `v0/init.mp4`
+    Init(RenditionId),
+    /// `v0/3.m4s` (numbered from [`FIRST_SEGMENT_NUMBER`])
+    Segment(RenditionId, u32),
+}
+
+impl fmt::Display for VodPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VodPath::Master => f.write_str("master.m3u8"),
+            VodPath::Manifest => f.write_str("manifest.mpd"),
+            VodPath::MediaPlaylist(r) => write!(f, "{r}.m3u8"),
+            VodPath::Init(r) => write!(f, "{r}/init.mp4"),
+            VodPath::Segment(r, n) => write!(f, "{r}/{n}.m4s"),
+        }
+    }
+}
+
+/// The MPD's `SegmentTemplate` for VOD: the same URLs as [`VodPath::Init`] and [`VodPath::Segment`].
+pub const VOD_INIT_TEMPLATE: &str = "$RepresentationID$/init.mp4";
+pub const VOD_MEDIA_TEMPLATE: &str = "$RepresentationID$/$Number$.m4s";
+
+impl VodPath {
+    /// Parses the part of a URL after the asset key.
+    pub fn parse(rest: &str) -> Option<VodPath> {
+        let mut parts = rest.split('/');
+        let (first, second) = (parts.next()?, parts.next());
+        if parts.next().is_some() {
+            return None;
+        }
+        match (first, second) {
+            ("master.m3u8", None) => Some(VodPath::Master),
+            ("manifest.mpd", None) => Some(VodPath::Manifest),
+            (name, None) => Some(VodPath::MediaPlaylist(name.strip_suffix(".m3u8")?.parse().ok()?)),
+            (id, Some("init.mp4")) => Some(VodPath::Init(id.parse().ok()?)),
+            (id, Some(seg)) => {
+                let n = seg.strip_suffix(".m4s")?;
+                if n.starts_with('0') {
+                    return None;
+                }
+                Some(VodPath::Segment(id.parse().ok()?, number(n)?))
+            }
+        }
+    }
+
+    /// Splits `sample/clip.mp4/v0/1.m4s` (percent-decoded) into the asset key and the object after it.
+    pub fn split(path: &str) -> Option<(&str, VodPath)> {
+        let mut end = 0;
+        for segment in path.split('/') {
+            end += segment.len();
+            let is_asset = ASSET_EXTENSIONS.iter().any(|ext| {
+                segment.len() > ext.len()
+                    && segment.get(segment.len() - ext.len()..).is_some_and(|tail| tail.eq_ignore_ascii_case(ext))
+            });
+            if is_asset {
+                return Some((&path[..end], VodPath::parse(path.get(end + 1..)?)?));
+            }
+            end += 1;
+        }
+        None
+    }
+
+    pub fn is_manifest(&self) -> bool {
+        matches!(self, VodPath::Master | VodPath::Manifest | VodPath::MediaPlaylist(_))
+    }
+}
+
+/// One object of a live channel, as named after the channel in `/live/{channel}/{object}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LivePath {
+    /// `master.m3u8`
+    Master,
+    /// `manifest.mpd`
+    Mpd,
+    /// `v0.m3u8`
+    Playlist(RenditionId),
+    /// `v0/{epoch}/init.mp4`
+    Init(RenditionId, u64),
+    /// `v0/{epoch}/{msn}.m4s` or `.ts`
+    Segment(RenditionId, u64, u64, Container),
+}
+
+impl fmt::Display for LivePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LivePath::Master => f.write_str("master.m3u8"),
+            LivePath::Mpd => f.write_str("manifest.mpd"),
+            LivePath::Playlist(r) => write!(f, "{r}.m3u8"),
+            LivePath::Init(r, epoch) => write!(f, "{r}/{epoch}/init.mp4"),
+            LivePath::Segment(r, epoch, msn, c) => write!(f, "{r}/{epoch}/{msn}.{}", c.extension()),
+        }
+    }
+}
+
+impl LivePath {
+    /// Parses the part of a URL after the channel.
+    pub fn parse(rest: &str) -> Option<LivePath> {
+        let mut parts = rest.split('/');
+        let (a, b, c) = (parts.next()?, parts.next(), parts.next());
+        if parts.next().is_some() {
+            return None;
+        }
+        match (a, b, c) {
+            ("master.m3u8", None, None) => Some(LivePath::Master),
+            ("manifest.mpd", None, None) => Some(LivePath::Mpd),
+            (name, None, None) => Some(LivePath::Playlist(name.strip_suffix(".m3u8")?.parse().ok()?)),
+            (r, Some(epoch), Some("init.mp4")) => Some(LivePath::Init(r.parse().ok()?, number(epoch)?)),
+            (r, Some(epoch), Some(file)) => {
+                let (msn, ext) = file.rsplit_once('.')?;
+                let container = match ext {
+                    "m4s" => Container::Fmp4,
+                    "ts" => Container::Ts,
+                    _ => return None,
+                };
+                Some(LivePath::Segment(r.parse().ok()?, number(epoch)?, number(msn)?, container))
+            }
+            _ => None,
+        }
+    }
+
+    /// The MPD's `SegmentTemplate` for one epoch of a live rendition: the same URLs as
+    /// [`LivePath::Init`] and [`LivePath::Segment`].
+    pub fn templates(rendition: RenditionId, epoch: u64) -> (String, String) {
+        (format!("{rendition}/{epoch}/init.mp4"), format!("{rendition}/{epoch}/$Number$.m4s"))
+    }
+}
+
+/// Which slots a live playlist shows: the sliding window, or a DVR range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WindowRequest {
+    /// DVR start (`?start=`).
+    pub start: Option<SystemTime>,
+    /// DVR end (`?end=`).
+    pub end: Option<SystemTime>,
+}
+
+impl WindowRequest {
+    /// The window as a canonical query string (`?start=1.500`, or empty): carried into the media
+    /// playlist URIs of a master playlist, and part of rendered playlists' cache keys.
+    pub fn canonical_query(self) -> String {
+        let secs = |t: SystemTime| {
+            format!("{:.3}", t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64())
+        };
+        match (self.start, self.end) {
+            (None, None) => String::new(),
+            (Some(s), None) => format!("?start={}", secs(s)),
+            (None, Some(e)) => format!("?end={}", secs(e)),
+            (Some(s), Some(e)) => format!("?start={}&end={}", secs(s), secs(e)),
+        }
+    }
+}
+
+/// What a live URL's query asks: a DVR window (`start`, `end`) and a blocking reload (`_HLS_msn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LiveQuery {
+    pub window: WindowRequest,
+    pub msn: Option<u64>,
+}
+
+impl LiveQuery {
+    /// Parses a raw (percent-encoded) query string; unknown parameters are ignored.
+    pub fn parse(query: &str) -> Result<LiveQuery, String> {
+        let mut parsed = LiveQuery::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .map_err(|_| format!("{name} is not valid percent-encoded UTF-8"))?;
+            match name {
+                "start" => parsed.window.start = Some(parse_time(&value)?),
+                "end" => parsed.window.end = Some(parse_time(&value)?),
+                "_HLS_msn" => parsed.msn = Some(number(&value).ok_or_else(|| "_HLS_msn must be a number".to_owned())?),
+                _ => {}
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// `?start=`/`?end=`: ISO 8601 (`2026-11-22T10:00:00Z`) or Unix seconds.
+pub fn parse_time(value: &str) -> Result<SystemTime, String> {
+    if let Ok(secs) = value.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs.min(1e11)));
+    }
+    let t = chrono::DateTime::parse_from_rfc3339(value)
+        .map_err(|_| format!("{value:?} is not ISO 8601 or Unix seconds"))?;
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_millis(t.timestamp_millis().max(0) as u64))
+}
+
+/// A decimal number of at most 20 digits, nothing else.
+fn number<T: std::str::FromStr>(s: &str) -> Option<T> {
+    (!s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packaging::mp4::TrackKind;
+
+    #[test]
+    fn routes() {
+        assert_eq!(EdgeRoute::of("/static/a/b.m3u8"), Some((EdgeRoute::Static, "a/b.m3u8")));
+        assert_eq!(EdgeRoute::of("/vod/a.mp4/master.m3u8"), Some((EdgeRoute::Vod, "a.mp4/master.m3u8")));
+        assert_eq!(EdgeRoute::of("/live/news/master.m3u8"), Some((EdgeRoute::Live, "news/master.m3u8")));
+        assert_eq!(EdgeRoute::of("/time"), Some((EdgeRoute::Time, "")));
+        assert_eq!(EdgeRoute::of("/healthz"), Some((EdgeRoute::Health, "")));
+        for bad in
+            ["/static/", "/vod/", "/static", "/staticx/a", "/live/news", "/live//x", "/live/news/", "/", "/time/"]
+        {
+            assert_eq!(EdgeRoute::of(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn vod_names_round_trip() {
+        for name in ["master.m3u8", "manifest.mpd", "v0.m3u8", "a1.m3u8", "v0/init.mp4", "v2/17.m4s"] {
+            assert_eq!(VodPath::parse(name).unwrap().to_string(), name);
+        }
+        for bad in
+            ["", "v0", "x0.m3u8", "v0/0.m4s", "v0/01.m4s", "v0/1.ts", "v0/init.m4s", "v0/a/1.m4s", "v0/99999999999.m4s"]
+        {
+            assert_eq!(VodPath::parse(bad), None, "{bad}");
+        }
+        assert_eq!(VodPath::parse("master.mpd"), None);
+    }
+
+    #[test]
+    fn vod_paths_split_at_the_asset() {
+        let v = |index| RenditionId { kind: TrackKind::Video, index };
+        assert_eq!(VodPath::split("sample/sample.mp4/master.m3u8"), Some(("sample/sample.mp4", VodPath::Master)));
+        assert_eq!(VodPath::split("a/b/set.json/v1/12.m4s"), Some(("a/b/set.json", VodPath::Segment(v(1), 12))));
+        assert_eq!(VodPath::split("x.MP4/v0/init.mp4"), Some(("x.MP4", VodPath::Init(v(0)))));
+        for bad in
+            ["sample/sample.mp4", "sample/sample.mp4/", "sample/master.m3u8", ".mp4/master.m3u8", "a.mp4/v0/0.m4s"]
+        {
+            assert_eq!(VodPath::split(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn live_names_round_trip() {
+        let v0: RenditionId = "v0".parse().unwrap();
+        assert_eq!(LivePath::parse("master.m3u8"), Some(LivePath::Master));
+        assert_eq!(LivePath::parse("manifest.mpd"), Some(LivePath::Mpd));
+        assert_eq!(LivePath::parse("v0.m3u8"), Some(LivePath::Playlist(v0)));
+        assert_eq!(LivePath::parse("v0/1700/init.mp4"), Some(LivePath::Init(v0, 1700)));
+        assert_eq!(LivePath::parse("v0/1700/42.m4s"), Some(LivePath::Segment(v0, 1700, 42, Container::Fmp4)));
+        assert_eq!(LivePath::parse("v0/1700/42.ts"), Some(LivePath::Segment(v0, 1700, 42, Container::Ts)));
+        for name in ["master.m3u8", "manifest.mpd", "a1.m3u8", "v0/17/init.mp4", "v0/17/3.m4s", "v1/2/3.ts"] {
+            assert_eq!(LivePath::parse(name).unwrap().to_string(), name);
+        }
+        for bad in ["", "x.m3u8", "v0/42.m4s", "v0/a/42.m4s", "v0/1/42.mp4", "v0/1/-1.m4s", "v0/1/2/3"] {
+            assert_eq!(LivePath::parse(bad), None, "{bad}");
+        }
+        let (init, media) = LivePath::templates(v0, 7);
+        assert_eq!(media.replace("$Number$", "9"), LivePath::Segment(v0, 7, 9, Container::Fmp4).to_string());
+        assert_eq!(init, LivePath::Init(v0, 7).to_string());
+    }
+
+    #[test]
+    fn live_queries() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        assert_eq!(parse_time("1700000000"), Ok(at(1_700_000_000)));
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(at(1_700_000_000)));
+        assert!(parse_time("yesterday").is_err());
+        let q = LiveQuery::parse("start=2023-11-14T22%3A13%3A20Z&end=1700000060&_HLS_msn=42&x=y").unwrap();
+        assert_eq!(q.window, WindowRequest { start: Some(at(1_700_000_000)), end: Some(at(1_700_000_060)) });
+        assert_eq!(q.msn, Some(42));
+        assert_eq!(q.window.canonical_query(), "?start=1700000000.000&end=1700000060.000");
+        assert_eq!(LiveQuery::parse("").unwrap(), LiveQuery::default());
+        assert!(LiveQuery::parse("_HLS_msn=-1").is_err());
+        assert!(LiveQuery::parse("start=soon").is_err());
+        let w = WindowRequest { start: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1500)), end: None };
+        assert_eq!(w.canonical_query(), "?start=1.500");
+    }
+
+    #[test]
+    fn templates_write_the_parsed_names() {
+        let v0: RenditionId = "v0".parse().unwrap();
+        let (init, media) = LivePath::templates(v0, 7);
+        assert_eq!(init, LivePath::Init(v0, 7).to_string());
+        assert_eq!(media.replace("$Number$", "9"), LivePath::Segment(v0, 7, 9, Container::Fmp4).to_string());
+    }
+}

@@ -1,0 +1,111 @@
+//! PURE: VOD's adapter into the manifest model: a [`Presentation`] as a multivariant playlist, media
+//! playlists (fMP4, numbered from 1) and a static MPD addressing the same segment URLs, so a CDN
+//! caches one copy of each segment for both.
+
+use std::borrow::Cow;
+
+use crate::packaging::codec::MediaParams;
+use crate::packaging::manifest::{
+    self, MediaPlaylist, MediaSegment, Mpd, MpdTiming, Multivariant, ObjectUri, Period, PlaylistType, Representation,
+    SegmentTemplate, Stream,
+};
+use crate::packaging::mp4::TrackKind;
+use crate::packaging::presentation::{Presentation, Rendition};
+use crate::packaging::url::{FIRST_SEGMENT_NUMBER, VOD_INIT_TEMPLATE, VOD_MEDIA_TEMPLATE, VodPath};
+
+/// What the manifests say about a rendition.
+pub fn stream(r: &Rendition) -> Stream<'_> {
+    let (channels, sample_rate) = match r.params {
+        MediaParams::Audio { channels, sample_rate } => (Some(channels), Some(sample_rate)),
+        MediaParams::Video { .. } => (None, None),
+    };
+    Stream {
+        id: r.id,
+        kind: r.id.kind,
+        codecs: Some(&r.codecs),
+        peak_bps: r.peak_bps,
+        average_bps: r.average_bps,
+        resolution: r.resolution,
+        frame_rate: r.frame_rate,
+        channels,
+        sample_rate,
+        language: r.language.as_deref(),
+        name: &r.name,
+    }
+}
+
+pub fn multivariant(p: &Presentation) -> Multivariant<'_> {
+    Multivariant {
+        video: p.video.iter().map(stream).collect(),
+        audio: p.audio.iter().map(stream).collect(),
+        muxed_audio: false,
+        query: "",
+    }
+}
+
+pub fn media_playlist(p: &Presentation, r: &Rendition) -> MediaPlaylist {
+    let segments = (0..r.segment_count())
+        .map(|i| MediaSegment {
+            duration: r.segment_secs(i),
+            uri: ObjectUri::Vod(VodPath::Segment(r.id, (i + FIRST_SEGMENT_NUMBER) as u32)),
+            map: (i == 0).then_some(ObjectUri::Vod(VodPath::Init(r.id))),
+            discontinuity: false,
+            program_date_time: None,
+            gap: false,
+        })
+        .collect();
+    MediaPlaylist {
+        target_duration: p.target_duration,
+        media_sequence: FIRST_SEGMENT_NUMBER as u64,
+        discontinuity_sequence: None,
+        playlist_type: Some(PlaylistType::Vod),
+        server_control: None,
+        segments,
+        ended: true,
+    }
+}
+
+pub fn mpd(p: &Presentation) -> Mpd<'_> {
+    let representation = |r| Representation {
+        stream: stream(r),
+        template: SegmentTemplate {
+            timescale: r.timescale,
+            presentation_time_offset: None,
+            initialization: Cow::Borrowed(VOD_INIT_TEMPLATE),
+            media: Cow::Borrowed(VOD_MEDIA_TEMPLATE),
+            start_number: FIRST_SEGMENT_NUMBER as u64,
+            times: Cow::Borrowed(&r.times),
+        },
+    };
+    let mut sets = manifest::adaptation_sets(TrackKind::Video, p.video.iter().map(representation).collect(), 0);
+    let audio = p.audio.iter().map(representation).collect();
+    sets.extend(manifest::adaptation_sets(TrackKind::Audio, audio, sets.len() as u32));
+    Mpd {
+        timing: MpdTiming::Static { duration: p.duration_secs },
+        min_buffer_time: p.max_segment_secs.ceil(),
+        max_segment_duration: p.max_segment_secs,
+        periods: vec![Period { id: Cow::Borrowed("0"), start: 0.0, adaptation_sets: sets }],
+        utc_timing: None,
+    }
+}
+
+/// The multivariant playlist, rendered.
+pub fn render_multivariant(p: &Presentation) -> String {
+    let mut out = String::with_capacity(256 + 256 * (p.video.len() + p.audio.len()));
+    manifest::hls::write_multivariant(&mut out, &multivariant(p));
+    out
+}
+
+/// A media playlist, rendered.
+pub fn render_media_playlist(p: &Presentation, r: &Rendition) -> String {
+    let mut out = String::with_capacity(256 + 32 * r.segment_count());
+    manifest::hls::write_media_playlist(&mut out, &media_playlist(p, r));
+    out
+}
+
+/// The MPD, rendered.
+pub fn render_mpd(p: &Presentation) -> String {
+    let mut out = String::with_capacity(2048);
+    manifest::mpd::write_mpd(&mut out, &mpd(p));
+    out
+}
