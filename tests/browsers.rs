@@ -80,3 +80,76 @@ async fn hls_js_and_dash_js_play_a_live_channel() {
         assert_played(&report, player, 6.0, &[(320, 180), (160, 90)]);
     }
 }
+
+/// The program date-times of a media playlist's segments, in order.
+fn program_date_times(playlist: &str) -> Vec<chrono::DateTime<chrono::FixedOffset>> {
+    playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:"))
+        .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap())
+        .collect()
+}
+
+/// The two static MPDs live writes: a DVR range that starts mid-Period (its Period and
+/// `presentationTimeOffset` must be measured from the range's first segment, or its timeline lies past
+/// its end), and the recording of a channel with an encoder outage (its duration must reach the end
+/// of the last Period, not just sum the segments).
+#[tokio::test(flavor = "multi_thread")]
+async fn dash_js_plays_a_dvr_range_and_a_recording_with_an_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config();
+    config.storage.root = dir.path().to_owned();
+    let s = TestServer::start(config).await;
+    let body = br#"{"id":"final","target_duration":"2s","window":"12s","idle_timeout":"120s"}"#;
+    let r = send_body(s.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let created: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let key = created["stream_key"].as_str().unwrap().to_owned();
+    // Two encoder sessions with an outage between them.
+    tokio::task::block_in_place(|| {
+        Encoder::start(s.ingest, "final", &key, Push { seconds: 12, ..Push::default() }).wait()
+    });
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let second = Push { seconds: 10, tone: 880, ..Push::default() };
+    tokio::task::block_in_place(|| Encoder::start(s.ingest, "final", &key, second).wait());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let r = send_body(s.api, "POST", "/api/v1/channels/final/stop", &[], b"").await;
+    assert!(r.status < 300, "{}", r.text());
+
+    let recording = get(s.edge, "/live/final/v0.m3u8?start=0").await.text();
+    let pdts = program_date_times(&recording);
+    assert!(pdts.len() >= 10 && recording.contains("#EXT-X-DISCONTINUITY\n"), "{recording}");
+    let page = PageServer::start();
+    let base = format!("http://{}/live/final", s.edge);
+
+    // A closed DVR range from the fourth segment on: three segments, 6 s, all after the Period began.
+    let (from, to) =
+        (pdts[3].timestamp_millis() as f64 / 1000.0 + 0.1, pdts[5].timestamp_millis() as f64 / 1000.0 + 0.1);
+    let range = format!("?start={from:.3}&end={to:.3}");
+    let mpd = get(s.edge, &format!("/live/final/manifest.mpd{range}")).await.text();
+    assert!(mpd.contains("type=\"static\"") && mpd.contains("start=\"PT0S\""), "{mpd}");
+    for (player, src) in
+        [("dash", format!("{base}/manifest.mpd{range}")), ("hls", format!("{base}/master.m3u8{range}"))]
+    {
+        let report = tokio::task::block_in_place(|| play(&page, player, &src.replace('&', "%26"), 4));
+        eprintln!("{player} DVR range: {report}");
+        assert_played(&report, player, 4.0, &[(320, 180), (160, 90)]);
+    }
+
+    // The recording: the second session's Period starts after the outage, and plays to near its end.
+    let mpd = get(s.edge, "/live/final/manifest.mpd?start=0").await.text();
+    let starts: Vec<f64> = mpd
+        .match_indices("<Period id=")
+        .map(|(i, _)| {
+            let tail = &mpd[i..];
+            let start = &tail[tail.find("start=\"PT").unwrap() + 9..];
+            start[..start.find('S').unwrap()].parse().unwrap()
+        })
+        .collect();
+    assert_eq!(starts.len(), 2, "{mpd}");
+    let until = (starts[1] + 6.0).ceil() as u32;
+    let report = tokio::task::block_in_place(|| play(&page, "dash", &format!("{base}/manifest.mpd?start=0"), until));
+    eprintln!("dash recording: {report}");
+    assert_eq!(report["ok"], true, "the recording's last Period is reachable: {report}\n{mpd}");
+    assert!(report["played"].as_str().unwrap().parse::<f64>().unwrap() >= f64::from(until), "{report}\n{mpd}");
+}
