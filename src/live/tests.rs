@@ -176,6 +176,42 @@ fn an_encoder_restart_is_a_discontinuity_not_a_reset() {
 }
 
 #[test]
+fn static_mpds_start_at_their_range_and_last_to_the_end_of_their_last_period() {
+    use crate::packaging::manifest::MpdTiming;
+    let mut s = channel();
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    for e in 0..3u64 {
+        push(&mut s, e, SEGMENTS[e as usize], t(4 * e + 5));
+    }
+    // An outage, then a new encoder session: a second Period.
+    upload(&mut s, "v0/index.m3u8", &playlist(0, &["seg_00000.m4s", "seg_00001.m4s", "seg_00002.m4s"], true), t(16));
+    upload(&mut s, "v0/init_0.mp4", INIT, t(40));
+    push(&mut s, 0, SEGMENTS[3], t(44));
+    s.end(true);
+    let snap = s.snapshot(t(50));
+    let segments: f64 = snap.slots.iter().map(|slot| slot.duration).sum();
+
+    // A range from the second slot: the presentation starts there, and so does its timeline.
+    let second = &snap.slots[1];
+    let range = WindowRequest { start: Some(second.pdt + Duration::from_millis(100)), end: Some(second.end()) };
+    let mpd = manifests::mpd(&snap, range, "/time").unwrap();
+    assert!(matches!(mpd.timing, MpdTiming::Static { duration } if (duration - second.duration).abs() < 1e-6));
+    assert_eq!(mpd.periods.len(), 1);
+    assert_eq!(mpd.periods[0].start, 0.0);
+    let template = &mpd.periods[0].adaptation_sets[0].representations[0].template;
+    assert_eq!(template.presentation_time_offset, Some(template.times[0]), "the timeline starts at 0");
+    assert_eq!(template.start_number, second.msn);
+
+    // The recording: both Periods, the outage between them included in the duration.
+    let mpd = manifests::mpd(&snap, WindowRequest { start: Some(SystemTime::UNIX_EPOCH), end: None }, "/time").unwrap();
+    assert_eq!(mpd.periods.len(), 2);
+    let last = mpd.periods.last().unwrap();
+    let MpdTiming::Static { duration } = mpd.timing else { panic!("a recording is static") };
+    assert!((duration - (last.start + snap.slots.last().unwrap().duration)).abs() < 1e-6, "{duration}");
+    assert!(duration > segments + 10.0, "the outage is inside the presentation: {duration} vs {segments}");
+}
+
+#[test]
 fn lost_segments_are_skipped_and_bad_ones_change_nothing() {
     let mut s = channel();
     upload(&mut s, "v0/init_0.mp4", INIT, t(1));
