@@ -1,5 +1,7 @@
 //! Probes, metrics, stats and purge: what an operator (or Kubernetes, or Prometheus) asks of a running estuary.
 
+use std::fmt::Write as _;
+
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -150,6 +152,11 @@ fn live_metrics(state: &ApiState, out: &mut String) {
     ];
     for (name, kind, help, value) in samples {
         write_sample(out, name, kind, help, &[], value);
+    }
+    let dropped = "estuary_live_segments_dropped_total";
+    let _ = writeln!(out, "# HELP {dropped} Pushed live segments never committed, by reason\n# TYPE {dropped} counter");
+    for reason in crate::live::channel::DropReason::ALL {
+        write_value(out, dropped, &[("reason", reason.as_str())], crate::live::dropped(reason) as f64);
     }
     let channels = state.live.list();
     write_sample(out, "estuary_live_channels", "gauge", "Live channels", &[], channels.len() as f64);

@@ -9,8 +9,9 @@ use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::ChannelLimits;
+use super::channel::{ChannelState, DropReason, Effect};
+use super::keys;
 use super::model::ChannelSnapshot;
-use super::state::{ChannelState, Effect, keys};
 use super::upload::{Upload, UploadError};
 use crate::storage::{Storage, StorageKey};
 
@@ -71,7 +72,7 @@ pub async fn run(
                     };
                     match result {
                         Ok(effects) => {
-                            execute(&storage, &writes, &stored_tx, effects, state.settings.dvr);
+                            execute(&storage, &writes, &stored_tx, effects, &state);
                             let _ = reply.send(Ok(()));
                         }
                         Err(e) => {
@@ -183,6 +184,14 @@ pub struct WriteThroughStats {
 pub static WRITE_THROUGH: WriteThroughStats =
     WriteThroughStats { stored: AtomicU64::new(0), retries: AtomicU64::new(0), abandoned: AtomicU64::new(0) };
 
+/// Pushed segments that were never committed, by [`DropReason`] (in [`DropReason::ALL`] order).
+pub static DROPPED: [AtomicU64; DropReason::ALL.len()] = [const { AtomicU64::new(0) }; DropReason::ALL.len()];
+
+/// How many segments were dropped for `reason`.
+pub fn dropped(reason: DropReason) -> u64 {
+    DropReason::ALL.iter().position(|r| *r == reason).map_or(0, |i| DROPPED[i].load(Ordering::Relaxed))
+}
+
 /// First wait before a failed write is tried again; it doubles up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(10);
@@ -192,9 +201,17 @@ fn execute(
     writes: &Arc<Semaphore>,
     stored: &mpsc::UnboundedSender<(u64, usize)>,
     effects: Vec<Effect>,
-    dvr: Duration,
+    state: &ChannelState,
 ) {
+    let dvr = state.settings.dvr;
     for effect in effects {
+        if let Effect::Dropped { segment, reason } = &effect {
+            if let Some(i) = DropReason::ALL.iter().position(|r| r == reason) {
+                DROPPED[i].fetch_add(1, Ordering::Relaxed);
+            }
+            tracing::warn!(channel = %state.id, %segment, reason = reason.as_str(), "dropped a pushed segment: {reason}");
+            continue;
+        }
         let (storage, writes, stored) = (storage.clone(), writes.clone(), stored.clone());
         tokio::spawn(async move {
             match effect {
@@ -211,6 +228,7 @@ fn execute(
                         tracing::debug!(%key, error = %e, "could not delete an expired live object");
                     }
                 }
+                Effect::Dropped { .. } => {}
             }
         });
     }

@@ -7,14 +7,13 @@
 
 mod actor;
 pub mod blocking;
-mod commit;
+pub mod channel;
 pub mod key;
+pub mod keys;
 pub mod manifests;
 pub mod model;
-mod parts;
 pub mod record;
 pub mod service;
-pub mod state;
 mod store;
 pub mod upload;
 
@@ -29,11 +28,11 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use actor::Command;
-pub use actor::{WRITE_THROUGH, WriteThroughStats};
+pub use actor::{WRITE_THROUGH, WriteThroughStats, dropped};
+use channel::ChannelState;
 use key::KeyHash;
 pub use model::{ChannelId, ChannelSettings, ChannelSnapshot, Status};
 use record::{ChannelIndex, ChannelRecord, TimelineRecord};
-use state::{ChannelState, keys};
 use store::{read_json, write_json};
 use upload::{Upload, UploadError};
 

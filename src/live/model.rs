@@ -208,7 +208,7 @@ pub struct ChannelSnapshot {
     pub availability_start: SystemTime,
     pub published: SystemTime,
     /// Upload-to-playlist delay of recent segments.
-    pub publish_latency: super::state::PublishLatency,
+    pub publish_latency: super::channel::PublishLatency,
 }
 
 impl ChannelSnapshot {

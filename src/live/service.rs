@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::blocking::{self, BlockingStats};
+use super::keys;
 use super::model::{ChannelSnapshot, Status};
-use super::state::keys;
 use super::{ChannelHandle, LiveRegistry, manifests};
 use crate::cache::{CacheKey, CacheOutcome, CachedObject, SegmentCache};
 use crate::http::content_type;

@@ -5,9 +5,9 @@
 use bytes::Bytes;
 
 use super::key::KeyHash;
+use super::keys::{self, legacy};
 use super::model::ChannelId;
 use super::record::{ChannelIndex, ChannelRecord};
-use super::state::keys::{self, legacy};
 use crate::storage::{Storage, StorageError, StorageKey};
 
 /// The largest record read (a timeline of a day-long DVR window at 1 s segments is ~20 MiB).

@@ -4,10 +4,10 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
+use super::channel::{ChannelState, DropReason, Effect};
 use super::manifests;
 use super::model::{ChannelId, ChannelSettings, Status, WindowRequest};
 use super::record::TimelineRecord;
-use super::state::{ChannelState, Effect};
 use super::upload::{Upload, classify};
 use crate::packaging::mp4::TrackKind;
 
@@ -99,7 +99,7 @@ fn a_pushed_variant_becomes_demuxed_renditions() {
         .iter()
         .filter_map(|e| match e {
             Effect::Put { key, .. } => Some(key.to_string()),
-            Effect::Delete { .. } => None,
+            Effect::Delete { .. } | Effect::Dropped { .. } => None,
         })
         .collect();
     let epoch = slot.epoch;
@@ -218,7 +218,20 @@ fn lost_segments_are_skipped_and_bad_ones_change_nothing() {
     push(&mut s, 0, SEGMENTS[0], t(5));
     // seg 1 never arrives; seg 2 does.
     upload(&mut s, "v0/seg_00002.m4s", SEGMENTS[2], t(13));
-    upload(&mut s, "v0/index.m3u8", &playlist(0, &["seg_00000.m4s", "seg_00001.m4s", "seg_00002.m4s"], false), t(13));
+    let effects = upload(
+        &mut s,
+        "v0/index.m3u8",
+        &playlist(0, &["seg_00000.m4s", "seg_00001.m4s", "seg_00002.m4s"], false),
+        t(13),
+    );
+    let dropped: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Dropped { segment, reason } => Some((segment.as_str(), *reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dropped, [("v0/seg_00001.m4s", DropReason::NeverUploaded)], "the loss is reported, not silent");
     let snap = s.snapshot(t(13));
     assert_eq!(snap.last_msn(), Some(2));
     assert!(snap.slot(1).unwrap().part(0).is_none(), "a gap where seg 1 was lost");
@@ -275,4 +288,21 @@ fn the_timeline_survives_a_restart() {
     // The encoder carries on: numbering continues without a reset.
     push(&mut restored, 2, SEGMENTS[2], t(13));
     assert_eq!(restored.snapshot(t(13)).last_msn(), Some(2));
+}
+
+#[test]
+fn uploads_never_listed_are_dropped_oldest_first_and_reported() {
+    let mut s = channel();
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    let mut dropped = Vec::new();
+    for e in 0..300u64 {
+        for effect in upload(&mut s, &format!("v9/seg_{e:05}.m4s"), SEGMENTS[0], t(2 + e)) {
+            if let Effect::Dropped { segment, reason } = effect {
+                dropped.push((segment, reason));
+            }
+        }
+    }
+    assert_eq!(dropped.len(), 300 - 256);
+    assert_eq!(dropped[0], ("v9/seg_00000.m4s".to_owned(), DropReason::Overflow));
+    assert_eq!(dropped[43].0, "v9/seg_00043.m4s");
 }

@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 
-use super::model::{LiveRendition, Part};
-use super::state::RenditionEntry;
+use super::RenditionEntry;
+use crate::live::model::{LiveRendition, Part};
 use crate::packaging::codec::MediaParams;
 use crate::packaging::fmp4::parse::{InitInfo, InitTrackInfo, TrackRun};
 use crate::packaging::fmp4::{FragmentSamples, SampleFlags, write_segment};

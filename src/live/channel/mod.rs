@@ -1,5 +1,15 @@
 //! PURE: one channel's state and its transitions: uploads in, slots and snapshots out, plus the
 //! storage effects the owner must carry out. No I/O and no clocks: `now` is always passed in.
+//!
+//! Split by concern: uploads and the snapshot here; [`commit`] turns pushed playlists into slots,
+//! [`sessions`] tracks encoder sessions (renditions, epochs, inits), [`retention`] what is kept how
+//! long, [`persist`] the timeline record.
+
+mod commit;
+mod parts;
+mod persist;
+mod retention;
+mod sessions;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -8,10 +18,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::model::{ChannelId, ChannelSettings, ChannelSnapshot, Container, EpochInits, LiveRendition, Slot, Status};
-use super::upload::{Upload, UploadError};
+use super::upload::{self, Upload, UploadError};
 use crate::packaging::fmp4::parse::InitInfo;
 use crate::packaging::mp4::TrackKind;
-use crate::packaging::presentation::RenditionId;
 use crate::storage::StorageKey;
 
 /// Uploads waiting for a playlist that lists them; more are dropped, oldest first.
@@ -29,64 +38,57 @@ pub enum Effect {
     Delete {
         key: StorageKey,
     },
+    /// A pushed segment that will never be served: the owner logs and counts it.
+    Dropped {
+        segment: String,
+        reason: DropReason,
+    },
 }
 
-/// Storage keys of a channel's objects.
-pub mod keys {
-    use super::*;
+/// Why a pushed segment was not committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DropReason {
+    #[error("listed by the encoder's playlist but never uploaded")]
+    NeverUploaded,
+    #[error("its bytes do not match its variant's init segment")]
+    Unparsable,
+    #[error("its variant has no init segment")]
+    NoInit,
+    #[error("it carries no track of the channel")]
+    NoTracks,
+    #[error("it is older than the channel's DVR window")]
+    TooOld,
+    #[error("it is too far ahead of the channel's other variants")]
+    TooFarAhead,
+    #[error("its slot belongs to another encoder session")]
+    OtherSession,
+    #[error("it waited for a playlist listing it until newer uploads pushed it out")]
+    Overflow,
+}
 
-    fn key(s: String) -> StorageKey {
-        // Channel ids, rendition ids and numbers only ever make valid keys.
-        StorageKey::parse(&s).unwrap_or_else(|_| StorageKey::parse("live/invalid").expect("static key"))
-    }
+impl DropReason {
+    pub const ALL: [DropReason; 8] = [
+        DropReason::NeverUploaded,
+        DropReason::Unparsable,
+        DropReason::NoInit,
+        DropReason::NoTracks,
+        DropReason::TooOld,
+        DropReason::TooFarAhead,
+        DropReason::OtherSession,
+        DropReason::Overflow,
+    ];
 
-    pub fn part(ch: &ChannelId, epoch: u64, r: RenditionId, msn: u64, container: Container) -> StorageKey {
-        key(format!("live/{ch}/{epoch}/{r}/{msn}.{}", container.extension()))
-    }
-
-    pub fn init(ch: &ChannelId, epoch: u64, r: RenditionId) -> StorageKey {
-        key(format!("live/{ch}/{epoch}/{r}/init.mp4"))
-    }
-
-    /// estuary's own records of a channel: below [`crate::storage::key::RECORDS`], which no edge
-    /// route reads.
-    pub fn records(ch: &ChannelId) -> String {
-        format!("{}/live/{ch}/", crate::storage::key::RECORDS)
-    }
-
-    pub fn index() -> StorageKey {
-        key(format!("{}/live/channels.json", crate::storage::key::RECORDS))
-    }
-
-    pub fn channel(ch: &ChannelId) -> StorageKey {
-        key(format!("{}channel.json", records(ch)))
-    }
-
-    pub fn timeline(ch: &ChannelId) -> StorageKey {
-        key(format!("{}timeline.json", records(ch)))
-    }
-
-    /// A pushed variant's own (multi-track) init segment, to continue its session after a restart.
-    pub fn source_init(ch: &ChannelId, variant: &str) -> StorageKey {
-        let safe: String =
-            variant.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
-        key(format!("{}sources/{safe}.init.mp4", records(ch)))
-    }
-
-    /// Where records were kept before they moved below [`crate::storage::key::RECORDS`] (edge-readable).
-    pub mod legacy {
-        use super::*;
-
-        pub fn index() -> StorageKey {
-            key("live/channels.json".into())
-        }
-
-        pub fn channel(ch: &ChannelId) -> StorageKey {
-            key(format!("live/{ch}/channel.json"))
-        }
-
-        pub fn timeline(ch: &ChannelId) -> StorageKey {
-            key(format!("live/{ch}/timeline.json"))
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::NeverUploaded => "never_uploaded",
+            DropReason::Unparsable => "unparsable",
+            DropReason::NoInit => "no_init",
+            DropReason::NoTracks => "no_tracks",
+            DropReason::TooOld => "too_old",
+            DropReason::TooFarAhead => "too_far_ahead",
+            DropReason::OtherSession => "other_session",
+            DropReason::Overflow => "overflow",
         }
     }
 }
@@ -234,10 +236,13 @@ impl ChannelState {
             }
             Upload::Segment { path, bytes, container } => {
                 self.note_reupload(&path, &bytes);
+                let mut effects = Vec::new();
                 if self.pending_segments.len() >= MAX_PENDING
-                    && let Some(oldest) = self.pending_segments.keys().next().cloned()
+                    && let Some(oldest) =
+                        self.pending_segments.iter().min_by_key(|(_, p)| p.arrived).map(|(k, _)| k.clone())
                 {
                     self.pending_segments.remove(&oldest);
+                    effects.push(Effect::Dropped { segment: oldest, reason: DropReason::Overflow });
                 }
                 self.pending_segments.insert(path.clone(), Pending { bytes, container, arrived: now });
                 // Uploaded after the playlist that lists it: commit now rather than at the next playlist.
@@ -247,7 +252,7 @@ impl ChannelState {
                     let i = pl
                         .segments
                         .iter()
-                        .position(|s| super::upload::resolve(dir, &s.uri).as_deref() == Some(path.as_str()))?;
+                        .position(|s| upload::resolve(dir, &s.uri).as_deref() == Some(path.as_str()))?;
                     // Only a playlist of the running session says where a new upload belongs. A closed
                     // one still takes the segments it listed that had not arrived (an encoder uploading
                     // in parallel, as ffmpeg without -http_persistent does, sends its last playlist
@@ -255,10 +260,10 @@ impl ChannelState {
                     let awaited = v.last_encoder_msn.is_none_or(|last| pl.media_sequence + i as u64 > last);
                     (!pl.end_list || awaited).then(|| (variant.clone(), pl.clone()))
                 });
-                match listed {
-                    Some((variant, pl)) => self.on_media_playlist(&variant, &pl, now)?,
-                    None => Vec::new(),
+                if let Some((variant, pl)) = listed {
+                    effects.extend(self.on_media_playlist(&variant, &pl, now)?);
                 }
+                effects
             }
             Upload::MediaPlaylist { path, playlist } => {
                 let playlist: Arc<m3u8_rs::MediaPlaylist> = Arc::from(playlist);
@@ -325,85 +330,14 @@ impl ChannelState {
         self.accepting = true;
     }
 
-    /// Periodic work: end an idle channel, drop old segment bytes from memory. Returns whether anything changed.
-    pub fn tick(&mut self, now: SystemTime) -> bool {
-        let mut changed = false;
-        if self.status == Status::Live
-            && self.last_upload.is_some_and(|t| now.duration_since(t).unwrap_or_default() > self.settings.idle_timeout)
-        {
-            self.end(false);
-            changed = true;
-        }
-        let Some(newest) = self.slots.back().map(|s| s.end()) else { return changed };
-        let keep =
-            Duration::from_secs_f64(self.settings.playlist_window() + 3.0 * f64::from(self.settings.target_secs()));
-        let cutoff = newest.checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH);
-        for slot in self.slots.iter_mut() {
-            if slot.end() >= cutoff {
-                break;
-            }
-            if slot.parts.iter().flatten().any(|p| p.bytes.is_some() && p.stored) {
-                let s = Arc::make_mut(slot);
-                for p in s.parts.iter_mut().flatten() {
-                    if p.stored {
-                        p.bytes = None;
-                    }
-                }
-                changed = true;
-            }
-        }
-        if changed {
-            self.version += 1;
-        }
-        changed
-    }
-
-    /// Records that a part reached storage (so its bytes may leave memory).
-    pub fn mark_stored(&mut self, msn: u64, rendition: usize) {
-        if let Some(slot) = self.slot_mut(msn)
-            && let Some(Some(part)) = Arc::make_mut(slot).parts.get_mut(rendition)
-        {
-            part.stored = true;
-        }
+    /// The variant pushed at `path`, created on first sight.
+    pub(super) fn variant(&mut self, path: &str) -> &mut Variant {
+        self.variants.entry(path.to_owned()).or_default()
     }
 
     pub(super) fn slot_mut(&mut self, msn: u64) -> Option<&mut Arc<Slot>> {
         let first = self.slots.front()?.msn;
         self.slots.get_mut(usize::try_from(msn.checked_sub(first)?).ok()?)
-    }
-
-    /// Drops slots older than the DVR window; returns the deletes for storage.
-    pub(super) fn evict(&mut self) -> Vec<Effect> {
-        let mut effects = Vec::new();
-        let Some(newest) = self.slots.back().map(|s| s.end()) else { return effects };
-        let oldest_kept = newest.checked_sub(self.settings.dvr).unwrap_or(SystemTime::UNIX_EPOCH);
-        while self.slots.len() > 1 && self.slots.front().is_some_and(|s| s.end() < oldest_kept) {
-            let Some(slot) = self.slots.pop_front() else { break };
-            if slot.discontinuity {
-                self.discontinuity_base += 1;
-            }
-            if let Some(container) = self.container {
-                for (r, _) in slot.parts.iter().enumerate().filter(|(_, p)| p.is_some()) {
-                    effects.push(Effect::Delete {
-                        key: keys::part(&self.id, slot.epoch, self.renditions[r].info.id, slot.msn, container),
-                    });
-                }
-            }
-        }
-        // Epochs without slots (and not the current one) go, with their init segments.
-        let first_epoch = self.slots.front().map(|s| s.epoch);
-        let current = self.epochs.last().map(|e| e.id);
-        let (id, renditions) = (&self.id, &self.renditions);
-        self.epochs.retain(|e| {
-            let keep = Some(e.id) == current || first_epoch.is_some_and(|f| e.id >= f);
-            if !keep {
-                for (r, _) in e.inits.iter().enumerate().filter(|(_, i)| i.is_some()) {
-                    effects.push(Effect::Delete { key: keys::init(id, e.id, renditions[r].info.id) });
-                }
-            }
-            keep
-        });
-        effects
     }
 
     /// The immutable view the edge serves from.

@@ -1,0 +1,319 @@
+//! PURE: turning a pushed media playlist into committed slots: restart detection, the variant's init,
+//! then each listed segment placed (epoch and sequence number), demuxed per track and timed. A
+//! segment that cannot be committed is never dropped silently: it yields [`Effect::Dropped`] with its
+//! [`DropReason`], which the channel's owner logs and counts.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use m3u8_rs::{MediaPlaylist, MediaSegment};
+
+use super::parts::{TS_TIMESCALE, demux, timescale_of, update_bit_rates};
+use super::{ChannelState, DropReason, Effect, Pending};
+use crate::live::keys;
+use crate::live::model::{Container, Part, Slot, Status};
+use crate::live::upload::{UploadError, resolve};
+use crate::packaging::fmp4::parse::parse_segment;
+use crate::packaging::mp4::TrackKind;
+
+/// Recently committed names remembered per variant (restart detection).
+const REMEMBERED: usize = 64;
+/// How far ahead of the channel's newest slot a variant's segment may land.
+const MAX_AHEAD: u64 = 1000;
+
+fn to_system_time(t: &chrono::DateTime<chrono::FixedOffset>) -> Option<SystemTime> {
+    let ms = t.timestamp_millis();
+    (ms >= 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_millis(ms as u64))
+}
+
+/// MPEG-TS when any listed segment is a `.ts`, else fMP4.
+fn container_of(pl: &MediaPlaylist) -> Container {
+    let is_ts = |s: &MediaSegment| s.uri.split('?').next().unwrap_or("").to_ascii_lowercase().ends_with(".ts");
+    if pl.segments.iter().any(is_ts) { Container::Ts } else { Container::Fmp4 }
+}
+
+/// A segment ready to be placed in a slot.
+struct Placed {
+    epoch_id: u64,
+    epoch_first_msn: u64,
+    msn: u64,
+}
+
+impl ChannelState {
+    pub(super) fn on_media_playlist(
+        &mut self,
+        path: &str,
+        pl: &MediaPlaylist,
+        now: SystemTime,
+    ) -> Result<Vec<Effect>, UploadError> {
+        if pl.segments.is_empty() {
+            return Ok(Vec::new());
+        }
+        let container = container_of(pl);
+        match self.container {
+            Some(c) if c != container => {
+                return Err(UploadError::Invalid(format!(
+                    "this channel carries {c:?} segments; the playlist lists {container:?}"
+                )));
+            }
+            _ => self.container = Some(container),
+        }
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d).to_owned();
+        self.detect_restart(path, pl);
+        let mut effects = Vec::new();
+        if !self.take_init(path, &dir, pl, container, &mut effects)? {
+            return Ok(effects);
+        }
+        let listed: Vec<(u64, String, usize)> = pl
+            .segments
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| resolve(&dir, &s.uri).map(|p| (pl.media_sequence + i as u64, p, i)))
+            .collect();
+        for (n, (e, seg_path, i)) in listed.iter().enumerate() {
+            if self.variant(path).last_encoder_msn.is_some_and(|l| *e <= l) {
+                continue;
+            }
+            let Some(pending) = self.pending_segments.remove(seg_path) else {
+                // Missing bytes: wait, unless a later segment is already here (then this one is lost).
+                if !listed[n + 1..].iter().any(|(_, p, _)| self.pending_segments.contains_key(p)) {
+                    break;
+                }
+                effects.push(Effect::Dropped { segment: seg_path.clone(), reason: DropReason::NeverUploaded });
+                self.variant(path).last_encoder_msn = Some(*e);
+                continue;
+            };
+            if let Err(reason) = self.commit(path, *e, seg_path, pending, &pl.segments[*i], now, &mut effects) {
+                effects.push(Effect::Dropped { segment: seg_path.clone(), reason });
+            }
+            self.variant(path).last_encoder_msn = Some(*e);
+        }
+        if pl.end_list {
+            self.variant(path).ended = true;
+        }
+        effects.extend(self.evict());
+        Ok(effects)
+    }
+
+    /// A closed playlist that opens again, sequence numbers that went back, or a re-uploaded segment
+    /// with new bytes: the encoder restarted, and its segments start a new session.
+    fn detect_restart(&mut self, path: &str, pl: &MediaPlaylist) {
+        let last_e = pl.media_sequence + pl.segments.len() as u64 - 1;
+        let variant = self.variant(path);
+        let went_back = variant.last_encoder_msn.is_some_and(|l| last_e < l);
+        if (variant.ended && !pl.end_list) || went_back || variant.restarted {
+            variant.epoch = None;
+            variant.last_encoder_msn = None;
+            variant.ended = false;
+            variant.restarted = false;
+            variant.committed.clear();
+        }
+    }
+
+    /// Takes the init segment the playlist's `EXT-X-MAP` names, when it was uploaded; returns whether
+    /// the variant can commit segments (it has an init, or it is MPEG-TS).
+    fn take_init(
+        &mut self,
+        path: &str,
+        dir: &str,
+        pl: &MediaPlaylist,
+        container: Container,
+        effects: &mut Vec<Effect>,
+    ) -> Result<bool, UploadError> {
+        if container == Container::Ts {
+            if self.variant(path).tracks.is_empty() {
+                self.assign_renditions(path);
+            }
+            return Ok(true);
+        }
+        let map = pl.segments.iter().find_map(|s| s.map.as_ref()).map(|m| m.uri.as_str());
+        let Some(init_path) = map.and_then(|uri| resolve(dir, uri)) else {
+            return Err(UploadError::Invalid("an fMP4 playlist needs EXT-X-MAP".into()));
+        };
+        if let Some((bytes, info)) = self.pending_inits.remove(&init_path) {
+            let variant = self.variant(path);
+            if variant.init_bytes.as_ref() != Some(&bytes) {
+                if variant.init.is_some() {
+                    // A new init for a known variant: a new encoder session.
+                    variant.epoch = None;
+                    variant.last_encoder_msn = None;
+                }
+                variant.init = Some(info);
+                variant.init_bytes = Some(bytes.clone());
+                variant.init_path = Some(init_path);
+                effects.push(Effect::Put { key: keys::source_init(&self.id, path), body: bytes, part: None });
+                self.assign_renditions(path);
+            }
+        }
+        Ok(self.variant(path).init.is_some())
+    }
+
+    /// Commits encoder segment `e` of a variant: placed, demuxed into parts, put in its slot, and
+    /// written through.
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &mut self,
+        variant_path: &str,
+        e: u64,
+        seg_path: &str,
+        pending: Pending,
+        seg: &MediaSegment,
+        now: SystemTime,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DropReason> {
+        let placed = self.place(variant_path, e, now, effects)?;
+        let parts = self.parts_of(variant_path, &pending, seg, placed.msn)?;
+        self.record_latency(pending.arrived, now);
+        let hash = xxhash_rust::xxh3::xxh3_64(&pending.bytes);
+        let variant = self.variant(variant_path);
+        variant.committed.push_back((seg_path.to_owned(), hash));
+        if variant.committed.len() > REMEMBERED {
+            variant.committed.pop_front();
+        }
+        self.open_slots(&placed, now);
+        let encoder_pdt = seg.program_date_time.as_ref().and_then(to_system_time);
+        self.fill_slot(&placed, parts, pending.container, encoder_pdt, seg.discontinuity, now, effects)?;
+        self.status = Status::Live;
+        self.version += 1;
+        Ok(())
+    }
+
+    /// The epoch and channel sequence number of encoder segment `e` (joining or opening an epoch, and
+    /// writing its inits, on a session's first segment).
+    fn place(
+        &mut self,
+        variant_path: &str,
+        e: u64,
+        now: SystemTime,
+        effects: &mut Vec<Effect>,
+    ) -> Result<Placed, DropReason> {
+        let was_member = self.variant(variant_path).epoch.is_some();
+        let epoch_index = self.epoch_for(variant_path, e, now);
+        if !was_member && self.variant(variant_path).init.is_some() {
+            self.add_inits(epoch_index, variant_path, effects);
+        }
+        let epoch = &self.epochs[epoch_index];
+        let offset = e.checked_sub(epoch.first_encoder_msn).ok_or(DropReason::TooOld)?;
+        let msn = epoch.first_msn + offset;
+        if self.slots.front().is_some_and(|s| msn < s.msn) {
+            return Err(DropReason::TooOld);
+        }
+        if msn > self.next_msn + MAX_AHEAD {
+            return Err(DropReason::TooFarAhead);
+        }
+        Ok(Placed { epoch_id: epoch.id, epoch_first_msn: epoch.first_msn, msn })
+    }
+
+    /// The segment's parts, one per rendition it carries: demuxed fMP4 tracks, or the TS segment whole.
+    fn parts_of(
+        &mut self,
+        variant_path: &str,
+        pending: &Pending,
+        seg: &MediaSegment,
+        msn: u64,
+    ) -> Result<Vec<(usize, Part)>, DropReason> {
+        let variant = self.variant(variant_path);
+        let parts = match (pending.container, &variant.init) {
+            (Container::Fmp4, Some(init)) => {
+                let runs = parse_segment(&pending.bytes, init).map_err(|_| DropReason::Unparsable)?;
+                demux(&runs, init, &variant.tracks, msn)
+            }
+            (Container::Fmp4, None) => return Err(DropReason::NoInit),
+            (Container::Ts, _) => {
+                let Some(Some(r)) = variant.tracks.first().copied() else { return Err(DropReason::NoTracks) };
+                let previous =
+                    self.slot_mut(msn.wrapping_sub(1)).and_then(|s| s.part(r).map(|p| p.decode_time + p.duration));
+                let duration = (f64::from(seg.duration) * f64::from(TS_TIMESCALE)).round() as u64;
+                let part = Part {
+                    decode_time: previous.unwrap_or(0),
+                    duration,
+                    size: pending.bytes.len() as u64,
+                    bytes: Some(pending.bytes.clone()),
+                    stored: false,
+                };
+                vec![(r, part)]
+            }
+        };
+        if parts.is_empty() { Err(DropReason::NoTracks) } else { Ok(parts) }
+    }
+
+    /// Slots up to `placed.msn` exist (a variant ahead of the others creates them).
+    fn open_slots(&mut self, placed: &Placed, now: SystemTime) {
+        while self.next_msn <= placed.msn {
+            let m = self.next_msn;
+            self.slots.push_back(Arc::new(Slot {
+                msn: m,
+                epoch: placed.epoch_id,
+                discontinuity: m == placed.epoch_first_msn && m > 0,
+                pdt: now,
+                duration: 0.0,
+                parts: Vec::new(),
+            }));
+            self.next_msn += 1;
+        }
+    }
+
+    /// Puts the parts in their slot (timing it from the first part, marking discontinuities), updates
+    /// bit rates, and writes the parts through.
+    #[allow(clippy::too_many_arguments)]
+    fn fill_slot(
+        &mut self,
+        placed: &Placed,
+        mut parts: Vec<(usize, Part)>,
+        container: Container,
+        encoder_pdt: Option<SystemTime>,
+        encoder_discontinuity: bool,
+        now: SystemTime,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), DropReason> {
+        let (epoch_id, msn) = (placed.epoch_id, placed.msn);
+        let previous = self.slot_mut(msn.wrapping_sub(1)).map(|s| (s.epoch, s.end(), s.parts.clone()));
+        let n_renditions = self.renditions.len();
+        let window = self.settings.playlist_window();
+        let Some(slot) = self.slots.front().map(|f| f.msn).and_then(|first| {
+            let index = usize::try_from(msn.checked_sub(first)?).ok()?;
+            self.slots.get_mut(index)
+        }) else {
+            return Err(DropReason::TooOld);
+        };
+        if slot.epoch != epoch_id {
+            return Err(DropReason::OtherSession);
+        }
+        let slot = Arc::make_mut(slot);
+        let mut timed = slot.parts.iter().any(Option::is_some);
+        slot.parts.resize(n_renditions.max(slot.parts.len()), None);
+        slot.discontinuity |= encoder_discontinuity;
+        // Video gives the slot its nominal duration and start; audio frames rarely line up exactly.
+        parts.sort_by_key(|(r, _)| self.renditions[*r].info.kind != TrackKind::Video);
+        for (r, part) in parts {
+            let timescale = timescale_of(r, &self.renditions);
+            let secs = part.duration as f64 / f64::from(timescale);
+            if !timed {
+                timed = true;
+                slot.duration = secs;
+                slot.pdt = match (encoder_pdt, &previous) {
+                    (Some(t), _) => t,
+                    (None, Some((ep, end, _))) if *ep == epoch_id => *end,
+                    _ => now.checked_sub(Duration::from_secs_f64(secs)).unwrap_or(now),
+                };
+            }
+            // A part that does not follow its predecessor in time is a discontinuity.
+            if let Some((ep, _, prev_parts)) = &previous
+                && *ep == epoch_id
+                && let Some(Some(prev)) = prev_parts.get(r)
+                && part.decode_time.abs_diff(prev.decode_time + prev.duration) > u64::from(timescale) / 2
+            {
+                slot.discontinuity = true;
+            }
+            let entry = &mut self.renditions[r];
+            if let Some(body) = part.bytes.clone() {
+                let key = keys::part(&self.id, epoch_id, entry.info.id, msn, container);
+                effects.push(Effect::Put { key, body, part: Some((msn, r)) });
+            }
+            entry.recent.push_back((part.size, secs));
+            update_bit_rates(entry, window);
+            slot.parts[r] = Some(part);
+        }
+        Ok(())
+    }
+}

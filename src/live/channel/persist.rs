@@ -1,0 +1,158 @@
+//! PURE: a channel's state to and from its timeline record, so media sequence numbers keep counting
+//! across an estuary restart.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{ChannelState, Epoch, RenditionEntry, Variant};
+use crate::live::model::{Part, Slot};
+use crate::live::record::{
+    ChannelRecord, EpochRecord, PartRecord, SlotRecord, TimelineRecord, VariantRecord, from_ms, ms,
+};
+use crate::packaging::fmp4::parse::InitInfo;
+
+impl ChannelState {
+    pub fn to_record(&self) -> TimelineRecord {
+        TimelineRecord {
+            status: self.status,
+            container: self.container,
+            next_msn: self.next_msn,
+            discontinuity_base: self.discontinuity_base,
+            availability_start_ms: ms(self.availability_start),
+            last_upload_ms: self.last_upload.map(ms),
+            renditions: self.renditions.iter().map(|r| (r.key.clone(), r.info.clone())).collect(),
+            epochs: self
+                .epochs
+                .iter()
+                .map(|e| EpochRecord {
+                    id: e.id,
+                    first_encoder_msn: e.first_encoder_msn,
+                    first_msn: e.first_msn,
+                    members: e.members.clone(),
+                    closed: e.closed,
+                    inits: e.inits.iter().map(Option::is_some).collect(),
+                })
+                .collect(),
+            variants: self
+                .variants
+                .iter()
+                .map(|(path, v)| VariantRecord {
+                    path: path.clone(),
+                    init_path: v.init_path.clone(),
+                    has_init: v.init.is_some(),
+                    tracks: v.tracks.clone(),
+                    epoch: v.epoch,
+                    last_encoder_msn: v.last_encoder_msn,
+                    ended: v.ended,
+                })
+                .collect(),
+            slots: self
+                .slots
+                .iter()
+                .map(|s| SlotRecord {
+                    msn: s.msn,
+                    epoch: s.epoch,
+                    discontinuity: s.discontinuity,
+                    pdt_ms: ms(s.pdt),
+                    duration: s.duration,
+                    parts: s
+                        .parts
+                        .iter()
+                        .map(|p| {
+                            p.as_ref().map(|p| PartRecord {
+                                decode_time: p.decode_time,
+                                duration: p.duration,
+                                size: p.size,
+                            })
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuilds a channel from its records. `inits` yields the stored init segment of
+    /// (epoch, rendition index); `sources` the stored init of a pushed variant.
+    pub fn restore(
+        record: &ChannelRecord,
+        timeline: TimelineRecord,
+        mut inits: impl FnMut(u64, usize) -> Option<Bytes>,
+        mut sources: impl FnMut(&str) -> Option<(Bytes, Arc<InitInfo>)>,
+    ) -> ChannelState {
+        let mut state =
+            ChannelState::new(record.id.clone(), record.settings.clone(), from_ms(timeline.availability_start_ms));
+        state.status = timeline.status;
+        state.accepting = !record.stopped;
+        state.container = timeline.container;
+        state.next_msn = timeline.next_msn;
+        state.discontinuity_base = timeline.discontinuity_base;
+        state.last_upload = timeline.last_upload_ms.map(from_ms);
+        state.version = 1;
+        state.renditions = timeline
+            .renditions
+            .into_iter()
+            .map(|(key, info)| RenditionEntry { key, info, recent: Default::default() })
+            .collect();
+        state.epochs = timeline
+            .epochs
+            .into_iter()
+            .map(|e| Epoch {
+                id: e.id,
+                first_encoder_msn: e.first_encoder_msn,
+                first_msn: e.first_msn,
+                members: e.members,
+                closed: e.closed,
+                inits: e.inits.iter().enumerate().map(|(r, has)| has.then(|| inits(e.id, r)).flatten()).collect(),
+            })
+            .collect();
+        for v in timeline.variants {
+            let (init_bytes, init) = match v.has_init.then(|| sources(&v.path)).flatten() {
+                Some((b, i)) => (Some(b), Some(i)),
+                None => (None, None),
+            };
+            state.variants.insert(
+                v.path,
+                Variant {
+                    init_path: v.init_path,
+                    init,
+                    init_bytes,
+                    tracks: v.tracks,
+                    epoch: v.epoch,
+                    last_encoder_msn: v.last_encoder_msn,
+                    ended: v.ended,
+                    restarted: false,
+                    committed: Default::default(),
+                    last_playlist: None,
+                },
+            );
+        }
+        state.slots = timeline
+            .slots
+            .into_iter()
+            .map(|s| {
+                Arc::new(Slot {
+                    msn: s.msn,
+                    epoch: s.epoch,
+                    discontinuity: s.discontinuity,
+                    pdt: from_ms(s.pdt_ms),
+                    duration: s.duration,
+                    parts: s
+                        .parts
+                        .into_iter()
+                        .map(|p| {
+                            p.map(|p| Part {
+                                decode_time: p.decode_time,
+                                duration: p.duration,
+                                size: p.size,
+                                bytes: None,
+                                stored: true,
+                            })
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        state
+    }
+}
