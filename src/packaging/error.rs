@@ -44,9 +44,3 @@ impl PackagingError {
         }
     }
 }
-
-impl From<mp4::Error> for PackagingError {
-    fn from(e: mp4::Error) -> Self {
-        PackagingError::Malformed(e.to_string())
-    }
-}

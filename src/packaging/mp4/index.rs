@@ -1,18 +1,14 @@
 //! `MediaIndex`: everything about an MP4 source that packaging needs, built once from its `moov` bytes.
 //!
-//! Our own box walker finds the boxes and checks every size against its
-//! parent; our sample-entry parser describes the codecs; the `mp4` crate
-//! parses the sample tables and headers from memory (a re-framed `moov` that
-//! holds only those); [`SampleTable`] flattens them.
-
-use std::io::{Cursor, Seek, SeekFrom};
-
-use mp4::ReadBox;
+//! One reader does it all: the box walker finds the boxes and checks every size against its parent,
+//! [`headers`](super::headers) reads the track headers and sample tables, the sample-entry parser
+//! describes the codecs, and [`SampleTable`] flattens the tables.
 
 use bytes::Bytes;
 
 use super::boxes::{self, BoxRef, FourCc, Reader, fourcc_str};
-use super::tables::{RawTables, SampleTable, StscRun};
+use super::headers;
+use super::tables::{RawTables, SampleTable};
 use crate::packaging::PackagingError;
 use crate::packaging::codec::{self, CodecInfo};
 
@@ -123,63 +119,11 @@ pub fn build_index(moov: &[u8], file_size: u64, limits: IndexLimits) -> Result<M
         }
     }
 
-    let parsed = parse_with_mp4(&sanitized_moov(mvhd, &parts)?)?;
-    if parsed.traks.len() != parts.len() {
-        return Err(PackagingError::malformed("track count changed while parsing"));
-    }
     let mut tracks = Vec::new();
-    for (part, trak) in parts.into_iter().zip(&parsed.traks) {
-        let stbl = &trak.mdia.minf.stbl;
-        let raw = RawTables {
-            stts: stbl.stts.entries.iter().map(|e| (e.sample_count, e.sample_delta)).collect(),
-            ctts: stbl.ctts.as_ref().map(|c| c.entries.iter().map(|e| (e.sample_count, e.sample_offset)).collect()),
-            stss: stbl.stss.as_ref().map(|s| s.entries.clone()),
-            stsc: stbl
-                .stsc
-                .entries
-                .iter()
-                .map(|e| StscRun {
-                    first_chunk: e.first_chunk,
-                    samples_per_chunk: e.samples_per_chunk,
-                    description: e.sample_description_index,
-                })
-                .collect(),
-            sample_size: stbl.stsz.sample_size,
-            sample_count: stbl.stsz.sample_count,
-            sample_sizes: stbl.stsz.sample_sizes.clone(),
-            chunk_offsets: match (&stbl.stco, &stbl.co64) {
-                (Some(stco), _) => stco.entries.iter().map(|&o| u64::from(o)).collect(),
-                (None, Some(co64)) => co64.entries.clone(),
-                (None, None) => return Err(PackagingError::malformed("track without 'stco' or 'co64'")),
-            },
-        };
-        let samples = SampleTable::expand(&raw, file_size, limits.max_samples_per_track)?;
-        if samples.is_empty() {
-            continue;
+    for part in parts {
+        if let Some(track) = index_track(part, file_size, limits)? {
+            tracks.push(track);
         }
-        let timescale = trak.mdia.mdhd.timescale;
-        if timescale == 0 {
-            return Err(PackagingError::malformed("track timescale is 0"));
-        }
-        let edit = match trak.edts.as_ref().and_then(|e| e.elst.as_ref()) {
-            Some(elst) => {
-                reduce_edit_list(elst.version, elst.entries.iter().map(|e| (e.segment_duration, e.media_time)))
-            }
-            None => Edit::default(),
-        };
-        let display = (part.kind == TrackKind::Video)
-            .then(|| (u32::from(trak.tkhd.width.value()), u32::from(trak.tkhd.height.value())));
-        tracks.push(Track {
-            id: trak.tkhd.track_id,
-            kind: part.kind,
-            timescale,
-            language: trak.mdia.mdhd.language.chars().filter(char::is_ascii_lowercase).collect(),
-            codec: part.codec,
-            stsd: part.stsd,
-            edit,
-            display,
-            samples,
-        });
     }
     if tracks.is_empty() {
         return Err(PackagingError::Empty(
@@ -189,7 +133,7 @@ pub fn build_index(moov: &[u8], file_size: u64, limits: IndexLimits) -> Result<M
     Ok(MediaIndex { movie_timescale, tracks })
 }
 
-/// The boxes of one usable track that the `mp4` crate will parse.
+/// The boxes of one usable track.
 struct TrackParts<'a> {
     kind: TrackKind,
     codec: CodecInfo,
@@ -231,7 +175,7 @@ fn select_track(trak: BoxRef<'_>) -> Result<Selected<'_>, PackagingError> {
     let mut tables = Vec::new();
     for b in boxes::boxes(stbl.payload) {
         let b = b?;
-        if TABLES.contains(&&b.kind) {
+        if TABLES.contains(&b.kind) {
             tables.push(b);
         }
     }
@@ -246,69 +190,55 @@ fn select_track(trak: BoxRef<'_>) -> Result<Selected<'_>, PackagingError> {
     })))
 }
 
-const TABLES: &[&FourCc] = &[b"stts", b"ctts", b"stss", b"stsc", b"stsz", b"stco", b"co64"];
+/// The sample tables a track is indexed from.
+const TABLES: [FourCc; 7] = [*b"stts", *b"ctts", *b"stss", *b"stsc", *b"stsz", *b"stco", *b"co64"];
 
-/// A `moov` holding only what we index, re-framed with checked sizes: the
-/// `mp4` crate never sees sample entries, metadata or anything else it might
-/// trip on, and every box it reads fits inside its parent.
-fn sanitized_moov(mvhd: BoxRef<'_>, parts: &[TrackParts<'_>]) -> Result<Vec<u8>, PackagingError> {
-    let mut out = Vec::new();
-    frame(&mut out, b"moov", |m| {
-        copy(m, &mvhd);
-        for p in parts {
-            frame(m, b"trak", |t| {
-                copy(t, &p.tkhd);
-                if let Some(elst) = &p.elst {
-                    frame(t, b"edts", |e| copy(e, elst));
-                }
-                frame(t, b"mdia", |md| {
-                    copy(md, &p.mdhd);
-                    frame(md, b"hdlr", |h| {
-                        h.extend_from_slice(&[0; 8]);
-                        h.extend_from_slice(if p.kind == TrackKind::Video { b"vide" } else { b"soun" });
-                        h.extend_from_slice(&[0; 13]);
-                    });
-                    frame(md, b"minf", |mi| {
-                        frame(mi, b"dinf", |d| frame(d, b"dref", |r| r.extend_from_slice(&[0; 8])));
-                        frame(mi, b"stbl", |s| {
-                            // An empty sample description: the crate only needs a box header after the count.
-                            frame(s, b"stsd", |d| {
-                                d.extend_from_slice(&[0; 8]);
-                                frame(d, b"free", |_| {});
-                            });
-                            p.tables.iter().for_each(|b| copy(s, b));
-                        });
-                    });
-                });
-            });
-        }
-    });
-    if out.len() > u32::MAX as usize {
-        return Err(PackagingError::TooLarge("'moov' over 4 GiB".into()));
+/// Reads one track's headers and sample tables; `None` when it has no samples.
+fn index_track(part: TrackParts<'_>, file_size: u64, limits: IndexLimits) -> Result<Option<Track>, PackagingError> {
+    let table = |kind: &FourCc| part.tables.iter().find(|b| &b.kind == kind).map(|b| b.payload);
+    let missing = |what: &str| PackagingError::malformed(format!("track without '{what}'"));
+    let (sample_size, sample_count, sample_sizes) = headers::stsz(table(b"stsz").ok_or_else(|| missing("stsz"))?)?;
+    let raw = RawTables {
+        stts: headers::stts(table(b"stts").ok_or_else(|| missing("stts"))?)?,
+        ctts: table(b"ctts").map(headers::ctts).transpose()?,
+        stss: table(b"stss").map(headers::stss).transpose()?,
+        stsc: headers::stsc(table(b"stsc").ok_or_else(|| missing("stsc"))?)?,
+        sample_size,
+        sample_count,
+        sample_sizes,
+        chunk_offsets: match (table(b"stco"), table(b"co64")) {
+            (Some(stco), _) => headers::chunk_offsets(stco, false)?,
+            (None, Some(co64)) => headers::chunk_offsets(co64, true)?,
+            (None, None) => return Err(PackagingError::malformed("track without 'stco' or 'co64'")),
+        },
+    };
+    let samples = SampleTable::expand(&raw, file_size, limits.max_samples_per_track)?;
+    if samples.is_empty() {
+        return Ok(None);
     }
-    Ok(out)
-}
-
-fn frame(out: &mut Vec<u8>, kind: &FourCc, body: impl FnOnce(&mut Vec<u8>)) {
-    let start = out.len();
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(kind);
-    body(out);
-    let size = (out.len() - start) as u32;
-    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
-}
-
-fn copy(out: &mut Vec<u8>, b: &BoxRef<'_>) {
-    frame(out, &b.kind, |o| o.extend_from_slice(b.payload));
-}
-
-fn parse_with_mp4(moov: &[u8]) -> Result<mp4::MoovBox, PackagingError> {
-    let mut cursor = Cursor::new(moov);
-    cursor.seek(SeekFrom::Start(8)).map_err(|e| PackagingError::malformed(e.to_string()))?;
-    mp4::MoovBox::read_box(&mut cursor, moov.len() as u64).map_err(|e| match e {
-        mp4::Error::IoError(_) => PackagingError::malformed("a sample table is shorter than its entry count says"),
-        other => PackagingError::malformed(other.to_string()),
-    })
+    let (timescale, language) = headers::mdhd(part.mdhd.payload)?;
+    if timescale == 0 {
+        return Err(PackagingError::malformed("track timescale is 0"));
+    }
+    let edit = match part.elst {
+        Some(elst) => {
+            let (version, entries) = headers::elst(elst.payload)?;
+            reduce_edit_list(version, entries.into_iter())
+        }
+        None => Edit::default(),
+    };
+    let (id, display) = headers::tkhd(part.tkhd.payload)?;
+    Ok(Some(Track {
+        id,
+        kind: part.kind,
+        timescale,
+        language,
+        codec: part.codec,
+        stsd: part.stsd,
+        edit,
+        display: (part.kind == TrackKind::Video).then_some(display),
+        samples,
+    }))
 }
 
 /// Leading empty edits become a delay; the first media edit gives the media start.

@@ -1,6 +1,7 @@
 //! Reading MP4 sources: box walking, finding `moov`, and the compact sample index built from it.
 
 pub mod boxes;
+pub mod headers;
 pub mod index;
 pub mod locate;
 pub mod tables;
