@@ -2,21 +2,12 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::flags::{
+    NON_SYNC, SYNC, TFHD_DEFAULT_BASE_IS_MOOF, TFHD_DEFAULT_FLAGS, TRUN_CTS, TRUN_DATA_OFFSET, TRUN_DURATION,
+    TRUN_FLAGS, TRUN_SIZE,
+};
 use super::init::TRACK_ID;
 use super::{write_box, write_full_box};
-
-/// Flags of a sync sample: depends on no other (I-frame, or any audio frame).
-const SYNC: u32 = 0x0200_0000;
-/// Flags of a non-sync sample: depends on others, `sample_is_non_sync_sample`.
-const NON_SYNC: u32 = 0x0101_0000;
-
-const TFHD_DEFAULT_BASE_IS_MOOF: u32 = 0x02_0000;
-const TFHD_DEFAULT_SAMPLE_FLAGS: u32 = 0x20;
-const TRUN_DATA_OFFSET: u32 = 0x001;
-const TRUN_DURATION: u32 = 0x100;
-const TRUN_SIZE: u32 = 0x200;
-const TRUN_FLAGS: u32 = 0x400;
-const TRUN_CTS: u32 = 0x800;
 
 /// How sample flags are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +64,7 @@ pub fn write_segment(f: &FragmentSamples<'_>, payload: &[&[u8]]) -> Bytes {
     write_box(&mut b, b"moof", |b| {
         write_full_box(b, b"mfhd", 0, 0, |b| b.put_u32(f.sequence));
         write_box(b, b"traf", |b| {
-            let tfhd_flags = TFHD_DEFAULT_BASE_IS_MOOF | if per_sample_flags { 0 } else { TFHD_DEFAULT_SAMPLE_FLAGS };
+            let tfhd_flags = TFHD_DEFAULT_BASE_IS_MOOF | if per_sample_flags { 0 } else { TFHD_DEFAULT_FLAGS };
             write_full_box(b, b"tfhd", 0, tfhd_flags, |b| {
                 b.put_u32(TRACK_ID);
                 if !per_sample_flags {

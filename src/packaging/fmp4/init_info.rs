@@ -5,7 +5,7 @@ use bytes::Bytes;
 use crate::packaging::PackagingError;
 use crate::packaging::codec::{self, CodecInfo};
 use crate::packaging::mp4::boxes::{self, BoxRef, FourCc, Reader};
-use crate::packaging::mp4::{Edit, TrackKind};
+use crate::packaging::mp4::{Edit, TrackKind, headers};
 
 /// One track of an init segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,31 +75,16 @@ fn init_track(trak: &[u8], trexes: &[BoxRef<'_>]) -> Result<Option<InitTrackInfo
         _ => return Ok(None),
     };
     let tkhd = boxes::find(trak, b"tkhd")?.ok_or_else(|| missing("tkhd"))?;
-    let mut r = Reader::new(tkhd.payload, "tkhd");
-    let version = r.u8()?;
-    r.skip(3 + if version == 1 { 16 } else { 8 })?;
-    let track_id = r.u32()?;
-    r.skip(4 + if version == 1 { 8 } else { 4 } + 8 + 8 + 36)?;
-    let (w, h) = (r.u32()? >> 16, r.u32()? >> 16);
+    let (track_id, (w, h)) = headers::tkhd(tkhd.payload)?;
     let mdhd = boxes::find_path(trak, &[b"mdia", b"mdhd"])?.ok_or_else(|| missing("mdhd"))?;
-    let mut r = Reader::new(mdhd.payload, "mdhd");
-    let version = r.u8()?;
-    r.skip(3 + if version == 1 { 16 } else { 8 })?;
-    let timescale = r.u32()?;
-    r.skip(if version == 1 { 8 } else { 4 })?;
-    let lang = r.u16()?;
-    let language: String = [(lang >> 10) & 0x1f, (lang >> 5) & 0x1f, lang & 0x1f]
-        .iter()
-        .map(|&c| char::from((c as u8).wrapping_add(0x60)))
-        .filter(char::is_ascii_lowercase)
-        .collect();
+    let (timescale, language) = headers::mdhd(mdhd.payload)?;
     if timescale == 0 {
         return Err(PackagingError::malformed("track timescale is 0"));
     }
     let stsd = boxes::find_path(trak, &[b"mdia", b"minf", b"stbl", b"stsd"])?.ok_or_else(|| missing("stsd"))?;
     let codec = codec::describe_stsd(stsd.payload)?;
     let edit = match boxes::find_path(trak, &[b"edts", b"elst"])? {
-        Some(elst) => read_elst(elst.payload)?,
+        Some(elst) => headers::edit(elst.payload)?,
         None => Edit::default(),
     };
     let trex = trexes.iter().find(|t| t.payload.get(4..8) == Some(&track_id.to_be_bytes()[..]));
@@ -117,33 +102,13 @@ fn init_track(trak: &[u8], trexes: &[BoxRef<'_>]) -> Result<Option<InitTrackInfo
         timescale,
         codec,
         stsd: Bytes::copy_from_slice(stsd.bytes),
-        language: if language.len() == 3 { language } else { "und".into() },
+        language,
         display: (kind == TrackKind::Video && w > 0 && h > 0).then_some((w, h)),
         edit,
         default_duration,
         default_size,
         default_flags,
     }))
-}
-
-fn read_elst(payload: &[u8]) -> Result<Edit, PackagingError> {
-    let mut r = Reader::new(payload, "elst");
-    let version = r.u8()?;
-    r.skip(3)?;
-    let count = r.u32()?;
-    let mut edit = Edit::default();
-    for _ in 0..count.min(16) {
-        let (duration, media_time) =
-            if version == 1 { (r.u64()?, r.u64()? as i64) } else { (u64::from(r.u32()?), i64::from(r.u32()? as i32)) };
-        r.skip(4)?;
-        if media_time < 0 {
-            edit.delay = edit.delay.saturating_add(duration);
-        } else {
-            edit.media_time = media_time as u64;
-            break;
-        }
-    }
-    Ok(edit)
 }
 
 /// Whether `data` starts like an init segment (`ftyp`/`moov`) rather than a media segment.

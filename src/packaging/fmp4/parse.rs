@@ -3,6 +3,11 @@
 
 use bytes::Bytes;
 
+use super::flags::{
+    IS_NON_SYNC, TFHD_BASE_DATA_OFFSET, TFHD_DEFAULT_DURATION, TFHD_DEFAULT_FLAGS, TFHD_DEFAULT_SIZE,
+    TFHD_SAMPLE_DESCRIPTION, TRUN_CTS, TRUN_DATA_OFFSET, TRUN_DURATION, TRUN_FIRST_SAMPLE_FLAGS, TRUN_FLAGS,
+    TRUN_PER_SAMPLE, TRUN_SIZE,
+};
 pub use super::init_info::{InitInfo, InitTrackInfo, looks_like_init, parse_init};
 use crate::packaging::PackagingError;
 use crate::packaging::mp4::boxes::{self, Reader, fourcc_str};
@@ -18,7 +23,7 @@ pub struct FragmentSample {
 
 impl FragmentSample {
     pub fn is_sync(&self) -> bool {
-        self.flags & 0x0001_0000 == 0
+        self.flags & IS_NON_SYNC == 0
     }
 }
 
@@ -95,12 +100,6 @@ pub fn parse_segment(segment: &Bytes, init: &InitInfo) -> Result<Vec<TrackRun>, 
     Ok(runs)
 }
 
-const TFHD_BASE_DATA_OFFSET: u32 = 0x01;
-const TFHD_SAMPLE_DESCRIPTION: u32 = 0x02;
-const TFHD_DEFAULT_DURATION: u32 = 0x08;
-const TFHD_DEFAULT_SIZE: u32 = 0x10;
-const TFHD_DEFAULT_FLAGS: u32 = 0x20;
-
 fn read_fragment(
     segment: &Bytes,
     moof_start: usize,
@@ -169,28 +168,31 @@ fn read_fragment(
             let (version, tf) = (vf >> 24, vf & 0x00ff_ffff);
             let count = r.u32()? as usize;
             // Each sample needs at least its listed fields: refuse counts the box cannot hold.
-            let per = [0x100, 0x200, 0x400, 0x800].iter().filter(|&&f| tf & f != 0).count() * 4;
+            let per = TRUN_PER_SAMPLE.iter().filter(|&&f| tf & f != 0).count() * 4;
             if per > 0 && count > trun.payload.len() / per {
                 return Err(PackagingError::malformed("trun sample count larger than the box"));
             }
             if count > 1_000_000 {
                 return Err(PackagingError::TooLarge(format!("{count} samples in one fragment")));
             }
-            let mut offset =
-                if tf & 0x001 != 0 { (base as i64 + i64::from(r.u32()? as i32)) as usize } else { next_offset };
-            let first_flags = if tf & 0x004 != 0 { Some(r.u32()?) } else { None };
+            let mut offset = if tf & TRUN_DATA_OFFSET != 0 {
+                (base as i64 + i64::from(r.u32()? as i32)) as usize
+            } else {
+                next_offset
+            };
+            let first_flags = if tf & TRUN_FIRST_SAMPLE_FLAGS != 0 { Some(r.u32()?) } else { None };
             let run = &mut runs[idx];
             for i in 0..count {
-                let duration = if tf & 0x100 != 0 { r.u32()? } else { default_duration };
-                let size = if tf & 0x200 != 0 { r.u32()? } else { default_size };
-                let flags = if tf & 0x400 != 0 {
+                let duration = if tf & TRUN_DURATION != 0 { r.u32()? } else { default_duration };
+                let size = if tf & TRUN_SIZE != 0 { r.u32()? } else { default_size };
+                let flags = if tf & TRUN_FLAGS != 0 {
                     r.u32()?
                 } else if i == 0 {
                     first_flags.unwrap_or(default_flags)
                 } else {
                     default_flags
                 };
-                let cts = if tf & 0x800 != 0 {
+                let cts = if tf & TRUN_CTS != 0 {
                     let raw = r.u32()?;
                     if version == 0 && raw > i32::MAX as u32 { i32::MAX } else { raw as i32 }
                 } else {

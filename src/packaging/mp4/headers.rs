@@ -3,6 +3,7 @@
 //! bytes that hold the entries before anything is allocated.
 
 use super::boxes::Reader;
+use super::index::Edit;
 use super::tables::StscRun;
 use crate::packaging::PackagingError;
 
@@ -65,6 +66,28 @@ pub fn elst(payload: &[u8]) -> Result<(u8, Vec<(u64, u64)>), PackagingError> {
         entries.push(entry);
     }
     Ok((v, entries))
+}
+
+/// Leading empty edits become a delay; the first media edit gives the media start.
+/// Later edits (rare outside editing suites) are not represented in fragmented output.
+pub fn reduce_edit_list(version: u8, entries: impl Iterator<Item = (u64, u64)>) -> Edit {
+    let mut edit = Edit::default();
+    for (segment_duration, raw_media_time) in entries {
+        let media_time = if version == 1 { raw_media_time as i64 } else { i64::from(raw_media_time as u32 as i32) };
+        if media_time < 0 {
+            edit.delay = edit.delay.saturating_add(segment_duration);
+        } else {
+            edit.media_time = media_time as u64;
+            break;
+        }
+    }
+    edit
+}
+
+/// `elst` reduced to what fragmented output carries ([`reduce_edit_list`]).
+pub fn edit(payload: &[u8]) -> Result<Edit, PackagingError> {
+    let (version, entries) = elst(payload)?;
+    Ok(reduce_edit_list(version, entries.into_iter()))
 }
 
 /// `stts`: (sample count, sample delta) runs.
@@ -140,6 +163,14 @@ mod tests {
         let co64 = [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0];
         assert_eq!(chunk_offsets(&co64, true).unwrap(), [1 << 32]);
         assert!(chunk_offsets(&co64[..12], true).is_err());
+    }
+
+    #[test]
+    fn edit_lists_reduce_to_delay_and_start() {
+        let v0 = |d: u64, t: i32| (d, t as u32 as u64);
+        assert_eq!(reduce_edit_list(0, [v0(80, -1), v0(0, 1024)].into_iter()), Edit { delay: 80, media_time: 1024 });
+        assert_eq!(reduce_edit_list(1, [(5, u64::MAX), (0, 7)].into_iter()), Edit { delay: 5, media_time: 7 });
+        assert_eq!(reduce_edit_list(0, std::iter::empty()), Edit::default());
     }
 
     #[test]

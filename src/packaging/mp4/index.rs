@@ -221,10 +221,7 @@ fn index_track(part: TrackParts<'_>, file_size: u64, limits: IndexLimits) -> Res
         return Err(PackagingError::malformed("track timescale is 0"));
     }
     let edit = match part.elst {
-        Some(elst) => {
-            let (version, entries) = headers::elst(elst.payload)?;
-            reduce_edit_list(version, entries.into_iter())
-        }
+        Some(elst) => headers::edit(elst.payload)?,
         None => Edit::default(),
     };
     let (id, display) = headers::tkhd(part.tkhd.payload)?;
@@ -239,22 +236,6 @@ fn index_track(part: TrackParts<'_>, file_size: u64, limits: IndexLimits) -> Res
         display: (part.kind == TrackKind::Video).then_some(display),
         samples,
     }))
-}
-
-/// Leading empty edits become a delay; the first media edit gives the media start.
-/// Later edits (rare outside editing suites) are not represented in fragmented output.
-fn reduce_edit_list(version: u8, entries: impl Iterator<Item = (u64, u64)>) -> Edit {
-    let mut edit = Edit::default();
-    for (segment_duration, raw_media_time) in entries {
-        let media_time = if version == 1 { raw_media_time as i64 } else { i64::from(raw_media_time as u32 as i32) };
-        if media_time < 0 {
-            edit.delay = edit.delay.saturating_add(segment_duration);
-        } else {
-            edit.media_time = media_time as u64;
-            break;
-        }
-    }
-    edit
 }
 
 fn movie_timescale(mvhd: &[u8]) -> Result<u32, PackagingError> {
@@ -293,13 +274,5 @@ mod tests {
         // Every sample lies inside the file, and the tracks' bytes add up to less than it.
         let bytes: u64 = index.tracks.iter().map(|t| t.samples.bytes_in(0..t.samples.len())).sum();
         assert!(bytes > 1_000_000 && bytes < SAMPLE_MP4.len() as u64);
-    }
-
-    #[test]
-    fn edit_lists_reduce_to_delay_and_start() {
-        let v0 = |d: u64, t: i32| (d, t as u32 as u64);
-        assert_eq!(reduce_edit_list(0, [v0(80, -1), v0(0, 1024)].into_iter()), Edit { delay: 80, media_time: 1024 });
-        assert_eq!(reduce_edit_list(1, [(5, u64::MAX), (0, 7)].into_iter()), Edit { delay: 5, media_time: 7 });
-        assert_eq!(reduce_edit_list(0, std::iter::empty()), Edit::default());
     }
 }
