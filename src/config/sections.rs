@@ -82,14 +82,14 @@ impl Default for IngestConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LiveConfig {
-    pub channel_defaults: crate::live::ChannelSettings,
+    pub channel_defaults: crate::live::model::ChannelSettings,
     /// Most channels that may exist; creating one more gets 409.
     pub max_channels: usize,
 }
 
 impl Default for LiveConfig {
     fn default() -> Self {
-        LiveConfig { channel_defaults: crate::live::ChannelSettings::default(), max_channels: 1000 }
+        LiveConfig { channel_defaults: crate::live::model::ChannelSettings::default(), max_channels: 1000 }
     }
 }
 

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
 
+use crate::http::content_type;
 use crate::http::policy::{ObjectKind, cache_control};
 use crate::packaging::PackagingError;
 use crate::storage::StorageError;
@@ -72,7 +73,7 @@ impl IntoResponse for EdgeError {
         let detail = ErrorDetail(self.to_string().into());
         let mut response = (status, format!("{public}\n")).into_response();
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type::TEXT));
         if let Ok(v) = HeaderValue::from_str(&cache_control(kind)) {
             headers.insert(CACHE_CONTROL, v);
         }

@@ -4,7 +4,7 @@
 use super::model::ChannelId;
 use crate::packaging::presentation::RenditionId;
 use crate::packaging::url::Container;
-use crate::storage::StorageKey;
+use crate::storage::key::StorageKey;
 
 fn key(s: String) -> StorageKey {
     // Channel ids, rendition ids and numbers only ever make valid keys.

@@ -21,7 +21,7 @@ use super::model::{ChannelId, ChannelSettings, ChannelSnapshot, Container, Epoch
 use super::upload::{self, Upload, UploadError};
 use crate::packaging::fmp4::parse::InitInfo;
 use crate::packaging::mp4::TrackKind;
-use crate::storage::StorageKey;
+use crate::storage::key::StorageKey;
 
 /// Uploads waiting for a playlist that lists them; more are dropped, oldest first.
 const MAX_PENDING: usize = 256;
