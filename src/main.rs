@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use estuary::config::{ByteSize, Config, LogFormat};
+use estuary::packaging::url::{self, VodPath};
 use estuary::server::{self, StartOptions};
 
 #[derive(Parser)]
@@ -139,10 +140,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let running = server::start(&config, options).await?;
         if let Some(addr) = running.edge_addr {
             let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+            let vod = url::vod("sample/sample.mp4", VodPath::Master);
             tracing::info!(
                 edge_workers = workers,
-                "estuary is ready: try `ffplay http://{host}:{}/static/sample/hls/master.m3u8`",
-                addr.port()
+                "estuary is ready: try `ffplay http://{host}:{port}/static/sample/hls/master.m3u8` \
+                 (or, packaged on the fly, `ffplay http://{host}:{port}{vod}`)",
+                port = addr.port()
             );
         }
         server::termination_signal().await;

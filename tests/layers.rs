@@ -79,7 +79,7 @@ fn crate_paths(module: &[String], text: &str) -> Vec<Vec<String>> {
     let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
     let mut paths = Vec::new();
     let mut rest = code;
-    while let Some(i) = rest.find(|c: char| c == 'c' || c == 's') {
+    while let Some(i) = rest.find(['c', 's']) {
         let tail = &rest[i..];
         let preceded = rest[..i].chars().next_back().is_some_and(ident);
         let (base, after): (Vec<String>, &str) = if !preceded && tail.starts_with("crate::") {

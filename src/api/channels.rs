@@ -16,6 +16,7 @@ use super::{ApiError, ApiState};
 use crate::live::model::Container;
 use crate::live::{ChannelHandle, ChannelSettings, LiveError};
 use crate::packaging::manifest::iso_time;
+use crate::packaging::url::{self, LivePath};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,9 +91,9 @@ fn view(state: &ApiState, headers: &HeaderMap, handle: &ChannelHandle, stream_ke
         "created": iso_time(crate::live::record::from_ms(handle.created_ms)),
         "ingest_url_prefix": format!("{}/ingest/{id}/", ingest_base(state, headers)),
         "playback": Playback {
-            hls: format!("/live/{id}/master.m3u8"),
-            dash: format!("/live/{id}/manifest.mpd"),
-            recording_hls: format!("/live/{id}/master.m3u8?start=0"),
+            hls: url::live(id.as_str(), LivePath::Master),
+            dash: url::live(id.as_str(), LivePath::Mpd),
+            recording_hls: format!("{}?start=0", url::live(id.as_str(), LivePath::Master)),
         },
         "container": snap.container.map(|c| match c { Container::Fmp4 => "fmp4", Container::Ts => "ts" }),
         "renditions": snap.renditions,

@@ -77,9 +77,8 @@ impl Live {
         match path {
             LivePath::Master => {
                 let suffix = window.canonical_query();
-                let key = format!("master.m3u8{suffix}");
                 let (object, outcome) = self
-                    .rendered(&snap, key, content_type::HLS_PLAYLIST, |s| {
+                    .rendered(&snap, path, &suffix, content_type::HLS_PLAYLIST, |s| {
                         Some(manifests::render_multivariant(s, &suffix))
                     })
                     .await?;
@@ -90,9 +89,8 @@ impl Live {
                 if let Some(msn) = query.msn {
                     snap = self.wait_for_segment(&handle, snap, r, msn).await?;
                 }
-                let key = format!("{id}.m3u8{}", window.canonical_query());
                 let (object, outcome) = self
-                    .rendered(&snap, key, content_type::HLS_PLAYLIST, |s| {
+                    .rendered(&snap, path, &window.canonical_query(), content_type::HLS_PLAYLIST, |s| {
                         manifests::render_media_playlist(s, r, window)
                     })
                     .await?;
@@ -100,10 +98,12 @@ impl Live {
                 Ok(Served { object, outcome, kind: manifest_kind(&snap, closed) })
             }
             LivePath::Mpd => {
-                let key = format!("manifest.mpd{}", window.canonical_query());
                 let time_url = self.time_url.clone();
+                let query = window.canonical_query();
                 let (object, outcome) = self
-                    .rendered(&snap, key, content_type::DASH_MPD, |s| manifests::render_mpd(s, window, &time_url))
+                    .rendered(&snap, path, &query, content_type::DASH_MPD, |s| {
+                        manifests::render_mpd(s, window, &time_url)
+                    })
                     .await?;
                 let closed = snap.status == Status::Ended || (window.end.is_some() && snap.window(0, window).1);
                 Ok(Served { object, outcome, kind: manifest_kind(&snap, closed) })
@@ -160,15 +160,17 @@ impl Live {
         Ok(Served { object, outcome, kind: ObjectKind::LiveSegment })
     }
 
-    /// A playlist or MPD rendered once per snapshot version (and window), with its compressed forms.
+    /// A playlist or MPD rendered once per snapshot version and window (`query`, canonical), with its
+    /// compressed forms.
     async fn rendered(
         &self,
         snap: &Arc<ChannelSnapshot>,
-        object: String,
+        path: LivePath,
+        query: &str,
         media_type: &'static str,
         render: impl FnOnce(&ChannelSnapshot) -> Option<String>,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), ServeError> {
-        let key = CacheKey::new("live", format!("{}/{object}", snap.id), snap.version);
+        let key = CacheKey::new("live", format!("{}/{path}{query}", snap.id), snap.version);
         let load = async {
             let text = render(snap).ok_or(ServeError::NotFound)?;
             let object = CachedObject::new(Bytes::from(text), media_type, Some(snap.published));

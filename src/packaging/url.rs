@@ -70,6 +70,16 @@ impl EdgeRoute {
     }
 }
 
+/// The edge path of a live channel's object: `/live/{channel}/{object}`.
+pub fn live(channel: &str, object: LivePath) -> String {
+    format!("/live/{channel}/{object}")
+}
+
+/// The edge path of a VOD asset's object: `/vod/{asset}/{object}`.
+pub fn vod(asset: &str, object: VodPath) -> String {
+    format!("/vod/{asset}/{object}")
+}
+
 /// How segments are packaged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
