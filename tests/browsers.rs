@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::browser::{Browser, PageServer};
 use common::client::{get, send_body};
 use common::encoder::{Encoder, Push};
+use common::live_push::create_channel;
 use common::{TestServer, test_config};
 
 /// Plays `src` with `player` until the media clock passes `until` seconds; the page's report.
@@ -52,12 +53,9 @@ async fn hls_js_and_dash_js_play_a_live_channel() {
     let mut config = test_config();
     config.storage.root = dir.path().to_owned();
     let s = TestServer::start(config).await;
-    let body = br#"{"id":"cup","target_duration":"2s","window":"12s"}"#;
-    let r = send_body(s.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body).await;
-    assert_eq!(r.status, 201, "{}", r.text());
     // ffmpeg pushes to the ingest URL the API handed out (the generated key in its path), with no
     // -http_persistent and no credentials anywhere else; dash.js resolves the MPD's relative UTCTiming.
-    let created: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let created = create_channel(s.api, r#"{"id":"cup","target_duration":"2s","window":"12s"}"#).await;
     let key = created["stream_key"].as_str().unwrap();
     assert_eq!(created["ingest_url"], format!("http://127.0.0.1:{}/ingest/cup/{key}/", s.ingest.port()));
     let _encoder = Encoder::start(s.ingest, "cup", key, Push { seconds: 60, ..Push::default() });
@@ -100,10 +98,8 @@ async fn dash_js_plays_a_dvr_range_and_a_recording_with_an_outage() {
     let mut config = test_config();
     config.storage.root = dir.path().to_owned();
     let s = TestServer::start(config).await;
-    let body = br#"{"id":"final","target_duration":"2s","window":"12s","idle_timeout":"120s"}"#;
-    let r = send_body(s.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body).await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let created: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let created =
+        create_channel(s.api, r#"{"id":"final","target_duration":"2s","window":"12s","idle_timeout":"120s"}"#).await;
     let key = created["stream_key"].as_str().unwrap().to_owned();
     // Two encoder sessions with an outage between them.
     tokio::task::block_in_place(|| {
