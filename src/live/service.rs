@@ -17,6 +17,7 @@ use crate::cache::{CacheKey, CacheOutcome, CachedObject, SegmentCache};
 use crate::http::content_type;
 use crate::http::policy::ObjectKind;
 use crate::packaging::url::{Container, LivePath, LiveQuery};
+use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageError};
 
 /// How long rendered playlists stay in the segment cache (each is keyed by snapshot version).
@@ -52,12 +53,19 @@ pub struct Live {
     /// The MPD's `UTCTiming` URL.
     time_url: Arc<str>,
     blocking: Arc<BlockingStats>,
+    /// Segments copied into the cache are charged here (the process's in-flight byte budget).
+    budget: Arc<ByteBudget>,
 }
 
 impl Live {
     /// `public_url` (`edge.public_url`, may be empty) makes the `UTCTiming` URL absolute.
     pub fn new(registry: LiveRegistry, storage: Arc<dyn Storage>, cache: SegmentCache, public_url: &str) -> Self {
-        Live { registry, storage, cache, time_url: time_url(public_url).into(), blocking: Arc::default() }
+        let (time_url, blocking, budget) = (time_url(public_url).into(), Arc::default(), ByteBudget::unlimited());
+        Live { registry, storage, cache, time_url, blocking, budget }
+    }
+
+    pub fn with_budget(self, budget: Arc<ByteBudget>) -> Self {
+        Live { budget, ..self }
     }
 
     pub fn registry(&self) -> &LiveRegistry {
@@ -131,7 +139,9 @@ impl Live {
     }
 
     /// An init or media segment: the bytes the snapshot holds, else (older than the memory window,
-    /// or after a restart) read back from storage; cached under its URL either way.
+    /// or after a restart) read back from storage; cached under its URL either way. Held bytes enter
+    /// the cache as a copy charged to the in-flight budget, like every other cached body, so the cache
+    /// never keeps an upload's buffer (and its ingest charge) alive.
     async fn segment(
         &self,
         snap: &ChannelSnapshot,
@@ -142,10 +152,16 @@ impl Live {
         modified: Option<SystemTime>,
     ) -> Result<Served, ServeError> {
         let key = CacheKey::new("live", format!("{}/{path}", snap.id), 0);
-        let storage = self.storage.clone();
+        let (storage, budget) = (self.storage.clone(), self.budget.clone());
         let load = async move {
             let (body, modified) = match held {
-                Some(bytes) => (bytes, modified),
+                Some(bytes) => {
+                    let charge = budget
+                        .charge(bytes.len() as u64)
+                        .await
+                        .map_err(|e| ServeError::Storage(Arc::new(StorageError::from(e))))?;
+                    (charge.attach(Bytes::copy_from_slice(&bytes)), modified)
+                }
                 None => {
                     let o = storage.get(&stored).await.map_err(|e| match e {
                         StorageError::NotFound(_) => ServeError::NotFound,

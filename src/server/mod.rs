@@ -124,7 +124,8 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         channel: ChannelLimits { bytes: config.ingest.max_channel_bytes.0, ingest: ingest_budget.clone() },
     };
     let live = LiveRegistry::load(storage.clone(), live_limits).await.context("loading live channels from storage")?;
-    let live_service = Live::new(live.clone(), storage.clone(), cache.clone(), &config.edge.public_url);
+    let live_service =
+        Live::new(live.clone(), storage.clone(), cache.clone(), &config.edge.public_url).with_budget(bodies.clone());
     let blocking = live_service.blocking().clone();
     let grace = config.shutdown.grace_period;
     let (stop, stop_rx) = watch::channel(false);

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use m3u8_rs::{MediaPlaylist, MediaSegment};
 
 use super::parts::{TS_TIMESCALE, demux, timescale_of, update_bit_rates};
@@ -224,11 +225,13 @@ impl ChannelState {
                 let previous =
                     self.slot_mut(msn.wrapping_sub(1)).and_then(|s| s.part(r).map(|p| p.decode_time + p.duration));
                 let duration = (f64::from(seg.duration) * f64::from(TS_TIMESCALE)).round() as u64;
+                // A copy: the upload's buffer carries its ingest charge, and the channel's owner charges
+                // the window's bytes itself.
                 let part = Part {
                     decode_time: previous.unwrap_or(0),
                     duration,
                     size: pending.bytes.len() as u64,
-                    bytes: Some(pending.bytes.clone()),
+                    bytes: Some(Bytes::copy_from_slice(&pending.bytes)),
                     stored: false,
                 };
                 vec![(r, part)]
