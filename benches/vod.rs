@@ -70,6 +70,34 @@ fn vod(c: &mut Criterion) {
         b.iter(|| black_box(vod_manifests::render_media_playlist(&p, &p.video[0])))
     });
     group.bench_function("mpd_600_segments", |b| b.iter(|| black_box(vod_manifests::render_mpd(&p))));
+    // The same playlist through m3u8-rs as model and writer (ARCHITECTURE.md: why we keep our own).
+    group.bench_function("media_playlist_600_segments_m3u8_rs", |b| {
+        b.iter(|| {
+            let model = vod_manifests::media_playlist(&p, &p.video[0]);
+            let playlist = m3u8_rs::MediaPlaylist {
+                version: Some(6),
+                target_duration: u64::from(model.target_duration),
+                media_sequence: model.media_sequence,
+                playlist_type: Some(m3u8_rs::MediaPlaylistType::Vod),
+                independent_segments: true,
+                end_list: model.ended,
+                segments: model
+                    .segments
+                    .iter()
+                    .map(|s| m3u8_rs::MediaSegment {
+                        uri: s.uri.to_string(),
+                        duration: s.duration as f32,
+                        map: s.map.map(|m| m3u8_rs::Map { uri: m.to_string(), ..Default::default() }),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            let mut out = Vec::with_capacity(32 * 1024);
+            playlist.write_to(&mut out).unwrap();
+            black_box(out)
+        })
+    });
 
     // One 6 s segment through the real path: catalog hit, coalesced range reads from local storage, mux.
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
