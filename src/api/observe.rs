@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ApiState};
+use crate::http::content_type;
 use crate::live::WRITE_THROUGH;
 use crate::telemetry::metrics::{write_sample, write_value};
 
@@ -114,8 +115,7 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
         &[],
         state.health.uptime_seconds().floor(),
     );
-    (StatusCode::OK, [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"), (CACHE_CONTROL, "no-store")], out)
-        .into_response()
+    (StatusCode::OK, [(CONTENT_TYPE, content_type::PROMETHEUS_TEXT), (CACHE_CONTROL, "no-store")], out).into_response()
 }
 
 /// Blocking reloads and per-channel media sequence numbers.

@@ -13,8 +13,10 @@ pub const AUDIO_MP4: &str = "audio/mp4";
 pub const MEDIA_SEGMENT: &str = "video/iso.segment";
 /// MPEG-TS segments (`.ts`).
 pub const MPEG_TS: &str = "video/mp2t";
-/// Plain text (the `/time` clock, metrics).
+/// Plain text (the `/time` clock, error bodies).
 pub const TEXT: &str = "text/plain; charset=utf-8";
+/// Prometheus's text exposition format.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The `Content-Type` for a file name's extension.
 pub fn for_extension(ext: Option<&str>) -> &'static str {

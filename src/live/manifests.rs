@@ -9,11 +9,11 @@ use std::time::SystemTime;
 
 use super::model::{ChannelSnapshot, LiveRendition, Status, WindowRequest};
 use crate::packaging::manifest::{
-    self, MediaPlaylist, MediaSegment, Mpd, MpdTiming, Multivariant, ObjectUri, Period, PlaylistType, Representation,
-    SegmentTemplate, ServerControl, Stream,
+    self, MediaPlaylist, MediaSegment, Mpd, MpdTiming, Multivariant, ObjectUri, Period, PeriodId, PlaylistType,
+    Representation, SegmentTemplate, ServerControl, Stream,
 };
 use crate::packaging::mp4::TrackKind;
-use crate::packaging::url::{Container, LivePath};
+use crate::packaging::url::{Container, LivePath, TemplateUrls};
 
 /// The renditions a master playlist or MPD offers: every video rendition with media, and audio from
 /// audio-only variants (or, when there are none, the first muxed audio track).
@@ -151,7 +151,7 @@ pub fn mpd<'a>(snap: &'a ChannelSnapshot, req: WindowRequest, time_url: &'a str)
         sets.extend(manifest::adaptation_sets(TrackKind::Audio, representations(&audio), sets.len() as u32));
         last_length = snap.slots[period.clone()].iter().map(|s| s.duration).sum();
         periods.push(Period {
-            id: Cow::Owned(format!("{}-{}", start_slot.epoch, start_slot.msn)),
+            id: PeriodId::Slot { epoch: start_slot.epoch, msn: start_slot.msn },
             start: secs_between(origin, start_slot.pdt).max(0.0),
             adaptation_sets: sets,
         });
@@ -200,14 +200,12 @@ fn representation(snap: &ChannelSnapshot, r: usize, period: Range<usize>, begin:
     let offset_secs = secs_between(snap.slots[begin].pdt, slots[0].pdt).max(0.0);
     let pto = times[0].saturating_sub((offset_secs * f64::from(ts)) as u64);
     let first_msn = slots.iter().find(|s| s.part(r).is_some()).map_or(slots[0].msn, |s| s.msn);
-    let (initialization, media) = LivePath::templates(rendition.id, slots[0].epoch);
     Some(Representation {
         stream: stream(rendition),
         template: SegmentTemplate {
             timescale: ts,
             presentation_time_offset: Some(pto),
-            initialization: Cow::Owned(initialization),
-            media: Cow::Owned(media),
+            urls: TemplateUrls::Live { rendition: rendition.id, epoch: slots[0].epoch },
             start_number: first_msn,
             times: Cow::Owned(times),
         },

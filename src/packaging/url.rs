@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::packaging::manifest::text::push_u64;
 use crate::packaging::presentation::RenditionId;
 
 /// VOD segments are numbered from 1 in URLs (and as `EXT-X-MEDIA-SEQUENCE`), like DASH's default `startNumber`.
@@ -114,21 +115,79 @@ pub enum VodPath {
     Segment(RenditionId, u32),
 }
 
-impl fmt::Display for VodPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            VodPath::Master => f.write_str("master.m3u8"),
-            VodPath::Manifest => f.write_str("manifest.mpd"),
-            VodPath::MediaPlaylist(r) => write!(f, "{r}.m3u8"),
-            VodPath::Init(r) => write!(f, "{r}/init.mp4"),
-            VodPath::Segment(r, n) => write!(f, "{r}/{n}.m4s"),
+/// Appends a rendition id (`v0`, `a12`).
+fn push_rendition(out: &mut String, r: RenditionId) {
+    out.push(match r.kind {
+        crate::packaging::mp4::TrackKind::Video => 'v',
+        crate::packaging::mp4::TrackKind::Audio => 'a',
+    });
+    push_u64(out, u64::from(r.index));
+}
+
+impl VodPath {
+    /// Appends the object's name (what [`VodPath::parse`] reads) to `out`: the writers' fast path.
+    pub fn push_to(&self, out: &mut String) {
+        match *self {
+            VodPath::Master => out.push_str("master.m3u8"),
+            VodPath::Manifest => out.push_str("manifest.mpd"),
+            VodPath::MediaPlaylist(r) => {
+                push_rendition(out, r);
+                out.push_str(".m3u8");
+            }
+            VodPath::Init(r) => {
+                push_rendition(out, r);
+                out.push_str("/init.mp4");
+            }
+            VodPath::Segment(r, n) => {
+                push_rendition(out, r);
+                out.push('/');
+                push_u64(out, u64::from(n));
+                out.push_str(".m4s");
+            }
         }
     }
 }
 
-/// The MPD's `SegmentTemplate` for VOD: the same URLs as [`VodPath::Init`] and [`VodPath::Segment`].
-pub const VOD_INIT_TEMPLATE: &str = "$RepresentationID$/init.mp4";
-pub const VOD_MEDIA_TEMPLATE: &str = "$RepresentationID$/$Number$.m4s";
+impl fmt::Display for VodPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::with_capacity(24);
+        self.push_to(&mut out);
+        f.write_str(&out)
+    }
+}
+
+/// The URLs of an MPD `SegmentTemplate`, which name the same objects as [`VodPath`] and [`LivePath`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateUrls {
+    /// `$RepresentationID$/init.mp4` and `$RepresentationID$/$Number$.m4s`.
+    Vod,
+    /// `v0/{epoch}/init.mp4` and `v0/{epoch}/$Number$.m4s`.
+    Live { rendition: RenditionId, epoch: u64 },
+}
+
+impl TemplateUrls {
+    pub fn push_initialization(self, out: &mut String) {
+        self.push_dir(out);
+        out.push_str("init.mp4");
+    }
+
+    pub fn push_media(self, out: &mut String) {
+        self.push_dir(out);
+        out.push_str("$Number$.m4s");
+    }
+
+    fn push_dir(self, out: &mut String) {
+        match self {
+            TemplateUrls::Vod => out.push_str("$RepresentationID$/"),
+            TemplateUrls::Live { rendition, epoch } => {
+                push_rendition(out, rendition);
+                out.push('/');
+                push_u64(out, epoch);
+                out.push('/');
+            }
+        }
+    }
+}
 
 impl VodPath {
     /// Parses the part of a URL after the asset key.
@@ -190,15 +249,40 @@ pub enum LivePath {
     Segment(RenditionId, u64, u64, Container),
 }
 
+impl LivePath {
+    /// Appends the object's name (what [`LivePath::parse`] reads) to `out`: the writers' fast path.
+    pub fn push_to(&self, out: &mut String) {
+        match *self {
+            LivePath::Master => out.push_str("master.m3u8"),
+            LivePath::Mpd => out.push_str("manifest.mpd"),
+            LivePath::Playlist(r) => {
+                push_rendition(out, r);
+                out.push_str(".m3u8");
+            }
+            LivePath::Init(r, epoch) => {
+                push_rendition(out, r);
+                out.push('/');
+                push_u64(out, epoch);
+                out.push_str("/init.mp4");
+            }
+            LivePath::Segment(r, epoch, msn, c) => {
+                push_rendition(out, r);
+                out.push('/');
+                push_u64(out, epoch);
+                out.push('/');
+                push_u64(out, msn);
+                out.push('.');
+                out.push_str(c.extension());
+            }
+        }
+    }
+}
+
 impl fmt::Display for LivePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LivePath::Master => f.write_str("master.m3u8"),
-            LivePath::Mpd => f.write_str("manifest.mpd"),
-            LivePath::Playlist(r) => write!(f, "{r}.m3u8"),
-            LivePath::Init(r, epoch) => write!(f, "{r}/{epoch}/init.mp4"),
-            LivePath::Segment(r, epoch, msn, c) => write!(f, "{r}/{epoch}/{msn}.{}", c.extension()),
-        }
+        let mut out = String::with_capacity(32);
+        self.push_to(&mut out);
+        f.write_str(&out)
     }
 }
 
@@ -226,12 +310,6 @@ impl LivePath {
             }
             _ => None,
         }
-    }
-
-    /// The MPD's `SegmentTemplate` for one epoch of a live rendition: the same URLs as
-    /// [`LivePath::Init`] and [`LivePath::Segment`].
-    pub fn templates(rendition: RenditionId, epoch: u64) -> (String, String) {
-        (format!("{rendition}/{epoch}/init.mp4"), format!("{rendition}/{epoch}/$Number$.m4s"))
     }
 }
 
@@ -365,9 +443,6 @@ mod tests {
         for bad in ["", "x.m3u8", "v0/42.m4s", "v0/a/42.m4s", "v0/1/42.mp4", "v0/1/-1.m4s", "v0/1/2/3"] {
             assert_eq!(LivePath::parse(bad), None, "{bad}");
         }
-        let (init, media) = LivePath::templates(v0, 7);
-        assert_eq!(media.replace("$Number$", "9"), LivePath::Segment(v0, 7, 9, Container::Fmp4).to_string());
-        assert_eq!(init, LivePath::Init(v0, 7).to_string());
     }
 
     #[test]
@@ -390,8 +465,18 @@ mod tests {
     #[test]
     fn templates_write_the_parsed_names() {
         let v0: RenditionId = "v0".parse().unwrap();
-        let (init, media) = LivePath::templates(v0, 7);
+        let (mut init, mut media) = (String::new(), String::new());
+        TemplateUrls::Live { rendition: v0, epoch: 7 }.push_initialization(&mut init);
+        TemplateUrls::Live { rendition: v0, epoch: 7 }.push_media(&mut media);
         assert_eq!(init, LivePath::Init(v0, 7).to_string());
         assert_eq!(media.replace("$Number$", "9"), LivePath::Segment(v0, 7, 9, Container::Fmp4).to_string());
+        let (mut init, mut media) = (String::new(), String::new());
+        TemplateUrls::Vod.push_initialization(&mut init);
+        TemplateUrls::Vod.push_media(&mut media);
+        assert_eq!(init.replace("$RepresentationID$", "v0"), VodPath::Init(v0).to_string());
+        assert_eq!(
+            media.replace("$RepresentationID$", "v0").replace("$Number$", "9"),
+            VodPath::Segment(v0, 9).to_string()
+        );
     }
 }

@@ -6,12 +6,12 @@ use std::borrow::Cow;
 
 use crate::packaging::codec::MediaParams;
 use crate::packaging::manifest::{
-    self, MediaPlaylist, MediaSegment, Mpd, MpdTiming, Multivariant, ObjectUri, Period, PlaylistType, Representation,
-    SegmentTemplate, Stream,
+    self, MediaPlaylist, MediaSegment, Mpd, MpdTiming, Multivariant, ObjectUri, Period, PeriodId, PlaylistType,
+    Representation, SegmentTemplate, Stream,
 };
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Presentation, Rendition};
-use crate::packaging::url::{FIRST_SEGMENT_NUMBER, VOD_INIT_TEMPLATE, VOD_MEDIA_TEMPLATE, VodPath};
+use crate::packaging::url::{FIRST_SEGMENT_NUMBER, TemplateUrls, VodPath};
 
 /// What the manifests say about a rendition.
 pub fn stream(r: &Rendition) -> Stream<'_> {
@@ -71,8 +71,7 @@ pub fn mpd(p: &Presentation) -> Mpd<'_> {
         template: SegmentTemplate {
             timescale: r.timescale,
             presentation_time_offset: None,
-            initialization: Cow::Borrowed(VOD_INIT_TEMPLATE),
-            media: Cow::Borrowed(VOD_MEDIA_TEMPLATE),
+            urls: TemplateUrls::Vod,
             start_number: FIRST_SEGMENT_NUMBER as u64,
             times: Cow::Borrowed(&r.times),
         },
@@ -84,7 +83,7 @@ pub fn mpd(p: &Presentation) -> Mpd<'_> {
         timing: MpdTiming::Static { duration: p.duration_secs },
         min_buffer_time: p.max_segment_secs.ceil(),
         max_segment_duration: p.max_segment_secs,
-        periods: vec![Period { id: Cow::Borrowed("0"), start: 0.0, adaptation_sets: sets }],
+        periods: vec![Period { id: PeriodId::Number(0), start: 0.0, adaptation_sets: sets }],
         utc_timing: None,
     }
 }

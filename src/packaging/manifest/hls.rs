@@ -6,11 +6,21 @@
 
 use std::fmt::{self, Write};
 
+use super::text::push_fixed;
 use super::{MediaPlaylist, Multivariant, ObjectUri, PlaylistType, Stream};
 
 /// `EXT-X-MAP` in a playlist without `EXT-X-I-FRAMES-ONLY` needs version 6.
 const VERSION: u32 = 6;
 const AUDIO_GROUP: &str = "audio";
+
+impl ObjectUri {
+    fn push_to(&self, out: &mut String) {
+        match self {
+            ObjectUri::Vod(p) => p.push_to(out),
+            ObjectUri::Live(p) => p.push_to(out),
+        }
+    }
+}
 
 impl fmt::Display for ObjectUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -122,18 +132,23 @@ pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
         if let Some(map) = s.map {
-            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{map}\"");
+            out.push_str("#EXT-X-MAP:URI=\"");
+            map.push_to(out);
+            out.push_str("\"\n");
         }
         if let Some(pdt) = s.program_date_time {
             out.push_str("#EXT-X-PROGRAM-DATE-TIME:");
             super::write_iso_time(out, pdt);
             out.push('\n');
         }
-        let _ = writeln!(out, "#EXTINF:{:.6},", s.duration);
+        out.push_str("#EXTINF:");
+        push_fixed(out, s.duration, 6);
+        out.push_str(",\n");
         if s.gap {
             out.push_str("#EXT-X-GAP\n");
         }
-        let _ = writeln!(out, "{}", s.uri);
+        s.uri.push_to(out);
+        out.push('\n');
     }
     if p.ended {
         out.push_str("#EXT-X-ENDLIST\n");

@@ -7,6 +7,7 @@
 
 pub mod hls;
 pub mod mpd;
+pub(crate) mod text;
 mod time;
 
 use std::borrow::Cow;
@@ -14,9 +15,9 @@ use std::time::SystemTime;
 
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::RenditionId;
-use crate::packaging::url::{LivePath, VodPath};
+use crate::packaging::url::{LivePath, TemplateUrls, VodPath};
 
-pub use time::{iso_duration, iso_time, write_iso_time};
+pub use time::{iso_time, push_iso_duration, write_iso_time};
 
 /// What a manifest says about one rendition.
 #[derive(Debug, Clone)]
@@ -124,7 +125,7 @@ pub enum MpdTiming {
 
 #[derive(Debug, Clone)]
 pub struct Period<'a> {
-    pub id: Cow<'a, str>,
+    pub id: PeriodId,
     /// Seconds from the presentation's start (static) or `availabilityStartTime` (dynamic).
     pub start: f64,
     pub adaptation_sets: Vec<AdaptationSet<'a>>,
@@ -144,13 +145,21 @@ pub struct Representation<'a> {
     pub template: SegmentTemplate<'a>,
 }
 
+/// A Period's `id`: stable while the Period is in the MPD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeriodId {
+    /// `0`, `1`, ...
+    Number(u64),
+    /// `{epoch}-{msn}`: the live slot that began the Period.
+    Slot { epoch: u64, msn: u64 },
+}
+
 /// `SegmentTemplate` with a `SegmentTimeline`.
 #[derive(Debug, Clone)]
 pub struct SegmentTemplate<'a> {
     pub timescale: u32,
     pub presentation_time_offset: Option<u64>,
-    pub initialization: Cow<'a, str>,
-    pub media: Cow<'a, str>,
+    pub urls: TemplateUrls,
     pub start_number: u64,
     /// Decode time at each segment bound: one more entry than segments.
     pub times: Cow<'a, [u64]>,

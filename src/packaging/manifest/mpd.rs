@@ -2,23 +2,12 @@
 //! dynamic, from the [model](super), appended to a caller's buffer. Every `<MPD` estuary serves is
 //! written here.
 
-use std::fmt::{self, Write};
+use std::fmt::Write;
 
-use super::{AdaptationSet, Mpd, MpdTiming, Representation, iso_duration, iso_time};
+use super::text::{push_attr, push_u64};
+use super::{AdaptationSet, Mpd, MpdTiming, PeriodId, Representation, push_iso_duration, write_iso_time};
 use crate::http::content_type;
 use crate::packaging::mp4::TrackKind;
-
-/// Attribute-safe text: only characters that need no escaping.
-struct Attr<'a>(&'a str);
-
-impl fmt::Display for Attr<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '$' | '/')) {
-            f.write_char(c)?;
-        }
-        Ok(())
-    }
-}
 
 fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 { a } else { gcd(b, a % b) }
@@ -27,9 +16,17 @@ fn gcd(a: u32, b: u32) -> u32 {
 pub fn write_mpd(out: &mut String, m: &Mpd<'_>) {
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str("<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\"");
+    let duration = |out: &mut String, name: &str, secs: f64| {
+        out.push(' ');
+        out.push_str(name);
+        out.push_str("=\"");
+        push_iso_duration(out, secs);
+        out.push('"');
+    };
     match m.timing {
-        MpdTiming::Static { duration } => {
-            let _ = write!(out, " type=\"static\" mediaPresentationDuration=\"{}\"", iso_duration(duration));
+        MpdTiming::Static { duration: length } => {
+            out.push_str(" type=\"static\"");
+            duration(out, "mediaPresentationDuration", length);
         }
         MpdTiming::Dynamic {
             availability_start,
@@ -38,26 +35,36 @@ pub fn write_mpd(out: &mut String, m: &Mpd<'_>) {
             time_shift_buffer_depth,
             suggested_presentation_delay,
         } => {
-            let _ = write!(
-                out,
-                " type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\" minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\"",
-                iso_time(availability_start),
-                iso_time(published),
-                iso_duration(minimum_update_period),
-                iso_duration(time_shift_buffer_depth),
-                iso_duration(suggested_presentation_delay),
-            );
+            out.push_str(" type=\"dynamic\" availabilityStartTime=\"");
+            write_iso_time(out, availability_start);
+            out.push_str("\" publishTime=\"");
+            write_iso_time(out, published);
+            out.push('"');
+            duration(out, "minimumUpdatePeriod", minimum_update_period);
+            duration(out, "timeShiftBufferDepth", time_shift_buffer_depth);
+            duration(out, "suggestedPresentationDelay", suggested_presentation_delay);
         }
     }
-    let _ = writeln!(
-        out,
-        " maxSegmentDuration=\"{}\" minBufferTime=\"{}\">",
-        iso_duration(m.max_segment_duration),
-        iso_duration(m.min_buffer_time)
-    );
+    duration(out, "maxSegmentDuration", m.max_segment_duration);
+    duration(out, "minBufferTime", m.min_buffer_time);
+    out.push_str(">\n");
     for period in &m.periods {
-        let start = if period.start > 0.0 { iso_duration(period.start) } else { "PT0S".to_owned() };
-        let _ = writeln!(out, "  <Period id=\"{}\" start=\"{start}\">", Attr(&period.id));
+        out.push_str("  <Period id=\"");
+        match period.id {
+            PeriodId::Number(n) => push_u64(out, n),
+            PeriodId::Slot { epoch, msn } => {
+                push_u64(out, epoch);
+                out.push('-');
+                push_u64(out, msn);
+            }
+        }
+        if period.start > 0.0 {
+            out.push('"');
+            duration(out, "start", period.start);
+            out.push_str(">\n");
+        } else {
+            out.push_str("\" start=\"PT0S\">\n");
+        }
         for set in &period.adaptation_sets {
             write_adaptation_set(out, set);
         }
@@ -90,7 +97,9 @@ fn write_adaptation_set(out: &mut String, set: &AdaptationSet<'_>) {
         }
     }
     if let Some(lang) = set.language {
-        let _ = write!(out, " lang=\"{}\"", Attr(lang));
+        out.push_str(" lang=\"");
+        push_attr(out, lang);
+        out.push('"');
     }
     out.push_str(">\n");
     for r in &set.representations {
@@ -103,7 +112,9 @@ fn write_representation(out: &mut String, r: &Representation<'_>) {
     let s = &r.stream;
     let _ = write!(out, "      <Representation id=\"{}\" bandwidth=\"{}\"", s.id, s.peak_bps.max(1));
     if let Some(codecs) = s.codecs {
-        let _ = write!(out, " codecs=\"{}\"", Attr(codecs));
+        out.push_str(" codecs=\"");
+        push_attr(out, codecs);
+        out.push('"');
     }
     if let Some((w, h)) = s.resolution {
         let _ = write!(out, " width=\"{w}\" height=\"{h}\"");
@@ -130,13 +141,13 @@ fn write_representation(out: &mut String, r: &Representation<'_>) {
     if let Some(pto) = t.presentation_time_offset {
         let _ = write!(out, " presentationTimeOffset=\"{pto}\"");
     }
-    let _ = writeln!(
-        out,
-        " initialization=\"{}\" media=\"{}\" startNumber=\"{}\">",
-        Attr(&t.initialization),
-        Attr(&t.media),
-        t.start_number
-    );
+    out.push_str(" initialization=\"");
+    t.urls.push_initialization(out);
+    out.push_str("\" media=\"");
+    t.urls.push_media(out);
+    out.push_str("\" startNumber=\"");
+    push_u64(out, t.start_number);
+    out.push_str("\">\n");
     write_timeline(out, &t.times, "          ");
     out.push_str("        </SegmentTemplate>\n      </Representation>\n");
 }
@@ -151,15 +162,20 @@ fn write_timeline(out: &mut String, times: &[u64], indent: &str) {
         while i + r + 2 < times.len() && times[i + r + 2].saturating_sub(times[i + r + 1]) == d {
             r += 1;
         }
-        let _ = write!(out, "{indent}  <S");
+        out.push_str(indent);
+        out.push_str("  <S");
         if i == 0 {
-            let _ = write!(out, " t=\"{}\"", times[0]);
+            out.push_str(" t=\"");
+            push_u64(out, times[0]);
+            out.push('"');
         }
-        let _ = write!(out, " d=\"{d}\"");
+        out.push_str(" d=\"");
+        push_u64(out, d);
         if r > 0 {
-            let _ = write!(out, " r=\"{r}\"");
+            out.push_str("\" r=\"");
+            push_u64(out, r as u64);
         }
-        out.push_str("/>\n");
+        out.push_str("\"/>\n");
         i += r + 1;
     }
     let _ = writeln!(out, "{indent}</SegmentTimeline>");

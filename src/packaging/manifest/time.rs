@@ -1,11 +1,15 @@
 //! PURE: times and durations as manifests write them (ISO 8601 in UTC, `PT..S` durations).
 
 use std::fmt::Write;
+
+use super::text::push_fixed;
 use std::time::SystemTime;
 
-/// ISO 8601 duration in seconds with millisecond precision.
-pub fn iso_duration(secs: f64) -> String {
-    format!("PT{:.3}S", secs.max(0.0))
+/// Appends an ISO 8601 duration in seconds with millisecond precision (`PT6.006S`).
+pub fn push_iso_duration(out: &mut String, secs: f64) {
+    out.push_str("PT");
+    push_fixed(out, secs, 3);
+    out.push('S');
 }
 
 /// ISO 8601 with milliseconds in UTC, as `EXT-X-PROGRAM-DATE-TIME` and DASH want it.
@@ -51,7 +55,13 @@ mod tests {
             iso_time(SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_123_456)),
             "2027-01-15T08:02:03.456Z"
         );
+        let iso_duration = |secs| {
+            let mut out = String::new();
+            push_iso_duration(&mut out, secs);
+            out
+        };
         assert_eq!(iso_duration(16.02133), "PT16.021S");
         assert_eq!(iso_duration(-1.0), "PT0.000S");
+        assert_eq!(iso_duration(7.0), "PT7.000S");
     }
 }

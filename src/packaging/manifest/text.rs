@@ -1,0 +1,71 @@
+//! PURE: the few text primitives the writers use per segment, without `fmt`'s machinery: decimal
+//! integers, fixed-point seconds and attribute-safe text appended straight to the buffer.
+
+/// Appends `n` in decimal.
+pub fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+}
+
+/// Appends non-negative `value` with exactly `decimals` (at most 9) decimals, rounded (`6.006000`).
+pub fn push_fixed(out: &mut String, value: f64, decimals: u32) {
+    let unit = 10u64.pow(decimals.min(9));
+    let scaled = (value.max(0.0) * unit as f64).round() as u64;
+    push_u64(out, scaled / unit);
+    if unit == 1 {
+        return;
+    }
+    out.push('.');
+    let fraction = scaled % unit;
+    let mut digit = unit / 10;
+    while digit > 1 && fraction < digit {
+        out.push('0');
+        digit /= 10;
+    }
+    push_u64(out, fraction);
+}
+
+/// Appends `s` keeping only characters that need no escaping in an XML attribute.
+pub fn push_attr(out: &mut String, s: &str) {
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '$' | '/' | ':' | ',');
+    if s.chars().all(safe) {
+        out.push_str(s);
+    } else {
+        out.extend(s.chars().filter(|&c| safe(c)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_match_fmt() {
+        for n in [0u64, 7, 10, 99, 1_000_000, u64::MAX] {
+            let mut out = String::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+        for secs in [0.0, 6.006, 5.0, 0.04, 2.000_000_4, 1.999_999_6, 6.037_333_333, 123_456.5, 0.000_001] {
+            let mut out = String::new();
+            push_fixed(&mut out, secs, 6);
+            assert_eq!(out, format!("{secs:.6}"), "{secs}");
+            let mut out = String::new();
+            push_fixed(&mut out, secs, 3);
+            assert_eq!(out, format!("{secs:.3}"), "{secs}");
+        }
+        let mut out = String::new();
+        push_attr(&mut out, "avc1.64001f\"><x");
+        assert_eq!(out, "avc1.64001fx");
+    }
+}
