@@ -144,11 +144,13 @@ pub fn mpd<'a>(snap: &'a ChannelSnapshot, req: WindowRequest, time_url: &'a str)
             period.start
         };
         let start_slot = &snap.slots[begin];
-        let representations = |members: &[usize]| -> Vec<Representation<'a>> {
+        let representations = |members: &[usize]| {
             members.iter().filter_map(|&r| representation(snap, r, period.clone(), begin)).collect()
         };
-        let mut sets = manifest::adaptation_sets(TrackKind::Video, representations(&video), 0);
-        sets.extend(manifest::adaptation_sets(TrackKind::Audio, representations(&audio), sets.len() as u32));
+        let video_sets: Vec<Representation<'a>> = representations(&video);
+        let mut sets = manifest::adaptation_sets(TrackKind::Video, video_sets, 0);
+        let audio_sets: Vec<Representation<'a>> = representations(&audio);
+        sets.extend(manifest::adaptation_sets(TrackKind::Audio, audio_sets, sets.len() as u32));
         last_length = snap.slots[period.clone()].iter().map(|s| s.duration).sum();
         periods.push(Period {
             id: PeriodId::Slot { epoch: start_slot.epoch, msn: start_slot.msn },

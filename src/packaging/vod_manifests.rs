@@ -76,9 +76,8 @@ pub fn mpd(p: &Presentation) -> Mpd<'_> {
             times: Cow::Borrowed(&r.times),
         },
     };
-    let mut sets = manifest::adaptation_sets(TrackKind::Video, p.video.iter().map(representation).collect(), 0);
-    let audio = p.audio.iter().map(representation).collect();
-    sets.extend(manifest::adaptation_sets(TrackKind::Audio, audio, sets.len() as u32));
+    let mut sets = manifest::adaptation_sets(TrackKind::Video, p.video.iter().map(representation), 0);
+    sets.extend(manifest::adaptation_sets(TrackKind::Audio, p.audio.iter().map(representation), sets.len() as u32));
     Mpd {
         timing: MpdTiming::Static { duration: p.duration_secs },
         min_buffer_time: p.max_segment_secs.ceil(),

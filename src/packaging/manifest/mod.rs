@@ -169,12 +169,12 @@ pub struct SegmentTemplate<'a> {
 /// (and, for audio, language), so that players never switch codec or language within a set.
 pub fn adaptation_sets<'a>(
     kind: TrackKind,
-    representations: Vec<Representation<'a>>,
+    representations: impl IntoIterator<Item = Representation<'a>>,
     first_id: u32,
 ) -> Vec<AdaptationSet<'a>> {
     let language = |s: &Stream<'a>| if kind == TrackKind::Audio { s.language } else { None };
     let family = |s: &Stream<'a>| (s.codecs.and_then(|c| c.split('.').next()).unwrap_or(""), language(s));
-    let mut sets: Vec<AdaptationSet<'a>> = Vec::new();
+    let mut sets: Vec<AdaptationSet<'a>> = Vec::with_capacity(2);
     for r in representations {
         match sets.iter_mut().find(|set| family(&set.representations[0].stream) == family(&r.stream)) {
             Some(set) => set.representations.push(r),
