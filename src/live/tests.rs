@@ -306,3 +306,36 @@ fn uploads_never_listed_are_dropped_oldest_first_and_reported() {
     assert_eq!(dropped[0], ("v9/seg_00000.m4s".to_owned(), DropReason::Overflow));
     assert_eq!(dropped[43].0, "v9/seg_00043.m4s");
 }
+
+#[test]
+fn bytes_in_memory_are_counted_as_parts_gain_and_lose_them() {
+    let mut s = channel();
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    let held = |snap: &super::model::ChannelSnapshot| -> u64 {
+        snap.slots
+            .iter()
+            .flat_map(|slot| slot.parts.iter().flatten())
+            .filter(|p| p.bytes.is_some())
+            .map(|p| p.size)
+            .sum()
+    };
+    for e in 0..12u64 {
+        push(&mut s, e, SEGMENTS[(e % 4) as usize], t(4 * e + 5));
+    }
+    // Every part holds its segment until storage has it (window_bytes also checks the running count
+    // against a full recount in debug builds).
+    let snap = s.snapshot(t(60));
+    let all = held(&snap);
+    assert!(all > 0);
+    assert_eq!(s.window_bytes(), all);
+    for slot in &snap.slots {
+        for r in 0..slot.parts.len() {
+            s.mark_stored(slot.msn, r);
+        }
+    }
+    // Stored parts older than the window and three target durations leave memory; the count follows.
+    assert!(s.tick(t(60)));
+    let kept = held(&s.snapshot(t(60)));
+    assert!(kept > 0 && kept < all, "{kept} of {all}");
+    assert_eq!(s.window_bytes(), kept);
+}

@@ -273,6 +273,8 @@ impl ChannelState {
         let previous = self.slot_mut(msn.wrapping_sub(1)).map(|s| (s.epoch, s.end(), s.parts.clone()));
         let n_renditions = self.renditions.len();
         let window = self.settings.playlist_window();
+        let held = |p: &Option<Part>| p.as_ref().filter(|p| p.bytes.is_some()).map_or(0, |p| p.size);
+        let (mut gained, mut lost) = (0, 0);
         let Some(slot) = self.slots.front().map(|f| f.msn).and_then(|first| {
             let index = usize::try_from(msn.checked_sub(first)?).ok()?;
             self.slots.get_mut(index)
@@ -315,8 +317,12 @@ impl ChannelState {
             }
             entry.recent.push_back((part.size, secs));
             update_bit_rates(entry, window);
-            slot.parts[r] = Some(part);
+            lost += held(&slot.parts[r]);
+            let part = Some(part);
+            gained += held(&part);
+            slot.parts[r] = part;
         }
+        self.in_memory = self.in_memory + gained - lost;
         Ok(())
     }
 }

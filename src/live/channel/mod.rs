@@ -181,6 +181,9 @@ pub struct ChannelState {
     pub(super) next_msn: u64,
     pub(super) discontinuity_base: u64,
     pub(super) latencies: VecDeque<Duration>,
+    /// Bytes of the parts whose segment is held in memory ([`ChannelState::window_bytes`]), kept as
+    /// parts gain and lose their bytes rather than summed over the DVR window after every upload.
+    pub(super) in_memory: u64,
 }
 
 impl ChannelState {
@@ -203,6 +206,7 @@ impl ChannelState {
             next_msn: 0,
             discontinuity_base: 0,
             latencies: VecDeque::new(),
+            in_memory: 0,
         }
     }
 
@@ -288,6 +292,12 @@ impl ChannelState {
 
     /// Bytes of the committed segments kept in memory (the window, and any not yet stored).
     pub fn window_bytes(&self) -> u64 {
+        debug_assert_eq!(self.in_memory, self.count_in_memory(), "the running count drifted");
+        self.in_memory
+    }
+
+    /// [`ChannelState::window_bytes`] the slow way, summed over every slot.
+    fn count_in_memory(&self) -> u64 {
         self.slots.iter().flat_map(|s| s.parts.iter().flatten()).filter(|p| p.bytes.is_some()).map(|p| p.size).sum()
     }
 

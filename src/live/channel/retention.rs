@@ -29,8 +29,8 @@ impl ChannelState {
             if slot.parts.iter().flatten().any(|p| p.bytes.is_some() && p.stored) {
                 let s = Arc::make_mut(slot);
                 for p in s.parts.iter_mut().flatten() {
-                    if p.stored {
-                        p.bytes = None;
+                    if p.stored && p.bytes.take().is_some() {
+                        self.in_memory -= p.size;
                     }
                 }
                 changed = true;
@@ -56,6 +56,7 @@ impl ChannelState {
         let oldest_kept = newest.checked_sub(self.settings.dvr).unwrap_or(SystemTime::UNIX_EPOCH);
         while self.slots.len() > 1 && self.slots.front().is_some_and(|s| s.end() < oldest_kept) {
             let Some(slot) = self.slots.pop_front() else { break };
+            self.in_memory -= slot.parts.iter().flatten().filter(|p| p.bytes.is_some()).map(|p| p.size).sum::<u64>();
             if slot.discontinuity {
                 self.discontinuity_base += 1;
             }
