@@ -339,3 +339,48 @@ fn bytes_in_memory_are_counted_as_parts_gain_and_lose_them() {
     assert!(kept > 0 && kept < all, "{kept} of {all}");
     assert_eq!(s.window_bytes(), kept);
 }
+
+/// A channel with two encoder sessions and an outage between them, ended: the fixture of the golden
+/// live outputs.
+fn two_sessions() -> ChannelState {
+    let mut s = channel();
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    for e in 0..3u64 {
+        push(&mut s, e, SEGMENTS[e as usize], t(4 * e + 5));
+    }
+    upload(&mut s, "v0/index.m3u8", &playlist(0, &["seg_00000.m4s", "seg_00001.m4s", "seg_00002.m4s"], true), t(16));
+    upload(&mut s, "v0/init_0.mp4", INIT, t(40));
+    push(&mut s, 0, SEGMENTS[3], t(44));
+    s
+}
+
+/// The live playlists and MPDs of a fixed channel, against `tests/golden/live-*` (`UPDATE_GOLDEN=1`
+/// rewrites them): what players get changes only on purpose.
+#[test]
+fn golden_live_outputs() {
+    let mut s = two_sessions();
+    let live = s.snapshot(t(50));
+    s.end(true);
+    let ended = s.snapshot(t(50));
+    let second = &ended.slots[1];
+    let range = WindowRequest { start: Some(second.pdt + Duration::from_millis(100)), end: Some(second.end()) };
+    let recording = WindowRequest { start: Some(SystemTime::UNIX_EPOCH), end: None };
+    let outputs = [
+        ("live-master.m3u8", manifests::render_multivariant(&live, "")),
+        ("live-v0.m3u8", manifests::render_media_playlist(&live, 0, WindowRequest::default()).unwrap()),
+        ("live-a0.m3u8", manifests::render_media_playlist(&live, 1, WindowRequest::default()).unwrap()),
+        ("live-dynamic.mpd", manifests::render_mpd(&live, WindowRequest::default(), "../../time").unwrap()),
+        ("live-range.mpd", manifests::render_mpd(&ended, range, "../../time").unwrap()),
+        ("live-recording.mpd", manifests::render_mpd(&ended, recording, "../../time").unwrap()),
+        ("live-recording-v0.m3u8", manifests::render_media_playlist(&ended, 0, recording).unwrap()),
+    ];
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    for (file, text) in outputs {
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(golden.join(file), &text).unwrap();
+        }
+        let want = std::fs::read_to_string(golden.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e} (run with UPDATE_GOLDEN=1)"));
+        assert_eq!(text, want, "differs from tests/golden/{file}");
+    }
+}
