@@ -178,15 +178,8 @@ fn an_encoder_restart_is_a_discontinuity_not_a_reset() {
 #[test]
 fn static_mpds_start_at_their_range_and_last_to_the_end_of_their_last_period() {
     use crate::packaging::manifest::MpdTiming;
-    let mut s = channel();
-    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
-    for e in 0..3u64 {
-        push(&mut s, e, SEGMENTS[e as usize], t(4 * e + 5));
-    }
     // An outage, then a new encoder session: a second Period.
-    upload(&mut s, "v0/index.m3u8", &playlist(0, &["seg_00000.m4s", "seg_00001.m4s", "seg_00002.m4s"], true), t(16));
-    upload(&mut s, "v0/init_0.mp4", INIT, t(40));
-    push(&mut s, 0, SEGMENTS[3], t(44));
+    let mut s = two_sessions();
     s.end(true);
     let snap = s.snapshot(t(50));
     let segments: f64 = snap.slots.iter().map(|slot| slot.duration).sum();
