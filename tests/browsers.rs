@@ -10,7 +10,7 @@ use common::browser::{Browser, PageServer};
 use common::client::{get, send_body};
 use common::encoder::{Encoder, Push};
 use common::live_push::create_channel;
-use common::{TestServer, test_config};
+use common::{TestServer, test_config, test_config_in};
 
 /// Plays `src` with `player` until the media clock passes `until` seconds; the page's report.
 fn play(page: &PageServer, player: &str, src: &str, until: u32) -> serde_json::Value {
@@ -50,9 +50,7 @@ async fn hls_js_and_dash_js_play_vod_packaged_on_the_fly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn hls_js_and_dash_js_play_a_live_channel() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config();
-    config.storage.root = dir.path().to_owned();
-    let s = TestServer::start(config).await;
+    let s = TestServer::start(test_config_in(dir.path())).await;
     // ffmpeg pushes to the ingest URL the API handed out (the generated key in its path), with no
     // -http_persistent and no credentials anywhere else; dash.js resolves the MPD's relative UTCTiming.
     let created = create_channel(s.api, r#"{"id":"cup","target_duration":"2s","window":"12s"}"#).await;
@@ -95,9 +93,7 @@ fn program_date_times(playlist: &str) -> Vec<chrono::DateTime<chrono::FixedOffse
 #[tokio::test(flavor = "multi_thread")]
 async fn dash_js_plays_a_dvr_range_and_a_recording_with_an_outage() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config();
-    config.storage.root = dir.path().to_owned();
-    let s = TestServer::start(config).await;
+    let s = TestServer::start(test_config_in(dir.path())).await;
     let created =
         create_channel(s.api, r#"{"id":"final","target_duration":"2s","window":"12s","idle_timeout":"120s"}"#).await;
     let key = created["stream_key"].as_str().unwrap().to_owned();
