@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use common::client::{get, send_body};
 use common::encoder::{Encoder, Push};
 use common::process::Estuary;
+use estuary::packaging::fmp4::parse::{parse_init, parse_segment};
 
 const TOKEN: &str = "restart-token-0123456789";
 
@@ -90,6 +91,26 @@ async fn restarts_of_the_encoder_and_of_estuary_never_reset_the_sequence() {
         2,
         "a new EXT-X-MAP after the discontinuity: {}",
         get(estuary.edge, "/live/news/v0.m3u8").await.text()
+    );
+
+    // Decode times go on across the restart, though the new session's tfdt started at 0 again.
+    let decode_secs = |init: &[u8], segment: &[u8]| {
+        let init = parse_init(init).unwrap();
+        let runs = parse_segment(&bytes::Bytes::copy_from_slice(segment), &init).unwrap();
+        let timescale = f64::from(init.tracks[0].timescale);
+        (
+            runs[0].base_decode_time as f64 / timescale,
+            (runs[0].base_decode_time + runs[0].duration()) as f64 / timescale,
+        )
+    };
+    let fetch = |uri: String| async move { get(estuary.edge, &format!("/live/news/{uri}")).await.body };
+    let map_of = |i: usize| after.segments[..=i].iter().rev().find_map(|s| s.map.as_ref()).unwrap().uri.clone();
+    let last_old =
+        decode_secs(&fetch(map_of(restarted - 1)).await, &fetch(after.segments[restarted - 1].uri.clone()).await);
+    let first_new = decode_secs(&fetch(map_of(restarted)).await, &fetch(after.segments[restarted].uri.clone()).await);
+    assert!(
+        first_new.0 >= last_old.1 - 0.001,
+        "decode times continue: old ended at {last_old:?}, new starts {first_new:?}"
     );
 
     // Estuary restarts under the running encoder (which keeps pushing and ignores the failures).

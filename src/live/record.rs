@@ -58,6 +58,11 @@ pub struct EpochRecord {
     pub closed: bool,
     /// Renditions that have an init segment in this epoch.
     pub inits: Vec<bool>,
+    /// Seconds added to the epoch's decode times (absent in records of older versions).
+    #[serde(default)]
+    pub shift: Option<f64>,
+    #[serde(default)]
+    pub timescales: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -168,6 +168,17 @@ fn an_encoder_restart_is_a_discontinuity_not_a_reset() {
     let snap = s.snapshot(t(38));
     let next = snap.slots.last().unwrap();
     assert_eq!((next.msn, next.epoch, next.discontinuity), (3, last.epoch, false));
+    // Decode times continue across the restart (the new session's tfdt started at 0 again), in the
+    // slots and in the segments' own tfdt, for every track.
+    use crate::packaging::fmp4::parse::{parse_init, parse_segment};
+    let (old, new) = (&snap.slots[1], &snap.slots[2]);
+    for r in 0..snap.renditions.len() {
+        let (before, after) = (old.part(r).unwrap(), new.part(r).unwrap());
+        assert!(after.decode_time >= before.decode_time + before.duration, "rendition {r}");
+        let init = parse_init(snap.init(new.epoch, r).unwrap()).unwrap();
+        let runs = parse_segment(after.bytes.as_ref().unwrap(), &init).unwrap();
+        assert_eq!(runs[0].base_decode_time, after.decode_time, "rendition {r}: the segment says so too");
+    }
     let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default()).unwrap();
     assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
     assert_eq!(text.matches("#EXT-X-MAP").count(), 2);
@@ -376,4 +387,37 @@ fn golden_live_outputs() {
             .unwrap_or_else(|e| panic!("{file}: {e} (run with UPDATE_GOLDEN=1)"));
         assert_eq!(text, want, "differs from tests/golden/{file}");
     }
+}
+
+/// An encoder restart starts `tfdt` at 0 again; the channel moves the new session's decode times
+/// forward so every track continues (GStreamer's HLS stalls on decode times that go back), in the
+/// parts, in the segments' own `tfdt`, and by one shift for all tracks (their sync is kept).
+#[test]
+fn decode_times_continue_across_an_encoder_restart() {
+    use crate::packaging::fmp4::parse::{parse_init, parse_segment};
+    let mut s = channel();
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    for e in 0..3u64 {
+        push(&mut s, e, SEGMENTS[e as usize], t(4 * e + 5));
+    }
+    upload(&mut s, "v0/index.m3u8", &playlist(0, &["seg_00000.m4s", "seg_00001.m4s", "seg_00002.m4s"], true), t(16));
+    upload(&mut s, "v0/init_0.mp4", INIT, t(30));
+    // The new session's first segment is the sample's first: tfdt 0 in both tracks.
+    push(&mut s, 0, SEGMENTS[0], t(34));
+    let snap = s.snapshot(t(34));
+    let (old, new) = (&snap.slots[2], &snap.slots[3]);
+    assert_ne!(old.epoch, new.epoch);
+    let mut starts = Vec::new();
+    for r in 0..snap.renditions.len() {
+        let (before, after) = (old.part(r).unwrap(), new.part(r).unwrap());
+        assert!(after.decode_time >= before.decode_time + before.duration, "rendition {r} goes on");
+        let init = parse_init(snap.init(new.epoch, r).unwrap()).unwrap();
+        let runs = parse_segment(after.bytes.as_ref().unwrap(), &init).unwrap();
+        assert_eq!(runs[0].base_decode_time, after.decode_time, "rendition {r}: its tfdt says so too");
+        starts.push(after.decode_time as f64 / f64::from(snap.renditions[r].timescale));
+    }
+    // The sample's tracks both start at 0: shifted alike, they still start together.
+    assert!((starts[0] - starts[1]).abs() < 0.001, "{starts:?}");
+    let mpd = manifests::render_mpd(&snap, WindowRequest::default(), "/time").unwrap();
+    assert!(!mpd.contains("<S t=\"0\""), "the new Period's timeline starts where the old one ended: {mpd}");
 }

@@ -35,6 +35,7 @@ fn container_of(pl: &MediaPlaylist) -> Container {
 
 /// A segment ready to be placed in a slot.
 struct Placed {
+    epoch_index: usize,
     epoch_id: u64,
     epoch_first_msn: u64,
     msn: u64,
@@ -163,7 +164,7 @@ impl ChannelState {
         effects: &mut Vec<Effect>,
     ) -> Result<(), DropReason> {
         let placed = self.place(variant_path, e, now, effects)?;
-        let parts = self.parts_of(variant_path, &pending, seg, placed.msn)?;
+        let parts = self.parts_of(variant_path, &pending, seg, &placed)?;
         self.record_latency(pending.arrived, now);
         let hash = xxhash_rust::xxh3::xxh3_64(&pending.bytes);
         let variant = self.variant(variant_path);
@@ -202,7 +203,7 @@ impl ChannelState {
         if msn > self.next_msn + MAX_AHEAD {
             return Err(DropReason::TooFarAhead);
         }
-        Ok(Placed { epoch_id: epoch.id, epoch_first_msn: epoch.first_msn, msn })
+        Ok(Placed { epoch_index, epoch_id: epoch.id, epoch_first_msn: epoch.first_msn, msn })
     }
 
     /// The segment's parts, one per rendition it carries: demuxed fMP4 tracks, or the TS segment whole.
@@ -211,13 +212,24 @@ impl ChannelState {
         variant_path: &str,
         pending: &Pending,
         seg: &MediaSegment,
-        msn: u64,
+        placed: &Placed,
     ) -> Result<Vec<(usize, Part)>, DropReason> {
+        let msn = placed.msn;
         let variant = self.variant(variant_path);
-        let parts = match (pending.container, &variant.init) {
+        let parts = match (pending.container, variant.init.clone()) {
             (Container::Fmp4, Some(init)) => {
-                let runs = parse_segment(&pending.bytes, init).map_err(|_| DropReason::Unparsable)?;
-                demux(&runs, init, &variant.tracks, msn)
+                let runs = parse_segment(&pending.bytes, &init).map_err(|_| DropReason::Unparsable)?;
+                let tracks = &variant.tracks;
+                let starts: Vec<(usize, f64)> = runs
+                    .iter()
+                    .filter_map(|run| {
+                        let t = init.tracks.iter().position(|t| t.track_id == run.track_id)?;
+                        let r = (*tracks.get(t)?)?;
+                        Some((r, run.base_decode_time as f64 / f64::from(init.tracks[t].timescale.max(1))))
+                    })
+                    .collect();
+                let shift = self.epoch_shift(placed.epoch_index, &starts, msn);
+                demux(&runs, &init, &self.variant(variant_path).tracks, msn, shift)
             }
             (Container::Fmp4, None) => return Err(DropReason::NoInit),
             (Container::Ts, _) => {

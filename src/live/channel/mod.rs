@@ -119,6 +119,11 @@ pub(super) struct Epoch {
     /// No variant may join any more (the channel ended and resumed).
     pub closed: bool,
     pub inits: Vec<Option<Bytes>>,
+    /// Seconds added to every decode time of this epoch, so they continue from the epoch before
+    /// (an encoder restart starts `tfdt` at 0 again); set by the epoch's first segment.
+    pub shift: Option<f64>,
+    /// Each rendition's timescale in this epoch (its init segment's), by rendition index.
+    pub timescales: Vec<u32>,
 }
 
 /// A pushed variant (one media playlist of the encoder).

@@ -38,8 +38,15 @@ pub(super) fn update_bit_rates(entry: &mut RenditionEntry, window: f64) {
     entry.info.average_bps = if secs > 0.0 { (bytes as f64 * 8.0 / secs).ceil() as u64 } else { 0 };
 }
 
-/// Re-muxes each track run of a pushed segment into a single-track segment.
-pub(super) fn demux(runs: &[TrackRun], init: &InitInfo, tracks: &[Option<usize>], msn: u64) -> Vec<(usize, Part)> {
+/// Re-muxes each track run of a pushed segment into a single-track segment, its decode times moved
+/// forward by `shift` seconds (rounded up to the track's timescale, so a track never goes back).
+pub(super) fn demux(
+    runs: &[TrackRun],
+    init: &InitInfo,
+    tracks: &[Option<usize>],
+    msn: u64,
+    shift: f64,
+) -> Vec<(usize, Part)> {
     let mut parts = Vec::new();
     for run in runs {
         let Some(t) = init.tracks.iter().position(|t| t.track_id == run.track_id) else { continue };
@@ -57,10 +64,11 @@ pub(super) fn demux(runs: &[TrackRun], init: &InitInfo, tracks: &[Option<usize>]
             SampleFlags::PerSample(&sync)
         };
         let payload: Vec<&[u8]> = run.data.iter().map(Bytes::as_ref).collect();
+        let decode_time = run.base_decode_time + (shift * f64::from(init.tracks[t].timescale)).ceil() as u64;
         let bytes = write_segment(
             &FragmentSamples {
                 sequence: (msn & 0xffff_ffff) as u32,
-                base_decode_time: run.base_decode_time,
+                base_decode_time: decode_time,
                 durations: &durations,
                 sizes: &sizes,
                 cts: run.has_cts.then_some(cts.as_slice()),
@@ -70,13 +78,7 @@ pub(super) fn demux(runs: &[TrackRun], init: &InitInfo, tracks: &[Option<usize>]
         );
         parts.push((
             r,
-            Part {
-                decode_time: run.base_decode_time,
-                duration: run.duration(),
-                size: bytes.len() as u64,
-                bytes: Some(bytes),
-                stored: false,
-            },
+            Part { decode_time, duration: run.duration(), size: bytes.len() as u64, bytes: Some(bytes), stored: false },
         ));
     }
     parts

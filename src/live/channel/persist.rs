@@ -32,6 +32,8 @@ impl ChannelState {
                     members: e.members.clone(),
                     closed: e.closed,
                     inits: e.inits.iter().map(Option::is_some).collect(),
+                    shift: e.shift,
+                    timescales: e.timescales.clone(),
                 })
                 .collect(),
             variants: self
@@ -104,6 +106,8 @@ impl ChannelState {
                 members: e.members,
                 closed: e.closed,
                 inits: e.inits.iter().enumerate().map(|(r, has)| has.then(|| inits(e.id, r)).flatten()).collect(),
+                shift: e.shift,
+                timescales: e.timescales,
             })
             .collect();
         for v in timeline.variants {

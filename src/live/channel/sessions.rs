@@ -74,6 +74,8 @@ impl ChannelState {
                 members: Default::default(),
                 closed: false,
                 inits: Vec::new(),
+                shift: None,
+                timescales: Vec::new(),
             });
         }
         let index = self.epochs.len() - 1;
@@ -82,6 +84,37 @@ impl ChannelState {
         self.variant(variant_path).epoch = Some(id);
         index
     }
+    /// Rendition `r`'s timescale in epoch `epoch_id` (its current one when the epoch did not record it).
+    pub(super) fn timescale_in(&self, epoch_id: u64, r: usize) -> u32 {
+        let recorded = self.epochs.iter().find(|e| e.id == epoch_id).and_then(|e| e.timescales.get(r).copied());
+        recorded.filter(|&ts| ts > 0).unwrap_or_else(|| super::parts::timescale_of(r, &self.renditions))
+    }
+
+    /// Seconds to add to the decode times of epoch `index`, fixed by its first segment (`starts`: the
+    /// first decode time of each rendition it carries, in seconds): the least that makes every one of
+    /// them continue after its own newest part before slot `before_msn`. 0 for a channel's first
+    /// session, or an encoder whose clock already continues. One shift for all renditions keeps them
+    /// in the encoder's sync.
+    pub(super) fn epoch_shift(&mut self, index: usize, starts: &[(usize, f64)], before_msn: u64) -> f64 {
+        if let Some(shift) = self.epochs[index].shift {
+            return shift;
+        }
+        let epoch_id = self.epochs[index].id;
+        let mut shift = 0.0f64;
+        for &(r, start) in starts {
+            // The rendition's newest part in the sessions before.
+            let mut before = self.slots.iter().rev().filter(|s| s.msn < before_msn && s.epoch != epoch_id).take(8);
+            let Some((epoch, end)) = before.find_map(|s| s.part(r).map(|p| (s.epoch, p.decode_time + p.duration)))
+            else {
+                continue;
+            };
+            let end = end as f64 / f64::from(self.timescale_in(epoch, r));
+            shift = shift.max(end - start);
+        }
+        self.epochs[index].shift = Some(shift);
+        shift
+    }
+
     /// Writes the per-track init segments of a variant into an epoch.
     pub(super) fn add_inits(&mut self, epoch: usize, variant_path: &str, effects: &mut Vec<Effect>) {
         let variant = &self.variants[variant_path];
@@ -99,11 +132,13 @@ impl ChannelState {
                 edit: t.edit,
                 display: t.display,
             });
-            let inits = &mut self.epochs[epoch].inits;
-            if inits.len() <= r {
-                inits.resize(r + 1, None);
+            let epoch = &mut self.epochs[epoch];
+            if epoch.inits.len() <= r {
+                epoch.inits.resize(r + 1, None);
+                epoch.timescales.resize(r + 1, 0);
             }
-            inits[r] = Some(bytes.clone());
+            epoch.inits[r] = Some(bytes.clone());
+            epoch.timescales[r] = t.timescale;
             effects.push(Effect::Put {
                 key: keys::init(&self.id, epoch_id, self.renditions[r].info.id),
                 body: bytes,
