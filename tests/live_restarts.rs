@@ -134,3 +134,40 @@ async fn restarts_of_the_encoder_and_of_estuary_never_reset_the_sequence() {
     assert_eq!(old.status, 200, "{old_segment}");
     drop(second);
 }
+
+/// Two processes on one storage root: the second loaded the channel before the first took its
+/// stream, so it holds a stale copy (and ends it as idle). Neither its periodic writes nor its last
+/// one at shutdown may turn the stored timeline back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_process_with_a_stale_copy_never_overwrites_a_newer_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_owned();
+    let ingest_addr = format!("127.0.0.1:{}", free_port());
+    let writer = Estuary::spawn(&["--storage-root", root.as_str(), "--ingest-addr", ingest_addr.as_str()], &[]);
+    let body =
+        format!(r#"{{"id":"news","token":"{TOKEN}","target_duration":"2s","window":"12s","idle_timeout":"2s"}}"#);
+    let created =
+        send_body(writer.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes())
+            .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let other_ingest = format!("127.0.0.1:{}", free_port());
+    let mut stale = Estuary::spawn(&["--storage-root", root.as_str(), "--ingest-addr", other_ingest.as_str()], &[]);
+
+    let push = Push { preemptive_auth: true, seconds: 9, ..Push::default() };
+    let encoder = Encoder::start(ingest_addr.parse().unwrap(), "news", TOKEN, push);
+    tokio::task::spawn_blocking(move || encoder.wait()).await.unwrap();
+    let served = wait_playlist(writer.edge, Duration::from_secs(10), |p| p.segments.len() >= 4).await;
+    let next_msn = last_msn(&served) + 1;
+    // The stale process ends the channel as idle (2 s) and would persist that; then it shuts down.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stale.terminate();
+    assert!(stale.wait_exit(Duration::from_secs(30)).unwrap().success());
+
+    let stored = std::fs::read(dir.path().join(".estuary/live/news/timeline.json")).unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+    assert!(
+        stored["next_msn"].as_u64().unwrap() >= next_msn,
+        "the stored timeline went back to {} (the writer had reached {next_msn})",
+        stored["next_msn"]
+    );
+}

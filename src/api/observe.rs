@@ -144,6 +144,12 @@ fn live_metrics(state: &ApiState, out: &mut String) {
             load(&WRITE_THROUGH.retries),
         ),
         (
+            "estuary_live_timeline_writes_refused_total",
+            "counter",
+            "Timeline writes refused because the stored timeline got further (another process writes the channel)",
+            load(&crate::live::STALE_TIMELINES),
+        ),
+        (
             "estuary_live_write_abandoned_total",
             "counter",
             "Live segments that left the DVR window before storage took them",

@@ -12,6 +12,8 @@ use super::ChannelLimits;
 use super::channel::{ChannelState, DropReason, Effect};
 use super::keys;
 use super::model::ChannelSnapshot;
+use super::record::TimelineProgress;
+use super::store::read_json;
 use super::upload::{Upload, UploadError};
 use crate::storage::{Storage, StorageKey};
 
@@ -42,7 +44,7 @@ pub async fn run(
 ) {
     let (stored_tx, mut stored_rx) = mpsc::unbounded_channel::<(u64, usize)>();
     let writes = Arc::new(Semaphore::new(WRITES_IN_FLIGHT));
-    let (timeline_tx, timeline_rx) = watch::channel::<Option<(u64, Bytes)>>(None);
+    let (timeline_tx, timeline_rx) = watch::channel::<Option<(u64, Bytes, TimelineProgress)>>(None);
     let (written_tx, written_rx) = watch::channel(0u64);
     let persister =
         tokio::spawn(persist_timelines(storage.clone(), keys::timeline(&state.id), timeline_rx, written_tx));
@@ -114,9 +116,10 @@ pub async fn run(
             dirty = true;
         }
         if (dirty && last_persist.elapsed() >= TICK) || flush.is_some() {
-            if let Ok(json) = serde_json::to_vec(&state.to_record()) {
+            let record = state.to_record();
+            if let Ok(json) = serde_json::to_vec(&record) {
                 sequence += 1;
-                timeline_tx.send_replace(Some((sequence, json.into())));
+                timeline_tx.send_replace(Some((sequence, json.into(), record.progress())));
             }
             dirty = false;
             last_persist = Instant::now();
@@ -129,8 +132,9 @@ pub async fn run(
             let _ = reply.send(());
         }
     }
-    if let Ok(json) = serde_json::to_vec(&state.to_record()) {
-        timeline_tx.send_replace(Some((sequence + 1, json.into())));
+    let record = state.to_record();
+    if let Ok(json) = serde_json::to_vec(&record) {
+        timeline_tx.send_replace(Some((sequence + 1, json.into(), record.progress())));
     }
     drop(timeline_tx);
     let _ = persister.await;
@@ -139,37 +143,63 @@ pub async fn run(
     }
 }
 
-/// Writes the newest timeline whenever it changes: older versions are skipped, never written after newer ones.
+/// Writes the newest timeline whenever it changes: older versions are skipped, never written after
+/// newer ones, and never over a stored timeline that got further (another process writing the
+/// channel; see [`TimelineProgress::may_replace`]).
 async fn persist_timelines(
     storage: Arc<dyn Storage>,
     key: crate::storage::StorageKey,
-    mut rx: watch::Receiver<Option<(u64, Bytes)>>,
+    mut rx: watch::Receiver<Option<(u64, Bytes, TimelineProgress)>>,
     written: watch::Sender<u64>,
 ) {
     let mut last = 0;
     loop {
         let next = rx.borrow_and_update().clone();
-        if let Some((sequence, json)) = next
+        if let Some((sequence, json, progress)) = next
             && sequence > last
         {
-            if let Err(e) = storage.put(&key, json).await {
-                tracing::warn!(%key, error = %e, "could not persist the live timeline");
-            }
+            write_timeline(storage.as_ref(), &key, json, progress).await;
             last = sequence;
             written.send_replace(sequence);
         }
         if rx.changed().await.is_err() {
             // The channel task is gone: write its last word.
             let final_word = rx.borrow().clone();
-            if let Some((sequence, json)) = final_word
+            if let Some((sequence, json, progress)) = final_word
                 && sequence > last
             {
-                let _ = storage.put(&key, json).await;
+                write_timeline(storage.as_ref(), &key, json, progress).await;
             }
             return;
         }
     }
 }
+
+/// Writes a timeline unless the stored one got further. Read, compare, write: two processes writing
+/// the same channel at the same instant can still race; the cluster's control store (issue 11)
+/// makes it a compare-and-set.
+async fn write_timeline(storage: &dyn Storage, key: &StorageKey, json: Bytes, progress: TimelineProgress) {
+    match read_json::<TimelineProgress>(storage, key).await {
+        Ok(Some(stored)) if !progress.may_replace(stored) => {
+            STALE_TIMELINES.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                %key,
+                ours = progress.next_msn,
+                stored = stored.next_msn,
+                "not writing the live timeline over one that got further (another process writes this channel)"
+            );
+            return;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(%key, error = %e, "could not read the stored timeline before writing it"),
+    }
+    if let Err(e) = storage.put(key, json).await {
+        tracing::warn!(%key, error = %e, "could not persist the live timeline");
+    }
+}
+
+/// Timeline writes refused because the stored timeline got further.
+pub static STALE_TIMELINES: AtomicU64 = AtomicU64::new(0);
 
 /// Live write-through figures, for stats and metrics.
 #[derive(Debug, Default)]

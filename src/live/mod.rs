@@ -28,7 +28,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use actor::Command;
-pub use actor::{WRITE_THROUGH, WriteThroughStats, dropped};
+pub use actor::{STALE_TIMELINES, WRITE_THROUGH, WriteThroughStats, dropped};
 use channel::ChannelState;
 use key::KeyHash;
 pub use model::{ChannelId, ChannelSettings, ChannelSnapshot, Status};

@@ -91,10 +91,50 @@ pub struct TimelineRecord {
     pub slots: Vec<SlotRecord>,
 }
 
+/// How far a timeline got: what decides whether one may replace another in storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineProgress {
+    pub next_msn: u64,
+    pub last_upload_ms: Option<u64>,
+}
+
+impl TimelineProgress {
+    /// Whether a timeline this far along may replace `stored`: never one that counted further, or as
+    /// far but saw a later upload (a process holding an old copy of a channel another process is
+    /// writing must not turn it back).
+    pub fn may_replace(self, stored: TimelineProgress) -> bool {
+        self.next_msn > stored.next_msn
+            || (self.next_msn == stored.next_msn && self.last_upload_ms >= stored.last_upload_ms)
+    }
+}
+
+impl TimelineRecord {
+    pub fn progress(&self) -> TimelineProgress {
+        TimelineProgress { next_msn: self.next_msn, last_upload_ms: self.last_upload_ms }
+    }
+}
+
 pub fn ms(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
 pub fn from_ms(ms: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeline_never_replaces_one_that_got_further() {
+        let at = |next_msn, last_upload_ms| TimelineProgress { next_msn, last_upload_ms };
+        assert!(at(15, Some(9)).may_replace(at(3, Some(20))), "counted further");
+        assert!(!at(3, Some(20)).may_replace(at(15, Some(9))), "the stale copy of a busy channel");
+        assert!(at(15, Some(9)).may_replace(at(15, Some(9))), "the same progress (an idle end, a stop)");
+        assert!(!at(15, Some(8)).may_replace(at(15, Some(9))));
+        assert!(at(1, None).may_replace(at(0, None)));
+        let json = r#"{"next_msn": 7, "last_upload_ms": 5, "slots": [], "status": "live"}"#;
+        assert_eq!(serde_json::from_str::<TimelineProgress>(json).unwrap(), at(7, Some(5)));
+    }
 }
