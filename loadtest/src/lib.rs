@@ -62,7 +62,9 @@ pub struct Options {
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub scenario: Scenario,
-    pub url: String,
+    /// One URL per origin (pod): player `i` plays from `urls[i % urls.len()]`, so the players are
+    /// spread evenly across them. Empty: no players start.
+    pub urls: Vec<String>,
     pub players: u64,
     pub duration: Duration,
     /// Players join evenly over this time.
@@ -86,7 +88,8 @@ pub async fn run(cfg: RunConfig) -> Report {
         Arc::new(tokio::sync::Barrier::new(if cfg.scenario == Scenario::Burst { cfg.players as usize } else { 0 }));
     for i in 0..cfg.players {
         let burst = burst.clone();
-        let (stats, url) = (stats.clone(), cfg.url.clone());
+        let Some(url) = cfg.urls.get(i as usize % cfg.urls.len().max(1)).cloned() else { break };
+        let stats = stats.clone();
         let delay = cfg.ramp.mul_f64(i as f64 / cfg.players.max(1) as f64);
         let scenario = cfg.scenario;
         players.push(tokio::spawn(async move {

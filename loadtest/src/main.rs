@@ -12,8 +12,12 @@ struct Cli {
     #[arg(value_enum)]
     scenario: Scenario,
     /// Master playlist (vod, live, spike), MPD (dash) or any URL (burst).
-    #[arg(long)]
-    url: String,
+    #[arg(long, required_unless_present = "urls")]
+    url: Option<String>,
+    /// The same object on several origins (pods), comma-separated: players are spread evenly
+    /// across them (player i plays from the (i mod n)-th).
+    #[arg(long, value_delimiter = ',', conflicts_with = "url")]
+    urls: Vec<String>,
     #[arg(long, default_value_t = 10)]
     players: u64,
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -47,8 +51,9 @@ fn main() -> anyhow::Result<()> {
         "throughput" => Abr::Throughput,
         n => Abr::Fixed(n.parse().map_err(|_| anyhow::anyhow!("--abr takes a variant index, random or throughput"))?),
     };
-    if !cli.url.starts_with("http://") {
-        anyhow::bail!("--url must be an http:// URL");
+    let urls: Vec<String> = cli.url.into_iter().chain(cli.urls).collect();
+    if let Some(bad) = urls.iter().find(|u| !u.starts_with("http://")) {
+        anyhow::bail!("{bad:?} is not an http:// URL");
     }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if cli.threads > 0 {
@@ -59,7 +64,7 @@ fn main() -> anyhow::Result<()> {
     let ramp = if scenario == Scenario::Spike && cli.ramp.is_zero() { Duration::from_secs(5) } else { cli.ramp };
     let report = rt.block_on(run(RunConfig {
         scenario,
-        url: cli.url,
+        urls,
         players: cli.players,
         duration: cli.duration,
         ramp,

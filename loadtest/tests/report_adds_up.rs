@@ -50,7 +50,7 @@ async fn edge_requests(server: &Server) -> f64 {
 fn config(scenario: Scenario, url: String, players: u64, secs: u64) -> RunConfig {
     RunConfig {
         scenario,
-        url,
+        urls: vec![url],
         players,
         duration: Duration::from_secs(secs),
         ramp: Duration::ZERO,
@@ -80,6 +80,23 @@ async fn vod_and_dash_reports_match_what_the_server_counted() {
         let segments = report.by_kind.iter().find(|k| k.kind == estuary_load::stats::Kind::Segment).unwrap();
         assert!(segments.requests > 20 && segments.mib > 1.0, "{url}");
     }
+}
+
+/// `--urls`: players spread across several origins, each counting its share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn players_spread_across_several_origins() {
+    let (a, b) = (start(assets()).await, start(assets()).await);
+    let url = |s: &Server| format!("http://{}/vod/sample/sample.mp4/master.m3u8", s.edge_addr.unwrap());
+    let (before_a, before_b) = (edge_requests(&a).await, edge_requests(&b).await);
+    let report = run(RunConfig { urls: vec![url(&a), url(&b)], ..config(Scenario::Vod, String::new(), 8, 2) }).await;
+    let (served_a, served_b) = (edge_requests(&a).await - before_a, edge_requests(&b).await - before_b);
+    assert_eq!(report.errors, 0, "{}", report.table());
+    assert_eq!(report.requests as f64, served_a + served_b, "every request reached one of the two");
+    // Four players each: about half the requests each (throughput ABR varies a little).
+    assert!(
+        served_a > report.requests as f64 / 4.0 && served_b > report.requests as f64 / 4.0,
+        "{served_a} {served_b}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
