@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod edge;
 pub mod health;

@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("cache", 4),
     ("storage", 4),
     ("telemetry", 5),
+    ("cluster", 5),
     ("vod", 6),
     ("live", 6),
     ("edge", 7),

@@ -46,6 +46,7 @@ pub struct Config {
     pub static_files: StaticFilesConfig,
     pub vod: VodConfig,
     pub live: LiveConfig,
+    pub cluster: ClusterConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
 }
@@ -86,12 +87,21 @@ impl Config {
                 *secret = "<redacted>".into();
             }
         }
+        if let Some((scheme, rest)) = c.cluster.redis_url.split_once("://")
+            && let Some((_, host)) = rest.rsplit_once('@')
+        {
+            c.cluster.redis_url = format!("{scheme}://<redacted>@{host}");
+        }
         c
     }
 
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |f: &str, m: String| Err(ConfigError::new(f, m));
+        let redis = &self.cluster.redis_url;
+        if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+            return err("cluster.redis_url", "must be a redis:// or rediss:// URL".into());
+        }
         if !self.edge.enabled && !self.api.enabled && !self.ingest.enabled {
             return err("edge.enabled", "every tier is disabled; enable at least one".into());
         }
@@ -261,6 +271,17 @@ mod tests {
         let mut c = Config::default();
         c.storage.root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets");
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn the_redis_url_is_checked_and_its_password_never_printed() {
+        let mut c = Config::default();
+        c.storage.root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets");
+        c.cluster.redis_url = "http://redis:6379".into();
+        assert!(c.validate().unwrap_err().to_string().contains("cluster.redis_url"));
+        c.cluster.redis_url = "redis://estuary:s3cret@redis.internal:6379/0".into();
+        c.validate().unwrap();
+        assert_eq!(c.redacted().cluster.redis_url, "redis://<redacted>@redis.internal:6379/0");
     }
 
     #[test]

@@ -93,6 +93,16 @@ impl Default for LiveConfig {
     }
 }
 
+/// Running as one of several pods: the control store they share.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `redis://[user:password@]host:port[/db]` (Redis 7, Valkey, ElastiCache): channels and their
+    /// timelines are shared through it, so every pod serves every live channel. Empty: a single
+    /// process, as without a cluster.
+    pub redis_url: String,
+}
+
 /// The control plane: operators, Prometheus, Kubernetes probes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

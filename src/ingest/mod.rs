@@ -168,7 +168,7 @@ async fn upload(
 ) -> Result<Response, IngestError> {
     // Credentials come before anything else: without them a client learns nothing, not even
     // whether the channel exists, and its body is never read.
-    let Some(handle) = state.live.get(&channel) else {
+    let Some(handle) = state.live.get_or_take(&channel).await else {
         // One hash, as a real check costs, so the answer's timing tells nothing either.
         let _ = KeyHash::unusable().matches(&path);
         return Err(IngestError::Unauthorized);

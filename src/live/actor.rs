@@ -15,6 +15,7 @@ use super::model::ChannelSnapshot;
 use super::record::TimelineProgress;
 use super::store::read_json;
 use super::upload::{Upload, UploadError};
+use crate::cluster::ControlStore;
 use crate::storage::{Storage, StorageKey};
 
 /// How often the timeline is written at most, and how often idle channels are checked.
@@ -34,14 +35,27 @@ pub enum Command {
     Retire(oneshot::Sender<()>),
 }
 
+/// Where a channel's task sends what it produces, and its bounds.
+pub struct Sinks {
+    pub limits: ChannelLimits,
+    pub storage: Arc<dyn Storage>,
+    /// The control store the other pods serve the channel from, in a cluster.
+    pub cluster: Option<ControlStore>,
+}
+
 /// Runs until every command sender is gone, then persists a last time.
 pub async fn run(
     mut state: ChannelState,
-    limits: ChannelLimits,
-    storage: Arc<dyn Storage>,
+    sinks: Sinks,
     publish: watch::Sender<Arc<ChannelSnapshot>>,
     mut commands: mpsc::Receiver<Command>,
 ) {
+    let Sinks { limits, storage, cluster } = sinks;
+    // In a cluster, the timeline other pods serve is shared after every publication and every
+    // segment that reaches storage (they read segments from there).
+    let (shared_tx, shared_rx) = watch::channel::<Option<(Bytes, TimelineProgress)>>(None);
+    let sharer = cluster.map(|c| tokio::spawn(share_timelines(c, state.id.clone(), shared_rx)));
+    let mut share = sharer.is_some();
     let (stored_tx, mut stored_rx) = mpsc::unbounded_channel::<(u64, usize)>();
     let writes = Arc::new(Semaphore::new(WRITES_IN_FLIGHT));
     let (timeline_tx, timeline_rx) = watch::channel::<Option<(u64, Bytes, TimelineProgress)>>(None);
@@ -98,7 +112,10 @@ pub async fn run(
                     break;
                 }
             },
-            Some((msn, rendition)) = stored_rx.recv() => state.mark_stored(msn, rendition),
+            Some((msn, rendition)) = stored_rx.recv() => {
+                state.mark_stored(msn, rendition);
+                share = sharer.is_some();
+            }
             _ = ticker.tick() => {
                 state.tick(SystemTime::now());
             }
@@ -114,6 +131,14 @@ pub async fn run(
             publish.send_replace(Arc::new(state.snapshot(SystemTime::now())));
             published = state.version;
             dirty = true;
+            share = sharer.is_some();
+        }
+        if share {
+            let record = state.to_shared_record();
+            if let Ok(json) = serde_json::to_vec(&record) {
+                shared_tx.send_replace(Some((json.into(), record.progress())));
+            }
+            share = false;
         }
         if (dirty && last_persist.elapsed() >= TICK) || flush.is_some() {
             let record = state.to_record();
@@ -137,7 +162,11 @@ pub async fn run(
         timeline_tx.send_replace(Some((sequence + 1, json.into(), record.progress())));
     }
     drop(timeline_tx);
+    drop(shared_tx);
     let _ = persister.await;
+    if let Some(sharer) = sharer {
+        let _ = sharer.await;
+    }
     if let Some(reply) = retired {
         let _ = reply.send(());
     }
@@ -195,6 +224,31 @@ async fn write_timeline(storage: &dyn Storage, key: &StorageKey, json: Bytes, pr
     }
     if let Err(e) = storage.put(key, json).await {
         tracing::warn!(%key, error = %e, "could not persist the live timeline");
+    }
+}
+
+/// Shares the newest timeline whenever it changes (older ones are skipped); a failed write is logged
+/// and the next change tries again.
+async fn share_timelines(
+    cluster: ControlStore,
+    id: crate::live::model::ChannelId,
+    mut rx: watch::Receiver<Option<(Bytes, TimelineProgress)>>,
+) {
+    loop {
+        let next = rx.borrow_and_update().clone();
+        if let Some((json, progress)) = next {
+            match cluster.share_timeline(&id, &json, progress).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    STALE_TIMELINES.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(channel = %id, "the shared timeline got further: another pod writes this channel");
+                }
+                Err(e) => tracing::warn!(channel = %id, error = %e, "could not share the live timeline"),
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 mod actor;
 pub mod blocking;
 pub mod channel;
+mod follower;
 pub mod key;
 pub mod keys;
 pub mod manifests;
@@ -22,6 +23,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
@@ -36,6 +38,7 @@ use record::{ChannelIndex, ChannelRecord, TimelineRecord};
 use store::{read_json, write_json};
 use upload::{Upload, UploadError};
 
+use crate::cluster::ControlStore;
 use crate::packaging::fmp4::parse::parse_init;
 use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageError};
@@ -67,6 +70,8 @@ pub struct ChannelHandle {
     pub created_ms: u64,
     snapshot: watch::Receiver<Arc<ChannelSnapshot>>,
     commands: mpsc::Sender<Command>,
+    /// This process took an upload for the channel since it started: it writes the channel.
+    owner: Arc<AtomicBool>,
 }
 
 impl ChannelHandle {
@@ -80,7 +85,14 @@ impl ChannelHandle {
         self.snapshot.clone()
     }
 
+    /// Whether this process took an upload for the channel since it started (in a cluster, the pod
+    /// that did serves from its own state; the others follow the shared timeline).
+    pub fn is_owner(&self) -> bool {
+        self.owner.load(Ordering::Relaxed)
+    }
+
     pub async fn upload(&self, upload: Upload) -> Result<(), UploadError> {
+        self.owner.store(true, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::Upload(upload, tx))
@@ -129,6 +141,8 @@ impl Default for LiveLimits {
 
 struct Inner {
     storage: Arc<dyn Storage>,
+    /// The control store shared with the other pods, in a cluster.
+    cluster: Option<ControlStore>,
     channels: ArcSwap<HashMap<ChannelId, ChannelHandle>>,
     /// Serialises creating and removing channels (not on any request path of the edge).
     admin: Mutex<()>,
@@ -144,14 +158,30 @@ pub struct LiveRegistry {
 impl LiveRegistry {
     /// Loads every channel recorded in storage and starts their tasks.
     pub async fn load(storage: Arc<dyn Storage>, limits: LiveLimits) -> Result<LiveRegistry, StorageError> {
+        Self::load_in_cluster(storage, limits, None).await
+    }
+
+    /// [`LiveRegistry::load`], sharing its channels and their timelines through `cluster` (when
+    /// given) so every pod serves them.
+    pub async fn load_in_cluster(
+        storage: Arc<dyn Storage>,
+        limits: LiveLimits,
+        cluster: Option<ControlStore>,
+    ) -> Result<LiveRegistry, StorageError> {
         let registry = LiveRegistry {
             inner: Arc::new(Inner {
                 storage: storage.clone(),
+                cluster,
                 channels: ArcSwap::default(),
                 admin: Mutex::new(()),
                 limits,
             }),
         };
+        if registry.inner.cluster.is_some() {
+            // The control store is the registry: a pod takes a channel when its encoder pushes here.
+            tracing::info!("live channels are shared through the control store; taken on their first upload");
+            return Ok(registry);
+        }
         store::migrate_legacy(storage.as_ref()).await?;
         let mut channels = HashMap::new();
         for id in store::channel_ids(storage.as_ref()).await? {
@@ -168,7 +198,8 @@ impl LiveRegistry {
                 None => ChannelState::new(id.clone(), record.settings.clone(), record::from_ms(record.created_ms)),
             };
             tracing::info!(channel = %id, next_msn = state.snapshot(SystemTime::now()).last_msn().map_or(0, |m| m + 1), "live channel restored");
-            channels.insert(id.clone(), spawn(state, &record, storage.clone(), registry.inner.limits.channel.clone()));
+            registry.share(&record).await;
+            channels.insert(id.clone(), registry.spawn(state, &record));
         }
         registry.inner.channels.store(Arc::new(channels));
         Ok(registry)
@@ -177,6 +208,42 @@ impl LiveRegistry {
     pub fn get(&self, id: &str) -> Option<ChannelHandle> {
         let id = ChannelId::parse(id).ok()?;
         self.inner.channels.load().get(&id).cloned()
+    }
+
+    /// [`LiveRegistry::get`], or, in a cluster, a channel another pod created: its task starts here
+    /// from its record and newest timeline (shared, else stored), for the encoder pushing here.
+    pub async fn get_or_take(&self, id: &str) -> Option<ChannelHandle> {
+        if let Some(handle) = self.get(id) {
+            return Some(handle);
+        }
+        let cluster = self.inner.cluster.as_ref()?;
+        let id = ChannelId::parse(id).ok()?;
+        let record = match cluster.channel(&id).await {
+            Ok(record) => record?,
+            Err(e) => {
+                tracing::warn!(channel = %id, error = %e, "cannot read the channel from the control store");
+                return None;
+            }
+        };
+        let _admin = self.inner.admin.lock().await;
+        if let Some(handle) = self.get(id.as_str()) {
+            return Some(handle);
+        }
+        let storage = self.inner.storage.as_ref();
+        let timeline = match cluster.timeline(&id).await {
+            Ok(Some(t)) => Some(t),
+            _ => read_json::<TimelineRecord>(storage, &keys::timeline(&id)).await.ok().flatten(),
+        };
+        let state = match timeline {
+            Some(t) => restore(storage, &record, t).await,
+            None => ChannelState::new(id.clone(), record.settings.clone(), record::from_ms(record.created_ms)),
+        };
+        tracing::info!(channel = %id, "live channel taken from the control store");
+        let handle = self.spawn(state, &record);
+        let mut map = HashMap::clone(&self.inner.channels.load());
+        map.insert(id, handle.clone());
+        self.inner.channels.store(Arc::new(map));
+        Some(handle)
     }
 
     pub fn list(&self) -> Vec<ChannelHandle> {
@@ -216,12 +283,8 @@ impl LiveRegistry {
             stopped: false,
         };
         write_json(storage.as_ref(), &keys::channel(&id), &record).await?;
-        let handle = spawn(
-            ChannelState::new(id.clone(), settings, now),
-            &record,
-            storage.clone(),
-            self.inner.limits.channel.clone(),
-        );
+        self.share(&record).await;
+        let handle = self.spawn(ChannelState::new(id.clone(), settings, now), &record);
         let mut map = HashMap::clone(&self.inner.channels.load());
         map.insert(id.clone(), handle.clone());
         self.write_index(&map).await?;
@@ -240,6 +303,7 @@ impl LiveRegistry {
             read_json::<ChannelRecord>(storage, &keys::channel(&handle.id)).await?.ok_or(LiveError::NotFound)?;
         record.key_sha256 = KeyHash::of(&stream_key).to_hex();
         write_json(storage, &keys::channel(&handle.id), &record).await?;
+        self.share(&record).await;
         handle.key = KeyHash::of(&stream_key);
         let mut map = HashMap::clone(&self.inner.channels.load());
         map.insert(handle.id.clone(), handle.clone());
@@ -268,6 +332,7 @@ impl LiveRegistry {
         if let Some(mut record) = read_json::<ChannelRecord>(storage, &keys::channel(&handle.id)).await? {
             record.stopped = stopped;
             write_json(storage, &keys::channel(&handle.id), &record).await?;
+            self.share(&record).await;
         }
         Ok(())
     }
@@ -294,11 +359,40 @@ impl LiveRegistry {
         } else {
             storage.delete(&keys::channel(&handle.id)).await?;
         }
+        if let Some(cluster) = &self.inner.cluster
+            && let Err(e) = cluster.forget_channel(&handle.id).await
+        {
+            tracing::warn!(channel = %handle.id, error = %e, "could not remove the channel from the control store");
+        }
         tracing::info!(channel = %handle.id, purge, "live channel removed");
         Ok(())
     }
 
+    /// Makes a channel's record known to the other pods (in a cluster).
+    async fn share(&self, record: &ChannelRecord) {
+        if let Some(cluster) = &self.inner.cluster
+            && let Err(e) = cluster.share_channel(record).await
+        {
+            tracing::warn!(channel = %record.id, error = %e, "could not share the channel with the other pods");
+        }
+    }
+
+    /// Starts a channel's task.
+    fn spawn(&self, state: ChannelState, record: &ChannelRecord) -> ChannelHandle {
+        let inner = &self.inner;
+        spawn(state, record, inner.storage.clone(), inner.limits.channel.clone(), inner.cluster.clone())
+    }
+
+    /// The control store shared with the other pods, in a cluster.
+    pub fn cluster(&self) -> Option<&ControlStore> {
+        self.inner.cluster.as_ref()
+    }
+
     async fn write_index(&self, map: &HashMap<ChannelId, ChannelHandle>) -> Result<(), StorageError> {
+        if self.inner.cluster.is_some() {
+            // Each pod holds some channels: the control store is the index.
+            return Ok(());
+        }
         let mut channels: Vec<ChannelId> = map.keys().cloned().collect();
         channels.sort();
         write_json(self.inner.storage.as_ref(), &keys::index(), &ChannelIndex { channels }).await
@@ -317,16 +411,17 @@ fn spawn(
     record: &ChannelRecord,
     storage: Arc<dyn Storage>,
     limits: ChannelLimits,
+    cluster: Option<ControlStore>,
 ) -> ChannelHandle {
     let (publish, snapshot) = watch::channel(Arc::new(state.snapshot(SystemTime::now())));
     let (commands, rx) = mpsc::channel(256);
     let id = state.id.clone();
-    tokio::spawn(actor::run(state, limits, storage, publish, rx));
+    tokio::spawn(actor::run(state, actor::Sinks { limits, storage, cluster }, publish, rx));
     let key = KeyHash::from_hex(&record.key_sha256).unwrap_or_else(|| {
         tracing::warn!(channel = %id, "the channel's record has no stream key hash; rotate its key to push again");
         KeyHash::unusable()
     });
-    ChannelHandle { id, key, created_ms: record.created_ms, snapshot, commands }
+    ChannelHandle { id, key, created_ms: record.created_ms, snapshot, commands, owner: Arc::default() }
 }
 
 async fn restore(storage: &dyn Storage, record: &ChannelRecord, timeline: TimelineRecord) -> ChannelState {

@@ -3,16 +3,19 @@
 //! never per request); init and media segments come from the snapshot's memory, else storage.
 //! `_HLS_msn` requests wait here (blocking playlist reload).
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use tokio::sync::watch;
 
 use super::blocking::{self, BlockingStats};
 use super::keys;
+use super::model::ChannelId;
 use super::model::{ChannelSnapshot, Status};
-use super::{ChannelHandle, LiveRegistry, manifests};
+use super::{LiveRegistry, follower, manifests};
 use crate::cache::{CacheKey, CacheOutcome, CachedObject, SegmentCache};
 use crate::http::content_type;
 use crate::http::policy::ObjectKind;
@@ -55,13 +58,15 @@ pub struct Live {
     blocking: Arc<BlockingStats>,
     /// Segments copied into the cache are charged here (the process's in-flight byte budget).
     budget: Arc<ByteBudget>,
+    /// Channels another pod takes the stream of, followed through the control store (in a cluster).
+    followers: Arc<Mutex<HashMap<ChannelId, watch::Receiver<Arc<ChannelSnapshot>>>>>,
 }
 
 impl Live {
     /// `public_url` (`edge.public_url`, may be empty) makes the `UTCTiming` URL absolute.
     pub fn new(registry: LiveRegistry, storage: Arc<dyn Storage>, cache: SegmentCache, public_url: &str) -> Self {
         let (time_url, blocking, budget) = (time_url(public_url).into(), Arc::default(), ByteBudget::unlimited());
-        Live { registry, storage, cache, time_url, blocking, budget }
+        Live { registry, storage, cache, time_url, blocking, budget, followers: Arc::default() }
     }
 
     pub fn with_budget(self, budget: Arc<ByteBudget>) -> Self {
@@ -78,8 +83,12 @@ impl Live {
 
     /// The object `path` of `channel`, for the request's `query`.
     pub async fn object(&self, channel: &str, path: LivePath, query: LiveQuery) -> Result<Served, ServeError> {
-        let handle = self.registry.get(channel).ok_or(ServeError::NotFound)?;
-        let mut snap = handle.snapshot();
+        // In a cluster, a pod serves from its own state only when it takes the channel's uploads.
+        let source = match self.registry.get(channel) {
+            Some(handle) if handle.is_owner() || self.registry.cluster().is_none() => handle.subscribe(),
+            _ => self.follow(channel).await?,
+        };
+        let mut snap = source.borrow().clone();
         let window = query.window;
         let rendition = |snap: &ChannelSnapshot, id| snap.rendition_index(id).ok_or(ServeError::NotFound);
         match path {
@@ -95,7 +104,7 @@ impl Live {
             LivePath::Playlist(id) => {
                 let r = rendition(&snap, id)?;
                 if let Some(msn) = query.msn {
-                    snap = self.wait_for_segment(&handle, snap, r, msn).await?;
+                    snap = self.wait_for_segment(source.clone(), snap, r, msn).await?;
                 }
                 let (object, outcome) = self
                     .rendered(&snap, path, &window.canonical_query(), content_type::HLS_PLAYLIST, |s| {
@@ -199,7 +208,7 @@ impl Live {
     /// every waiter, no polling; 400 when too far ahead, 503 after about three target durations.
     async fn wait_for_segment(
         &self,
-        handle: &ChannelHandle,
+        mut rx: watch::Receiver<Arc<ChannelSnapshot>>,
         snap: Arc<ChannelSnapshot>,
         r: usize,
         msn: u64,
@@ -212,7 +221,6 @@ impl Live {
         }
         let stats = &self.blocking;
         stats.waiting.fetch_add(1, Ordering::Relaxed);
-        let mut rx = handle.subscribe();
         let limit = blocking::blocking_timeout(&snap);
         let waited =
             tokio::time::timeout(limit, async { rx.wait_for(|s| s.has_reached(r, msn)).await.map(|s| s.clone()) })
@@ -228,6 +236,30 @@ impl Live {
                 Err(ServeError::Unavailable(format!("segment {msn} did not arrive within {} s", limit.as_secs())))
             }
         }
+    }
+}
+
+impl Live {
+    /// A channel no local task has: followed through the control store when another pod shares it
+    /// (in a cluster), else 404.
+    async fn follow(&self, channel: &str) -> Result<watch::Receiver<Arc<ChannelSnapshot>>, ServeError> {
+        let cluster = self.registry.cluster().ok_or(ServeError::NotFound)?;
+        let id = ChannelId::parse(channel).map_err(|_| ServeError::NotFound)?;
+        if let Some(rx) = self.followers.lock().ok().and_then(|f| f.get(&id).cloned()) {
+            return Ok(rx);
+        }
+        let snap = follower::snapshot(cluster, &id)
+            .await
+            .map_err(|e| ServeError::Unavailable(format!("the control store: {e}")))?
+            .ok_or(ServeError::NotFound)?;
+        let Ok(mut followers) = self.followers.lock() else { return Err(ServeError::NotFound) };
+        if let Some(rx) = followers.get(&id) {
+            return Ok(rx.clone());
+        }
+        let (tx, rx) = watch::channel(Arc::new(snap));
+        followers.insert(id.clone(), rx.clone());
+        tokio::spawn(follower::follow(cluster.clone(), id, tx));
+        Ok(rx)
     }
 }
 

@@ -17,6 +17,7 @@ pub use crate::health::Health;
 
 use crate::api::{ApiState, IngestEndpoint, api_router};
 use crate::cache::SegmentCache;
+use crate::cluster::ControlStore;
 use crate::config::{Config, StorageBackend};
 use crate::edge::{EdgeService, EdgeShared, EdgeState, OriginLock};
 use crate::ingest::{IngestState, UploadLimits, ingest_router};
@@ -123,7 +124,13 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         max_channels: config.live.max_channels,
         channel: ChannelLimits { bytes: config.ingest.max_channel_bytes.0, ingest: ingest_budget.clone() },
     };
-    let live = LiveRegistry::load(storage.clone(), live_limits).await.context("loading live channels from storage")?;
+    let cluster = match config.cluster.redis_url.as_str() {
+        "" => None,
+        url => Some(ControlStore::connect(url).await.context("connecting to the control store (cluster.redis_url)")?),
+    };
+    let live = LiveRegistry::load_in_cluster(storage.clone(), live_limits, cluster)
+        .await
+        .context("loading live channels from storage")?;
     let live_service =
         Live::new(live.clone(), storage.clone(), cache.clone(), &config.edge.public_url).with_budget(bodies.clone());
     let blocking = live_service.blocking().clone();

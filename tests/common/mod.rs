@@ -9,6 +9,7 @@ pub mod encoder;
 pub mod live_push;
 pub mod media;
 pub mod process;
+pub mod redis;
 pub mod s3;
 pub mod tools;
 

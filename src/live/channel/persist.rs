@@ -13,6 +13,15 @@ use crate::live::record::{
 use crate::packaging::fmp4::parse::InitInfo;
 
 impl ChannelState {
+    /// The timeline other pods serve from: its slots end before the first one with a part not yet
+    /// in storage, since those pods read segments from storage.
+    pub fn to_shared_record(&self) -> TimelineRecord {
+        let mut record = self.to_record();
+        let stored = self.slots.iter().take_while(|s| s.parts.iter().flatten().all(|p| p.stored)).count();
+        record.slots.truncate(stored);
+        record
+    }
+
     pub fn to_record(&self) -> TimelineRecord {
         TimelineRecord {
             status: self.status,

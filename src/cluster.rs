@@ -1,0 +1,130 @@
+//! The cluster's control store on Redis: the channel registry, each channel's shared timeline (what
+//! every pod renders its playlists from) written with a compare-and-set, and a publication event per
+//! change, so a pod that did not take the stream serves it and releases its blocked playlist requests
+//! when the owner publishes.
+//!
+//! Keys: `estuary:live:channels` (hash: id -> channel record), `estuary:live:{id}:timeline` (the
+//! timeline record, JSON), `estuary:live:{id}:progress` (`next_msn:last_upload_ms`, what the
+//! compare-and-set compares), and the pub/sub channel `estuary:live:{id}:events`.
+//!
+//! The client is the `redis` crate (redis-rs): maintained with Redis itself, a tokio connection
+//! manager that reconnects on its own, pub/sub and scripts, and it speaks to Redis 7, Valkey and
+//! ElastiCache alike.
+
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+
+use crate::live::model::ChannelId;
+use crate::live::record::{ChannelRecord, TimelineProgress, TimelineRecord};
+
+const CHANNELS: &str = "estuary:live:channels";
+
+/// Writes a timeline unless the stored one got further (the same rule as
+/// [`TimelineProgress::may_replace`]), then announces it.
+const SHARE_TIMELINE: &str = r"
+local stored = redis.call('GET', KEYS[2])
+if stored then
+  local n, u = string.match(stored, '^(%d+):(%-?%d+)$')
+  local mn, mu = tonumber(ARGV[2]), tonumber(ARGV[3])
+  if n and (mn < tonumber(n) or (mn == tonumber(n) and mu < tonumber(u))) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2] .. ':' .. ARGV[3])
+redis.call('PUBLISH', KEYS[3], ARGV[2])
+return 1
+";
+
+fn timeline_key(id: &ChannelId) -> String {
+    format!("estuary:live:{id}:timeline")
+}
+
+fn progress_key(id: &ChannelId) -> String {
+    format!("estuary:live:{id}:progress")
+}
+
+/// The pub/sub channel a channel's publications are announced on.
+pub fn events_channel(id: &ChannelId) -> String {
+    format!("estuary:live:{id}:events")
+}
+
+/// Why the control store could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("a shared record is unreadable: {0}")]
+    Record(#[from] serde_json::Error),
+}
+
+/// The shared control store. Cheap to clone (one multiplexed, self-reconnecting connection).
+#[derive(Clone)]
+pub struct ControlStore {
+    client: redis::Client,
+    connection: ConnectionManager,
+    share: redis::Script,
+}
+
+impl ControlStore {
+    /// Connects to `url` (`redis://host:port`); fails when Redis cannot be reached now.
+    pub async fn connect(url: &str) -> Result<ControlStore, ClusterError> {
+        let client = redis::Client::open(url)?;
+        let connection = client.get_connection_manager().await?;
+        Ok(ControlStore { client, connection, share: redis::Script::new(SHARE_TIMELINE) })
+    }
+
+    /// Makes a channel known to every pod.
+    pub async fn share_channel(&self, record: &ChannelRecord) -> Result<(), ClusterError> {
+        let json = serde_json::to_string(record)?;
+        let _: () = self.connection.clone().hset(CHANNELS, record.id.as_str(), json).await?;
+        Ok(())
+    }
+
+    /// Forgets a channel and its shared timeline.
+    pub async fn forget_channel(&self, id: &ChannelId) -> Result<(), ClusterError> {
+        let mut c = self.connection.clone();
+        let _: () = c.hdel(CHANNELS, id.as_str()).await?;
+        let _: () = c.del(&[timeline_key(id), progress_key(id)]).await?;
+        Ok(())
+    }
+
+    pub async fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, ClusterError> {
+        let json: Option<String> = self.connection.clone().hget(CHANNELS, id.as_str()).await?;
+        Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
+    }
+
+    /// Writes a channel's timeline and announces it, unless the stored one got further; returns
+    /// whether it was written.
+    pub async fn share_timeline(
+        &self,
+        id: &ChannelId,
+        json: &[u8],
+        progress: TimelineProgress,
+    ) -> Result<bool, ClusterError> {
+        let last_upload = progress.last_upload_ms.map_or(-1, |ms| ms as i64);
+        let written: i64 = self
+            .share
+            .key(timeline_key(id))
+            .key(progress_key(id))
+            .key(events_channel(id))
+            .arg(json)
+            .arg(progress.next_msn)
+            .arg(last_upload)
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        Ok(written == 1)
+    }
+
+    pub async fn timeline(&self, id: &ChannelId) -> Result<Option<TimelineRecord>, ClusterError> {
+        let json: Option<Vec<u8>> = self.connection.clone().get(timeline_key(id)).await?;
+        Ok(json.map(|j| serde_json::from_slice(&j)).transpose()?)
+    }
+
+    /// A subscription to a channel's publication events.
+    pub async fn subscribe(&self, id: &ChannelId) -> Result<redis::aio::PubSub, ClusterError> {
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(events_channel(id)).await?;
+        Ok(pubsub)
+    }
+}

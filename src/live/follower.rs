@@ -1,0 +1,82 @@
+//! Serving a channel another pod takes the stream of (in a cluster): its snapshot is rebuilt from the
+//! timeline shared in the control store whenever the owner announces a publication, so playlists
+//! here follow the owner's and blocked `_HLS_msn` requests release on its publications. Segments
+//! come from storage (the shared timeline lists only stored ones).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use super::channel::ChannelState;
+use super::model::{ChannelId, ChannelSnapshot};
+use super::record::from_ms;
+use crate::cluster::{ClusterError, ControlStore};
+
+/// How often the shared timeline is read again without an announcement (one missed while
+/// reconnecting, say).
+const REFRESH: Duration = Duration::from_secs(5);
+/// Wait before subscribing again after the control store failed.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The channel's snapshot as the control store has it; `None` when no pod shares such a channel.
+pub async fn snapshot(cluster: &ControlStore, id: &ChannelId) -> Result<Option<ChannelSnapshot>, ClusterError> {
+    let Some(record) = cluster.channel(id).await? else { return Ok(None) };
+    let state = match cluster.timeline(id).await? {
+        // Init and media segments are read from storage, so none are held here.
+        Some(timeline) => ChannelState::restore(&record, timeline, |_, _| None, |_| None),
+        None => ChannelState::new(id.clone(), record.settings.clone(), from_ms(record.created_ms)),
+    };
+    Ok(Some(state.snapshot(SystemTime::now())))
+}
+
+/// Keeps `tx` on the shared timeline until the process ends: on every announcement, and every
+/// [`REFRESH`] in case one was missed.
+pub async fn follow(cluster: ControlStore, id: ChannelId, tx: watch::Sender<Arc<ChannelSnapshot>>) {
+    loop {
+        let mut pubsub = match cluster.subscribe(&id).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(channel = %id, error = %e, "cannot subscribe to the channel's publications");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        refresh(&cluster, &id, &tx).await;
+        let mut messages = pubsub.on_message();
+        loop {
+            tokio::select! {
+                message = messages.next() => match message {
+                    Some(_) => refresh(&cluster, &id, &tx).await,
+                    None => break,
+                },
+                _ = tokio::time::sleep(REFRESH) => refresh(&cluster, &id, &tx).await,
+            }
+        }
+        tracing::warn!(channel = %id, "lost the subscription to the channel's publications; subscribing again");
+    }
+}
+
+/// Reads the shared timeline and publishes it here when it changed.
+async fn refresh(cluster: &ControlStore, id: &ChannelId, tx: &watch::Sender<Arc<ChannelSnapshot>>) {
+    let mut snap = match snapshot(cluster, id).await {
+        Ok(Some(snap)) => snap,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(channel = %id, error = %e, "cannot read the shared timeline");
+            return;
+        }
+    };
+    let current = tx.borrow().clone();
+    let same = |a: &ChannelSnapshot, b: &ChannelSnapshot| {
+        (a.status, a.accepting, a.last_msn(), a.slots.len(), a.discontinuity_base)
+            == (b.status, b.accepting, b.last_msn(), b.slots.len(), b.discontinuity_base)
+    };
+    if same(&current, &snap) {
+        return;
+    }
+    // Rendered playlists are cached by snapshot version: every change here is a new one.
+    snap.version = current.version + 1;
+    tx.send_replace(Arc::new(snap));
+}

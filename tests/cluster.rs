@@ -1,0 +1,88 @@
+//! A cluster on loopback: a real Redis as the control store, two estuary processes on one storage
+//! root. ffmpeg pushes a channel into pod A; pod B serves it: master, media playlists, MPD, segments
+//! (read from storage), and blocking reload released by A's publications.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::client::{get, send_body};
+use common::encoder::{Encoder, Push};
+use common::process::Estuary;
+use common::redis::RedisServer;
+
+const TOKEN: &str = "cluster-key-0123456789abcdef";
+
+fn media(text: &str) -> m3u8_rs::MediaPlaylist {
+    m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap_or_else(|e| panic!("{e:?}\n{text}"))
+}
+
+fn last_msn(p: &m3u8_rs::MediaPlaylist) -> u64 {
+    p.media_sequence + p.segments.len() as u64 - 1
+}
+
+async fn playlist_when(
+    pod: &Estuary,
+    limit: Duration,
+    ok: impl Fn(&m3u8_rs::MediaPlaylist) -> bool,
+) -> m3u8_rs::MediaPlaylist {
+    let deadline = Instant::now() + limit;
+    loop {
+        let r = get(pod.edge, "/live/news/v0.m3u8").await;
+        if r.status == 200 {
+            let p = media(&r.text());
+            if ok(&p) {
+                return p;
+            }
+        }
+        assert!(Instant::now() < deadline, "no such playlist within {limit:?}: {} {}", r.status, r.text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_channel_pushed_into_one_pod_plays_from_another() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_owned();
+    let url = redis.url();
+    let env = [("ESTUARY_CLUSTER_REDIS_URL", url.as_str())];
+    let a = Estuary::spawn(&["--storage-root", root.as_str()], &env);
+    let b = Estuary::spawn(&["--storage-root", root.as_str()], &env);
+    let body = format!(r#"{{"id":"news","token":"{TOKEN}","target_duration":"2s","window":"12s"}}"#);
+    let created =
+        send_body(a.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(get(b.edge, "/live/nothing/master.m3u8").await.status, 404, "a channel no pod shares");
+
+    let push = Push { preemptive_auth: true, seconds: 40, ..Push::default() };
+    let _encoder = Encoder::start(a.ingest.unwrap(), "news", TOKEN, push);
+    let on_a = playlist_when(&a, Duration::from_secs(20), |p| p.segments.len() >= 3).await;
+
+    // Pod B serves what A took: the same URLs (epochs, sequence numbers), segments from storage.
+    let on_b = playlist_when(&b, Duration::from_secs(10), |p| p.segments.len() >= 2).await;
+    let first_on_b = &on_b.segments[0].uri;
+    assert!(on_a.segments.iter().any(|s| &s.uri == first_on_b), "B lists A's segments: {first_on_b}");
+    let master = get(b.edge, "/live/news/master.m3u8").await;
+    assert_eq!(master.status, 200);
+    assert!(master.text().contains("#EXT-X-STREAM-INF"), "{}", master.text());
+    let newest = on_b.segments.last().unwrap();
+    let from_b = get(b.edge, &format!("/live/news/{}", newest.uri)).await;
+    let from_a = get(a.edge, &format!("/live/news/{}", newest.uri)).await;
+    assert_eq!((from_b.status, from_a.status), (200, 200), "{}", newest.uri);
+    assert_eq!(from_b.body, from_a.body, "the same segment bytes from both pods");
+    let init = on_b.segments.iter().find_map(|s| s.map.as_ref()).unwrap();
+    assert_eq!(get(b.edge, &format!("/live/news/{}", init.uri)).await.status, 200);
+    let mpd = get(b.edge, "/live/news/manifest.mpd").await;
+    assert_eq!(mpd.status, 200);
+    assert!(mpd.text().contains("type=\"dynamic\""), "{}", mpd.text());
+
+    // Blocking reload on B is released by A's publication of the next segment, within a few
+    // target durations (the segment also has to reach storage first).
+    let next = last_msn(&on_b) + 1;
+    let asked = Instant::now();
+    let held = get(b.edge, &format!("/live/news/v0.m3u8?_HLS_msn={next}")).await;
+    assert_eq!(held.status, 200, "{}", held.text());
+    assert!(last_msn(&media(&held.text())) >= next, "released with segment {next}");
+    eprintln!("_HLS_msn={next} on pod B released after {:?}", asked.elapsed());
+}
