@@ -19,6 +19,24 @@ use crate::live::record::{ChannelRecord, TimelineProgress, TimelineRecord};
 
 const CHANNELS: &str = "estuary:live:channels";
 
+/// Takes a channel's lease when it is free or already ours, for `ARGV[2]` ms.
+const HOLD_LEASE: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if (not holder) or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Gives a channel's lease up when it is ours.
+const RELEASE_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
 /// Writes a timeline unless the stored one got further (the same rule as
 /// [`TimelineProgress::may_replace`]), then announces it.
 const SHARE_TIMELINE: &str = r"
@@ -38,6 +56,10 @@ return 1
 
 fn timeline_key(id: &ChannelId) -> String {
     format!("estuary:live:{id}:timeline")
+}
+
+fn lease_key(id: &ChannelId) -> String {
+    format!("estuary:live:{id}:lease")
 }
 
 fn progress_key(id: &ChannelId) -> String {
@@ -64,6 +86,8 @@ pub struct ControlStore {
     client: redis::Client,
     connection: ConnectionManager,
     share: redis::Script,
+    /// This process, as lease holders are named.
+    pod: std::sync::Arc<str>,
 }
 
 impl ControlStore {
@@ -71,7 +95,34 @@ impl ControlStore {
     pub async fn connect(url: &str) -> Result<ControlStore, ClusterError> {
         let client = redis::Client::open(url)?;
         let connection = client.get_connection_manager().await?;
-        Ok(ControlStore { client, connection, share: redis::Script::new(SHARE_TIMELINE) })
+        let pod = format!("{}-{}-{:08x}", hostname(), std::process::id(), rand_u32());
+        Ok(ControlStore { client, connection, share: redis::Script::new(SHARE_TIMELINE), pod: pod.into() })
+    }
+
+    /// This process's name as a lease holder.
+    pub fn pod(&self) -> &str {
+        &self.pod
+    }
+
+    /// Takes or renews this pod's lease on a channel for `ttl`; false while another pod holds it.
+    pub async fn hold_lease(&self, id: &ChannelId, ttl: std::time::Duration) -> Result<bool, ClusterError> {
+        let held: i64 = redis::Script::new(HOLD_LEASE)
+            .key(lease_key(id))
+            .arg(&*self.pod)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        Ok(held == 1)
+    }
+
+    /// Gives this pod's lease on a channel up (a graceful stop), so a standby takes over at once.
+    pub async fn release_lease(&self, id: &ChannelId) -> Result<(), ClusterError> {
+        let _: i64 = redis::Script::new(RELEASE_LEASE)
+            .key(lease_key(id))
+            .arg(&*self.pod)
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        Ok(())
     }
 
     /// Makes a channel known to every pod.
@@ -127,4 +178,14 @@ impl ControlStore {
         pubsub.subscribe(events_channel(id)).await?;
         Ok(pubsub)
     }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "pod".into())
+}
+
+fn rand_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    u32::from_le_bytes(bytes)
 }

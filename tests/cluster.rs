@@ -86,3 +86,47 @@ async fn a_channel_pushed_into_one_pod_plays_from_another() {
     assert!(last_msn(&media(&held.text())) >= next, "released with segment {next}");
     eprintln!("_HLS_msn={next} on pod B released after {:?}", asked.elapsed());
 }
+
+/// A redundant encoder pair: encoder 1 into pod A (the owner), encoder 2 into pod B (a standby),
+/// players on pod C. `kill -9` pod A: B takes the channel over when A's lease lapses; on C the
+/// sequence goes on, with one discontinuity into a new epoch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standby_pod_takes_the_channel_over_when_the_owner_dies() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_owned();
+    let url = redis.url();
+    let env = [("ESTUARY_CLUSTER_REDIS_URL", url.as_str())];
+    let a = Estuary::spawn(&["--storage-root", root.as_str()], &env);
+    let b = Estuary::spawn(&["--storage-root", root.as_str()], &env);
+    let c = Estuary::spawn(&["--storage-root", root.as_str()], &env);
+    let body =
+        format!(r#"{{"id":"news","token":"{TOKEN}","target_duration":"2s","window":"20s","idle_timeout":"5m"}}"#);
+    let created =
+        send_body(a.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+
+    let push = Push { preemptive_auth: true, seconds: 60, ..Push::default() };
+    let _first = Encoder::start(a.ingest.unwrap(), "news", TOKEN, push);
+    playlist_when(&c, Duration::from_secs(20), |p| p.segments.len() >= 2).await;
+    let _second = Encoder::start(b.ingest.unwrap(), "news", TOKEN, Push { tone: 880, ..push });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before = playlist_when(&c, Duration::from_secs(10), |p| p.segments.len() >= 3).await;
+    let last_before = last_msn(&before);
+
+    drop(a);
+    let killed = Instant::now();
+    let after = playlist_when(&c, Duration::from_secs(30), |p| last_msn(p) >= last_before + 2).await;
+    eprintln!("failover: pod C listed a segment from pod B {:?} after pod A was killed", killed.elapsed());
+    assert!(after.media_sequence >= before.media_sequence, "the sequence never goes back");
+    let epoch = |uri: &str| uri.split('/').nth(1).unwrap().to_owned();
+    let old_epoch = epoch(&before.segments.last().unwrap().uri);
+    let switch = after.segments.iter().position(|s| epoch(&s.uri) != old_epoch).expect("B's segments: a new epoch");
+    assert!(after.segments[switch].discontinuity, "the switch is a discontinuity");
+    let discontinuities = after.segments.iter().filter(|s| s.discontinuity).count();
+    assert_eq!(discontinuities, 1, "one switch, one discontinuity");
+    let new_uris: Vec<&str> = after.segments[switch..].iter().map(|s| s.uri.as_str()).collect();
+    assert!(before.segments.iter().all(|s| !new_uris.contains(&s.uri.as_str())), "no URL is reused");
+    let newest = &after.segments.last().unwrap().uri;
+    assert_eq!(get(c.edge, &format!("/live/news/{newest}")).await.status, 200);
+}

@@ -2,7 +2,7 @@
 //! snapshot after every change, writes segments through to storage and persists the timeline.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -13,6 +13,7 @@ use super::channel::{ChannelState, DropReason, Effect};
 use super::keys;
 use super::model::ChannelSnapshot;
 use super::record::TimelineProgress;
+use super::role::{Role, Verdict};
 use super::store::read_json;
 use super::upload::{Upload, UploadError};
 use crate::cluster::ControlStore;
@@ -41,6 +42,8 @@ pub struct Sinks {
     pub storage: Arc<dyn Storage>,
     /// The control store the other pods serve the channel from, in a cluster.
     pub cluster: Option<ControlStore>,
+    /// Whether this pod writes the channel (shared with its handle).
+    pub owner: Arc<AtomicBool>,
 }
 
 /// Runs until every command sender is gone, then persists a last time.
@@ -50,7 +53,8 @@ pub async fn run(
     publish: watch::Sender<Arc<ChannelSnapshot>>,
     mut commands: mpsc::Receiver<Command>,
 ) {
-    let Sinks { limits, storage, cluster } = sinks;
+    let Sinks { limits, storage, cluster, owner } = sinks;
+    let mut role = Role::new(cluster.clone(), owner, state.settings.target_duration);
     // In a cluster, the timeline other pods serve is shared after every publication and every
     // segment that reaches storage (they read segments from there).
     let (shared_tx, shared_rx) = watch::channel::<Option<(Bytes, TimelineProgress)>>(None);
@@ -78,6 +82,10 @@ pub async fn run(
             command = commands.recv() => match command {
                 None => break,
                 Some(Command::Upload(upload, reply)) => {
+                    if let Verdict::Standby = role.admit(&mut state, &upload).await {
+                        let _ = reply.send(Ok(()));
+                        continue;
+                    }
                     let (held, limit) = (state.held_bytes(), limits.bytes);
                     let result = if upload.size() > 0 && held + upload.size() > limit {
                         Err(UploadError::Full { held, limit })
@@ -118,6 +126,7 @@ pub async fn run(
             }
             _ = ticker.tick() => {
                 state.tick(SystemTime::now());
+                role.renew(&state).await;
             }
         }
         let in_memory = state.window_bytes();
@@ -133,6 +142,9 @@ pub async fn run(
             dirty = true;
             share = sharer.is_some();
         }
+        // In a cluster only the pod holding the lease writes the channel.
+        share &= role.is_owner();
+        dirty &= role.is_owner();
         if share {
             let record = state.to_shared_record();
             if let Ok(json) = serde_json::to_vec(&record) {
@@ -158,9 +170,12 @@ pub async fn run(
         }
     }
     let record = state.to_record();
-    if let Ok(json) = serde_json::to_vec(&record) {
+    if role.is_owner()
+        && let Ok(json) = serde_json::to_vec(&record)
+    {
         timeline_tx.send_replace(Some((sequence + 1, json.into(), record.progress())));
     }
+    role.release(&state).await;
     drop(timeline_tx);
     drop(shared_tx);
     let _ = persister.await;

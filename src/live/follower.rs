@@ -17,6 +17,8 @@ use crate::cluster::{ClusterError, ControlStore};
 /// How often the shared timeline is read again without an announcement (one missed while
 /// reconnecting, say).
 const REFRESH: Duration = Duration::from_secs(5);
+/// Set in the version of every followed snapshot.
+pub const FOLLOWED: u64 = 1 << 63;
 /// Wait before subscribing again after the control store failed.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -28,7 +30,9 @@ pub async fn snapshot(cluster: &ControlStore, id: &ChannelId) -> Result<Option<C
         Some(timeline) => ChannelState::restore(&record, timeline, |_, _| None, |_| None),
         None => ChannelState::new(id.clone(), record.settings.clone(), from_ms(record.created_ms)),
     };
-    Ok(Some(state.snapshot(SystemTime::now())))
+    let mut snap = state.snapshot(SystemTime::now());
+    snap.version |= FOLLOWED;
+    Ok(Some(snap))
 }
 
 /// Keeps `tx` on the shared timeline until the process ends: on every announcement, and every
@@ -76,7 +80,8 @@ async fn refresh(cluster: &ControlStore, id: &ChannelId, tx: &watch::Sender<Arc<
     if same(&current, &snap) {
         return;
     }
-    // Rendered playlists are cached by snapshot version: every change here is a new one.
-    snap.version = current.version + 1;
+    // Rendered playlists are cached by snapshot version: every change here is a new one, and a
+    // followed snapshot's never equals one of this pod's own channel task (the high bit).
+    snap.version = (current.version + 1) | FOLLOWED;
     tx.send_replace(Arc::new(snap));
 }

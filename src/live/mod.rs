@@ -14,6 +14,7 @@ pub mod keys;
 pub mod manifests;
 pub mod model;
 pub mod record;
+mod role;
 pub mod service;
 mod store;
 pub mod upload;
@@ -70,7 +71,8 @@ pub struct ChannelHandle {
     pub created_ms: u64,
     snapshot: watch::Receiver<Arc<ChannelSnapshot>>,
     commands: mpsc::Sender<Command>,
-    /// This process took an upload for the channel since it started: it writes the channel.
+    /// This process writes the channel: always when alone; in a cluster, while it holds the
+    /// channel's lease (set by the channel's task).
     owner: Arc<AtomicBool>,
 }
 
@@ -85,14 +87,13 @@ impl ChannelHandle {
         self.snapshot.clone()
     }
 
-    /// Whether this process took an upload for the channel since it started (in a cluster, the pod
-    /// that did serves from its own state; the others follow the shared timeline).
+    /// Whether this process writes the channel (in a cluster, the pod holding its lease serves from
+    /// its own state; the others follow the shared timeline).
     pub fn is_owner(&self) -> bool {
         self.owner.load(Ordering::Relaxed)
     }
 
     pub async fn upload(&self, upload: Upload) -> Result<(), UploadError> {
-        self.owner.store(true, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::Upload(upload, tx))
@@ -416,12 +417,14 @@ fn spawn(
     let (publish, snapshot) = watch::channel(Arc::new(state.snapshot(SystemTime::now())));
     let (commands, rx) = mpsc::channel(256);
     let id = state.id.clone();
-    tokio::spawn(actor::run(state, actor::Sinks { limits, storage, cluster }, publish, rx));
+    let owner = Arc::new(AtomicBool::new(cluster.is_none()));
+    let sinks = actor::Sinks { limits, storage, cluster, owner: owner.clone() };
+    tokio::spawn(actor::run(state, sinks, publish, rx));
     let key = KeyHash::from_hex(&record.key_sha256).unwrap_or_else(|| {
         tracing::warn!(channel = %id, "the channel's record has no stream key hash; rotate its key to push again");
         KeyHash::unusable()
     });
-    ChannelHandle { id, key, created_ms: record.created_ms, snapshot, commands, owner: Arc::default() }
+    ChannelHandle { id, key, created_ms: record.created_ms, snapshot, commands, owner }
 }
 
 async fn restore(storage: &dyn Storage, record: &ChannelRecord, timeline: TimelineRecord) -> ChannelState {

@@ -13,6 +13,25 @@ use crate::live::record::{
 use crate::packaging::fmp4::parse::InitInfo;
 
 impl ChannelState {
+    /// The state a pod takes a channel over with when its owner is gone: where the owner got (its
+    /// shared timeline), this pod's encoder's init segments pending, the owner's last epoch closed and
+    /// every variant restarted, so the next segment opens a new epoch after the owner's last one.
+    pub fn take_over(
+        record: &ChannelRecord,
+        timeline: TimelineRecord,
+        inits: std::collections::HashMap<String, (Bytes, Arc<InitInfo>)>,
+    ) -> ChannelState {
+        let mut state = ChannelState::restore(record, timeline, |_, _| None, |_| None);
+        for variant in state.variants.values_mut() {
+            variant.restarted = true;
+        }
+        if let Some(epoch) = state.epochs.last_mut() {
+            epoch.closed = true;
+        }
+        state.pending_inits = inits;
+        state
+    }
+
     /// The timeline other pods serve from: its slots end before the first one with a part not yet
     /// in storage, since those pods read segments from storage.
     pub fn to_shared_record(&self) -> TimelineRecord {

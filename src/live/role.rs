@@ -1,0 +1,130 @@
+//! A channel's role on this pod, in a cluster: the owner (it holds the channel's lease in the control
+//! store, commits uploads, writes segments and shares the timeline) or a standby (a redundant
+//! encoder pushes here too; its init segments are kept, nothing is committed). When the owner's
+//! lease lapses (the pod died), the standby's next upload takes the lease and the channel over from
+//! the shared timeline: the sequence goes on, the switch is one discontinuity into a new epoch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::channel::ChannelState;
+use super::upload::Upload;
+use crate::cluster::ControlStore;
+use crate::packaging::fmp4::parse::InitInfo;
+
+/// Init segments a standby keeps (a few per variant, a few variants).
+const MAX_STANDBY_INITS: usize = 32;
+
+pub struct Role {
+    cluster: Option<ControlStore>,
+    /// Shared with the channel's handle: whether the edge here serves from this state.
+    owner: Arc<AtomicBool>,
+    /// How long a lease lasts without renewal: one target duration, at least 2 s.
+    ttl: Duration,
+    standby_inits: HashMap<String, (Bytes, Arc<InitInfo>)>,
+}
+
+/// What to do with an upload.
+pub enum Verdict {
+    /// Apply it: this pod writes the channel.
+    Apply,
+    /// Kept as a standby (or dropped): answer it as accepted, change nothing.
+    Standby,
+}
+
+impl Role {
+    pub fn new(cluster: Option<ControlStore>, owner: Arc<AtomicBool>, target: Duration) -> Role {
+        owner.store(cluster.is_none(), Ordering::Relaxed);
+        Role { cluster, owner, ttl: target.max(Duration::from_secs(2)), standby_inits: HashMap::new() }
+    }
+
+    pub fn is_owner(&self) -> bool {
+        self.owner.load(Ordering::Relaxed)
+    }
+
+    /// Whether this pod applies `upload`: it holds (or takes) the lease. Taking it over replaces
+    /// `state` with the shared timeline. While the control store cannot be reached, an owner goes on
+    /// (its uploads are shared when it is back) and a standby stays one.
+    pub async fn admit(&mut self, state: &mut ChannelState, upload: &Upload) -> Verdict {
+        let Some(cluster) = self.cluster.clone() else { return Verdict::Apply };
+        match cluster.hold_lease(&state.id, self.ttl).await {
+            Ok(true) if self.is_owner() => Verdict::Apply,
+            Ok(true) => match self.take_over(&cluster, state).await {
+                Ok(()) => Verdict::Apply,
+                Err(e) => {
+                    tracing::warn!(channel = %state.id, error = %e, "cannot take the channel over yet");
+                    self.keep(upload);
+                    Verdict::Standby
+                }
+            },
+            Ok(false) => {
+                if self.is_owner() {
+                    tracing::warn!(channel = %state.id, "another pod holds the channel's lease: standing by");
+                    self.owner.store(false, Ordering::Relaxed);
+                }
+                self.keep(upload);
+                Verdict::Standby
+            }
+            Err(e) if self.is_owner() => {
+                tracing::warn!(channel = %state.id, error = %e, "cannot renew the channel's lease; going on");
+                Verdict::Apply
+            }
+            Err(e) => {
+                tracing::warn!(channel = %state.id, error = %e, "cannot reach the control store: standing by");
+                self.keep(upload);
+                Verdict::Standby
+            }
+        }
+    }
+
+    /// Renews the owner's lease (every tick); a lease another pod took makes this one a standby.
+    pub async fn renew(&mut self, state: &ChannelState) {
+        let Some(cluster) = &self.cluster else { return };
+        if !self.is_owner() {
+            return;
+        }
+        match cluster.hold_lease(&state.id, self.ttl).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(channel = %state.id, "lost the channel's lease to another pod: standing by");
+                self.owner.store(false, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(channel = %state.id, error = %e, "cannot renew the channel's lease"),
+        }
+    }
+
+    /// Gives the lease up (the channel's task ends), so a standby takes over at once.
+    pub async fn release(&self, state: &ChannelState) {
+        if let Some(cluster) = &self.cluster
+            && self.is_owner()
+        {
+            let _ = cluster.release_lease(&state.id).await;
+        }
+    }
+
+    async fn take_over(&mut self, cluster: &ControlStore, state: &mut ChannelState) -> Result<(), String> {
+        let record = cluster.channel(&state.id).await.map_err(|e| e.to_string())?.ok_or("the channel is gone")?;
+        if let Some(timeline) = cluster.timeline(&state.id).await.map_err(|e| e.to_string())? {
+            *state = ChannelState::take_over(&record, timeline, std::mem::take(&mut self.standby_inits));
+        } else {
+            state.pending_inits.extend(std::mem::take(&mut self.standby_inits));
+        }
+        self.owner.store(true, Ordering::Relaxed);
+        tracing::info!(channel = %state.id, pod = cluster.pod(), "took the channel over");
+        Ok(())
+    }
+
+    /// A standby keeps the encoder's init segments: they are sent once per session, and taking over
+    /// needs them.
+    fn keep(&mut self, upload: &Upload) {
+        if let Upload::Init { path, bytes, info } = upload
+            && (self.standby_inits.len() < MAX_STANDBY_INITS || self.standby_inits.contains_key(path))
+        {
+            self.standby_inits.insert(path.clone(), (bytes.clone(), info.clone()));
+        }
+    }
+}
