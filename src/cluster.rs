@@ -78,6 +78,21 @@ pub enum ClusterError {
     Redis(#[from] redis::RedisError),
     #[error("a shared record is unreadable: {0}")]
     Record(#[from] serde_json::Error),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+/// How long a lease operation may take: it runs before an encoder's upload is applied, which must
+/// not wait on a control store that is away.
+const LEASE_DEADLINE: std::time::Duration = std::time::Duration::from_millis(300);
+/// How long any other call may take (a player's request may be waiting on it).
+const DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn within<T>(
+    deadline: std::time::Duration,
+    call: impl std::future::Future<Output = Result<T, ClusterError>>,
+) -> Result<T, ClusterError> {
+    tokio::time::timeout(deadline, call).await.map_err(|_| ClusterError::Timeout(deadline))?
 }
 
 /// The shared control store. Cheap to clone (one multiplexed, self-reconnecting connection).
@@ -106,23 +121,27 @@ impl ControlStore {
 
     /// Takes or renews this pod's lease on a channel for `ttl`; false while another pod holds it.
     pub async fn hold_lease(&self, id: &ChannelId, ttl: std::time::Duration) -> Result<bool, ClusterError> {
-        let held: i64 = redis::Script::new(HOLD_LEASE)
-            .key(lease_key(id))
-            .arg(&*self.pod)
-            .arg(ttl.as_millis() as u64)
-            .invoke_async(&mut self.connection.clone())
-            .await?;
-        Ok(held == 1)
+        let mut connection = self.connection.clone();
+        let script = redis::Script::new(HOLD_LEASE);
+        let call = async move {
+            let mut invocation = script.key(lease_key(id));
+            invocation.arg(&*self.pod).arg(ttl.as_millis() as u64);
+            let held: i64 = invocation.invoke_async(&mut connection).await?;
+            Ok(held == 1)
+        };
+        within(LEASE_DEADLINE, call).await
     }
 
     /// Gives this pod's lease on a channel up (a graceful stop), so a standby takes over at once.
     pub async fn release_lease(&self, id: &ChannelId) -> Result<(), ClusterError> {
-        let _: i64 = redis::Script::new(RELEASE_LEASE)
-            .key(lease_key(id))
-            .arg(&*self.pod)
-            .invoke_async(&mut self.connection.clone())
-            .await?;
-        Ok(())
+        within(LEASE_DEADLINE, async {
+            let script = redis::Script::new(RELEASE_LEASE);
+            let mut invocation = script.key(lease_key(id));
+            invocation.arg(&*self.pod);
+            let _: i64 = invocation.invoke_async(&mut self.connection.clone()).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Makes a channel known to every pod.
@@ -141,8 +160,11 @@ impl ControlStore {
     }
 
     pub async fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, ClusterError> {
-        let json: Option<String> = self.connection.clone().hget(CHANNELS, id.as_str()).await?;
-        Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
+        within(DEADLINE, async {
+            let json: Option<String> = self.connection.clone().hget(CHANNELS, id.as_str()).await?;
+            Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
+        })
+        .await
     }
 
     /// Writes a channel's timeline and announces it, unless the stored one got further; returns
@@ -168,8 +190,11 @@ impl ControlStore {
     }
 
     pub async fn timeline(&self, id: &ChannelId) -> Result<Option<TimelineRecord>, ClusterError> {
-        let json: Option<Vec<u8>> = self.connection.clone().get(timeline_key(id)).await?;
-        Ok(json.map(|j| serde_json::from_slice(&j)).transpose()?)
+        within(DEADLINE, async {
+            let json: Option<Vec<u8>> = self.connection.clone().get(timeline_key(id)).await?;
+            Ok(json.map(|j| serde_json::from_slice(&j)).transpose()?)
+        })
+        .await
     }
 
     /// A subscription to a channel's publication events.

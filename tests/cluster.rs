@@ -130,3 +130,42 @@ async fn a_standby_pod_takes_the_channel_over_when_the_owner_dies() {
     let newest = &after.segments.last().unwrap().uri;
     assert_eq!(get(c.edge, &format!("/live/news/{newest}")).await.status, 200);
 }
+
+/// Redis stops mid-run and comes back empty: no pod crashes, VOD is untouched, the owner keeps
+/// taking its encoder's segments, and the following pod catches up without a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_ride_out_a_redis_restart() {
+    let redis = RedisServer::start();
+    let port = redis.port;
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample/sample.mp4");
+    std::fs::copy(sample, dir.path().join("sample.mp4")).unwrap();
+    let root = dir.path().to_str().unwrap().to_owned();
+    let url = redis.url();
+    let env = [("ESTUARY_CLUSTER_REDIS_URL", url.as_str())];
+    let a = Estuary::spawn(&["--storage-root", root.as_str()], &env);
+    let b = Estuary::spawn(&["--storage-root", root.as_str()], &env);
+    let body = format!(r#"{{"id":"news","token":"{TOKEN}","target_duration":"2s","window":"20s"}}"#);
+    let created =
+        send_body(a.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let push = Push { preemptive_auth: true, seconds: 60, ..Push::default() };
+    let _encoder = Encoder::start(a.ingest.unwrap(), "news", TOKEN, push);
+    let followed = playlist_when(&b, Duration::from_secs(20), |p| p.segments.len() >= 2).await;
+
+    drop(redis);
+    let on_a = playlist_when(&a, Duration::from_secs(10), |p| p.segments.len() >= 2).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(get(b.edge, "/vod/sample.mp4/master.m3u8").await.status, 200, "VOD does not need Redis");
+    let later = playlist_when(&a, Duration::from_secs(10), |p| last_msn(p) > last_msn(&on_a)).await;
+    assert!(last_msn(&later) > last_msn(&on_a), "the owner keeps committing while Redis is away");
+    let held = get(b.edge, "/live/news/v0.m3u8").await;
+    assert_eq!(held.status, 200, "the follower keeps its last playlist for a while: {}", held.text());
+
+    let _redis = RedisServer::start_on(port);
+    let caught_up = playlist_when(&b, Duration::from_secs(30), |p| last_msn(p) >= last_msn(&later)).await;
+    assert!(last_msn(&caught_up) > last_msn(&followed), "the follower caught up after Redis came back");
+    for pod in [&a, &b] {
+        assert_eq!(get(pod.edge, "/healthz").await.status, 200, "no pod went down");
+    }
+}

@@ -4,6 +4,7 @@
 //! come from storage (the shared timeline lists only stored ones).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
@@ -17,6 +18,37 @@ use crate::cluster::{ClusterError, ControlStore};
 /// How often the shared timeline is read again without an announcement (one missed while
 /// reconnecting, say).
 const REFRESH: Duration = Duration::from_secs(5);
+/// A followed channel whose shared timeline could not be read for this long is answered 503: its
+/// players retry rather than play a window that no longer moves.
+pub const STALE_AFTER: Duration = Duration::from_secs(30);
+
+/// A channel this pod follows: its snapshots, and when the control store last answered for it.
+#[derive(Clone)]
+pub struct Followed {
+    pub snapshots: watch::Receiver<Arc<ChannelSnapshot>>,
+    confirmed: Arc<AtomicU64>,
+}
+
+impl Followed {
+    pub fn new(snapshots: watch::Receiver<Arc<ChannelSnapshot>>) -> Followed {
+        Followed { snapshots, confirmed: Arc::new(AtomicU64::new(now_ms())) }
+    }
+
+    /// What the follower's task stamps each time the control store answers.
+    pub fn confirmed(&self) -> Arc<AtomicU64> {
+        self.confirmed.clone()
+    }
+
+    /// Whether the control store has not answered for [`STALE_AFTER`].
+    pub fn is_stale(&self) -> bool {
+        now_ms().saturating_sub(self.confirmed.load(Ordering::Relaxed)) > STALE_AFTER.as_millis() as u64
+    }
+}
+
+fn now_ms() -> u64 {
+    from_ms(0).elapsed().map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Set in the version of every followed snapshot.
 pub const FOLLOWED: u64 = 1 << 63;
 /// Wait before subscribing again after the control store failed.
@@ -37,7 +69,13 @@ pub async fn snapshot(cluster: &ControlStore, id: &ChannelId) -> Result<Option<C
 
 /// Keeps `tx` on the shared timeline until the process ends: on every announcement, and every
 /// [`REFRESH`] in case one was missed.
-pub async fn follow(cluster: ControlStore, id: ChannelId, tx: watch::Sender<Arc<ChannelSnapshot>>) {
+pub async fn follow(
+    cluster: ControlStore,
+    id: ChannelId,
+    tx: watch::Sender<Arc<ChannelSnapshot>>,
+    confirmed: Arc<AtomicU64>,
+) {
+    let tx = Target { tx, confirmed };
     loop {
         let mut pubsub = match cluster.subscribe(&id).await {
             Ok(p) => p,
@@ -62,8 +100,14 @@ pub async fn follow(cluster: ControlStore, id: ChannelId, tx: watch::Sender<Arc<
     }
 }
 
+/// Where a follower publishes, and when the control store last answered.
+struct Target {
+    tx: watch::Sender<Arc<ChannelSnapshot>>,
+    confirmed: Arc<AtomicU64>,
+}
+
 /// Reads the shared timeline and publishes it here when it changed.
-async fn refresh(cluster: &ControlStore, id: &ChannelId, tx: &watch::Sender<Arc<ChannelSnapshot>>) {
+async fn refresh(cluster: &ControlStore, id: &ChannelId, target: &Target) {
     let mut snap = match snapshot(cluster, id).await {
         Ok(Some(snap)) => snap,
         Ok(None) => return,
@@ -72,6 +116,8 @@ async fn refresh(cluster: &ControlStore, id: &ChannelId, tx: &watch::Sender<Arc<
             return;
         }
     };
+    target.confirmed.store(now_ms(), Ordering::Relaxed);
+    let tx = &target.tx;
     let current = tx.borrow().clone();
     let same = |a: &ChannelSnapshot, b: &ChannelSnapshot| {
         (a.status, a.accepting, a.last_msn(), a.slots.len(), a.discontinuity_base)

@@ -181,6 +181,7 @@ impl LiveRegistry {
         if registry.inner.cluster.is_some() {
             // The control store is the registry: a pod takes a channel when its encoder pushes here.
             tracing::info!("live channels are shared through the control store; taken on their first upload");
+            tokio::spawn(reshare(Arc::downgrade(&registry.inner)));
             return Ok(registry);
         }
         store::migrate_legacy(storage.as_ref()).await?;
@@ -403,6 +404,31 @@ impl LiveRegistry {
     pub async fn flush(&self) {
         for handle in self.list() {
             let _ = handle.request(Command::Flush).await;
+        }
+    }
+}
+
+/// Shares the records of the channels this pod writes again every few seconds, so a control store
+/// that lost its data (a Redis restarted without persistence) learns them back.
+async fn reshare(inner: std::sync::Weak<Inner>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let Some(cluster) = &inner.cluster else { return };
+        for handle in inner.channels.load().values().filter(|h| h.is_owner()) {
+            let snap = handle.snapshot();
+            let record = ChannelRecord {
+                id: handle.id.clone(),
+                key_sha256: handle.key.to_hex(),
+                token: None,
+                settings: snap.settings.clone(),
+                created_ms: handle.created_ms,
+                stopped: !snap.accepting,
+            };
+            if let Err(e) = cluster.share_channel(&record).await {
+                tracing::debug!(channel = %handle.id, error = %e, "could not share the channel again");
+            }
         }
     }
 }

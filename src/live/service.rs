@@ -59,7 +59,7 @@ pub struct Live {
     /// Segments copied into the cache are charged here (the process's in-flight byte budget).
     budget: Arc<ByteBudget>,
     /// Channels another pod takes the stream of, followed through the control store (in a cluster).
-    followers: Arc<Mutex<HashMap<ChannelId, watch::Receiver<Arc<ChannelSnapshot>>>>>,
+    followers: Arc<Mutex<HashMap<ChannelId, follower::Followed>>>,
 }
 
 impl Live {
@@ -245,20 +245,24 @@ impl Live {
     async fn follow(&self, channel: &str) -> Result<watch::Receiver<Arc<ChannelSnapshot>>, ServeError> {
         let cluster = self.registry.cluster().ok_or(ServeError::NotFound)?;
         let id = ChannelId::parse(channel).map_err(|_| ServeError::NotFound)?;
-        if let Some(rx) = self.followers.lock().ok().and_then(|f| f.get(&id).cloned()) {
-            return Ok(rx);
+        if let Some(followed) = self.followers.lock().ok().and_then(|f| f.get(&id).cloned()) {
+            if followed.is_stale() {
+                return Err(ServeError::Unavailable("the control store has not answered for this channel".into()));
+            }
+            return Ok(followed.snapshots);
         }
         let snap = follower::snapshot(cluster, &id)
             .await
             .map_err(|e| ServeError::Unavailable(format!("the control store: {e}")))?
             .ok_or(ServeError::NotFound)?;
         let Ok(mut followers) = self.followers.lock() else { return Err(ServeError::NotFound) };
-        if let Some(rx) = followers.get(&id) {
-            return Ok(rx.clone());
+        if let Some(followed) = followers.get(&id) {
+            return Ok(followed.snapshots.clone());
         }
         let (tx, rx) = watch::channel(Arc::new(snap));
-        followers.insert(id.clone(), rx.clone());
-        tokio::spawn(follower::follow(cluster.clone(), id, tx));
+        let followed = follower::Followed::new(rx.clone());
+        tokio::spawn(follower::follow(cluster.clone(), id.clone(), tx, followed.confirmed()));
+        followers.insert(id, followed);
         Ok(rx)
     }
 }
