@@ -11,6 +11,8 @@
 //! manager that reconnects on its own, pub/sub and scripts, and it speaks to Redis 7, Valkey and
 //! ElastiCache alike.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
@@ -85,14 +87,36 @@ pub enum ClusterError {
 /// How long a lease operation may take: it runs before an encoder's upload is applied, which must
 /// not wait on a control store that is away.
 const LEASE_DEADLINE: std::time::Duration = std::time::Duration::from_millis(300);
+/// How long sharing a timeline may take (it runs beside the channel's task, never in its way).
+const SHARE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long any other call may take (a player's request may be waiting on it).
 const DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Control-store figures for metrics: calls, failed ones (errors and timeouts), time spent.
+#[derive(Debug, Default)]
+pub struct RedisStats {
+    pub calls: AtomicU64,
+    pub errors: AtomicU64,
+    pub micros: AtomicU64,
+}
+
+pub static REDIS: RedisStats =
+    RedisStats { calls: AtomicU64::new(0), errors: AtomicU64::new(0), micros: AtomicU64::new(0) };
+
+/// Runs one control-store call within `deadline`, counting it.
 async fn within<T>(
     deadline: std::time::Duration,
     call: impl std::future::Future<Output = Result<T, ClusterError>>,
 ) -> Result<T, ClusterError> {
-    tokio::time::timeout(deadline, call).await.map_err(|_| ClusterError::Timeout(deadline))?
+    let start = std::time::Instant::now();
+    let result = tokio::time::timeout(deadline, call).await.map_err(|_| ClusterError::Timeout(deadline));
+    let result = result.and_then(|r| r);
+    REDIS.calls.fetch_add(1, Ordering::Relaxed);
+    REDIS.micros.fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+    if result.is_err() {
+        REDIS.errors.fetch_add(1, Ordering::Relaxed);
+    }
+    result
 }
 
 /// The shared control store. Cheap to clone (one multiplexed, self-reconnecting connection).
@@ -147,16 +171,22 @@ impl ControlStore {
     /// Makes a channel known to every pod.
     pub async fn share_channel(&self, record: &ChannelRecord) -> Result<(), ClusterError> {
         let json = serde_json::to_string(record)?;
-        let _: () = self.connection.clone().hset(CHANNELS, record.id.as_str(), json).await?;
-        Ok(())
+        within(DEADLINE, async {
+            let _: () = self.connection.clone().hset(CHANNELS, record.id.as_str(), json).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Forgets a channel and its shared timeline.
     pub async fn forget_channel(&self, id: &ChannelId) -> Result<(), ClusterError> {
-        let mut c = self.connection.clone();
-        let _: () = c.hdel(CHANNELS, id.as_str()).await?;
-        let _: () = c.del(&[timeline_key(id), progress_key(id)]).await?;
-        Ok(())
+        within(DEADLINE, async {
+            let mut c = self.connection.clone();
+            let _: () = c.hdel(CHANNELS, id.as_str()).await?;
+            let _: () = c.del(&[timeline_key(id), progress_key(id)]).await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, ClusterError> {
@@ -176,17 +206,20 @@ impl ControlStore {
         progress: TimelineProgress,
     ) -> Result<bool, ClusterError> {
         let last_upload = progress.last_upload_ms.map_or(-1, |ms| ms as i64);
-        let written: i64 = self
-            .share
-            .key(timeline_key(id))
-            .key(progress_key(id))
-            .key(events_channel(id))
-            .arg(json)
-            .arg(progress.next_msn)
-            .arg(last_upload)
-            .invoke_async(&mut self.connection.clone())
-            .await?;
-        Ok(written == 1)
+        within(SHARE_DEADLINE, async {
+            let written: i64 = self
+                .share
+                .key(timeline_key(id))
+                .key(progress_key(id))
+                .key(events_channel(id))
+                .arg(json)
+                .arg(progress.next_msn)
+                .arg(last_upload)
+                .invoke_async(&mut self.connection.clone())
+                .await?;
+            Ok(written == 1)
+        })
+        .await
     }
 
     pub async fn timeline(&self, id: &ChannelId) -> Result<Option<TimelineRecord>, ClusterError> {

@@ -85,6 +85,27 @@ async fn a_channel_pushed_into_one_pod_plays_from_another() {
     assert_eq!(held.status, 200, "{}", held.text());
     assert!(last_msn(&media(&held.text())) >= next, "released with segment {next}");
     eprintln!("_HLS_msn={next} on pod B released after {:?}", asked.elapsed());
+
+    // The figures an operator watches: who owns the channel, the follower's delay behind the owner.
+    let metric = |text: &str, name: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let on_a = get(a.api, "/metrics").await.text();
+    let on_b = get(b.api, "/metrics").await.text();
+    assert_eq!(metric(&on_a, "estuary_live_channels_owned"), 1.0);
+    assert_eq!(
+        (metric(&on_b, "estuary_live_channels_owned"), metric(&on_b, "estuary_live_channels_followed")),
+        (0.0, 1.0)
+    );
+    let delays = metric(&on_b, "estuary_cluster_follow_delays_total");
+    assert!(delays >= 1.0, "{on_b}");
+    eprintln!(
+        "upload on A to playlist on B: mean {:.3} s, max {:.3} s over {delays} segments; redis calls on B: {}",
+        metric(&on_b, "estuary_cluster_follow_delay_seconds_total") / delays,
+        metric(&on_b, "estuary_cluster_follow_delay_max_seconds"),
+        metric(&on_b, "estuary_cluster_redis_calls_total"),
+    );
 }
 
 /// A redundant encoder pair: encoder 1 into pod A (the owner), encoder 2 into pod B (a standby),

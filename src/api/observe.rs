@@ -159,6 +159,42 @@ fn live_metrics(state: &ApiState, out: &mut String) {
     for (name, kind, help, value) in samples {
         write_sample(out, name, kind, help, &[], value);
     }
+    let (redis, follow) = (&crate::cluster::REDIS, &crate::live::follower::FOLLOW);
+    let owned = state.live.list().iter().filter(|h| h.is_owner()).count() as f64;
+    let secs = |micros: &std::sync::atomic::AtomicU64| load(micros) / 1e6;
+    let cluster = [
+        ("estuary_cluster_redis_calls_total", "counter", "Calls to the control store (Redis)", load(&redis.calls)),
+        (
+            "estuary_cluster_redis_errors_total",
+            "counter",
+            "Control-store calls that failed or timed out",
+            load(&redis.errors),
+        ),
+        ("estuary_cluster_redis_seconds_total", "counter", "Time spent in control-store calls", secs(&redis.micros)),
+        ("estuary_live_channels_owned", "gauge", "Live channels this pod writes (holds the lease of)", owned),
+        (
+            "estuary_live_channels_followed",
+            "gauge",
+            "Live channels this pod follows from the control store",
+            load(&follow.followed),
+        ),
+        (
+            "estuary_cluster_follow_delay_seconds_total",
+            "counter",
+            "Sum of the delays from an owner taking an upload to this pod publishing it",
+            secs(&follow.delay_micros),
+        ),
+        (
+            "estuary_cluster_follow_delays_total",
+            "counter",
+            "Segments this pod published from a followed channel",
+            load(&follow.delays),
+        ),
+        ("estuary_cluster_follow_delay_max_seconds", "gauge", "Longest such delay", secs(&follow.max_delay_micros)),
+    ];
+    for (name, kind, help, value) in cluster {
+        write_sample(out, name, kind, help, &[], value);
+    }
     let dropped = "estuary_live_segments_dropped_total";
     let _ = writeln!(out, "# HELP {dropped} Pushed live segments never committed, by reason\n# TYPE {dropped} counter");
     for reason in crate::live::channel::DropReason::ALL {

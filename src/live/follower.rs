@@ -49,6 +49,23 @@ fn now_ms() -> u64 {
     from_ms(0).elapsed().map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Followers' figures for metrics: channels followed, and how long after the owner took an upload
+/// a pod following it published the playlist with it (sum, count, max in microseconds).
+#[derive(Debug, Default)]
+pub struct FollowStats {
+    pub followed: AtomicU64,
+    pub delay_micros: AtomicU64,
+    pub delays: AtomicU64,
+    pub max_delay_micros: AtomicU64,
+}
+
+pub static FOLLOW: FollowStats = FollowStats {
+    followed: AtomicU64::new(0),
+    delay_micros: AtomicU64::new(0),
+    delays: AtomicU64::new(0),
+    max_delay_micros: AtomicU64::new(0),
+};
+
 /// Set in the version of every followed snapshot.
 pub const FOLLOWED: u64 = 1 << 63;
 /// Wait before subscribing again after the control store failed.
@@ -76,6 +93,7 @@ pub async fn follow(
     confirmed: Arc<AtomicU64>,
 ) {
     let tx = Target { tx, confirmed };
+    FOLLOW.followed.fetch_add(1, Ordering::Relaxed);
     loop {
         let mut pubsub = match cluster.subscribe(&id).await {
             Ok(p) => p,
@@ -129,5 +147,13 @@ async fn refresh(cluster: &ControlStore, id: &ChannelId, target: &Target) {
     // Rendered playlists are cached by snapshot version: every change here is a new one, and a
     // followed snapshot's never equals one of this pod's own channel task (the high bit).
     snap.version = (current.version + 1) | FOLLOWED;
+    if snap.last_msn() > current.last_msn()
+        && let Some(uploaded) = snap.last_upload
+    {
+        let delay = SystemTime::now().duration_since(uploaded).unwrap_or_default().as_micros() as u64;
+        FOLLOW.delay_micros.fetch_add(delay, Ordering::Relaxed);
+        FOLLOW.delays.fetch_add(1, Ordering::Relaxed);
+        FOLLOW.max_delay_micros.fetch_max(delay, Ordering::Relaxed);
+    }
     tx.send_replace(Arc::new(snap));
 }

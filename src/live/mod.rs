@@ -8,7 +8,7 @@
 mod actor;
 pub mod blocking;
 pub mod channel;
-mod follower;
+pub mod follower;
 pub mod key;
 pub mod keys;
 pub mod manifests;
