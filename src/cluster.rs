@@ -130,12 +130,28 @@ pub struct ControlStore {
 }
 
 impl ControlStore {
-    /// Connects to `url` (`redis://host:port`); fails when Redis cannot be reached now.
+    /// The control store at `url` (`redis://host:port`); fails only for a URL that is not one. The
+    /// connection is made on first use and remade whenever it breaks, so a pod starts, and serves
+    /// VOD and the channels it owns, while Redis is away.
     pub async fn connect(url: &str) -> Result<ControlStore, ClusterError> {
         let client = redis::Client::open(url)?;
-        let connection = client.get_connection_manager().await?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(DEADLINE))
+            .set_response_timeout(Some(DEADLINE))
+            .set_number_of_retries(2)
+            .set_max_delay(std::time::Duration::from_secs(2));
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
         let pod = format!("{}-{}-{:08x}", hostname(), std::process::id(), rand_u32());
         Ok(ControlStore { client, connection, share: redis::Script::new(SHARE_TIMELINE), pod: pod.into() })
+    }
+
+    /// Whether Redis answers now.
+    pub async fn ping(&self) -> Result<(), ClusterError> {
+        within(DEADLINE, async {
+            let _: String = redis::cmd("PING").query_async(&mut self.connection.clone()).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// This process's name as a lease holder.

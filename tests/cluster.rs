@@ -190,3 +190,27 @@ async fn pods_ride_out_a_redis_restart() {
         assert_eq!(get(pod.edge, "/healthz").await.status, 200, "no pod went down");
     }
 }
+
+/// A pod starts while Redis is away (VOD serves, a channel can be created), and takes its channel's
+/// stream once Redis is there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_starts_while_redis_is_away() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample/sample.mp4");
+    std::fs::copy(sample, dir.path().join("sample.mp4")).unwrap();
+    let root = dir.path().to_str().unwrap().to_owned();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let pod = Estuary::spawn(&["--storage-root", root.as_str()], &[("ESTUARY_CLUSTER_REDIS_URL", url.as_str())]);
+    assert_eq!(get(pod.edge, "/healthz").await.status, 200);
+    assert_eq!(get(pod.edge, "/vod/sample.mp4/master.m3u8").await.status, 200);
+
+    let _redis = RedisServer::start_on(port);
+    let body = format!(r#"{{"id":"news","token":"{TOKEN}","target_duration":"2s"}}"#);
+    let created =
+        send_body(pod.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let push = Push { preemptive_auth: true, seconds: 30, ..Push::default() };
+    let _encoder = Encoder::start(pod.ingest.unwrap(), "news", TOKEN, push);
+    playlist_when(&pod, Duration::from_secs(20), |p| p.segments.len() >= 2).await;
+}

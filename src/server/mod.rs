@@ -126,7 +126,16 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
     };
     let cluster = match config.cluster.redis_url.as_str() {
         "" => None,
-        url => Some(ControlStore::connect(url).await.context("connecting to the control store (cluster.redis_url)")?),
+        url => {
+            let store = ControlStore::connect(url).await.context("cluster.redis_url")?;
+            match store.ping().await {
+                Ok(()) => tracing::info!(pod = store.pod(), "the control store (Redis) answers"),
+                Err(e) => {
+                    tracing::warn!(pod = store.pod(), error = %e, "the control store (Redis) does not answer yet; going on")
+                }
+            }
+            Some(store)
+        }
     };
     let live = LiveRegistry::load_in_cluster(storage.clone(), live_limits, cluster)
         .await
