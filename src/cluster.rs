@@ -127,6 +127,8 @@ pub struct ControlStore {
     share: redis::Script,
     /// This process, as lease holders are named.
     pod: std::sync::Arc<str>,
+    /// Uploads for a channel another pod takes are refused (409) rather than kept as a standby.
+    refuse_redundant: bool,
 }
 
 impl ControlStore {
@@ -142,7 +144,18 @@ impl ControlStore {
             .set_max_delay(std::time::Duration::from_secs(2));
         let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
         let pod = format!("{}-{}-{:08x}", hostname(), std::process::id(), rand_u32());
-        Ok(ControlStore { client, connection, share: redis::Script::new(SHARE_TIMELINE), pod: pod.into() })
+        let share = redis::Script::new(SHARE_TIMELINE);
+        Ok(ControlStore { client, connection, share, pod: pod.into(), refuse_redundant: false })
+    }
+
+    /// `cluster.redundant_ingest = "refuse"`: a channel's uploads on a pod that does not hold its
+    /// lease get 409 instead of being kept as a standby.
+    pub fn refusing_redundant_ingest(self, refuse: bool) -> ControlStore {
+        ControlStore { refuse_redundant: refuse, ..self }
+    }
+
+    pub fn refuses_redundant_ingest(&self) -> bool {
+        self.refuse_redundant
     }
 
     /// Whether Redis answers now.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::client::{get, send_body};
 use common::encoder::{Encoder, Push};
+use common::live_push::push_sample;
 use common::process::Estuary;
 use common::redis::RedisServer;
 
@@ -213,4 +214,26 @@ async fn a_pod_starts_while_redis_is_away() {
     let push = Push { preemptive_auth: true, seconds: 30, ..Push::default() };
     let _encoder = Encoder::start(pod.ingest.unwrap(), "news", TOKEN, push);
     playlist_when(&pod, Duration::from_secs(20), |p| p.segments.len() >= 2).await;
+}
+
+/// `cluster.redundant_ingest = "refuse"`: a second pod answers a channel's uploads with 409 while
+/// another pod takes its stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn redundant_ingest_can_be_refused() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_owned();
+    let url = redis.url();
+    let env = [("ESTUARY_CLUSTER_REDIS_URL", url.as_str()), ("ESTUARY_CLUSTER_REDUNDANT_INGEST", "refuse")];
+    let a = Estuary::spawn(&["--storage-root", root.as_str()], &env);
+    let b = Estuary::spawn(&["--storage-root", root.as_str()], &env);
+    let body = format!(r#"{{"id":"news","token":"{TOKEN}","target_duration":"2s"}}"#);
+    let created =
+        send_body(a.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let prefix = format!("/ingest/news/{TOKEN}/v0");
+    push_sample(a.ingest.unwrap(), &prefix, &[], 201).await;
+    push_sample(b.ingest.unwrap(), &prefix, &[], 409).await;
+    let refused = send_body(b.ingest.unwrap(), "PUT", &format!("{prefix}/index.m3u8"), &[], b"#EXTM3U\n").await;
+    assert!(refused.text().contains("another pod"), "{}", refused.text());
 }

@@ -101,6 +101,19 @@ pub struct ClusterConfig {
     /// timelines are shared through it, so every pod serves every live channel. Empty: a single
     /// process, as without a cluster.
     pub redis_url: String,
+    /// What a pod does with a channel's uploads while another pod takes its stream (a redundant
+    /// encoder pair): `standby` accepts them, keeps the init segments and takes over when the owner
+    /// is gone; `refuse` answers 409.
+    pub redundant_ingest: RedundantIngest,
+}
+
+/// See [`ClusterConfig::redundant_ingest`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedundantIngest {
+    #[default]
+    Standby,
+    Refuse,
 }
 
 /// The control plane: operators, Prometheus, Kubernetes probes.

@@ -105,7 +105,7 @@ impl IngestError {
             IngestError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
             IngestError::Upload(UploadError::UnsupportedType(_)) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             IngestError::Upload(UploadError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
-            IngestError::Upload(UploadError::Stopped) => StatusCode::CONFLICT,
+            IngestError::Upload(UploadError::Stopped | UploadError::OwnedElsewhere) => StatusCode::CONFLICT,
         }
     }
 }

@@ -82,9 +82,16 @@ pub async fn run(
             command = commands.recv() => match command {
                 None => break,
                 Some(Command::Upload(upload, reply)) => {
-                    if let Verdict::Standby = role.admit(&mut state, &upload).await {
-                        let _ = reply.send(Ok(()));
-                        continue;
+                    match role.admit(&mut state, &upload).await {
+                        Verdict::Apply => {}
+                        Verdict::Standby => {
+                            let _ = reply.send(Ok(()));
+                            continue;
+                        }
+                        Verdict::Refuse => {
+                            let _ = reply.send(Err(UploadError::OwnedElsewhere));
+                            continue;
+                        }
                     }
                     let (held, limit) = (state.held_bytes(), limits.bytes);
                     let result = if upload.size() > 0 && held + upload.size() > limit {

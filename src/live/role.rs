@@ -34,6 +34,8 @@ pub enum Verdict {
     Apply,
     /// Kept as a standby (or dropped): answer it as accepted, change nothing.
     Standby,
+    /// Another pod takes the stream and redundant ingest is refused: answer 409.
+    Refuse,
 }
 
 impl Role {
@@ -65,6 +67,9 @@ impl Role {
                 if self.is_owner() {
                     tracing::warn!(channel = %state.id, "another pod holds the channel's lease: standing by");
                     self.owner.store(false, Ordering::Relaxed);
+                }
+                if cluster.refuses_redundant_ingest() {
+                    return Verdict::Refuse;
                 }
                 self.keep(upload);
                 Verdict::Standby

@@ -57,6 +57,9 @@ pub enum UploadError {
     /// All of ingest holds as many bytes as it may (413).
     #[error("ingest holds its limit of {limit} bytes in memory (ingest.max_total_bytes)")]
     IngestFull { limit: u64 },
+    /// Another pod takes this channel's stream, and redundant ingest is refused (409).
+    #[error("another pod takes this channel's stream (cluster.redundant_ingest = \"refuse\")")]
+    OwnedElsewhere,
 }
 
 impl From<PackagingError> for UploadError {

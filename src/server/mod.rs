@@ -18,7 +18,7 @@ pub use crate::health::Health;
 use crate::api::{ApiState, IngestEndpoint, api_router};
 use crate::cache::SegmentCache;
 use crate::cluster::ControlStore;
-use crate::config::{Config, StorageBackend};
+use crate::config::{Config, RedundantIngest, StorageBackend};
 use crate::edge::{EdgeService, EdgeShared, EdgeState, OriginLock};
 use crate::ingest::{IngestState, UploadLimits, ingest_router};
 use crate::live::service::Live;
@@ -127,7 +127,10 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
     let cluster = match config.cluster.redis_url.as_str() {
         "" => None,
         url => {
-            let store = ControlStore::connect(url).await.context("cluster.redis_url")?;
+            let store = ControlStore::connect(url)
+                .await
+                .context("cluster.redis_url")?
+                .refusing_redundant_ingest(config.cluster.redundant_ingest == RedundantIngest::Refuse);
             match store.ping().await {
                 Ok(()) => tracing::info!(pod = store.pod(), "the control store (Redis) answers"),
                 Err(e) => {
