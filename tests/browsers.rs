@@ -145,3 +145,37 @@ async fn dash_js_plays_a_dvr_range_and_a_recording_with_an_outage() {
     assert_eq!(report["ok"], true, "the recording's last Period is reachable: {report}\n{mpd}");
     assert!(report["played"].as_str().unwrap().parse::<f64>().unwrap() >= f64::from(until), "{report}\n{mpd}");
 }
+
+/// A cluster: ffmpeg pushes into pod A, hls.js and dash.js play the channel from pod B (a real
+/// Redis shares the channel; segments come from the storage both pods use).
+#[tokio::test(flavor = "multi_thread")]
+async fn hls_js_and_dash_js_play_a_channel_from_a_pod_that_did_not_take_it() {
+    use common::process::Estuary;
+    use common::redis::RedisServer;
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_owned();
+    let url = redis.url();
+    let env = [("ESTUARY_CLUSTER_REDIS_URL", url.as_str())];
+    let a = Estuary::spawn(&["--storage-root", root.as_str()], &env);
+    let b = Estuary::spawn(&["--storage-root", root.as_str()], &env);
+    let created = create_channel(a.api, r#"{"id":"cup","target_duration":"2s","window":"12s"}"#).await;
+    let key = created["stream_key"].as_str().unwrap();
+    let _encoder = Encoder::start(a.ingest.unwrap(), "cup", key, Push { seconds: 60, ..Push::default() });
+    let mut segments = 0;
+    for _ in 0..100 {
+        segments = get(b.edge, "/live/cup/v0.m3u8").await.text().matches("#EXTINF").count();
+        if segments >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(segments >= 3, "pod B never listed the channel");
+    let page = PageServer::start();
+    let base = format!("http://{}/live/cup", b.edge);
+    for (player, src) in [("hls", format!("{base}/master.m3u8")), ("dash", format!("{base}/manifest.mpd"))] {
+        let report = tokio::task::block_in_place(|| play(&page, player, &src, 6));
+        eprintln!("{player} from pod B: {report}");
+        assert_played(&report, player, 6.0, &[(320, 180), (160, 90)]);
+    }
+}
