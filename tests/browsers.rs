@@ -150,15 +150,8 @@ async fn dash_js_plays_a_dvr_range_and_a_recording_with_an_outage() {
 /// Redis shares the channel; segments come from the storage both pods use).
 #[tokio::test(flavor = "multi_thread")]
 async fn hls_js_and_dash_js_play_a_channel_from_a_pod_that_did_not_take_it() {
-    use common::process::Estuary;
-    use common::redis::RedisServer;
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_str().unwrap().to_owned();
-    let url = redis.url();
-    let env = [("ESTUARY_CLUSTER_REDIS_URL", url.as_str())];
-    let a = Estuary::spawn(&["--storage-root", root.as_str()], &env);
-    let b = Estuary::spawn(&["--storage-root", root.as_str()], &env);
+    let cluster = common::cluster::Cluster::start(2, &[]);
+    let [a, b] = &cluster.pods[..] else { unreachable!() };
     let created = create_channel(a.api, r#"{"id":"cup","target_duration":"2s","window":"12s"}"#).await;
     let key = created["stream_key"].as_str().unwrap();
     let _encoder = Encoder::start(a.ingest.unwrap(), "cup", key, Push { seconds: 60, ..Push::default() });

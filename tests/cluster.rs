@@ -7,8 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::client::{get, send_body};
+use common::cluster::Cluster;
 use common::encoder::{Encoder, Push};
-use common::live_push::push_sample;
+use common::live_push::{create_channel, push_sample};
 use common::process::Estuary;
 use common::redis::RedisServer;
 
@@ -41,27 +42,24 @@ async fn playlist_when(
     }
 }
 
+/// Creates channel `news` (key [`TOKEN`]) through `pod`'s API with the given settings.
+async fn create(pod: &Estuary, settings: &str) {
+    create_channel(pod.api, &format!(r#"{{"id":"news","token":"{TOKEN}",{settings}}}"#)).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_channel_pushed_into_one_pod_plays_from_another() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_str().unwrap().to_owned();
-    let url = redis.url();
-    let env = [("ESTUARY_CLUSTER_REDIS_URL", url.as_str())];
-    let a = Estuary::spawn(&["--storage-root", root.as_str()], &env);
-    let b = Estuary::spawn(&["--storage-root", root.as_str()], &env);
-    let body = format!(r#"{{"id":"news","token":"{TOKEN}","target_duration":"2s","window":"12s"}}"#);
-    let created =
-        send_body(a.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
-    assert_eq!(created.status, 201, "{}", created.text());
+    let cluster = Cluster::start(2, &[]);
+    let [a, b] = &cluster.pods[..] else { unreachable!() };
+    create(a, r#""target_duration":"2s","window":"12s""#).await;
     assert_eq!(get(b.edge, "/live/nothing/master.m3u8").await.status, 404, "a channel no pod shares");
 
     let push = Push { preemptive_auth: true, seconds: 40, ..Push::default() };
     let _encoder = Encoder::start(a.ingest.unwrap(), "news", TOKEN, push);
-    let on_a = playlist_when(&a, Duration::from_secs(20), |p| p.segments.len() >= 3).await;
+    let on_a = playlist_when(a, Duration::from_secs(20), |p| p.segments.len() >= 3).await;
 
     // Pod B serves what A took: the same URLs (epochs, sequence numbers), segments from storage.
-    let on_b = playlist_when(&b, Duration::from_secs(10), |p| p.segments.len() >= 2).await;
+    let on_b = playlist_when(b, Duration::from_secs(10), |p| p.segments.len() >= 2).await;
     let first_on_b = &on_b.segments[0].uri;
     assert!(on_a.segments.iter().any(|s| &s.uri == first_on_b), "B lists A's segments: {first_on_b}");
     let master = get(b.edge, "/live/news/master.m3u8").await;
@@ -114,19 +112,9 @@ async fn a_channel_pushed_into_one_pod_plays_from_another() {
 /// sequence goes on, with one discontinuity into a new epoch.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standby_pod_takes_the_channel_over_when_the_owner_dies() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_str().unwrap().to_owned();
-    let url = redis.url();
-    let env = [("ESTUARY_CLUSTER_REDIS_URL", url.as_str())];
-    let a = Estuary::spawn(&["--storage-root", root.as_str()], &env);
-    let b = Estuary::spawn(&["--storage-root", root.as_str()], &env);
-    let c = Estuary::spawn(&["--storage-root", root.as_str()], &env);
-    let body =
-        format!(r#"{{"id":"news","token":"{TOKEN}","target_duration":"2s","window":"20s","idle_timeout":"5m"}}"#);
-    let created =
-        send_body(a.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
-    assert_eq!(created.status, 201, "{}", created.text());
+    let mut cluster = Cluster::start(3, &[]);
+    let (c, b, a) = (cluster.pods.pop().unwrap(), cluster.pods.pop().unwrap(), cluster.pods.pop().unwrap());
+    create(&a, r#""target_duration":"2s","window":"20s","idle_timeout":"5m""#).await;
 
     let push = Push { preemptive_auth: true, seconds: 60, ..Push::default() };
     let _first = Encoder::start(a.ingest.unwrap(), "news", TOKEN, push);
@@ -157,37 +145,26 @@ async fn a_standby_pod_takes_the_channel_over_when_the_owner_dies() {
 /// taking its encoder's segments, and the following pod catches up without a restart.
 #[tokio::test(flavor = "multi_thread")]
 async fn pods_ride_out_a_redis_restart() {
-    let redis = RedisServer::start();
-    let port = redis.port;
-    let dir = tempfile::tempdir().unwrap();
-    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/sample/sample.mp4");
-    std::fs::copy(sample, dir.path().join("sample.mp4")).unwrap();
-    let root = dir.path().to_str().unwrap().to_owned();
-    let url = redis.url();
-    let env = [("ESTUARY_CLUSTER_REDIS_URL", url.as_str())];
-    let a = Estuary::spawn(&["--storage-root", root.as_str()], &env);
-    let b = Estuary::spawn(&["--storage-root", root.as_str()], &env);
-    let body = format!(r#"{{"id":"news","token":"{TOKEN}","target_duration":"2s","window":"20s"}}"#);
-    let created =
-        send_body(a.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
-    assert_eq!(created.status, 201, "{}", created.text());
+    let mut cluster = Cluster::start(2, &[]).with_sample();
+    let [a, b] = &cluster.pods[..] else { unreachable!() };
+    create(a, r#""target_duration":"2s","window":"20s""#).await;
     let push = Push { preemptive_auth: true, seconds: 60, ..Push::default() };
     let _encoder = Encoder::start(a.ingest.unwrap(), "news", TOKEN, push);
-    let followed = playlist_when(&b, Duration::from_secs(20), |p| p.segments.len() >= 2).await;
+    let followed = playlist_when(b, Duration::from_secs(20), |p| p.segments.len() >= 2).await;
 
-    drop(redis);
-    let on_a = playlist_when(&a, Duration::from_secs(10), |p| p.segments.len() >= 2).await;
+    drop(cluster.redis.take());
+    let on_a = playlist_when(a, Duration::from_secs(10), |p| p.segments.len() >= 2).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(get(b.edge, "/vod/sample.mp4/master.m3u8").await.status, 200, "VOD does not need Redis");
-    let later = playlist_when(&a, Duration::from_secs(10), |p| last_msn(p) > last_msn(&on_a)).await;
+    let later = playlist_when(a, Duration::from_secs(10), |p| last_msn(p) > last_msn(&on_a)).await;
     assert!(last_msn(&later) > last_msn(&on_a), "the owner keeps committing while Redis is away");
     let held = get(b.edge, "/live/news/v0.m3u8").await;
     assert_eq!(held.status, 200, "the follower keeps its last playlist for a while: {}", held.text());
 
-    let _redis = RedisServer::start_on(port);
-    let caught_up = playlist_when(&b, Duration::from_secs(30), |p| last_msn(p) >= last_msn(&later)).await;
+    let _redis = RedisServer::start_on(cluster.port);
+    let caught_up = playlist_when(b, Duration::from_secs(30), |p| last_msn(p) >= last_msn(&later)).await;
     assert!(last_msn(&caught_up) > last_msn(&followed), "the follower caught up after Redis came back");
-    for pod in [&a, &b] {
+    for pod in [a, b] {
         assert_eq!(get(pod.edge, "/healthz").await.status, 200, "no pod went down");
     }
 }
@@ -220,17 +197,9 @@ async fn a_pod_starts_while_redis_is_away() {
 /// another pod takes its stream.
 #[tokio::test(flavor = "multi_thread")]
 async fn redundant_ingest_can_be_refused() {
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_str().unwrap().to_owned();
-    let url = redis.url();
-    let env = [("ESTUARY_CLUSTER_REDIS_URL", url.as_str()), ("ESTUARY_CLUSTER_REDUNDANT_INGEST", "refuse")];
-    let a = Estuary::spawn(&["--storage-root", root.as_str()], &env);
-    let b = Estuary::spawn(&["--storage-root", root.as_str()], &env);
-    let body = format!(r#"{{"id":"news","token":"{TOKEN}","target_duration":"2s"}}"#);
-    let created =
-        send_body(a.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
-    assert_eq!(created.status, 201, "{}", created.text());
+    let cluster = Cluster::start(2, &[("ESTUARY_CLUSTER_REDUNDANT_INGEST", "refuse")]);
+    let [a, b] = &cluster.pods[..] else { unreachable!() };
+    create(a, r#""target_duration":"2s""#).await;
     let prefix = format!("/ingest/news/{TOKEN}/v0");
     push_sample(a.ingest.unwrap(), &prefix, &[], 201).await;
     push_sample(b.ingest.unwrap(), &prefix, &[], 409).await;
