@@ -57,21 +57,26 @@ async fn hls_js_and_dash_js_play_a_live_channel() {
     let key = created["stream_key"].as_str().unwrap();
     assert_eq!(created["ingest_url"], format!("http://127.0.0.1:{}/ingest/cup/{key}/", s.ingest.port()));
     let _encoder = Encoder::start(s.ingest, "cup", key, Push { seconds: 60, ..Push::default() });
-    // Players join once the live window holds a few segments, as after a stream is announced.
+    play_live_channel(s.edge, "live").await;
+}
+
+/// Once `edge` lists a few segments of channel `cup` (as players join after a stream is announced),
+/// hls.js and dash.js play it for 6 s.
+async fn play_live_channel(edge: std::net::SocketAddr, label: &str) {
     let mut segments = 0;
     for _ in 0..100 {
-        segments = get(s.edge, "/live/cup/v0.m3u8").await.text().matches("#EXTINF").count();
+        segments = get(edge, "/live/cup/v0.m3u8").await.text().matches("#EXTINF").count();
         if segments >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert!(segments >= 3, "the channel never went live");
+    assert!(segments >= 3, "{label}: the channel never went live");
     let page = PageServer::start();
-    let base = format!("http://{}/live/cup", s.edge);
+    let base = format!("http://{edge}/live/cup");
     for (player, src) in [("hls", format!("{base}/master.m3u8")), ("dash", format!("{base}/manifest.mpd"))] {
         let report = tokio::task::block_in_place(|| play(&page, player, &src, 6));
-        eprintln!("{player} live: {report}");
+        eprintln!("{player} {label}: {report}");
         // The encoder's two variants: the player's ABR may pick either.
         assert_played(&report, player, 6.0, &[(320, 180), (160, 90)]);
     }
@@ -155,20 +160,5 @@ async fn hls_js_and_dash_js_play_a_channel_from_a_pod_that_did_not_take_it() {
     let created = create_channel(a.api, r#"{"id":"cup","target_duration":"2s","window":"12s"}"#).await;
     let key = created["stream_key"].as_str().unwrap();
     let _encoder = Encoder::start(a.ingest.unwrap(), "cup", key, Push { seconds: 60, ..Push::default() });
-    let mut segments = 0;
-    for _ in 0..100 {
-        segments = get(b.edge, "/live/cup/v0.m3u8").await.text().matches("#EXTINF").count();
-        if segments >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(segments >= 3, "pod B never listed the channel");
-    let page = PageServer::start();
-    let base = format!("http://{}/live/cup", b.edge);
-    for (player, src) in [("hls", format!("{base}/master.m3u8")), ("dash", format!("{base}/manifest.mpd"))] {
-        let report = tokio::task::block_in_place(|| play(&page, player, &src, 6));
-        eprintln!("{player} from pod B: {report}");
-        assert_played(&report, player, 6.0, &[(320, 180), (160, 90)]);
-    }
+    play_live_channel(b.edge, "from pod B").await;
 }
