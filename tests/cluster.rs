@@ -12,6 +12,7 @@ use common::encoder::{Encoder, Push};
 use common::live_push::{create_channel, push_sample};
 use common::process::Estuary;
 use common::redis::RedisServer;
+use common::tools::probe_live;
 
 const TOKEN: &str = "cluster-key-0123456789abcdef";
 
@@ -72,6 +73,12 @@ async fn a_channel_pushed_into_one_pod_plays_from_another() {
     assert_eq!(from_b.body, from_a.body, "the same segment bytes from both pods");
     let init = on_b.segments.iter().find_map(|s| s.map.as_ref()).unwrap();
     assert_eq!(get(b.edge, &format!("/live/news/{}", init.uri)).await.status, 200);
+    // ffprobe, a player-side reader, finds the streams through pod B.
+    let url = format!("http://{}/live/news/master.m3u8", b.edge);
+    let probe = tokio::task::spawn_blocking(move || probe_live(&url)).await.unwrap();
+    let kinds: Vec<&str> =
+        probe["streams"].as_array().unwrap().iter().filter_map(|s| s["codec_type"].as_str()).collect();
+    assert!(kinds.contains(&"video") && kinds.contains(&"audio"), "{probe}");
     let mpd = get(b.edge, "/live/news/manifest.mpd").await;
     assert_eq!(mpd.status, 200);
     assert!(mpd.text().contains("type=\"dynamic\""), "{}", mpd.text());
@@ -139,6 +146,11 @@ async fn a_standby_pod_takes_the_channel_over_when_the_owner_dies() {
     assert!(before.segments.iter().all(|s| !new_uris.contains(&s.uri.as_str())), "no URL is reused");
     let newest = &after.segments.last().unwrap().uri;
     assert_eq!(get(c.edge, &format!("/live/news/{newest}")).await.status, 200);
+    let url = format!("http://{}/live/news/master.m3u8", c.edge);
+    let probe = tokio::task::spawn_blocking(move || probe_live(&url)).await.unwrap();
+    let kinds: Vec<&str> =
+        probe["streams"].as_array().unwrap().iter().filter_map(|s| s["codec_type"].as_str()).collect();
+    assert!(kinds.contains(&"video") && kinds.contains(&"audio"), "ffprobe reads pod C after the switch: {probe}");
 }
 
 /// Redis stops mid-run and comes back empty: no pod crashes, VOD is untouched, the owner keeps
