@@ -218,6 +218,24 @@ impl ControlStore {
         .await
     }
 
+    /// Every channel any pod shares.
+    pub async fn channels(&self) -> Result<Vec<ChannelRecord>, ClusterError> {
+        within(DEADLINE, async {
+            let all: Vec<(String, String)> = self.connection.clone().hgetall(CHANNELS).await?;
+            let mut records = Vec::with_capacity(all.len());
+            for (_, json) in all {
+                records.push(serde_json::from_str(&json)?);
+            }
+            Ok(records)
+        })
+        .await
+    }
+
+    /// The pod holding a channel's lease (writing it), if any.
+    pub async fn lease_holder(&self, id: &ChannelId) -> Result<Option<String>, ClusterError> {
+        within(DEADLINE, async { Ok(self.connection.clone().get(lease_key(id)).await?) }).await
+    }
+
     pub async fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, ClusterError> {
         within(DEADLINE, async {
             let json: Option<String> = self.connection.clone().hget(CHANNELS, id.as_str()).await?;

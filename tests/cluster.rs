@@ -73,6 +73,15 @@ async fn a_channel_pushed_into_one_pod_plays_from_another() {
     assert_eq!(from_b.body, from_a.body, "the same segment bytes from both pods");
     let init = on_b.segments.iter().find_map(|s| s.map.as_ref()).unwrap();
     assert_eq!(get(b.edge, &format!("/live/news/{}", init.uri)).await.status, 200);
+    // Every pod's API lists the channel, and says which pod writes it.
+    let listed: serde_json::Value = serde_json::from_slice(&get(b.api, "/api/v1/channels").await.body).unwrap();
+    let news = &listed["channels"][0];
+    assert_eq!((news["id"].as_str(), news["owned_here"].as_bool()), (Some("news"), Some(false)), "{listed}");
+    let owner = news["owner"].as_str().expect("a lease holder").to_owned();
+    let on_owner: serde_json::Value = serde_json::from_slice(&get(a.api, "/api/v1/channels/news").await.body).unwrap();
+    assert_eq!((on_owner["owned_here"].as_bool(), on_owner["owner"].as_str()), (Some(true), Some(owner.as_str())));
+    assert_eq!(get(b.api, "/api/v1/channels/news").await.status, 200);
+
     // ffprobe, a player-side reader, finds the streams through pod B.
     let url = format!("http://{}/live/news/master.m3u8", b.edge);
     let probe = tokio::task::spawn_blocking(move || probe_live(&url)).await.unwrap();

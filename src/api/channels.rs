@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiState};
+use crate::live::model::ChannelId;
 use crate::live::model::Container;
+use crate::live::record::ChannelRecord;
 use crate::live::{ChannelHandle, ChannelSettings, LiveError};
 use crate::packaging::manifest::iso_time;
 use crate::packaging::url::{self, LivePath};
@@ -130,8 +132,52 @@ pub async fn create(
 }
 
 pub async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let channels: Vec<Value> = state.live.list().iter().map(|h| view(&state, &headers, h, None)).collect();
+    let local = state.live.list();
+    let mut channels: Vec<Value> = Vec::with_capacity(local.len());
+    for handle in &local {
+        channels
+            .push(cluster_fields(&state, view(&state, &headers, handle, None), handle.is_owner(), &handle.id).await);
+    }
+    // In a cluster, the channels other pods share as well.
+    if let Some(cluster) = state.live.cluster() {
+        match cluster.channels().await {
+            Ok(records) => {
+                for record in records.iter().filter(|r| !local.iter().any(|h| h.id == r.id)) {
+                    channels
+                        .push(cluster_fields(&state, shared_view(&state, &headers, record), false, &record.id).await);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list the channels other pods share"),
+        }
+        channels.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    }
     Json(json!({ "channels": channels })).into_response()
+}
+
+/// A channel another pod writes, as the control store has it.
+fn shared_view(state: &ApiState, headers: &HeaderMap, record: &ChannelRecord) -> Value {
+    let id = &record.id;
+    json!({
+        "id": id,
+        "accepting_uploads": !record.stopped,
+        "settings": record.settings,
+        "created": iso_time(crate::live::record::from_ms(record.created_ms)),
+        "ingest_url_prefix": format!("{}/ingest/{id}/", ingest_base(state, headers)),
+        "playback": Playback {
+            hls: url::live(id.as_str(), LivePath::Master),
+            dash: url::live(id.as_str(), LivePath::Mpd),
+            recording_hls: format!("{}?start=0", url::live(id.as_str(), LivePath::Master)),
+        },
+    })
+}
+
+/// In a cluster: whether this pod writes the channel, and which pod does.
+async fn cluster_fields(state: &ApiState, mut view: Value, owned_here: bool, id: &ChannelId) -> Value {
+    if let Some(cluster) = state.live.cluster() {
+        view["owned_here"] = json!(owned_here);
+        view["owner"] = json!(cluster.lease_holder(id).await.ok().flatten());
+    }
+    view
 }
 
 pub async fn show(
@@ -139,8 +185,18 @@ pub async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let handle = state.live.get(&id).ok_or(ApiError::NotFound)?;
-    Ok(Json(view(&state, &headers, &handle, None)).into_response())
+    if let Some(handle) = state.live.get(&id) {
+        let v = cluster_fields(&state, view(&state, &headers, &handle, None), handle.is_owner(), &handle.id).await;
+        return Ok(Json(v).into_response());
+    }
+    let cluster = state.live.cluster().ok_or(ApiError::NotFound)?;
+    let id = ChannelId::parse(&id).map_err(|_| ApiError::NotFound)?;
+    let record = cluster
+        .channel(&id)
+        .await
+        .map_err(|e| ApiError::Internal(format!("the control store: {e}")))?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(cluster_fields(&state, shared_view(&state, &headers, &record), false, &id).await).into_response())
 }
 
 pub async fn stop(
