@@ -113,11 +113,11 @@ async fn a_channel_pushed_into_one_pod_plays_from_another() {
         (metric(&on_b, "estuary_live_channels_owned"), metric(&on_b, "estuary_live_channels_followed")),
         (0.0, 1.0)
     );
-    let delays = metric(&on_b, "estuary_cluster_follow_delays_total");
+    let delays = metric(&on_b, "estuary_cluster_follow_delay_seconds_count");
     assert!(delays >= 1.0, "{on_b}");
     eprintln!(
         "upload on A to playlist on B: mean {:.3} s, max {:.3} s over {delays} segments; redis calls on B: {}",
-        metric(&on_b, "estuary_cluster_follow_delay_seconds_total") / delays,
+        metric(&on_b, "estuary_cluster_follow_delay_seconds_sum") / delays,
         metric(&on_b, "estuary_cluster_follow_delay_max_seconds"),
         metric(&on_b, "estuary_cluster_redis_calls_total"),
     );

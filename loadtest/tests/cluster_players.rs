@@ -129,6 +129,21 @@ async fn players_on_a_third_pod_see_no_errors_when_the_owner_goes_away() {
     assert!(after > before + 2, "pod B went on with the channel: {before} -> {after}");
     assert_eq!(report.errors, 0, "{}", report.table());
     assert_eq!(report.players_never_started, 0, "{}", report.table());
+
+    // The follow delay on pod C (owner's upload to C's playlist), as its histogram has it.
+    let metrics = http(c.api_addr.unwrap(), "GET", "/metrics", "").await;
+    let buckets: Vec<(String, f64)> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("estuary_cluster_follow_delay_seconds_bucket{le=\""))
+        .filter_map(|l| {
+            let (bound, rest) = l.split_once("\"}")?;
+            Some((bound.to_owned(), rest.trim().parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    assert!(total >= 5.0, "pod C published the segments it followed: {buckets:?}");
+    let quantile = |q: f64| buckets.iter().find(|(_, n)| *n >= q * total).map(|(b, _)| b.clone()).unwrap_or_default();
+    eprintln!("follow delay on pod C over {total} segments: p50 <= {} s, p99 <= {} s", quantile(0.5), quantile(0.99));
     b.shutdown().await;
     c.shutdown().await;
 }

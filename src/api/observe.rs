@@ -178,23 +178,23 @@ fn live_metrics(state: &ApiState, out: &mut String) {
             "Live channels this pod follows from the control store",
             load(&follow.followed),
         ),
-        (
-            "estuary_cluster_follow_delay_seconds_total",
-            "counter",
-            "Sum of the delays from an owner taking an upload to this pod publishing it",
-            secs(&follow.delay_micros),
-        ),
-        (
-            "estuary_cluster_follow_delays_total",
-            "counter",
-            "Segments this pod published from a followed channel",
-            load(&follow.delays),
-        ),
-        ("estuary_cluster_follow_delay_max_seconds", "gauge", "Longest such delay", secs(&follow.max_delay_micros)),
+        ("estuary_cluster_follow_delay_max_seconds", "gauge", "Longest follow delay", secs(&follow.max_delay_micros)),
     ];
     for (name, kind, help, value) in cluster {
         write_sample(out, name, kind, help, &[], value);
     }
+    // From an owner taking an upload to this pod publishing the playlist with it.
+    let delay = "estuary_cluster_follow_delay_seconds";
+    let _ =
+        writeln!(out, "# HELP {delay} From an owner's upload to this pod's playlist with it\n# TYPE {delay} histogram");
+    let mut cumulative = 0.0;
+    let bounds = crate::live::follower::DELAY_BUCKETS.iter().map(|b| b.to_string()).chain(["+Inf".to_owned()]);
+    for (bound, count) in bounds.zip(&follow.buckets) {
+        cumulative += load(count);
+        write_value(out, &format!("{delay}_bucket"), &[("le", &bound)], cumulative);
+    }
+    write_value(out, &format!("{delay}_sum"), &[], secs(&follow.delay_micros));
+    write_value(out, &format!("{delay}_count"), &[], load(&follow.delays));
     let dropped = "estuary_live_segments_dropped_total";
     let _ = writeln!(out, "# HELP {dropped} Pushed live segments never committed, by reason\n# TYPE {dropped} counter");
     for reason in crate::live::channel::DropReason::ALL {

@@ -57,13 +57,19 @@ pub struct FollowStats {
     pub delay_micros: AtomicU64,
     pub delays: AtomicU64,
     pub max_delay_micros: AtomicU64,
+    /// Delays at most [`DELAY_BUCKETS`]`[i]` seconds (not cumulative; the last is everything above).
+    pub buckets: [AtomicU64; DELAY_BUCKETS.len() + 1],
 }
+
+/// Upper bounds (seconds) of the delay histogram's buckets.
+pub const DELAY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 pub static FOLLOW: FollowStats = FollowStats {
     followed: AtomicU64::new(0),
     delay_micros: AtomicU64::new(0),
     delays: AtomicU64::new(0),
     max_delay_micros: AtomicU64::new(0),
+    buckets: [const { AtomicU64::new(0) }; DELAY_BUCKETS.len() + 1],
 };
 
 /// Set in the version of every followed snapshot.
@@ -154,6 +160,9 @@ async fn refresh(cluster: &ControlStore, id: &ChannelId, target: &Target) {
         FOLLOW.delay_micros.fetch_add(delay, Ordering::Relaxed);
         FOLLOW.delays.fetch_add(1, Ordering::Relaxed);
         FOLLOW.max_delay_micros.fetch_max(delay, Ordering::Relaxed);
+        let secs = delay as f64 / 1e6;
+        let bucket = DELAY_BUCKETS.iter().position(|&bound| secs <= bound).unwrap_or(DELAY_BUCKETS.len());
+        FOLLOW.buckets[bucket].fetch_add(1, Ordering::Relaxed);
     }
     tx.send_replace(Arc::new(snap));
 }
