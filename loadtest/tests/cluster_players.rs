@@ -3,15 +3,17 @@
 //! (B stands by), `estuary-load live` players with blocking reload on pod C. Pod A shuts down mid-run;
 //! B takes the channel over; the players on C see no errors.
 
+mod common;
+
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::http;
 use estuary::config::Config;
 use estuary::server::{self, Server, StartOptions};
 use estuary_load::{Abr, Pace, RunConfig, Scenario, run};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KEY: &str = "cluster-load-key-0123456789";
 
@@ -50,18 +52,6 @@ async fn pod(root: &Path, redis_port: u16) -> Server {
     c.log.access = false;
     c.validate().unwrap();
     server::start(&c, StartOptions::default()).await.unwrap()
-}
-
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 /// ffmpeg pushing 40 s of 2 s fMP4 segments of channel `load` into `ingest`.

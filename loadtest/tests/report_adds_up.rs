@@ -1,15 +1,16 @@
 //! The load generator against a real estuary on loopback: its report must add up with what the server
 //! counted, show no errors on a healthy server, and count the errors when the server goes away.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::http;
 use estuary::config::Config;
 use estuary::server::{self, Server, StartOptions};
 use estuary_load::{Abr, Pace, RunConfig, Scenario, run};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn start(root: PathBuf) -> Server {
     let mut c = Config::default();
@@ -24,18 +25,6 @@ async fn start(root: PathBuf) -> Server {
 
 fn assets() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets")
-}
-
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 /// Edge requests the server counted (all routes, all statuses).
