@@ -2,12 +2,12 @@
 //! `/healthz`), how VOD and live object names parse, and how renderers write them. The handlers parse
 //! with it and the playlist and MPD adapters write with it, so the two can never disagree.
 
-use std::fmt;
+use std::fmt::{self, Write};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::packaging::manifest::text::push_u64;
+use crate::packaging::manifest::text::{push_u64, write_u64};
 use crate::packaging::presentation::RenditionId;
 
 /// VOD segments are numbered from 1 in URLs (and as `EXT-X-MEDIA-SEQUENCE`), like DASH's default `startNumber`.
@@ -115,34 +115,35 @@ pub enum VodPath {
     Segment(RenditionId, u32),
 }
 
-/// Appends a rendition id (`v0`, `a12`).
-fn push_rendition(out: &mut String, r: RenditionId) {
-    out.push(match r.kind {
+/// Writes a rendition id (`v0`, `a12`).
+fn write_rendition<W: Write + ?Sized>(out: &mut W, r: RenditionId) -> fmt::Result {
+    out.write_char(match r.kind {
         crate::packaging::mp4::TrackKind::Video => 'v',
         crate::packaging::mp4::TrackKind::Audio => 'a',
-    });
-    push_u64(out, u64::from(r.index));
+    })?;
+    write_u64(out, u64::from(r.index))
 }
 
 impl VodPath {
-    /// Appends the object's name (what [`VodPath::parse`] reads) to `out`: the writers' fast path.
-    pub fn push_to(&self, out: &mut String) {
+    /// Writes the object's name (what [`VodPath::parse`] reads): the writers append it to their
+    /// buffer, `Display` (cache keys) to its formatter, neither through an intermediate string.
+    pub fn write_to<W: Write + ?Sized>(&self, out: &mut W) -> fmt::Result {
         match *self {
-            VodPath::Master => out.push_str("master.m3u8"),
-            VodPath::Manifest => out.push_str("manifest.mpd"),
+            VodPath::Master => out.write_str("master.m3u8"),
+            VodPath::Manifest => out.write_str("manifest.mpd"),
             VodPath::MediaPlaylist(r) => {
-                push_rendition(out, r);
-                out.push_str(".m3u8");
+                write_rendition(out, r)?;
+                out.write_str(".m3u8")
             }
             VodPath::Init(r) => {
-                push_rendition(out, r);
-                out.push_str("/init.mp4");
+                write_rendition(out, r)?;
+                out.write_str("/init.mp4")
             }
             VodPath::Segment(r, n) => {
-                push_rendition(out, r);
-                out.push('/');
-                push_u64(out, u64::from(n));
-                out.push_str(".m4s");
+                write_rendition(out, r)?;
+                out.write_char('/')?;
+                write_u64(out, u64::from(n))?;
+                out.write_str(".m4s")
             }
         }
     }
@@ -150,9 +151,7 @@ impl VodPath {
 
 impl fmt::Display for VodPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = String::with_capacity(24);
-        self.push_to(&mut out);
-        f.write_str(&out)
+        self.write_to(f)
     }
 }
 
@@ -180,7 +179,7 @@ impl TemplateUrls {
         match self {
             TemplateUrls::Vod => out.push_str("$RepresentationID$/"),
             TemplateUrls::Live { rendition, epoch } => {
-                push_rendition(out, rendition);
+                let _ = write_rendition(out, rendition);
                 out.push('/');
                 push_u64(out, epoch);
                 out.push('/');
@@ -250,29 +249,29 @@ pub enum LivePath {
 }
 
 impl LivePath {
-    /// Appends the object's name (what [`LivePath::parse`] reads) to `out`: the writers' fast path.
-    pub fn push_to(&self, out: &mut String) {
+    /// Writes the object's name (what [`LivePath::parse`] reads), like [`VodPath::write_to`].
+    pub fn write_to<W: Write + ?Sized>(&self, out: &mut W) -> fmt::Result {
         match *self {
-            LivePath::Master => out.push_str("master.m3u8"),
-            LivePath::Mpd => out.push_str("manifest.mpd"),
+            LivePath::Master => out.write_str("master.m3u8"),
+            LivePath::Mpd => out.write_str("manifest.mpd"),
             LivePath::Playlist(r) => {
-                push_rendition(out, r);
-                out.push_str(".m3u8");
+                write_rendition(out, r)?;
+                out.write_str(".m3u8")
             }
             LivePath::Init(r, epoch) => {
-                push_rendition(out, r);
-                out.push('/');
-                push_u64(out, epoch);
-                out.push_str("/init.mp4");
+                write_rendition(out, r)?;
+                out.write_char('/')?;
+                write_u64(out, epoch)?;
+                out.write_str("/init.mp4")
             }
             LivePath::Segment(r, epoch, msn, c) => {
-                push_rendition(out, r);
-                out.push('/');
-                push_u64(out, epoch);
-                out.push('/');
-                push_u64(out, msn);
-                out.push('.');
-                out.push_str(c.extension());
+                write_rendition(out, r)?;
+                out.write_char('/')?;
+                write_u64(out, epoch)?;
+                out.write_char('/')?;
+                write_u64(out, msn)?;
+                out.write_char('.')?;
+                out.write_str(c.extension())
             }
         }
     }
@@ -280,9 +279,7 @@ impl LivePath {
 
 impl fmt::Display for LivePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = String::with_capacity(32);
-        self.push_to(&mut out);
-        f.write_str(&out)
+        self.write_to(f)
     }
 }
 

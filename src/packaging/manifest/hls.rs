@@ -14,20 +14,21 @@ const VERSION: u32 = 6;
 const AUDIO_GROUP: &str = "audio";
 
 impl ObjectUri {
-    fn push_to(&self, out: &mut String) {
+    fn write_to<W: Write + ?Sized>(&self, out: &mut W) -> fmt::Result {
         match self {
-            ObjectUri::Vod(p) => p.push_to(out),
-            ObjectUri::Live(p) => p.push_to(out),
+            ObjectUri::Vod(p) => p.write_to(out),
+            ObjectUri::Live(p) => p.write_to(out),
         }
+    }
+
+    fn push_to(&self, out: &mut String) {
+        let _ = self.write_to(out);
     }
 }
 
 impl fmt::Display for ObjectUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ObjectUri::Vod(p) => p.fmt(f),
-            ObjectUri::Live(p) => p.fmt(f),
-        }
+        self.write_to(f)
     }
 }
 

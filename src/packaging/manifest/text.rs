@@ -2,7 +2,12 @@
 //! integers, fixed-point seconds and attribute-safe text appended straight to the buffer.
 
 /// Appends `n` in decimal.
-pub fn push_u64(out: &mut String, mut n: u64) {
+pub fn push_u64(out: &mut String, n: u64) {
+    let _ = write_u64(out, n);
+}
+
+/// Writes `n` in decimal to any writer (a `String`, a `Formatter`) without `fmt`'s machinery.
+pub fn write_u64<W: std::fmt::Write + ?Sized>(out: &mut W, mut n: u64) -> std::fmt::Result {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -14,7 +19,7 @@ pub fn push_u64(out: &mut String, mut n: u64) {
         }
     }
     // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+    out.write_str(std::str::from_utf8(&digits[i..]).unwrap_or_default())
 }
 
 /// Appends non-negative `value` with exactly `decimals` (at most 9) decimals, rounded (`6.006000`).
