@@ -124,7 +124,10 @@ async fn within<T>(
 pub struct ControlStore {
     client: redis::Client,
     connection: ConnectionManager,
+    /// The scripts, hashed once (`EVALSHA`, loaded on first use).
     share: redis::Script,
+    hold: redis::Script,
+    release: redis::Script,
     /// This process, as lease holders are named.
     pod: std::sync::Arc<str>,
     /// Uploads for a channel another pod takes are refused (409) rather than kept as a standby.
@@ -144,8 +147,15 @@ impl ControlStore {
             .set_max_delay(std::time::Duration::from_secs(2));
         let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
         let pod = format!("{}-{}-{:08x}", hostname(), std::process::id(), rand_u32());
-        let share = redis::Script::new(SHARE_TIMELINE);
-        Ok(ControlStore { client, connection, share, pod: pod.into(), refuse_redundant: false })
+        Ok(ControlStore {
+            client,
+            connection,
+            share: redis::Script::new(SHARE_TIMELINE),
+            hold: redis::Script::new(HOLD_LEASE),
+            release: redis::Script::new(RELEASE_LEASE),
+            pod: pod.into(),
+            refuse_redundant: false,
+        })
     }
 
     /// `cluster.redundant_ingest = "refuse"`: a channel's uploads on a pod that does not hold its
@@ -175,9 +185,8 @@ impl ControlStore {
     /// Takes or renews this pod's lease on a channel for `ttl`; false while another pod holds it.
     pub async fn hold_lease(&self, id: &ChannelId, ttl: std::time::Duration) -> Result<bool, ClusterError> {
         let mut connection = self.connection.clone();
-        let script = redis::Script::new(HOLD_LEASE);
         let call = async move {
-            let mut invocation = script.key(lease_key(id));
+            let mut invocation = self.hold.key(lease_key(id));
             invocation.arg(&*self.pod).arg(ttl.as_millis() as u64);
             let held: i64 = invocation.invoke_async(&mut connection).await?;
             Ok(held == 1)
@@ -188,8 +197,7 @@ impl ControlStore {
     /// Gives this pod's lease on a channel up (a graceful stop), so a standby takes over at once.
     pub async fn release_lease(&self, id: &ChannelId) -> Result<(), ClusterError> {
         within(LEASE_DEADLINE, async {
-            let script = redis::Script::new(RELEASE_LEASE);
-            let mut invocation = script.key(lease_key(id));
+            let mut invocation = self.release.key(lease_key(id));
             invocation.arg(&*self.pod);
             let _: i64 = invocation.invoke_async(&mut self.connection.clone()).await?;
             Ok(())

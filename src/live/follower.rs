@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::channel::ChannelState;
 use super::model::{ChannelId, ChannelSnapshot};
-use super::record::from_ms;
+use super::record::{from_ms, ms};
 use crate::cluster::{ClusterError, ControlStore};
 
 /// How often the shared timeline is read again without an announcement (one missed while
@@ -46,7 +46,7 @@ impl Followed {
 }
 
 fn now_ms() -> u64 {
-    from_ms(0).elapsed().map_or(0, |d| d.as_millis() as u64)
+    ms(SystemTime::now())
 }
 
 /// Followers' figures for metrics: channels followed, and how long after the owner took an upload

@@ -50,11 +50,15 @@ impl Role {
 
     /// Whether this pod applies `upload`: it holds (or takes) the lease. Taking it over replaces
     /// `state` with the shared timeline. While the control store cannot be reached, an owner goes on
-    /// (its uploads are shared when it is back) and a standby stays one.
+    /// (its lease is renewed on the tick, and its uploads are shared when Redis is back) and a
+    /// standby stays one.
     pub async fn admit(&mut self, state: &mut ChannelState, upload: &Upload) -> Verdict {
         let Some(cluster) = self.cluster.clone() else { return Verdict::Apply };
+        // The owner's lease is renewed every tick ([`Role::renew`]): its uploads need no round trip.
+        if self.is_owner() {
+            return Verdict::Apply;
+        }
         match cluster.hold_lease(&state.id, self.ttl).await {
-            Ok(true) if self.is_owner() => Verdict::Apply,
             Ok(true) => match self.take_over(&cluster, state).await {
                 Ok(()) => Verdict::Apply,
                 Err(e) => {
@@ -64,19 +68,11 @@ impl Role {
                 }
             },
             Ok(false) => {
-                if self.is_owner() {
-                    tracing::warn!(channel = %state.id, "another pod holds the channel's lease: standing by");
-                    self.owner.store(false, Ordering::Relaxed);
-                }
                 if cluster.refuses_redundant_ingest() {
                     return Verdict::Refuse;
                 }
                 self.keep(upload);
                 Verdict::Standby
-            }
-            Err(e) if self.is_owner() => {
-                tracing::warn!(channel = %state.id, error = %e, "cannot renew the channel's lease; going on");
-                Verdict::Apply
             }
             Err(e) => {
                 tracing::warn!(channel = %state.id, error = %e, "cannot reach the control store: standing by");
