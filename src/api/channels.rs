@@ -81,6 +81,16 @@ struct Playback {
     recording_hls: String,
 }
 
+impl Playback {
+    fn of(id: &ChannelId) -> Playback {
+        Playback {
+            hls: url::live(id.as_str(), LivePath::Master),
+            dash: url::live(id.as_str(), LivePath::Mpd),
+            recording_hls: format!("{}?start=0", url::live(id.as_str(), LivePath::Master)),
+        }
+    }
+}
+
 /// A channel as the API shows it. `stream_key` is given only by the calls that made it.
 fn view(state: &ApiState, headers: &HeaderMap, handle: &ChannelHandle, stream_key: Option<&str>) -> Value {
     let snap = handle.snapshot();
@@ -92,11 +102,7 @@ fn view(state: &ApiState, headers: &HeaderMap, handle: &ChannelHandle, stream_ke
         "settings": snap.settings,
         "created": iso_time(crate::live::record::from_ms(handle.created_ms)),
         "ingest_url_prefix": format!("{}/ingest/{id}/", ingest_base(state, headers)),
-        "playback": Playback {
-            hls: url::live(id.as_str(), LivePath::Master),
-            dash: url::live(id.as_str(), LivePath::Mpd),
-            recording_hls: format!("{}?start=0", url::live(id.as_str(), LivePath::Master)),
-        },
+        "playback": Playback::of(id),
         "container": snap.container.map(|c| match c { Container::Fmp4 => "fmp4", Container::Ts => "ts" }),
         "renditions": snap.renditions,
         "media_sequence": snap.last_msn(),
@@ -163,11 +169,7 @@ fn shared_view(state: &ApiState, headers: &HeaderMap, record: &ChannelRecord) ->
         "settings": record.settings,
         "created": iso_time(crate::live::record::from_ms(record.created_ms)),
         "ingest_url_prefix": format!("{}/ingest/{id}/", ingest_base(state, headers)),
-        "playback": Playback {
-            hls: url::live(id.as_str(), LivePath::Master),
-            dash: url::live(id.as_str(), LivePath::Mpd),
-            recording_hls: format!("{}?start=0", url::live(id.as_str(), LivePath::Master)),
-        },
+        "playback": Playback::of(id),
     })
 }
 
