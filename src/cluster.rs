@@ -132,6 +132,8 @@ pub struct ControlStore {
     pod: std::sync::Arc<str>,
     /// Uploads for a channel another pod takes are refused (409) rather than kept as a standby.
     refuse_redundant: bool,
+    /// Where the other pods reach this one's internal listener, for the segments it holds.
+    internal_url: Option<std::sync::Arc<str>>,
 }
 
 impl ControlStore {
@@ -155,6 +157,7 @@ impl ControlStore {
             release: redis::Script::new(RELEASE_LEASE),
             pod: pod.into(),
             refuse_redundant: false,
+            internal_url: None,
         })
     }
 
@@ -166,6 +169,16 @@ impl ControlStore {
 
     pub fn refuses_redundant_ingest(&self) -> bool {
         self.refuse_redundant
+    }
+
+    /// The base URL of this pod's internal listener (`http://10.0.3.7:8083`), shared with the
+    /// timelines this pod writes so the others read its newest segments from its memory.
+    pub fn with_internal_url(self, url: Option<String>) -> ControlStore {
+        ControlStore { internal_url: url.map(Into::into), ..self }
+    }
+
+    pub fn internal_url(&self) -> Option<&str> {
+        self.internal_url.as_deref()
     }
 
     /// Whether Redis answers now.

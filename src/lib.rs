@@ -9,6 +9,7 @@ pub mod edge;
 pub mod health;
 pub mod http;
 pub mod ingest;
+pub mod internal;
 pub mod live;
 pub mod packaging;
 pub mod server;

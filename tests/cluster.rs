@@ -73,6 +73,21 @@ async fn a_channel_pushed_into_one_pod_plays_from_another() {
     assert_eq!(from_b.body, from_a.body, "the same segment bytes from both pods");
     let init = on_b.segments.iter().find_map(|s| s.map.as_ref()).unwrap();
     assert_eq!(get(b.edge, &format!("/live/news/{}", init.uri)).await.status, 200);
+    // The internal listener gives the owner's held media segments and nothing else.
+    let (a_internal, b_internal) = (a.internal.unwrap(), b.internal.unwrap());
+    let held = get(a_internal, &format!("/internal/v1/live/news/{}", newest.uri)).await;
+    assert_eq!((held.status, &held.body), (200, &from_a.body));
+    for (pod, path) in [
+        (b_internal, format!("/internal/v1/live/news/{}", newest.uri)),
+        (a_internal, format!("/internal/v1/live/news/{}", init.uri)),
+        (a_internal, "/internal/v1/live/news/master.m3u8".to_owned()),
+        (a_internal, "/internal/v1/live/news/../../.estuary/live/news/channel.json".to_owned()),
+        (a_internal, "/internal/v1/live/news/%2e%2e/%2e%2e/.estuary/live/news/timeline.json".to_owned()),
+        (a_internal, format!("/live/news/{}", newest.uri)),
+        (a_internal, "/api/v1/channels".to_owned()),
+    ] {
+        assert_eq!(get(pod, &path).await.status, 404, "{pod}{path}");
+    }
     // Every pod's API lists the channel, and says which pod writes it.
     let listed: serde_json::Value = serde_json::from_slice(&get(b.api, "/api/v1/channels").await.body).unwrap();
     let news = &listed["channels"][0];
@@ -113,6 +128,14 @@ async fn a_channel_pushed_into_one_pod_plays_from_another() {
         (metric(&on_b, "estuary_live_channels_owned"), metric(&on_b, "estuary_live_channels_followed")),
         (0.0, 1.0)
     );
+    // B read the newest segments from A's memory, pod to pod, not from storage.
+    let reads = |text: &str, source: &str| {
+        let name = format!("estuary_live_segment_reads_total{{source=\"{source}\"}}");
+        text.lines().find_map(|l| l.strip_prefix(&name)).map(|v| v.trim().parse::<f64>().unwrap()).unwrap()
+    };
+    let (owner, failed, storage) = (reads(&on_b, "owner"), reads(&on_b, "owner_failed"), reads(&on_b, "storage"));
+    eprintln!("segment reads on B: {owner} from A's memory, {failed} failed tries, {storage} from storage");
+    assert!(owner >= 1.0 && failed == 0.0, "{on_b}");
     let delays = metric(&on_b, "estuary_cluster_follow_delay_seconds_count");
     assert!(delays >= 1.0, "{on_b}");
     eprintln!(

@@ -24,6 +24,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("edge", 7),
     ("api", 7),
     ("ingest", 7),
+    ("internal", 7),
     ("server", 8),
 ];
 

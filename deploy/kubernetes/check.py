@@ -7,6 +7,7 @@ schema (kubernetes-validate, strict, installed from PyPI into a venv under targe
     python3 deploy/kubernetes/check.py [path/to/estuary]
 """
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -28,10 +29,17 @@ def validator():
     return tool
 
 
-def placeholder(name):
+def placeholder(name, source):
     if name.endswith("REDIS_URL"):
         return "redis://placeholder:6379/"
+    if "fieldRef" in source and source["fieldRef"]["fieldPath"] == "status.podIP":
+        return "10.0.0.7"
     return "placeholder-0123456789abcdef0123456789abcdef"
+
+
+def expand(value, env):
+    """`$(VAR)` of an earlier variable, as the kubelet expands it."""
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), value)
 
 
 def check_overlay(overlay, tool, estuary):
@@ -53,7 +61,10 @@ def check_overlay(overlay, tool, estuary):
                     continue
                 env = {k: v for k, v in os.environ.items() if not k.startswith("ESTUARY_")}
                 for var in container.get("env", []):
-                    env[var["name"]] = var["value"] if "value" in var else placeholder(var["name"])
+                    if "value" in var:
+                        env[var["name"]] = expand(var["value"], env)
+                    else:
+                        env[var["name"]] = placeholder(var["name"], var["valueFrom"])
                 result = subprocess.run([estuary, "check-config", "--config", toml], env=env, capture_output=True, text=True)
                 if result.returncode != 0:
                     sys.exit(f"{overlay}: {workload['kind']}/{workload['metadata']['name']}: {result.stderr.strip()}")

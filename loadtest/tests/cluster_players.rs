@@ -49,6 +49,7 @@ async fn pod(root: &Path, redis_port: u16) -> Server {
     c.ingest.addr = "127.0.0.1:0".parse().unwrap();
     c.storage.root = root.to_owned();
     c.cluster.redis_url = format!("redis://127.0.0.1:{redis_port}/");
+    c.cluster.internal_addr = "127.0.0.1:0".parse().unwrap();
     c.log.access = false;
     c.validate().unwrap();
     server::start(&c, StartOptions::default()).await.unwrap()

@@ -195,6 +195,17 @@ fn live_metrics(state: &ApiState, out: &mut String) {
     }
     write_value(out, &format!("{delay}_sum"), &[], secs(&follow.delay_micros));
     write_value(out, &format!("{delay}_count"), &[], load(&follow.delays));
+    let reads = "estuary_live_segment_reads_total";
+    let _ = writeln!(
+        out,
+        "# HELP {reads} Live segments read on a cache miss: from the owner's memory (pod to pod), a failed try of it, or storage\n# TYPE {reads} counter"
+    );
+    let fetches = &crate::live::owner::FETCHES;
+    for (source, count) in
+        [("owner", &fetches.owner), ("owner_failed", &fetches.owner_failed), ("storage", &fetches.storage)]
+    {
+        write_value(out, reads, &[("source", source)], load(count));
+    }
     let dropped = "estuary_live_segments_dropped_total";
     let _ = writeln!(out, "# HELP {dropped} Pushed live segments never committed, by reason\n# TYPE {dropped} counter");
     for reason in crate::live::channel::DropReason::ALL {

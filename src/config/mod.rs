@@ -112,6 +112,7 @@ impl Config {
             ("edge.addr", self.edge.enabled, self.edge.addr),
             ("ingest.addr", self.ingest.enabled, self.ingest.addr),
             ("api.addr", self.api.enabled, self.api.addr),
+            ("cluster.internal_addr", !self.cluster.redis_url.is_empty(), self.cluster.internal_addr),
         ];
         for (i, (name, on, addr)) in listeners.iter().enumerate() {
             if let Some((other, ..)) =
@@ -125,6 +126,13 @@ impl Config {
             if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
                 return err(field, format!("{url:?} must start with http:// or https://"));
             }
+        }
+        let internal = &self.cluster.internal_url;
+        let host_chars =
+            |h: &str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+        let pod_url = internal.parse::<http::Uri>().ok().filter(|u| u.scheme_str() == Some("http"));
+        if !(internal.is_empty() || pod_url.and_then(|u| u.authority().map(|a| host_chars(a.as_str()))) == Some(true)) {
+            return err("cluster.internal_url", format!("{internal:?} must be an http:// URL (pod to pod)"));
         }
         if self.ingest.max_body_bytes.0 < 1024 {
             return err("ingest.max_body_bytes", "must be at least 1 KiB".into());
@@ -282,6 +290,14 @@ mod tests {
         c.cluster.redis_url = "redis://estuary:s3cret@redis.internal:6379/0".into();
         c.validate().unwrap();
         assert_eq!(c.redacted().cluster.redis_url, "redis://<redacted>@redis.internal:6379/0");
+        for bad in ["https://10.0.0.7:8083", "10.0.0.7:8083", "http://$(POD_IP):8083"] {
+            c.cluster.internal_url = bad.into();
+            assert!(c.validate().unwrap_err().to_string().contains("cluster.internal_url"), "{bad}");
+        }
+        c.cluster.internal_url = "http://10.0.0.7:8083".into();
+        c.validate().unwrap();
+        c.cluster.internal_addr = c.api.addr;
+        assert!(c.validate().unwrap_err().to_string().contains("cluster.internal_addr"));
     }
 
     #[test]

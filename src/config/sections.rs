@@ -94,7 +94,7 @@ impl Default for LiveConfig {
 }
 
 /// Running as one of several pods: the control store they share.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
     /// `redis://[user:password@]host:port[/db]` (Redis 7, Valkey, ElastiCache): channels and their
@@ -105,6 +105,25 @@ pub struct ClusterConfig {
     /// encoder pair): `standby` accepts them, keeps the init segments and takes over when the owner
     /// is gone; `refuse` answers 409.
     pub redundant_ingest: RedundantIngest,
+    /// The internal listener (in a cluster): the other pods read the newest segments of the channels
+    /// this pod writes from its memory here. Keep it on the pod network only.
+    pub internal_addr: SocketAddr,
+    /// How the other pods reach `internal_addr` (`http://10.0.3.7:8083`; on Kubernetes from the pod
+    /// IP: `ESTUARY_CLUSTER_INTERNAL_URL=http://$(POD_IP):8083`). Empty: `http://{internal_addr}`
+    /// when that names one address, else none, and the other pods read this pod's segments from
+    /// storage only.
+    pub internal_url: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            redis_url: String::new(),
+            redundant_ingest: RedundantIngest::default(),
+            internal_addr: SocketAddr::from(([0, 0, 0, 0], 8083)),
+            internal_url: String::new(),
+        }
+    }
 }
 
 /// See [`ClusterConfig::redundant_ingest`].

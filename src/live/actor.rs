@@ -58,6 +58,7 @@ pub async fn run(
     // In a cluster, the timeline other pods serve is shared after every publication and every
     // segment that reaches storage (they read segments from there).
     let (shared_tx, shared_rx) = watch::channel::<Option<(Bytes, TimelineProgress)>>(None);
+    let owner_url = cluster.as_ref().and_then(|c| c.internal_url().map(str::to_owned));
     let sharer = cluster.map(|c| tokio::spawn(share_timelines(c, state.id.clone(), shared_rx)));
     let mut share = sharer.is_some();
     let (stored_tx, mut stored_rx) = mpsc::unbounded_channel::<(u64, usize)>();
@@ -153,7 +154,7 @@ pub async fn run(
         share &= role.is_owner();
         dirty &= role.is_owner();
         if share {
-            let record = state.to_shared_record();
+            let record = state.to_shared_record(owner_url.as_deref());
             if let Ok(json) = serde_json::to_vec(&record) {
                 shared_tx.send_replace(Some((json.into(), record.progress())));
             }

@@ -1,7 +1,8 @@
 //! Serving a channel another pod takes the stream of (in a cluster): its snapshot is rebuilt from the
 //! timeline shared in the control store whenever the owner announces a publication, so playlists
-//! here follow the owner's and blocked `_HLS_msn` requests release on its publications. Segments
-//! come from storage (the shared timeline lists only stored ones).
+//! here follow the owner's and blocked `_HLS_msn` requests release on its publications. The shared
+//! timeline lists only stored segments; those the owner still holds are read from its memory first
+//! ([`super::owner`]), the others from storage.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,13 +81,18 @@ const RETRY: Duration = Duration::from_secs(1);
 /// The channel's snapshot as the control store has it; `None` when no pod shares such a channel.
 pub async fn snapshot(cluster: &ControlStore, id: &ChannelId) -> Result<Option<ChannelSnapshot>, ClusterError> {
     let Some(record) = cluster.channel(id).await? else { return Ok(None) };
+    let mut owner_url = None;
     let state = match cluster.timeline(id).await? {
-        // Init and media segments are read from storage, so none are held here.
-        Some(timeline) => ChannelState::restore(&record, timeline, |_, _| None, |_| None),
+        // Init and media segments are read from the owner or storage, so none are held here.
+        Some(mut timeline) => {
+            owner_url = timeline.owner_url.take().map(Arc::from);
+            ChannelState::restore(&record, timeline, |_, _| None, |_| None)
+        }
         None => ChannelState::new(id.clone(), record.settings.clone(), from_ms(record.created_ms)),
     };
     let mut snap = state.snapshot(SystemTime::now());
     snap.version |= FOLLOWED;
+    snap.owner_url = owner_url;
     Ok(Some(snap))
 }
 
@@ -144,8 +150,10 @@ async fn refresh(cluster: &ControlStore, id: &ChannelId, target: &Target) {
     let tx = &target.tx;
     let current = tx.borrow().clone();
     let same = |a: &ChannelSnapshot, b: &ChannelSnapshot| {
-        (a.status, a.accepting, a.last_msn(), a.slots.len(), a.discontinuity_base)
-            == (b.status, b.accepting, b.last_msn(), b.slots.len(), b.discontinuity_base)
+        let at_owner =
+            |s: &ChannelSnapshot| s.slots.iter().flat_map(|s| s.parts.iter().flatten()).filter(|p| p.at_owner).count();
+        (a.status, a.accepting, a.last_msn(), a.slots.len(), a.discontinuity_base, &a.owner_url, at_owner(a))
+            == (b.status, b.accepting, b.last_msn(), b.slots.len(), b.discontinuity_base, &b.owner_url, at_owner(b))
     };
     if same(&current, &snap) {
         return;

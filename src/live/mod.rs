@@ -13,6 +13,7 @@ pub mod key;
 pub mod keys;
 pub mod manifests;
 pub mod model;
+pub mod owner;
 pub mod record;
 mod role;
 pub mod service;

@@ -141,6 +141,8 @@ pub struct Part {
     pub bytes: Option<Bytes>,
     /// Written through to storage.
     pub stored: bool,
+    /// On a pod following the channel: the owner holds the bytes in memory (read from it first).
+    pub at_owner: bool,
 }
 
 /// One media sequence number across all renditions.
@@ -209,6 +211,8 @@ pub struct ChannelSnapshot {
     pub published: SystemTime,
     /// Upload-to-playlist delay of recent segments.
     pub publish_latency: super::channel::PublishLatency,
+    /// On a pod following the channel: the owner's internal listener, for the segments it holds.
+    pub owner_url: Option<std::sync::Arc<str>>,
 }
 
 impl ChannelSnapshot {
@@ -293,7 +297,14 @@ pub(crate) mod tests {
             duration: secs,
             parts: (0..parts)
                 .map(|_| {
-                    Some(Part { decode_time: msn * 180_000, duration: 180_000, size: 10, bytes: None, stored: true })
+                    Some(Part {
+                        decode_time: msn * 180_000,
+                        duration: 180_000,
+                        size: 10,
+                        bytes: None,
+                        stored: true,
+                        at_owner: false,
+                    })
                 })
                 .collect(),
         })
@@ -319,6 +330,7 @@ pub(crate) mod tests {
             availability_start: SystemTime::UNIX_EPOCH,
             published: SystemTime::UNIX_EPOCH,
             publish_latency: Default::default(),
+            owner_url: None,
         }
     }
 

@@ -37,6 +37,10 @@ pub struct PartRecord {
     pub decode_time: u64,
     pub duration: u64,
     pub size: u64,
+    /// In a shared timeline: the owner still holds the segment in memory (pods following the channel
+    /// read it from there, over the owner's internal listener, before storage).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +93,10 @@ pub struct TimelineRecord {
     pub epochs: Vec<EpochRecord>,
     pub variants: Vec<VariantRecord>,
     pub slots: Vec<SlotRecord>,
+    /// In a shared timeline: the owner's internal listener (`http://10.0.3.7:8083`), where the
+    /// segments it holds are read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_url: Option<String>,
 }
 
 /// How far a timeline got: what decides whether one may replace another in storage.

@@ -15,7 +15,7 @@ use super::blocking::{self, BlockingStats};
 use super::keys;
 use super::model::ChannelId;
 use super::model::{ChannelSnapshot, Status};
-use super::{LiveRegistry, follower, manifests};
+use super::{LiveRegistry, follower, manifests, owner};
 use crate::cache::{CacheKey, CacheOutcome, CachedObject, SegmentCache};
 use crate::http::content_type;
 use crate::http::policy::ObjectKind;
@@ -130,7 +130,7 @@ impl Live {
                 let held = snap.init(epoch, r).cloned();
                 let modified = snap.slots.iter().find(|s| s.epoch == epoch).map(|s| s.pdt);
                 let stored = keys::init(&snap.id, epoch, id);
-                self.segment(&snap, path, held, stored, content_type::MP4, modified).await
+                self.segment(&snap, path, Source { held, owner: None, stored }, content_type::MP4, modified).await
             }
             LivePath::Segment(id, epoch, msn, container) => {
                 let r = rendition(&snap, id)?;
@@ -142,44 +142,56 @@ impl Live {
                 let media_type =
                     if container == Container::Ts { content_type::MPEG_TS } else { content_type::MEDIA_SEGMENT };
                 let stored = keys::part(&snap.id, epoch, id, msn, container);
-                self.segment(&snap, path, part.bytes.clone(), stored, media_type, Some(slot.end())).await
+                let owner = snap.owner_url.clone().filter(|_| part.at_owner).map(|url| (url, part.size));
+                let source = Source { held: part.bytes.clone(), owner, stored };
+                self.segment(&snap, path, source, media_type, Some(slot.end())).await
             }
         }
     }
 
-    /// An init or media segment: the bytes the snapshot holds, else (older than the memory window,
-    /// or after a restart) read back from storage; cached under its URL either way. Held bytes enter
+    /// An init or media segment: the bytes the snapshot holds; else, on a pod following the channel,
+    /// the owner's memory while it holds them; else (older than the memory window, after a restart,
+    /// the owner away) storage. Cached under its URL either way. Bytes from memory or the owner enter
     /// the cache as a copy charged to the in-flight budget, like every other cached body, so the cache
     /// never keeps an upload's buffer (and its ingest charge) alive.
     async fn segment(
         &self,
         snap: &ChannelSnapshot,
         path: LivePath,
-        held: Option<Bytes>,
-        stored: crate::storage::StorageKey,
+        source: Source,
         media_type: &'static str,
         modified: Option<SystemTime>,
     ) -> Result<Served, ServeError> {
-        let key = CacheKey::new("live", format!("{}/{path}", snap.id), 0);
+        let key_path = format!("{}/{path}", snap.id);
+        let owner = source.owner.map(|(owner, size)| (owner, size, format!("/live/{key_path}")));
+        let key = CacheKey::new("live", key_path, 0);
         let (storage, budget) = (self.storage.clone(), self.budget.clone());
         let load = async move {
-            let (body, modified) = match held {
-                Some(bytes) => {
-                    let charge = budget
-                        .charge(bytes.len() as u64)
-                        .await
-                        .map_err(|e| ServeError::Storage(Arc::new(StorageError::from(e))))?;
-                    (charge.attach(Bytes::copy_from_slice(&bytes)), modified)
-                }
-                None => {
-                    let o = storage.get(&stored).await.map_err(|e| match e {
-                        StorageError::NotFound(_) => ServeError::NotFound,
-                        other => ServeError::Storage(Arc::new(other)),
-                    })?;
-                    (o.body, o.meta.modified.or(modified))
-                }
+            let charged = |bytes: Bytes| async move {
+                let charge = budget
+                    .charge(bytes.len() as u64)
+                    .await
+                    .map_err(|e| ServeError::Storage(Arc::new(StorageError::from(e))))?;
+                Ok::<_, ServeError>(charge.attach(bytes))
             };
-            Ok::<_, ServeError>(CachedObject::new(body, media_type, modified))
+            if let Some(bytes) = source.held {
+                let body = charged(Bytes::copy_from_slice(&bytes)).await?;
+                return Ok(CachedObject::new(body, media_type, modified));
+            }
+            if let Some((owner, size, url)) = owner {
+                match owner::fetch(&owner, &url, size).await {
+                    Ok(bytes) => return Ok(CachedObject::new(charged(bytes).await?, media_type, modified)),
+                    Err(e) => {
+                        tracing::debug!(object = %url, owner = %owner, error = %e, "reading storage instead of the owner")
+                    }
+                }
+            }
+            owner::FETCHES.storage.fetch_add(1, Ordering::Relaxed);
+            let o = storage.get(&source.stored).await.map_err(|e| match e {
+                StorageError::NotFound(_) => ServeError::NotFound,
+                other => ServeError::Storage(Arc::new(other)),
+            })?;
+            Ok::<_, ServeError>(CachedObject::new(o.body, media_type, o.meta.modified.or(modified)))
         };
         let (object, outcome) = self.cache.get_or_load(key, load, |_| false).await.map_err(|e| (*e).clone())?;
         Ok(Served { object, outcome, kind: ObjectKind::LiveSegment })
@@ -240,6 +252,21 @@ impl Live {
 }
 
 impl Live {
+    /// A segment this pod holds in memory for a channel it writes (what the other pods ask its
+    /// internal listener for); `None` for anything else, so such a request never reaches storage.
+    pub fn held(&self, channel: &str, path: LivePath) -> Option<Bytes> {
+        let handle = self.registry.get(channel).filter(|h| h.is_owner())?;
+        let snap = handle.snapshot();
+        match path {
+            LivePath::Segment(id, epoch, msn, container) if snap.container == Some(container) => {
+                let r = snap.rendition_index(id)?;
+                let slot = snap.slot(msn).filter(|s| s.epoch == epoch)?;
+                slot.part(r)?.bytes.clone()
+            }
+            _ => None,
+        }
+    }
+
     /// A channel no local task has: followed through the control store when another pod shares it
     /// (in a cluster), else 404.
     async fn follow(&self, channel: &str) -> Result<watch::Receiver<Arc<ChannelSnapshot>>, ServeError> {
@@ -265,6 +292,15 @@ impl Live {
         followers.insert(id, followed);
         Ok(rx)
     }
+}
+
+/// Where a segment may be read, fastest first.
+struct Source {
+    /// Held by this pod (it writes the channel).
+    held: Option<Bytes>,
+    /// Held by the owner (this pod follows the channel): its internal URL, and the segment's size.
+    owner: Option<(Arc<str>, u64)>,
+    stored: crate::storage::StorageKey,
 }
 
 fn manifest_kind(snap: &ChannelSnapshot, closed: bool) -> ObjectKind {

@@ -21,6 +21,7 @@ use crate::cluster::ControlStore;
 use crate::config::{Config, RedundantIngest, StorageBackend};
 use crate::edge::{EdgeService, EdgeShared, EdgeState, OriginLock};
 use crate::ingest::{IngestState, UploadLimits, ingest_router};
+use crate::internal::internal_router;
 use crate::live::service::Live;
 use crate::live::{ChannelLimits, LiveLimits, LiveRegistry};
 use crate::storage::Storage;
@@ -47,6 +48,8 @@ pub struct Server {
     pub edge_addr: Option<SocketAddr>,
     pub ingest_addr: Option<SocketAddr>,
     pub api_addr: Option<SocketAddr>,
+    /// The internal listener (pod to pod), in a cluster.
+    pub internal_addr: Option<SocketAddr>,
     pub health: Health,
     pub live: LiveRegistry,
     pub storage: Arc<MeteredStorage>,
@@ -140,12 +143,31 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             Some(store)
         }
     };
+    // The internal listener is bound before the channels are loaded: its URL goes into every timeline
+    // this pod shares.
+    let internal = match &cluster {
+        Some(_) => {
+            let std_listener = bind(config.cluster.internal_addr, "internal")?;
+            let addr = std_listener.local_addr()?;
+            Some((std_listener, addr))
+        }
+        None => None,
+    };
+    let cluster = cluster.map(|store| {
+        let url = match (config.cluster.internal_url.as_str(), &internal) {
+            ("", Some((_, addr))) if !addr.ip().is_unspecified() => Some(format!("http://{addr}")),
+            ("", _) => None,
+            (url, _) => Some(url.trim_end_matches('/').to_owned()),
+        };
+        store.with_internal_url(url)
+    });
     let live = LiveRegistry::load_in_cluster(storage.clone(), live_limits, cluster)
         .await
         .context("loading live channels from storage")?;
     let live_service =
         Live::new(live.clone(), storage.clone(), cache.clone(), &config.edge.public_url).with_budget(bodies.clone());
     let blocking = live_service.blocking().clone();
+    let internal_service = live_service.clone();
     let grace = config.shutdown.grace_period;
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -229,8 +251,17 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         tasks.push(tokio::spawn(listener::serve("api", l, router, limits.clone(), stop_rx.clone(), grace)));
     }
 
+    let mut internal_addr = None;
+    if let Some((std_listener, addr)) = internal {
+        internal_addr = Some(addr);
+        let access = AccessLog { tier: "internal", metrics: metrics.clone(), log: config.log.access };
+        let router = internal_router(internal_service, access);
+        let l = tokio::net::TcpListener::from_std(std_listener)?;
+        tasks.push(tokio::spawn(listener::serve("internal", l, router, limits.clone(), stop_rx.clone(), grace)));
+    }
+
     health.set_ready();
-    for (tier, addr) in [("edge", edge_addr), ("ingest", ingest_addr), ("api", api_addr)] {
+    for (tier, addr) in [("edge", edge_addr), ("ingest", ingest_addr), ("api", api_addr), ("internal", internal_addr)] {
         if let Some(addr) = addr {
             tracing::info!(tier, %addr, "listening");
         }
@@ -239,6 +270,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         edge_addr,
         ingest_addr,
         api_addr,
+        internal_addr,
         health,
         live,
         storage,

@@ -30,6 +30,7 @@ impl Cluster {
         let url = format!("redis://127.0.0.1:{}/", self.port);
         let mut env = env.to_vec();
         env.push(("ESTUARY_CLUSTER_REDIS_URL", url.as_str()));
+        env.push(("ESTUARY_CLUSTER_INTERNAL_ADDR", "127.0.0.1:0"));
         Estuary::spawn(&["--storage-root", self.dir.path().to_str().unwrap()], &env)
     }
 

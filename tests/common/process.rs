@@ -12,6 +12,8 @@ pub struct Estuary {
     pub edge: SocketAddr,
     pub api: SocketAddr,
     pub ingest: Option<SocketAddr>,
+    /// The internal (pod-to-pod) listener, in a cluster.
+    pub internal: Option<SocketAddr>,
     pub log: mpsc::Receiver<String>,
 }
 
@@ -37,11 +39,18 @@ impl Estuary {
                 }
             }
         });
-        let mut estuary =
-            Estuary { child, edge: "0.0.0.0:0".parse().unwrap(), api: "0.0.0.0:0".parse().unwrap(), ingest: None, log };
+        let mut estuary = Estuary {
+            child,
+            edge: "0.0.0.0:0".parse().unwrap(),
+            api: "0.0.0.0:0".parse().unwrap(),
+            ingest: None,
+            internal: None,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         let (mut edge, mut api) = (None, None);
-        while edge.is_none() || api.is_none() {
+        let clustered = env.iter().any(|(k, _)| *k == "ESTUARY_CLUSTER_REDIS_URL");
+        while edge.is_none() || api.is_none() || (clustered && estuary.internal.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = estuary.log.recv_timeout(left).expect("estuary printed its listening addresses");
             let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
@@ -51,6 +60,7 @@ impl Estuary {
                     Some("edge") => edge = addr,
                     Some("api") => api = addr,
                     Some("ingest") => estuary.ingest = addr,
+                    Some("internal") => estuary.internal = addr,
                     _ => {}
                 }
             }

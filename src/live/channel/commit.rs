@@ -245,6 +245,7 @@ impl ChannelState {
                     size: pending.bytes.len() as u64,
                     bytes: Some(Bytes::copy_from_slice(&pending.bytes)),
                     stored: false,
+                    at_owner: false,
                 };
                 vec![(r, part)]
             }

@@ -372,6 +372,7 @@ impl ChannelState {
             availability_start: self.availability_start,
             published: now,
             publish_latency: self.publish_latency(),
+            owner_url: None,
         }
     }
 }

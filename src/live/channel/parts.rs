@@ -78,7 +78,14 @@ pub(super) fn demux(
         );
         parts.push((
             r,
-            Part { decode_time, duration: run.duration(), size: bytes.len() as u64, bytes: Some(bytes), stored: false },
+            Part {
+                decode_time,
+                duration: run.duration(),
+                size: bytes.len() as u64,
+                bytes: Some(bytes),
+                stored: false,
+                at_owner: false,
+            },
         ));
     }
     parts

@@ -32,12 +32,24 @@ impl ChannelState {
         state
     }
 
-    /// The timeline other pods serve from: its slots end before the first one with a part not yet
-    /// in storage, since those pods read segments from storage.
-    pub fn to_shared_record(&self) -> TimelineRecord {
+    /// The timeline other pods serve from, `owner_url` being this pod's internal listener: its slots
+    /// end before the first one with a part not yet in storage (a segment is listed everywhere once
+    /// it is durable, so a failover never leaves a listed segment no pod has), and the parts whose
+    /// bytes this pod still holds are marked, for the others to read them from here.
+    pub fn to_shared_record(&self, owner_url: Option<&str>) -> TimelineRecord {
         let mut record = self.to_record();
         let stored = self.slots.iter().take_while(|s| s.parts.iter().flatten().all(|p| p.stored)).count();
         record.slots.truncate(stored);
+        if owner_url.is_some() {
+            for (slot, shared) in self.slots.iter().zip(&mut record.slots) {
+                for (part, shared) in slot.parts.iter().zip(&mut shared.parts) {
+                    if let (Some(part), Some(shared)) = (part, shared) {
+                        shared.held = part.bytes.is_some();
+                    }
+                }
+            }
+        }
+        record.owner_url = owner_url.map(str::to_owned);
         record
     }
 
@@ -94,11 +106,13 @@ impl ChannelState {
                                 decode_time: p.decode_time,
                                 duration: p.duration,
                                 size: p.size,
+                                held: false,
                             })
                         })
                         .collect(),
                 })
                 .collect(),
+            owner_url: None,
         }
     }
 
@@ -179,6 +193,7 @@ impl ChannelState {
                                 size: p.size,
                                 bytes: None,
                                 stored: true,
+                                at_owner: p.held,
                             })
                         })
                         .collect(),
