@@ -29,9 +29,18 @@ async fn playlist_when(
     limit: Duration,
     ok: impl Fn(&m3u8_rs::MediaPlaylist) -> bool,
 ) -> m3u8_rs::MediaPlaylist {
+    playlist_of("news", pod, limit, ok).await
+}
+
+async fn playlist_of(
+    channel: &str,
+    pod: &Estuary,
+    limit: Duration,
+    ok: impl Fn(&m3u8_rs::MediaPlaylist) -> bool,
+) -> m3u8_rs::MediaPlaylist {
     let deadline = Instant::now() + limit;
     loop {
-        let r = get(pod.edge, "/live/news/v0.m3u8").await;
+        let r = get(pod.edge, &format!("/live/{channel}/v0.m3u8")).await;
         if r.status == 200 {
             let p = media(&r.text());
             if ok(&p) {
@@ -249,4 +258,91 @@ async fn redundant_ingest_can_be_refused() {
     push_sample(b.ingest.unwrap(), &prefix, &[], 409).await;
     let refused = send_body(b.ingest.unwrap(), "PUT", &format!("{prefix}/index.m3u8"), &[], b"#EXTM3U\n").await;
     assert!(refused.text().contains("another pod"), "{}", refused.text());
+}
+
+/// Waits up to `limit` for `pod`'s API to show `channel` as `ok` says (or answer `status`).
+async fn api_when(pod: &Estuary, channel: &str, limit: Duration, ok: impl Fn(u16, &serde_json::Value) -> bool) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let r = get(pod.api, &format!("/api/v1/channels/{channel}")).await;
+        let shown = serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
+        if ok(r.status, &shown) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{channel} on {}: {} {shown}", pod.api, r.status);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Channels are managed through any pod: a create never replaces another pod's channel, and a key
+/// rotation, stop, start and delete made on pod B reach the channel pod A writes; a stop with no pod
+/// writing the channel ends its shared timeline.
+#[tokio::test(flavor = "multi_thread")]
+async fn channels_are_managed_through_any_pod() {
+    let mut cluster = Cluster::start(3, &[]);
+    let c = cluster.pods.pop().unwrap();
+    let [a, b] = &cluster.pods[..] else { unreachable!() };
+    create(a, r#""target_duration":"2s""#).await;
+    let json = [("Content-Type", "application/json")];
+    let again = send_body(b.api, "POST", "/api/v1/channels", &json, br#"{"id":"news"}"#).await;
+    assert_eq!(again.status, 409, "one channel per id across pods: {}", again.text());
+    push_sample(a.ingest.unwrap(), &format!("/ingest/news/{TOKEN}/v0"), &[], 201).await;
+    playlist_when(b, Duration::from_secs(10), |p| !p.segments.is_empty()).await;
+
+    // A key rotated on B: A refuses the old key once it hears of it, and takes the new one.
+    let rotated = send_body(b.api, "POST", "/api/v1/channels/news/rotate-key", &[], b"").await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text());
+    let key =
+        serde_json::from_slice::<serde_json::Value>(&rotated.body).unwrap()["stream_key"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let init = common::live_push::sample_hls("init.mp4");
+    loop {
+        let old = send_body(a.ingest.unwrap(), "PUT", &format!("/ingest/news/{TOKEN}/v0/init.mp4"), &[], &init).await;
+        if old.status == 401 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old key still works on A: {}", old.status);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    push_sample(a.ingest.unwrap(), &format!("/ingest/news/{key}/v0"), &[], 201).await;
+
+    // Stopped on B: A (the owner) ends the channel, so every pod's playlist closes; started on B: A
+    // takes uploads again.
+    assert_eq!(send_body(b.api, "POST", "/api/v1/channels/news/stop", &[], b"").await.status, 200);
+    api_when(a, "news", Duration::from_secs(10), |_, v| v["accepting_uploads"] == false).await;
+    playlist_when(b, Duration::from_secs(10), |p| p.end_list).await;
+    assert_eq!(send_body(b.api, "POST", "/api/v1/channels/news/start", &[], b"").await.status, 200);
+    api_when(a, "news", Duration::from_secs(10), |_, v| v["accepting_uploads"] == true).await;
+
+    // Deleted (purged) on B: A drops it, every pod answers 404, storage is cleared.
+    assert_eq!(send_body(b.api, "DELETE", "/api/v1/channels/news?purge=true", &[], b"").await.status, 204);
+    api_when(a, "news", Duration::from_secs(10), |status, _| status == 404).await;
+    for pod in [a, b, &c] {
+        assert_eq!(get(pod.edge, "/live/news/v0.m3u8").await.status, 404, "{}", pod.edge);
+        assert_eq!(get(pod.api, "/api/v1/channels/news").await.status, 404, "{}", pod.api);
+    }
+    for dir in ["live/news", ".estuary/live/news"] {
+        let files: Vec<_> = walk(&cluster.dir.path().join(dir));
+        assert!(files.is_empty(), "{dir} purged: {files:?}");
+    }
+
+    // A channel whose only pod died: a stop through another pod ends its shared timeline.
+    create(&c, r#""target_duration":"2s""#).await;
+    push_sample(c.ingest.unwrap(), &format!("/ingest/news/{TOKEN}/v0"), &[], 201).await;
+    playlist_when(b, Duration::from_secs(10), |p| !p.segments.is_empty() && !p.end_list).await;
+    drop(c);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(send_body(b.api, "POST", "/api/v1/channels/news/stop", &[], b"").await.status, 200);
+    playlist_when(a, Duration::from_secs(10), |p| p.end_list).await;
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files
 }

@@ -57,6 +57,7 @@ impl From<LiveError> for ApiError {
             LiveError::NotFound => ApiError::NotFound,
             LiveError::Exists(id) => ApiError::Conflict(format!("channel {id} already exists")),
             LiveError::BadRequest(m) => ApiError::BadRequest(m),
+            LiveError::Unavailable(m) => ApiError::Unavailable(m),
             LiveError::Key(e @ crate::live::key::KeyError::BadChoice) => ApiError::BadRequest(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
@@ -112,12 +113,16 @@ fn view(state: &ApiState, headers: &HeaderMap, handle: &ChannelHandle, stream_ke
         "publish_latency": snap.publish_latency,
     });
     if let Some(key) = stream_key {
-        // The URL to paste into an encoder: the key rides in the path, so the first request of any
-        // encoder is already authenticated.
-        v["stream_key"] = json!(key);
-        v["ingest_url"] = json!(format!("{}/ingest/{id}/{key}/", ingest_base(state, headers)));
+        add_key(state, headers, &mut v, id, key);
     }
     v
+}
+
+/// The stream key a call made, and the URL to paste into an encoder: the key rides in the path, so
+/// the first request of any encoder is already authenticated.
+fn add_key(state: &ApiState, headers: &HeaderMap, v: &mut Value, id: &ChannelId, key: &str) {
+    v["stream_key"] = json!(key);
+    v["ingest_url"] = json!(format!("{}/ingest/{id}/{key}/", ingest_base(state, headers)));
 }
 
 pub async fn create(
@@ -187,27 +192,44 @@ pub async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if let Some(handle) = state.live.get(&id) {
-        let v = cluster_fields(&state, view(&state, &headers, &handle, None), handle.is_owner(), &handle.id).await;
-        return Ok(Json(v).into_response());
+    Ok(Json(describe(&state, &headers, &id, None).await?).into_response())
+}
+
+/// A channel as this pod holds it, else as the control store has it (in a cluster); `stream_key`
+/// added when the call made one.
+async fn describe(
+    state: &ApiState,
+    headers: &HeaderMap,
+    id: &str,
+    stream_key: Option<&str>,
+) -> Result<Value, ApiError> {
+    if let Some(handle) = state.live.get(id) {
+        return Ok(
+            cluster_fields(state, view(state, headers, &handle, stream_key), handle.is_owner(), &handle.id).await
+        );
     }
     let cluster = state.live.cluster().ok_or(ApiError::NotFound)?;
-    let id = ChannelId::parse(&id).map_err(|_| ApiError::NotFound)?;
+    let id = ChannelId::parse(id).map_err(|_| ApiError::NotFound)?;
     let record = cluster
         .channel(&id)
         .await
-        .map_err(|e| ApiError::Internal(format!("the control store: {e}")))?
+        .map_err(|e| ApiError::Unavailable(format!("the control store: {e}")))?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(cluster_fields(&state, shared_view(&state, &headers, &record), false, &id).await).into_response())
+    let mut v = shared_view(state, headers, &record);
+    if let Some(key) = stream_key {
+        add_key(state, headers, &mut v, &id, key);
+    }
+    Ok(cluster_fields(state, v, false, &id).await)
 }
 
+/// `POST /api/v1/channels/{id}/stop`, on any pod: the pod writing the channel ends it.
 pub async fn stop(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let handle = state.live.stop(&id).await?;
-    Ok(Json(view(&state, &headers, &handle, None)).into_response())
+    state.live.stop(&id).await?;
+    Ok(Json(describe(&state, &headers, &id, None).await?).into_response())
 }
 
 pub async fn start(
@@ -215,8 +237,8 @@ pub async fn start(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let handle = state.live.start(&id).await?;
-    Ok(Json(view(&state, &headers, &handle, None)).into_response())
+    state.live.start(&id).await?;
+    Ok(Json(describe(&state, &headers, &id, None).await?).into_response())
 }
 
 /// `POST /api/v1/channels/{id}/rotate-key` (`{"stream_key": ...}` optional): the old key stops
@@ -228,8 +250,8 @@ pub async fn rotate_key(
     body: Option<Json<RotateKey>>,
 ) -> Result<Response, ApiError> {
     let req = body.map(|Json(b)| b).unwrap_or_default();
-    let (handle, key) = state.live.rotate_key(&id, req.stream_key).await?;
-    Ok(Json(view(&state, &headers, &handle, Some(&key))).into_response())
+    let key = state.live.rotate_key(&id, req.stream_key).await?;
+    Ok(Json(describe(&state, &headers, &id, Some(&key)).await?).into_response())
 }
 
 pub async fn delete(

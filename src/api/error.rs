@@ -23,6 +23,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A dependency (the cluster's control store) is away: retry shortly.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -34,6 +37,7 @@ impl ApiError {
             ApiError::Forbidden | ApiError::MisdirectedHost => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -44,6 +48,9 @@ impl IntoResponse for ApiError {
         let mut response = (self.status(), Json(serde_json::json!({ "error": message }))).into_response();
         if matches!(self, ApiError::Unauthorized) {
             response.headers_mut().insert(WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+        }
+        if matches!(self, ApiError::Unavailable(_)) {
+            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
         }
         response.extensions_mut().insert(ErrorDetail(message.into()));
         response

@@ -34,6 +34,8 @@ pub enum Command {
     Flush(oneshot::Sender<()>),
     /// Persist a last time and stop (the channel was removed); answered once nothing more will be written.
     Retire(oneshot::Sender<()>),
+    /// Stop without writing anything more (another pod deleted the channel); answered once stopped.
+    Discard(oneshot::Sender<()>),
 }
 
 /// Where a channel's task sends what it produces, and its bounds.
@@ -74,6 +76,7 @@ pub async fn run(
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut retired = None;
+    let mut discarded = false;
     // The window's segments, charged to the ingest budget; uploads wait for room when it is full.
     let mut window = limits.ingest.nothing();
     let mut ingest_full = false;
@@ -125,6 +128,11 @@ pub async fn run(
                 Some(Command::Flush(reply)) => flush = Some(reply),
                 Some(Command::Retire(reply)) => {
                     retired = Some(reply);
+                    break;
+                }
+                Some(Command::Discard(reply)) => {
+                    retired = Some(reply);
+                    discarded = true;
                     break;
                 }
             },
@@ -179,6 +187,7 @@ pub async fn run(
     }
     let record = state.to_record();
     if role.is_owner()
+        && !discarded
         && let Ok(json) = serde_json::to_vec(&record)
     {
         timeline_tx.send_replace(Some((sequence + 1, json.into(), record.progress())));

@@ -30,6 +30,9 @@ pub struct Followed {
     confirmed: Arc<AtomicU64>,
 }
 
+/// Stamped into `confirmed` when the control store says the channel is gone (deleted).
+const GONE: u64 = u64::MAX;
+
 impl Followed {
     pub fn new(snapshots: watch::Receiver<Arc<ChannelSnapshot>>) -> Followed {
         Followed { snapshots, confirmed: Arc::new(AtomicU64::new(now_ms())) }
@@ -43,6 +46,11 @@ impl Followed {
     /// Whether the control store has not answered for [`STALE_AFTER`].
     pub fn is_stale(&self) -> bool {
         now_ms().saturating_sub(self.confirmed.load(Ordering::Relaxed)) > STALE_AFTER.as_millis() as u64
+    }
+
+    /// Whether the channel was deleted (its follower has stopped).
+    pub fn is_gone(&self) -> bool {
+        self.confirmed.load(Ordering::Relaxed) == GONE
     }
 }
 
@@ -115,16 +123,22 @@ pub async fn follow(
                 continue;
             }
         };
-        refresh(&cluster, &id, &tx).await;
         let mut messages = pubsub.on_message();
-        loop {
-            tokio::select! {
+        let mut gone = !refresh(&cluster, &id, &tx).await;
+        while !gone {
+            gone = !tokio::select! {
                 message = messages.next() => match message {
                     Some(_) => refresh(&cluster, &id, &tx).await,
                     None => break,
                 },
                 _ = tokio::time::sleep(REFRESH) => refresh(&cluster, &id, &tx).await,
-            }
+            };
+        }
+        if gone {
+            tx.confirmed.store(GONE, Ordering::Relaxed);
+            FOLLOW.followed.fetch_sub(1, Ordering::Relaxed);
+            tracing::info!(channel = %id, "the followed channel was deleted");
+            return;
         }
         tracing::warn!(channel = %id, "lost the subscription to the channel's publications; subscribing again");
     }
@@ -136,14 +150,14 @@ struct Target {
     confirmed: Arc<AtomicU64>,
 }
 
-/// Reads the shared timeline and publishes it here when it changed.
-async fn refresh(cluster: &ControlStore, id: &ChannelId, target: &Target) {
+/// Reads the shared timeline and publishes it here when it changed; false once the channel is gone.
+async fn refresh(cluster: &ControlStore, id: &ChannelId, target: &Target) -> bool {
     let mut snap = match snapshot(cluster, id).await {
         Ok(Some(snap)) => snap,
-        Ok(None) => return,
+        Ok(None) => return false,
         Err(e) => {
             tracing::warn!(channel = %id, error = %e, "cannot read the shared timeline");
-            return;
+            return true;
         }
     };
     target.confirmed.store(now_ms(), Ordering::Relaxed);
@@ -156,7 +170,7 @@ async fn refresh(cluster: &ControlStore, id: &ChannelId, target: &Target) {
             == (b.status, b.accepting, b.last_msn(), b.slots.len(), b.discontinuity_base, &b.owner_url, at_owner(b))
     };
     if same(&current, &snap) {
-        return;
+        return true;
     }
     // Rendered playlists are cached by snapshot version: every change here is a new one, and a
     // followed snapshot's never equals one of this pod's own channel task (the high bit).
@@ -173,4 +187,5 @@ async fn refresh(cluster: &ControlStore, id: &ChannelId, target: &Target) {
         FOLLOW.buckets[bucket].fetch_add(1, Ordering::Relaxed);
     }
     tx.send_replace(Arc::new(snap));
+    true
 }

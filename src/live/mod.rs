@@ -17,6 +17,7 @@ pub mod owner;
 pub mod record;
 mod role;
 pub mod service;
+mod shared;
 mod store;
 pub mod upload;
 
@@ -37,11 +38,10 @@ use channel::ChannelState;
 use key::KeyHash;
 pub use model::{ChannelId, ChannelSettings, ChannelSnapshot, Status};
 use record::{ChannelIndex, ChannelRecord, TimelineRecord};
-use store::{read_json, write_json};
+use store::{read_json, restore, write_json};
 use upload::{Upload, UploadError};
 
 use crate::cluster::ControlStore;
-use crate::packaging::fmp4::parse::parse_init;
 use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageError};
 
@@ -61,6 +61,15 @@ pub enum LiveError {
     TooMany(usize),
     #[error(transparent)]
     Key(#[from] key::KeyError),
+    /// The cluster's control store did not answer.
+    #[error("the control store: {0}")]
+    Unavailable(String),
+}
+
+impl From<crate::cluster::ClusterError> for LiveError {
+    fn from(e: crate::cluster::ClusterError) -> Self {
+        LiveError::Unavailable(e.to_string())
+    }
 }
 
 /// What callers hold to talk to a channel. Cheap to clone.
@@ -182,7 +191,7 @@ impl LiveRegistry {
         if registry.inner.cluster.is_some() {
             // The control store is the registry: a pod takes a channel when its encoder pushes here.
             tracing::info!("live channels are shared through the control store; taken on their first upload");
-            tokio::spawn(reshare(Arc::downgrade(&registry.inner)));
+            tokio::spawn(shared::follow_records(Arc::downgrade(&registry.inner)));
             return Ok(registry);
         }
         store::migrate_legacy(storage.as_ref()).await?;
@@ -201,7 +210,6 @@ impl LiveRegistry {
                 None => ChannelState::new(id.clone(), record.settings.clone(), record::from_ms(record.created_ms)),
             };
             tracing::info!(channel = %id, next_msn = state.snapshot(SystemTime::now()).last_msn().map_or(0, |m| m + 1), "live channel restored");
-            registry.share(&record).await;
             channels.insert(id.clone(), registry.spawn(state, &record));
         }
         registry.inner.channels.store(Arc::new(channels));
@@ -211,42 +219,6 @@ impl LiveRegistry {
     pub fn get(&self, id: &str) -> Option<ChannelHandle> {
         let id = ChannelId::parse(id).ok()?;
         self.inner.channels.load().get(&id).cloned()
-    }
-
-    /// [`LiveRegistry::get`], or, in a cluster, a channel another pod created: its task starts here
-    /// from its record and newest timeline (shared, else stored), for the encoder pushing here.
-    pub async fn get_or_take(&self, id: &str) -> Option<ChannelHandle> {
-        if let Some(handle) = self.get(id) {
-            return Some(handle);
-        }
-        let cluster = self.inner.cluster.as_ref()?;
-        let id = ChannelId::parse(id).ok()?;
-        let record = match cluster.channel(&id).await {
-            Ok(record) => record?,
-            Err(e) => {
-                tracing::warn!(channel = %id, error = %e, "cannot read the channel from the control store");
-                return None;
-            }
-        };
-        let _admin = self.inner.admin.lock().await;
-        if let Some(handle) = self.get(id.as_str()) {
-            return Some(handle);
-        }
-        let storage = self.inner.storage.as_ref();
-        let timeline = match cluster.timeline(&id).await {
-            Ok(Some(t)) => Some(t),
-            _ => read_json::<TimelineRecord>(storage, &keys::timeline(&id)).await.ok().flatten(),
-        };
-        let state = match timeline {
-            Some(t) => restore(storage, &record, t).await,
-            None => ChannelState::new(id.clone(), record.settings.clone(), record::from_ms(record.created_ms)),
-        };
-        tracing::info!(channel = %id, "live channel taken from the control store");
-        let handle = self.spawn(state, &record);
-        let mut map = HashMap::clone(&self.inner.channels.load());
-        map.insert(id, handle.clone());
-        self.inner.channels.store(Arc::new(map));
-        Some(handle)
     }
 
     pub fn list(&self) -> Vec<ChannelHandle> {
@@ -272,7 +244,8 @@ impl LiveRegistry {
             return Err(LiveError::Exists(id));
         }
         let max = self.inner.limits.max_channels;
-        if existing.len() >= max {
+        // In a cluster the control store counts, in the same atomic step that creates.
+        if existing.len() >= max && self.inner.cluster.is_none() {
             return Err(LiveError::TooMany(max));
         }
         let storage = self.inner.storage.clone();
@@ -285,8 +258,14 @@ impl LiveRegistry {
             created_ms: record::ms(now),
             stopped: false,
         };
+        if let Some(cluster) = &self.inner.cluster {
+            match cluster.create_channel(&record, max).await? {
+                crate::cluster::Creation::Created => {}
+                crate::cluster::Creation::Exists => return Err(LiveError::Exists(id)),
+                crate::cluster::Creation::TooMany => return Err(LiveError::TooMany(max)),
+            }
+        }
         write_json(storage.as_ref(), &keys::channel(&id), &record).await?;
-        self.share(&record).await;
         let handle = self.spawn(ChannelState::new(id.clone(), settings, now), &record);
         let mut map = HashMap::clone(&self.inner.channels.load());
         map.insert(id.clone(), handle.clone());
@@ -296,88 +275,95 @@ impl LiveRegistry {
         Ok((handle, stream_key))
     }
 
-    /// Gives a channel a new stream key (generated when not given); the old one stops working at once.
-    pub async fn rotate_key(&self, id: &str, stream_key: Option<String>) -> Result<(ChannelHandle, String), LiveError> {
+    /// Gives a channel a new stream key (generated when not given); the old one stops working at once
+    /// here, and on the other pods when they hear of the change (pub/sub, or their next check).
+    pub async fn rotate_key(&self, id: &str, stream_key: Option<String>) -> Result<String, LiveError> {
         let stream_key = key::chosen_or_generated(stream_key)?;
-        let _admin = self.inner.admin.lock().await;
-        let mut handle = self.get(id).ok_or(LiveError::NotFound)?;
-        let storage = self.inner.storage.as_ref();
-        let mut record =
-            read_json::<ChannelRecord>(storage, &keys::channel(&handle.id)).await?.ok_or(LiveError::NotFound)?;
-        record.key_sha256 = KeyHash::of(&stream_key).to_hex();
-        write_json(storage, &keys::channel(&handle.id), &record).await?;
-        self.share(&record).await;
-        handle.key = KeyHash::of(&stream_key);
-        let mut map = HashMap::clone(&self.inner.channels.load());
-        map.insert(handle.id.clone(), handle.clone());
-        self.inner.channels.store(Arc::new(map));
-        tracing::info!(channel = %handle.id, "stream key rotated");
-        Ok((handle, stream_key))
+        let hash = KeyHash::of(&stream_key).to_hex();
+        let record = self.change_record(id, |r| r.key_sha256.clone_from(&hash)).await?;
+        self.apply_record(&record).await;
+        tracing::info!(channel = %record.id, "stream key rotated");
+        Ok(stream_key)
     }
 
-    /// Ends a channel (`EXT-X-ENDLIST`); uploads are refused until it is started again.
-    pub async fn stop(&self, id: &str) -> Result<ChannelHandle, LiveError> {
-        let handle = self.get(id).ok_or(LiveError::NotFound)?;
-        self.set_stopped(&handle, true).await?;
-        handle.request(|tx| Command::End(true, tx)).await?;
-        Ok(handle)
-    }
-
-    pub async fn start(&self, id: &str) -> Result<ChannelHandle, LiveError> {
-        let handle = self.get(id).ok_or(LiveError::NotFound)?;
-        self.set_stopped(&handle, false).await?;
-        handle.request(Command::Resume).await?;
-        Ok(handle)
-    }
-
-    async fn set_stopped(&self, handle: &ChannelHandle, stopped: bool) -> Result<(), LiveError> {
-        let storage = self.inner.storage.as_ref();
-        if let Some(mut record) = read_json::<ChannelRecord>(storage, &keys::channel(&handle.id)).await? {
-            record.stopped = stopped;
-            write_json(storage, &keys::channel(&handle.id), &record).await?;
-            self.share(&record).await;
+    /// Ends a channel (`EXT-X-ENDLIST`); uploads are refused until it is started again. In a cluster
+    /// the pod writing the channel ends it; with none, this pod ends its shared timeline.
+    pub async fn stop(&self, id: &str) -> Result<(), LiveError> {
+        let record = self.change_record(id, |r| r.stopped = true).await?;
+        self.apply_record(&record).await;
+        if let Some(cluster) = &self.inner.cluster
+            && !self.get(id).is_some_and(|h| h.is_owner())
+            && cluster.lease_holder(&record.id).await?.is_none()
+        {
+            shared::end_unowned(cluster, &record).await?;
         }
         Ok(())
     }
 
-    /// Removes a channel; with `purge` its recorded segments go too.
-    pub async fn remove(&self, id: &str, purge: bool) -> Result<(), LiveError> {
+    pub async fn start(&self, id: &str) -> Result<(), LiveError> {
+        let record = self.change_record(id, |r| r.stopped = false).await?;
+        self.apply_record(&record).await;
+        Ok(())
+    }
+
+    /// Changes a channel's record where it is kept (the control store, compare-and-set, in a cluster;
+    /// else storage) and in storage; the record as written.
+    async fn change_record(&self, id: &str, change: impl Fn(&mut ChannelRecord)) -> Result<ChannelRecord, LiveError> {
+        let id = ChannelId::parse(id).map_err(|_| LiveError::NotFound)?;
         let _admin = self.inner.admin.lock().await;
-        let handle = self.get(id).ok_or(LiveError::NotFound)?;
-        let _ = handle.request(|tx| Command::End(true, tx)).await;
-        let mut map = HashMap::clone(&self.inner.channels.load());
-        map.remove(&handle.id);
-        self.write_index(&map).await?;
-        self.inner.channels.store(Arc::new(map));
-        // The channel's task writes its timeline when it ends: wait for that, so nothing it writes
-        // lands after the deletes below.
-        let _ = handle.request(Command::Retire).await;
+        let storage = self.inner.storage.as_ref();
+        let record = match &self.inner.cluster {
+            Some(cluster) => cluster.update_channel(&id, &change).await?.ok_or(LiveError::NotFound)?,
+            None => {
+                self.get(id.as_str()).ok_or(LiveError::NotFound)?;
+                let mut record =
+                    read_json::<ChannelRecord>(storage, &keys::channel(&id)).await?.ok_or(LiveError::NotFound)?;
+                change(&mut record);
+                record
+            }
+        };
+        write_json(storage, &keys::channel(&id), &record).await?;
+        Ok(record)
+    }
+
+    /// Removes a channel; with `purge` its recorded segments go too. In a cluster the pods holding it
+    /// drop it when they hear of it, and storage is cleared once the pod writing it let go.
+    pub async fn remove(&self, id: &str, purge: bool) -> Result<(), LiveError> {
+        let id = ChannelId::parse(id).map_err(|_| LiveError::NotFound)?;
+        let _admin = self.inner.admin.lock().await;
+        let local = self.get(id.as_str());
+        if let Some(cluster) = &self.inner.cluster {
+            if !cluster.forget_channel(&id).await? && local.is_none() {
+                return Err(LiveError::NotFound);
+            }
+        } else if local.is_none() {
+            return Err(LiveError::NotFound);
+        }
+        if let Some(handle) = local {
+            let _ = handle.request(|tx| Command::End(true, tx)).await;
+            let mut map = HashMap::clone(&self.inner.channels.load());
+            map.remove(&handle.id);
+            self.write_index(&map).await?;
+            self.inner.channels.store(Arc::new(map));
+            // The channel's task writes its timeline when it ends: wait for that, so nothing it writes
+            // lands after the deletes below.
+            let _ = handle.request(Command::Retire).await;
+        }
+        if let Some(cluster) = &self.inner.cluster {
+            shared::wait_for_release(cluster, &id).await;
+        }
         let storage = self.inner.storage.as_ref();
         if purge {
-            for prefix in [format!("live/{}/", handle.id), keys::records(&handle.id)] {
+            for prefix in [format!("live/{id}/"), keys::records(&id)] {
                 for object in storage.list(&prefix).await? {
                     storage.delete(&object.key).await?;
                 }
             }
         } else {
-            storage.delete(&keys::channel(&handle.id)).await?;
+            storage.delete(&keys::channel(&id)).await?;
         }
-        if let Some(cluster) = &self.inner.cluster
-            && let Err(e) = cluster.forget_channel(&handle.id).await
-        {
-            tracing::warn!(channel = %handle.id, error = %e, "could not remove the channel from the control store");
-        }
-        tracing::info!(channel = %handle.id, purge, "live channel removed");
+        tracing::info!(channel = %id, purge, "live channel removed");
         Ok(())
-    }
-
-    /// Makes a channel's record known to the other pods (in a cluster).
-    async fn share(&self, record: &ChannelRecord) {
-        if let Some(cluster) = &self.inner.cluster
-            && let Err(e) = cluster.share_channel(record).await
-        {
-            tracing::warn!(channel = %record.id, error = %e, "could not share the channel with the other pods");
-        }
     }
 
     /// Starts a channel's task.
@@ -409,31 +395,6 @@ impl LiveRegistry {
     }
 }
 
-/// Shares the records of the channels this pod writes again every few seconds, so a control store
-/// that lost its data (a Redis restarted without persistence) learns them back.
-async fn reshare(inner: std::sync::Weak<Inner>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-    loop {
-        tick.tick().await;
-        let Some(inner) = inner.upgrade() else { return };
-        let Some(cluster) = &inner.cluster else { return };
-        for handle in inner.channels.load().values().filter(|h| h.is_owner()) {
-            let snap = handle.snapshot();
-            let record = ChannelRecord {
-                id: handle.id.clone(),
-                key_sha256: handle.key.to_hex(),
-                token: None,
-                settings: snap.settings.clone(),
-                created_ms: handle.created_ms,
-                stopped: !snap.accepting,
-            };
-            if let Err(e) = cluster.share_channel(&record).await {
-                tracing::debug!(channel = %handle.id, error = %e, "could not share the channel again");
-            }
-        }
-    }
-}
-
 fn spawn(
     state: ChannelState,
     record: &ChannelRecord,
@@ -452,26 +413,4 @@ fn spawn(
         KeyHash::unusable()
     });
     ChannelHandle { id, key, created_ms: record.created_ms, snapshot, commands, owner }
-}
-
-async fn restore(storage: &dyn Storage, record: &ChannelRecord, timeline: TimelineRecord) -> ChannelState {
-    let id = &record.id;
-    let mut inits = HashMap::new();
-    for e in &timeline.epochs {
-        for (r, has) in e.inits.iter().enumerate() {
-            let Some((_, info)) = timeline.renditions.get(r) else { continue };
-            if *has && let Ok(o) = storage.get(&keys::init(id, e.id, info.id)).await {
-                inits.insert((e.id, r), o.body);
-            }
-        }
-    }
-    let mut sources = HashMap::new();
-    for v in timeline.variants.iter().filter(|v| v.has_init) {
-        if let Ok(o) = storage.get(&keys::source_init(id, &v.path)).await
-            && let Ok(info) = parse_init(&o.body)
-        {
-            sources.insert(v.path.clone(), (o.body, Arc::new(info)));
-        }
-    }
-    ChannelState::restore(record, timeline, |e, r| inits.get(&(e, r)).cloned(), |p| sources.get(p).cloned())
 }

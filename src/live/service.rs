@@ -272,7 +272,8 @@ impl Live {
     async fn follow(&self, channel: &str) -> Result<watch::Receiver<Arc<ChannelSnapshot>>, ServeError> {
         let cluster = self.registry.cluster().ok_or(ServeError::NotFound)?;
         let id = ChannelId::parse(channel).map_err(|_| ServeError::NotFound)?;
-        if let Some(followed) = self.followers.lock().ok().and_then(|f| f.get(&id).cloned()) {
+        let known = self.followers.lock().ok().and_then(|f| f.get(&id).cloned());
+        if let Some(followed) = known.filter(|f| !f.is_gone()) {
             if followed.is_stale() {
                 return Err(ServeError::Unavailable("the control store has not answered for this channel".into()));
             }
@@ -283,7 +284,7 @@ impl Live {
             .map_err(|e| ServeError::Unavailable(format!("the control store: {e}")))?
             .ok_or(ServeError::NotFound)?;
         let Ok(mut followers) = self.followers.lock() else { return Err(ServeError::NotFound) };
-        if let Some(followed) = followers.get(&id) {
+        if let Some(followed) = followers.get(&id).filter(|f| !f.is_gone()) {
             return Ok(followed.snapshots.clone());
         }
         let (tx, rx) = watch::channel(Arc::new(snap));

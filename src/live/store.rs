@@ -1,13 +1,18 @@
 //! A channel's records in storage (`.estuary/live/...`): JSON read with a size cap (nothing is
 //! parsed whole without one), written whole, and the one-time move of records that older versions
-//! kept where the edge could read them, with stream keys in clear.
+//! kept where the edge could read them, with stream keys in clear; a channel's state rebuilt from them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::channel::ChannelState;
 use super::key::KeyHash;
 use super::keys::{self, legacy};
 use super::model::ChannelId;
-use super::record::{ChannelIndex, ChannelRecord};
+use super::record::{ChannelIndex, ChannelRecord, TimelineRecord};
+use crate::packaging::fmp4::parse::parse_init;
 use crate::storage::{Storage, StorageError, StorageKey};
 
 /// The largest record read (a timeline of a day-long DVR window at 1 s segments is ~20 MiB).
@@ -85,4 +90,27 @@ pub fn hash_clear_key(record: &mut ChannelRecord) {
 /// The ids of every channel on record.
 pub async fn channel_ids(storage: &dyn Storage) -> Result<Vec<ChannelId>, StorageError> {
     Ok(read_json::<ChannelIndex>(storage, &keys::index()).await?.unwrap_or_default().channels)
+}
+
+/// A channel's state from its records, with its init segments read back from storage.
+pub(super) async fn restore(storage: &dyn Storage, record: &ChannelRecord, timeline: TimelineRecord) -> ChannelState {
+    let id = &record.id;
+    let mut inits = HashMap::new();
+    for e in &timeline.epochs {
+        for (r, has) in e.inits.iter().enumerate() {
+            let Some((_, info)) = timeline.renditions.get(r) else { continue };
+            if *has && let Ok(o) = storage.get(&keys::init(id, e.id, info.id)).await {
+                inits.insert((e.id, r), o.body);
+            }
+        }
+    }
+    let mut sources = HashMap::new();
+    for v in timeline.variants.iter().filter(|v| v.has_init) {
+        if let Ok(o) = storage.get(&keys::source_init(id, &v.path)).await
+            && let Ok(info) = parse_init(&o.body)
+        {
+            sources.insert(v.path.clone(), (o.body, Arc::new(info)));
+        }
+    }
+    ChannelState::restore(record, timeline, |e, r| inits.get(&(e, r)).cloned(), |p| sources.get(p).cloned())
 }

@@ -342,7 +342,10 @@ impl ChannelState {
 
     /// Lets a stopped channel take uploads again.
     pub fn resume(&mut self) {
-        self.accepting = true;
+        if !self.accepting {
+            self.accepting = true;
+            self.version += 1;
+        }
     }
 
     /// The variant pushed at `path`, created on first sight.

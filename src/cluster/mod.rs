@@ -3,7 +3,7 @@
 //! change, so a pod that did not take the stream serves it and releases its blocked playlist requests
 //! when the owner publishes.
 //!
-//! Keys: `estuary:live:channels` (hash: id -> channel record), `estuary:live:{id}:timeline` (the
+//! Keys: `estuary:live:channels` (hash: id -> channel record; see [`channels`]), `estuary:live:{id}:timeline` (the
 //! timeline record, JSON), `estuary:live:{id}:progress` (`next_msn:last_upload_ms`, what the
 //! compare-and-set compares), and the pub/sub channel `estuary:live:{id}:events`.
 //!
@@ -16,55 +16,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
+mod channels;
+mod scripts;
+
+pub use channels::{Creation, records_channel};
+use scripts::{HOLD_LEASE, RELEASE_LEASE, SHARE_TIMELINE};
+
 use crate::live::model::ChannelId;
-use crate::live::record::{ChannelRecord, TimelineProgress, TimelineRecord};
+use crate::live::record::{TimelineProgress, TimelineRecord};
 
-const CHANNELS: &str = "estuary:live:channels";
-
-/// Takes a channel's lease when it is free or already ours, for `ARGV[2]` ms.
-const HOLD_LEASE: &str = r"
-local holder = redis.call('GET', KEYS[1])
-if (not holder) or holder == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-";
-
-/// Gives a channel's lease up when it is ours.
-const RELEASE_LEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-";
-
-/// Writes a timeline unless the stored one got further (the same rule as
-/// [`TimelineProgress::may_replace`]), then announces it.
-const SHARE_TIMELINE: &str = r"
-local stored = redis.call('GET', KEYS[2])
-if stored then
-  local n, u = string.match(stored, '^(%d+):(%-?%d+)$')
-  local mn, mu = tonumber(ARGV[2]), tonumber(ARGV[3])
-  if n and (mn < tonumber(n) or (mn == tonumber(n) and mu < tonumber(u))) then
-    return 0
-  end
-end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], ARGV[2] .. ':' .. ARGV[3])
-redis.call('PUBLISH', KEYS[3], ARGV[2])
-return 1
-";
-
-fn timeline_key(id: &ChannelId) -> String {
+pub(super) fn timeline_key(id: &ChannelId) -> String {
     format!("estuary:live:{id}:timeline")
 }
 
-fn lease_key(id: &ChannelId) -> String {
+pub(super) fn lease_key(id: &ChannelId) -> String {
     format!("estuary:live:{id}:lease")
 }
 
-fn progress_key(id: &ChannelId) -> String {
+pub(super) fn progress_key(id: &ChannelId) -> String {
     format!("estuary:live:{id}:progress")
 }
 
@@ -82,6 +51,8 @@ pub enum ClusterError {
     Record(#[from] serde_json::Error),
     #[error("redis did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    #[error("the record kept changing under other pods' writes; try again")]
+    Contended,
 }
 
 /// How long a lease operation may take: it runs before an encoder's upload is applied, which must
@@ -90,7 +61,7 @@ const LEASE_DEADLINE: std::time::Duration = std::time::Duration::from_millis(300
 /// How long sharing a timeline may take (it runs beside the channel's task, never in its way).
 const SHARE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long any other call may take (a player's request may be waiting on it).
-const DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+pub(super) const DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Control-store figures for metrics: calls, failed ones (errors and timeouts), time spent.
 #[derive(Debug, Default)]
@@ -104,7 +75,7 @@ pub static REDIS: RedisStats =
     RedisStats { calls: AtomicU64::new(0), errors: AtomicU64::new(0), micros: AtomicU64::new(0) };
 
 /// Runs one control-store call within `deadline`, counting it.
-async fn within<T>(
+pub(super) async fn within<T>(
     deadline: std::time::Duration,
     call: impl std::future::Future<Output = Result<T, ClusterError>>,
 ) -> Result<T, ClusterError> {
@@ -218,51 +189,9 @@ impl ControlStore {
         .await
     }
 
-    /// Makes a channel known to every pod.
-    pub async fn share_channel(&self, record: &ChannelRecord) -> Result<(), ClusterError> {
-        let json = serde_json::to_string(record)?;
-        within(DEADLINE, async {
-            let _: () = self.connection.clone().hset(CHANNELS, record.id.as_str(), json).await?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Forgets a channel and its shared timeline.
-    pub async fn forget_channel(&self, id: &ChannelId) -> Result<(), ClusterError> {
-        within(DEADLINE, async {
-            let mut c = self.connection.clone();
-            let _: () = c.hdel(CHANNELS, id.as_str()).await?;
-            let _: () = c.del(&[timeline_key(id), progress_key(id)]).await?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Every channel any pod shares.
-    pub async fn channels(&self) -> Result<Vec<ChannelRecord>, ClusterError> {
-        within(DEADLINE, async {
-            let all: Vec<(String, String)> = self.connection.clone().hgetall(CHANNELS).await?;
-            let mut records = Vec::with_capacity(all.len());
-            for (_, json) in all {
-                records.push(serde_json::from_str(&json)?);
-            }
-            Ok(records)
-        })
-        .await
-    }
-
     /// The pod holding a channel's lease (writing it), if any.
     pub async fn lease_holder(&self, id: &ChannelId) -> Result<Option<String>, ClusterError> {
         within(DEADLINE, async { Ok(self.connection.clone().get(lease_key(id)).await?) }).await
-    }
-
-    pub async fn channel(&self, id: &ChannelId) -> Result<Option<ChannelRecord>, ClusterError> {
-        within(DEADLINE, async {
-            let json: Option<String> = self.connection.clone().hget(CHANNELS, id.as_str()).await?;
-            Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
-        })
-        .await
     }
 
     /// Writes a channel's timeline and announces it, unless the stored one got further; returns
