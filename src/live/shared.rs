@@ -155,10 +155,9 @@ pub(super) async fn follow_records(inner: Weak<Inner>) {
         let mut tick = tokio::time::interval(RECONCILE);
         loop {
             let changed: Option<Vec<ChannelId>> = tokio::select! {
-                message = messages.next() => match message {
-                    Some(m) => Some(m.get_payload::<String>().ok().and_then(|id| ChannelId::parse(&id).ok()).into_iter().collect()),
-                    None => None,
-                },
+                message = messages.next() => message.map(|m| {
+                    m.get_payload::<String>().ok().and_then(|id| ChannelId::parse(&id).ok()).into_iter().collect()
+                }),
                 _ = tick.tick() => {
                     let Some(inner) = inner.upgrade() else { return };
                     Some(inner.channels.load().keys().cloned().collect())
