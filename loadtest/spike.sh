@@ -4,6 +4,12 @@
 # HTTP PUT, and estuary-load, all share the machine's cores: nothing is pinned.
 #
 #   loadtest/spike.sh [players=2000] [seconds=60] [ramp=5] [poll|blocking] [cache=256MiB]
+#   PODS=3 loadtest/spike.sh ...     # a cluster: redis-server and 3 estuary processes on one storage root
+#
+# With PODS=n (n > 1) the encoder pushes into pod 1, the players are spread evenly over the n pods'
+# edges (`--urls`), and the pods share the channel through a local redis-server (Debian's; installed
+# when missing); the report adds, per pod, where its segments came from on a cache miss (the owner's
+# memory over the internal listener, or storage).
 #
 # The encoder pushes a clip pre-encoded here first (two video variants, 1280x720 at 1.5 Mb/s and
 # 640x360 at 0.5 Mb/s, AAC, a keyframe every 2 s) with `-re -c copy`, so it costs the machine what an
@@ -20,12 +26,17 @@ SECONDS_RUN=${2:-60}
 RAMP=${3:-5}
 MODE=${4:-poll}
 CACHE=${5:-256MiB}
+PODS=${PODS:-1}
 case $MODE in poll) BLOCKING=() ;; blocking) BLOCKING=(--blocking) ;; *) echo "mode: poll or blocking" >&2; exit 2 ;; esac
 
-if ! command -v ffmpeg >/dev/null; then
-  SUDO=$([ "$(id -u)" -eq 0 ] && echo || echo sudo)
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
-fi
+NEEDED=(ffmpeg)
+[ "$PODS" -gt 1 ] && NEEDED+=(redis-server)
+for tool in "${NEEDED[@]}"; do
+  if ! command -v "$tool" >/dev/null; then
+    SUDO=$([ "$(id -u)" -eq 0 ] && echo || echo sudo)
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$tool" >/dev/null
+  fi
+done
 cargo build --release --quiet -p estuary -p estuary-load
 ESTUARY=$PWD/target/release/estuary
 LOAD=$PWD/target/release/estuary-load
@@ -50,13 +61,26 @@ ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=1280x720:rate=2
   -c:a aac -b:a 96k "$WORK/source.mp4"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-EDGE_PORT=$(free_port); API_PORT=$(free_port); INGEST_PORT=$(free_port)
-EDGE=http://127.0.0.1:$EDGE_PORT; API=http://127.0.0.1:$API_PORT; INGEST=http://127.0.0.1:$INGEST_PORT
 mkdir -p "$WORK/root"
-ESTUARY_LOG_ACCESS=false ESTUARY_LOG_LEVEL=warn "$ESTUARY" serve --edge-addr "127.0.0.1:$EDGE_PORT" \
-  --api-addr "127.0.0.1:$API_PORT" --ingest-addr "127.0.0.1:$INGEST_PORT" --storage-root "$WORK/root" \
-  --cache-bytes "$CACHE" & ESTUARY_PID=$!; PIDS+=($!)
-for _ in $(seq 100); do curl -fs -o /dev/null "$EDGE/healthz" && break; sleep 0.1; done
+CLUSTER_ENV=()
+if [ "$PODS" -gt 1 ]; then
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >/dev/null & PIDS+=($!)
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break; sleep 0.1; done
+  CLUSTER_ENV=(ESTUARY_CLUSTER_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/")
+fi
+EDGES=(); APIS=(); ESTUARY_PIDS=()
+for pod in $(seq "$PODS"); do
+  EDGE_PORT=$(free_port); API_PORT=$(free_port); INGEST_PORT=$(free_port); INTERNAL_PORT=$(free_port)
+  env ESTUARY_LOG_ACCESS=false ESTUARY_LOG_LEVEL=warn ESTUARY_CLUSTER_INTERNAL_ADDR="127.0.0.1:$INTERNAL_PORT" \
+    "${CLUSTER_ENV[@]}" "$ESTUARY" serve --edge-addr "127.0.0.1:$EDGE_PORT" \
+    --api-addr "127.0.0.1:$API_PORT" --ingest-addr "127.0.0.1:$INGEST_PORT" --storage-root "$WORK/root" \
+    --cache-bytes "$CACHE" & ESTUARY_PIDS+=($!); PIDS+=($!)
+  EDGES+=("http://127.0.0.1:$EDGE_PORT"); APIS+=("http://127.0.0.1:$API_PORT")
+  [ "$pod" -eq 1 ] && INGEST=http://127.0.0.1:$INGEST_PORT
+  for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$EDGE_PORT/healthz" && break; sleep 0.1; done
+done
+EDGE=${EDGES[0]}; API=${APIS[0]}; ESTUARY_PID=${ESTUARY_PIDS[0]}
 
 json() { python3 -c "import json,sys; r=json.load(sys.stdin); print($1)"; }
 # The ingest URL the API hands out carries the stream key in its path.
@@ -77,18 +101,36 @@ for _ in $(seq 200); do
 done
 echo "channel live with $n segments; $PLAYERS players join over ${RAMP}s ($MODE), run ${SECONDS_RUN}s"
 
-metric() { curl -fs "$API/metrics" | awk -v m="$1" -v f="$2" 'index($1, m) == 1 && (f == "" || index($1, f)) {n+=$2} END {printf "%d", n}'; }
-cpu_secs() { awk '{printf "%.1f", ($14 + $15) / 100}' "/proc/$1/stat"; }
-echo 5 > "/proc/$ESTUARY_PID/clear_refs" 2>/dev/null || true
-cpu0=$(cpu_secs "$ESTUARY_PID")
+# A metric summed over every pod (or one pod's, with a third argument: its API URL).
+metric() {
+  local apis=("${APIS[@]}")
+  [ -n "${3:-}" ] && apis=("$3")
+  for api in "${apis[@]}"; do curl -fs "$api/metrics"; done |
+    awk -v m="$1" -v f="$2" 'index($1, m) == 1 && (f == "" || index($1, f)) {n+=$2} END {printf "%d", n}'
+}
+cpu_secs() { for pid in "${ESTUARY_PIDS[@]}"; do cat "/proc/$pid/stat"; done | awk '{n += ($14 + $15) / 100} END {printf "%.1f", n}'; }
+for pid in "${ESTUARY_PIDS[@]}"; do echo 5 > "/proc/$pid/clear_refs" 2>/dev/null || true; done
+cpu0=$(cpu_secs)
 served0=$(metric estuary_http_requests_total 'tier="edge"')
 reads0=$(metric estuary_storage_reads_total "")
-"$LOAD" spike --url "$EDGE/live/kick/master.m3u8" --players "$PLAYERS" --ramp "${RAMP}s" \
+URLS=$(printf '%s/live/kick/master.m3u8,' "${EDGES[@]}")
+"$LOAD" spike --urls "${URLS%,}" --players "$PLAYERS" --ramp "${RAMP}s" \
   --duration "${SECONDS_RUN}s" --abr random "${BLOCKING[@]}" --json-file "$WORK/report.json"
 served=$(($(metric estuary_http_requests_total 'tier="edge"') - served0))
 reads=$(($(metric estuary_storage_reads_total "") - reads0))
-cpu=$(awk -v a="$cpu0" -v b="$(cpu_secs "$ESTUARY_PID")" 'BEGIN {printf "%.1f", b - a}')
-rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$ESTUARY_PID/status")
+cpu=$(awk -v a="$cpu0" -v b="$(cpu_secs)" 'BEGIN {printf "%.1f", b - a}')
+# The largest pod's peak.
+rss=$(for pid in "${ESTUARY_PIDS[@]}"; do awk '/VmHWM/ {printf "%.0f\n", $2/1024}' "/proc/$pid/status"; done | sort -n | tail -1)
+if [ "$PODS" -gt 1 ]; then
+  echo
+  echo "live segment reads on a cache miss, per pod (pod 1 takes the encoder's pushes):"
+  for i in "${!APIS[@]}"; do
+    echo "  pod $((i + 1)): from the owner's memory $(metric estuary_live_segment_reads_total 'source="owner"' "${APIS[i]}")," \
+      "failed tries of it $(metric estuary_live_segment_reads_total 'source="owner_failed"' "${APIS[i]}")," \
+      "from storage $(metric estuary_live_segment_reads_total 'source="storage"' "${APIS[i]}")," \
+      "edge requests $(metric estuary_http_requests_total 'tier="edge"' "${APIS[i]}")"
+  done
+fi
 cache_mib=$(numfmt --from=iec-i --to-unit=Mi "${CACHE%B}")
 
 echo
@@ -105,7 +147,7 @@ line("errors", r["errors"], "0", r["errors"] == 0)
 line("stalls", r["stalls"], "0", r["stalls"] == 0)
 line("players never started", r["players_never_started"], "0", r["players_never_started"] == 0)
 line("playlist TTFB p99 (ms)", f"{p99:.1f}", "< 50", p99 < 50)
-line("estuary peak RSS (MiB)", rss, f"< {cache} + 64 = {cache + 64}", rss < cache + 64)
+line("estuary peak RSS (MiB, largest pod)", rss, f"< {cache} + 64 = {cache + 64}", rss < cache + 64)
 print(f"  requests the server counted: {served} (the load generator: {r['requests']}); "
-      f"storage reads: {reads}; estuary CPU: {cpu:.1f} s over {r['seconds']:.0f} s")
+      f"storage reads: {reads}; estuary CPU (all pods): {cpu:.1f} s over {r['seconds']:.0f} s")
 PY
