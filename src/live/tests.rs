@@ -421,3 +421,49 @@ fn decode_times_continue_across_an_encoder_restart() {
     let mpd = manifests::render_mpd(&snap, WindowRequest::default(), "/time").unwrap();
     assert!(!mpd.contains("<S t=\"0\""), "the new Period's timeline starts where the old one ended: {mpd}");
 }
+
+/// What a pod writing a channel shares with the others only grows: a second variant's parts arriving
+/// (not yet stored) never take back the slots and parts already listed (they were, once: players on
+/// the other pods got 404 for segments their playlists had just listed).
+#[test]
+fn the_shared_timeline_never_takes_back_what_it_listed() {
+    let mut s = channel();
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    upload(&mut s, "v1/init_0.mp4", INIT, t(1));
+    let listed = |s: &ChannelState| -> Vec<(u64, usize)> {
+        let shared = s.to_shared_record(None);
+        let parts = shared.slots.iter().flat_map(|slot| {
+            slot.parts.iter().enumerate().filter(|(_, p)| p.is_some()).map(move |(r, _)| (slot.msn, r))
+        });
+        parts.collect()
+    };
+    let store_all = |s: &mut ChannelState| {
+        let snap = s.snapshot(t(60));
+        for slot in &snap.slots {
+            for (r, part) in slot.parts.iter().enumerate() {
+                if part.is_some() {
+                    s.mark_stored(slot.msn, r);
+                }
+            }
+        }
+    };
+    for e in 0..4u64 {
+        push(&mut s, e, SEGMENTS[e as usize], t(4 * e + 5));
+    }
+    store_all(&mut s);
+    let before = listed(&s);
+    assert_eq!(before.len(), 8, "four slots of v0's two renditions: {before:?}");
+    // v1's first segments arrive, not yet stored: nothing listed goes away, nothing of v1 is listed.
+    for e in 0..2u64 {
+        upload(&mut s, &format!("v1/seg_{e:05}.m4s"), SEGMENTS[e as usize], t(4 * e + 20));
+    }
+    let names = ["seg_00000.m4s", "seg_00001.m4s"];
+    upload(&mut s, "v1/index.m3u8", &playlist(0, &names, false), t(21));
+    assert!(s.snapshot(t(60)).renditions.len() == 4, "v1 adds two renditions");
+    let during = listed(&s);
+    assert_eq!(during, before, "v1's unstored parts change nothing listed");
+    store_all(&mut s);
+    let after = listed(&s);
+    assert!(before.iter().all(|p| after.contains(p)), "{before:?} then {after:?}");
+    assert!(after.contains(&(0, 2)) && after.contains(&(1, 2)), "v1's parts, once stored, are listed: {after:?}");
+}

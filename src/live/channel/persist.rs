@@ -32,23 +32,34 @@ impl ChannelState {
         state
     }
 
-    /// The timeline other pods serve from, `owner_url` being this pod's internal listener: its slots
-    /// end before the first one with a part not yet in storage (a segment is listed everywhere once
-    /// it is durable, so a failover never leaves a listed segment no pod has), and the parts whose
-    /// bytes this pod still holds are marked, for the others to read them from here.
+    /// The timeline other pods serve from, `owner_url` being this pod's internal listener. It lists a
+    /// segment once storage has it (so a failover never leaves a listed segment no pod has), and what
+    /// it lists it never takes back: per rendition, parts in order up to the first not yet stored
+    /// (a later variant's part arriving unstored leaves the slots already shared as they were), slots
+    /// up to the last with a listed part. Parts this pod still holds are marked, for the others to read
+    /// them from here.
     pub fn to_shared_record(&self, owner_url: Option<&str>) -> TimelineRecord {
         let mut record = self.to_record();
-        let stored = self.slots.iter().take_while(|s| s.parts.iter().flatten().all(|p| p.stored)).count();
-        record.slots.truncate(stored);
-        if owner_url.is_some() {
-            for (slot, shared) in self.slots.iter().zip(&mut record.slots) {
-                for (part, shared) in slot.parts.iter().zip(&mut shared.parts) {
-                    if let (Some(part), Some(shared)) = (part, shared) {
-                        shared.held = part.bytes.is_some();
-                    }
+        let mut blocked = vec![false; self.renditions.len()];
+        let mut listed = 0;
+        for (k, (slot, shared)) in self.slots.iter().zip(&mut record.slots).enumerate() {
+            for (r, (part, shared)) in slot.parts.iter().zip(&mut shared.parts).enumerate() {
+                let (Some(part), Some(shared_part)) = (part, shared.as_mut()) else { continue };
+                if blocked.len() <= r {
+                    blocked.resize(r + 1, false);
+                }
+                blocked[r] |= !part.stored;
+                if blocked[r] {
+                    *shared = None;
+                } else {
+                    shared_part.held = owner_url.is_some() && part.bytes.is_some();
                 }
             }
+            if shared.parts.iter().any(Option::is_some) {
+                listed = k + 1;
+            }
         }
+        record.slots.truncate(listed);
         record.owner_url = owner_url.map(str::to_owned);
         record
     }
