@@ -134,7 +134,7 @@ fi
 cache_mib=$(numfmt --from=iec-i --to-unit=Mi "${CACHE%B}")
 
 echo
-python3 - "$WORK/report.json" "$rss" "$cache_mib" "$served" "$reads" "$cpu" <<'PY'
+python3 - "$WORK/report.json" "$rss" "$cache_mib" "$served" "$reads" "$cpu" "$MODE" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 rss, cache, served, reads, cpu = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
@@ -146,7 +146,10 @@ print("targets:")
 line("errors", r["errors"], "0", r["errors"] == 0)
 line("stalls", r["stalls"], "0", r["stalls"] == 0)
 line("players never started", r["players_never_started"], "0", r["players_never_started"] == 0)
-line("playlist TTFB p99 (ms)", f"{p99:.1f}", "< 50", p99 < 50)
+if sys.argv[7] == "blocking":
+    print(f"  {'playlist TTFB p99 (ms)':<28} {p99:>14.1f}   (held for _HLS_msn: not a TTFB target)")
+else:
+    line("playlist TTFB p99 (ms)", f"{p99:.1f}", "< 50", p99 < 50)
 line("estuary peak RSS (MiB, largest pod)", rss, f"< {cache} + 64 = {cache + 64}", rss < cache + 64)
 print(f"  requests the server counted: {served} (the load generator: {r['requests']}); "
       f"storage reads: {reads}; estuary CPU (all pods): {cpu:.1f} s over {r['seconds']:.0f} s")
