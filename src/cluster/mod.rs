@@ -108,7 +108,7 @@ pub struct ControlStore {
 }
 
 impl ControlStore {
-    /// The control store at `url` (`redis://host:port`); fails only for a URL that is not one. The
+    /// The control store at `url` (`redis://host:port`, `rediss://` over TLS); fails only for a URL that is not one. The
     /// connection is made on first use and remade whenever it breaks, so a pod starts, and serves
     /// VOD and the channels it owns, while Redis is away.
     pub async fn connect(url: &str) -> Result<ControlStore, ClusterError> {

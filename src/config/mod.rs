@@ -99,8 +99,8 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |f: &str, m: String| Err(ConfigError::new(f, m));
         let redis = &self.cluster.redis_url;
-        if !(redis.is_empty() || redis.starts_with("redis://")) {
-            return err("cluster.redis_url", "must be a redis:// URL (TLS, rediss://, is not supported yet)".into());
+        if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+            return err("cluster.redis_url", "must be a redis:// or (TLS) rediss:// URL".into());
         }
         if !self.edge.enabled && !self.api.enabled && !self.ingest.enabled {
             return err("edge.enabled", "every tier is disabled; enable at least one".into());
@@ -285,8 +285,11 @@ mod tests {
     fn the_redis_url_is_checked_and_its_password_never_printed() {
         let mut c = Config::default();
         c.storage.root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets");
-        c.cluster.redis_url = "rediss://redis:6379".into();
+        c.cluster.redis_url = "http://redis:6379".into();
         assert!(c.validate().unwrap_err().to_string().contains("cluster.redis_url"));
+        c.cluster.redis_url = "rediss://estuary:s3cret@master.cache.amazonaws.com:6379".into();
+        c.validate().unwrap();
+        assert_eq!(c.redacted().cluster.redis_url, "rediss://<redacted>@master.cache.amazonaws.com:6379");
         c.cluster.redis_url = "redis://estuary:s3cret@redis.internal:6379/0".into();
         c.validate().unwrap();
         assert_eq!(c.redacted().cluster.redis_url, "redis://<redacted>@redis.internal:6379/0");

@@ -97,7 +97,8 @@ impl Default for LiveConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// `redis://[user:password@]host:port[/db]` (Redis 7, Valkey, ElastiCache): channels and their
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://` over TLS (the server's certificate
+    /// checked against the system's roots, or `SSL_CERT_FILE`) (Redis 7, Valkey, ElastiCache): channels and their
     /// timelines are shared through it, so every pod serves every live channel. Empty: a single
     /// process, as without a cluster.
     pub redis_url: String,
