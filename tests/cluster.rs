@@ -145,6 +145,13 @@ async fn a_channel_pushed_into_one_pod_plays_from_another() {
     let (owner, failed, storage) = (reads(&on_b, "owner"), reads(&on_b, "owner_failed"), reads(&on_b, "storage"));
     eprintln!("segment reads on B: {owner} from A's memory, {failed} failed tries, {storage} from storage");
     assert!(owner >= 1.0 && failed == 0.0, "{on_b}");
+    // On announcements B reads the timeline's tail, not the whole DVR window.
+    let (full, tails) = (
+        metric(&on_b, "estuary_cluster_timeline_full_reads_total"),
+        metric(&on_b, "estuary_cluster_timeline_tail_reads_total"),
+    );
+    eprintln!("shared timeline reads on B: {full} whole, {tails} tails");
+    assert!(tails >= 2.0 && tails > full, "{on_b}");
     let delays = metric(&on_b, "estuary_cluster_follow_delay_seconds_count");
     assert!(delays >= 1.0, "{on_b}");
     eprintln!(

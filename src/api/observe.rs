@@ -179,6 +179,18 @@ fn live_metrics(state: &ApiState, out: &mut String) {
             load(&follow.followed),
         ),
         ("estuary_cluster_follow_delay_max_seconds", "gauge", "Longest follow delay", secs(&follow.max_delay_micros)),
+        (
+            "estuary_cluster_timeline_full_reads_total",
+            "counter",
+            "Shared timelines read whole (first follow, missed announcements)",
+            load(&follow.full_reads),
+        ),
+        (
+            "estuary_cluster_timeline_tail_reads_total",
+            "counter",
+            "Shared timelines read as their newest slots only, on an announcement",
+            load(&follow.tail_reads),
+        ),
     ];
     for (name, kind, help, value) in cluster {
         write_sample(out, name, kind, help, &[], value);

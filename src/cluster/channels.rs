@@ -10,7 +10,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 
 use super::scripts::{CREATE_CHANNEL, FORGET_CHANNEL, RESTORE_CHANNEL, UPDATE_CHANNEL};
-use super::{ClusterError, ControlStore, DEADLINE, progress_key, timeline_key, within};
+use super::{ClusterError, ControlStore, DEADLINE, progress_key, tail_key, timeline_key, within};
 use crate::live::model::ChannelId;
 use crate::live::record::ChannelRecord;
 
@@ -103,6 +103,7 @@ impl ControlStore {
                 .key(deleted_key(id))
                 .key(records_channel())
                 .key(super::events_channel(id))
+                .key(tail_key(id))
                 .arg(id.as_str())
                 .arg(DELETED_FOR.as_millis() as u64)
                 .invoke_async(&mut self.connection.clone())

@@ -4,7 +4,7 @@
 //! when the owner publishes.
 //!
 //! Keys: `estuary:live:channels` (hash: id -> channel record; see [`channels`]), `estuary:live:{id}:timeline` (the
-//! timeline record, JSON), `estuary:live:{id}:progress` (`next_msn:last_upload_ms`, what the
+//! timeline record, JSON), `estuary:live:{id}:tail` (its newest slots), `estuary:live:{id}:progress` (`next_msn:last_upload_ms`, what the
 //! compare-and-set compares), and the pub/sub channel `estuary:live:{id}:events`.
 //!
 //! The client is the `redis` crate (redis-rs): maintained with Redis itself, a tokio connection
@@ -31,6 +31,10 @@ pub(super) fn timeline_key(id: &ChannelId) -> String {
 
 pub(super) fn lease_key(id: &ChannelId) -> String {
     format!("estuary:live:{id}:lease")
+}
+
+pub(super) fn tail_key(id: &ChannelId) -> String {
+    format!("estuary:live:{id}:tail")
 }
 
 pub(super) fn progress_key(id: &ChannelId) -> String {
@@ -200,6 +204,7 @@ impl ControlStore {
         &self,
         id: &ChannelId,
         json: &[u8],
+        tail: &[u8],
         progress: TimelineProgress,
     ) -> Result<bool, ClusterError> {
         let last_upload = progress.last_upload_ms.map_or(-1, |ms| ms as i64);
@@ -209,9 +214,11 @@ impl ControlStore {
                 .key(timeline_key(id))
                 .key(progress_key(id))
                 .key(events_channel(id))
+                .key(tail_key(id))
                 .arg(json)
                 .arg(progress.next_msn)
                 .arg(last_upload)
+                .arg(tail)
                 .invoke_async(&mut self.connection.clone())
                 .await?;
             Ok(written == 1)
@@ -222,6 +229,15 @@ impl ControlStore {
     pub async fn timeline(&self, id: &ChannelId) -> Result<Option<TimelineRecord>, ClusterError> {
         within(DEADLINE, async {
             let json: Option<Vec<u8>> = self.connection.clone().get(timeline_key(id)).await?;
+            Ok(json.map(|j| serde_json::from_slice(&j)).transpose()?)
+        })
+        .await
+    }
+
+    /// The newest slots of a channel's shared timeline ([`TimelineRecord::tail`]).
+    pub async fn timeline_tail(&self, id: &ChannelId) -> Result<Option<TimelineRecord>, ClusterError> {
+        within(DEADLINE, async {
+            let json: Option<Vec<u8>> = self.connection.clone().get(tail_key(id)).await?;
             Ok(json.map(|j| serde_json::from_slice(&j)).transpose()?)
         })
         .await

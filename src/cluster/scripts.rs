@@ -20,7 +20,7 @@ return 0
 ";
 
 /// Writes a timeline unless the stored one got further (the same rule as
-/// [`TimelineProgress::may_replace`]), then announces it.
+/// [`TimelineProgress::may_replace`]) with its tail (`KEYS[4]`, what followers read), then announces it.
 pub const SHARE_TIMELINE: &str = r"
 local stored = redis.call('GET', KEYS[2])
 if stored then
@@ -32,6 +32,7 @@ if stored then
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2] .. ':' .. ARGV[3])
+redis.call('SET', KEYS[4], ARGV[4])
 redis.call('PUBLISH', KEYS[3], ARGV[2])
 return 1
 ";
@@ -61,12 +62,12 @@ redis.call('PUBLISH', KEYS[2], ARGV[1])
 return 1
 ";
 
-/// Removes a channel record and its shared timeline, marks the id deleted for `ARGV[2]` ms (so no
+/// Removes a channel record and its shared timeline (whole, progress, tail), marks the id deleted for `ARGV[2]` ms (so no
 /// pod shares it back) and announces it, to the pods holding it and those following it; returns
 /// whether the record existed.
 pub const FORGET_CHANNEL: &str = r"
 local existed = redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[7])
 redis.call('SET', KEYS[4], '1', 'PX', ARGV[2])
 redis.call('PUBLISH', KEYS[5], ARGV[1])
 redis.call('PUBLISH', KEYS[6], 'deleted')

@@ -12,7 +12,7 @@ use super::ChannelLimits;
 use super::channel::{ChannelState, DropReason, Effect};
 use super::keys;
 use super::model::ChannelSnapshot;
-use super::record::TimelineProgress;
+use super::record::{TimelineProgress, TimelineRecord};
 use super::role::{Role, Verdict};
 use super::store::read_json;
 use super::upload::{Upload, UploadError};
@@ -59,7 +59,7 @@ pub async fn run(
     let mut role = Role::new(cluster.clone(), owner, state.settings.target_duration);
     // In a cluster, the timeline other pods serve is shared after every publication and every
     // segment that reaches storage (they read segments from there).
-    let (shared_tx, shared_rx) = watch::channel::<Option<(Bytes, TimelineProgress)>>(None);
+    let (shared_tx, shared_rx) = watch::channel::<Option<Arc<TimelineRecord>>>(None);
     let owner_url = cluster.as_ref().and_then(|c| c.internal_url().map(str::to_owned));
     let sharer = cluster.map(|c| tokio::spawn(share_timelines(c, state.id.clone(), shared_rx)));
     let mut share = sharer.is_some();
@@ -162,10 +162,7 @@ pub async fn run(
         share &= role.is_owner();
         dirty &= role.is_owner();
         if share {
-            let record = state.to_shared_record(owner_url.as_deref());
-            if let Ok(json) = serde_json::to_vec(&record) {
-                shared_tx.send_replace(Some((json.into(), record.progress())));
-            }
+            shared_tx.send_replace(Some(Arc::new(state.to_shared_record(owner_url.as_deref()))));
             share = false;
         }
         if (dirty && last_persist.elapsed() >= TICK) || flush.is_some() {
@@ -264,12 +261,17 @@ async fn write_timeline(storage: &dyn Storage, key: &StorageKey, json: Bytes, pr
 async fn share_timelines(
     cluster: ControlStore,
     id: crate::live::model::ChannelId,
-    mut rx: watch::Receiver<Option<(Bytes, TimelineProgress)>>,
+    mut rx: watch::Receiver<Option<Arc<TimelineRecord>>>,
 ) {
     loop {
         let next = rx.borrow_and_update().clone();
-        if let Some((json, progress)) = next {
-            match cluster.share_timeline(&id, &json, progress).await {
+        // Serialised here, off the channel's task: the whole timeline (a pod taking the channel over
+        // reads it) and its tail (what following pods read on each announcement).
+        let encoded = next.map(|r| {
+            Ok::<_, serde_json::Error>((serde_json::to_vec(&*r)?, serde_json::to_vec(&r.tail())?, r.progress()))
+        });
+        if let Some(Ok((json, tail, progress))) = encoded {
+            match cluster.share_timeline(&id, &json, &tail, progress).await {
                 Ok(true) => {}
                 Ok(false) => {
                     STALE_TIMELINES.fetch_add(1, Ordering::Relaxed);

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::channel::ChannelState;
 use super::model::{ChannelId, ChannelSnapshot};
-use super::record::{from_ms, ms};
+use super::record::{TimelineRecord, from_ms, ms};
 use crate::cluster::{ClusterError, ControlStore};
 
 /// How often the shared timeline is read again without an announcement (one missed while
@@ -68,6 +68,9 @@ pub struct FollowStats {
     pub max_delay_micros: AtomicU64,
     /// Delays at most [`DELAY_BUCKETS`]`[i]` seconds (not cumulative; the last is everything above).
     pub buckets: [AtomicU64; DELAY_BUCKETS.len() + 1],
+    /// Shared timelines read whole (first follow, missed announcements) and as tails.
+    pub full_reads: AtomicU64,
+    pub tail_reads: AtomicU64,
 }
 
 /// Upper bounds (seconds) of the delay histogram's buckets.
@@ -79,6 +82,8 @@ pub static FOLLOW: FollowStats = FollowStats {
     delays: AtomicU64::new(0),
     max_delay_micros: AtomicU64::new(0),
     buckets: [const { AtomicU64::new(0) }; DELAY_BUCKETS.len() + 1],
+    full_reads: AtomicU64::new(0),
+    tail_reads: AtomicU64::new(0),
 };
 
 /// Set in the version of every followed snapshot.
@@ -88,12 +93,37 @@ const RETRY: Duration = Duration::from_secs(1);
 
 /// The channel's snapshot as the control store has it; `None` when no pod shares such a channel.
 pub async fn snapshot(cluster: &ControlStore, id: &ChannelId) -> Result<Option<ChannelSnapshot>, ClusterError> {
+    snapshot_since(cluster, id, &mut None).await
+}
+
+/// [`snapshot`], reading only the timeline's tail when `known` (the whole timeline as last read,
+/// updated here) is what it follows on from.
+async fn snapshot_since(
+    cluster: &ControlStore,
+    id: &ChannelId,
+    known: &mut Option<TimelineRecord>,
+) -> Result<Option<ChannelSnapshot>, ClusterError> {
     let Some(record) = cluster.channel(id).await? else { return Ok(None) };
+    let merged = match known.take() {
+        Some(base) => {
+            FOLLOW.tail_reads.fetch_add(1, Ordering::Relaxed);
+            cluster.timeline_tail(id).await?.and_then(|tail| TimelineRecord::merge_tail(base, tail))
+        }
+        None => None,
+    };
+    let timeline = match merged {
+        Some(t) => Some(t),
+        None => {
+            FOLLOW.full_reads.fetch_add(1, Ordering::Relaxed);
+            cluster.timeline(id).await?
+        }
+    };
     let mut owner_url = None;
-    let state = match cluster.timeline(id).await? {
+    let state = match timeline {
         // Init and media segments are read from the owner or storage, so none are held here.
-        Some(mut timeline) => {
-            owner_url = timeline.owner_url.take().map(Arc::from);
+        Some(timeline) => {
+            owner_url = timeline.owner_url.as_deref().map(Arc::from);
+            *known = Some(timeline.clone());
             ChannelState::restore(&record, timeline, |_, _| None, |_| None)
         }
         None => ChannelState::new(id.clone(), record.settings.clone(), from_ms(record.created_ms)),
@@ -124,14 +154,17 @@ pub async fn follow(
             }
         };
         let mut messages = pubsub.on_message();
-        let mut gone = !refresh(&cluster, &id, &tx).await;
+        // The whole timeline is read again after every (re)subscription: announcements may have been
+        // missed meanwhile.
+        let mut known = None;
+        let mut gone = !refresh(&cluster, &id, &tx, &mut known).await;
         while !gone {
             gone = !tokio::select! {
                 message = messages.next() => match message {
-                    Some(_) => refresh(&cluster, &id, &tx).await,
+                    Some(_) => refresh(&cluster, &id, &tx, &mut known).await,
                     None => break,
                 },
-                _ = tokio::time::sleep(REFRESH) => refresh(&cluster, &id, &tx).await,
+                _ = tokio::time::sleep(REFRESH) => refresh(&cluster, &id, &tx, &mut known).await,
             };
         }
         if gone {
@@ -151,8 +184,8 @@ struct Target {
 }
 
 /// Reads the shared timeline and publishes it here when it changed; false once the channel is gone.
-async fn refresh(cluster: &ControlStore, id: &ChannelId, target: &Target) -> bool {
-    let mut snap = match snapshot(cluster, id).await {
+async fn refresh(cluster: &ControlStore, id: &ChannelId, target: &Target, known: &mut Option<TimelineRecord>) -> bool {
+    let mut snap = match snapshot_since(cluster, id, known).await {
         Ok(Some(snap)) => snap,
         Ok(None) => return false,
         Err(e) => {

@@ -97,7 +97,24 @@ pub struct TimelineRecord {
     /// segments it holds are read from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_url: Option<String>,
+    /// In a tail ([`TimelineRecord::tail`]): the sequence number of the slot just before its first
+    /// (what a follower must already know to merge it), and of the oldest slot the whole timeline
+    /// keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail_of: Option<TailOf>,
 }
+
+/// Where a tail sits in the whole timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TailOf {
+    pub previous_msn: Option<u64>,
+    pub oldest_msn: Option<u64>,
+}
+
+/// Slots a tail keeps at least, and beyond the oldest slot whose segment the owner holds (those whose
+/// `held` mark changes).
+const TAIL_SLOTS: usize = 64;
+const TAIL_MARGIN: usize = 16;
 
 /// How far a timeline got: what decides whether one may replace another in storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +137,57 @@ impl TimelineRecord {
     pub fn progress(&self) -> TimelineProgress {
         TimelineProgress { next_msn: self.next_msn, last_upload_ms: self.last_upload_ms }
     }
+
+    /// The timeline with only its newest slots (every slot that changes between two publications is
+    /// among them: new ones, late parts, `held` marks): what a pod following the channel reads on an
+    /// announcement, instead of the whole DVR window.
+    pub fn tail(&self) -> TimelineRecord {
+        let oldest_held = self.slots.iter().position(|s| s.parts.iter().flatten().any(|p| p.held));
+        let keep = oldest_held.map_or(0, |i| self.slots.len() - i + TAIL_MARGIN).max(TAIL_SLOTS);
+        let from = self.slots.len().saturating_sub(keep);
+        let tail_of = TailOf {
+            previous_msn: from.checked_sub(1).map(|i| self.slots[i].msn),
+            oldest_msn: self.slots.first().map(|s| s.msn),
+        };
+        let slots = self.slots[from..].to_vec();
+        TimelineRecord { slots, tail_of: Some(tail_of), ..self.clone_without_slots() }
+    }
+
+    /// `known` (a whole timeline as merged before) brought up to date by `tail`; `None` when the tail
+    /// does not follow on from it (announcements were missed): read the whole timeline then.
+    pub fn merge_tail(known: TimelineRecord, tail: TimelineRecord) -> Option<TimelineRecord> {
+        let at = tail.tail_of?;
+        let mut slots = match at.previous_msn {
+            None => Vec::new(),
+            Some(previous) => {
+                let end = known.slots.iter().position(|s| s.msn == previous)? + 1;
+                let oldest = at.oldest_msn.unwrap_or(0);
+                let mut kept = known.slots;
+                kept.truncate(end);
+                kept.retain(|s| s.msn >= oldest);
+                kept
+            }
+        };
+        slots.extend(tail.slots.iter().cloned());
+        Some(TimelineRecord { slots, tail_of: None, ..tail.clone_without_slots() })
+    }
+
+    fn clone_without_slots(&self) -> TimelineRecord {
+        TimelineRecord {
+            status: self.status,
+            container: self.container,
+            next_msn: self.next_msn,
+            discontinuity_base: self.discontinuity_base,
+            availability_start_ms: self.availability_start_ms,
+            last_upload_ms: self.last_upload_ms,
+            renditions: self.renditions.clone(),
+            epochs: self.epochs.clone(),
+            variants: self.variants.clone(),
+            slots: Vec::new(),
+            owner_url: self.owner_url.clone(),
+            tail_of: None,
+        }
+    }
 }
 
 pub fn ms(t: SystemTime) -> u64 {
@@ -133,6 +201,53 @@ pub fn from_ms(ms: u64) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn timeline(msns: std::ops::Range<u64>, held_from: u64) -> TimelineRecord {
+        let slot = |msn: u64| SlotRecord {
+            msn,
+            epoch: 1,
+            discontinuity: false,
+            pdt_ms: msn * 2000,
+            duration: 2.0,
+            parts: vec![Some(PartRecord { decode_time: msn, duration: 1, size: 1, held: msn >= held_from })],
+        };
+        let json = r#"{"status":"live","container":"fmp4","next_msn":0,"discontinuity_base":0,
+            "availability_start_ms":0,"last_upload_ms":null,"renditions":[],"epochs":[],"variants":[],"slots":[]}"#;
+        let mut t: TimelineRecord = serde_json::from_str(json).unwrap();
+        t.next_msn = msns.end;
+        t.slots = msns.map(slot).collect();
+        t
+    }
+
+    fn msns(t: &TimelineRecord) -> Vec<u64> {
+        t.slots.iter().map(|s| s.msn).collect()
+    }
+
+    #[test]
+    fn a_follower_merges_tails_into_the_whole_timeline() {
+        let whole = timeline(0..1000, 990);
+        let tail = whole.tail();
+        assert_eq!(tail.slots.len(), 64, "at least 64 slots");
+        assert_eq!(tail.tail_of.unwrap().previous_msn, Some(935));
+        let held_long = timeline(0..1000, 900).tail();
+        assert_eq!(held_long.slots.first().unwrap().msn, 884, "every held slot and a margin");
+
+        // Later: 20 more slots, the 10 oldest evicted, a held mark gone: the tail brings it all.
+        let known = timeline(0..1000, 990);
+        let mut later = timeline(10..1020, 1000);
+        later.slots[0].parts[0] = None;
+        let merged = TimelineRecord::merge_tail(known, later.tail()).unwrap();
+        assert_eq!(msns(&merged), msns(&later));
+        let held = |t: &TimelineRecord| t.slots.iter().filter(|s| s.parts[0].as_ref().is_some_and(|p| p.held)).count();
+        assert_eq!(held(&merged), held(&later));
+        assert!(merged.tail_of.is_none());
+
+        // Missed too much (the tail starts past what is known): read the whole timeline.
+        assert!(TimelineRecord::merge_tail(timeline(0..100, 90), later.tail()).is_none());
+        // A short timeline's tail is all of it.
+        let short = timeline(5..20, 0);
+        assert_eq!(msns(&TimelineRecord::merge_tail(timeline(0..0, 0), short.tail()).unwrap()), msns(&short));
+    }
 
     #[test]
     fn a_timeline_never_replaces_one_that_got_further() {

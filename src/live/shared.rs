@@ -180,8 +180,9 @@ pub(super) async fn end_unowned(cluster: &ControlStore, record: &ChannelRecord) 
     let mut state = ChannelState::restore(record, timeline, |_, _| None, |_| None);
     state.end(true);
     let shared = state.to_shared_record(None);
-    let json = serde_json::to_vec(&shared).map_err(|e| LiveError::Unavailable(e.to_string()))?;
-    cluster.share_timeline(&record.id, &json, shared.progress()).await?;
+    let encode = |t: &TimelineRecord| serde_json::to_vec(t).map_err(|e| LiveError::Unavailable(e.to_string()));
+    let (json, tail) = (encode(&shared)?, encode(&shared.tail())?);
+    cluster.share_timeline(&record.id, &json, &tail, shared.progress()).await?;
     Ok(())
 }
 

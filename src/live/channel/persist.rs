@@ -124,6 +124,7 @@ impl ChannelState {
                 })
                 .collect(),
             owner_url: None,
+            tail_of: None,
         }
     }
 
