@@ -202,7 +202,9 @@ async fn a_standby_pod_takes_the_channel_over_when_the_owner_dies() {
 }
 
 /// Redis stops mid-run and comes back empty: no pod crashes, VOD is untouched, the owner keeps
-/// taking its encoder's segments, and the following pod catches up without a restart.
+/// taking its encoder's segments, the following pod catches up without a restart, and a standby
+/// (a redundant encoder pushes into pod B too) never takes the channel over from nothing: every
+/// sequence number keeps naming one segment, and no playlist goes back.
 #[tokio::test(flavor = "multi_thread")]
 async fn pods_ride_out_a_redis_restart() {
     let mut cluster = Cluster::start(2, &[]).with_sample();
@@ -211,6 +213,8 @@ async fn pods_ride_out_a_redis_restart() {
     let push = Push { preemptive_auth: true, seconds: 60, ..Push::default() };
     let _encoder = Encoder::start(a.ingest.unwrap(), "news", TOKEN, push);
     let followed = playlist_when(b, Duration::from_secs(20), |p| p.segments.len() >= 2).await;
+    let _standby = Encoder::start(b.ingest.unwrap(), "news", TOKEN, Push { tone: 880, ..push });
+    tokio::time::sleep(Duration::from_secs(3)).await;
 
     drop(cluster.redis.take());
     let on_a = playlist_when(a, Duration::from_secs(10), |p| p.segments.len() >= 2).await;
@@ -222,8 +226,37 @@ async fn pods_ride_out_a_redis_restart() {
     assert_eq!(held.status, 200, "the follower keeps its last playlist for a while: {}", held.text());
 
     let _redis = RedisServer::start_on(cluster.port);
+    // Both pods' playlists, every 200 ms for 12 s after Redis came back.
+    let mut named: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
+    let mut newest = [0u64; 2];
+    let until = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < until {
+        for (i, pod) in [a, b].into_iter().enumerate() {
+            let r = get(pod.edge, "/live/news/v0.m3u8").await;
+            if r.status != 200 {
+                continue;
+            }
+            let p = media(&r.text());
+            assert!(
+                last_msn(&p) >= newest[i],
+                "pod {i}'s playlist went back to {} after {}: {}",
+                last_msn(&p),
+                newest[i],
+                r.text()
+            );
+            newest[i] = last_msn(&p);
+            for (k, segment) in p.segments.iter().enumerate() {
+                let msn = p.media_sequence + k as u64;
+                let uri = named.entry(msn).or_insert_with(|| segment.uri.clone());
+                assert_eq!(uri, &segment.uri, "sequence number {msn} names two segments");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let caught_up = playlist_when(b, Duration::from_secs(30), |p| last_msn(p) >= last_msn(&later)).await;
     assert!(last_msn(&caught_up) > last_msn(&followed), "the follower caught up after Redis came back");
+    let owner: serde_json::Value = serde_json::from_slice(&get(a.api, "/api/v1/channels/news").await.body).unwrap();
+    assert_eq!(owner["owned_here"], true, "pod A still writes the channel: {owner}");
     for pod in [a, b] {
         assert_eq!(get(pod.edge, "/healthz").await.status, 200, "no pod went down");
     }

@@ -265,3 +265,29 @@ async fn ingest_refuses_what_it_must_and_changes_nothing() {
         "deleting an old upload does not shrink our window"
     );
 }
+
+/// A channel deleted and created again under the same id gets playlists of its own at once, never
+/// one the cache rendered for the one before (they were cached by version, and the new channel's
+/// versions counted the same way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_created_again_never_gets_the_playlists_of_the_one_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config();
+    config.storage.root = dir.path().to_owned();
+    let s = TestServer::start(config).await;
+    let prefix = format!("/ingest/again/{TOKEN}/v0");
+    let mut uris = Vec::new();
+    for round in 0..2 {
+        create_channel(s.api, "again", "").await;
+        common::live_push::push_sample(s.ingest, &prefix, &[], 201).await;
+        let p = parse_media(&get(s.edge, "/live/again/v0.m3u8").await.text());
+        let uri = p.segments[0].uri.clone();
+        assert_eq!(get(s.edge, &format!("/live/again/{uri}")).await.status, 200, "round {round}: {uri}");
+        uris.push(uri);
+        let deleted = request(s.api, "DELETE", "/api/v1/channels/again?purge=true", &[]).await;
+        assert_eq!(deleted.status, 204);
+        // Epochs are numbered from the clock in milliseconds: the next channel's differs.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_ne!(uris[0], uris[1], "each channel's own segment URLs");
+}

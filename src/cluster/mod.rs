@@ -234,6 +234,11 @@ impl ControlStore {
         .await
     }
 
+    /// Whether the control store has a shared timeline for the channel.
+    pub async fn has_timeline(&self, id: &ChannelId) -> Result<bool, ClusterError> {
+        within(DEADLINE, async { Ok(self.connection.clone().exists(timeline_key(id)).await?) }).await
+    }
+
     /// The newest slots of a channel's shared timeline ([`TimelineRecord::tail`]).
     pub async fn timeline_tail(&self, id: &ChannelId) -> Result<Option<TimelineRecord>, ClusterError> {
         within(DEADLINE, async {

@@ -56,7 +56,7 @@ pub async fn run(
     mut commands: mpsc::Receiver<Command>,
 ) {
     let Sinks { limits, storage, cluster, owner } = sinks;
-    let mut role = Role::new(cluster.clone(), owner, state.settings.target_duration);
+    let mut role = Role::new(cluster.clone(), owner, state.settings.target_duration, storage.clone());
     // In a cluster, the timeline other pods serve is shared after every publication and every
     // segment that reaches storage (they read segments from there).
     let (shared_tx, shared_rx) = watch::channel::<Option<Arc<TimelineRecord>>>(None);

@@ -187,7 +187,9 @@ struct Target {
 async fn refresh(cluster: &ControlStore, id: &ChannelId, target: &Target, known: &mut Option<TimelineRecord>) -> bool {
     let mut snap = match snapshot_since(cluster, id, known).await {
         Ok(Some(snap)) => snap,
-        Ok(None) => return false,
+        // Gone when deleted; a control store that restarted empty gets the record back from the pod
+        // holding the channel within seconds, so until then this is a control store not answering.
+        Ok(None) => return !cluster.is_deleted(id).await.unwrap_or(false),
         Err(e) => {
             tracing::warn!(channel = %id, error = %e, "cannot read the shared timeline");
             return true;

@@ -7,17 +7,23 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::channel::ChannelState;
+use super::keys;
+use super::record::TimelineRecord;
+use super::store::read_json;
 use super::upload::Upload;
 use crate::cluster::ControlStore;
 use crate::packaging::fmp4::parse::InitInfo;
+use crate::storage::Storage;
 
 /// Init segments a standby keeps (a few per variant, a few variants).
 const MAX_STANDBY_INITS: usize = 32;
+/// How long a standby waits for a lost shared timeline to come back before taking over from storage.
+const MISSING_TIMELINE_WAIT: Duration = Duration::from_secs(10);
 
 pub struct Role {
     cluster: Option<ControlStore>,
@@ -26,6 +32,11 @@ pub struct Role {
     /// How long a lease lasts without renewal: one target duration, at least 2 s.
     ttl: Duration,
     standby_inits: HashMap<String, (Bytes, Arc<InitInfo>)>,
+    /// Where the timeline is persisted: what a standby takes over from when the control store lost
+    /// the shared one and no owner brought it back.
+    storage: Arc<dyn Storage>,
+    /// Since when a free lease came with no shared timeline for a channel that has one.
+    timeline_missing: Option<Instant>,
 }
 
 /// What to do with an upload.
@@ -39,9 +50,15 @@ pub enum Verdict {
 }
 
 impl Role {
-    pub fn new(cluster: Option<ControlStore>, owner: Arc<AtomicBool>, target: Duration) -> Role {
+    pub fn new(
+        cluster: Option<ControlStore>,
+        owner: Arc<AtomicBool>,
+        target: Duration,
+        storage: Arc<dyn Storage>,
+    ) -> Role {
         owner.store(cluster.is_none(), Ordering::Relaxed);
-        Role { cluster, owner, ttl: target.max(Duration::from_secs(2)), standby_inits: HashMap::new() }
+        let ttl = target.max(Duration::from_secs(2));
+        Role { cluster, owner, ttl, standby_inits: HashMap::new(), storage, timeline_missing: None }
     }
 
     pub fn is_owner(&self) -> bool {
@@ -58,11 +75,17 @@ impl Role {
         if self.is_owner() {
             return Verdict::Apply;
         }
+        if self.awaits_lost_timeline(&cluster, state).await {
+            self.keep(upload);
+            return Verdict::Standby;
+        }
         match cluster.hold_lease(&state.id, self.ttl).await {
             Ok(true) => match self.take_over(&cluster, state).await {
                 Ok(()) => Verdict::Apply,
                 Err(e) => {
                     tracing::warn!(channel = %state.id, error = %e, "cannot take the channel over yet");
+                    // Not ours yet: the owner, if alive, takes its lease back on its next renewal.
+                    let _ = cluster.release_lease(&state.id).await;
                     self.keep(upload);
                     Verdict::Standby
                 }
@@ -107,9 +130,35 @@ impl Role {
         }
     }
 
+    /// Whether a standby must not reach for the lease yet: the channel has a history but the control
+    /// store no shared timeline (it restarted empty), and its owner, if alive, shares it again within
+    /// a second or two; a standby taking over from an older copy would send the sequence back. After
+    /// [`MISSING_TIMELINE_WAIT`] with none, the owner is gone too: [`Role::take_over`] then uses the
+    /// timeline in storage, the newest there is.
+    async fn awaits_lost_timeline(&mut self, cluster: &ControlStore, state: &ChannelState) -> bool {
+        if !state.has_history() {
+            return false;
+        }
+        match cluster.has_timeline(&state.id).await {
+            Ok(true) => {
+                self.timeline_missing = None;
+                false
+            }
+            Ok(false) => self.timeline_missing.get_or_insert_with(Instant::now).elapsed() < MISSING_TIMELINE_WAIT,
+            Err(_) => true,
+        }
+    }
+
+    /// Takes the channel over from its shared timeline (or, when that is lost, the stored one).
     async fn take_over(&mut self, cluster: &ControlStore, state: &mut ChannelState) -> Result<(), String> {
         let record = cluster.channel(&state.id).await.map_err(|e| e.to_string())?.ok_or("the channel is gone")?;
-        if let Some(timeline) = cluster.timeline(&state.id).await.map_err(|e| e.to_string())? {
+        let mut timeline = cluster.timeline(&state.id).await.map_err(|e| e.to_string())?;
+        if timeline.is_none() && state.has_history() {
+            let stored = read_json::<TimelineRecord>(self.storage.as_ref(), &keys::timeline(&state.id)).await;
+            timeline = Some(stored.map_err(|e| e.to_string())?.ok_or("no timeline in storage either")?);
+        }
+        self.timeline_missing = None;
+        if let Some(timeline) = timeline {
             *state = ChannelState::take_over(&record, timeline, std::mem::take(&mut self.standby_inits));
         } else {
             state.pending_inits.extend(std::mem::take(&mut self.standby_inits));

@@ -165,6 +165,15 @@ pub struct PublishLatency {
 /// Latencies kept for the summary.
 const LATENCY_SAMPLES: usize = 1024;
 
+/// Where a new channel state's versions start: a different range for every state this process makes
+/// (2^32 versions each), so a channel deleted and created again, or followed again, never renders
+/// under a version an earlier one used (rendered playlists are cached by channel, path and version).
+fn first_version() -> u64 {
+    static STATES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    // Below the followed-snapshot bit (1 << 63); wraps after 2^31 states.
+    (STATES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & 0x7FFF_FFFF) << 32
+}
+
 /// Everything the owner of a channel knows.
 #[derive(Debug, Clone)]
 pub struct ChannelState {
@@ -200,7 +209,7 @@ impl ChannelState {
             accepting: true,
             availability_start: now,
             last_upload: None,
-            version: 0,
+            version: first_version(),
             container: None,
             renditions: Vec::new(),
             variants: BTreeMap::new(),
@@ -338,6 +347,11 @@ impl ChannelState {
         for v in self.variants.values_mut() {
             v.epoch = None;
         }
+    }
+
+    /// Whether the channel has numbered a segment (a timeline to continue, not a fresh start).
+    pub fn has_history(&self) -> bool {
+        self.next_msn > 0
     }
 
     /// Lets a stopped channel take uploads again.

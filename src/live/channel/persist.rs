@@ -144,7 +144,7 @@ impl ChannelState {
         state.next_msn = timeline.next_msn;
         state.discontinuity_base = timeline.discontinuity_base;
         state.last_upload = timeline.last_upload_ms.map(from_ms);
-        state.version = 1;
+        state.version += 1;
         state.renditions = timeline
             .renditions
             .into_iter()
