@@ -1,44 +1,47 @@
 #!/usr/bin/env bash
-# estuary side by side with Debian's nginx serving the same content pre-packaged, on this machine, in one
-# run. Each server is pinned to CPU 0 (nginx: 1 worker, sendfile on; estuary: 1 edge worker, access log
-# off); the load (wrk, estuary-load) runs on CPU 1.
+# estuary against nginx (static files, sendfile) and nginx + nginx-vod-module (MP4 packaged on the fly),
+# measured where the server is the bottleneck, then estuary's coalescing under a burst.
 #
-#   loadtest/compare.sh [seconds per row] [wrk connections] [players] [burst players]
+#   loadtest/compare.sh [peer-kit options]        e.g. -d 5 -r 5 -c 64 (defaults: -d 3 -r 3 -c "64 256")
+#   COMPARE_BURST=0 loadtest/compare.sh ...       the first part only
+#   ESTUARY_PEER_KIT=DIR loadtest/compare.sh ...  the peer kit elsewhere than ../shared/bench
 #
-# Rows:
-#   segment / playlist   wrk on one 6 s video segment and its media playlist
-#   vod players          estuary-load vod: master, playlists, init, then segments flat out
-#   burst                estuary-load burst: N requests for one segment at the same moment, cold
-#                        (cache purged) and warm, against one cold request alone
-# p99 ms is wrk's full-response latency for segment/playlist rows, the segments' time to first byte for
-# players and burst rows. RSS MiB is the server's peak resident memory during the row (VmHWM, reset per row).
-# Servers:
-#   nginx                ffmpeg's static HLS (fMP4, 6 s, demuxed video + audio) from disk
-#   estuary static       the same files passed through /static (segment cache warm)
-#   estuary vod          on the fly from the MP4 via /vod, segment cache off (cache-bytes 0): every
-#                        request builds its playlist or segment (the index stays cached)
-#   estuary vod warm     on the fly via /vod, segment cache warm
+# 1. The peer kit (`../shared/bench/peer-bench.sh`, see its README): nginx, nginx-vod with and without
+#    its caches, estuary /static/, /vod/ warm and /vod/ with the cache off, each alone in a cgroup with
+#    a CPU quota (0.25 CPU by default) while wrk runs free, so the server, not wrk, is saturated even
+#    on 2 cores. It prints throughput, server CPU per request and per MiB, peak RSS and the estuary
+#    ratios; a row whose server used under 90% of its quota is marked "not server-bound": compare its
+#    CPU cost, not its throughput. It needs root (the cgroup) and wrk.
+# 2. Burst: N requests for one segment at the same moment on open connections, cold (cache purged)
+#    and warm, against one request alone in the same state; storage reads show the coalescing. Not
+#    server-bound (the load generator shares the machine): latency and reads only.
 #
-# Installs nginx-light, wrk and ffmpeg with apt when missing. Loopback only.
+# Installs wrk and ffmpeg with apt when missing. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${1:-10}
-CONNS=${2:-64}
-PLAYERS=${3:-200}
-BURST=${4:-1000}
+KIT=${ESTUARY_PEER_KIT:-$PWD/../shared/bench}
+BURST=${BURST:-1000}
+[ -x "$KIT/peer-bench.sh" ] || { echo "the peer kit is not at $KIT (set ESTUARY_PEER_KIT)" >&2; exit 2; }
+(($#)) || set -- -d 3 -r 3 -c "64 256"
 
 need=()
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v wrk >/dev/null || need+=(wrk)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 if ((${#need[@]})); then
   SUDO=$([ "$(id -u)" -eq 0 ] && echo || echo sudo)
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 cargo build --release --quiet -p estuary -p estuary-load
 ESTUARY=$PWD/target/release/estuary
 LOAD=$PWD/target/release/estuary-load
+
+echo "== server-bound: the peer kit ($KIT/peer-bench.sh $*)"
+"$KIT/peer-bench.sh" --estuary "$ESTUARY" "$@"
+[ "${COMPARE_BURST:-1}" = 0 ] && exit 0
+
+echo
+echo "== burst (not server-bound: latency and storage reads)"
+NGINX=("$KIT/nginx-vod/lib/ld-linux-x86-64.so.2" --library-path "$KIT/nginx-vod/lib" "$KIT/nginx-vod/bin/nginx")
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -85,7 +88,7 @@ http {
   }
 }
 CONF
-taskset -c 0 "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" & NGINX_PID=$!; PIDS+=($!)
+taskset -c 0 "${NGINX[@]}" -c "$WORK/nginx.conf" -p "$WORK" & NGINX_PID=$!; PIDS+=($!)
 
 # estuary NAME CACHE_BYTES: starts an instance pinned to CPU 0; sets NAME_EDGE, NAME_API, NAME_PID.
 estuary() {
@@ -97,10 +100,9 @@ estuary() {
   printf -v "$1_PID" %s $!; printf -v "$1_EDGE" %s "http://127.0.0.1:$edge"; printf -v "$1_API" %s "http://127.0.0.1:$api"
 }
 estuary WARM 256MiB
-estuary COLD 0
 NGINX_URL=http://127.0.0.1:$NGINX_PORT
 for _ in $(seq 100); do
-  curl -fs -o /dev/null "$WARM_EDGE/healthz" && curl -fs -o /dev/null "$COLD_EDGE/healthz" &&
+  curl -fs -o /dev/null "$WARM_EDGE/healthz" &&
     curl -fs -o /dev/null "$NGINX_URL/static/hls/master.m3u8" && break
   sleep 0.2
 done
@@ -112,59 +114,10 @@ SEG_VOD=$VOD/v0/2.m4s
 for path in $STATIC/master.m3u8 $STATIC/v.m3u8 $SEG_STATIC $VOD/master.m3u8 $VOD/v0.m3u8 $SEG_VOD; do
   curl -fs -o /dev/null "$WARM_EDGE$path"
 done
-echo "segment bytes: nginx/static $(curl -fs "$NGINX_URL$SEG_STATIC" | wc -c), estuary vod $(curl -fs "$WARM_EDGE$SEG_VOD" | wc -c)"
-echo "playlist bytes: static $(curl -fs "$NGINX_URL$STATIC/v.m3u8" | wc -c), estuary vod $(curl -fs "$WARM_EDGE$VOD/v0.m3u8" | wc -c)"
 
-# Peak RSS of one row: reset the high-water mark before it, read it after.
 rss_reset() { echo 5 > "/proc/$1/clear_refs" 2>/dev/null || true; }
 rss_peak() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 json() { python3 -c "import json,sys; r=json.load(sys.stdin); print($1)"; }
-
-ROWS=$WORK/rows
-row() { # server req/s MiB/s p99ms errors rss
-  printf '%-10s %-18s %10.0f %9.1f %9.2f %7s %6s\n' "$ROW" "$@"
-  printf '%s\t%s\t%s\t%s\n' "$ROW" "$1" "$2" "$3" >> "$ROWS"
-}
-wrk_row() { # server url pid
-  local out rps mibs p99 errs
-  rss_reset "$3"
-  out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$2")
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  mibs=$(awk '/Transfer\/sec/ {v=$2; if (v ~ /GB/) {sub("GB","",v); v*=1024} else if (v ~ /MB/) {sub("MB","",v)} else if (v ~ /KB/) {sub("KB","",v); v/=1024} else {sub("B","",v); v/=1048576}; print v}' <<<"$out")
-  p99=$(awk '$1=="99%" {v=$2; if (v ~ /ms/) {sub("ms","",v)} else if (v ~ /us/) {sub("us","",v); v/=1000} else if (v ~ /s/) {sub("s","",v); v*=1000}; print v}' <<<"$out")
-  errs=$(awk '/Non-2xx/ {n+=$NF} /Socket errors/ {gsub(",",""); n+=$4+$6+$8+$10} END {print n+0}' <<<"$out")
-  row "$1" "$rps" "$mibs" "$p99" "$errs" "$(rss_peak "$3")"
-}
-load_row() { # server master-url pid
-  local r
-  rss_reset "$3"
-  r=$(taskset -c 1 "$LOAD" vod --url "$2" --players "$PLAYERS" --duration "${DURATION}s" --pace fast --threads 1 --json)
-  row "$1" "$(json r[\"requests_per_sec\"] <<<"$r")" "$(json r[\"mib_per_sec\"] <<<"$r")" \
-    "$(json "r['by_kind'][-1]['ttfb_ms']['p99']" <<<"$r")" "$(json r[\"errors\"] <<<"$r")" "$(rss_peak "$3")"
-}
-
-echo
-printf '%-10s %-18s %10s %9s %9s %7s %6s\n' row server req/s MiB/s "p99 ms" errors "RSS MiB"
-ROW=segment
-wrk_row nginx "$NGINX_URL$SEG_STATIC" "$NGINX_PID"
-wrk_row "estuary static" "$WARM_EDGE$SEG_STATIC" "$WARM_PID"
-wrk_row "estuary vod" "$COLD_EDGE$SEG_VOD" "$COLD_PID"
-wrk_row "estuary vod warm" "$WARM_EDGE$SEG_VOD" "$WARM_PID"
-ROW=playlist
-wrk_row nginx "$NGINX_URL$STATIC/v.m3u8" "$NGINX_PID"
-wrk_row "estuary static" "$WARM_EDGE$STATIC/v.m3u8" "$WARM_PID"
-wrk_row "estuary vod" "$COLD_EDGE$VOD/v0.m3u8" "$COLD_PID"
-wrk_row "estuary vod warm" "$WARM_EDGE$VOD/v0.m3u8" "$WARM_PID"
-ROW=players
-load_row nginx "$NGINX_URL$STATIC/master.m3u8" "$NGINX_PID"
-load_row "estuary static" "$WARM_EDGE$STATIC/master.m3u8" "$WARM_PID"
-load_row "estuary vod" "$COLD_EDGE$VOD/master.m3u8" "$COLD_PID"
-load_row "estuary vod warm" "$WARM_EDGE$VOD/master.m3u8" "$WARM_PID"
-
-echo
-echo "estuary/nginx:"
-awk -F'\t' '$2=="nginx" {rps[$1]=$3; mib[$1]=$4; next}
-  {printf "  %-10s %-18s req/s %5.2f  MiB/s %5.2f\n", $1, $2, $3/rps[$1], $4/mib[$1]}' "$ROWS"
 
 # Burst: BURST players on open connections GET one segment at the same moment.
 purge() { curl -fs -X POST -H 'Content-Type: application/json' -d '{"all": true}' "$1/api/v1/cache/purge" >/dev/null; }

@@ -177,6 +177,30 @@ async fn vod_objects_are_cdn_friendly() {
     // The same bytes from a second server: validators are derived from content.
     let other = server().await;
     assert_eq!(get(other.edge, "/vod/sample.mp4/v0/2.m4s").await.header("etag"), Some(etag.as_str()));
+
+    // With the segment cache off, segments are streamed from the source as they are sent (nothing
+    // built in memory): the same bytes, the same validators, conditional requests and HEAD alike; a
+    // range is answered from a built segment.
+    let mut config = test_config();
+    config.storage.root = media().to_owned();
+    config.cache.bytes = estuary::config::ByteSize(0);
+    let streaming = TestServer::start(config).await;
+    for path in ["/vod/sample.mp4/v0/1.m4s", "/vod/sample.mp4/v0/2.m4s", "/vod/sample.mp4/a0/2.m4s"] {
+        let cached = get(s.edge, path).await;
+        let streamed = get(streaming.edge, path).await;
+        assert_eq!(streamed.status, 200, "{path}");
+        assert!(streamed.body == cached.body, "{path}: the streamed segment differs from the built one");
+        assert_eq!(streamed.header("etag"), cached.header("etag"), "{path}");
+        assert_eq!(streamed.header("content-length"), Some(cached.body.len().to_string().as_str()), "{path}");
+        assert_eq!(streamed.header("cache-control"), cached.header("cache-control"), "{path}");
+    }
+    let path = "/vod/sample.mp4/v0/2.m4s";
+    assert_eq!(request(streaming.edge, "GET", path, &[("If-None-Match", &etag)]).await.status, 304);
+    let head = request(streaming.edge, "HEAD", path, &[]).await;
+    assert_eq!((head.status, head.header("content-length")), (200, Some(seg.body.len().to_string().as_str())));
+    assert!(head.body.is_empty());
+    let part = request(streaming.edge, "GET", path, &[("Range", "bytes=100-199")]).await;
+    assert_eq!((part.status, part.body.as_slice()), (206, &seg.body[100..200]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

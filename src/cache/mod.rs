@@ -123,6 +123,11 @@ impl SegmentCache {
     }
 
     /// Objects larger than this bypass the cache.
+    /// How many bytes it holds at most (0: off).
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
     pub fn max_object_bytes(&self) -> u64 {
         self.max_object_bytes
     }

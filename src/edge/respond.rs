@@ -170,6 +170,35 @@ pub fn storage_etag(meta: &ObjectMeta) -> ETag {
     }
 }
 
+/// A response for a segment packaged as it is sent (`body`: its whole content, produced lazily);
+/// validators and conditional requests as for any object. Never partial: the caller answers a
+/// request with `Range` from a built segment instead.
+#[allow(clippy::too_many_arguments)]
+pub fn packaged(
+    method: &Method,
+    headers: &HeaderMap,
+    len: u64,
+    etag: &ETag,
+    last_modified: Option<SystemTime>,
+    content_type: &'static str,
+    kind: ObjectKind,
+    body: impl FnOnce() -> Body,
+) -> Response {
+    let entity = Entity {
+        len,
+        etag,
+        last_modified,
+        last_modified_value: last_modified.and_then(|t| HeaderValue::from_str(&httpdate::fmt_http_date(t)).ok()),
+        content_type,
+        coding: Coding::Identity,
+        vary: false,
+        kind,
+    };
+    let mut response = respond(method, headers, &entity, |_| body());
+    response.extensions_mut().insert(CacheOutcome::Bypass);
+    response
+}
+
 /// A response for an object too large for the cache, read from storage in chunks as the client takes them.
 pub fn streamed(
     method: &Method,

@@ -1,11 +1,14 @@
 //! `GET/HEAD /vod/{asset}/{object}`: MP4 files packaged on the fly as HLS (`master.m3u8`) and DASH (`manifest.mpd`).
 
+use axum::body::Body;
 use axum::response::Response;
+use http::header::RANGE;
 
 use super::{EdgeError, EdgeState, respond};
+use crate::http::content_type;
 use crate::http::policy::ObjectKind;
 use crate::storage::StorageKey;
-use crate::vod::{VodError, VodPath};
+use crate::vod::{Served, VodError, VodPath};
 
 /// Splits `sample/clip.mp4/v0/1.m4s` into the asset key and the object after it. estuary's records and
 /// other hidden keys are never assets.
@@ -33,11 +36,19 @@ pub async fn serve(
     headers: &http::HeaderMap,
 ) -> Result<Response, EdgeError> {
     let (asset, object) = parse_vod_path(path).ok_or(EdgeError::NotFound)?;
-    let (obj, outcome) = state.vod.object(&asset, object).await?;
     let max_age = state.vod.config().max_age;
     let kind =
         if object.is_manifest() { ObjectKind::VodManifest { max_age } } else { ObjectKind::VodSegment { max_age } };
-    Ok(respond::cached(method, headers, &obj, kind, outcome))
+    // A segment the cache would not keep is streamed from its source rather than built in memory
+    // (a range request gets a built one).
+    match state.vod.serve(&asset, object, !headers.contains_key(RANGE)).await? {
+        Served::Cached(obj, outcome) => Ok(respond::cached(method, headers, &obj, kind, outcome)),
+        Served::Streamed(plan, modified) => {
+            let (len, etag, media_type) = (plan.len, plan.etag.clone(), content_type::MEDIA_SEGMENT);
+            let body = || Body::from_stream(state.vod.stream(plan));
+            Ok(respond::packaged(method, headers, len, &etag, modified, media_type, kind, body))
+        }
+    }
 }
 
 #[cfg(test)]

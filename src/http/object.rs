@@ -51,6 +51,13 @@ impl CachedObject {
         }
     }
 
+    /// Replaces the content-derived ETag with one known without the body (a packaged segment's,
+    /// the same whether it is built or streamed).
+    pub fn with_etag(mut self, etag: ETag) -> Self {
+        self.identity.etag = etag;
+        self
+    }
+
     /// Still within its time to live.
     pub fn is_fresh(&self) -> bool {
         self.ttl.is_none_or(|ttl| self.created.elapsed() < ttl)

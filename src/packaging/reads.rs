@@ -61,10 +61,10 @@ pub fn coalesce(offsets: &[u64], sizes: &[u32], policy: ReadPolicy) -> Vec<Range
 }
 
 /// Finds a sample's bytes in the buffers read for `ranges` (same order).
-pub fn slice_of<'a>(ranges: &[Range<u64>], buffers: &'a [bytes::Bytes], offset: u64, size: u32) -> Option<&'a [u8]> {
+pub fn slice_of<'a>(ranges: &[Range<u64>], buffers: &'a [bytes::Bytes], offset: u64, size: u64) -> Option<&'a [u8]> {
     let i = ranges.partition_point(|r| r.start <= offset).checked_sub(1)?;
-    let start = (offset - ranges[i].start) as usize;
-    buffers.get(i)?.get(start..start + size as usize)
+    let start = usize::try_from(offset - ranges[i].start).ok()?;
+    buffers.get(i)?.get(start..start.checked_add(usize::try_from(size).ok()?)?)
 }
 
 #[cfg(test)]

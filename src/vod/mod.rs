@@ -9,7 +9,7 @@
 pub mod asset_set;
 mod catalog;
 mod object;
-mod segment;
+pub mod segment;
 mod source;
 
 use std::sync::Arc;
@@ -45,6 +45,12 @@ impl From<StorageError> for VodError {
 
 /// The VOD service the edge calls. Cheap to clone.
 #[derive(Clone)]
+/// What [`Vod::serve`] found: an object to send from memory, or a segment to stream.
+pub enum Served {
+    Cached(Arc<CachedObject>, CacheOutcome),
+    Streamed(Arc<segment::SegmentPlan>, Option<std::time::SystemTime>),
+}
+
 pub struct Vod {
     storage: Arc<dyn Storage>,
     catalog: Catalog,
@@ -78,11 +84,49 @@ impl Vod {
         asset_key: &StorageKey,
         object: VodPath,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
+        match self.serve(asset_key, object, false).await? {
+            Served::Cached(object, outcome) => Ok((object, outcome)),
+            Served::Streamed(..) => unreachable!("not asked to stream"),
+        }
+    }
+
+    /// [`Vod::object`]; or, with `may_stream`, a media segment the segment cache would not keep (the
+    /// cache is off, or the segment is larger than `cache.max_object_bytes`) as a plan to stream it
+    /// from its source ([`Vod::stream`]): memory per response is one read chunk, not the segment.
+    pub async fn serve(&self, asset_key: &StorageKey, object: VodPath, may_stream: bool) -> Result<Served, VodError> {
         let asset = self.catalog.resolve(asset_key).await?;
         object::check(object, &asset.presentation)?;
+        if may_stream && !self.cache_keeps(&asset, object) {
+            let plan = object::plan(self.storage.as_ref(), &asset, object, &self.config)?;
+            if plan.streamable() {
+                return Ok(Served::Streamed(Arc::new(plan), asset.last_modified));
+            }
+        }
         let key = object::cache_key(asset_key, asset.version, object);
         let load = object::build(self.storage.clone(), asset, object, self.config.clone(), self.budget.clone());
         let outage = |e: &VodError| matches!(e, VodError::Storage(s) if s.is_outage());
-        self.cache.get_or_load(key, load, outage).await.map_err(|e| (*e).clone())
+        let (object, outcome) = self.cache.get_or_load(key, load, outage).await.map_err(|e| (*e).clone())?;
+        Ok(Served::Cached(object, outcome))
+    }
+
+    /// Whether the segment cache keeps `object`: everything but media segments over its size limit,
+    /// and nothing when it is off.
+    fn cache_keeps(&self, asset: &Asset, object: VodPath) -> bool {
+        let capacity = self.cache.capacity();
+        match object {
+            VodPath::Segment(..) if capacity == 0 => false,
+            VodPath::Segment(..) => {
+                object::segment_len(asset, object).is_none_or(|len| len <= self.cache.max_object_bytes())
+            }
+            _ => true,
+        }
+    }
+
+    /// The body of a streamed segment ([`Served::Streamed`]).
+    pub fn stream(
+        &self,
+        plan: Arc<segment::SegmentPlan>,
+    ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+        segment::stream(self.storage.clone(), plan)
     }
 }

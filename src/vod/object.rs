@@ -11,7 +11,7 @@ use crate::config::VodConfig;
 use crate::http::content_type;
 use crate::packaging::presentation::{Presentation, RenditionId};
 use crate::packaging::url::{FIRST_SEGMENT_NUMBER, VodPath};
-use crate::packaging::vod_manifests;
+use crate::packaging::{fmp4, reads, vod_manifests};
 use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageKey};
 
@@ -56,12 +56,36 @@ pub async fn build(
         VodPath::Manifest => vod_manifests::render_mpd(p).into(),
         VodPath::MediaPlaylist(r) => vod_manifests::render_media_playlist(p, rendition(r)?).into(),
         VodPath::Init(r) => segment::init_segment(&asset, rendition(r)?),
-        VodPath::Segment(r, n) => {
-            let index = n as usize - FIRST_SEGMENT_NUMBER;
-            let r = rendition(r)?;
-            segment::media_segment(storage.as_ref(), &budget, &asset, r, index, config.read_gap_bytes.0).await?
+        VodPath::Segment(..) => {
+            let plan = plan(storage.as_ref(), &asset, object, &config)?;
+            let body = segment::build(storage.as_ref(), &budget, &plan).await?;
+            let object = CachedObject::new(body, content_type(object), asset.last_modified);
+            return Ok(object.with_etag(plan.etag).with_ttl(Some(config.max_age)));
         }
     };
     let object = CachedObject::new(body, content_type(object), asset.last_modified).with_ttl(Some(config.max_age));
     Ok(if object.is_negotiable() { object.compressed() } else { object })
+}
+
+/// The length of media segment `object` (a [`VodPath::Segment`]), without planning it.
+pub fn segment_len(asset: &Asset, object: VodPath) -> Option<u64> {
+    let VodPath::Segment(r, n) = object else { return None };
+    let r = asset.presentation.rendition(r)?;
+    let (_, track) = asset.track(r);
+    let range = r.segments.samples(n as usize - FIRST_SEGMENT_NUMBER)?;
+    let data: u64 = track.samples.sizes[range.clone()].iter().map(|&s| u64::from(s)).sum();
+    Some(data + fmp4::segment_overhead(range.len(), true, !track.samples.cts.is_empty()))
+}
+
+/// The plan of media segment `object` (a [`VodPath::Segment`]) of `asset`.
+pub fn plan(
+    storage: &dyn Storage,
+    asset: &Asset,
+    object: VodPath,
+    config: &VodConfig,
+) -> Result<segment::SegmentPlan, VodError> {
+    let VodPath::Segment(r, n) = object else { return Err(VodError::NotFound) };
+    let r = asset.presentation.rendition(r).ok_or(VodError::NotFound)?;
+    let policy = reads::ReadPolicy { max_gap: config.read_gap_bytes.0, max_reads: storage.max_reads_per_segment() };
+    segment::plan(asset, r, n as usize - FIRST_SEGMENT_NUMBER, policy)
 }

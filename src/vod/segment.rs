@@ -1,44 +1,62 @@
-//! Init and media segments of a VOD rendition: the samples' byte ranges read from storage (coalesced), then muxed.
+//! Init and media segments of a VOD rendition. A media segment is planned first (its header, and the
+//! byte ranges of its samples in the source); then either built whole (for the segment cache: the
+//! reads coalesced, the samples copied after the header) or streamed (nothing kept: the header from
+//! memory, then the samples chunk by chunk as the client takes them, so a response holds one chunk).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes};
+use futures_util::Stream;
 
 use super::{Asset, VodError};
+use crate::http::conditional::ETag;
 use crate::packaging::PackagingError;
 use crate::packaging::fmp4::{self, FragmentSamples, InitTrack, SampleFlags};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::Rendition;
 use crate::packaging::reads;
 use crate::storage::budget::ByteBudget;
-use crate::storage::{Storage, StorageError};
-use bytes::Bytes;
-use std::sync::Arc;
+use crate::storage::{Storage, StorageError, StorageKey};
 
 pub fn init_segment(asset: &Asset, r: &Rendition) -> Bytes {
     let (source, track) = asset.track(r);
     fmp4::write_init(&InitTrack::of(track, source.index.movie_timescale, r.resolution))
 }
 
-/// Media segment `index` (0-based) of rendition `r`.
-pub async fn media_segment(
-    storage: &dyn Storage,
-    budget: &Arc<ByteBudget>,
-    asset: &Asset,
-    r: &Rendition,
-    index: usize,
-    read_gap: u64,
-) -> Result<Bytes, VodError> {
+/// A media segment, before any of its samples is read.
+#[derive(Debug)]
+pub struct SegmentPlan {
+    /// The source file.
+    pub key: StorageKey,
+    /// `styp`, `moof` and the `mdat` header.
+    pub header: Bytes,
+    /// The reads that cover every sample (coalesced, sorted).
+    pub reads: Vec<Range<u64>>,
+    /// The samples' bytes in the order they follow the header, runs that touch in the source merged.
+    pub spans: Vec<Range<u64>>,
+    /// The whole segment's length.
+    pub len: u64,
+    /// Its validator: the header (sample sizes, times, flags), where the samples are and the source's
+    /// version; the same whether the segment is built or streamed.
+    pub etag: ETag,
+}
+
+impl SegmentPlan {
+    /// Whether the samples can be streamed front to back through the reads (they lie in the source in
+    /// the order they are sent, as in every MP4 muxer's output).
+    pub fn streamable(&self) -> bool {
+        self.spans.windows(2).all(|w| w[0].end <= w[1].start)
+    }
+}
+
+/// Plans media segment `index` (0-based) of rendition `r`.
+pub fn plan(asset: &Asset, r: &Rendition, index: usize, policy: reads::ReadPolicy) -> Result<SegmentPlan, VodError> {
     let (source, track) = asset.track(r);
     let range = r.segments.samples(index).ok_or(VodError::NotFound)?;
     let s = &track.samples;
     let offsets = &s.offsets[range.clone()];
     let sizes = &s.sizes[range.clone()];
-    let policy = reads::ReadPolicy { max_gap: read_gap, max_reads: storage.max_reads_per_segment() };
-    let ranges = reads::coalesce(offsets, sizes, policy);
-    let buffers = storage.get_ranges(&source.key, &ranges).await?;
-    let mut payload = Vec::with_capacity(range.len());
-    for (&offset, &size) in offsets.iter().zip(sizes) {
-        let bytes = reads::slice_of(&ranges, &buffers, offset, size)
-            .ok_or_else(|| PackagingError::Truncated(format!("{} changed while it was being read", source.key)))?;
-        payload.push(bytes);
-    }
     let sync: Vec<bool>;
     let flags = match track.kind {
         TrackKind::Audio if s.sync.is_none() => SampleFlags::AllSync,
@@ -55,8 +73,131 @@ pub async fn media_segment(
         cts: (!s.cts.is_empty()).then(|| &s.cts[range.clone()]),
         flags,
     };
-    // The muxed copy is charged before it is written; the samples read are released when it is done.
-    let payload_bytes: u64 = sizes.iter().map(|&s| u64::from(s)).sum();
-    let charge = budget.charge(payload_bytes + 64 * sizes.len() as u64 + 1024).await.map_err(StorageError::from)?;
-    Ok(charge.attach(fmp4::write_segment(&fragment, &payload)))
+    let mut spans: Vec<Range<u64>> = Vec::with_capacity(offsets.len());
+    for (&offset, &size) in offsets.iter().zip(sizes).filter(|(_, s)| **s > 0) {
+        match spans.last_mut() {
+            Some(last) if last.end == offset => last.end += u64::from(size),
+            _ => spans.push(offset..offset + u64::from(size)),
+        }
+    }
+    let data_len: u64 = spans.iter().map(|r| r.end - r.start).sum();
+    let header = fmp4::write_segment_header(&fragment, data_len as usize, 0).freeze();
+    let mut seed = Vec::with_capacity(header.len() + 16 * spans.len() + 8);
+    seed.extend_from_slice(&header);
+    seed.extend_from_slice(&asset.version.to_le_bytes());
+    for span in &spans {
+        seed.extend_from_slice(&span.start.to_le_bytes());
+        seed.extend_from_slice(&span.end.to_le_bytes());
+    }
+    Ok(SegmentPlan {
+        key: source.key.clone(),
+        len: header.len() as u64 + data_len,
+        reads: reads::coalesce(offsets, sizes, policy),
+        etag: ETag::of(&seed),
+        header,
+        spans,
+    })
+}
+
+/// The whole segment in memory (what the segment cache keeps), charged to `budget`.
+pub async fn build(storage: &dyn Storage, budget: &Arc<ByteBudget>, plan: &SegmentPlan) -> Result<Bytes, VodError> {
+    let buffers = storage.get_ranges(&plan.key, &plan.reads).await?;
+    // The built copy is charged before it is written; the reads are released when it is done.
+    let charge = budget.charge(plan.len + 1024).await.map_err(StorageError::from)?;
+    let mut body = bytes::BytesMut::with_capacity(plan.len as usize);
+    body.put_slice(&plan.header);
+    for span in &plan.spans {
+        let bytes = reads::slice_of(&plan.reads, &buffers, span.start, span.end - span.start)
+            .ok_or_else(|| PackagingError::Truncated(format!("{} changed while it was being read", plan.key)))?;
+        body.put_slice(bytes);
+    }
+    Ok(charge.attach(body.freeze()))
+}
+
+/// How much of the source one step of a stream reads: small on a local disk (a response holds one
+/// chunk), larger where each read is a request (S3).
+fn stream_chunk(storage: &dyn Storage) -> u64 {
+    if storage.max_reads_per_segment() >= 256 { 128 * 1024 } else { 1024 * 1024 }
+}
+
+/// The segment as a stream of chunks: the header, then the samples read from the source a chunk at a
+/// time (each read charged to the byte budget by the backend), only as fast as the client takes
+/// them. A source that changed under it ends the stream with an error (the client sees a short body).
+/// Needs a [`SegmentPlan::streamable`] plan.
+pub fn stream(
+    storage: Arc<dyn Storage>,
+    plan: Arc<SegmentPlan>,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let chunk = stream_chunk(storage.as_ref());
+    let state = Cursor { read: 0, pos: plan.reads.first().map_or(0, |r| r.start), span: 0, pending: Vec::new() };
+    let header = futures_util::stream::iter([Ok(plan.header.clone())]);
+    let samples = futures_util::stream::unfold((state, storage, plan), move |(mut at, storage, plan)| async move {
+        loop {
+            if let Some(piece) = at.pending.pop() {
+                return Some((Ok(piece), (at, storage, plan)));
+            }
+            let read = plan.reads.get(at.read)?.clone();
+            let end = (at.pos + chunk).min(read.end);
+            let wanted = plan.spans.get(at.span).is_some_and(|s| s.start < end);
+            if wanted {
+                let got = match storage.get_range(&plan.key, at.pos..end).await {
+                    Ok(o) if o.body.len() as u64 == end - at.pos => o.body,
+                    Ok(_) => return Some((Err(changed(&plan.key)), (at.finished(&plan), storage, plan))),
+                    Err(e) => return Some((Err(std::io::Error::other(e)), (at.finished(&plan), storage, plan))),
+                };
+                at.take(&plan.spans, at.pos, &got);
+            }
+            at.pos = end;
+            if at.pos >= read.end {
+                at.read += 1;
+                at.pos = plan.reads.get(at.read).map_or(at.pos, |r| r.start);
+            }
+        }
+    });
+    futures_util::StreamExt::chain(header, samples)
+}
+
+/// Where a stream is in its plan.
+struct Cursor {
+    /// The read being done, and how far.
+    read: usize,
+    pos: u64,
+    /// The first span not wholly sent.
+    span: usize,
+    /// Pieces of the last chunk still to send, last first.
+    pending: Vec<Bytes>,
+}
+
+impl Cursor {
+    /// The parts of `chunk` (read at `at`) that are samples, queued in order.
+    fn take(&mut self, spans: &[Range<u64>], at: u64, chunk: &Bytes) {
+        let end = at + chunk.len() as u64;
+        let mut pieces = Vec::new();
+        while let Some(span) = spans.get(self.span) {
+            if span.start >= end {
+                break;
+            }
+            let (a, b) = (span.start.max(at), span.end.min(end));
+            if a < b {
+                pieces.push(chunk.slice((a - at) as usize..(b - at) as usize));
+            }
+            if span.end > end {
+                break;
+            }
+            self.span += 1;
+        }
+        pieces.reverse();
+        self.pending = pieces;
+    }
+
+    /// A cursor past the end: the stream stops after the error it returns.
+    fn finished(mut self, plan: &SegmentPlan) -> Cursor {
+        self.read = plan.reads.len();
+        self.pending.clear();
+        self
+    }
+}
+
+fn changed(key: &StorageKey) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{key} changed while it was being streamed"))
 }

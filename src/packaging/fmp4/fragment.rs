@@ -47,11 +47,22 @@ pub fn segment_overhead(samples: usize, per_sample_flags: bool, cts: bool) -> u6
 
 /// Writes a whole media segment; `payload` holds the samples' bytes in order.
 pub fn write_segment(f: &FragmentSamples<'_>, payload: &[&[u8]]) -> Bytes {
-    let n = f.sizes.len();
     let data_len: usize = payload.iter().map(|p| p.len()).sum();
+    let mut b = write_segment_header(f, data_len, data_len);
+    for p in payload {
+        b.put_slice(p);
+    }
+    b.freeze()
+}
+
+/// Everything of a media segment before its samples' bytes (`styp`, `moof`, the `mdat` header), for
+/// `data_len` bytes of samples; room for `reserve` more. The segment is this followed by the samples
+/// in order, so it can be sent from memory and the samples streamed from their source.
+pub fn write_segment_header(f: &FragmentSamples<'_>, data_len: usize, reserve: usize) -> BytesMut {
+    let n = f.sizes.len();
     let per_sample_flags = matches!(f.flags, SampleFlags::PerSample(_));
     let overhead = segment_overhead(n, per_sample_flags, f.cts.is_some()) as usize;
-    let mut b = BytesMut::with_capacity(overhead + data_len);
+    let mut b = BytesMut::with_capacity(overhead + reserve);
 
     write_box(&mut b, b"styp", |b| {
         b.put_slice(b"msdh");
@@ -100,11 +111,8 @@ pub fn write_segment(f: &FragmentSamples<'_>, payload: &[&[u8]]) -> Bytes {
     b[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
     b.put_u32((data_len + 8) as u32);
     b.put_slice(b"mdat");
-    for p in payload {
-        b.put_slice(p);
-    }
-    debug_assert_eq!(b.len(), overhead + data_len);
-    b.freeze()
+    debug_assert_eq!(b.len(), overhead);
+    b
 }
 
 #[cfg(test)]
