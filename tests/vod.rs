@@ -201,6 +201,11 @@ async fn vod_objects_are_cdn_friendly() {
     assert!(head.body.is_empty());
     let part = request(streaming.edge, "GET", path, &[("Range", "bytes=100-199")]).await;
     assert_eq!((part.status, part.body.as_slice()), (206, &seg.body[100..200]));
+    // Nothing kept, nothing precompressed: manifests go out as rendered (compressing every request
+    // cost several times the rendering).
+    let mpd = request(streaming.edge, "GET", "/vod/sample.mp4/manifest.mpd", &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!((mpd.status, mpd.header("content-encoding")), (200, None));
+    assert_eq!(mpd.body, get(s.edge, "/vod/sample.mp4/manifest.mpd").await.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,7 +103,8 @@ impl Vod {
             }
         }
         let key = object::cache_key(asset_key, asset.version, object);
-        let load = object::build(self.storage.clone(), asset, object, self.config.clone(), self.budget.clone());
+        let kept = self.cache.capacity() > 0;
+        let load = object::build(self.storage.clone(), asset, object, self.config.clone(), self.budget.clone(), kept);
         let outage = |e: &VodError| matches!(e, VodError::Storage(s) if s.is_outage());
         let (object, outcome) = self.cache.get_or_load(key, load, outage).await.map_err(|e| (*e).clone())?;
         Ok(Served::Cached(object, outcome))

@@ -41,13 +41,16 @@ pub fn cache_key(asset: &StorageKey, version: u64, object: VodPath) -> CacheKey 
     CacheKey::new("vod", format!("{asset}/{object}"), version)
 }
 
-/// Builds an object's bytes: renders playlists (pure) or muxes segments (reads storage).
+/// Builds an object's bytes: renders playlists (pure) or muxes segments (reads storage). Playlists
+/// and manifests get their gzip and brotli forms only when `kept` (by the segment cache): compressing
+/// costs several times the rendering, worth paying once, not on every request of a cache that is off.
 pub async fn build(
     storage: Arc<dyn Storage>,
     asset: Arc<Asset>,
     object: VodPath,
     config: VodConfig,
     budget: Arc<ByteBudget>,
+    kept: bool,
 ) -> Result<CachedObject, VodError> {
     let p = &asset.presentation;
     let rendition = |r: RenditionId| p.rendition(r).ok_or(VodError::NotFound);
@@ -64,7 +67,7 @@ pub async fn build(
         }
     };
     let object = CachedObject::new(body, content_type(object), asset.last_modified).with_ttl(Some(config.max_age));
-    Ok(if object.is_negotiable() { object.compressed() } else { object })
+    Ok(if kept && object.is_negotiable() { object.compressed() } else { object })
 }
 
 /// The length of media segment `object` (a [`VodPath::Segment`]), without planning it.
