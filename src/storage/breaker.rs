@@ -185,6 +185,10 @@ impl Storage for CircuitBreaker {
         self.call(self.inner.head(key)).await
     }
 
+    async fn reader(&self, key: &StorageKey) -> Result<Option<Arc<dyn super::ChunkReader>>, StorageError> {
+        self.call(self.inner.reader(key)).await
+    }
+
     async fn put(&self, key: &StorageKey, body: Bytes) -> Result<(), StorageError> {
         self.write(self.inner.put(key, body)).await
     }

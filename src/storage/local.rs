@@ -121,6 +121,26 @@ fn read_at(file: &File, key: &StorageKey, start: u64, len: usize) -> Result<Byte
     Ok(buf.freeze())
 }
 
+/// An open file of the storage root ([`Storage::reader`]).
+struct LocalReader {
+    file: Arc<File>,
+    key: StorageKey,
+    budget: Arc<ByteBudget>,
+}
+
+#[async_trait]
+impl super::ChunkReader for LocalReader {
+    async fn read(&self, range: Range<u64>) -> Result<Bytes, StorageError> {
+        let len = usize::try_from(range.end.saturating_sub(range.start))
+            .map_err(|_| StorageError::io(&self.key, io::Error::other("range too large")))?;
+        let charge = self.budget.charge(len as u64).await.map_err(StorageError::from)?;
+        let (file, key) = (self.file.clone(), self.key.clone());
+        let read = tokio::task::spawn_blocking(move || read_at(&file, &key, range.start, len)).await;
+        let body = read.map_err(|e| StorageError::io(&self.key, io::Error::other(e)))??;
+        Ok(charge.attach(body))
+    }
+}
+
 /// Splits a listing prefix into the folder to walk; refuses prefixes that could climb out.
 fn prefix_folder(prefix: &str) -> Result<Option<StorageKey>, StorageError> {
     match prefix.rfind('/') {
@@ -218,6 +238,14 @@ impl Storage for LocalStorage {
             Ok(Attempt::Done(Object { body, meta }))
         })
         .await
+    }
+
+    /// The file, found and opened once; each read is one `pread` on a blocking thread.
+    async fn reader(&self, key: &StorageKey) -> Result<Option<Arc<dyn super::ChunkReader>>, StorageError> {
+        let k = key.clone();
+        let (file, _) = self.blocking(key, move |root| Self::open(root, &k)).await?;
+        let reader = LocalReader { file: Arc::new(file), key: key.clone(), budget: self.budget.clone() };
+        Ok(Some(Arc::new(reader)))
     }
 
     /// One blocking task, one open and one buffer for all the ranges.

@@ -157,6 +157,13 @@ impl Storage for MeteredStorage {
         result
     }
 
+    async fn reader(&self, key: &StorageKey) -> Result<Option<Arc<dyn super::ChunkReader>>, StorageError> {
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        let result = self.inner.reader(key).await;
+        self.counters.record(&result);
+        result
+    }
+
     async fn head(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError> {
         self.counters.heads.fetch_add(1, Ordering::Relaxed);
         let result = self.inner.head(key).await;

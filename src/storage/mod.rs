@@ -15,6 +15,8 @@ pub mod s3;
 use std::ops::Range;
 use std::time::SystemTime;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -104,6 +106,14 @@ impl From<budget::OverBudget> for StorageError {
     }
 }
 
+/// Reads ranges of one object already found (see [`Storage::reader`]); each body is charged to the
+/// backend's byte budget, as every read is.
+#[async_trait]
+pub trait ChunkReader: Send + Sync {
+    /// Exactly the bytes of `range` (an error when the object is shorter).
+    async fn read(&self, range: Range<u64>) -> Result<Bytes, StorageError>;
+}
+
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// Short backend name for stats and metrics ("local", "s3").
@@ -131,6 +141,14 @@ pub trait Storage: Send + Sync + 'static {
     async fn get_ranges(&self, key: &StorageKey, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, StorageError> {
         let reads = ranges.iter().cloned().map(|r| async move { self.get_range(key, r).await.map(|o| o.body) });
         futures_util::stream::iter(reads).buffered(RANGES_IN_FLIGHT).try_collect().await
+    }
+
+    /// A handle that reads ranges of one object without finding and opening it again for each (a
+    /// local file, opened once), for sending an object's parts a chunk at a time. `None` (the default):
+    /// the backend has nothing cheaper than [`Storage::get_range`].
+    async fn reader(&self, key: &StorageKey) -> Result<Option<Arc<dyn ChunkReader>>, StorageError> {
+        let _ = key;
+        Ok(None)
     }
 
     async fn head(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError>;

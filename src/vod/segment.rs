@@ -17,7 +17,7 @@ use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::Rendition;
 use crate::packaging::reads;
 use crate::storage::budget::ByteBudget;
-use crate::storage::{Storage, StorageError, StorageKey};
+use crate::storage::{ChunkReader, Storage, StorageError, StorageKey};
 
 pub fn init_segment(asset: &Asset, r: &Rendition) -> Bytes {
     let (source, track) = asset.track(r);
@@ -117,7 +117,7 @@ pub async fn build(storage: &dyn Storage, budget: &Arc<ByteBudget>, plan: &Segme
 /// How much of the source one step of a stream reads: small on a local disk (a response holds one
 /// chunk), larger where each read is a request (S3).
 fn stream_chunk(storage: &dyn Storage) -> u64 {
-    if storage.max_reads_per_segment() >= 256 { 128 * 1024 } else { 1024 * 1024 }
+    if storage.max_reads_per_segment() >= 256 { 64 * 1024 } else { 1024 * 1024 }
 }
 
 /// The segment as a stream of chunks: the header, then the samples read from the source a chunk at a
@@ -129,7 +129,8 @@ pub fn stream(
     plan: Arc<SegmentPlan>,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     let chunk = stream_chunk(storage.as_ref());
-    let state = Cursor { read: 0, pos: plan.reads.first().map_or(0, |r| r.start), span: 0, pending: Vec::new() };
+    let first = plan.reads.first().map_or(0, |r| r.start);
+    let state = Cursor { read: 0, pos: first, span: 0, pending: Vec::new(), reader: None };
     let header = futures_util::stream::iter([Ok(plan.header.clone())]);
     let samples = futures_util::stream::unfold((state, storage, plan), move |(mut at, storage, plan)| async move {
         loop {
@@ -140,8 +141,8 @@ pub fn stream(
             let end = (at.pos + chunk).min(read.end);
             let wanted = plan.spans.get(at.span).is_some_and(|s| s.start < end);
             if wanted {
-                let got = match storage.get_range(&plan.key, at.pos..end).await {
-                    Ok(o) if o.body.len() as u64 == end - at.pos => o.body,
+                let got = match read_chunk(storage.as_ref(), &plan.key, &mut at.reader, at.pos..end).await {
+                    Ok(body) if body.len() as u64 == end - at.pos => body,
                     Ok(_) => return Some((Err(changed(&plan.key)), (at.finished(&plan), storage, plan))),
                     Err(e) => return Some((Err(std::io::Error::other(e)), (at.finished(&plan), storage, plan))),
                 };
@@ -166,6 +167,24 @@ struct Cursor {
     span: usize,
     /// Pieces of the last chunk still to send, last first.
     pending: Vec<Bytes>,
+    /// The source, opened once where the backend can ([`Storage::reader`]); `None` until the first read.
+    reader: Option<Option<Arc<dyn ChunkReader>>>,
+}
+
+/// `range` of the source through its reader (opened on the first call), else one ranged read.
+async fn read_chunk(
+    storage: &dyn Storage,
+    key: &StorageKey,
+    reader: &mut Option<Option<Arc<dyn ChunkReader>>>,
+    range: Range<u64>,
+) -> Result<Bytes, StorageError> {
+    if reader.is_none() {
+        *reader = Some(storage.reader(key).await?);
+    }
+    match reader {
+        Some(Some(r)) => r.read(range).await,
+        _ => Ok(storage.get_range(key, range).await?.body),
+    }
 }
 
 impl Cursor {
