@@ -380,3 +380,32 @@ async fn channels_are_managed_through_any_pod() {
     assert_eq!(send_body(b.api, "POST", "/api/v1/channels/news/stop", &[], b"").await.status, 200);
     playlist_when(a, Duration::from_secs(10), |p| p.end_list).await;
 }
+
+/// `rediss://`: the pods talk to Redis over TLS (ElastiCache with in-transit encryption), verifying
+/// its certificate against the system's roots (`SSL_CERT_FILE` here names the test CA); a pod that
+/// does not trust the CA cannot reach the control store, and says so (503), rather than talk in clear.
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_talk_to_redis_over_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let (redis, ca) = RedisServer::start_tls(certs.path());
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("rediss://127.0.0.1:{}/", redis.port);
+    let ca = ca.to_str().unwrap().to_owned();
+    let root = dir.path().to_str().unwrap().to_owned();
+    let pod = |trusted: bool| {
+        let mut env =
+            vec![("ESTUARY_CLUSTER_REDIS_URL", url.as_str()), ("ESTUARY_CLUSTER_INTERNAL_ADDR", "127.0.0.1:0")];
+        if trusted {
+            env.push(("SSL_CERT_FILE", ca.as_str()));
+        }
+        Estuary::spawn(&["--storage-root", root.as_str()], &env)
+    };
+    let (a, b, stranger) = (pod(true), pod(true), pod(false));
+    create(&a, r#""target_duration":"2s""#).await;
+    push_sample(a.ingest.unwrap(), &format!("/ingest/news/{TOKEN}/v0"), &[], 201).await;
+    let on_b = playlist_when(&b, Duration::from_secs(10), |p| !p.segments.is_empty()).await;
+    assert_eq!(on_b.segments.len(), 1);
+    let refused = get(stranger.api, "/api/v1/channels/news").await;
+    assert_eq!(refused.status, 503, "a pod that does not trust the CA: {}", refused.text());
+    assert_eq!(get(stranger.edge, "/live/news/v0.m3u8").await.status, 503);
+}
