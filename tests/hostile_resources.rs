@@ -412,3 +412,45 @@ async fn live_write_through_retries_until_the_segment_is_stored() {
         .unwrap();
     assert!(retries >= 1.0, "{metrics}");
 }
+
+/// Packaging on the fly with the cache off: 256 players fetching segments at once never make the
+/// process hold their segments (each response streams its samples a chunk at a time), so peak
+/// memory grows by at most 48 MiB however many are in flight (built whole, each held its ~3 MiB
+/// segment and the reads behind it: about 240 MiB more in the same run). The release build peaks at
+/// 36-48 MB in the peer kit at 256 connections.
+#[test]
+fn packaged_segments_with_the_cache_off_hold_a_chunk_not_a_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    // 12 s of nearly lossless 640x360 H.264: two 6 s segments of about 3 MB, like the peer kit's.
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
+        .args(["-t", "12", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "4", "-g", "50", "-pix_fmt", "yuv420p"])
+        .arg(dir.path().join("clip.mp4"))
+        .status()
+        .expect("ffmpeg is needed (./scripts/test installs it)");
+    assert!(made.success());
+    let root = dir.path().to_str().unwrap();
+    let estuary = Estuary::spawn(&["--storage-root", root, "--cache-bytes", "0"], &[("ESTUARY_LOG_ACCESS", "false")]);
+    let paths: Vec<String> = (1..=2).map(|n| format!("/vod/clip.mp4/v0/{n}.m4s")).collect();
+    let lengths: Vec<usize> = paths.iter().map(|p| fetch_status_and_length(estuary.edge, p).1).collect();
+    assert!(lengths.iter().all(|&l| l > 2 * MIB as usize), "segments of a few MiB: {lengths:?}");
+    let (before, _) = memory_and_descriptors(estuary.pid());
+    let players: Vec<_> = (0..256)
+        .map(|i| {
+            let (addr, paths, lengths) = (estuary.edge, paths.clone(), lengths.clone());
+            std::thread::spawn(move || {
+                (0..4).all(|k| {
+                    let j = (i + k) % paths.len();
+                    fetch_status_and_length(addr, &paths[j]) == (200, lengths[j])
+                })
+            })
+        })
+        .collect();
+    let whole = players.into_iter().map(|p| p.join().unwrap()).filter(|&ok| ok).count();
+    assert_eq!(whole, 256, "every player got every segment whole");
+    let (hwm, _) = memory_and_descriptors(estuary.pid());
+    let grew = hwm.saturating_sub(before);
+    eprintln!("peak RSS {} MiB ({} MiB before) with 256 players fetching packaged segments", hwm / 1024, before / 1024);
+    // 256 responses of one 64 KiB chunk (two while one is being written) and their connections.
+    assert!(grew <= 48 * 1024, "peak RSS grew by {grew} KiB for 256 players, over 48 MiB");
+}
