@@ -134,6 +134,9 @@ impl super::ChunkReader for LocalReader {
         let len = usize::try_from(range.end.saturating_sub(range.start))
             .map_err(|_| StorageError::io(&self.key, io::Error::other("range too large")))?;
         let charge = self.budget.charge(len as u64).await.map_err(StorageError::from)?;
+        if let Some(body) = super::page_cache::read_cached(&self.file, range.start, len) {
+            return Ok(charge.attach(body));
+        }
         let (file, key) = (self.file.clone(), self.key.clone());
         let read = tokio::task::spawn_blocking(move || read_at(&file, &key, range.start, len)).await;
         let body = read.map_err(|e| StorageError::io(&self.key, io::Error::other(e)))??;
