@@ -123,13 +123,19 @@ impl SegmentCache {
     }
 
     /// Objects larger than this bypass the cache.
-    /// How many bytes it holds at most (0: off).
-    pub fn capacity(&self) -> u64 {
-        self.capacity
-    }
-
     pub fn max_object_bytes(&self) -> u64 {
         self.max_object_bytes
+    }
+
+    /// Whether an object of `bytes` would be kept: the cache is on and the object within its size
+    /// limit. Work done only for keeping (precompressed forms) is skipped for the others.
+    pub fn keeps(&self, bytes: u64) -> bool {
+        self.is_on() && bytes <= self.max_object_bytes
+    }
+
+    /// Whether anything is kept (a capacity of 0 turns the cache off).
+    pub fn is_on(&self) -> bool {
+        self.capacity > 0
     }
 
     /// Returns the cached object for `key`, or runs `load` once for all concurrent callers.

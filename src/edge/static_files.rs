@@ -65,7 +65,7 @@ pub async fn serve(
     };
     let ttl = if is_manifest { cfg.manifest_max_age } else { cfg.file_max_age };
     let limit = state.cache.max_object_bytes();
-    let load = load(state.storage.clone(), key.clone(), content_type, limit, ttl);
+    let load = load(state.storage.clone(), key.clone(), content_type, limit, ttl, state.cache.is_on());
     let outage = |e: &LoadError| matches!(e, LoadError::Storage(s) if s.is_outage());
     match state.cache.get_or_load(CacheKey::new("static", key.as_str(), 0), load, outage).await {
         Ok((obj, outcome)) => Ok(respond::cached(method, headers, &obj, kind, outcome)),
@@ -85,6 +85,7 @@ async fn load(
     content_type: &'static str,
     limit: u64,
     ttl: std::time::Duration,
+    kept: bool,
 ) -> Result<CachedObject, LoadError> {
     let storage_err = |e| LoadError::Storage(Arc::new(e));
     if !usually_small(key.extension()) {
@@ -98,7 +99,8 @@ async fn load(
         return Err(LoadError::TooLarge(obj.meta));
     }
     let cached = CachedObject::new(obj.body, content_type, obj.meta.modified).with_ttl(Some(ttl));
-    if content_type::is_compressible(content_type) {
+    // Compressed forms only for an object the cache keeps: compressing costs several times serving.
+    if kept && content_type::is_compressible(content_type) {
         tokio::task::spawn_blocking(move || cached.compressed())
             .await
             .map_err(|e| storage_err(StorageError::Unavailable(e.to_string())))

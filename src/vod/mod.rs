@@ -84,10 +84,9 @@ impl Vod {
         asset_key: &StorageKey,
         object: VodPath,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
-        match self.serve(asset_key, object, false).await? {
-            Served::Cached(object, outcome) => Ok((object, outcome)),
-            Served::Streamed(..) => unreachable!("not asked to stream"),
-        }
+        let asset = self.catalog.resolve(asset_key).await?;
+        object::check(object, &asset.presentation)?;
+        self.cached(asset_key, asset, object).await
     }
 
     /// [`Vod::object`]; or, with `may_stream`, a media segment the segment cache would not keep (the
@@ -96,31 +95,31 @@ impl Vod {
     pub async fn serve(&self, asset_key: &StorageKey, object: VodPath, may_stream: bool) -> Result<Served, VodError> {
         let asset = self.catalog.resolve(asset_key).await?;
         object::check(object, &asset.presentation)?;
-        if may_stream && !self.cache_keeps(&asset, object) {
+        if may_stream
+            && let Some(len) = object::segment_len(&asset, object)
+            && !self.cache.keeps(len)
+        {
             let plan = object::plan(self.storage.as_ref(), &asset, object, &self.config)?;
             if plan.streamable() {
                 return Ok(Served::Streamed(Arc::new(plan), asset.last_modified));
             }
         }
-        let key = object::cache_key(asset_key, asset.version, object);
-        let kept = self.cache.capacity() > 0;
-        let load = object::build(self.storage.clone(), asset, object, self.config.clone(), self.budget.clone(), kept);
-        let outage = |e: &VodError| matches!(e, VodError::Storage(s) if s.is_outage());
-        let (object, outcome) = self.cache.get_or_load(key, load, outage).await.map_err(|e| (*e).clone())?;
+        let (object, outcome) = self.cached(asset_key, asset, object).await?;
         Ok(Served::Cached(object, outcome))
     }
 
-    /// Whether the segment cache keeps `object`: everything but media segments over its size limit,
-    /// and nothing when it is off.
-    fn cache_keeps(&self, asset: &Asset, object: VodPath) -> bool {
-        let capacity = self.cache.capacity();
-        match object {
-            VodPath::Segment(..) if capacity == 0 => false,
-            VodPath::Segment(..) => {
-                object::segment_len(asset, object).is_none_or(|len| len <= self.cache.max_object_bytes())
-            }
-            _ => true,
-        }
+    /// An object through the segment cache, built once for all concurrent callers.
+    async fn cached(
+        &self,
+        asset_key: &StorageKey,
+        asset: Arc<Asset>,
+        object: VodPath,
+    ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
+        let key = object::cache_key(asset_key, asset.version, object);
+        let (storage, config, budget) = (self.storage.clone(), self.config.clone(), self.budget.clone());
+        let load = object::build(storage, asset, object, config, budget, self.cache.is_on());
+        let outage = |e: &VodError| matches!(e, VodError::Storage(s) if s.is_outage());
+        self.cache.get_or_load(key, load, outage).await.map_err(|e| (*e).clone())
     }
 
     /// The body of a streamed segment ([`Served::Streamed`]).

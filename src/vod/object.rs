@@ -42,8 +42,7 @@ pub fn cache_key(asset: &StorageKey, version: u64, object: VodPath) -> CacheKey 
 }
 
 /// Builds an object's bytes: renders playlists (pure) or muxes segments (reads storage). Playlists
-/// and manifests get their gzip and brotli forms only when `kept` (by the segment cache): compressing
-/// costs several times the rendering, worth paying once, not on every request of a cache that is off.
+/// and manifests get their gzip and brotli forms only when `kept` ([`crate::cache::SegmentCache::keeps`]).
 pub async fn build(
     storage: Arc<dyn Storage>,
     asset: Arc<Asset>,
@@ -75,7 +74,7 @@ pub fn segment_len(asset: &Asset, object: VodPath) -> Option<u64> {
     let VodPath::Segment(r, n) = object else { return None };
     let r = asset.presentation.rendition(r)?;
     let (_, track) = asset.track(r);
-    let range = r.segments.samples(n as usize - FIRST_SEGMENT_NUMBER)?;
+    let range = r.segments.samples((n as usize).checked_sub(FIRST_SEGMENT_NUMBER)?)?;
     let data: u64 = track.samples.sizes[range.clone()].iter().map(|&s| u64::from(s)).sum();
     Some(data + fmp4::segment_overhead(range.len(), true, !track.samples.cts.is_empty()))
 }
@@ -90,5 +89,6 @@ pub fn plan(
     let VodPath::Segment(r, n) = object else { return Err(VodError::NotFound) };
     let r = asset.presentation.rendition(r).ok_or(VodError::NotFound)?;
     let policy = reads::ReadPolicy { max_gap: config.read_gap_bytes.0, max_reads: storage.max_reads_per_segment() };
-    segment::plan(asset, r, n as usize - FIRST_SEGMENT_NUMBER, policy)
+    let index = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER).ok_or(VodError::NotFound)?;
+    segment::plan(asset, r, index, policy)
 }
