@@ -217,8 +217,7 @@ impl LiveRegistry {
     }
 
     pub fn get(&self, id: &str) -> Option<ChannelHandle> {
-        let id = ChannelId::parse(id).ok()?;
-        self.inner.channels.load().get(&id).cloned()
+        self.inner.channels.load().get(id).cloned()
     }
 
     pub fn list(&self) -> Vec<ChannelHandle> {

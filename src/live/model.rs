@@ -35,6 +35,14 @@ impl ChannelId {
     }
 }
 
+/// Maps keyed by channel are searched with the id as it comes in a URL, with no copy made first (the
+/// hash and equality of a `ChannelId` are those of its text).
+impl std::borrow::Borrow<str> for ChannelId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl TryFrom<String> for ChannelId {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {

@@ -59,7 +59,7 @@ pub struct Live {
     /// Segments copied into the cache are charged here (the process's in-flight byte budget).
     budget: Arc<ByteBudget>,
     /// Channels another pod takes the stream of, followed through the control store (in a cluster).
-    followers: Arc<Mutex<HashMap<ChannelId, follower::Followed>>>,
+    followers: Arc<Followers>,
 }
 
 impl Live {
@@ -208,10 +208,13 @@ impl Live {
         render: impl FnOnce(&ChannelSnapshot) -> Option<String>,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), ServeError> {
         let key = CacheKey::new("live", format!("{}/{path}{query}", snap.id), snap.version);
+        let kept = self.cache.is_on();
         let load = async {
             let text = render(snap).ok_or(ServeError::NotFound)?;
             let object = CachedObject::new(Bytes::from(text), media_type, Some(snap.published));
-            Ok::<_, ServeError>(object.with_ttl(Some(RENDERED_TTL)).compressed())
+            let object = object.with_ttl(Some(RENDERED_TTL));
+            // Compressed forms only for what the cache keeps (once per snapshot version).
+            Ok::<_, ServeError>(if kept { object.compressed() } else { object })
         };
         self.cache.get_or_load(key, load, |_| false).await.map_err(|e| (*e).clone())
     }
@@ -271,28 +274,39 @@ impl Live {
     /// (in a cluster), else 404.
     async fn follow(&self, channel: &str) -> Result<watch::Receiver<Arc<ChannelSnapshot>>, ServeError> {
         let cluster = self.registry.cluster().ok_or(ServeError::NotFound)?;
-        let id = ChannelId::parse(channel).map_err(|_| ServeError::NotFound)?;
-        let known = self.followers.lock().ok().and_then(|f| f.get(&id).cloned());
+        // The common case, once per request: a pointer load and a lookup, no lock, no copy of the id.
+        let known = self.followers.map.load().get(channel).cloned();
         if let Some(followed) = known.filter(|f| !f.is_gone()) {
             if followed.is_stale() {
                 return Err(ServeError::Unavailable("the control store has not answered for this channel".into()));
             }
             return Ok(followed.snapshots);
         }
+        let id = ChannelId::parse(channel).map_err(|_| ServeError::NotFound)?;
         let snap = follower::snapshot(cluster, &id)
             .await
             .map_err(|e| ServeError::Unavailable(format!("the control store: {e}")))?
             .ok_or(ServeError::NotFound)?;
-        let Ok(mut followers) = self.followers.lock() else { return Err(ServeError::NotFound) };
-        if let Some(followed) = followers.get(&id).filter(|f| !f.is_gone()) {
+        let Ok(_adding) = self.followers.adding.lock() else { return Err(ServeError::NotFound) };
+        if let Some(followed) = self.followers.map.load().get(&id).filter(|f| !f.is_gone()) {
             return Ok(followed.snapshots.clone());
         }
         let (tx, rx) = watch::channel(Arc::new(snap));
         let followed = follower::Followed::new(rx.clone());
         tokio::spawn(follower::follow(cluster.clone(), id.clone(), tx, followed.confirmed()));
-        followers.insert(id, followed);
+        let mut map = HashMap::clone(&self.followers.map.load());
+        map.insert(id, followed);
+        self.followers.map.store(Arc::new(map));
         Ok(rx)
     }
+}
+
+/// Channels another pod takes the stream of, followed here: read on every request of theirs (a
+/// pointer load), changed only when one is first asked for.
+#[derive(Default)]
+struct Followers {
+    map: arc_swap::ArcSwap<HashMap<ChannelId, follower::Followed>>,
+    adding: Mutex<()>,
 }
 
 /// Where a segment may be read, fastest first.
