@@ -123,8 +123,9 @@ async fn snapshot_since(
         // Init and media segments are read from the owner or storage, so none are held here.
         Some(timeline) => {
             owner_url = timeline.owner_url.as_deref().map(Arc::from);
-            *known = Some(timeline.clone());
-            ChannelState::restore(&record, timeline, |_, _| None, |_| None)
+            let state = ChannelState::restore(&record, &timeline, |_, _| None, |_| None);
+            *known = Some(timeline);
+            state
         }
         None => ChannelState::new(id.clone(), record.settings.clone(), from_ms(record.created_ms)),
     };

@@ -177,7 +177,7 @@ pub(super) async fn follow_records(inner: Weak<Inner>) {
 /// so every pod's playlists close.
 pub(super) async fn end_unowned(cluster: &ControlStore, record: &ChannelRecord) -> Result<(), LiveError> {
     let Some(timeline) = cluster.timeline(&record.id).await? else { return Ok(()) };
-    let mut state = ChannelState::restore(record, timeline, |_, _| None, |_| None);
+    let mut state = ChannelState::restore(record, &timeline, |_, _| None, |_| None);
     state.end(true);
     let shared = state.to_shared_record(None);
     let encode = |t: &TimelineRecord| serde_json::to_vec(t).map_err(|e| LiveError::Unavailable(e.to_string()));

@@ -112,5 +112,5 @@ pub(super) async fn restore(storage: &dyn Storage, record: &ChannelRecord, timel
             sources.insert(v.path.clone(), (o.body, Arc::new(info)));
         }
     }
-    ChannelState::restore(record, timeline, |e, r| inits.get(&(e, r)).cloned(), |p| sources.get(p).cloned())
+    ChannelState::restore(record, &timeline, |e, r| inits.get(&(e, r)).cloned(), |p| sources.get(p).cloned())
 }

@@ -283,7 +283,7 @@ fn the_timeline_survives_a_restart() {
     let init = crate::packaging::fmp4::parse::parse_init(INIT).unwrap();
     let inits = |_, _| Some(Bytes::from_static(INIT));
     let sources = |_: &str| Some((Bytes::from_static(INIT), std::sync::Arc::new(init.clone())));
-    let mut restored = ChannelState::restore(&channel, record, inits, sources);
+    let mut restored = ChannelState::restore(&channel, &record, inits, sources);
     let before = s.snapshot(t(20));
     let after = restored.snapshot(t(20));
     assert_eq!(after.slots.len(), before.slots.len());

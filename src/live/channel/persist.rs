@@ -21,7 +21,7 @@ impl ChannelState {
         timeline: TimelineRecord,
         inits: std::collections::HashMap<String, (Bytes, Arc<InitInfo>)>,
     ) -> ChannelState {
-        let mut state = ChannelState::restore(record, timeline, |_, _| None, |_| None);
+        let mut state = ChannelState::restore(record, &timeline, |_, _| None, |_| None);
         for variant in state.variants.values_mut() {
             variant.restarted = true;
         }
@@ -132,7 +132,7 @@ impl ChannelState {
     /// (epoch, rendition index); `sources` the stored init of a pushed variant.
     pub fn restore(
         record: &ChannelRecord,
-        timeline: TimelineRecord,
+        timeline: &TimelineRecord,
         mut inits: impl FnMut(u64, usize) -> Option<Bytes>,
         mut sources: impl FnMut(&str) -> Option<(Bytes, Arc<InitInfo>)>,
     ) -> ChannelState {
@@ -147,35 +147,35 @@ impl ChannelState {
         state.version += 1;
         state.renditions = timeline
             .renditions
-            .into_iter()
-            .map(|(key, info)| RenditionEntry { key, info, recent: Default::default() })
+            .iter()
+            .map(|(key, info)| RenditionEntry { key: key.clone(), info: info.clone(), recent: Default::default() })
             .collect();
         state.epochs = timeline
             .epochs
-            .into_iter()
+            .iter()
             .map(|e| Epoch {
                 id: e.id,
                 first_encoder_msn: e.first_encoder_msn,
                 first_msn: e.first_msn,
-                members: e.members,
+                members: e.members.clone(),
                 closed: e.closed,
                 inits: e.inits.iter().enumerate().map(|(r, has)| has.then(|| inits(e.id, r)).flatten()).collect(),
                 shift: e.shift,
-                timescales: e.timescales,
+                timescales: e.timescales.clone(),
             })
             .collect();
-        for v in timeline.variants {
+        for v in &timeline.variants {
             let (init_bytes, init) = match v.has_init.then(|| sources(&v.path)).flatten() {
                 Some((b, i)) => (Some(b), Some(i)),
                 None => (None, None),
             };
             state.variants.insert(
-                v.path,
+                v.path.clone(),
                 Variant {
-                    init_path: v.init_path,
+                    init_path: v.init_path.clone(),
                     init,
                     init_bytes,
-                    tracks: v.tracks,
+                    tracks: v.tracks.clone(),
                     epoch: v.epoch,
                     last_encoder_msn: v.last_encoder_msn,
                     ended: v.ended,
@@ -187,7 +187,7 @@ impl ChannelState {
         }
         state.slots = timeline
             .slots
-            .into_iter()
+            .iter()
             .map(|s| {
                 Arc::new(Slot {
                     msn: s.msn,
@@ -197,9 +197,9 @@ impl ChannelState {
                     duration: s.duration,
                     parts: s
                         .parts
-                        .into_iter()
+                        .iter()
                         .map(|p| {
-                            p.map(|p| Part {
+                            p.as_ref().map(|p| Part {
                                 decode_time: p.decode_time,
                                 duration: p.duration,
                                 size: p.size,
