@@ -157,11 +157,12 @@ impl Storage for MeteredStorage {
         result
     }
 
+    /// The backend's reader, each of its reads counted like a ranged read.
     async fn reader(&self, key: &StorageKey) -> Result<Option<Arc<dyn super::ChunkReader>>, StorageError> {
-        self.counters.reads.fetch_add(1, Ordering::Relaxed);
         let result = self.inner.reader(key).await;
         self.counters.record(&result);
-        result
+        let counted = |inner| Arc::new(MeteredReader { inner, counters: self.counters.clone() }) as _;
+        result.map(|reader| reader.map(counted))
     }
 
     async fn head(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError> {
@@ -192,6 +193,25 @@ impl Storage for MeteredStorage {
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
         self.counters.lists.fetch_add(1, Ordering::Relaxed);
         let result = self.inner.list(prefix).await;
+        self.counters.record(&result);
+        result
+    }
+}
+
+/// A backend's [`super::ChunkReader`], counted.
+struct MeteredReader {
+    inner: Arc<dyn super::ChunkReader>,
+    counters: Arc<StorageCounters>,
+}
+
+#[async_trait]
+impl super::ChunkReader for MeteredReader {
+    async fn read(&self, range: Range<u64>) -> Result<Bytes, StorageError> {
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        let result = self.inner.read(range).await;
+        if let Ok(body) = &result {
+            self.counters.read_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        }
         self.counters.record(&result);
         result
     }
