@@ -118,6 +118,20 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
     (StatusCode::OK, [(CONTENT_TYPE, content_type::PROMETHEUS_TEXT), (CACHE_CONTROL, "no-store")], out).into_response()
 }
 
+/// A counter with one sample per value of `label`.
+fn write_counters<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl IntoIterator<Item = (&'a str, f64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, count) in values {
+        write_value(out, name, &[(label, value)], count);
+    }
+}
+
 /// Blocking reloads and per-channel media sequence numbers.
 fn live_metrics(state: &ApiState, out: &mut String) {
     let b = &state.blocking;
@@ -156,9 +170,6 @@ fn live_metrics(state: &ApiState, out: &mut String) {
             load(&WRITE_THROUGH.abandoned),
         ),
     ];
-    for (name, kind, help, value) in samples {
-        write_sample(out, name, kind, help, &[], value);
-    }
     let (redis, follow) = (&crate::cluster::REDIS, &crate::live::follower::FOLLOW);
     let owned = state.live.list().iter().filter(|h| h.is_owner()).count() as f64;
     let secs = |micros: &std::sync::atomic::AtomicU64| load(micros) / 1e6;
@@ -192,7 +203,7 @@ fn live_metrics(state: &ApiState, out: &mut String) {
             load(&follow.tail_reads),
         ),
     ];
-    for (name, kind, help, value) in cluster {
+    for (name, kind, help, value) in samples.into_iter().chain(cluster) {
         write_sample(out, name, kind, help, &[], value);
     }
     // From an owner taking an upload to this pod publishing the playlist with it.
@@ -207,22 +218,22 @@ fn live_metrics(state: &ApiState, out: &mut String) {
     }
     write_value(out, &format!("{delay}_sum"), &[], secs(&follow.delay_micros));
     write_value(out, &format!("{delay}_count"), &[], load(&follow.delays));
-    let reads = "estuary_live_segment_reads_total";
-    let _ = writeln!(
-        out,
-        "# HELP {reads} Live segments read on a cache miss: from the owner's memory (pod to pod), a failed try of it, or storage\n# TYPE {reads} counter"
-    );
     let fetches = &crate::live::owner::FETCHES;
-    for (source, count) in
-        [("owner", &fetches.owner), ("owner_failed", &fetches.owner_failed), ("storage", &fetches.storage)]
-    {
-        write_value(out, reads, &[("source", source)], load(count));
-    }
-    let dropped = "estuary_live_segments_dropped_total";
-    let _ = writeln!(out, "# HELP {dropped} Pushed live segments never committed, by reason\n# TYPE {dropped} counter");
-    for reason in crate::live::channel::DropReason::ALL {
-        write_value(out, dropped, &[("reason", reason.as_str())], crate::live::dropped(reason) as f64);
-    }
+    let by_source = [("owner", &fetches.owner), ("owner_failed", &fetches.owner_failed), ("storage", &fetches.storage)];
+    write_counters(
+        out,
+        "estuary_live_segment_reads_total",
+        "Live segments read on a cache miss: from the owner's memory (pod to pod), a failed try of it, or storage",
+        "source",
+        by_source.map(|(source, count)| (source, load(count))),
+    );
+    write_counters(
+        out,
+        "estuary_live_segments_dropped_total",
+        "Pushed live segments never committed, by reason",
+        "reason",
+        crate::live::channel::DropReason::ALL.map(|r| (r.as_str(), crate::live::dropped(r) as f64)),
+    );
     let channels = state.live.list();
     write_sample(out, "estuary_live_channels", "gauge", "Live channels", &[], channels.len() as f64);
     out.push_str("# HELP estuary_live_media_sequence Newest media sequence number per channel\n# TYPE estuary_live_media_sequence gauge\n");
