@@ -30,10 +30,16 @@ impl Reply {
 pub async fn send_raw(addr: SocketAddr, raw: &[u8]) -> std::io::Result<Reply> {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
-        stream.write_all(raw).await?;
+        // A server may answer before the body is all sent (413 on Content-Length) and close: read
+        // its answer anyway, as HTTP clients do, and report the write error only when there is none.
+        let written = stream.write_all(raw).await;
         let mut buf = Vec::new();
-        stream.read_to_end(&mut buf).await?;
-        parse(&buf)
+        let read = stream.read_to_end(&mut buf).await;
+        match (written, read) {
+            (Err(e), _) if parse(&buf).is_err() => Err(e),
+            (_, Err(e)) if parse(&buf).is_err() => Err(e),
+            _ => parse(&buf),
+        }
     };
     tokio::time::timeout(TIMEOUT, exchange)
         .await
