@@ -164,6 +164,9 @@ impl Config {
         if self.http.header_read_timeout.is_zero() {
             return err("http.header_read_timeout", "must be more than 0".into());
         }
+        if self.http.idle_timeout.is_zero() {
+            return err("http.idle_timeout", "must be more than 0".into());
+        }
         let hb = self.http.max_header_bytes.0;
         if !(8 * 1024..=1024 * 1024).contains(&hb) {
             return err("http.max_header_bytes", format!("{hb} is outside 8 KiB ..= 1 MiB"));

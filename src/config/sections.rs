@@ -169,11 +169,19 @@ pub struct HttpConfig {
     pub header_read_timeout: Duration,
     /// Largest request header block accepted (431 above it).
     pub max_header_bytes: ByteSize,
+    /// An edge connection with no request in progress is closed after this long (longer than the
+    /// CDN's own keep-alive to the origin, so the CDN closes first).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { header_read_timeout: Duration::from_secs(10), max_header_bytes: ByteSize(16 * 1024) }
+        HttpConfig {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: ByteSize(16 * 1024),
+            idle_timeout: Duration::from_secs(75),
+        }
     }
 }
 

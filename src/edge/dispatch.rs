@@ -16,7 +16,6 @@ use std::time::Instant;
 use axum::response::{IntoResponse, Response};
 use http::header::{ALLOW, CACHE_CONTROL};
 use http::{HeaderValue, Method, Request, StatusCode};
-use hyper::body::Incoming;
 use tower::Service;
 
 use super::{EdgeError, EdgeState, OriginLock, guard, live, static_files, vod};
@@ -39,7 +38,7 @@ impl EdgeService {
     }
 }
 
-impl Service<Request<Incoming>> for EdgeService {
+impl<B: Send + Sync + 'static> Service<Request<B>> for EdgeService {
     type Response = Response;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
@@ -48,7 +47,7 @@ impl Service<Request<Incoming>> for EdgeService {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let edge = self.0.clone();
         Box::pin(async move {
             let start = Instant::now();

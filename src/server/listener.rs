@@ -2,6 +2,7 @@
 //! send-progress timeout, keep-alive, and a graceful drain that tells clients to reconnect.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,12 +11,12 @@ use http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::{Service, ServiceExt};
 
+use super::http1::Http1Limits;
 use super::progress::ProgressStream;
 use crate::health::Health;
 
@@ -48,56 +49,135 @@ pub struct ConnectionLimits {
     pub health: Option<Health>,
 }
 
-/// Serves `service` on `listener` until `stop` turns true, then stops
-/// accepting and lets open connections finish their in-flight responses for
-/// up to `grace`.
-pub async fn serve<S>(
-    tier: &'static str,
-    listener: TcpListener,
+/// How a tier speaks HTTP on each connection it admits. `drain` turns true when the listener has
+/// stopped: finish the request in progress, close when idle.
+pub trait Protocol: Clone + Send + 'static {
+    fn run(self, stream: TcpStream, drain: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static;
+}
+
+/// hyper's HTTP/1.1 server around a tower service (the API, ingest and internal tiers).
+#[derive(Clone)]
+pub struct Hyper<S> {
+    builder: http1::Builder,
     service: S,
-    limits: ConnectionLimits,
-    mut stop: watch::Receiver<bool>,
-    grace: Duration,
-) where
+    send_timeout: Duration,
+}
+
+impl<S> Hyper<S> {
+    pub fn new(service: S, limits: &ConnectionLimits) -> Self {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192))
+            .half_close(limits.half_close)
+            .keep_alive(true);
+        Hyper { builder, service, send_timeout: limits.send_timeout }
+    }
+}
+
+impl<S> Protocol for Hyper<S>
+where
     S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .half_close(limits.half_close)
-        .keep_alive(true);
-    let graceful = GracefulShutdown::new();
-    let addr = listener.local_addr().ok();
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let health = limits.health.clone();
-    let service = service.map_response(move |mut response: Response| {
+    fn run(self, stream: TcpStream, mut drain: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+        async move {
+            let io = TokioIo::new(ProgressStream::new(stream, self.send_timeout));
+            let connection = self.builder.serve_connection(io, TowerToHyperService::new(self.service));
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = async { drop(drain.wait_for(|d| *d).await) } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+    }
+}
+
+/// The edge's own HTTP/1.1 ([`super::http1`]): bodies in files go out with `sendfile`.
+#[derive(Clone)]
+pub struct EdgeHttp1<S> {
+    service: S,
+    limits: Arc<Http1Limits>,
+}
+
+impl<S> EdgeHttp1<S> {
+    pub fn new(service: S, limits: &ConnectionLimits, idle_timeout: Duration) -> Self {
+        let limits = Http1Limits {
+            header_read_timeout: limits.header_read_timeout,
+            max_header_bytes: limits.max_header_bytes,
+            send_timeout: limits.send_timeout,
+            idle_timeout,
+            health: limits.health.clone(),
+        };
+        EdgeHttp1 { service, limits: Arc::new(limits) }
+    }
+}
+
+impl<S> Protocol for EdgeHttp1<S>
+where
+    S: Service<Request<()>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    fn run(self, stream: TcpStream, drain: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+        async move { super::http1::serve_connection(stream, self.service, &self.limits, drain).await }
+    }
+}
+
+/// Adds `Connection: close` to every answer while `health` reports draining, so clients move to
+/// another pod before the listener stops.
+pub fn close_while_draining<S>(
+    service: S,
+    health: Option<Health>,
+) -> impl Service<Request<Incoming>, Response = Response, Error = Infallible, Future = impl Send> + Clone + Send + 'static
+where
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    service.map_response(move |mut response: Response| {
         if health.as_ref().is_some_and(Health::is_draining) {
             response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
         }
         response
-    });
+    })
+}
+
+/// Serves `protocol` on `listener` until `stop` turns true, then stops accepting and lets open
+/// connections finish their in-flight responses for up to `grace`.
+pub async fn serve<P: Protocol>(
+    tier: &'static str,
+    listener: TcpListener,
+    protocol: P,
+    max_connections: usize,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let addr = listener.local_addr().ok();
+    let max_connections = u32::try_from(max_connections.max(1)).unwrap_or(u32::MAX >> 3);
+    let slots = Arc::new(Semaphore::new(max_connections as usize));
+    let (drain_tx, drain) = watch::channel(false);
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
     };
     tokio::pin!(stopped);
-    let admit = |stream: tokio::net::TcpStream| {
+    let admit = |stream: TcpStream| {
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             // One non-blocking write of a canned answer, then close: a full server spends nothing
             // more on it.
             let _ = stream.try_write(OVER_CAPACITY);
-            tracing::warn!(tier, max = limits.max_connections, "connection refused: at the connection limit");
+            tracing::warn!(tier, max = max_connections, "connection refused: at the connection limit");
             return;
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(ProgressStream::new(stream, limits.send_timeout));
-        let connection = graceful.watch(builder.serve_connection(io, TowerToHyperService::new(service.clone())));
+        let connection = protocol.clone().run(stream, drain.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(tier, error = %e, "connection ended with an error");
-            }
+            connection.await;
             drop(slot);
         });
     };
@@ -125,8 +205,10 @@ pub async fn serve<S>(
     // it as idle: give those a moment to be read (their answers say `Connection: close`).
     tokio::time::sleep(LAST_REQUESTS).await;
     tracing::info!(tier, addr = ?addr, "stopped accepting; draining connections");
+    let _ = drain_tx.send(true);
+    // Every slot back: every connection has ended.
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!(tier, "all connections closed"),
+        _ = slots.acquire_many(max_connections) => tracing::info!(tier, "all connections closed"),
         _ = tokio::time::sleep(grace) => tracing::warn!(tier, grace_s = grace.as_secs_f64(), "grace period over; closing the remaining connections"),
     }
 }

@@ -1,5 +1,6 @@
 //! Process assembly: builds storage, cache and metrics from the config, binds each tier's listener, and shuts down gracefully.
 
+pub mod http1;
 pub mod listener;
 mod progress;
 pub mod resources;
@@ -32,7 +33,7 @@ use crate::storage::metered::MeteredStorage;
 use crate::storage::s3::S3Storage;
 use crate::telemetry::{AccessLog, Metrics};
 use crate::vod::Vod;
-use listener::ConnectionLimits;
+use listener::{ConnectionLimits, EdgeHttp1, Hyper, close_while_draining};
 
 /// Choices the command line or a test makes that are not configuration.
 #[derive(Default)]
@@ -192,9 +193,10 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         let access = AccessLog { tier: "edge", metrics: metrics.clone(), log: config.log.access };
         let router = EdgeService::new(state, lock, access);
         let (limits, stop_rx) = (limits.clone(), stop_rx.clone());
+        let (idle, max) = (config.http.idle_timeout, limits.max_connections);
         let serve = async move {
             match tokio::net::TcpListener::from_std(std_listener) {
-                Ok(l) => listener::serve("edge", l, router, limits, stop_rx, grace).await,
+                Ok(l) => listener::serve("edge", l, EdgeHttp1::new(router, &limits, idle), max, stop_rx, grace).await,
                 Err(e) => tracing::error!(error = %e, "edge listener could not be registered"),
             }
         };
@@ -222,7 +224,15 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         let router = ingest_router(state, access);
         let l = tokio::net::TcpListener::from_std(std_listener)?;
         let limits = ConnectionLimits { half_close: true, ..limits.clone() };
-        tasks.push(tokio::spawn(listener::serve("ingest", l, router, limits, stop_rx.clone(), grace)));
+        let protocol = Hyper::new(close_while_draining(router, limits.health.clone()), &limits);
+        tasks.push(tokio::spawn(listener::serve(
+            "ingest",
+            l,
+            protocol,
+            limits.max_connections,
+            stop_rx.clone(),
+            grace,
+        )));
     }
 
     let mut api_addr = None;
@@ -248,7 +258,8 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         let access = AccessLog { tier: "api", metrics: metrics.clone(), log: config.log.access };
         let router = api_router(state, access);
         let l = tokio::net::TcpListener::from_std(std_listener)?;
-        tasks.push(tokio::spawn(listener::serve("api", l, router, limits.clone(), stop_rx.clone(), grace)));
+        let protocol = Hyper::new(close_while_draining(router, limits.health.clone()), &limits);
+        tasks.push(tokio::spawn(listener::serve("api", l, protocol, limits.max_connections, stop_rx.clone(), grace)));
     }
 
     let mut internal_addr = None;
@@ -257,7 +268,15 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         let access = AccessLog { tier: "internal", metrics: metrics.clone(), log: config.log.access };
         let router = internal_router(internal_service, access);
         let l = tokio::net::TcpListener::from_std(std_listener)?;
-        tasks.push(tokio::spawn(listener::serve("internal", l, router, limits.clone(), stop_rx.clone(), grace)));
+        let protocol = Hyper::new(close_while_draining(router, limits.health.clone()), &limits);
+        tasks.push(tokio::spawn(listener::serve(
+            "internal",
+            l,
+            protocol,
+            limits.max_connections,
+            stop_rx.clone(),
+            grace,
+        )));
     }
 
     health.set_ready();

@@ -1,0 +1,228 @@
+//! The edge's own HTTP/1.1 connection: reads request heads, calls the edge service, and writes its
+//! answers itself, so that a body in a file (a cached object's memory file, a VOD source) goes out
+//! with `sendfile` and a body in memory with one gathered write together with its head. hyper, which
+//! the other tiers keep, can only write bodies from user memory.
+//!
+//! The edge takes no request bodies: a request that announces one is answered, then the connection
+//! is closed. Limits as on every tier: the header read timeout from the first byte of a head (from
+//! the accept for the first), the header size cap (431), the send timeout per wait for room, an idle
+//! keep-alive timeout, and `Connection: close` once the pod drains.
+
+pub mod request;
+pub mod response;
+mod send;
+
+use std::convert::Infallible;
+use std::io::IoSlice;
+use std::time::Duration;
+
+use axum::response::Response;
+use bytes::{Buf, BytesMut};
+use http::{Method, Request, StatusCode, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tower::{Service, ServiceExt};
+
+use crate::health::Health;
+use crate::http::file_body::FileBody;
+use request::{HeadError, RequestHead};
+use response::Framing;
+
+/// What one connection is held to.
+#[derive(Clone)]
+pub struct Http1Limits {
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub send_timeout: Duration,
+    /// An open connection with no request in progress is closed after this long.
+    pub idle_timeout: Duration,
+    pub health: Option<Health>,
+}
+
+/// How long a closing connection keeps reading what the client still sends (a body it announced),
+/// so that the client reads the answer instead of a reset.
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// Serves requests on `stream` until the client closes, a limit cuts it, or `drain` turns true
+/// while it is idle.
+pub async fn serve_connection<S>(
+    stream: TcpStream,
+    mut service: S,
+    limits: &Http1Limits,
+    mut drain: watch::Receiver<bool>,
+) where
+    S: Service<Request<()>, Response = Response, Error = Infallible> + Send,
+    S::Future: Send,
+{
+    let mut input = BytesMut::with_capacity(4096);
+    let mut out = Vec::with_capacity(1024);
+    let mut deadline = Some(Instant::now() + limits.header_read_timeout);
+    loop {
+        let head = match read_head(&stream, &mut input, limits, deadline, &mut drain).await {
+            Ok(Some(head)) => head,
+            Ok(None) => return,
+            Err(refusal) => {
+                let (status, reason) = match refusal {
+                    HeadError::TooLarge => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request header too large\n"),
+                    HeadError::Malformed(why) => (StatusCode::BAD_REQUEST, why),
+                };
+                let _ = refuse(&stream, status, reason, limits.send_timeout).await;
+                return linger(stream).await;
+            }
+        };
+        deadline = None;
+        let RequestHead { request, keep_alive, has_body } = head;
+        let head_only = request.method() == Method::HEAD;
+        let http10 = request.version() == Version::HTTP_10;
+        let Ok(ready) = service.ready().await;
+        let Ok(response) = ready.call(request).await;
+        let draining = *drain.borrow() || limits.health.as_ref().is_some_and(Health::is_draining);
+        let keep = keep_alive && !has_body && !draining;
+        let sent = write_response(&stream, response, &mut out, keep, head_only, http10, limits.send_timeout).await;
+        match sent {
+            Ok(true) if keep => continue,
+            Ok(_) if has_body => return linger(stream).await,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "edge connection ended while sending");
+                return;
+            }
+        }
+    }
+}
+
+/// Reads until `input` starts with a whole head. `Ok(None)`: the client closed, went idle too long,
+/// or the pod drains while the connection is idle. `deadline`: for the first head, counted from
+/// the accept; later ones get theirs at their first byte.
+async fn read_head(
+    stream: &TcpStream,
+    input: &mut BytesMut,
+    limits: &Http1Limits,
+    mut deadline: Option<Instant>,
+    drain: &mut watch::Receiver<bool>,
+) -> Result<Option<RequestHead>, HeadError> {
+    loop {
+        if !input.is_empty() {
+            if let Some((head, len)) = request::parse(input)? {
+                input.advance(len);
+                return Ok(Some(head));
+            }
+            if input.len() >= limits.max_header_bytes {
+                return Err(HeadError::TooLarge);
+            }
+            deadline.get_or_insert_with(|| Instant::now() + limits.header_read_timeout);
+        }
+        let idle = input.is_empty();
+        let until = deadline.unwrap_or_else(|| Instant::now() + limits.idle_timeout);
+        let readable = tokio::select! {
+            r = tokio::time::timeout_at(until, stream.readable()) => r,
+            _ = async { drop(drain.wait_for(|d| *d).await) }, if idle => return Ok(None),
+        };
+        if readable.is_err() || readable.is_ok_and(|r| r.is_err()) {
+            return Ok(None);
+        }
+        if input.capacity() - input.len() < 1024 {
+            input.reserve(4096);
+        }
+        match stream.try_read_buf(input) {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return Ok(None),
+        }
+    }
+}
+
+/// Writes `response`; `Ok(false)` when its framing needs the connection closed after it.
+async fn write_response(
+    stream: &TcpStream,
+    response: Response,
+    out: &mut Vec<u8>,
+    keep: bool,
+    head_only: bool,
+    http10: bool,
+    timeout: Duration,
+) -> std::io::Result<bool> {
+    let (mut parts, mut body) = response.into_parts();
+    let file = parts.extensions.remove::<FileBody>();
+    let exact = file.as_ref().map(FileBody::len).or_else(|| body.size_hint().exact());
+    let framing = response::framing(parts.status, head_only, &parts.headers, exact, http10);
+    let keep = keep && framing != Framing::UntilClose;
+    out.clear();
+    response::write_head(out, parts.status, &parts.headers, framing, keep, http10);
+    if framing == Framing::Empty {
+        send::write_all(stream, &mut [IoSlice::new(out)], timeout).await?;
+        return Ok(keep);
+    }
+    if let Some(file) = file.filter(|f| framing == Framing::Length(f.len())) {
+        send::write_all(stream, &mut [IoSlice::new(out), IoSlice::new(&file.prefix)], timeout).await?;
+        for span in file.spans.iter() {
+            send::send_file(stream, &file.file, span.clone(), timeout).await?;
+        }
+        return Ok(keep);
+    }
+    let mut head_sent = false;
+    let mut sent = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(std::io::Error::other)?;
+        let Ok(data) = frame.into_data() else { continue };
+        if data.is_empty() {
+            continue;
+        }
+        sent += data.len() as u64;
+        let mut chunk_line = Vec::new();
+        if framing == Framing::Chunked {
+            response::chunk_size_line(data.len(), &mut chunk_line);
+        }
+        let head: &[u8] = if head_sent { &[] } else { out };
+        let trailer: &[u8] = if framing == Framing::Chunked { b"\r\n" } else { b"" };
+        let mut bufs = [IoSlice::new(head), IoSlice::new(&chunk_line), IoSlice::new(&data), IoSlice::new(trailer)];
+        send::write_all(stream, &mut bufs, timeout).await?;
+        head_sent = true;
+    }
+    let end: &[u8] = if framing == Framing::Chunked { b"0\r\n\r\n" } else { b"" };
+    let head: &[u8] = if head_sent { &[] } else { out };
+    send::write_all(stream, &mut [IoSlice::new(head), IoSlice::new(end)], timeout).await?;
+    match framing {
+        Framing::Length(len) if sent != len => {
+            Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the body ended short of its length"))
+        }
+        _ => Ok(keep),
+    }
+}
+
+/// A short plain-text refusal of a request that could not be read, then the connection closes.
+async fn refuse(stream: &TcpStream, status: StatusCode, reason: &str, timeout: Duration) -> std::io::Result<()> {
+    let text = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n{reason}",
+        status.as_str(),
+        status.canonical_reason().unwrap_or(""),
+        reason.len(),
+    );
+    send::write_all(stream, &mut [IoSlice::new(text.as_bytes())], timeout).await
+}
+
+/// Closes after an answer the client may not have finished sending to: stops writing, then reads
+/// and drops what still comes for a moment, so the close is not a reset that loses the answer.
+async fn linger(stream: TcpStream) {
+    // SAFETY: the descriptor is open (owned by `stream`); shutting down the write side only.
+    unsafe { libc::shutdown(std::os::fd::AsRawFd::as_raw_fd(&stream), libc::SHUT_WR) };
+    let mut dropped = 0;
+    let mut buf = [0u8; 16 * 1024];
+    let until = Instant::now() + LINGER;
+    while dropped < LINGER_BYTES {
+        match tokio::time::timeout_at(until, stream.readable()).await {
+            Ok(Ok(())) => match stream.try_read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => dropped += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            },
+            _ => return,
+        }
+    }
+}

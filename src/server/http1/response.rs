@@ -1,0 +1,181 @@
+//! Writing an HTTP/1.1 response head: the status line, the handler's headers, `Date`, how the body
+//! is framed, and whether the connection stays open.
+
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE};
+use http::{HeaderMap, StatusCode};
+
+/// How a response's body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body follows (HEAD, 1xx, 204, 304); the headers stay as the handler set them.
+    Empty,
+    /// `Content-Length` bytes follow.
+    Length(u64),
+    /// `Transfer-Encoding: chunked` (HTTP/1.1 clients, length unknown).
+    Chunked,
+    /// The body ends when the connection closes (HTTP/1.0 clients, length unknown).
+    UntilClose,
+}
+
+/// The framing for a response: its own `Content-Length`, else the body's exact size, else chunked.
+pub fn framing(status: StatusCode, head_only: bool, headers: &HeaderMap, exact: Option<u64>, http10: bool) -> Framing {
+    if head_only || status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
+    {
+        return Framing::Empty;
+    }
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    match (declared.or(exact), http10) {
+        (Some(len), _) => Framing::Length(len),
+        (None, true) => Framing::UntilClose,
+        (None, false) => Framing::Chunked,
+    }
+}
+
+/// Appends the head to `out`. `keep_alive` false adds `Connection: close`; an HTTP/1.0 client
+/// that is kept gets `Connection: keep-alive`.
+pub fn write_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    framing: Framing,
+    keep_alive: bool,
+    http10: bool,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        if name == CONNECTION {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !headers.contains_key(DATE) {
+        out.extend_from_slice(b"date: ");
+        with_date(|date| out.extend_from_slice(date));
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        Framing::Length(len) if !headers.contains_key(CONTENT_LENGTH) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa(len, &mut [0; 20]));
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        _ => {}
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if http10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The decimal digits of `n`, written at the end of `buf`.
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
+/// The size line before a chunk of `len` bytes.
+pub fn chunk_size_line(len: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("{len:x}\r\n").as_bytes());
+}
+
+thread_local! {
+    /// The `Date` value of the current second, rendered once per second per worker thread.
+    static DATE_NOW: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
+}
+
+/// Calls `f` with the current `Date` header value (IMF-fixdate).
+fn with_date(f: impl FnOnce(&[u8])) {
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE_NOW.with_borrow_mut(|(at, value)| {
+        if *at != second {
+            let text = httpdate::fmt_http_date(now);
+            if text.len() == value.len() {
+                value.copy_from_slice(text.as_bytes());
+                *at = second;
+            }
+        }
+        f(value);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn head(status: StatusCode, headers: &HeaderMap, framing: Framing, keep_alive: bool, http10: bool) -> String {
+        let mut out = Vec::new();
+        write_head(&mut out, status, headers, framing, keep_alive, http10);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_head_has_its_status_headers_date_and_length() {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("video/iso.segment"));
+        let text = head(StatusCode::OK, &headers, Framing::Length(3_145_728), true, false);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\ncontent-type: video/iso.segment\r\ndate: "), "{text}");
+        assert!(text.ends_with(" GMT\r\ncontent-length: 3145728\r\n\r\n"), "{text}");
+        let date = text.lines().find_map(|l| l.strip_prefix("date: ")).unwrap();
+        assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
+    }
+
+    #[test]
+    fn the_handlers_length_is_not_repeated_and_connection_is_ours() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(12u64));
+        headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
+        let text = head(
+            StatusCode::NOT_FOUND,
+            &headers,
+            framing(StatusCode::NOT_FOUND, false, &headers, None, false),
+            false,
+            false,
+        );
+        assert_eq!(text.matches("content-length").count(), 1, "{text}");
+        assert!(text.contains("connection: close\r\n") && !text.contains("keep-alive"), "{text}");
+        let kept = head(StatusCode::OK, &HeaderMap::new(), Framing::Length(0), true, true);
+        assert!(kept.contains("connection: keep-alive\r\n"), "{kept}");
+    }
+
+    #[test]
+    fn framing_follows_status_method_length_and_version() {
+        let none = HeaderMap::new();
+        assert_eq!(framing(StatusCode::NOT_MODIFIED, false, &none, Some(0), false), Framing::Empty);
+        assert_eq!(framing(StatusCode::OK, true, &none, Some(9), false), Framing::Empty);
+        assert_eq!(framing(StatusCode::OK, false, &none, Some(9), false), Framing::Length(9));
+        assert_eq!(framing(StatusCode::OK, false, &none, None, false), Framing::Chunked);
+        assert_eq!(framing(StatusCode::OK, false, &none, None, true), Framing::UntilClose);
+        let text = head(StatusCode::OK, &none, Framing::Chunked, true, false);
+        assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0, 7, 10, 65_536, u64::MAX] {
+            assert_eq!(itoa(n, &mut [0; 20]), n.to_string().as_bytes());
+        }
+    }
+}

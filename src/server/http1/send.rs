@@ -1,0 +1,176 @@
+//! Writing to a client socket without waiting on it for ever: gathered writes from memory, and
+//! `sendfile` from an open file (the page cache's or a memory file's pages go to the socket with no
+//! copy through user space). Every wait for room in the socket is bounded by the send timeout: a
+//! client that accepts nothing for that long is cut off. Pages of a source file that are not cached
+//! are read ahead on a blocking thread first, so `sendfile` never waits on a disk on an async worker.
+
+use std::fs::File;
+use std::io::{self, IoSlice};
+use std::ops::Range;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+/// The most `sendfile` is asked for at once; the socket takes what fits.
+const SENDFILE_STEP: u64 = 1 << 20;
+
+/// Waits until the socket has room, for at most `timeout`.
+async fn room(stream: &TcpStream, timeout: Duration) -> io::Result<()> {
+    match tokio::time::timeout(timeout, stream.writable()).await {
+        Ok(ready) => ready,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "the client accepted no bytes within the send timeout")),
+    }
+}
+
+/// Writes every byte of `bufs`, in order.
+pub async fn write_all(stream: &TcpStream, bufs: &mut [IoSlice<'_>], timeout: Duration) -> io::Result<()> {
+    let mut bufs = bufs;
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match stream.try_write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => room(stream, timeout).await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Sends `span` of `file`. A file that ends before the span does is an error (the body would be
+/// short of its length): the caller closes the connection.
+pub async fn send_file(stream: &TcpStream, file: &Arc<File>, span: Range<u64>, timeout: Duration) -> io::Result<()> {
+    let mut at = span.start;
+    while at < span.end {
+        let step = (span.end - at).min(SENDFILE_STEP);
+        if !page_cache::holds(file, at, step) {
+            let (f, from) = (file.clone(), at);
+            tokio::task::spawn_blocking(move || page_cache::read_ahead(&f, from, step))
+                .await
+                .map_err(io::Error::other)??;
+        }
+        let mut offset = libc::off_t::try_from(at).map_err(io::Error::other)?;
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            // SAFETY: both descriptors are open for the call (`stream` and `file` are borrowed), and
+            // `offset` is a valid, writable off_t.
+            let n = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut offset, step as usize) };
+            if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as u64) }
+        });
+        match sent {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file ended before its body did")),
+            Ok(n) => at += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => room(stream, timeout).await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Whether a file's pages are in memory, and reading them there when they are not.
+mod page_cache {
+    use super::*;
+
+    /// `cachestat(2)`'s result (Linux 6.5+).
+    #[repr(C)]
+    #[derive(Default)]
+    struct CacheStat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+
+    #[repr(C)]
+    struct CacheStatRange {
+        off: u64,
+        len: u64,
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    const SYS_CACHESTAT: libc::c_long = 451;
+
+    /// Every page of `len` bytes at `offset` is in the page cache (a memory file's always are).
+    /// Where the kernel cannot say, false: the caller reads ahead first.
+    pub fn holds(file: &File, offset: u64, len: u64) -> bool {
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        {
+            let range = CacheStatRange { off: offset, len };
+            let mut stat = CacheStat::default();
+            // SAFETY: `range` and `stat` are valid for the call; the descriptor is open (borrowed).
+            let r = unsafe { libc::syscall(SYS_CACHESTAT, file.as_raw_fd(), &range, &mut stat, 0) };
+            let page = 4096;
+            let pages = (offset + len).div_ceil(page) - offset / page;
+            r == 0 && stat.nr_cache >= pages
+        }
+        #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+        {
+            let _ = (file, offset, len);
+            false
+        }
+    }
+
+    /// Brings `len` bytes at `offset` into the page cache (blocking: run off the async workers).
+    pub fn read_ahead(file: &File, offset: u64, len: u64) -> io::Result<()> {
+        let offset = libc::off64_t::try_from(offset).map_err(io::Error::other)?;
+        // SAFETY: the descriptor is open for the call.
+        if unsafe { libc::readahead(file.as_raw_fd(), offset, len as usize) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn spans_of_a_file_arrive_in_order_and_a_short_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("source");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            listener.accept().unwrap().0.read_to_end(&mut got).unwrap();
+            got
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let t = Duration::from_secs(5);
+        write_all(&stream, &mut [IoSlice::new(b"head:"), IoSlice::new(b"")], t).await.unwrap();
+        send_file(&stream, &file, 2_000_000..2_900_000, t).await.unwrap();
+        send_file(&stream, &file, 10..1_500_010, t).await.unwrap();
+        let short = send_file(&stream, &file, 2_999_990..3_000_100, t).await.unwrap_err();
+        assert_eq!(short.kind(), io::ErrorKind::UnexpectedEof);
+        drop(stream);
+        let got = reader.join().unwrap();
+        let mut want = b"head:".to_vec();
+        want.extend_from_slice(&data[2_000_000..2_900_000]);
+        want.extend_from_slice(&data[10..1_500_010]);
+        want.extend_from_slice(&data[2_999_990..]);
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "the bytes differ");
+    }
+
+    #[test]
+    fn the_page_cache_is_asked_and_read_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![7u8; 1 << 20]).unwrap();
+        let file = File::open(&path).unwrap();
+        page_cache::read_ahead(&file, 0, 1 << 20).unwrap();
+        // Just written and read ahead: cached, where the kernel can tell.
+        if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+            assert!(page_cache::holds(&file, 0, 1 << 20));
+        }
+    }
+}
