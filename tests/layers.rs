@@ -11,6 +11,7 @@ const LIVE_MODEL: &[&str] = &["model", "manifests", "channel", "record", "keys",
 const LAYERS: &[(&str, u32)] = &[
     ("http", 0),
     ("storage/key", 0),
+    ("storage/budget", 0),
     ("health", 0),
     ("packaging", 1),
     ("live/model", 2),
@@ -37,6 +38,7 @@ fn node_of_path(segments: &[&str]) -> String {
     match segments {
         ["live", sub, ..] if LIVE_MODEL.contains(sub) => "live/model".into(),
         ["storage", "key", ..] => "storage/key".into(),
+        ["storage", "budget", ..] => "storage/budget".into(),
         [top, ..] => (*top).into(),
         [] => String::new(),
     }

@@ -1,6 +1,7 @@
 //! Segment cache: a byte-weighted in-memory cache of ready-to-send objects whose misses are coalesced into one load.
 
 mod key;
+mod memfile;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 use serde::Serialize;
+
+use crate::storage::budget::ByteBudget;
 
 pub use crate::http::object::CachedObject;
 pub use key::CacheKey;
@@ -85,6 +88,8 @@ pub struct SegmentCache {
     counters: Arc<CacheCounters>,
     capacity: u64,
     max_object_bytes: u64,
+    /// What bodies moved into memory files are charged to.
+    budget: Arc<ByteBudget>,
 }
 
 /// Entries live for their time to live plus the stale-if-error window.
@@ -119,7 +124,25 @@ impl SegmentCache {
             })
             .build();
         let refreshing = Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(1)).build();
-        SegmentCache { inner, refreshing, counters, capacity, max_object_bytes }
+        SegmentCache { inner, refreshing, counters, capacity, max_object_bytes, budget: ByteBudget::unlimited() }
+    }
+
+    /// Charges the bodies it moves into memory files to `budget` (the process's byte budget).
+    pub fn with_budget(mut self, budget: Arc<ByteBudget>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// `obj` as the cache keeps it: a large identity body moved into a memory file, so responses
+    /// send it with `sendfile`; left as it is when that cannot be done.
+    fn resident(&self, mut obj: CachedObject) -> Arc<CachedObject> {
+        if obj.resident.is_none()
+            && let Some((body, file)) = memfile::store(&obj.identity.body, &self.budget)
+        {
+            obj.identity.body = body;
+            obj.resident = Some(file);
+        }
+        Arc::new(obj)
     }
 
     /// Objects larger than this bypass the cache.
@@ -164,7 +187,8 @@ impl SegmentCache {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok((hit, CacheOutcome::Hit));
             }
-            let refreshed = self.refreshing.try_get_with(key.clone(), async { load.await.map(Arc::new) }).await;
+            let refreshed =
+                self.refreshing.try_get_with(key.clone(), async { load.await.map(|o| self.resident(o)) }).await;
             return match refreshed {
                 Ok(fresh) => {
                     self.inner.insert(key, fresh.clone()).await;
@@ -186,7 +210,7 @@ impl SegmentCache {
             .inner
             .try_get_with(key, async {
                 loaded_here = true;
-                load.await.map(Arc::new)
+                load.await.map(|o| self.resident(o))
             })
             .await;
         let outcome = if loaded_here { CacheOutcome::Miss } else { CacheOutcome::Coalesced };

@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use crate::cache::{CacheOutcome, CachedObject};
 use crate::http::conditional::{self, ETag, Precondition};
 use crate::http::encoding::{self, Coding};
+use crate::http::file_body::FileBody;
 use crate::http::policy::{ObjectKind, cache_control_header};
 use crate::http::range::{self, RangeOutcome};
 use crate::storage::{ObjectMeta, Storage, StorageKey};
@@ -72,8 +73,15 @@ fn entity_headers(e: &Entity<'_>, headers: &mut HeaderMap) {
     }
 }
 
-/// Builds the response for `e`, taking the body bytes of `range` from `body`.
-fn respond(method: &Method, headers: &HeaderMap, e: &Entity<'_>, body: impl FnOnce(Range<u64>) -> Body) -> Response {
+/// Builds the response for `e`, taking the body bytes of `range` from `body`, and from `file` too
+/// when the same bytes lie in a file (the edge's writer then sends them from there).
+fn respond(
+    method: &Method,
+    headers: &HeaderMap,
+    e: &Entity<'_>,
+    body: impl FnOnce(Range<u64>) -> Body,
+    file: Option<FileBody>,
+) -> Response {
     let decision = decide(method, headers, e);
     let mut response = Response::new(Body::empty());
     response.headers_mut().reserve(12);
@@ -115,6 +123,10 @@ fn respond(method: &Method, headers: &HeaderMap, e: &Entity<'_>, body: impl FnOn
     }
     h.insert(CONTENT_LENGTH, HeaderValue::from(range.end - range.start));
     if method != Method::HEAD {
+        let whole = range == (0..e.len);
+        if let Some(file) = file.and_then(|f| if whole { Some(f) } else { f.slice(range.clone()) }) {
+            response.extensions_mut().insert(file);
+        }
         *response.body_mut() = body(range);
     }
     response
@@ -149,7 +161,11 @@ pub fn cached(
         vary: obj.is_negotiable(),
         kind,
     };
-    let mut response = respond(method, headers, &entity, |r| Body::from(slice(&rep.body, r)));
+    let file = match (coding, &obj.resident) {
+        (Coding::Identity, Some(file)) => Some(FileBody::span(file.clone(), 0..rep.body.len() as u64)),
+        _ => None,
+    };
+    let mut response = respond(method, headers, &entity, |r| Body::from(slice(&rep.body, r)), file);
     response.extensions_mut().insert(outcome);
     response
 }
@@ -170,7 +186,8 @@ pub fn storage_etag(meta: &ObjectMeta) -> ETag {
     }
 }
 
-/// A response for a segment packaged as it is sent (`body`: its whole content, produced lazily);
+/// A response for a segment packaged as it is sent (`body`: its whole content, produced lazily;
+/// `file`: the same bytes as a header and ranges of the source file, where the backend has one);
 /// validators and conditional requests as for any object. Never partial: the caller answers a
 /// request with `Range` from a built segment instead.
 #[allow(clippy::too_many_arguments)]
@@ -183,6 +200,7 @@ pub fn packaged(
     content_type: &'static str,
     kind: ObjectKind,
     body: impl FnOnce() -> Body,
+    file: Option<FileBody>,
 ) -> Response {
     let entity = Entity {
         len,
@@ -194,7 +212,7 @@ pub fn packaged(
         vary: false,
         kind,
     };
-    let mut response = respond(method, headers, &entity, |_| body());
+    let mut response = respond(method, headers, &entity, |_| body(), file);
     response.extensions_mut().insert(CacheOutcome::Bypass);
     response
 }
@@ -220,26 +238,32 @@ pub fn streamed(
         vary: false,
         kind,
     };
-    let mut response = respond(method, headers, &entity, move |r| {
-        let chunks = futures_util::stream::unfold((storage, key, r.start), move |(storage, key, pos)| async move {
-            if pos >= r.end {
-                return None;
-            }
-            let end = (pos + STREAM_CHUNK).min(r.end);
-            match storage.get_range(&key, pos..end).await {
-                Ok(obj) if obj.body.is_empty() => {
-                    let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "object shrank while streaming");
-                    Some((Err(e), (storage, key, r.end)))
+    let mut response = respond(
+        method,
+        headers,
+        &entity,
+        move |r| {
+            let chunks = futures_util::stream::unfold((storage, key, r.start), move |(storage, key, pos)| async move {
+                if pos >= r.end {
+                    return None;
                 }
-                Ok(obj) => {
-                    let next = pos + obj.body.len() as u64;
-                    Some((Ok(obj.body), (storage, key, next)))
+                let end = (pos + STREAM_CHUNK).min(r.end);
+                match storage.get_range(&key, pos..end).await {
+                    Ok(obj) if obj.body.is_empty() => {
+                        let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "object shrank while streaming");
+                        Some((Err(e), (storage, key, r.end)))
+                    }
+                    Ok(obj) => {
+                        let next = pos + obj.body.len() as u64;
+                        Some((Ok(obj.body), (storage, key, next)))
+                    }
+                    Err(e) => Some((Err(std::io::Error::other(e)), (storage, key, r.end))),
                 }
-                Err(e) => Some((Err(std::io::Error::other(e)), (storage, key, r.end))),
-            }
-        });
-        Body::from_stream(chunks)
-    });
+            });
+            Body::from_stream(chunks)
+        },
+        None,
+    );
     response.extensions_mut().insert(CacheOutcome::Bypass);
     response
 }

@@ -45,8 +45,9 @@ pub async fn serve(
         Served::Cached(obj, outcome) => Ok(respond::cached(method, headers, &obj, kind, outcome)),
         Served::Streamed(plan, modified) => {
             let (len, etag, media_type) = (plan.len, plan.etag.clone(), content_type::MEDIA_SEGMENT);
+            let file = if method == http::Method::GET { state.vod.file_body(&plan).await } else { None };
             let body = || Body::from_stream(state.vod.stream(plan));
-            Ok(respond::packaged(method, headers, len, &etag, modified, media_type, kind, body))
+            Ok(respond::packaged(method, headers, len, &etag, modified, media_type, kind, body, file))
         }
     }
 }

@@ -20,6 +20,11 @@ pub struct FileBody {
 }
 
 impl FileBody {
+    /// `span` of `file`, nothing before it.
+    pub fn span(file: Arc<File>, span: Range<u64>) -> FileBody {
+        FileBody { prefix: Bytes::new(), file, spans: std::iter::once(span).collect() }
+    }
+
     /// The whole body's length.
     pub fn len(&self) -> u64 {
         self.prefix.len() as u64 + self.spans.iter().map(|s| s.end - s.start).sum::<u64>()
@@ -32,11 +37,9 @@ impl FileBody {
     /// The part `range` of this body (a `Range` request), when it lies in one span.
     pub fn slice(&self, range: Range<u64>) -> Option<FileBody> {
         match &self.spans[..] {
-            [span] if self.prefix.is_empty() && span.start + range.end <= span.end => Some(FileBody {
-                prefix: Bytes::new(),
-                file: self.file.clone(),
-                spans: Arc::from([span.start + range.start..span.start + range.end]),
-            }),
+            [span] if self.prefix.is_empty() && span.start + range.end <= span.end => {
+                Some(FileBody::span(self.file.clone(), span.start + range.start..span.start + range.end))
+            }
             _ => None,
         }
     }

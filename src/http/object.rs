@@ -1,5 +1,7 @@
 //! `CachedObject`: a ready-to-send body with its validators and precompressed representations.
 
+use std::fs::File;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -34,6 +36,9 @@ pub struct CachedObject {
     /// is reloaded, but still served while storage fails (stale-if-error).
     pub ttl: Option<Duration>,
     pub created: Instant,
+    /// The memory file the identity body is mapped from, when the cache moved it into one: responses
+    /// send from it with `sendfile` ([`super::file_body::FileBody`]).
+    pub resident: Option<Arc<File>>,
 }
 
 impl CachedObject {
@@ -48,6 +53,7 @@ impl CachedObject {
             last_modified,
             ttl: None,
             created: Instant::now(),
+            resident: None,
         }
     }
 

@@ -81,21 +81,19 @@ where
     S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    fn run(self, stream: TcpStream, mut drain: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-        async move {
-            let io = TokioIo::new(ProgressStream::new(stream, self.send_timeout));
-            let connection = self.builder.serve_connection(io, TowerToHyperService::new(self.service));
-            tokio::pin!(connection);
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                _ = async { drop(drain.wait_for(|d| *d).await) } => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(e) = ended {
-                tracing::debug!(error = %e, "connection ended with an error");
+    async fn run(self, stream: TcpStream, mut drain: watch::Receiver<bool>) {
+        let io = TokioIo::new(ProgressStream::new(stream, self.send_timeout));
+        let connection = self.builder.serve_connection(io, TowerToHyperService::new(self.service));
+        tokio::pin!(connection);
+        let ended = tokio::select! {
+            ended = connection.as_mut() => ended,
+            _ = async { drop(drain.wait_for(|d| *d).await) } => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
             }
+        };
+        if let Err(e) = ended {
+            tracing::debug!(error = %e, "connection ended with an error");
         }
     }
 }
@@ -125,8 +123,8 @@ where
     S: Service<Request<()>, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    fn run(self, stream: TcpStream, drain: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-        async move { super::http1::serve_connection(stream, self.service, &self.limits, drain).await }
+    async fn run(self, stream: TcpStream, drain: watch::Receiver<bool>) {
+        super::http1::serve_connection(stream, self.service, &self.limits, drain).await
     }
 }
 

@@ -110,7 +110,8 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         config.cache.bytes.0,
         config.cache.max_object_bytes.0,
         config.cache.stale_if_error,
-    );
+    )
+    .with_budget(bodies.clone());
     let metrics = Metrics::new();
     let health = Health::default();
     let limits = ConnectionLimits {

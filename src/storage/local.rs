@@ -142,6 +142,10 @@ impl super::ChunkReader for LocalReader {
         let body = read.map_err(|e| StorageError::io(&self.key, io::Error::other(e)))??;
         Ok(charge.attach(body))
     }
+
+    fn file_for(&self, _bytes: u64) -> Option<Arc<File>> {
+        Some(self.file.clone())
+    }
 }
 
 /// Splits a listing prefix into the folder to walk; refuses prefixes that could climb out.

@@ -215,4 +215,12 @@ impl super::ChunkReader for MeteredReader {
         self.counters.record(&result);
         result
     }
+
+    /// Counted as one read of `bytes`, which the caller sends from the file.
+    fn file_for(&self, bytes: u64) -> Option<Arc<std::fs::File>> {
+        let file = self.inner.file_for(bytes)?;
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        self.counters.read_bytes.fetch_add(bytes, Ordering::Relaxed);
+        Some(file)
+    }
 }

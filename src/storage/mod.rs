@@ -113,6 +113,13 @@ impl From<budget::OverBudget> for StorageError {
 pub trait ChunkReader: Send + Sync {
     /// Exactly the bytes of `range` (an error when the object is shorter).
     async fn read(&self, range: Range<u64>) -> Result<Bytes, StorageError>;
+
+    /// The open file this reader reads, to send `bytes` of it straight to a socket (`sendfile`);
+    /// `None` where the object is not a local file.
+    fn file_for(&self, bytes: u64) -> Option<Arc<std::fs::File>> {
+        let _ = bytes;
+        None
+    }
 }
 
 #[async_trait]

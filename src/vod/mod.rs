@@ -122,6 +122,15 @@ impl Vod {
         self.cache.get_or_load(key, load, outage).await.map_err(|e| (*e).clone())
     }
 
+    /// A streamed segment's bytes as its header and ranges of the source file, where the backend
+    /// reads a local file: the edge's writer sends them with `sendfile`.
+    pub async fn file_body(&self, plan: &segment::SegmentPlan) -> Option<crate::http::file_body::FileBody> {
+        let reader = self.storage.reader(&plan.key).await.ok()??;
+        let file = reader.file_for(plan.len - plan.header.len() as u64)?;
+        let spans = plan.spans.clone().into();
+        Some(crate::http::file_body::FileBody { prefix: plan.header.clone(), file, spans })
+    }
+
     /// The body of a streamed segment ([`Served::Streamed`]).
     pub fn stream(
         &self,

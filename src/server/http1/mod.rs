@@ -6,7 +6,7 @@
 //! The edge takes no request bodies: a request that announces one is answered, then the connection
 //! is closed. Limits as on every tier: the header read timeout from the first byte of a head (from
 //! the accept for the first), the header size cap (431), the send timeout per wait for room, an idle
-//! keep-alive timeout, and `Connection: close` once the pod drains.
+//! keep-alive timeout, and `Connection: close` once the pod drains or answers 503.
 
 pub mod request;
 pub mod response;
@@ -81,7 +81,9 @@ pub async fn serve_connection<S>(
         let Ok(ready) = service.ready().await;
         let Ok(response) = ready.call(request).await;
         let draining = *drain.borrow() || limits.health.as_ref().is_some_and(Health::is_draining);
-        let keep = keep_alive && !has_body && !draining;
+        // A 503 (out of memory budget, storage down) also closes: a pod out of room sheds the
+        // connection, and the client's retry may land on another pod.
+        let keep = keep_alive && !has_body && !draining && response.status() != StatusCode::SERVICE_UNAVAILABLE;
         let sent = write_response(&stream, response, &mut out, keep, head_only, http10, limits.send_timeout).await;
         match sent {
             Ok(true) if keep => continue,
