@@ -1,4 +1,6 @@
-//! The edge's hot path without sockets: a segment-cache hit turned into a response, for a segment and for a playlist.
+//! The edge's hot path without sockets: a segment-cache hit turned into a response, for a segment and
+//! for a playlist; and the wire pieces of the edge's own HTTP/1.1 (reading a player's request head,
+//! writing a cached playlist's response head).
 
 use std::hint::black_box;
 
@@ -49,5 +51,30 @@ fn cache_hit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, cache_hit);
+/// What the edge does per request on the wire, apart from the syscalls: parse a typical player
+/// request head, write the head of a cached playlist's response.
+fn wire(c: &mut Criterion) {
+    use estuary::server::http1::{request, response};
+    let head = b"GET /vod/test.mp4/v0.m3u8 HTTP/1.1\r\nHost: origin.example\r\nUser-Agent: AppleCoreMedia/1.0.0.21A5248v\r\nAccept: */*\r\nAccept-Encoding: gzip\r\nAccept-Language: en-GB\r\nConnection: keep-alive\r\n\r\n";
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let body = asset("sample/hls/media.m3u8");
+    let object = CachedObject::new(body, content_type::HLS_PLAYLIST, None).compressed();
+    let kind = ObjectKind::StaticFile { max_age: std::time::Duration::from_secs(2) };
+    let reply =
+        rt.block_on(async { respond::cached(&Method::GET, &HeaderMap::new(), &object, kind, CacheOutcome::Hit) });
+    let mut group = c.benchmark_group("wire");
+    group.bench_function("parse_request_head", |b| b.iter(|| black_box(request::parse(black_box(head)).unwrap())));
+    let mut out = Vec::with_capacity(1024);
+    group.bench_function("write_response_head", |b| {
+        b.iter(|| {
+            out.clear();
+            let framing = response::framing(reply.status(), false, reply.headers(), None, false);
+            response::write_head(&mut out, reply.status(), reply.headers(), framing, true, false);
+            black_box(out.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, cache_hit, wire);
 criterion_main!(benches);
