@@ -11,3 +11,17 @@ pub mod file_body;
 pub mod object;
 pub mod policy;
 pub mod range;
+
+/// The decimal digits of `n`, written at the end of `buf` (header values, playlist numbers) without
+/// `fmt`'s machinery.
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}

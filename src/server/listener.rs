@@ -130,12 +130,16 @@ where
 
 /// Adds `Connection: close` to every answer while `health` reports draining, so clients move to
 /// another pod before the listener stops.
-pub fn close_while_draining<S>(
+fn close_while_draining<S>(
     service: S,
     health: Option<Health>,
-) -> impl Service<Request<Incoming>, Response = Response, Error = Infallible, Future = impl Send> + Clone + Send + 'static
+) -> impl Service<Request<Incoming>, Response = Response, Error = Infallible, Future = impl Send>
++ Clone
++ Send
++ Sync
++ 'static
 where
-    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
 {
     service.map_response(move |mut response: Response| {
@@ -144,6 +148,24 @@ where
         }
         response
     })
+}
+
+/// Spawns [`serve`] for a tier that speaks through hyper, answering `Connection: close` while the pod
+/// drains.
+pub fn spawn_hyper<S>(
+    tier: &'static str,
+    listener: TcpListener,
+    service: S,
+    limits: &ConnectionLimits,
+    stop: watch::Receiver<bool>,
+    grace: Duration,
+) -> tokio::task::JoinHandle<()>
+where
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    let protocol = Hyper::new(close_while_draining(service, limits.health.clone()), limits);
+    tokio::spawn(serve(tier, listener, protocol, limits.max_connections, stop, grace))
 }
 
 /// Serves `protocol` on `listener` until `stop` turns true, then stops accepting and lets open

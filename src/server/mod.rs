@@ -33,7 +33,7 @@ use crate::storage::metered::MeteredStorage;
 use crate::storage::s3::S3Storage;
 use crate::telemetry::{AccessLog, Metrics};
 use crate::vod::Vod;
-use listener::{ConnectionLimits, EdgeHttp1, Hyper, close_while_draining};
+use listener::{ConnectionLimits, EdgeHttp1};
 
 /// Choices the command line or a test makes that are not configuration.
 #[derive(Default)]
@@ -225,15 +225,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         let router = ingest_router(state, access);
         let l = tokio::net::TcpListener::from_std(std_listener)?;
         let limits = ConnectionLimits { half_close: true, ..limits.clone() };
-        let protocol = Hyper::new(close_while_draining(router, limits.health.clone()), &limits);
-        tasks.push(tokio::spawn(listener::serve(
-            "ingest",
-            l,
-            protocol,
-            limits.max_connections,
-            stop_rx.clone(),
-            grace,
-        )));
+        tasks.push(listener::spawn_hyper("ingest", l, router, &limits, stop_rx.clone(), grace));
     }
 
     let mut api_addr = None;
@@ -259,8 +251,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         let access = AccessLog { tier: "api", metrics: metrics.clone(), log: config.log.access };
         let router = api_router(state, access);
         let l = tokio::net::TcpListener::from_std(std_listener)?;
-        let protocol = Hyper::new(close_while_draining(router, limits.health.clone()), &limits);
-        tasks.push(tokio::spawn(listener::serve("api", l, protocol, limits.max_connections, stop_rx.clone(), grace)));
+        tasks.push(listener::spawn_hyper("api", l, router, &limits, stop_rx.clone(), grace));
     }
 
     let mut internal_addr = None;
@@ -269,15 +260,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         let access = AccessLog { tier: "internal", metrics: metrics.clone(), log: config.log.access };
         let router = internal_router(internal_service, access);
         let l = tokio::net::TcpListener::from_std(std_listener)?;
-        let protocol = Hyper::new(close_while_draining(router, limits.health.clone()), &limits);
-        tasks.push(tokio::spawn(listener::serve(
-            "internal",
-            l,
-            protocol,
-            limits.max_connections,
-            stop_rx.clone(),
-            grace,
-        )));
+        tasks.push(listener::spawn_hyper("internal", l, router, &limits, stop_rx.clone(), grace));
     }
 
     health.set_ready();

@@ -7,19 +7,10 @@ pub fn push_u64(out: &mut String, n: u64) {
 }
 
 /// Writes `n` in decimal to any writer (a `String`, a `Formatter`) without `fmt`'s machinery.
-pub fn write_u64<W: std::fmt::Write + ?Sized>(out: &mut W, mut n: u64) -> std::fmt::Result {
+pub fn write_u64<W: std::fmt::Write + ?Sized>(out: &mut W, n: u64) -> std::fmt::Result {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
     // Only ASCII digits were written.
-    out.write_str(std::str::from_utf8(&digits[i..]).unwrap_or_default())
+    out.write_str(std::str::from_utf8(crate::http::decimal(n, &mut digits)).unwrap_or_default())
 }
 
 /// Appends non-negative `value` with exactly `decimals` (at most 9) decimals, rounded (`6.006000`).

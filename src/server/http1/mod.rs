@@ -87,8 +87,9 @@ pub async fn serve_connection<S>(
         let sent = write_response(&stream, response, &mut out, keep, head_only, http10, limits.send_timeout).await;
         match sent {
             Ok(true) if keep => continue,
-            Ok(_) if has_body => return linger(stream).await,
-            Ok(_) => return,
+            // Unread bytes (a body, pipelined requests) would turn the close into a reset that can
+            // destroy the answer before the client reads it.
+            Ok(_) => return linger(stream).await,
             Err(e) => {
                 tracing::debug!(error = %e, "edge connection ended while sending");
                 return;
@@ -176,6 +177,11 @@ async fn write_response(
             continue;
         }
         sent += data.len() as u64;
+        if let Framing::Length(len) = framing
+            && sent > len
+        {
+            return Err(std::io::Error::other("the body is longer than its Content-Length"));
+        }
         let mut chunk_line = Vec::new();
         if framing == Framing::Chunked {
             response::chunk_size_line(data.len(), &mut chunk_line);
@@ -208,8 +214,8 @@ async fn refuse(stream: &TcpStream, status: StatusCode, reason: &str, timeout: D
     send::write_all(stream, &mut [IoSlice::new(text.as_bytes())], timeout).await
 }
 
-/// Closes after an answer the client may not have finished sending to: stops writing, then reads
-/// and drops what still comes for a moment, so the close is not a reset that loses the answer.
+/// Closes after the last answer: stops writing, then reads and drops what the client still sends
+/// (a body, requests it pipelined) for a moment, so the close is not a reset that loses the answer.
 async fn linger(stream: TcpStream) {
     // SAFETY: the descriptor is open (owned by `stream`); shutting down the write side only.
     unsafe { libc::shutdown(std::os::fd::AsRawFd::as_raw_fd(&stream), libc::SHUT_WR) };

@@ -7,6 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE};
 use http::{HeaderMap, StatusCode};
 
+use crate::http::decimal;
+
 /// How a response's body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -66,7 +68,7 @@ pub fn write_head(
     match framing {
         Framing::Length(len) if !headers.contains_key(CONTENT_LENGTH) => {
             out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(itoa(len, &mut [0; 20]));
+            out.extend_from_slice(decimal(len, &mut [0; 20]));
             out.extend_from_slice(b"\r\n");
         }
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
@@ -78,19 +80,6 @@ pub fn write_head(
         out.extend_from_slice(b"connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// The decimal digits of `n`, written at the end of `buf`.
-fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
 }
 
 /// The size line before a chunk of `len` bytes.
@@ -175,7 +164,7 @@ mod tests {
     #[test]
     fn numbers_are_written_in_decimal() {
         for n in [0, 7, 10, 65_536, u64::MAX] {
-            assert_eq!(itoa(n, &mut [0; 20]), n.to_string().as_bytes());
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string().as_bytes());
         }
     }
 }
