@@ -10,7 +10,7 @@ pub mod budget;
 pub mod key;
 pub mod local;
 pub mod metered;
-mod page_cache;
+pub mod page_cache;
 pub mod s3;
 
 use std::ops::Range;

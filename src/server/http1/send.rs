@@ -14,6 +14,8 @@ use std::time::Duration;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+use crate::storage::page_cache;
+
 /// The most `sendfile` is asked for at once; the socket takes what fits.
 const SENDFILE_STEP: u64 = 1 << 20;
 
@@ -67,63 +69,6 @@ pub async fn send_file(stream: &TcpStream, file: &Arc<File>, span: Range<u64>, t
         }
     }
     Ok(())
-}
-
-/// Whether a file's pages are in memory, and reading them there when they are not.
-mod page_cache {
-    use super::*;
-
-    /// `cachestat(2)`'s result (Linux 6.5+).
-    #[repr(C)]
-    #[derive(Default)]
-    struct CacheStat {
-        nr_cache: u64,
-        nr_dirty: u64,
-        nr_writeback: u64,
-        nr_evicted: u64,
-        nr_recently_evicted: u64,
-    }
-
-    #[repr(C)]
-    struct CacheStatRange {
-        off: u64,
-        len: u64,
-    }
-
-    /// The same number on x86-64 and arm64 (the generic syscall table).
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    const SYS_CACHESTAT: libc::c_long = 451;
-
-    /// Every page of `len` bytes at `offset` is in the page cache (a memory file's always are).
-    /// Where the kernel cannot say, false: the caller reads ahead first.
-    pub fn holds(file: &File, offset: u64, len: u64) -> bool {
-        #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
-        {
-            let range = CacheStatRange { off: offset, len };
-            let mut stat = CacheStat::default();
-            // SAFETY: `range` and `stat` are valid for the call; the descriptor is open (borrowed).
-            let r = unsafe { libc::syscall(SYS_CACHESTAT, file.as_raw_fd(), &range, &mut stat, 0) };
-            // SAFETY: sysconf only reads a constant of the system.
-            let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
-            let pages = (offset + len).div_ceil(page) - offset / page;
-            r == 0 && stat.nr_cache >= pages
-        }
-        #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
-        {
-            let _ = (file, offset, len);
-            false
-        }
-    }
-
-    /// Brings `len` bytes at `offset` into the page cache (blocking: run off the async workers).
-    pub fn read_ahead(file: &File, offset: u64, len: u64) -> io::Result<()> {
-        let offset = libc::off64_t::try_from(offset).map_err(io::Error::other)?;
-        // SAFETY: the descriptor is open for the call.
-        if unsafe { libc::readahead(file.as_raw_fd(), offset, len as usize) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
