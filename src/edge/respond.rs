@@ -217,7 +217,9 @@ pub fn packaged(
     response
 }
 
-/// A response for an object too large for the cache, read from storage in chunks as the client takes them.
+/// A response for an object too large for the cache, read from storage in chunks as the client
+/// takes them; or sent from `file` (the object's local file, opened by the caller) where there is one.
+#[allow(clippy::too_many_arguments)]
 pub fn streamed(
     method: &Method,
     headers: &HeaderMap,
@@ -226,6 +228,7 @@ pub fn streamed(
     meta: &ObjectMeta,
     content_type: &'static str,
     kind: ObjectKind,
+    file: Option<Arc<std::fs::File>>,
 ) -> Response {
     let etag = storage_etag(meta);
     let entity = Entity {
@@ -262,7 +265,7 @@ pub fn streamed(
             });
             Body::from_stream(chunks)
         },
-        None,
+        file.map(|f| FileBody::span(f, 0..meta.size)),
     );
     response.extensions_mut().insert(CacheOutcome::Bypass);
     response

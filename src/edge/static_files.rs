@@ -72,7 +72,13 @@ pub async fn serve(
         Err(e) => match &*e {
             LoadError::TooLarge(meta) => {
                 state.cache.record_bypass();
-                Ok(respond::streamed(method, headers, state.storage.clone(), key, meta, content_type, kind))
+                // From the local file with `sendfile` where the backend has one.
+                let file = match *method == http::Method::GET {
+                    true => state.storage.reader(&key).await.ok().flatten().and_then(|r| r.file_for(meta.size)),
+                    false => None,
+                };
+                let storage = state.storage.clone();
+                Ok(respond::streamed(method, headers, storage, key, meta, content_type, kind, file))
             }
             LoadError::Storage(e) => Err(EdgeError::Storage(e.clone())),
         },
