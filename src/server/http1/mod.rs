@@ -30,6 +30,7 @@ use crate::health::Health;
 use crate::http::file_body::FileBody;
 use request::{HeadError, RequestHead};
 use response::Framing;
+use send::Socket;
 
 /// What one connection is held to.
 #[derive(Clone)]
@@ -58,11 +59,19 @@ pub async fn serve_connection<S>(
     S: Service<Request<()>, Response = Response, Error = Infallible> + Send,
     S::Future: Send,
 {
+    let socket = match stream.into_std().map(send::register) {
+        Ok(Ok(socket)) => socket,
+        Ok(Err(e)) | Err(e) => {
+            tracing::debug!(error = %e, "edge connection could not be registered");
+            return;
+        }
+    };
+    let stream = &socket;
     let mut input = BytesMut::with_capacity(4096);
     let mut out = Vec::with_capacity(1024);
     let mut deadline = Some(Instant::now() + limits.header_read_timeout);
     loop {
-        let head = match read_head(&stream, &mut input, limits, deadline, &mut drain).await {
+        let head = match read_head(stream, &mut input, limits, deadline, &mut drain).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(refusal) => {
@@ -70,8 +79,8 @@ pub async fn serve_connection<S>(
                     HeadError::TooLarge => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request header too large\n"),
                     HeadError::Malformed(why) => (StatusCode::BAD_REQUEST, why),
                 };
-                let _ = refuse(&stream, status, reason, limits.send_timeout).await;
-                return linger(stream).await;
+                let _ = refuse(stream, status, reason, limits.send_timeout).await;
+                return linger(socket).await;
             }
         };
         deadline = None;
@@ -84,12 +93,12 @@ pub async fn serve_connection<S>(
         // A 503 (out of memory budget, storage down) also closes: a pod out of room sheds the
         // connection, and the client's retry may land on another pod.
         let keep = keep_alive && !has_body && !draining && response.status() != StatusCode::SERVICE_UNAVAILABLE;
-        let sent = write_response(&stream, response, &mut out, keep, head_only, http10, limits.send_timeout).await;
+        let sent = write_response(stream, response, &mut out, keep, head_only, http10, limits.send_timeout).await;
         match sent {
             Ok(true) if keep => continue,
             // Unread bytes (a body, pipelined requests) would turn the close into a reset that can
             // destroy the answer before the client reads it.
-            Ok(_) => return linger(stream).await,
+            Ok(_) => return linger(socket).await,
             Err(e) => {
                 tracing::debug!(error = %e, "edge connection ended while sending");
                 return;
@@ -102,7 +111,7 @@ pub async fn serve_connection<S>(
 /// or the pod drains while the connection is idle. `deadline`: for the first head, counted from
 /// the accept; later ones get theirs at their first byte.
 async fn read_head(
-    stream: &TcpStream,
+    stream: &Socket,
     input: &mut BytesMut,
     limits: &Http1Limits,
     mut deadline: Option<Instant>,
@@ -121,28 +130,23 @@ async fn read_head(
         }
         let idle = input.is_empty();
         let until = deadline.unwrap_or_else(|| Instant::now() + limits.idle_timeout);
-        let readable = tokio::select! {
-            r = tokio::time::timeout_at(until, stream.readable()) => r,
-            _ = async { drop(drain.wait_for(|d| *d).await) }, if idle => return Ok(None),
-        };
-        if readable.is_err() || readable.is_ok_and(|r| r.is_err()) {
-            return Ok(None);
-        }
         if input.capacity() - input.len() < 1024 {
             input.reserve(4096);
         }
-        match stream.try_read_buf(input) {
-            Ok(0) => return Ok(None),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return Ok(None),
+        let read = tokio::select! {
+            r = tokio::time::timeout_at(until, send::read_more(stream, input)) => r,
+            _ = async { drop(drain.wait_for(|d| *d).await) }, if idle => return Ok(None),
+        };
+        match read {
+            Ok(Ok(Some(0))) | Ok(Err(_)) | Err(_) => return Ok(None),
+            Ok(Ok(_)) => {}
         }
     }
 }
 
 /// Writes `response`; `Ok(false)` when its framing needs the connection closed after it.
 async fn write_response(
-    stream: &TcpStream,
+    stream: &Socket,
     response: Response,
     out: &mut Vec<u8>,
     keep: bool,
@@ -204,7 +208,7 @@ async fn write_response(
 }
 
 /// A short plain-text refusal of a request that could not be read, then the connection closes.
-async fn refuse(stream: &TcpStream, status: StatusCode, reason: &str, timeout: Duration) -> std::io::Result<()> {
+async fn refuse(stream: &Socket, status: StatusCode, reason: &str, timeout: Duration) -> std::io::Result<()> {
     let text = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n{reason}",
         status.as_str(),
@@ -216,21 +220,17 @@ async fn refuse(stream: &TcpStream, status: StatusCode, reason: &str, timeout: D
 
 /// Closes after the last answer: stops writing, then reads and drops what the client still sends
 /// (a body, requests it pipelined) for a moment, so the close is not a reset that loses the answer.
-async fn linger(stream: TcpStream) {
-    // SAFETY: the descriptor is open (owned by `stream`); shutting down the write side only.
-    unsafe { libc::shutdown(std::os::fd::AsRawFd::as_raw_fd(&stream), libc::SHUT_WR) };
+async fn linger(socket: Socket) {
+    let _ = socket.get_ref().shutdown(std::net::Shutdown::Write);
     let mut dropped = 0;
-    let mut buf = [0u8; 16 * 1024];
+    let mut buf = BytesMut::with_capacity(16 * 1024);
     let until = Instant::now() + LINGER;
     while dropped < LINGER_BYTES {
-        match tokio::time::timeout_at(until, stream.readable()).await {
-            Ok(Ok(())) => match stream.try_read(&mut buf) {
-                Ok(0) => return,
-                Ok(n) => dropped += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return,
-            },
-            _ => return,
+        buf.clear();
+        match tokio::time::timeout_at(until, send::read_more(&socket, &mut buf)).await {
+            Ok(Ok(Some(0))) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(Some(n))) => dropped += n,
+            Ok(Ok(None)) => {}
         }
     }
 }

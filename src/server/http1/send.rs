@@ -5,37 +5,81 @@
 //! are read ahead on a blocking thread first, so `sendfile` never waits on a disk on an async worker.
 
 use std::fs::File;
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, Write};
 use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::Interest;
-use tokio::net::TcpStream;
+use bytes::BytesMut;
+use tokio::io::unix::AsyncFd;
 
 use crate::storage::page_cache;
 
 /// The most `sendfile` is asked for at once; the socket takes what fits.
 const SENDFILE_STEP: u64 = 1 << 20;
 
-/// Waits until the socket has room, for at most `timeout`.
-async fn room(stream: &TcpStream, timeout: Duration) -> io::Result<()> {
-    match tokio::time::timeout(timeout, stream.writable()).await {
-        Ok(ready) => ready,
+/// The client socket, registered with the runtime as a plain descriptor so that readiness can be
+/// cleared after a short read without a read that fails (`read_more`).
+pub type Socket = AsyncFd<std::net::TcpStream>;
+
+/// Registers an accepted connection with the runtime.
+pub fn register(stream: std::net::TcpStream) -> io::Result<Socket> {
+    // SAFETY: the socket is owned by the `AsyncFd` and closed only when it is dropped, so its
+    // descriptor stays open and the same for the whole registration.
+    unsafe { AsyncFd::register(stream) }.map_err(|e| e.into_parts().1)
+}
+
+/// Waits until the socket has room, for at most `timeout`; the caller then tries again.
+async fn room(socket: &Socket, timeout: Duration) -> io::Result<()> {
+    match tokio::time::timeout(timeout, socket.writable()).await {
+        Ok(ready) => {
+            ready?.clear_ready();
+            Ok(())
+        }
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "the client accepted no bytes within the send timeout")),
     }
 }
 
+/// Reads what the socket holds into the spare capacity of `input`: `Ok(None)` when it held nothing
+/// after all. A read that did not fill the room it had emptied the socket: its readiness is cleared
+/// then, so the next wait sleeps until new bytes arrive instead of costing a read that fails (what
+/// nginx does with edge-triggered epoll). The readiness cleared is the one seen before the read,
+/// so bytes that arrive after it are never missed.
+pub async fn read_more(socket: &Socket, input: &mut BytesMut) -> io::Result<Option<usize>> {
+    let mut ready = socket.readable().await?;
+    let room = input.spare_capacity_mut();
+    let wanted = room.len();
+    // SAFETY: `recv` writes at most `wanted` bytes into the spare capacity of `input`; the
+    // descriptor is open (borrowed from `socket`).
+    let n = unsafe { libc::recv(socket.as_raw_fd(), room.as_mut_ptr().cast(), wanted, 0) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::WouldBlock {
+            ready.clear_ready();
+            return Ok(None);
+        }
+        return Err(e);
+    }
+    let n = n as usize;
+    // SAFETY: the kernel wrote these `n` bytes just past the initialized part.
+    unsafe { input.set_len(input.len() + n) };
+    if n < wanted {
+        ready.clear_ready();
+    }
+    Ok(Some(n))
+}
+
 /// Writes every byte of `bufs`, in order.
-pub async fn write_all(stream: &TcpStream, bufs: &mut [IoSlice<'_>], timeout: Duration) -> io::Result<()> {
+pub async fn write_all(socket: &Socket, bufs: &mut [IoSlice<'_>], timeout: Duration) -> io::Result<()> {
     let mut bufs = bufs;
     IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
-        match stream.try_write_vectored(bufs) {
+        match (&mut socket.get_ref()).write_vectored(bufs) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => IoSlice::advance_slices(&mut bufs, n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => room(stream, timeout).await?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => room(socket, timeout).await?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
@@ -44,7 +88,7 @@ pub async fn write_all(stream: &TcpStream, bufs: &mut [IoSlice<'_>], timeout: Du
 
 /// Sends `span` of `file`. A file that ends before the span does is an error (the body would be
 /// short of its length): the caller closes the connection.
-pub async fn send_file(stream: &TcpStream, file: &Arc<File>, span: Range<u64>, timeout: Duration) -> io::Result<()> {
+pub async fn send_file(socket: &Socket, file: &Arc<File>, span: Range<u64>, timeout: Duration) -> io::Result<()> {
     let mut at = span.start;
     while at < span.end {
         let step = (span.end - at).min(SENDFILE_STEP);
@@ -55,16 +99,15 @@ pub async fn send_file(stream: &TcpStream, file: &Arc<File>, span: Range<u64>, t
                 .map_err(io::Error::other)??;
         }
         let mut offset = libc::off_t::try_from(at).map_err(io::Error::other)?;
-        let sent = stream.try_io(Interest::WRITABLE, || {
-            // SAFETY: both descriptors are open for the call (`stream` and `file` are borrowed), and
-            // `offset` is a valid, writable off_t.
-            let n = unsafe { libc::sendfile(stream.as_raw_fd(), file.as_raw_fd(), &mut offset, step as usize) };
-            if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as u64) }
-        });
+        // SAFETY: both descriptors are open for the call (`socket` and `file` are borrowed), and
+        // `offset` is a valid, writable off_t.
+        let n = unsafe { libc::sendfile(socket.as_raw_fd(), file.as_raw_fd(), &mut offset, step as usize) };
+        let sent = if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as u64) };
         match sent {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file ended before its body did")),
             Ok(n) => at += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => room(stream, timeout).await?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => room(socket, timeout).await?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
@@ -91,7 +134,8 @@ mod tests {
             listener.accept().unwrap().0.read_to_end(&mut got).unwrap();
             got
         });
-        let stream = TcpStream::connect(addr).await.unwrap();
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap().into_std().unwrap();
+        let stream = register(stream).unwrap();
         let t = Duration::from_secs(5);
         write_all(&stream, &mut [IoSlice::new(b"head:"), IoSlice::new(b"")], t).await.unwrap();
         send_file(&stream, &file, 2_000_000..2_900_000, t).await.unwrap();
