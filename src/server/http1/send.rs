@@ -55,11 +55,12 @@ pub async fn read_more(socket: &Socket, input: &mut BytesMut) -> io::Result<Opti
     let n = unsafe { libc::recv(socket.as_raw_fd(), room.as_mut_ptr().cast(), wanted, 0) };
     if n < 0 {
         let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::WouldBlock {
-            ready.clear_ready();
-            return Ok(None);
+        match e.kind() {
+            io::ErrorKind::WouldBlock => ready.clear_ready(),
+            io::ErrorKind::Interrupted => {}
+            _ => return Err(e),
         }
-        return Err(e);
+        return Ok(None);
     }
     let n = n as usize;
     // SAFETY: the kernel wrote these `n` bytes just past the initialized part.
