@@ -37,6 +37,7 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
     let cache = state.cache.stats().await;
     let counters = [
         ("estuary_cache_hits_total", "Segment cache hits", cache.hits),
+        ("estuary_cache_hot_answers_total", "Of the hits, those answered with a pre-rendered head", cache.hot_hits),
         ("estuary_cache_misses_total", "Segment cache misses that loaded the object", cache.misses),
         ("estuary_cache_coalesced_total", "Requests that waited for another request's load", cache.coalesced),
         ("estuary_cache_bypassed_total", "Requests for objects too large to cache", cache.bypassed),

@@ -1,5 +1,6 @@
 //! Segment cache: a byte-weighted in-memory cache of ready-to-send objects whose misses are coalesced into one load.
 
+pub mod hot;
 mod key;
 mod memfile;
 
@@ -47,6 +48,7 @@ impl CacheOutcome {
 #[derive(Debug, Default)]
 struct CacheCounters {
     hits: AtomicU64,
+    hot_hits: AtomicU64,
     misses: AtomicU64,
     coalesced: AtomicU64,
     bypassed: AtomicU64,
@@ -64,6 +66,8 @@ pub struct CacheStats {
     pub capacity_bytes: u64,
     pub max_object_bytes: u64,
     pub hits: u64,
+    /// Of the hits, those answered from a [`hot`] answer.
+    pub hot_hits: u64,
     pub misses: u64,
     pub coalesced: u64,
     pub bypassed: u64,
@@ -90,6 +94,7 @@ pub struct SegmentCache {
     max_object_bytes: u64,
     /// What bodies moved into memory files are charged to.
     budget: Arc<ByteBudget>,
+    hot: Arc<hot::HotAnswers>,
 }
 
 /// Entries live for their time to live plus the stale-if-error window.
@@ -124,7 +129,8 @@ impl SegmentCache {
             })
             .build();
         let refreshing = Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(1)).build();
-        SegmentCache { inner, refreshing, counters, capacity, max_object_bytes, budget: ByteBudget::unlimited() }
+        let hot = Arc::default();
+        SegmentCache { inner, refreshing, counters, capacity, max_object_bytes, budget: ByteBudget::unlimited(), hot }
     }
 
     /// Charges the bodies it moves into memory files to `budget` (the process's byte budget).
@@ -223,6 +229,17 @@ impl SegmentCache {
         result.map(|obj| (obj, outcome))
     }
 
+    /// The answers the edge sends for hot objects without looking them up here ([`hot`]).
+    pub fn hot(&self) -> &Arc<hot::HotAnswers> {
+        &self.hot
+    }
+
+    /// Counts a hit served from a [`hot`] answer.
+    pub fn record_hot_hit(&self) {
+        self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        self.counters.hot_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a request served around the cache because its object was too large.
     pub fn record_bypass(&self) {
         self.counters.bypassed.fetch_add(1, Ordering::Relaxed);
@@ -246,6 +263,9 @@ impl SegmentCache {
             }
         };
         self.inner.run_pending_tasks().await;
+        // After the entries are gone: an answer offered from an object looked up before this
+        // point carries the old generation and is refused.
+        self.hot.invalidate();
         purged
     }
 
@@ -258,6 +278,7 @@ impl SegmentCache {
             capacity_bytes: self.capacity,
             max_object_bytes: self.max_object_bytes,
             hits: get(&self.counters.hits),
+            hot_hits: get(&self.counters.hot_hits),
             misses: get(&self.counters.misses),
             coalesced: get(&self.counters.coalesced),
             bypassed: get(&self.counters.bypassed),

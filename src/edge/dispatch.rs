@@ -14,11 +14,13 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL};
 use http::{HeaderValue, Method, Request, StatusCode};
 use tower::Service;
 
-use super::{EdgeError, EdgeState, OriginLock, guard, live, static_files, vod};
+use super::{EdgeError, EdgeState, OriginLock, guard, live, shortcut, static_files, vod};
+use crate::http::raw::{RawHead, Shortcut};
 use crate::packaging::url::EdgeRoute;
 use crate::telemetry::AccessLog;
 
@@ -52,12 +54,21 @@ impl<B: Send + Sync + 'static> Service<Request<B>> for EdgeService {
         Box::pin(async move {
             let start = Instant::now();
             let route = EdgeRoute::of(request.uri().path());
-            let response = guard::cors_headers(edge.serve(route, &request).await);
-            let path = edge.access.log.then(|| request.uri().path());
             let template = route.map_or("unmatched", |(route, _)| route.template());
+            let generation = edge.state.cache.hot().generation();
+            let response = guard::cors_headers(edge.serve(route, &request).await);
+            let response = shortcut::offer(response, &request, &edge.state, template, generation);
+            let path = edge.access.log.then(|| request.uri().path());
             edge.access.observe(request.method(), template, path, start, &response);
             Ok(response)
         })
+    }
+}
+
+impl Shortcut for EdgeService {
+    fn answer(&self, request: &RawHead<'_, '_>, head: &mut Vec<u8>) -> Option<Bytes> {
+        let edge = &self.0;
+        shortcut::answer(&edge.state, edge.lock.as_ref(), &edge.access, request, head)
     }
 }
 

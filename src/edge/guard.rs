@@ -25,7 +25,11 @@ pub struct OriginLock {
 impl OriginLock {
     /// Whether `headers` carry the secret (compared in constant time).
     pub fn admits(&self, headers: &HeaderMap) -> bool {
-        let presented = headers.get(&self.header).map(HeaderValue::as_bytes);
+        self.admits_value(headers.get(&self.header).map(HeaderValue::as_bytes))
+    }
+
+    /// Whether the value presented (the first of the lock's header) is the secret.
+    pub fn admits_value(&self, presented: Option<&[u8]>) -> bool {
         presented.is_some_and(|p| bool::from(p.ct_eq(&self.secret)))
     }
 }

@@ -10,6 +10,7 @@ mod error;
 mod guard;
 mod live;
 pub mod respond;
+mod shortcut;
 mod static_files;
 mod vod;
 

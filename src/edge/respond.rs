@@ -143,8 +143,7 @@ pub fn cached(
     let wanted = if headers.contains_key(RANGE) {
         Coding::Identity
     } else {
-        let accept = headers.get(ACCEPT_ENCODING).and_then(|v| v.to_str().ok());
-        encoding::negotiate(accept, obj.gzip.is_some(), obj.brotli.is_some())
+        coding_for(headers.get(ACCEPT_ENCODING).map(HeaderValue::as_bytes), obj)
     };
     let (rep, coding) = match (wanted, &obj.gzip, &obj.brotli) {
         (Coding::Gzip, Some(g), _) => (g, Coding::Gzip),
@@ -168,6 +167,14 @@ pub fn cached(
     let mut response = respond(method, headers, &entity, |r| Body::from(slice(&rep.body, r)), file);
     response.extensions_mut().insert(outcome);
     response
+}
+
+/// The coding `obj` is sent in for an `Accept-Encoding` value (the edge's shortcut asks the same).
+pub fn coding_for(accept: Option<&[u8]>, obj: &CachedObject) -> Coding {
+    // As `HeaderValue::to_str`: a value with other than visible ASCII counts as absent.
+    let accept = accept.filter(|v| v.iter().all(|&b| b == b'\t' || (32..127).contains(&b)));
+    let accept = accept.and_then(|v| std::str::from_utf8(v).ok());
+    encoding::negotiate(accept, obj.gzip.is_some(), obj.brotli.is_some())
 }
 
 fn slice(body: &Bytes, r: Range<u64>) -> Bytes {

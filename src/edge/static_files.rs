@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::response::Response;
 
-use super::{EdgeError, EdgeState, respond};
+use super::{EdgeError, EdgeState, respond, shortcut};
 use crate::cache::{CacheKey, CachedObject};
 use crate::http::content_type;
 use crate::http::policy::ObjectKind;
@@ -68,7 +68,10 @@ pub async fn serve(
     let load = load(state.storage.clone(), key.clone(), content_type, limit, ttl, state.cache.is_on());
     let outage = |e: &LoadError| matches!(e, LoadError::Storage(s) if s.is_outage());
     match state.cache.get_or_load(CacheKey::new("static", key.as_str(), 0), load, outage).await {
-        Ok((obj, outcome)) => Ok(respond::cached(method, headers, &obj, kind, outcome)),
+        Ok((obj, outcome)) => {
+            let response = respond::cached(method, headers, &obj, kind, outcome);
+            Ok(shortcut::candidate(response, &obj, headers, outcome, None))
+        }
         Err(e) => match &*e {
             LoadError::TooLarge(meta) => {
                 state.cache.record_bypass();

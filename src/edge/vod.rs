@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::response::Response;
 use http::header::RANGE;
 
-use super::{EdgeError, EdgeState, respond};
+use super::{EdgeError, EdgeState, respond, shortcut};
 use crate::http::content_type;
 use crate::http::policy::ObjectKind;
 use crate::storage::StorageKey;
@@ -42,7 +42,10 @@ pub async fn serve(
     // A segment the cache would not keep is streamed from its source rather than built in memory
     // (a range request gets a built one).
     match state.vod.serve(&asset, object, !headers.contains_key(RANGE)).await? {
-        Served::Cached(obj, outcome) => Ok(respond::cached(method, headers, &obj, kind, outcome)),
+        Served::Cached(obj, outcome, until) => {
+            let response = respond::cached(method, headers, &obj, kind, outcome);
+            Ok(shortcut::candidate(response, &obj, headers, outcome, until))
+        }
         Served::Streamed(plan, modified) => {
             let (len, etag, media_type) = (plan.len, plan.etag.clone(), content_type::MEDIA_SEGMENT);
             let file = if method == http::Method::GET { state.vod.file_body(&plan).await } else { None };

@@ -11,6 +11,7 @@ pub mod file_body;
 pub mod object;
 pub mod policy;
 pub mod range;
+pub mod raw;
 
 /// The decimal digits of `n`, written at the end of `buf` (header values, playlist numbers) without
 /// `fmt`'s machinery.

@@ -120,7 +120,12 @@ impl<S> EdgeHttp1<S> {
 
 impl<S> Protocol for EdgeHttp1<S>
 where
-    S: Service<Request<()>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<()>, Response = Response, Error = Infallible>
+        + super::http1::Shortcut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     S::Future: Send + 'static,
 {
     async fn run(self, stream: TcpStream, drain: watch::Receiver<bool>) {

@@ -40,8 +40,6 @@ pub async fn record(State(ctx): State<AccessLog>, request: Request, next: Next) 
 impl AccessLog {
     /// Counts one answered request, and logs it when given its `path` (callers pass one when `log` is on).
     pub fn observe(&self, method: &http::Method, route: &str, path: Option<&str>, start: Instant, response: &Response) {
-        let elapsed = start.elapsed();
-        let status = response.status().as_u16();
         let bytes = if method == http::Method::HEAD {
             0
         } else {
@@ -53,10 +51,22 @@ impl AccessLog {
                 .or_else(|| response.body().size_hint().exact())
                 .unwrap_or(0)
         };
+        let answer = Answer {
+            status: response.status().as_u16(),
+            bytes,
+            cache: response.extensions().get::<CacheOutcome>().copied(),
+            error: response.extensions().get::<ErrorDetail>().map(|e| &*e.0),
+        };
+        self.record(method, route, path, start, answer);
+    }
+
+    /// [`AccessLog::observe`] for an answer that was never a `Response` (the edge's hot answers).
+    pub fn record(&self, method: &http::Method, route: &str, path: Option<&str>, start: Instant, answer: Answer<'_>) {
+        let elapsed = start.elapsed();
+        let Answer { status, bytes, cache, error } = answer;
         self.metrics.observe(self.tier, route, status, elapsed.as_secs_f64(), bytes);
         if let Some(path) = path {
-            let cache = response.extensions().get::<CacheOutcome>().map(|c| c.as_str());
-            let error = response.extensions().get::<ErrorDetail>().map(|e| &*e.0);
+            let cache = cache.map(CacheOutcome::as_str);
             tracing::info!(
                 target: "estuary::access",
                 tier = self.tier,
@@ -72,4 +82,13 @@ impl AccessLog {
             );
         }
     }
+}
+
+/// What an access log line says of the answer.
+pub struct Answer<'a> {
+    pub status: u16,
+    /// Body bytes sent (0 for HEAD).
+    pub bytes: u64,
+    pub cache: Option<CacheOutcome>,
+    pub error: Option<&'a str>,
 }

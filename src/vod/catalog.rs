@@ -6,7 +6,7 @@
 //! not re-read on every request; storage failures are not.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use futures_util::future::try_join_all;
 use moka::future::Cache;
@@ -53,6 +53,8 @@ impl Asset {
 #[derive(Debug, Clone)]
 struct Identity {
     version: u64,
+    /// When storage was asked (before the answers came).
+    checked: Instant,
     set: Option<AssetSet>,
     sources: Vec<(StorageKey, ObjectMeta)>,
 }
@@ -83,11 +85,17 @@ impl Catalog {
 
     /// The asset at `key`, indexed (once per version of its files).
     pub async fn resolve(&self, key: &StorageKey) -> Result<Arc<Asset>, VodError> {
-        let identity = match self.identities.try_get_with(key.clone(), self.load_identity(key)).await {
-            Ok(identity) => identity,
+        self.resolve_checked(key).await.map(|(asset, _)| asset)
+    }
+
+    /// [`Catalog::resolve`], and until when the files are known to be as they were indexed (their
+    /// next check is due then); `None` while storage fails and the last known version is served.
+    pub async fn resolve_checked(&self, key: &StorageKey) -> Result<(Arc<Asset>, Option<Instant>), VodError> {
+        let (identity, current) = match self.identities.try_get_with(key.clone(), self.load_identity(key)).await {
+            Ok(identity) => (identity, true),
             // Storage is failing: an asset indexed before keeps being served as it was.
             Err(e) => match (&*e, self.known.get(key).await) {
-                (VodError::Storage(s), Some(known)) if s.is_outage() => known,
+                (VodError::Storage(s), Some(known)) if s.is_outage() => (known, false),
                 _ => return Err((*e).clone()),
             },
         };
@@ -96,10 +104,12 @@ impl Catalog {
             .try_get_with((key.clone(), identity.version), self.build(identity.clone()))
             .await
             .map_err(|e| (*e).clone())?;
-        built.map_err(VodError::Packaging)
+        let until = current.then(|| identity.checked + self.config.revalidate_after);
+        Ok((built.map_err(VodError::Packaging)?, until))
     }
 
     async fn load_identity(&self, key: &StorageKey) -> Result<Arc<Identity>, VodError> {
+        let checked = Instant::now();
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         let (set, files) = if key.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
             // Read with a cap: an asset set is a short list of files, never worth gigabytes of memory.
@@ -142,8 +152,12 @@ impl Catalog {
             hasher.update(&mtime.to_le_bytes());
             hasher.update(meta.etag.as_deref().unwrap_or("").as_bytes());
         }
-        let identity =
-            Arc::new(Identity { version: hasher.digest(), set, sources: files.into_iter().zip(metas).collect() });
+        let identity = Arc::new(Identity {
+            version: hasher.digest(),
+            checked,
+            set,
+            sources: files.into_iter().zip(metas).collect(),
+        });
         self.known.insert(key.clone(), identity.clone()).await;
         Ok(identity)
     }

@@ -43,14 +43,15 @@ impl From<StorageError> for VodError {
     }
 }
 
-/// The VOD service the edge calls. Cheap to clone.
-#[derive(Clone)]
-/// What [`Vod::serve`] found: an object to send from memory, or a segment to stream.
+/// What [`Vod::serve`] found: an object to send from memory (and until when the asset's files are
+/// known to be unchanged), or a segment to stream.
 pub enum Served {
-    Cached(Arc<CachedObject>, CacheOutcome),
+    Cached(Arc<CachedObject>, CacheOutcome, Option<std::time::Instant>),
     Streamed(Arc<segment::SegmentPlan>, Option<std::time::SystemTime>),
 }
 
+/// The VOD service the edge calls. Cheap to clone.
+#[derive(Clone)]
 pub struct Vod {
     storage: Arc<dyn Storage>,
     catalog: Catalog,
@@ -93,7 +94,7 @@ impl Vod {
     /// cache is off, or the segment is larger than `cache.max_object_bytes`) as a plan to stream it
     /// from its source ([`Vod::stream`]): memory per response is one read chunk, not the segment.
     pub async fn serve(&self, asset_key: &StorageKey, object: VodPath, may_stream: bool) -> Result<Served, VodError> {
-        let asset = self.catalog.resolve(asset_key).await?;
+        let (asset, until) = self.catalog.resolve_checked(asset_key).await?;
         object::check(object, &asset.presentation)?;
         if may_stream
             && let Some(len) = object::segment_len(&asset, object)
@@ -105,7 +106,7 @@ impl Vod {
             }
         }
         let (object, outcome) = self.cached(asset_key, asset, object).await?;
-        Ok(Served::Cached(object, outcome))
+        Ok(Served::Cached(object, outcome, until))
     }
 
     /// An object through the segment cache, built once for all concurrent callers.

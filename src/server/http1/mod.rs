@@ -17,8 +17,8 @@ use std::io::IoSlice;
 use std::time::Duration;
 
 use axum::response::Response;
-use bytes::{Buf, BytesMut};
-use http::{Method, Request, StatusCode, Version};
+use bytes::{Buf, Bytes, BytesMut};
+use http::{Request, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::net::TcpStream;
@@ -28,7 +28,8 @@ use tower::{Service, ServiceExt};
 
 use crate::health::Health;
 use crate::http::file_body::FileBody;
-use request::{HeadError, RequestHead};
+pub use crate::http::raw::{HeadSink, Shortcut};
+use request::{HeadError, HeadFacts, Parsed, RequestHead};
 use response::Framing;
 use send::Socket;
 
@@ -56,7 +57,7 @@ pub async fn serve_connection<S>(
     limits: &Http1Limits,
     mut drain: watch::Receiver<bool>,
 ) where
-    S: Service<Request<()>, Response = Response, Error = Infallible> + Send,
+    S: Service<Request<()>, Response = Response, Error = Infallible> + Shortcut + Send + Sync,
     S::Future: Send,
 {
     let socket = match stream.into_std().map(send::register) {
@@ -71,7 +72,8 @@ pub async fn serve_connection<S>(
     let mut out = Vec::with_capacity(1024);
     let mut deadline = Some(Instant::now() + limits.header_read_timeout);
     loop {
-        let head = match read_head(stream, &mut input, limits, deadline, &mut drain).await {
+        out.clear();
+        let head = match read_head(stream, &mut input, limits, deadline, &mut drain, &service, &mut out).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(refusal) => {
@@ -84,21 +86,33 @@ pub async fn serve_connection<S>(
             }
         };
         deadline = None;
-        let RequestHead { request, keep_alive, has_body } = head;
-        let head_only = request.method() == Method::HEAD;
-        let http10 = request.version() == Version::HTTP_10;
-        let Ok(ready) = service.ready().await;
-        let Ok(response) = ready.call(request).await;
-        let draining = *drain.borrow() || limits.health.as_ref().is_some_and(Health::is_draining);
-        // A 503 (out of memory budget, storage down) also closes: a pod out of room sheds the
-        // connection, and the client's retry may land on another pod.
-        let keep = keep_alive && !has_body && !draining && response.status() != StatusCode::SERVICE_UNAVAILABLE;
-        let sent = write_response(stream, response, &mut out, keep, head_only, http10, limits.send_timeout).await;
+        let draining = || *drain.borrow() || limits.health.as_ref().is_some_and(Health::is_draining);
+        let sent = match head {
+            Parsed::Answered(body, facts) => {
+                let keep = facts.keep_alive && !facts.has_body && !draining();
+                response::end_head(&mut out, true, None, keep, facts.http10);
+                let body = if facts.head_only { &[][..] } else { &body[..] };
+                send::write_all(stream, &mut [IoSlice::new(&out), IoSlice::new(body)], limits.send_timeout)
+                    .await
+                    .map(|()| keep)
+            }
+            Parsed::Request(RequestHead { request, facts }) => {
+                let Ok(ready) = service.ready().await;
+                let Ok(response) = ready.call(request).await;
+                // A 503 (out of memory budget, storage down) also closes: a pod out of room sheds
+                // the connection, and the client's retry may land on another pod.
+                let keep = facts.keep_alive
+                    && !facts.has_body
+                    && !draining()
+                    && response.status() != StatusCode::SERVICE_UNAVAILABLE;
+                write_response(stream, response, &mut out, keep, facts, limits.send_timeout).await
+            }
+        };
         match sent {
-            Ok(true) if keep => continue,
+            Ok(true) => continue,
             // Unread bytes (a body, pipelined requests) would turn the close into a reset that can
             // destroy the answer before the client reads it.
-            Ok(_) => return linger(socket).await,
+            Ok(false) => return linger(socket).await,
             Err(e) => {
                 tracing::debug!(error = %e, "edge connection ended while sending");
                 return;
@@ -110,16 +124,19 @@ pub async fn serve_connection<S>(
 /// Reads until `input` starts with a whole head. `Ok(None)`: the client closed, went idle too long,
 /// or the pod drains while the connection is idle. `deadline`: for the first head, counted from
 /// the accept; later ones get theirs at their first byte.
-async fn read_head(
+#[allow(clippy::too_many_arguments)]
+async fn read_head<S: Shortcut>(
     stream: &Socket,
     input: &mut BytesMut,
     limits: &Http1Limits,
     mut deadline: Option<Instant>,
     drain: &mut watch::Receiver<bool>,
-) -> Result<Option<RequestHead>, HeadError> {
+    shortcut: &S,
+    out: &mut Vec<u8>,
+) -> Result<Option<Parsed<Bytes>>, HeadError> {
     loop {
         if !input.is_empty() {
-            if let Some((head, len)) = request::parse(input)? {
+            if let Some((head, len)) = request::parse(input, |raw| shortcut.answer(raw, out))? {
                 input.advance(len);
                 return Ok(Some(head));
             }
@@ -150,17 +167,19 @@ async fn write_response(
     response: Response,
     out: &mut Vec<u8>,
     keep: bool,
-    head_only: bool,
-    http10: bool,
+    facts: HeadFacts,
     timeout: Duration,
 ) -> std::io::Result<bool> {
     let (mut parts, mut body) = response.into_parts();
     let file = parts.extensions.remove::<FileBody>();
     let exact = file.as_ref().map(FileBody::len).or_else(|| body.size_hint().exact());
-    let framing = response::framing(parts.status, head_only, &parts.headers, exact, http10);
+    let framing = response::framing(parts.status, facts.head_only, &parts.headers, exact, facts.http10);
     let keep = keep && framing != Framing::UntilClose;
     out.clear();
-    response::write_head(out, parts.status, &parts.headers, framing, keep, http10);
+    let fixed = response::write_head(out, parts.status, &parts.headers, framing, keep, facts.http10);
+    if let Some(HeadSink(sink)) = parts.extensions.remove::<HeadSink>() {
+        sink(&out[..fixed]);
+    }
     if framing == Framing::Empty {
         send::write_all(stream, &mut [IoSlice::new(out)], timeout).await?;
         return Ok(keep);

@@ -37,7 +37,9 @@ pub fn framing(status: StatusCode, head_only: bool, headers: &HeaderMap, exact: 
 }
 
 /// Appends the head to `out`. `keep_alive` false adds `Connection: close`; an HTTP/1.0 client
-/// that is kept gets `Connection: keep-alive`.
+/// that is kept gets `Connection: keep-alive`. Returns how many of the bytes appended are the
+/// status line and the handler's headers (the part that does not change from one request to the
+/// next, for [`super::HeadSink`]).
 pub fn write_head(
     out: &mut Vec<u8>,
     status: StatusCode,
@@ -45,7 +47,8 @@ pub fn write_head(
     framing: Framing,
     keep_alive: bool,
     http10: bool,
-) {
+) -> usize {
+    let start = out.len();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
@@ -60,19 +63,30 @@ pub fn write_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if !headers.contains_key(DATE) {
+    let fixed = out.len() - start;
+    let length = match framing {
+        Framing::Length(len) if !headers.contains_key(CONTENT_LENGTH) => Some(len),
+        _ => None,
+    };
+    if framing == Framing::Chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    end_head(out, !headers.contains_key(DATE), length, keep_alive, http10);
+    fixed
+}
+
+/// Ends a head whose status line and headers are in `out`: `Date` (when `date`), `Content-Length`
+/// (when `length`), `Connection` as [`write_head`] decides it, and the blank line.
+pub fn end_head(out: &mut Vec<u8>, date: bool, length: Option<u64>, keep_alive: bool, http10: bool) {
+    if date {
         out.extend_from_slice(b"date: ");
         with_date(|date| out.extend_from_slice(date));
         out.extend_from_slice(b"\r\n");
     }
-    match framing {
-        Framing::Length(len) if !headers.contains_key(CONTENT_LENGTH) => {
-            out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(decimal(len, &mut [0; 20]));
-            out.extend_from_slice(b"\r\n");
-        }
-        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        _ => {}
+    if let Some(len) = length {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(decimal(len, &mut [0; 20]));
+        out.extend_from_slice(b"\r\n");
     }
     if !keep_alive {
         out.extend_from_slice(b"connection: close\r\n");

@@ -1,0 +1,50 @@
+//! What the edge's HTTP/1.1 connection and the service behind it share for answers made from a
+//! request's raw head: the head as parsed ([`RawHead`]), the [`Shortcut`] the connection asks
+//! first, and the [`HeadSink`] through which a response's rendered head comes back to the service.
+
+use bytes::Bytes;
+
+/// What a head says about its connection.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadFacts {
+    /// The client wants the connection kept open after this answer.
+    pub keep_alive: bool,
+    /// The request announced a body. The edge reads none: it answers and closes the connection.
+    pub has_body: bool,
+    pub http10: bool,
+    pub head_only: bool,
+}
+
+/// A head as the bytes hold it, before any `Request` is built: what a [`Shortcut`] reads.
+pub struct RawHead<'h, 'b> {
+    pub method: &'b str,
+    /// The request target as sent (origin form: the path and query, still percent-encoded).
+    pub target: &'b str,
+    pub headers: &'h [httparse::Header<'b>],
+    pub facts: HeadFacts,
+}
+
+impl RawHead<'_, '_> {
+    /// The first value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+    }
+}
+
+/// Requests a service answers from the raw head alone, before a `Request` is built: the edge's
+/// hot answers. Called for every head, so it must be cheap and never wait.
+pub trait Shortcut {
+    /// Appends the answer's status line and headers to `head` (not `Date`, `Connection` or the
+    /// blank line, which the connection adds) and returns its body; `None` leaves `head` as it was
+    /// and the request takes the service's full path.
+    fn answer(&self, request: &RawHead<'_, '_>, head: &mut Vec<u8>) -> Option<Bytes>;
+}
+
+/// Put in a response's extensions: called with the status line and headers as the connection
+/// wrote them (everything before `Date`), so the service can answer the same request again
+/// through its [`Shortcut`] with exactly these bytes.
+#[derive(Clone)]
+pub struct HeadSink(pub std::sync::Arc<TakeHead>);
+
+/// What a [`HeadSink`] calls.
+pub type TakeHead = dyn Fn(&[u8]) + Send + Sync;
