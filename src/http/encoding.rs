@@ -29,16 +29,17 @@ pub fn negotiate(accept_encoding: Option<&str>, gzip: bool, brotli: bool) -> Cod
     let mut best = (Coding::Identity, 0.0_f32);
     for item in header.split(',') {
         let mut parts = item.split(';');
-        let name = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let name = parts.next().unwrap_or("").trim();
+        let is = |token: &str| name.eq_ignore_ascii_case(token);
+        let coding = if (is("br") || name == "*") && brotli {
+            Coding::Brotli
+        } else if (is("gzip") || is("x-gzip") || name == "*") && gzip {
+            Coding::Gzip
+        } else {
+            continue;
+        };
         let q =
             parts.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok())).unwrap_or(1.0);
-        let coding = match name.as_str() {
-            "br" if brotli => Coding::Brotli,
-            "gzip" | "x-gzip" if gzip => Coding::Gzip,
-            "*" if brotli => Coding::Brotli,
-            "*" if gzip => Coding::Gzip,
-            _ => continue,
-        };
         let better = q > best.1 || (q == best.1 && q > 0.0 && coding == Coding::Brotli);
         if q > 0.0 && better {
             best = (coding, q);
@@ -81,6 +82,7 @@ mod tests {
         assert_eq!(negotiate(Some("gzip;q=0"), true, true), Coding::Identity);
         assert_eq!(negotiate(Some("*"), true, false), Coding::Gzip);
         assert_eq!(negotiate(Some("identity"), true, true), Coding::Identity);
+        assert_eq!(negotiate(Some("GZip, BR;q=0.1"), true, true), Coding::Gzip);
     }
 
     #[test]
