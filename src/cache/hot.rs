@@ -33,6 +33,7 @@ pub struct HotAnswers {
 }
 
 /// One object's answers to one request target.
+#[derive(Clone)]
 pub struct HotAnswer {
     target: Box<str>,
     /// The route template, for the access metrics.
@@ -82,13 +83,16 @@ impl HotAnswers {
         object.resident.is_none() && object.weight() <= MAX_WEIGHT
     }
 
-    /// The live answer for `target` at `now`, if there is one.
-    pub fn get(&self, target: &str, now: Instant) -> Option<Arc<HotAnswer>> {
-        let answer = self.slot(target).load_full()?;
+    /// Calls `f` with the live answer for `target` at `now`, if there is one. The answer is only
+    /// borrowed: no reference count is written, so workers on many cores answering the same hot
+    /// object do not pass its cache line around.
+    pub fn with<R>(&self, target: &str, now: Instant, f: impl FnOnce(&HotAnswer) -> Option<R>) -> Option<R> {
+        let guard = self.slot(target).load();
+        let answer = guard.as_deref()?;
         let live = *answer.target == *target
             && now < answer.until
             && answer.generation == self.generation.load(Ordering::Acquire);
-        live.then_some(answer)
+        if live { f(answer) } else { None }
     }
 
     /// Takes `offer` with the head the connection rendered for it. An answer already there for the
@@ -162,6 +166,10 @@ mod tests {
         }
     }
 
+    fn get(table: &HotAnswers, target: &str, now: Instant) -> Option<Arc<HotAnswer>> {
+        table.with(target, now, |answer| Some(Arc::new(answer.clone())))
+    }
+
     fn playlist(text: &str) -> Arc<CachedObject> {
         Arc::new(CachedObject::new(Bytes::from(text.to_owned()), "application/vnd.apple.mpegurl", None))
     }
@@ -170,19 +178,19 @@ mod tests {
     fn an_answer_is_found_by_its_exact_target_with_the_heads_of_each_coding() {
         let table = HotAnswers::default();
         let object = playlist("#EXTM3U\n");
-        assert!(table.get("/vod/a.mp4/v0.m3u8", Instant::now()).is_none());
+        assert!(get(&table, "/vod/a.mp4/v0.m3u8", Instant::now()).is_none());
         table.accept(&offer(&table, "/vod/a.mp4/v0.m3u8", &object, Coding::Identity), b"HTTP/1.1 200 OK\r\n");
         table.accept(&offer(&table, "/vod/a.mp4/v0.m3u8", &object, Coding::Gzip), b"HTTP/1.1 200 OK\r\ngz\r\n");
-        let answer = table.get("/vod/a.mp4/v0.m3u8", Instant::now()).unwrap();
+        let answer = get(&table, "/vod/a.mp4/v0.m3u8", Instant::now()).unwrap();
         assert_eq!(answer.head(Coding::Identity), Some(&b"HTTP/1.1 200 OK\r\n"[..]));
         assert_eq!(answer.head(Coding::Gzip), Some(&b"HTTP/1.1 200 OK\r\ngz\r\n"[..]));
         assert_eq!(answer.head(Coding::Brotli), None);
-        assert!(table.get("/vod/a.mp4/v0.m3u8?x", Instant::now()).is_none());
-        assert!(table.get("/vod/a.mp4/v1.m3u8", Instant::now()).is_none());
+        assert!(get(&table, "/vod/a.mp4/v0.m3u8?x", Instant::now()).is_none());
+        assert!(get(&table, "/vod/a.mp4/v1.m3u8", Instant::now()).is_none());
         // A new object for the target starts over: the old object's heads are not kept.
         let newer = playlist("#EXTM3U\n#EXT-X-VERSION:7\n");
         table.accept(&offer(&table, "/vod/a.mp4/v0.m3u8", &newer, Coding::Brotli), b"br");
-        let answer = table.get("/vod/a.mp4/v0.m3u8", Instant::now()).unwrap();
+        let answer = get(&table, "/vod/a.mp4/v0.m3u8", Instant::now()).unwrap();
         assert!(Arc::ptr_eq(&answer.object, &newer));
         assert_eq!((answer.head(Coding::Identity), answer.head(Coding::Brotli)), (None, Some(&b"br"[..])));
     }
@@ -194,18 +202,18 @@ mod tests {
         let mut short = offer(&table, "/a", &object, Coding::Identity);
         short.until = Instant::now() + Duration::from_millis(5);
         table.accept(&short, b"h");
-        assert!(table.get("/a", Instant::now()).is_some());
-        assert!(table.get("/a", Instant::now() + Duration::from_millis(6)).is_none());
+        assert!(get(&table, "/a", Instant::now()).is_some());
+        assert!(get(&table, "/a", Instant::now() + Duration::from_millis(6)).is_none());
         table.accept(&offer(&table, "/long", &object, Coding::Identity), b"h");
-        assert!(table.get("/long", Instant::now() + LIFETIME).is_none(), "never past its lifetime");
+        assert!(get(&table, "/long", Instant::now() + LIFETIME).is_none(), "never past its lifetime");
         // An offer made before a purge is refused after it; answers from before it are gone.
         let stale = offer(&table, "/b", &object, Coding::Identity);
         table.accept(&offer(&table, "/c", &object, Coding::Identity), b"h");
         table.invalidate();
         table.accept(&stale, b"h");
-        assert!(table.get("/b", Instant::now()).is_none() && table.get("/c", Instant::now()).is_none());
+        assert!(get(&table, "/b", Instant::now()).is_none() && get(&table, "/c", Instant::now()).is_none());
         table.accept(&offer(&table, "/c", &object, Coding::Identity), b"h");
-        assert!(table.get("/c", Instant::now()).is_some());
+        assert!(get(&table, "/c", Instant::now()).is_some());
     }
 
     #[test]
@@ -213,6 +221,6 @@ mod tests {
         let table = HotAnswers::default();
         let big = playlist(&"#EXTINF:6.0,\nseg.m4s\n".repeat(4000));
         table.accept(&offer(&table, "/big", &big, Coding::Identity), b"h");
-        assert!(table.get("/big", Instant::now()).is_none());
+        assert!(get(&table, "/big", Instant::now()).is_none());
     }
 }

@@ -3,6 +3,7 @@
 pub mod hot;
 mod key;
 mod memfile;
+mod striped;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -47,8 +48,9 @@ impl CacheOutcome {
 
 #[derive(Debug, Default)]
 struct CacheCounters {
-    hits: AtomicU64,
-    hot_hits: AtomicU64,
+    /// Counted on every hit, from every edge worker: striped.
+    hits: striped::Striped,
+    hot_hits: striped::Striped,
     misses: AtomicU64,
     coalesced: AtomicU64,
     bypassed: AtomicU64,
@@ -190,7 +192,7 @@ impl SegmentCache {
         }
         if let Some(hit) = self.inner.get(&key).await {
             if hit.is_fresh() {
-                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                self.counters.hits.add(1);
                 return Ok((hit, CacheOutcome::Hit));
             }
             let refreshed =
@@ -236,8 +238,8 @@ impl SegmentCache {
 
     /// Counts a hit served from a [`hot`] answer.
     pub fn record_hot_hit(&self) {
-        self.counters.hits.fetch_add(1, Ordering::Relaxed);
-        self.counters.hot_hits.fetch_add(1, Ordering::Relaxed);
+        self.counters.hits.add(1);
+        self.counters.hot_hits.add(1);
     }
 
     /// Counts a request served around the cache because its object was too large.
@@ -277,8 +279,8 @@ impl SegmentCache {
             bytes: self.inner.weighted_size(),
             capacity_bytes: self.capacity,
             max_object_bytes: self.max_object_bytes,
-            hits: get(&self.counters.hits),
-            hot_hits: get(&self.counters.hot_hits),
+            hits: self.counters.hits.get(),
+            hot_hits: self.counters.hot_hits.get(),
             misses: get(&self.counters.misses),
             coalesced: get(&self.counters.coalesced),
             bypassed: get(&self.counters.bypassed),

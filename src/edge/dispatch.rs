@@ -14,13 +14,12 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL};
 use http::{HeaderValue, Method, Request, StatusCode};
 use tower::Service;
 
 use super::{EdgeError, EdgeState, OriginLock, guard, live, shortcut, static_files, vod};
-use crate::http::raw::{RawHead, Shortcut};
+use crate::http::raw::{AnswerBody, RawHead, Shortcut};
 use crate::packaging::url::EdgeRoute;
 use crate::telemetry::AccessLog;
 
@@ -66,9 +65,9 @@ impl<B: Send + Sync + 'static> Service<Request<B>> for EdgeService {
 }
 
 impl Shortcut for EdgeService {
-    fn answer(&self, request: &RawHead<'_, '_>, head: &mut Vec<u8>) -> Option<Bytes> {
+    fn answer(&self, request: &RawHead<'_, '_>, head: &mut Vec<u8>, body: &mut Vec<u8>) -> Option<AnswerBody> {
         let edge = &self.0;
-        shortcut::answer(&edge.state, edge.lock.as_ref(), &edge.access, request, head)
+        shortcut::answer(&edge.state, edge.lock.as_ref(), &edge.access, request, (head, body))
     }
 }
 

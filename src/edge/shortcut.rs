@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::response::Response;
-use bytes::Bytes;
 use http::header::ACCEPT_ENCODING;
 use http::{HeaderMap, Method, Request, StatusCode};
 
@@ -20,7 +19,7 @@ use super::{EdgeState, OriginLock};
 use crate::cache::hot::{HotAnswers, HotOffer};
 use crate::cache::{CacheOutcome, CachedObject};
 use crate::http::encoding::Coding;
-use crate::http::raw::{HeadSink, RawHead};
+use crate::http::raw::{AnswerBody, HeadSink, RawHead};
 use crate::telemetry::AccessLog;
 use crate::telemetry::access::Answer;
 
@@ -95,14 +94,18 @@ pub fn offer<B>(
     response
 }
 
-/// The shortcut's answer to `raw`, if it has one: its head appended to `head`, its body returned.
+/// Bodies up to this size are copied into the connection's buffer rather than shared: a copy is
+/// cheaper than a reference count that every core answering the same object writes.
+const COPY_BELOW: usize = 4096;
+
+/// The shortcut's answer to `raw`, if it has one: its head appended to `head`, its body given.
 pub fn answer(
     state: &EdgeState,
     lock: Option<&OriginLock>,
     access: &AccessLog,
     raw: &RawHead<'_, '_>,
-    head: &mut Vec<u8>,
-) -> Option<Bytes> {
+    (head, copied): (&mut Vec<u8>, &mut Vec<u8>),
+) -> Option<AnswerBody> {
     let method = match raw.method {
         "GET" => Method::GET,
         "HEAD" => Method::HEAD,
@@ -127,21 +130,33 @@ pub fn answer(
         return None;
     }
     let start = Instant::now();
-    let hot = state.cache.hot().get(raw.target, start)?;
-    let coding = coding_for(accept, &hot.object);
-    head.extend_from_slice(hot.head(coding)?);
-    let body = hot.object.representation(coding).body.clone();
+    let (route, len, body) = state.cache.hot().with(raw.target, start, |hot| {
+        let coding = coding_for(accept, &hot.object);
+        head.extend_from_slice(hot.head(coding)?);
+        let rep = &hot.object.representation(coding).body;
+        let body = match method {
+            Method::HEAD => AnswerBody::Copied,
+            _ if rep.len() < COPY_BELOW => {
+                copied.extend_from_slice(rep);
+                AnswerBody::Copied
+            }
+            _ => AnswerBody::Shared(rep.clone()),
+        };
+        Some((hot.route, rep.len() as u64, body))
+    })?;
     state.cache.record_hot_hit();
-    let bytes = if method == Method::HEAD { 0 } else { body.len() as u64 };
+    let bytes = if method == Method::HEAD { 0 } else { len };
     let path = access.log.then(|| raw.target.split('?').next().unwrap_or_default());
     let answer = Answer { status: 200, bytes, cache: Some(CacheOutcome::Hit), error: None };
-    access.record(&method, hot.route, path, start, answer);
+    access.record(&method, route, path, start, answer);
     Some(body)
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use bytes::Bytes;
 
     use super::*;
 

@@ -35,9 +35,17 @@ impl RawHead<'_, '_> {
 /// hot answers. Called for every head, so it must be cheap and never wait.
 pub trait Shortcut {
     /// Appends the answer's status line and headers to `head` (not `Date`, `Connection` or the
-    /// blank line, which the connection adds) and returns its body; `None` leaves `head` as it was
-    /// and the request takes the service's full path.
-    fn answer(&self, request: &RawHead<'_, '_>, head: &mut Vec<u8>) -> Option<Bytes>;
+    /// blank line, which the connection adds) and gives its body; `None` leaves both buffers as
+    /// they were and the request takes the service's full path.
+    fn answer(&self, request: &RawHead<'_, '_>, head: &mut Vec<u8>, body: &mut Vec<u8>) -> Option<AnswerBody>;
+}
+
+/// Where a [`Shortcut`]'s answer has its body.
+#[derive(Debug)]
+pub enum AnswerBody {
+    /// Appended to the `body` buffer (a small body: copying it costs less than sharing it).
+    Copied,
+    Shared(Bytes),
 }
 
 /// Put in a response's extensions: called with the status line and headers as the connection

@@ -17,7 +17,7 @@ use std::io::IoSlice;
 use std::time::Duration;
 
 use axum::response::Response;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use http::{Request, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -28,7 +28,7 @@ use tower::{Service, ServiceExt};
 
 use crate::health::Health;
 use crate::http::file_body::FileBody;
-pub use crate::http::raw::{HeadSink, Shortcut};
+pub use crate::http::raw::{AnswerBody, HeadSink, Shortcut};
 use request::{HeadError, HeadFacts, Parsed, RequestHead};
 use response::Framing;
 use send::Socket;
@@ -70,10 +70,13 @@ pub async fn serve_connection<S>(
     let stream = &socket;
     let mut input = BytesMut::with_capacity(4096);
     let mut out = Vec::with_capacity(1024);
+    let mut copied = Vec::new();
     let mut deadline = Some(Instant::now() + limits.header_read_timeout);
     loop {
         out.clear();
-        let head = match read_head(stream, &mut input, limits, deadline, &mut drain, &service, &mut out).await {
+        copied.clear();
+        let buffers = (&mut out, &mut copied);
+        let head = match read_head(stream, &mut input, limits, deadline, &mut drain, &service, buffers).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(refusal) => {
@@ -91,7 +94,11 @@ pub async fn serve_connection<S>(
             Parsed::Answered(body, facts) => {
                 let keep = facts.keep_alive && !facts.has_body && !draining();
                 response::end_head(&mut out, true, None, keep, facts.http10);
-                let body = if facts.head_only { &[][..] } else { &body[..] };
+                let body = match &body {
+                    _ if facts.head_only => &[][..],
+                    AnswerBody::Copied => &copied[..],
+                    AnswerBody::Shared(bytes) => &bytes[..],
+                };
                 send::write_all(stream, &mut [IoSlice::new(&out), IoSlice::new(body)], limits.send_timeout)
                     .await
                     .map(|()| keep)
@@ -132,11 +139,11 @@ async fn read_head<S: Shortcut>(
     mut deadline: Option<Instant>,
     drain: &mut watch::Receiver<bool>,
     shortcut: &S,
-    out: &mut Vec<u8>,
-) -> Result<Option<Parsed<Bytes>>, HeadError> {
+    (head, body): (&mut Vec<u8>, &mut Vec<u8>),
+) -> Result<Option<Parsed<AnswerBody>>, HeadError> {
     loop {
         if !input.is_empty() {
-            if let Some((head, len)) = request::parse(input, |raw| shortcut.answer(raw, out))? {
+            if let Some((head, len)) = request::parse(input, |raw| shortcut.answer(raw, head, body))? {
                 input.advance(len);
                 return Ok(Some(head));
             }
