@@ -69,10 +69,15 @@ if [ "$PODS" -gt 1 ]; then
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break; sleep 0.1; done
   CLUSTER_ENV=(ESTUARY_CLUSTER_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/")
 fi
+# Every player holds one or two connections to its pod: past estuary's default cap (8,192), as many
+# as the descriptor limit allows (the load generator, on the same machine, needs as many).
+MAX_CONNECTIONS=$(( $(ulimit -Hn) - 1024 ))
+[ "$MAX_CONNECTIONS" -lt 8192 ] && MAX_CONNECTIONS=8192
 EDGES=(); APIS=(); ESTUARY_PIDS=()
 for pod in $(seq "$PODS"); do
   EDGE_PORT=$(free_port); API_PORT=$(free_port); INGEST_PORT=$(free_port); INTERNAL_PORT=$(free_port)
   env ESTUARY_LOG_ACCESS=false ESTUARY_LOG_LEVEL=warn ESTUARY_CLUSTER_INTERNAL_ADDR="127.0.0.1:$INTERNAL_PORT" \
+    ESTUARY_LIMITS_MAX_CONNECTIONS="$MAX_CONNECTIONS" \
     "${CLUSTER_ENV[@]}" "$ESTUARY" serve --edge-addr "127.0.0.1:$EDGE_PORT" \
     --api-addr "127.0.0.1:$API_PORT" --ingest-addr "127.0.0.1:$INGEST_PORT" --storage-root "$WORK/root" \
     --cache-bytes "$CACHE" & ESTUARY_PIDS+=($!); PIDS+=($!)

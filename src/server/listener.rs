@@ -173,6 +173,26 @@ where
     tokio::spawn(serve(tier, listener, protocol, limits.max_connections, stop, grace))
 }
 
+/// Connections refused at the cap, logged at most once a second with their count: a flood of
+/// connections must not turn into a flood of log lines.
+#[derive(Default)]
+struct Refusals {
+    since_logged: u64,
+    logged_at: Option<std::time::Instant>,
+}
+
+impl Refusals {
+    fn note(&mut self, tier: &'static str, max: u32) {
+        self.since_logged += 1;
+        let now = std::time::Instant::now();
+        if self.logged_at.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1)) {
+            let refused = std::mem::take(&mut self.since_logged);
+            tracing::warn!(tier, max, refused, "connections refused: at the connection limit");
+            self.logged_at = Some(now);
+        }
+    }
+}
+
 /// Serves `protocol` on `listener` until `stop` turns true, then stops accepting and lets open
 /// connections finish their in-flight responses for up to `grace`.
 pub async fn serve<P: Protocol>(
@@ -191,12 +211,13 @@ pub async fn serve<P: Protocol>(
         let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
     };
     tokio::pin!(stopped);
-    let admit = |stream: TcpStream| {
+    let mut refused = Refusals::default();
+    let mut admit = |stream: TcpStream| {
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             // One non-blocking write of a canned answer, then close: a full server spends nothing
             // more on it.
             let _ = stream.try_write(OVER_CAPACITY);
-            tracing::warn!(tier, max = max_connections, "connection refused: at the connection limit");
+            refused.note(tier, max_connections);
             return;
         };
         let _ = stream.set_nodelay(true);
