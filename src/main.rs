@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use estuary::config::{ByteSize, Config, LogFormat};
+use estuary::config::{ByteSize, Config, EdgeRuntime, LogFormat};
 use estuary::packaging::url::{self, VodPath};
 use estuary::server::{self, StartOptions};
 
@@ -123,19 +123,29 @@ fn serve(config: Config) -> anyhow::Result<()> {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let edge_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name("edge")
-        .enable_all()
-        .build()
-        .context("building the edge runtime")?;
+    let per_core = config.edge.runtime == EdgeRuntime::PerCore;
+    let (cores, shared) = if per_core {
+        (server::per_core::Runtimes::start(workers)?, None)
+    } else {
+        let shared = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("edge")
+            .enable_all()
+            .build()
+            .context("building the edge runtime")?;
+        (server::per_core::Runtimes::default(), Some(shared))
+    };
     let control_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("control")
         .enable_all()
         .build()
         .context("building the control runtime")?;
-    let options = StartOptions { storage: None, edge_runtime: Some(edge_rt.handle().clone()) };
+    let edge_runtimes = match &shared {
+        Some(runtime) => vec![runtime.handle().clone()],
+        None => cores.handles(),
+    };
+    let options = StartOptions { storage: None, edge_runtimes };
     control_rt.block_on(async {
         let running = server::start(&config, options).await?;
         if let Some(addr) = running.edge_addr {
@@ -143,6 +153,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
             let vod = url::vod("sample/sample.mp4", VodPath::Master);
             tracing::info!(
                 edge_workers = workers,
+                edge_runtime = ?config.edge.runtime,
                 "estuary is ready: try `ffplay http://{host}:{port}/static/sample/hls/master.m3u8` \
                  (or, packaged on the fly, `ffplay http://{host}:{port}{vod}`)",
                 port = addr.port()
@@ -152,7 +163,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
         running.shutdown().await;
         anyhow::Ok(())
     })?;
-    edge_rt.shutdown_timeout(Duration::from_secs(1));
+    if let Some(runtime) = shared {
+        runtime.shutdown_timeout(Duration::from_secs(1));
+    }
+    cores.stop();
     control_rt.shutdown_timeout(Duration::from_secs(1));
     Ok(())
 }

@@ -14,8 +14,10 @@ use super::ByteSize;
 pub struct EdgeConfig {
     pub enabled: bool,
     pub addr: SocketAddr,
-    /// Worker threads of the edge's own runtime; 0 means one per CPU core.
+    /// Worker threads of the edge; 0 means one per CPU core.
     pub workers: usize,
+    /// How the edge's workers share the work. See [`EdgeRuntime`].
+    pub runtime: EdgeRuntime,
     /// Origin lock: when both are set, edge requests without this header and value get 403.
     pub origin_lock_header: String,
     pub origin_lock_secret: String,
@@ -31,11 +33,26 @@ impl Default for EdgeConfig {
             enabled: true,
             addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             workers: 0,
+            runtime: EdgeRuntime::PerCore,
             origin_lock_header: String::new(),
             origin_lock_secret: String::new(),
             public_url: String::new(),
         }
     }
+}
+
+/// [`EdgeConfig::runtime`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EdgeRuntime {
+    /// One single-threaded runtime per worker, each with its own listener on the shared port
+    /// (`SO_REUSEPORT`): a connection stays on the thread the kernel gave it, nothing moves between
+    /// threads (the shape of nginx's workers).
+    #[default]
+    PerCore,
+    /// One work-stealing runtime for all workers and one listener: an idle worker takes work
+    /// queued on a busy one, at the cost of handing tasks between threads.
+    Shared,
 }
 
 /// The encoder-facing tier: live segments and playlists pushed over HTTP.

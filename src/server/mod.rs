@@ -2,6 +2,7 @@
 
 pub mod http1;
 pub mod listener;
+pub mod per_core;
 mod progress;
 pub mod resources;
 
@@ -40,8 +41,9 @@ use listener::{ConnectionLimits, EdgeHttp1};
 pub struct StartOptions {
     /// Use this backend instead of the configured one (tests wrap one to count reads).
     pub storage: Option<Arc<dyn Storage>>,
-    /// Run the edge tier on this runtime (its own worker threads) instead of the caller's.
-    pub edge_runtime: Option<Handle>,
+    /// Run the edge tier on these runtimes (their own worker threads) instead of the caller's:
+    /// one listener per runtime, sharing the port, when there are several (one per core).
+    pub edge_runtimes: Vec<Handle>,
 }
 
 /// A running estuary: its bound addresses and the handles to stop it.
@@ -75,10 +77,20 @@ pub async fn build_storage(config: &Config, budget: Arc<ByteBudget>) -> anyhow::
 /// Binds with a deep accept backlog, so a burst of connections waits in the kernel instead of
 /// being reset.
 fn bind(addr: SocketAddr, tier: &str) -> anyhow::Result<std::net::TcpListener> {
+    bind_with(addr, tier, false)
+}
+
+/// A listener on a port other listeners of this process share (`SO_REUSEPORT`).
+fn bind_shared(addr: SocketAddr, tier: &str) -> anyhow::Result<std::net::TcpListener> {
+    bind_with(addr, tier, true)
+}
+
+fn bind_with(addr: SocketAddr, tier: &str, shared: bool) -> anyhow::Result<std::net::TcpListener> {
     let context = || format!("binding the {tier} listener on {addr}");
     let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() };
     let socket = socket.with_context(context)?;
     socket.set_reuseaddr(true).with_context(context)?;
+    socket.set_reuseport(shared).with_context(context)?;
     socket.bind(addr).with_context(context)?;
     let listener = socket.listen(listener::BACKLOG).with_context(context)?.into_std()?;
     listener.set_nonblocking(true)?;
@@ -176,7 +188,8 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
 
     let mut edge_addr = None;
     if config.edge.enabled {
-        let std_listener = bind(config.edge.addr, "edge")?;
+        let per_core = options.edge_runtimes.len() > 1;
+        let std_listener = bind_with(config.edge.addr, "edge", per_core)?;
         edge_addr = Some(std_listener.local_addr()?);
         let state = EdgeState::new(EdgeShared {
             storage: storage.clone(),
@@ -194,14 +207,34 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         let access = AccessLog { tier: "edge", metrics: metrics.clone(), log: config.log.access };
         let router = EdgeService::new(state, lock, access);
         let (limits, stop_rx) = (limits.clone(), stop_rx.clone());
-        let (idle, max) = (config.http.idle_timeout, limits.max_connections);
+        let idle = config.http.idle_timeout;
+        // The connection cap is split between the listeners (the kernel spreads connections evenly).
+        let max = limits.max_connections.div_ceil(options.edge_runtimes.len().max(1));
+        let extra_runtimes = options.edge_runtimes.get(1..).unwrap_or_default();
+        if !extra_runtimes.is_empty() {
+            // One listener per runtime, on the same port (SO_REUSEPORT): the kernel spreads the
+            // connections and each runtime serves its own, as nginx's workers do.
+            for rt in extra_runtimes {
+                let std_listener = bind_shared(edge_addr.unwrap_or(config.edge.addr), "edge")?;
+                let (router, limits, stop_rx) = (router.clone(), limits.clone(), stop_rx.clone());
+                tasks.push(rt.spawn(async move {
+                    match tokio::net::TcpListener::from_std(std_listener) {
+                        Ok(l) => {
+                            let protocol = EdgeHttp1::new(router, &limits, idle);
+                            listener::serve("edge", l, protocol, max, stop_rx, grace).await
+                        }
+                        Err(e) => tracing::error!(error = %e, "edge listener could not be registered"),
+                    }
+                }));
+            }
+        }
         let serve = async move {
             match tokio::net::TcpListener::from_std(std_listener) {
                 Ok(l) => listener::serve("edge", l, EdgeHttp1::new(router, &limits, idle), max, stop_rx, grace).await,
                 Err(e) => tracing::error!(error = %e, "edge listener could not be registered"),
             }
         };
-        tasks.push(match &options.edge_runtime {
+        tasks.push(match options.edge_runtimes.first() {
             Some(rt) => rt.spawn(serve),
             None => tokio::spawn(serve),
         });

@@ -75,7 +75,7 @@ impl TestServer {
     pub async fn start_with(config: Config, storage: Option<Arc<dyn Storage>>) -> TestServer {
         config.validate().expect("test config is valid");
         let server =
-            server::start(&config, StartOptions { storage, edge_runtime: None }).await.expect("estuary starts");
+            server::start(&config, StartOptions { storage, edge_runtimes: Vec::new() }).await.expect("estuary starts");
         TestServer {
             edge: server.edge_addr.expect("edge enabled"),
             api: server.api_addr.expect("api enabled"),
