@@ -32,7 +32,8 @@ impl Runtimes {
                     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
                 })
                 .context("starting an edge thread")?;
-            let handle = handle_rx.recv().context("an edge thread ended at once")?.context("building an edge runtime")?;
+            let handle =
+                handle_rx.recv().context("an edge thread ended at once")?.context("building an edge runtime")?;
             cores.push((handle, stop_tx, thread));
         }
         Ok(Runtimes { cores })
