@@ -8,6 +8,9 @@ use anyhow::Context;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+const TOTAL_BLOCKING_THREADS: usize = 512;
+const MIN_BLOCKING_THREADS: usize = 16;
+
 /// The per-core runtimes, running until [`Runtimes::stop`].
 #[derive(Default)]
 pub struct Runtimes {
@@ -16,6 +19,9 @@ pub struct Runtimes {
 
 impl Runtimes {
     pub fn start(workers: usize) -> anyhow::Result<Runtimes> {
+        // Blocking threads (reads, read-ahead, index builds): tokio's default for one runtime,
+        // shared out, so that many cores do not multiply it.
+        let blocking = (TOTAL_BLOCKING_THREADS / workers.max(1)).max(MIN_BLOCKING_THREADS);
         let mut cores = Vec::with_capacity(workers);
         for i in 0..workers {
             let (handle_tx, handle_rx) = std::sync::mpsc::channel();
@@ -23,7 +29,9 @@ impl Runtimes {
             let thread = std::thread::Builder::new()
                 .name(format!("edge-{i}"))
                 .spawn(move || {
-                    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    let mut builder = tokio::runtime::Builder::new_current_thread();
+                    builder.enable_all().max_blocking_threads(blocking);
+                    let runtime = match builder.build() {
                         Ok(runtime) => runtime,
                         Err(e) => return drop(handle_tx.send(Err(e))),
                     };
