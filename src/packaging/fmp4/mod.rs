@@ -1,5 +1,6 @@
 //! Writing fragmented MP4 (CMAF-style, one track per file): init segments and media segments.
 
+pub mod chunks;
 pub mod flags;
 pub mod fragment;
 pub mod init;
