@@ -301,6 +301,10 @@ async fn golden_playlists_and_manifest_of_the_sample() {
         let want = std::fs::read_to_string(golden.join(file))
             .unwrap_or_else(|e| panic!("{file}: {e} (run with UPDATE_GOLDEN=1)"));
         assert_eq!(text, want, "{path} differs from tests/golden/{file}");
+        if path.ends_with(".m3u8") && !path.ends_with("master.m3u8") {
+            let problems = estuary::packaging::manifest::rules::media_playlist_problems(&text);
+            assert!(problems.is_empty(), "{path}: {problems:?}");
+        }
     }
     // An independent parser agrees with what the golden files say.
     let master =

@@ -83,6 +83,7 @@ pub fn media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest) -> O
                 discontinuity: slot.discontinuity,
                 program_date_time: Some(slot.pdt),
                 gap: part.is_none(),
+                parts: Vec::new(),
             }
         })
         .collect();
@@ -91,8 +92,13 @@ pub fn media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest) -> O
         media_sequence: snap.slots[range.start].msn,
         discontinuity_sequence: Some(snap.discontinuity_sequence(range.start)),
         playlist_type: (dvr_range && closed).then_some(PlaylistType::Vod),
-        server_control: (!closed).then_some(ServerControl { can_block_reload: true }),
+        server_control: (!closed).then_some(ServerControl { can_block_reload: true, ..Default::default() }),
+        part_target: None,
+        skipped_segments: None,
         segments,
+        open_parts: Vec::new(),
+        preload_hint: None,
+        rendition_reports: Vec::new(),
         ended: closed,
     })
 }

@@ -146,6 +146,8 @@ impl Live {
                 let source = Source { held: part.bytes.clone(), owner, stored };
                 self.segment(&snap, path, source, media_type, Some(slot.end())).await
             }
+            // No ingest publishes LL-HLS parts yet (issue 13): a part that does not exist is 404.
+            LivePath::Part(..) => Err(ServeError::NotFound),
         }
     }
 

@@ -135,6 +135,7 @@ fn the_window_slides_and_playlists_render() {
     assert!(!text.contains("ENDLIST"));
     let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
     assert!(parsed.segments.iter().all(|seg| (seg.duration.round() as u64) <= parsed.target_duration));
+    assert_eq!(crate::packaging::manifest::rules::media_playlist_problems(&text), Vec::<String>::new());
     let master = manifests::render_multivariant(&snap, "");
     assert!(master.contains("CODECS=\"avc1.64001e,mp4a.40.2\""), "{master}");
     assert!(master.contains("URI=\"a0.m3u8\"") && master.contains("\nv0.m3u8\n"));

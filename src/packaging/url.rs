@@ -246,6 +246,8 @@ pub enum LivePath {
     Init(RenditionId, u64),
     /// `v0/{epoch}/{msn}.m4s` or `.ts`
     Segment(RenditionId, u64, u64, Container),
+    /// `v0/{epoch}/{msn}.{part}.m4s`: an LL-HLS partial segment (a CMAF chunk; fMP4 only).
+    Part(RenditionId, u64, u64, u32),
 }
 
 impl LivePath {
@@ -273,6 +275,16 @@ impl LivePath {
                 out.write_char('.')?;
                 out.write_str(c.extension())
             }
+            LivePath::Part(r, epoch, msn, part) => {
+                write_rendition(out, r)?;
+                out.write_char('/')?;
+                write_u64(out, epoch)?;
+                out.write_char('/')?;
+                write_u64(out, msn)?;
+                out.write_char('.')?;
+                write_u64(out, u64::from(part))?;
+                out.write_str(".m4s")
+            }
         }
     }
 }
@@ -297,13 +309,20 @@ impl LivePath {
             (name, None, None) => Some(LivePath::Playlist(name.strip_suffix(".m3u8")?.parse().ok()?)),
             (r, Some(epoch), Some("init.mp4")) => Some(LivePath::Init(r.parse().ok()?, number(epoch)?)),
             (r, Some(epoch), Some(file)) => {
-                let (msn, ext) = file.rsplit_once('.')?;
+                let (name, ext) = file.rsplit_once('.')?;
                 let container = match ext {
                     "m4s" => Container::Fmp4,
                     "ts" => Container::Ts,
                     _ => return None,
                 };
-                Some(LivePath::Segment(r.parse().ok()?, number(epoch)?, number(msn)?, container))
+                let (r, epoch) = (r.parse().ok()?, number(epoch)?);
+                match name.split_once('.') {
+                    None => Some(LivePath::Segment(r, epoch, number(name)?, container)),
+                    Some((msn, part)) if container == Container::Fmp4 => {
+                        Some(LivePath::Part(r, epoch, number(msn)?, number(part)?))
+                    }
+                    Some(_) => None,
+                }
             }
             _ => None,
         }
@@ -434,7 +453,15 @@ mod tests {
         assert_eq!(LivePath::parse("v0/1700/init.mp4"), Some(LivePath::Init(v0, 1700)));
         assert_eq!(LivePath::parse("v0/1700/42.m4s"), Some(LivePath::Segment(v0, 1700, 42, Container::Fmp4)));
         assert_eq!(LivePath::parse("v0/1700/42.ts"), Some(LivePath::Segment(v0, 1700, 42, Container::Ts)));
-        for name in ["master.m3u8", "manifest.mpd", "a1.m3u8", "v0/17/init.mp4", "v0/17/3.m4s", "v1/2/3.ts"] {
+        assert_eq!(LivePath::parse("v0/1700/42.3.m4s"), Some(LivePath::Part(v0, 1700, 42, 3)));
+        for bad in
+            ["v0/1700/42.3.ts", "v0/1700/42..m4s", "v0/1700/42.3.1.m4s", "v0/1700/.3.m4s", "v0/1700/42.99999999999.m4s"]
+        {
+            assert_eq!(LivePath::parse(bad), None, "{bad}");
+        }
+        for name in
+            ["master.m3u8", "manifest.mpd", "a1.m3u8", "v0/17/init.mp4", "v0/17/3.m4s", "v1/2/3.ts", "a0/1/9.0.m4s"]
+        {
             assert_eq!(LivePath::parse(name).unwrap().to_string(), name);
         }
         for bad in ["", "x.m3u8", "v0/42.m4s", "v0/a/42.m4s", "v0/1/42.mp4", "v0/1/-1.m4s", "v0/1/2/3"] {

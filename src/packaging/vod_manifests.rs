@@ -52,6 +52,7 @@ pub fn media_playlist(p: &Presentation, r: &Rendition) -> MediaPlaylist {
             discontinuity: false,
             program_date_time: None,
             gap: false,
+            parts: Vec::new(),
         })
         .collect();
     MediaPlaylist {
@@ -60,7 +61,12 @@ pub fn media_playlist(p: &Presentation, r: &Rendition) -> MediaPlaylist {
         discontinuity_sequence: None,
         playlist_type: Some(PlaylistType::Vod),
         server_control: None,
+        part_target: None,
+        skipped_segments: None,
         segments,
+        open_parts: Vec::new(),
+        preload_hint: None,
+        rendition_reports: Vec::new(),
         ended: true,
     }
 }

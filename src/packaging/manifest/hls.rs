@@ -7,10 +7,12 @@
 use std::fmt::{self, Write};
 
 use super::text::push_fixed;
-use super::{MediaPlaylist, Multivariant, ObjectUri, PlaylistType, Stream};
+use super::{MediaPlaylist, Multivariant, ObjectUri, PartialSegment, PlaylistType, ServerControl, Stream};
 
 /// `EXT-X-MAP` in a playlist without `EXT-X-I-FRAMES-ONLY` needs version 6.
 const VERSION: u32 = 6;
+/// `EXT-X-SKIP` (a delta playlist) needs version 9.
+const DELTA_VERSION: u32 = 9;
 const AUDIO_GROUP: &str = "audio";
 
 impl ObjectUri {
@@ -112,11 +114,15 @@ fn write_variant(out: &mut String, s: &Stream<'_>, audio: &[Stream<'_>], query: 
 
 /// A media playlist.
 pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
-    let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-TARGETDURATION:{}\n", p.target_duration);
-    if let Some(control) = p.server_control
-        && control.can_block_reload
-    {
-        out.push_str("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n");
+    let version = if p.skipped_segments.is_some() { DELTA_VERSION } else { VERSION };
+    let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-TARGETDURATION:{}\n", p.target_duration);
+    if let Some(control) = p.server_control {
+        write_server_control(out, control);
+    }
+    if let Some(target) = p.part_target {
+        out.push_str("#EXT-X-PART-INF:PART-TARGET=");
+        push_fixed(out, target, 3);
+        out.push('\n');
     }
     let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{}", p.media_sequence);
     if let Some(d) = p.discontinuity_sequence {
@@ -128,6 +134,9 @@ pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
         None => {}
     }
     out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    if let Some(skipped) = p.skipped_segments {
+        let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+    }
     for s in &p.segments {
         if s.discontinuity {
             out.push_str("#EXT-X-DISCONTINUITY\n");
@@ -142,6 +151,7 @@ pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
             super::write_iso_time(out, pdt);
             out.push('\n');
         }
+        s.parts.iter().for_each(|part| write_part(out, part));
         out.push_str("#EXTINF:");
         push_fixed(out, s.duration, 6);
         out.push_str(",\n");
@@ -151,9 +161,61 @@ pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
         s.uri.push_to(out);
         out.push('\n');
     }
+    p.open_parts.iter().for_each(|part| write_part(out, part));
+    if let Some(hint) = p.preload_hint {
+        out.push_str("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"");
+        hint.push_to(out);
+        out.push_str("\"\n");
+    }
+    for report in &p.rendition_reports {
+        out.push_str("#EXT-X-RENDITION-REPORT:URI=\"");
+        report.uri.push_to(out);
+        let _ = write!(out, "\",LAST-MSN={}", report.last_msn);
+        if let Some(part) = report.last_part {
+            let _ = write!(out, ",LAST-PART={part}");
+        }
+        out.push('\n');
+    }
     if p.ended {
         out.push_str("#EXT-X-ENDLIST\n");
     }
+}
+
+fn write_server_control(out: &mut String, control: ServerControl) {
+    let mut attributes = Vec::with_capacity(3);
+    if control.can_block_reload {
+        attributes.push(("CAN-BLOCK-RELOAD", None));
+    }
+    if let Some(until) = control.can_skip_until {
+        attributes.push(("CAN-SKIP-UNTIL", Some(until)));
+    }
+    if let Some(hold_back) = control.part_hold_back {
+        attributes.push(("PART-HOLD-BACK", Some(hold_back)));
+    }
+    for (i, (name, value)) in attributes.iter().enumerate() {
+        out.push_str(if i == 0 { "#EXT-X-SERVER-CONTROL:" } else { "," });
+        out.push_str(name);
+        out.push('=');
+        match value {
+            Some(secs) => push_fixed(out, *secs, 3),
+            None => out.push_str("YES"),
+        }
+    }
+    if !attributes.is_empty() {
+        out.push('\n');
+    }
+}
+
+fn write_part(out: &mut String, part: &PartialSegment) {
+    out.push_str("#EXT-X-PART:DURATION=");
+    push_fixed(out, part.duration, 5);
+    out.push_str(",URI=\"");
+    part.uri.push_to(out);
+    out.push('"');
+    if part.independent {
+        out.push_str(",INDEPENDENT=YES");
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]
@@ -212,14 +274,20 @@ mod tests {
             discontinuity: false,
             program_date_time: Some(std::time::SystemTime::UNIX_EPOCH),
             gap,
+            parts: Vec::new(),
         };
         let p = MediaPlaylist {
             target_duration: 2,
             media_sequence: 10,
             discontinuity_sequence: Some(0),
             playlist_type: None,
-            server_control: Some(ServerControl { can_block_reload: true }),
+            server_control: Some(ServerControl { can_block_reload: true, ..Default::default() }),
+            part_target: None,
+            skipped_segments: None,
             segments: vec![segment(10, false), segment(11, true)],
+            open_parts: Vec::new(),
+            preload_hint: None,
+            rendition_reports: Vec::new(),
             ended: false,
         };
         let mut out = String::new();

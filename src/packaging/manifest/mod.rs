@@ -7,6 +7,7 @@
 
 pub mod hls;
 pub mod mpd;
+pub mod rules;
 pub(crate) mod text;
 mod time;
 
@@ -57,10 +58,33 @@ pub enum PlaylistType {
     Event,
 }
 
-/// `EXT-X-SERVER-CONTROL`: what the server offers; room for LL-HLS's `PART-HOLD-BACK` and `CAN-SKIP-UNTIL`.
+/// `EXT-X-SERVER-CONTROL`: what the server offers.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ServerControl {
     pub can_block_reload: bool,
+    /// LL-HLS: how far from the live edge a low-latency player starts, in seconds (at least twice,
+    /// and best three times, the part target).
+    pub part_hold_back: Option<f64>,
+    /// Delta playlists (`_HLS_skip=YES`) are offered to players this many seconds behind the edge
+    /// (at least six target durations).
+    pub can_skip_until: Option<f64>,
+}
+
+/// An LL-HLS partial segment (`EXT-X-PART`): one CMAF chunk of a segment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartialSegment {
+    pub duration: f64,
+    pub uri: ObjectUri,
+    /// Starts with a sync sample (`INDEPENDENT=YES`).
+    pub independent: bool,
+}
+
+/// `EXT-X-RENDITION-REPORT`: where another rendition's live edge stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RenditionReport {
+    pub uri: ObjectUri,
+    pub last_msn: u64,
+    pub last_part: Option<u32>,
 }
 
 /// Where an object a playlist names lives, relative to the playlist.
@@ -81,6 +105,8 @@ pub struct MediaSegment {
     pub program_date_time: Option<SystemTime>,
     /// `EXT-X-GAP`: the segment is missing from this rendition.
     pub gap: bool,
+    /// LL-HLS: its parts, listed before it while it is near the live edge.
+    pub parts: Vec<PartialSegment>,
 }
 
 /// A media playlist, VOD or live (window, DVR range or recording).
@@ -92,7 +118,16 @@ pub struct MediaPlaylist {
     pub discontinuity_sequence: Option<u64>,
     pub playlist_type: Option<PlaylistType>,
     pub server_control: Option<ServerControl>,
+    /// LL-HLS `EXT-X-PART-INF:PART-TARGET`, seconds.
+    pub part_target: Option<f64>,
+    /// A delta playlist (`EXT-X-SKIP`): this many segments at the front are left out.
+    pub skipped_segments: Option<u64>,
     pub segments: Vec<MediaSegment>,
+    /// LL-HLS: the parts of the segment being received, after the last whole segment.
+    pub open_parts: Vec<PartialSegment>,
+    /// LL-HLS `EXT-X-PRELOAD-HINT`: the next part, which a request may wait for.
+    pub preload_hint: Option<ObjectUri>,
+    pub rendition_reports: Vec<RenditionReport>,
     /// `EXT-X-ENDLIST`.
     pub ended: bool,
 }
