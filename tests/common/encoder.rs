@@ -1,4 +1,5 @@
-//! A real live encoder: ffmpeg generating test video and audio in real time and pushing HLS over HTTP PUT.
+//! A real live encoder: ffmpeg generating test video and audio in real time and pushing HLS (or, in
+//! its low-latency mode, DASH with HLS playlists beside it) over HTTP PUT.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -78,6 +79,32 @@ impl Encoder {
         }
         args.extend(["-var_stream_map", "v:0,a:0 v:1,a:1", "-master_pl_name", "master.m3u8"]);
         args.extend(["-hls_segment_filename", &segment_name, &playlist]);
+        let child = Command::new("ffmpeg")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("ffmpeg is needed by this test (run ./scripts/test, which installs it): {e}"));
+        Encoder { child }
+    }
+
+    /// ffmpeg's DASH muxer in its low-latency streaming mode, as an LL encoder is set up: one
+    /// 320x180 video and one AAC track, 2 s segments of 0.5 s CMAF chunks, each segment uploaded
+    /// with chunked transfer while it is encoded, an MPD and (`-hls_playlist`) HLS playlists beside
+    /// it, on one persistent connection.
+    pub fn start_low_latency(ingest: SocketAddr, channel: &str, token: &str, seconds: u32) -> Encoder {
+        let seconds = seconds.to_string();
+        let manifest = format!("http://{ingest}/ingest/{channel}/{token}/manifest.mpd");
+        let mut args: Vec<&str> = vec!["-hide_banner", "-loglevel", "error", "-re"];
+        args.extend(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"]);
+        args.extend(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &seconds]);
+        args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p"]);
+        args.extend(["-g", "50", "-keyint_min", "50", "-sc_threshold", "0", "-b:v", "400k"]);
+        args.extend(["-c:a", "aac", "-b:a", "64k", "-ac", "2"]);
+        args.extend(["-f", "dash", "-streaming", "1", "-ldash", "1", "-seg_duration", "2"]);
+        args.extend(["-frag_type", "duration", "-frag_duration", "0.5", "-use_timeline", "0", "-use_template", "1"]);
+        args.extend(["-method", "PUT", "-http_persistent", "1", "-hls_playlist", "1", &manifest]);
         let child = Command::new("ffmpeg")
             .args(&args)
             .stdin(Stdio::null())
