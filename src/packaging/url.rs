@@ -267,26 +267,26 @@ impl LivePath {
                 out.write_str("/init.mp4")
             }
             LivePath::Segment(r, epoch, msn, c) => {
-                write_rendition(out, r)?;
-                out.write_char('/')?;
-                write_u64(out, epoch)?;
-                out.write_char('/')?;
-                write_u64(out, msn)?;
-                out.write_char('.')?;
+                write_slot(out, r, epoch, msn)?;
                 out.write_str(c.extension())
             }
             LivePath::Part(r, epoch, msn, part) => {
-                write_rendition(out, r)?;
-                out.write_char('/')?;
-                write_u64(out, epoch)?;
-                out.write_char('/')?;
-                write_u64(out, msn)?;
-                out.write_char('.')?;
+                write_slot(out, r, epoch, msn)?;
                 write_u64(out, u64::from(part))?;
                 out.write_str(".m4s")
             }
         }
     }
+}
+
+/// `v0/{epoch}/{msn}.`: what a segment's and its parts' names start with.
+fn write_slot<W: Write + ?Sized>(out: &mut W, r: RenditionId, epoch: u64, msn: u64) -> fmt::Result {
+    write_rendition(out, r)?;
+    out.write_char('/')?;
+    write_u64(out, epoch)?;
+    out.write_char('/')?;
+    write_u64(out, msn)?;
+    out.write_char('.')
 }
 
 impl fmt::Display for LivePath {

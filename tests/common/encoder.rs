@@ -79,14 +79,7 @@ impl Encoder {
         }
         args.extend(["-var_stream_map", "v:0,a:0 v:1,a:1", "-master_pl_name", "master.m3u8"]);
         args.extend(["-hls_segment_filename", &segment_name, &playlist]);
-        let child = Command::new("ffmpeg")
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("ffmpeg is needed by this test (run ./scripts/test, which installs it): {e}"));
-        Encoder { child }
+        Encoder::spawn(&args)
     }
 
     /// ffmpeg's DASH muxer in its low-latency streaming mode, as an LL encoder is set up: one
@@ -105,8 +98,12 @@ impl Encoder {
         args.extend(["-f", "dash", "-streaming", "1", "-ldash", "1", "-seg_duration", "2"]);
         args.extend(["-frag_type", "duration", "-frag_duration", "0.5", "-use_timeline", "0", "-use_template", "1"]);
         args.extend(["-method", "PUT", "-http_persistent", "1", "-hls_playlist", "1", &manifest]);
+        Encoder::spawn(&args)
+    }
+
+    fn spawn(args: &[&str]) -> Encoder {
         let child = Command::new("ffmpeg")
-            .args(&args)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
