@@ -102,10 +102,10 @@ fn render(c: &mut Criterion) {
     let snap = channel.handle.snapshot();
     let parked = rt.block_on(channel.park(10_000));
     let mut group = c.benchmark_group("live_render");
-    let playlist = manifests::render_media_playlist(&snap, 0, WindowRequest::default()).unwrap();
+    let playlist = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap();
     assert_eq!(playlist.matches("#EXTINF").count() as u64, WINDOW_SEGMENTS);
     group.bench_function("media_playlist_60_segments_10k_waiters", |b| {
-        b.iter(|| black_box(manifests::render_media_playlist(black_box(&snap), 0, WindowRequest::default())))
+        b.iter(|| black_box(manifests::render_media_playlist(black_box(&snap), 0, WindowRequest::default(), false)))
     });
     group.bench_function("mpd_60_segments_10k_waiters", |b| {
         b.iter(|| black_box(manifests::render_mpd(black_box(&snap), WindowRequest::default(), "/time")))

@@ -1,7 +1,8 @@
-//! Low-latency live (issue 13). So far: the low-latency encoder itself. ffmpeg's DASH muxer in
-//! streaming mode (0.5 s CMAF chunks, each segment uploaded with chunked transfer while it is
-//! encoded, HLS playlists beside the MPD) feeds a channel that players read as whole segments.
-//! Parts published while a segment uploads come with the ingest that reads chunks as they arrive.
+//! Low-latency live (issue 13). So far: the low-latency encoder itself, and delta playlists.
+//! ffmpeg's DASH muxer in streaming mode (0.5 s CMAF chunks, each segment uploaded with chunked
+//! transfer while it is encoded, HLS playlists beside the MPD) feeds a channel that players read as
+//! whole segments. Parts published while a segment uploads come with the ingest that reads chunks
+//! as they arrive.
 
 mod common;
 
@@ -46,6 +47,15 @@ async fn a_low_latency_dash_push_plays_as_hls_and_dash() {
         let first = &parsed.segments[0].uri;
         let segment = get(s.edge, &format!("/live/final/{first}")).await;
         assert_eq!((segment.status, segment.header("content-type")), (200, Some("video/iso.segment")));
+    }
+    // Delta playlists are offered; this 10 s window is shorter than their 12 s skip boundary, so
+    // a delta request gets the whole playlist (the unit tests skip for real).
+    assert!(video.contains("CAN-SKIP-UNTIL=12.000"), "{video}");
+    let delta = get(s.edge, "/live/final/v0.m3u8?_HLS_skip=YES").await;
+    assert_eq!(delta.status, 200);
+    assert_eq!(media_playlist_problems(&delta.text()), Vec::<String>::new(), "{}", delta.text());
+    for bad in ["_HLS_part=1", "_HLS_skip=no", "_HLS_msn=1&_HLS_part=x"] {
+        assert_eq!(get(s.edge, &format!("/live/final/v0.m3u8?{bad}")).await.status, 400, "{bad}");
     }
     let mpd = get(s.edge, "/live/final/manifest.mpd").await;
     assert_eq!(mpd.status, 200);

@@ -58,8 +58,13 @@ pub fn multivariant<'a>(snap: &'a ChannelSnapshot, query: &'a str) -> Multivaria
     }
 }
 
+/// Delta playlists (`_HLS_skip=YES`) leave out segments older than this many target durations
+/// from the playlist's end: the least RFC 8216bis allows.
+const SKIP_TARGETS: u32 = 6;
+
 /// The media playlist of rendition `r`; `None` while it has no segment in the requested window.
-pub fn media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest) -> Option<MediaPlaylist> {
+/// With `skip`, a live window's older segments are left out (a delta playlist, `EXT-X-SKIP`).
+pub fn media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest, skip: bool) -> Option<MediaPlaylist> {
     let (range, closed) = snap.window(r, req);
     if range.is_empty() {
         return None;
@@ -87,20 +92,56 @@ pub fn media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest) -> O
             }
         })
         .collect();
+    let live = !closed && !dvr_range;
+    let can_skip_until = live.then(|| f64::from(SKIP_TARGETS * snap.settings.target_secs()));
+    let mut segments: Vec<MediaSegment> = segments;
+    let skipped = match can_skip_until {
+        Some(until) if skip => skip_older(&mut segments, until),
+        _ => None,
+    };
     Some(MediaPlaylist {
         target_duration: snap.settings.target_secs(),
         media_sequence: snap.slots[range.start].msn,
         discontinuity_sequence: Some(snap.discontinuity_sequence(range.start)),
         playlist_type: (dvr_range && closed).then_some(PlaylistType::Vod),
-        server_control: (!closed).then_some(ServerControl { can_block_reload: true, ..Default::default() }),
+        server_control: (!closed).then_some(ServerControl {
+            can_block_reload: true,
+            can_skip_until,
+            ..Default::default()
+        }),
         part_target: None,
-        skipped_segments: None,
+        skipped_segments: skipped,
         segments,
         open_parts: Vec::new(),
         preload_hint: None,
         rendition_reports: Vec::new(),
         ended: closed,
     })
+}
+
+/// Leaves out the segments that end `until` seconds or more before the playlist's end; the first
+/// one kept carries the init map the skipped ones named, so it plays on its own. `None` when none
+/// can go (the full playlist is the answer then).
+fn skip_older(segments: &mut Vec<MediaSegment>, until: f64) -> Option<u64> {
+    let total: f64 = segments.iter().map(|s| s.duration).sum();
+    let mut end = 0.0;
+    let mut skip = 0;
+    for segment in segments.iter() {
+        end += segment.duration;
+        if end > total - until {
+            break;
+        }
+        skip += 1;
+    }
+    if skip == 0 {
+        return None;
+    }
+    let map = segments[..skip].iter().rev().find_map(|s| s.map);
+    segments.drain(..skip);
+    if let Some(first) = segments.first_mut() {
+        first.map = first.map.or(map);
+    }
+    Some(skip as u64)
 }
 
 fn secs_between(a: SystemTime, b: SystemTime) -> f64 {
@@ -228,8 +269,8 @@ pub fn render_multivariant(snap: &ChannelSnapshot, query: &str) -> String {
 }
 
 /// A media playlist, rendered.
-pub fn render_media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest) -> Option<String> {
-    let playlist = media_playlist(snap, r, req)?;
+pub fn render_media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest, skip: bool) -> Option<String> {
+    let playlist = media_playlist(snap, r, req, skip)?;
     let mut out = String::with_capacity(256 + 96 * playlist.segments.len());
     manifest::hls::write_media_playlist(&mut out, &playlist);
     Some(out)

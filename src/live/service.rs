@@ -106,9 +106,13 @@ impl Live {
                 if let Some(msn) = query.msn {
                     snap = self.wait_for_segment(source.clone(), snap, r, msn).await?;
                 }
+                let mut key = window.canonical_query();
+                if query.skip {
+                    key.push_str(if key.is_empty() { "?_HLS_skip=YES" } else { "&_HLS_skip=YES" });
+                }
                 let (object, outcome) = self
-                    .rendered(&snap, path, &window.canonical_query(), content_type::HLS_PLAYLIST, |s| {
-                        manifests::render_media_playlist(s, r, window)
+                    .rendered(&snap, path, &key, content_type::HLS_PLAYLIST, |s| {
+                        manifests::render_media_playlist(s, r, window, query.skip)
                     })
                     .await?;
                 let closed = snap.window(r, window).1;

@@ -126,7 +126,7 @@ fn the_window_slides_and_playlists_render() {
     // 8 s window, but never under three target durations (12 s): the last three slots.
     let (range, closed) = snap.window(0, WindowRequest::default());
     assert_eq!((range, closed), (1..4, false));
-    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default()).unwrap();
+    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap();
     let epoch = snap.slots[0].epoch;
     assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:1\n"), "{text}");
     assert!(text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES"));
@@ -180,7 +180,7 @@ fn an_encoder_restart_is_a_discontinuity_not_a_reset() {
         let runs = parse_segment(after.bytes.as_ref().unwrap(), &init).unwrap();
         assert_eq!(runs[0].base_decode_time, after.decode_time, "rendition {r}: the segment says so too");
     }
-    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default()).unwrap();
+    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap();
     assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
     assert_eq!(text.matches("#EXT-X-MAP").count(), 2);
     let mpd = manifests::render_mpd(&snap, WindowRequest::default(), "http://x/time").unwrap();
@@ -240,7 +240,9 @@ fn lost_segments_are_skipped_and_bad_ones_change_nothing() {
     let snap = s.snapshot(t(13));
     assert_eq!(snap.last_msn(), Some(2));
     assert!(snap.slot(1).unwrap().part(0).is_none(), "a gap where seg 1 was lost");
-    assert!(manifests::render_media_playlist(&snap, 0, WindowRequest::default()).unwrap().contains("#EXT-X-GAP"));
+    assert!(
+        manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap().contains("#EXT-X-GAP")
+    );
     // Garbage never reaches the state.
     assert!(classify("v0/seg_00003.m4s", Bytes::from_static(b"garbage garbage garbage")).is_err());
 }
@@ -255,7 +257,9 @@ fn idle_channels_end_and_stopped_ones_refuse_uploads() {
     let snap = s.snapshot(t(70));
     assert_eq!(snap.status, Status::Ended);
     assert!(
-        manifests::render_media_playlist(&snap, 0, WindowRequest::default()).unwrap().ends_with("#EXT-X-ENDLIST\n")
+        manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false)
+            .unwrap()
+            .ends_with("#EXT-X-ENDLIST\n")
     );
     s.end(true);
     let again = classify("v0/seg_00001.m4s", Bytes::from_static(SEGMENTS[1])).unwrap();
@@ -372,12 +376,12 @@ fn golden_live_outputs() {
     let recording = WindowRequest { start: Some(SystemTime::UNIX_EPOCH), end: None };
     let outputs = [
         ("live-master.m3u8", manifests::render_multivariant(&live, "")),
-        ("live-v0.m3u8", manifests::render_media_playlist(&live, 0, WindowRequest::default()).unwrap()),
-        ("live-a0.m3u8", manifests::render_media_playlist(&live, 1, WindowRequest::default()).unwrap()),
+        ("live-v0.m3u8", manifests::render_media_playlist(&live, 0, WindowRequest::default(), false).unwrap()),
+        ("live-a0.m3u8", manifests::render_media_playlist(&live, 1, WindowRequest::default(), false).unwrap()),
         ("live-dynamic.mpd", manifests::render_mpd(&live, WindowRequest::default(), "../../time").unwrap()),
         ("live-range.mpd", manifests::render_mpd(&ended, range, "../../time").unwrap()),
         ("live-recording.mpd", manifests::render_mpd(&ended, recording, "../../time").unwrap()),
-        ("live-recording-v0.m3u8", manifests::render_media_playlist(&ended, 0, recording).unwrap()),
+        ("live-recording-v0.m3u8", manifests::render_media_playlist(&ended, 0, recording, false).unwrap()),
     ];
     let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     for (file, text) in outputs {
@@ -467,4 +471,43 @@ fn the_shared_timeline_never_takes_back_what_it_listed() {
     let after = listed(&s);
     assert!(before.iter().all(|p| after.contains(p)), "{before:?} then {after:?}");
     assert!(after.contains(&(0, 2)) && after.contains(&(1, 2)), "v1's parts, once stored, are listed: {after:?}");
+}
+
+#[test]
+fn delta_playlists_leave_out_what_is_older_than_six_target_durations() {
+    let settings = ChannelSettings {
+        target_duration: Duration::from_secs(4),
+        window: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let mut s = ChannelState::new(ChannelId::parse("news").unwrap(), settings, t(0));
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    for e in 0..10u64 {
+        push(&mut s, e, SEGMENTS[e as usize % 4], t(4 * e + 5));
+    }
+    let snap = s.snapshot(t(50));
+    let full = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap();
+    let delta = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), true).unwrap();
+    let problems = crate::packaging::manifest::rules::media_playlist_problems;
+    assert_eq!((problems(&full), problems(&delta)), (Vec::<String>::new(), Vec::<String>::new()));
+    assert!(full.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=24.000\n"), "{full}");
+    assert!(!full.contains("EXT-X-SKIP:"));
+    // 40 s listed; the segments that end 24 s or more before the end (the first four) are skipped.
+    assert!(delta.starts_with("#EXTM3U\n#EXT-X-VERSION:9\n"), "{delta}");
+    assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"), "{delta}");
+    let line = |text: &str, tag: &str| text.lines().find(|l| l.starts_with(tag)).map(str::to_owned);
+    assert_eq!(line(&delta, "#EXT-X-MEDIA-SEQUENCE"), line(&full, "#EXT-X-MEDIA-SEQUENCE"));
+    assert_eq!(line(&delta, "#EXT-X-DISCONTINUITY-SEQUENCE"), line(&full, "#EXT-X-DISCONTINUITY-SEQUENCE"));
+    let uris = |text: &str| text.lines().filter(|l| l.ends_with(".m4s")).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(uris(&delta), uris(&full)[4..]);
+    let after_skip = delta.split("#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n").nth(1).unwrap();
+    assert!(
+        after_skip.starts_with("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:") || after_skip.starts_with("#EXT-X-MAP:"),
+        "{delta}"
+    );
+    // A recording offers no delta and ignores the ask.
+    s.end(false);
+    let ended = s.snapshot(t(60));
+    let closed = manifests::render_media_playlist(&ended, 0, WindowRequest::default(), true).unwrap();
+    assert!(!closed.contains("CAN-SKIP-UNTIL") && !closed.contains("EXT-X-SKIP"), "{closed}");
 }

@@ -354,11 +354,15 @@ impl WindowRequest {
     }
 }
 
-/// What a live URL's query asks: a DVR window (`start`, `end`) and a blocking reload (`_HLS_msn`).
+/// What a live URL's query asks: a DVR window (`start`, `end`), a blocking reload (`_HLS_msn`,
+/// `_HLS_part`) and a delta playlist (`_HLS_skip`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LiveQuery {
     pub window: WindowRequest,
     pub msn: Option<u64>,
+    pub part: Option<u32>,
+    /// `_HLS_skip=YES` (or `v2`): the older segments may be left out (`EXT-X-SKIP`).
+    pub skip: bool,
 }
 
 impl LiveQuery {
@@ -374,8 +378,21 @@ impl LiveQuery {
                 "start" => parsed.window.start = Some(parse_time(&value)?),
                 "end" => parsed.window.end = Some(parse_time(&value)?),
                 "_HLS_msn" => parsed.msn = Some(number(&value).ok_or_else(|| "_HLS_msn must be a number".to_owned())?),
+                "_HLS_part" => {
+                    parsed.part = Some(number(&value).ok_or_else(|| "_HLS_part must be a number".to_owned())?);
+                }
+                "_HLS_skip" => {
+                    parsed.skip = match &*value {
+                        "YES" | "v2" => true,
+                        _ => return Err("_HLS_skip must be YES or v2".into()),
+                    };
+                }
                 _ => {}
             }
+        }
+        // RFC 8216bis 6.2.5.2: a part is asked for within a segment.
+        if parsed.part.is_some() && parsed.msn.is_none() {
+            return Err("_HLS_part needs _HLS_msn".into());
         }
         Ok(parsed)
     }
@@ -481,6 +498,13 @@ mod tests {
         assert_eq!(q.window.canonical_query(), "?start=1700000000.000&end=1700000060.000");
         assert_eq!(LiveQuery::parse("").unwrap(), LiveQuery::default());
         assert!(LiveQuery::parse("_HLS_msn=-1").is_err());
+        let q = LiveQuery::parse("_HLS_msn=42&_HLS_part=3&_HLS_skip=YES").unwrap();
+        assert_eq!((q.msn, q.part, q.skip), (Some(42), Some(3), true));
+        assert!(LiveQuery::parse("_HLS_skip=v2").unwrap().skip);
+        assert!(!LiveQuery::parse("_HLS_msn=1").unwrap().skip);
+        for bad in ["_HLS_part=3", "_HLS_msn=1&_HLS_part=x", "_HLS_skip=yes", "_HLS_skip="] {
+            assert!(LiveQuery::parse(bad).is_err(), "{bad}");
+        }
         assert!(LiveQuery::parse("start=soon").is_err());
         let w = WindowRequest { start: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1500)), end: None };
         assert_eq!(w.canonical_query(), "?start=1.500");
