@@ -1,20 +1,36 @@
-//! Low-latency live (issue 13). So far: the low-latency encoder itself, and delta playlists.
-//! ffmpeg's DASH muxer in streaming mode (0.5 s CMAF chunks, each segment uploaded with chunked
-//! transfer while it is encoded, HLS playlists beside the MPD) feeds a channel that players read as
-//! whole segments. Parts published while a segment uploads come with the ingest that reads chunks
-//! as they arrive.
+//! Low-latency live (issue 13) with ffmpeg's DASH muxer in streaming mode as the encoder (0.5 s
+//! CMAF chunks, each segment uploaded with chunked transfer while it is encoded, HLS playlists beside
+//! the MPD): whole segments for every player, LL-HLS parts listed while their segment is still
+//! uploading, parts and blocking `_HLS_part` reloads served, delta playlists.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::client::{get, send_body};
+use common::client::{Reply, get, send_body};
 use common::encoder::Encoder;
 use common::tools::probe_live;
 use common::{TestServer, test_config};
 use estuary::packaging::manifest::rules::media_playlist_problems;
 
 const TOKEN: &str = "test-token-0123456789abcdef";
+
+async fn live_channel(api: std::net::SocketAddr, id: &str) {
+    let body = format!(r#"{{"id":"{id}","token":"{TOKEN}","target_duration":"2s","window":"10s"}}"#);
+    let r = send_body(api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+/// The numbers in a part URI (`v0/{epoch}/{msn}.{part}.m4s`).
+fn part_numbers(uri: &str) -> (u64, u32) {
+    let name = uri.rsplit('/').next().unwrap();
+    let mut numbers = name.split('.');
+    (numbers.next().unwrap().parse().unwrap(), numbers.next().unwrap().parse().unwrap())
+}
+
+fn uri_of(line: &str) -> &str {
+    line.split("URI=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_low_latency_dash_push_plays_as_hls_and_dash() {
@@ -64,4 +80,67 @@ async fn a_low_latency_dash_push_plays_as_hls_and_dash() {
     let streams = tokio::task::spawn_blocking(move || probe_live(&url)).await.unwrap();
     let kinds: Vec<_> = streams["streams"].as_array().unwrap().iter().map(|s| s["codec_type"].clone()).collect();
     assert!(kinds.contains(&"video".into()) && kinds.contains(&"audio".into()), "{streams}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_are_listed_and_served_while_their_segment_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config();
+    config.storage.root = dir.path().to_owned();
+    let s = TestServer::start(config).await;
+    live_channel(s.api, "ll").await;
+    let _encoder = Encoder::start_low_latency(s.ingest, "ll", TOKEN, 16);
+
+    // Parts of a segment no `EXTINF` lists yet: the segment is still being uploaded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = get(s.edge, "/live/ll/v0.m3u8").await.text();
+        let after_last_segment = text.rsplit_once(".m4s\n").map_or("", |(_, tail)| tail);
+        if after_last_segment.contains("#EXT-X-PART:") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no open parts in 30 s:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(media_playlist_problems(&text), Vec::<String>::new(), "{text}");
+    assert!(text.contains("#EXT-X-PART-INF:PART-TARGET=") && text.contains("PART-HOLD-BACK="), "{text}");
+    assert!(text.contains("#EXT-X-RENDITION-REPORT:URI=\"a0.m3u8\""), "{text}");
+    let last_extinf_msn = text.lines().filter(|l| l.ends_with(".m4s") && !l.starts_with('#')).count() as u64 - 1;
+    let open: Vec<&str> =
+        text.rsplit_once(".m4s\n").unwrap().1.lines().filter(|l| l.starts_with("#EXT-X-PART:")).collect();
+    let (open_msn, _) = part_numbers(uri_of(open[0]));
+    assert!(open_msn > last_extinf_msn, "{text}");
+    assert!(open[0].contains("INDEPENDENT=YES"), "a segment's first part starts on its keyframe: {text}");
+
+    // A listed part is an fMP4 fragment of the rendition.
+    let part = get(s.edge, &format!("/live/ll/{}", uri_of(open[0]))).await;
+    assert_eq!((part.status, part.header("content-type")), (200, Some("video/iso.segment")));
+    assert_eq!(&part.body[4..8], b"styp");
+    assert!(part.body.windows(4).any(|w| w == b"moof") && part.body.windows(4).any(|w| w == b"mdat"));
+
+    // The hinted part, asked for before it exists, is held until it arrives; a blocking reload for
+    // it is released with it.
+    let hint = text.lines().find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:")).expect("a preload hint");
+    let (msn, next) = part_numbers(uri_of(hint));
+    let blocked = format!("/live/ll/v0.m3u8?_HLS_msn={msn}&_HLS_part={next}");
+    let hinted = format!("/live/ll/{}", uri_of(hint));
+    let (held, reload): (Reply, Reply) = tokio::join!(get(s.edge, &hinted), get(s.edge, &blocked));
+    assert_eq!(held.status, 200, "{}", held.text());
+    assert_eq!(reload.status, 200);
+    assert!(reload.text().contains(&format!("/{msn}.{next}.m4s\"")), "{}", reload.text());
+    assert_eq!(media_playlist_problems(&reload.text()), Vec::<String>::new());
+
+    // The segment, once whole, lists the parts it was made of; a part that never was is 404.
+    let whole = loop {
+        let text = get(s.edge, "/live/ll/v0.m3u8").await.text();
+        if text.contains(&format!("/{open_msn}.m4s\n")) {
+            break text;
+        }
+        assert!(Instant::now() < deadline + Duration::from_secs(10), "segment {open_msn} never listed:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let before_segment = whole.split(&format!("/{open_msn}.m4s\n")).next().unwrap();
+    assert!(before_segment.contains(&format!("/{open_msn}.0.m4s\"")), "{whole}");
+    let epoch = uri_of(open[0]).split('/').nth(1).unwrap().to_owned();
+    assert_eq!(get(s.edge, &format!("/live/ll/v0/{epoch}/{open_msn}.9.m4s")).await.status, 404);
 }

@@ -28,6 +28,7 @@ use auth::Credentials;
 use crate::live::LiveRegistry;
 use crate::live::key::KeyHash;
 use crate::live::upload::{UploadError, classify};
+use crate::packaging::fmp4::chunks::ChunkReader;
 use crate::storage::StorageKey;
 use crate::storage::budget::ByteBudget;
 use crate::telemetry::{AccessLog, ErrorDetail, access};
@@ -130,6 +131,7 @@ async fn read_body(
     limit: u64,
     timeout: Duration,
     budget: &Arc<ByteBudget>,
+    chunks: &mut Option<LiveChunks<'_>>,
 ) -> Result<Bytes, IngestError> {
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
@@ -155,6 +157,11 @@ async fn read_body(
             charge.grow(len - charge.bytes()).map_err(full)?;
         }
         buf.extend_from_slice(&data);
+        if let Some(live) = chunks
+            && !live.take(&data).await
+        {
+            *chunks = None;
+        }
     }
     Ok(charge.attach(buf.freeze()))
 }
@@ -182,8 +189,43 @@ async fn upload(
     };
     StorageKey::parse(path).map_err(|e| IngestError::BadPath(e.to_string()))?;
     let limit = state.limits.for_path(path);
-    let body = read_body(&headers, body, limit, state.limits.body_timeout, &state.budget).await?;
+    // A segment that continues a variant is also read chunk by chunk as it arrives: each chunk is
+    // listed as an LL-HLS part before the segment is whole.
+    let mut chunks = match method == Method::PUT && path.ends_with(".m4s") {
+        true => handle.open_upload(path).await.map(|open| LiveChunks::new(&handle, open, limit)),
+        false => None,
+    };
+    let body = read_body(&headers, body, limit, state.limits.body_timeout, &state.budget, &mut chunks).await?;
     apply(&handle, &method, path, body).await
+}
+
+/// The chunks of a segment upload as they arrive, listed as parts of the channel.
+struct LiveChunks<'a> {
+    handle: &'a crate::live::ChannelHandle,
+    open: crate::live::channel::OpenUpload,
+    reader: ChunkReader,
+}
+
+impl<'a> LiveChunks<'a> {
+    fn new(handle: &'a crate::live::ChannelHandle, open: crate::live::channel::OpenUpload, limit: u64) -> Self {
+        LiveChunks { handle, reader: ChunkReader::new(open.init.clone(), limit), open }
+    }
+
+    /// Reads `data`; `false` once the stream is broken (the whole upload is still judged as before).
+    async fn take(&mut self, data: &[u8]) -> bool {
+        match self.reader.push(data) {
+            Ok(chunks) => {
+                for chunk in chunks {
+                    self.handle.chunk(&self.open, chunk).await;
+                }
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "segment upload is not a clean CMAF stream: no parts from it");
+                false
+            }
+        }
+    }
 }
 async fn apply(
     handle: &crate::live::ChannelHandle,

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::ChannelLimits;
-use super::channel::{ChannelState, DropReason, Effect};
+use super::channel::{ChannelState, DropReason, Effect, OpenUpload};
 use super::keys;
 use super::model::ChannelSnapshot;
 use super::record::{TimelineProgress, TimelineRecord};
@@ -17,6 +17,7 @@ use super::role::{Role, Verdict};
 use super::store::read_json;
 use super::upload::{Upload, UploadError};
 use crate::cluster::ControlStore;
+use crate::packaging::fmp4::chunks::Chunk;
 use crate::storage::{Storage, StorageKey};
 
 /// How often the timeline is written at most, and how often idle channels are checked.
@@ -26,6 +27,10 @@ const WRITES_IN_FLIGHT: usize = 8;
 
 pub enum Command {
     Upload(Upload, oneshot::Sender<Result<(), UploadError>>),
+    /// Does this segment upload continue a variant (its chunks become parts)?
+    OpenUpload(String, oneshot::Sender<Option<OpenUpload>>),
+    /// The next chunk of such an upload.
+    Chunk(OpenUpload, Chunk),
     Forget(String),
     /// End the channel; `true` when an operator stopped it (uploads refused).
     End(bool, oneshot::Sender<()>),
@@ -114,6 +119,13 @@ pub async fn run(
                             let _ = reply.send(Err(e));
                         }
                     }
+                }
+                Some(Command::OpenUpload(path, reply)) => {
+                    let open = role.is_owner().then(|| state.open_upload(&path)).flatten();
+                    let _ = reply.send(open);
+                }
+                Some(Command::Chunk(open, chunk)) => {
+                    state.on_chunk(&open, &chunk);
                 }
                 Some(Command::Forget(path)) => state.delete(&path),
                 Some(Command::End(by_operator, reply)) => {

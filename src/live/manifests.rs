@@ -99,7 +99,7 @@ pub fn media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest, skip
         Some(until) if skip => skip_older(&mut segments, until),
         _ => None,
     };
-    Some(MediaPlaylist {
+    let mut playlist = MediaPlaylist {
         target_duration: snap.settings.target_secs(),
         media_sequence: snap.slots[range.start].msn,
         discontinuity_sequence: Some(snap.discontinuity_sequence(range.start)),
@@ -116,7 +116,11 @@ pub fn media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest, skip
         preload_hint: None,
         rendition_reports: Vec::new(),
         ended: closed,
-    })
+    };
+    if live {
+        super::ll_hls::add_parts(snap, r, &mut playlist);
+    }
+    Some(playlist)
 }
 
 /// Leaves out the segments that end `until` seconds or more before the playlist's end; the first

@@ -11,6 +11,7 @@ pub mod channel;
 pub mod follower;
 pub mod key;
 pub mod keys;
+mod ll_hls;
 pub mod manifests;
 pub mod model;
 pub mod owner;
@@ -110,6 +111,22 @@ impl ChannelHandle {
             .await
             .map_err(|_| UploadError::Invalid("channel is shutting down".into()))?;
         rx.await.map_err(|_| UploadError::Invalid("channel is shutting down".into()))?
+    }
+
+    /// Whether the media segment being uploaded at `path` continues a variant, so its chunks can
+    /// be listed as LL-HLS parts as they arrive ([`ChannelHandle::chunk`]).
+    pub async fn open_upload(&self, path: &str) -> Option<channel::OpenUpload> {
+        if !self.is_owner() {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::OpenUpload(path.to_owned(), tx)).await.ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// The next chunk of an upload [`ChannelHandle::open_upload`] placed.
+    pub async fn chunk(&self, open: &channel::OpenUpload, chunk: crate::packaging::fmp4::chunks::Chunk) {
+        let _ = self.commands.send(Command::Chunk(open.clone(), chunk)).await;
     }
 
     pub async fn forget(&self, path: String) {

@@ -189,6 +189,38 @@ pub enum Status {
     Ended,
 }
 
+/// An LL-HLS part: one CMAF chunk of a segment, re-muxed for its rendition.
+#[derive(Debug, Clone)]
+pub struct LivePart {
+    pub duration: f64,
+    pub bytes: Bytes,
+    /// Starts with a sync sample.
+    pub independent: bool,
+}
+
+/// One rendition's parts of one segment, in order. The segment is whole once its slot has the
+/// rendition's part; until then it is the segment being uploaded.
+#[derive(Debug, Clone)]
+pub struct SegmentParts {
+    pub msn: u64,
+    pub epoch: u64,
+    pub parts: Vec<LivePart>,
+}
+
+/// What low-latency players get beyond segments: per rendition, the parts of its newest segments.
+#[derive(Debug, Clone, Default)]
+pub struct LowLatency {
+    pub renditions: Vec<std::collections::VecDeque<SegmentParts>>,
+    /// `EXT-X-PART-INF:PART-TARGET`: the longest part seen, rounded up to a tenth of a second.
+    pub part_target: f64,
+}
+
+impl LowLatency {
+    pub fn segment(&self, rendition: usize, msn: u64) -> Option<&SegmentParts> {
+        self.renditions.get(rendition)?.iter().find(|s| s.msn == msn)
+    }
+}
+
 /// The per-epoch init segments, by rendition index.
 #[derive(Debug, Clone)]
 pub struct EpochInits {
@@ -221,6 +253,8 @@ pub struct ChannelSnapshot {
     pub publish_latency: super::channel::PublishLatency,
     /// On a pod following the channel: the owner's internal listener, for the segments it holds.
     pub owner_url: Option<std::sync::Arc<str>>,
+    /// LL-HLS parts, on the pod that takes the uploads.
+    pub low_latency: Arc<LowLatency>,
 }
 
 impl ChannelSnapshot {
@@ -250,6 +284,13 @@ impl ChannelSnapshot {
     /// Whether a `_HLS_msn` request for `msn` can be answered now.
     pub fn has_reached(&self, rendition: usize, msn: u64) -> bool {
         self.status == Status::Ended || self.edge_of(rendition).is_some_and(|edge| edge >= msn)
+    }
+
+    /// Whether a `_HLS_msn` + `_HLS_part` request can be answered now: the segment is whole, or its
+    /// part `part` has arrived.
+    pub fn has_part(&self, rendition: usize, msn: u64, part: u32) -> bool {
+        self.has_reached(rendition, msn)
+            || self.low_latency.segment(rendition, msn).is_some_and(|s| s.parts.len() > part as usize)
     }
 
     /// Slot indices for a playlist of `rendition`: the live window ending at its edge, or a DVR range.
@@ -339,6 +380,7 @@ pub(crate) mod tests {
             published: SystemTime::UNIX_EPOCH,
             publish_latency: Default::default(),
             owner_url: None,
+            low_latency: Default::default(),
         }
     }
 

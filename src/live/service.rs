@@ -104,7 +104,7 @@ impl Live {
             LivePath::Playlist(id) => {
                 let r = rendition(&snap, id)?;
                 if let Some(msn) = query.msn {
-                    snap = self.wait_for_segment(source.clone(), snap, r, msn).await?;
+                    snap = self.wait_for_segment(source.clone(), snap, r, msn, query.part).await?;
                 }
                 let mut key = window.canonical_query();
                 if query.skip {
@@ -150,8 +150,24 @@ impl Live {
                 let source = Source { held: part.bytes.clone(), owner, stored };
                 self.segment(&snap, path, source, media_type, Some(slot.end())).await
             }
-            // No ingest publishes LL-HLS parts yet (issue 13): a part that does not exist is 404.
-            LivePath::Part(..) => Err(ServeError::NotFound),
+            LivePath::Part(id, epoch, msn, part) => {
+                let r = rendition(&snap, id)?;
+                let find = |s: &ChannelSnapshot| {
+                    let segment = s.low_latency.segment(r, msn).filter(|seg| seg.epoch == epoch)?;
+                    segment.parts.get(part as usize).map(|p| p.bytes.clone())
+                };
+                // The preload hint names the next part before it exists: held until it does.
+                let bytes = match find(&snap) {
+                    Some(bytes) => bytes,
+                    None if snap.edge_of(r).is_none_or(|edge| msn > edge) => {
+                        let held = self.wait_for_segment(source.clone(), snap, r, msn, Some(part)).await?;
+                        find(&held).ok_or(ServeError::NotFound)?
+                    }
+                    None => return Err(ServeError::NotFound),
+                };
+                let object = Arc::new(CachedObject::new(bytes, content_type::MEDIA_SEGMENT, None));
+                Ok(Served { object, outcome: CacheOutcome::Bypass, kind: ObjectKind::LiveSegment })
+            }
         }
     }
 
@@ -233,8 +249,13 @@ impl Live {
         snap: Arc<ChannelSnapshot>,
         r: usize,
         msn: u64,
+        part: Option<u32>,
     ) -> Result<Arc<ChannelSnapshot>, ServeError> {
-        if snap.has_reached(r, msn) {
+        let reached = |s: &ChannelSnapshot| match part {
+            Some(part) => s.has_part(r, msn, part),
+            None => s.has_reached(r, msn),
+        };
+        if reached(&snap) {
             return Ok(snap);
         }
         if blocking::too_far_ahead(&snap, msn) {
@@ -243,9 +264,7 @@ impl Live {
         let stats = &self.blocking;
         stats.waiting.fetch_add(1, Ordering::Relaxed);
         let limit = blocking::blocking_timeout(&snap);
-        let waited =
-            tokio::time::timeout(limit, async { rx.wait_for(|s| s.has_reached(r, msn)).await.map(|s| s.clone()) })
-                .await;
+        let waited = tokio::time::timeout(limit, async { rx.wait_for(|s| reached(s)).await.map(|s| s.clone()) }).await;
         stats.waiting.fetch_sub(1, Ordering::Relaxed);
         match waited {
             Ok(Ok(snap)) => {

@@ -511,3 +511,49 @@ fn delta_playlists_leave_out_what_is_older_than_six_target_durations() {
     let closed = manifests::render_media_playlist(&ended, 0, WindowRequest::default(), true).unwrap();
     assert!(!closed.contains("CAN-SKIP-UNTIL") && !closed.contains("EXT-X-SKIP"), "{closed}");
 }
+
+#[test]
+fn chunks_of_the_segment_uploading_are_listed_as_parts() {
+    use crate::packaging::fmp4::chunks::ChunkReader;
+    let mut s = channel();
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    push(&mut s, 0, SEGMENTS[0], t(5));
+    push(&mut s, 1, SEGMENTS[1], t(9));
+    // The next two numbers of the variant's names continue it; others do not.
+    assert!(s.open_upload("v0/seg_00004.m4s").is_none(), "three ahead");
+    assert!(s.open_upload("v1/seg_00002.m4s").is_none(), "another folder");
+    assert!(s.open_upload("v0/part_00002.m4s").is_none(), "another name");
+    let open = s.open_upload("v0/seg_00002.m4s").expect("the next segment continues v0");
+    assert_eq!(open.encoder_msn, 2);
+    let mut reader = ChunkReader::new(open.init.clone(), 16 << 20);
+    let chunks = reader.push(SEGMENTS[2]).unwrap();
+    assert_eq!(chunks.len(), 1, "the sample's segments are one chunk each");
+    let before = s.version;
+    assert!(s.on_chunk(&open, &chunks[0]));
+    assert!(s.version > before, "a part is a publication");
+
+    let snap = s.snapshot(t(11));
+    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap();
+    let epoch = snap.slots[0].epoch;
+    assert!(text.contains("#EXT-X-PART-INF:PART-TARGET=4.000\n"), "{text}");
+    assert!(text.ends_with(&format!(
+        "v0/{epoch}/1.m4s\n#EXT-X-PART:DURATION=4.00000,URI=\"v0/{epoch}/2.0.m4s\",INDEPENDENT=YES\n\
+         #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"v0/{epoch}/3.0.m4s\"\n#EXT-X-RENDITION-REPORT:URI=\"a0.m3u8\",LAST-MSN=2,LAST-PART=0\n"
+    )), "{text}");
+    assert_eq!(crate::packaging::manifest::rules::media_playlist_problems(&text), Vec::<String>::new());
+    assert!(snap.has_part(0, 2, 0) && !snap.has_part(0, 2, 1) && !snap.has_reached(0, 2));
+
+    // Once the playlist lists it, the segment is whole and keeps its part.
+    push(&mut s, 2, SEGMENTS[2], t(13));
+    let snap = s.snapshot(t(13));
+    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap();
+    assert!(
+        text.contains(&format!("\"v0/{epoch}/2.0.m4s\",INDEPENDENT=YES\n#EXTINF:4.000000,\nv0/{epoch}/2.m4s\n")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"v0/{epoch}/3.0.m4s\"")), "{text}");
+    // A recording lists no parts.
+    s.end(false);
+    let closed = manifests::render_media_playlist(&s.snapshot(t(20)), 0, WindowRequest::default(), false).unwrap();
+    assert!(!closed.contains("EXT-X-PART"), "{closed}");
+}

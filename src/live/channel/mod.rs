@@ -6,6 +6,7 @@
 //! long, [`persist`] the timeline record.
 
 mod commit;
+mod low_latency;
 mod parts;
 mod persist;
 mod retention;
@@ -17,7 +18,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use super::model::{ChannelId, ChannelSettings, ChannelSnapshot, Container, EpochInits, LiveRendition, Slot, Status};
+use super::model::{
+    ChannelId, ChannelSettings, ChannelSnapshot, Container, EpochInits, LiveRendition, LowLatency, Slot, Status,
+};
 use super::upload::{self, Upload, UploadError};
 use crate::packaging::fmp4::parse::InitInfo;
 use crate::packaging::mp4::TrackKind;
@@ -198,7 +201,11 @@ pub struct ChannelState {
     /// Bytes of the parts whose segment is held in memory ([`ChannelState::window_bytes`]), kept as
     /// parts gain and lose their bytes rather than summed over the DVR window after every upload.
     pub(super) in_memory: u64,
+    /// Parts of the segments being uploaded and of the newest ones ([`low_latency`]).
+    pub(super) low_latency: Arc<LowLatency>,
 }
+
+pub use low_latency::OpenUpload;
 
 impl ChannelState {
     pub fn new(id: ChannelId, settings: ChannelSettings, now: SystemTime) -> Self {
@@ -221,6 +228,7 @@ impl ChannelState {
             discontinuity_base: 0,
             latencies: VecDeque::new(),
             in_memory: 0,
+            low_latency: Arc::default(),
         }
     }
 
@@ -390,6 +398,7 @@ impl ChannelState {
             published: now,
             publish_latency: self.publish_latency(),
             owner_url: None,
+            low_latency: self.low_latency.clone(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! beyond the bytes of the latest push, the reader holds at most one unfinished chunk.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -57,7 +58,7 @@ pub enum ChunkError {
 
 /// Reads one CMAF stream against its init segment.
 pub struct ChunkReader {
-    init: InitInfo,
+    init: Arc<InitInfo>,
     limit: u64,
     pending: BytesMut,
     /// Bytes of `pending` that are whole boxes before a `moof` (or a whole `moof`).
@@ -70,9 +71,9 @@ pub struct ChunkReader {
 
 impl ChunkReader {
     /// A reader for a stream of `init`'s tracks, refusing chunks over `limit` bytes.
-    pub fn new(init: InitInfo, limit: u64) -> Self {
+    pub fn new(init: impl Into<Arc<InitInfo>>, limit: u64) -> Self {
         ChunkReader {
-            init,
+            init: init.into(),
             limit,
             pending: BytesMut::new(),
             scanned: 0,
