@@ -14,7 +14,13 @@ use common::{TestServer, test_config, test_config_in};
 
 /// Plays `src` with `player` until the media clock passes `until` seconds; the page's report.
 fn play(page: &PageServer, player: &str, src: &str, until: u32) -> serde_json::Value {
-    let url = format!("http://{}/player.html?player={player}&until={until}&src={src}", page.addr);
+    play_with(page, player, src, until, false)
+}
+
+/// [`play`], with hls.js's low-latency mode on or off.
+fn play_with(page: &PageServer, player: &str, src: &str, until: u32, low_latency: bool) -> serde_json::Value {
+    let ll = u8::from(low_latency);
+    let url = format!("http://{}/player.html?player={player}&until={until}&ll={ll}&src={src}", page.addr);
     let _browser = Browser::open(&url);
     page.report(Duration::from_secs(90)).unwrap_or_else(|| panic!("{player}: no report from the page within 90 s"))
 }
@@ -161,4 +167,36 @@ async fn hls_js_and_dash_js_play_a_channel_from_a_pod_that_did_not_take_it() {
     let key = created["stream_key"].as_str().unwrap();
     let _encoder = Encoder::start(a.ingest.unwrap(), "cup", key, Push { seconds: 60, ..Push::default() });
     play_live_channel(b.edge, "from pod B").await;
+}
+
+/// LL-HLS in a browser: ffmpeg's DASH muxer pushes 0.5 s chunks; hls.js in low-latency mode plays the
+/// channel from its parts, then in classic mode from whole segments. Both report their latency
+/// (wall clock minus the playhead's program date-time), printed for the record.
+#[tokio::test(flavor = "multi_thread")]
+async fn hls_js_plays_ll_hls_parts_closer_to_the_live_edge() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(test_config_in(dir.path())).await;
+    let created = create_channel(s.api, r#"{"id":"cup","target_duration":"2s","window":"12s"}"#).await;
+    let key = created["stream_key"].as_str().unwrap();
+    let _encoder = Encoder::start_low_latency(s.ingest, "cup", key, 60);
+    let mut ready = false;
+    for _ in 0..120 {
+        let text = get(s.edge, "/live/cup/v0.m3u8").await.text();
+        if text.matches("#EXTINF").count() >= 3 && text.contains("#EXT-X-PART:") {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(ready, "the channel never listed parts");
+    let page = PageServer::start();
+    let src = format!("http://{}/live/cup/master.m3u8", s.edge);
+    let low = tokio::task::block_in_place(|| play_with(&page, "hls", &src, 8, true));
+    eprintln!("hls.js, low-latency mode: {low}");
+    assert_played(&low, "hls.js low-latency", 8.0, &[(320, 180)]);
+    assert_eq!(low["parts"], true, "hls.js read the parts: {low}");
+    let classic = tokio::task::block_in_place(|| play_with(&page, "hls", &src, 8, false));
+    eprintln!("hls.js, classic: {classic}");
+    assert_played(&classic, "hls.js classic", 8.0, &[(320, 180)]);
+    assert!(low["latency_p50_ms"].is_number() && classic["latency_p50_ms"].is_number(), "{low} {classic}");
 }

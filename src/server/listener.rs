@@ -170,7 +170,7 @@ where
     S::Future: Send + 'static,
 {
     let protocol = Hyper::new(close_while_draining(service, limits.health.clone()), limits);
-    tokio::spawn(serve(tier, listener, protocol, limits.max_connections, stop, grace))
+    tokio::spawn(serve(tier, listener, protocol, Slots::new(limits.max_connections), stop, grace))
 }
 
 /// Connections refused at the cap, logged at most once a second with their count: a flood of
@@ -193,19 +193,32 @@ impl Refusals {
     }
 }
 
+/// A tier's connection cap, shared by all its listeners (the edge has one per core).
+#[derive(Clone)]
+pub struct Slots {
+    semaphore: Arc<Semaphore>,
+    max: u32,
+}
+
+impl Slots {
+    pub fn new(max_connections: usize) -> Slots {
+        let max = u32::try_from(max_connections.max(1)).unwrap_or(u32::MAX >> 3);
+        Slots { semaphore: Arc::new(Semaphore::new(max as usize)), max }
+    }
+}
+
 /// Serves `protocol` on `listener` until `stop` turns true, then stops accepting and lets open
 /// connections finish their in-flight responses for up to `grace`.
 pub async fn serve<P: Protocol>(
     tier: &'static str,
     listener: TcpListener,
     protocol: P,
-    max_connections: usize,
+    slots: Slots,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
     let addr = listener.local_addr().ok();
-    let max_connections = u32::try_from(max_connections.max(1)).unwrap_or(u32::MAX >> 3);
-    let slots = Arc::new(Semaphore::new(max_connections as usize));
+    let Slots { semaphore: slots, max: max_connections } = slots;
     let (drain_tx, drain) = watch::channel(false);
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await.map(|_| ());

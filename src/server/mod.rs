@@ -208,20 +208,20 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         let router = EdgeService::new(state, lock, access);
         let (limits, stop_rx) = (limits.clone(), stop_rx.clone());
         let idle = config.http.idle_timeout;
-        // The connection cap is split between the listeners (the kernel spreads connections evenly).
-        let max = limits.max_connections.div_ceil(options.edge_runtimes.len().max(1));
+        // One connection cap for all the edge's listeners.
+        let slots = listener::Slots::new(limits.max_connections);
         let extra_runtimes = options.edge_runtimes.get(1..).unwrap_or_default();
         if !extra_runtimes.is_empty() {
             // One listener per runtime, on the same port (SO_REUSEPORT): the kernel spreads the
             // connections and each runtime serves its own, as nginx's workers do.
             for rt in extra_runtimes {
                 let std_listener = bind_shared(edge_addr.unwrap_or(config.edge.addr), "edge")?;
-                let (router, limits, stop_rx) = (router.clone(), limits.clone(), stop_rx.clone());
+                let (router, limits, stop_rx, slots) = (router.clone(), limits.clone(), stop_rx.clone(), slots.clone());
                 tasks.push(rt.spawn(async move {
                     match tokio::net::TcpListener::from_std(std_listener) {
                         Ok(l) => {
                             let protocol = EdgeHttp1::new(router, &limits, idle);
-                            listener::serve("edge", l, protocol, max, stop_rx, grace).await
+                            listener::serve("edge", l, protocol, slots, stop_rx, grace).await
                         }
                         Err(e) => tracing::error!(error = %e, "edge listener could not be registered"),
                     }
@@ -230,7 +230,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         }
         let serve = async move {
             match tokio::net::TcpListener::from_std(std_listener) {
-                Ok(l) => listener::serve("edge", l, EdgeHttp1::new(router, &limits, idle), max, stop_rx, grace).await,
+                Ok(l) => listener::serve("edge", l, EdgeHttp1::new(router, &limits, idle), slots, stop_rx, grace).await,
                 Err(e) => tracing::error!(error = %e, "edge listener could not be registered"),
             }
         };
