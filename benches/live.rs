@@ -1,5 +1,6 @@
 //! Live channels without sockets: rendering a full live playlist and MPD, and publishing one segment
-//! to 0, 1,000 and 10,000 parked `_HLS_msn` waiters (what the edge does for blocking reloads).
+//! (or one LL-HLS part) to 0, 1,000 and 10,000 parked `_HLS_msn` (`_HLS_part`) waiters (what the edge
+//! does for blocking reloads).
 //!
 //! The channel is real: a `LiveRegistry` on local storage in a temporary directory, fed the bundled
 //! sample's fMP4 segments through the same `classify` + `upload` path as `PUT /ingest`. The four
@@ -11,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use estuary::live::channel::OpenUpload as ChannelOpen;
 use estuary::live::model::WindowRequest;
 use estuary::live::upload::classify;
 use estuary::live::{ChannelHandle, ChannelSettings, LiveRegistry, manifests};
+use estuary::packaging::fmp4::chunks::{Chunk, ChunkReader};
 use estuary::storage::local::LocalStorage;
 use tokio::runtime::Runtime;
 
@@ -73,14 +76,28 @@ impl Channel {
         self.next += 1;
     }
 
-    /// Parks `n` tasks the way the edge parks `_HLS_msn` requests for the next segment.
-    async fn park(&self, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    /// The first chunk of the next segment, as the ingest hands it on while the segment uploads.
+    async fn open_part(&self) -> (ChannelOpen, Chunk) {
+        let e = self.next;
+        let open = self.handle.open_upload(&format!("v0/seg_{e:05}.m4s")).await.expect("the next segment continues v0");
+        let mut reader = ChunkReader::new(open.init.clone(), 16 << 20);
+        let chunk = reader.push(SEGMENTS[(e % 4) as usize]).unwrap().remove(0);
+        (open, chunk)
+    }
+
+    /// Parks `n` tasks the way the edge parks `_HLS_msn` requests for the next segment (with
+    /// `part`, `_HLS_part` requests for that part of it).
+    async fn park(&self, n: usize, part: Option<u32>) -> Vec<tokio::task::JoinHandle<()>> {
         let msn = self.handle.snapshot().last_msn().unwrap() + 1;
         let waiters: Vec<_> = (0..n)
             .map(|_| {
                 let mut rx = self.handle.subscribe();
                 tokio::spawn(async move {
-                    let snap = rx.wait_for(|s| s.has_reached(0, msn)).await.unwrap().clone();
+                    let reached = |s: &Arc<estuary::live::model::ChannelSnapshot>| match part {
+                        Some(p) => s.has_part(0, msn, p),
+                        None => s.has_reached(0, msn),
+                    };
+                    let snap = rx.wait_for(reached).await.unwrap().clone();
                     black_box(snap);
                 })
             })
@@ -100,7 +117,7 @@ fn render(c: &mut Criterion) {
     let rt = runtime();
     let channel = rt.block_on(Channel::new());
     let snap = channel.handle.snapshot();
-    let parked = rt.block_on(channel.park(10_000));
+    let parked = rt.block_on(channel.park(10_000, None));
     let mut group = c.benchmark_group("live_render");
     let playlist = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap();
     assert_eq!(playlist.matches("#EXTINF").count() as u64, WINDOW_SEGMENTS);
@@ -128,13 +145,37 @@ fn publish(c: &mut Criterion) {
                 rt.block_on(async {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let parked = channel.park(n).await;
+                        let parked = channel.park(n, None).await;
                         let start = Instant::now();
                         channel.push().await;
                         for w in parked {
                             w.await.unwrap();
                         }
                         total += start.elapsed();
+                    }
+                    total
+                })
+            })
+        });
+    }
+    // At least one waiter: a part is handed to the channel task without a reply, so only a waiter
+    // sees when it is published.
+    for waiters in [1usize, 1_000, 10_000] {
+        group.bench_with_input(BenchmarkId::new("part_to_all_waiters", waiters), &waiters, |b, &n| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let (open, chunk) = channel.open_part().await;
+                        let parked = channel.park(n, Some(0)).await;
+                        let start = Instant::now();
+                        channel.handle.chunk(&open, chunk).await;
+                        for w in parked {
+                            w.await.unwrap();
+                        }
+                        total += start.elapsed();
+                        // The segment completes, outside the measurement.
+                        channel.push().await;
                     }
                     total
                 })
