@@ -143,4 +143,16 @@ async fn parts_are_listed_and_served_while_their_segment_uploads() {
     assert!(before_segment.contains(&format!("/{open_msn}.0.m4s\"")), "{whole}");
     let epoch = uri_of(open[0]).split('/').nth(1).unwrap().to_owned();
     assert_eq!(get(s.edge, &format!("/live/ll/v0/{epoch}/{open_msn}.9.m4s")).await.status, 404);
+    // The whole segment is its parts, one after the other (one `styp`, then each `moof` + `mdat`).
+    let listed = before_segment.matches(&format!("/{open_msn}.")).count();
+    let mut parts = Vec::new();
+    for i in 0..listed {
+        let part = get(s.edge, &format!("/live/ll/v0/{epoch}/{open_msn}.{i}.m4s")).await;
+        assert_eq!(part.status, 200);
+        let styp = if i == 0 { 0 } else { u32::from_be_bytes(part.body[..4].try_into().unwrap()) as usize };
+        parts.extend_from_slice(&part.body[styp..]);
+    }
+    let segment = get(s.edge, &format!("/live/ll/v0/{epoch}/{open_msn}.m4s")).await;
+    assert!(listed >= 3, "{whole}");
+    assert!(segment.body == parts, "segment {open_msn} is not the concatenation of its {listed} parts");
 }

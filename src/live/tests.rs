@@ -552,6 +552,9 @@ fn chunks_of_the_segment_uploading_are_listed_as_parts() {
         "{text}"
     );
     assert!(text.contains(&format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"v0/{epoch}/3.0.m4s\"")), "{text}");
+    // The whole segment is its parts' bytes.
+    let whole = snap.slot(2).and_then(|slot| slot.part(0)).and_then(|p| p.bytes.clone()).unwrap();
+    assert_eq!(whole, snap.low_latency.segment(0, 2).unwrap().parts[0].bytes);
     // A recording lists no parts.
     s.end(false);
     let closed = manifests::render_media_playlist(&s.snapshot(t(20)), 0, WindowRequest::default(), false).unwrap();

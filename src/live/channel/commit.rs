@@ -164,7 +164,10 @@ impl ChannelState {
         effects: &mut Vec<Effect>,
     ) -> Result<(), DropReason> {
         let placed = self.place(variant_path, e, now, effects)?;
-        let parts = self.parts_of(variant_path, &pending, seg, &placed)?;
+        let mut parts = self.parts_of(variant_path, &pending, seg, &placed)?;
+        for (r, part) in &mut parts {
+            self.made_of_parts(*r, placed.msn, part);
+        }
         self.record_latency(pending.arrived, now);
         let hash = xxhash_rust::xxh3::xxh3_64(&pending.bytes);
         let variant = self.variant(variant_path);

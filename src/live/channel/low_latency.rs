@@ -9,15 +9,19 @@
 
 use std::sync::Arc;
 
+use bytes::BytesMut;
+
 use super::ChannelState;
 use super::parts::demux;
-use crate::live::model::{LivePart, SegmentParts};
+use crate::live::model::{LivePart, Part, SegmentParts};
 use crate::packaging::fmp4::chunks::Chunk;
 use crate::packaging::fmp4::parse::InitInfo;
 use crate::packaging::mp4::TrackKind;
 
 /// Segments whose parts a rendition keeps.
 pub const KEPT_SEGMENTS: usize = 4;
+/// How far the parts' durations may be from their segment's and still cover it (about one frame).
+pub const COVERED: f64 = 0.1;
 
 /// The variant an upload in progress continues, and what places its chunks.
 #[derive(Debug, Clone)]
@@ -93,6 +97,34 @@ impl ChannelState {
         }
         self.version += 1;
         true
+    }
+}
+
+impl ChannelState {
+    /// A whole segment whose LL-HLS parts cover it is served as those parts, one after the other
+    /// (one `styp`, then each part's `moof` + `mdat`): a player that fetched parts and one that
+    /// fetches the segment get the same bytes, and an open segment can later be streamed as its
+    /// parts arrive. Parts that do not cover the segment (a stream that broke off) leave it as built.
+    pub(super) fn made_of_parts(&self, r: usize, msn: u64, segment: &mut Part) {
+        let Some(parts) = self.low_latency.segment(r, msn) else { return };
+        let timescale = self.renditions.get(r).map_or(1, |e| e.info.timescale.max(1));
+        let listed: f64 = parts.parts.iter().map(|p| p.duration).sum();
+        if (listed - segment.duration as f64 / f64::from(timescale)).abs() > COVERED || parts.parts.is_empty() {
+            return;
+        }
+        let mut bytes = BytesMut::with_capacity(parts.parts.iter().map(|p| p.bytes.len()).sum());
+        for (i, part) in parts.parts.iter().enumerate() {
+            let body = &part.bytes[..];
+            // Each part starts with its own `styp`; the segment keeps the first.
+            let styp = if i > 0 && body.get(4..8) == Some(b"styp") {
+                u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize
+            } else {
+                0
+            };
+            bytes.extend_from_slice(body.get(styp..).unwrap_or(body));
+        }
+        segment.size = bytes.len() as u64;
+        segment.bytes = Some(bytes.freeze());
     }
 }
 
