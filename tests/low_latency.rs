@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::client::{Reply, get, send_body};
 use common::encoder::Encoder;
 use common::tools::probe_live;
-use common::{TestServer, test_config};
+use common::{TestServer, test_config_in};
 use estuary::packaging::manifest::rules::media_playlist_problems;
 
 const TOKEN: &str = "test-token-0123456789abcdef";
@@ -35,9 +35,7 @@ fn uri_of(line: &str) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_low_latency_dash_push_plays_as_hls_and_dash() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config();
-    config.storage.root = dir.path().to_owned();
-    let s = TestServer::start(config).await;
+    let s = TestServer::start(test_config_in(dir.path())).await;
     let body = format!(r#"{{"id":"final","token":"{TOKEN}","target_duration":"2s","window":"10s"}}"#);
     let r =
         send_body(s.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
@@ -85,9 +83,7 @@ async fn a_low_latency_dash_push_plays_as_hls_and_dash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_are_listed_and_served_while_their_segment_uploads() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config();
-    config.storage.root = dir.path().to_owned();
-    let s = TestServer::start(config).await;
+    let s = TestServer::start(test_config_in(dir.path())).await;
     live_channel(s.api, "ll").await;
     let _encoder = Encoder::start_low_latency(s.ingest, "ll", TOKEN, 16);
 

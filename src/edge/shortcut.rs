@@ -52,8 +52,7 @@ pub fn candidate(
     outcome: CacheOutcome,
     until: Option<Instant>,
 ) -> Response {
-    let fresh_until = object.ttl.map(|ttl| object.created + ttl);
-    let until = match (until, fresh_until) {
+    let until = match (until, object.fresh_until()) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };

@@ -66,7 +66,12 @@ impl CachedObject {
 
     /// Still within its time to live.
     pub fn is_fresh(&self) -> bool {
-        self.ttl.is_none_or(|ttl| self.created.elapsed() < ttl)
+        self.fresh_until().is_none_or(|until| Instant::now() < until)
+    }
+
+    /// When it stops being fresh; `None` while it has no time to live.
+    pub fn fresh_until(&self) -> Option<Instant> {
+        self.ttl.map(|ttl| self.created + ttl)
     }
 
     pub fn body(&self) -> &Bytes {

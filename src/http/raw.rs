@@ -24,13 +24,6 @@ pub struct RawHead<'h, 'b> {
     pub facts: HeadFacts,
 }
 
-impl RawHead<'_, '_> {
-    /// The first value of header `name` (lower-case).
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
-    }
-}
-
 /// Requests a service answers from the raw head alone, before a `Request` is built: the edge's
 /// hot answers. Called for every head, so it must be cheap and never wait.
 pub trait Shortcut {

@@ -7,9 +7,6 @@ use super::model::{ChannelSnapshot, SegmentParts};
 use crate::packaging::manifest::{MediaPlaylist, ObjectUri, PartialSegment, RenditionReport};
 use crate::packaging::url::LivePath;
 
-/// A part's tolerance when deciding that parts cover their whole segment (about one frame).
-const COVERED: f64 = 0.1;
-
 /// Adds the parts of rendition `r` to its live window `playlist`.
 pub fn add_parts(snap: &ChannelSnapshot, r: usize, playlist: &mut MediaPlaylist) {
     let ll = &snap.low_latency;
@@ -28,10 +25,8 @@ pub fn add_parts(snap: &ChannelSnapshot, r: usize, playlist: &mut MediaPlaylist)
     for (i, segment) in playlist.segments.iter_mut().enumerate() {
         let msn = first + i as u64;
         let Some(parts) = recent.iter().find(|s| s.msn == msn) else { continue };
-        let listed: f64 = parts.parts.iter().map(|p| p.duration).sum();
-        // Parts are listed for a whole segment only when they cover it (an upload whose chunks broke
-        // off midway has none).
-        if snap.slot(msn).is_some_and(|slot| slot.epoch == parts.epoch) && (listed - segment.duration).abs() < COVERED {
+        // Parts are listed for a whole segment only when they cover it.
+        if snap.slot(msn).is_some_and(|slot| slot.epoch == parts.epoch) && parts.covers(segment.duration) {
             segment.parts = partials(parts);
         }
     }
@@ -42,8 +37,7 @@ pub fn add_parts(snap: &ChannelSnapshot, r: usize, playlist: &mut MediaPlaylist)
     let (hint_epoch, hint_msn, hint_part) = match open {
         Some(open) => {
             playlist.open_parts = partials(open);
-            let listed: f64 = open.parts.iter().map(|p| p.duration).sum();
-            match listed >= segment - ll.part_target / 2.0 {
+            match open.duration() >= segment - ll.part_target / 2.0 {
                 true => (open.epoch, open.msn + 1, 0),
                 false => (open.epoch, open.msn, open.parts.len()),
             }

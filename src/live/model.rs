@@ -215,6 +215,19 @@ pub struct LowLatency {
     pub part_target: f64,
 }
 
+impl SegmentParts {
+    /// The parts' duration in seconds.
+    pub fn duration(&self) -> f64 {
+        self.parts.iter().map(|p| p.duration).sum()
+    }
+
+    /// Whether the parts make up a whole segment of `secs` (within about a frame): an upload whose
+    /// chunks broke off midway does not.
+    pub fn covers(&self, secs: f64) -> bool {
+        !self.parts.is_empty() && (self.duration() - secs).abs() < 0.1
+    }
+}
+
 impl LowLatency {
     pub fn segment(&self, rendition: usize, msn: u64) -> Option<&SegmentParts> {
         self.renditions.get(rendition)?.iter().find(|s| s.msn == msn)

@@ -20,8 +20,6 @@ use crate::packaging::mp4::TrackKind;
 
 /// Segments whose parts a rendition keeps.
 pub const KEPT_SEGMENTS: usize = 4;
-/// How far the parts' durations may be from their segment's and still cover it (about one frame).
-pub const COVERED: f64 = 0.1;
 
 /// The variant an upload in progress continues, and what places its chunks.
 #[derive(Debug, Clone)]
@@ -108,8 +106,7 @@ impl ChannelState {
     pub(super) fn made_of_parts(&self, r: usize, msn: u64, segment: &mut Part) {
         let Some(parts) = self.low_latency.segment(r, msn) else { return };
         let timescale = self.renditions.get(r).map_or(1, |e| e.info.timescale.max(1));
-        let listed: f64 = parts.parts.iter().map(|p| p.duration).sum();
-        if (listed - segment.duration as f64 / f64::from(timescale)).abs() > COVERED || parts.parts.is_empty() {
+        if !parts.covers(segment.duration as f64 / f64::from(timescale)) {
             return;
         }
         let mut bytes = BytesMut::with_capacity(parts.parts.iter().map(|p| p.bytes.len()).sum());
