@@ -169,16 +169,17 @@ async fn hls_js_and_dash_js_play_a_channel_from_a_pod_that_did_not_take_it() {
     play_live_channel(b.edge, "from pod B").await;
 }
 
-/// LL-HLS in a browser: ffmpeg's DASH muxer pushes 0.5 s chunks; hls.js in low-latency mode plays the
-/// channel from its parts, then in classic mode from whole segments. Both report their latency
-/// (wall clock minus the playhead's program date-time), printed for the record.
+/// Low latency in a browser: ffmpeg's DASH muxer pushes 0.5 s chunks; hls.js in low-latency mode
+/// plays the channel from its LL-HLS parts, then in classic mode from whole segments; dash.js plays
+/// its LL-DASH MPD (segments sent as they are made) and turns its low-latency mode on from it. Each
+/// reports its latency (wall clock minus the playhead's program date-time), printed for the record.
 #[tokio::test(flavor = "multi_thread")]
-async fn hls_js_plays_ll_hls_parts_closer_to_the_live_edge() {
+async fn hls_js_and_dash_js_play_low_latency_closer_to_the_live_edge() {
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start(test_config_in(dir.path())).await;
     let created = create_channel(s.api, r#"{"id":"cup","target_duration":"2s","window":"12s"}"#).await;
     let key = created["stream_key"].as_str().unwrap();
-    let _encoder = Encoder::start_low_latency(s.ingest, "cup", key, 60);
+    let _encoder = Encoder::start_low_latency(s.ingest, "cup", key, 90);
     let mut ready = false;
     for _ in 0..120 {
         let text = get(s.edge, "/live/cup/v0.m3u8").await.text();
@@ -199,4 +200,10 @@ async fn hls_js_plays_ll_hls_parts_closer_to_the_live_edge() {
     eprintln!("hls.js, classic: {classic}");
     assert_played(&classic, "hls.js classic", 8.0, &[(320, 180)]);
     assert!(low["latency_p50_ms"].is_number() && classic["latency_p50_ms"].is_number(), "{low} {classic}");
+    let mpd = format!("http://{}/live/cup/manifest.mpd", s.edge);
+    let dash = tokio::task::block_in_place(|| play_with(&page, "dash", &mpd, 8, true));
+    eprintln!("dash.js, LL-DASH: {dash}");
+    assert_played(&dash, "dash.js low-latency", 8.0, &[(320, 180)]);
+    assert_eq!(dash["dash_low_latency"], true, "dash.js took the MPD as low latency: {dash}");
+    assert!(dash["latency_p50_ms"].is_number(), "{dash}");
 }

@@ -1,13 +1,14 @@
 //! Low-latency live (issue 13) with ffmpeg's DASH muxer in streaming mode as the encoder (0.5 s
 //! CMAF chunks, each segment uploaded with chunked transfer while it is encoded, HLS playlists beside
 //! the MPD): whole segments for every player, LL-HLS parts listed while their segment is still
-//! uploading, parts and blocking `_HLS_part` reloads served, delta playlists.
+//! uploading, parts and blocking `_HLS_part` reloads served, delta playlists; the LL-DASH MPD and the
+//! segment being uploaded sent as it is made.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::client::{Reply, get, send_body};
+use common::client::{Incoming, Reply, get, send_body};
 use common::encoder::Encoder;
 use common::tools::probe_live;
 use common::{TestServer, test_config_in};
@@ -151,4 +152,73 @@ async fn parts_are_listed_and_served_while_their_segment_uploads() {
     let segment = get(s.edge, &format!("/live/ll/v0/{epoch}/{open_msn}.m4s")).await;
     assert!(listed >= 3, "{whole}");
     assert!(segment.body == parts, "segment {open_msn} is not the concatenation of its {listed} parts");
+}
+
+/// A representation's segment numbers in a live MPD: the first and the last its timeline lists.
+fn numbers_of(mpd: &str, id: &str) -> (u64, u64) {
+    let doc = roxmltree::Document::parse(mpd).unwrap();
+    let rep = doc.descendants().find(|n| n.has_tag_name("Representation") && n.attribute("id") == Some(id)).unwrap();
+    let template = rep.children().find(|n| n.has_tag_name("SegmentTemplate")).unwrap();
+    let first: u64 = template.attribute("startNumber").unwrap().parse().unwrap();
+    let count: u64 = template
+        .descendants()
+        .filter(|n| n.has_tag_name("S"))
+        .map(|s| 1 + s.attribute("r").map_or(0, |r| r.parse::<u64>().unwrap()))
+        .sum();
+    (first, first + count - 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ll_dash_sends_the_segment_being_uploaded_as_it_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(test_config_in(dir.path())).await;
+    live_channel(s.api, "lld").await;
+    let _encoder = Encoder::start_low_latency(s.ingest, "lld", TOKEN, 20);
+
+    // Wait for a segment's first part: the rest of the segment is still to be encoded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (epoch, msn) = loop {
+        let text = get(s.edge, "/live/lld/v0.m3u8").await.text();
+        if let Some(hint) = text.lines().find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:")) {
+            let (msn, part) = part_numbers(uri_of(hint));
+            let msn = if part == 0 { msn } else { msn + 1 };
+            let reload = get(s.edge, &format!("/live/lld/v0.m3u8?_HLS_msn={msn}&_HLS_part=0")).await;
+            if reload.status == 200 && !reload.text().contains(&format!("/{msn}.1.m4s\"")) {
+                break (uri_of(hint).split('/').nth(1).unwrap().to_owned(), msn);
+            }
+        }
+        assert!(Instant::now() < deadline, "no segment caught at its first part in 30 s:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // The MPD is low latency and announces that segment.
+    let mpd = get(s.edge, "/live/lld/manifest.mpd").await.text();
+    for attribute in [
+        "availabilityTimeOffset=\"1.",
+        "availabilityTimeComplete=\"false\"",
+        "<ServiceDescription id=\"0\">",
+        "<Latency referenceId=\"0\" target=\"",
+        "<ProducerReferenceTime id=\"0\" type=\"encoder\" wallClockTime=",
+        "<UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\"",
+    ] {
+        assert!(mpd.contains(attribute), "{attribute} missing:\n{mpd}");
+    }
+    assert_eq!(numbers_of(&mpd, "v0").1, msn, "the segment being uploaded is the last announced:\n{mpd}");
+
+    // Its first chunk arrives while the encoder is still making it (no playlist lists it yet).
+    let path = format!("/live/lld/v0/{epoch}/{msn}.m4s");
+    let mut incoming = Incoming::get(s.edge, &path).await;
+    incoming.first_body_bytes(64).await;
+    let playlist = get(s.edge, "/live/lld/v0.m3u8").await.text();
+    assert!(!playlist.contains(&format!("/{msn}.m4s\n")), "segment {msn} was already whole:\n{playlist}");
+    let streamed = incoming.finish().await.unwrap();
+    assert_eq!(streamed.status, 200);
+    assert_eq!(streamed.header("transfer-encoding"), Some("chunked"));
+    assert!(streamed.header("cache-control").is_some_and(|c| c.contains("max-age")), "{:?}", streamed.headers);
+    assert_eq!(&streamed.body[4..8], b"styp");
+    // The body is the segment committed afterwards, byte for byte.
+    let whole = get(s.edge, &path).await;
+    assert_eq!(whole.status, 200);
+    assert!(whole.body == streamed.body, "the streamed body ({} bytes) is not the segment ({} bytes)", streamed.body.len(), whole.body.len());
+    assert!(whole.header("content-length").is_some());
 }

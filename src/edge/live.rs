@@ -10,7 +10,8 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 
 use super::{EdgeError, EdgeState, respond};
 use crate::http::content_type;
-use crate::live::service::ServeError;
+use crate::http::policy::ObjectKind;
+use crate::live::service::{Answer, ServeError};
 use crate::packaging::manifest::iso_time;
 use crate::packaging::url::{LivePath, LiveQuery};
 
@@ -36,8 +37,12 @@ pub async fn serve(
     let (channel, rest) = path.split_once('/').ok_or(EdgeError::NotFound)?;
     let object = LivePath::parse(rest).ok_or(EdgeError::NotFound)?;
     let query = LiveQuery::parse(query).map_err(EdgeError::BadRequest)?;
-    let served = state.live.object(channel, object, query).await?;
-    Ok(respond::cached(method, headers, &served.object, served.kind, served.outcome))
+    match state.live.object(channel, object, query).await? {
+        Answer::Whole(served) => Ok(respond::cached(method, headers, &served.object, served.kind, served.outcome)),
+        Answer::Growing(growing) => {
+            Ok(respond::growing(method, content_type::MEDIA_SEGMENT, ObjectKind::LiveSegment, growing.into_stream()))
+        }
+    }
 }
 
 /// `GET /time`: the server's clock for DASH `UTCTiming` (http-iso), never cached.

@@ -277,3 +277,21 @@ pub fn streamed(
     response.extensions_mut().insert(CacheOutcome::Bypass);
     response
 }
+
+/// A response whose body is made as it is sent (the segment an encoder is uploading): no length,
+/// no validators, so HTTP/1.1 frames it chunked; preconditions and ranges are not applied (a server
+/// may answer a range request with the whole). A body that breaks off ends the connection.
+pub fn growing<S>(method: &Method, content_type: &'static str, kind: ObjectKind, body: S) -> Response
+where
+    S: futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+{
+    let mut response = Response::new(Body::empty());
+    let h = response.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(CACHE_CONTROL, cache_control_header(kind));
+    if method != Method::HEAD {
+        *response.body_mut() = Body::from_stream(body);
+    }
+    response.extensions_mut().insert(CacheOutcome::Bypass);
+    response
+}

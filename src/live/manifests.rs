@@ -7,10 +7,11 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::time::SystemTime;
 
+use super::ll_dash::LowLatencyDash;
 use super::model::{ChannelSnapshot, LiveRendition, Status, WindowRequest};
 use crate::packaging::manifest::{
     self, MediaPlaylist, MediaSegment, Mpd, MpdTiming, Multivariant, ObjectUri, Period, PeriodId, PlaylistType,
-    Representation, SegmentTemplate, ServerControl, Stream,
+    ProducerReference, Representation, SegmentTemplate, ServerControl, Stream,
 };
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::url::{Container, LivePath, TemplateUrls};
@@ -186,9 +187,13 @@ pub fn mpd<'a>(snap: &'a ChannelSnapshot, req: WindowRequest, time_url: &'a str)
             _ => bounds.push(i..i + 1),
         }
     }
+    // LL-DASH: only the live edge's Period announces its next segment.
+    let low_latency = live.then(|| super::ll_dash::low_latency(snap)).flatten();
+    let last_period = bounds.len().saturating_sub(1);
     let mut periods = Vec::with_capacity(bounds.len());
     let mut last_length = 0.0;
-    for period in bounds {
+    for (index, period) in bounds.into_iter().enumerate() {
+        let edge = low_latency.filter(|_| index == last_period);
         let begin = if live {
             (0..=period.start).rev().find(|&i| begins_period(snap, i)).unwrap_or(period.start)
         } else {
@@ -196,7 +201,7 @@ pub fn mpd<'a>(snap: &'a ChannelSnapshot, req: WindowRequest, time_url: &'a str)
         };
         let start_slot = &snap.slots[begin];
         let representations = |members: &[usize]| {
-            members.iter().filter_map(|&r| representation(snap, r, period.clone(), begin)).collect()
+            members.iter().filter_map(|&r| representation(snap, r, period.clone(), begin, edge)).collect()
         };
         let video_sets: Vec<Representation<'a>> = representations(&video);
         let mut sets = manifest::adaptation_sets(TrackKind::Video, video_sets, 0);
@@ -222,12 +227,25 @@ pub fn mpd<'a>(snap: &'a ChannelSnapshot, req: WindowRequest, time_url: &'a str)
         let last_start = periods.last().map_or(0.0, |p| p.start);
         MpdTiming::Static { duration: last_start + last_length }
     };
-    Some(Mpd { timing, min_buffer_time: target, max_segment_duration: target, periods, utc_timing: Some(time_url) })
+    Some(Mpd {
+        timing,
+        min_buffer_time: target,
+        max_segment_duration: target,
+        periods,
+        utc_timing: Some(time_url),
+        service_description: low_latency.map(|ll| ll.service),
+    })
 }
 
 /// Rendition `r` in the Period of slots `period`, which began at slot `begin`; `None` when it has no
-/// segment there.
-fn representation(snap: &ChannelSnapshot, r: usize, period: Range<usize>, begin: usize) -> Option<Representation<'_>> {
+/// segment there. `low_latency` is given for the live edge's Period of a channel with parts.
+fn representation(
+    snap: &ChannelSnapshot,
+    r: usize,
+    period: Range<usize>,
+    begin: usize,
+    low_latency: Option<LowLatencyDash>,
+) -> Option<Representation<'_>> {
     let rendition = &snap.renditions[r];
     let ts = rendition.timescale.max(1);
     let slots = &snap.slots[period];
@@ -253,15 +271,25 @@ fn representation(snap: &ChannelSnapshot, r: usize, period: Range<usize>, begin:
     let offset_secs = secs_between(snap.slots[begin].pdt, slots[0].pdt).max(0.0);
     let pto = times[0].saturating_sub((offset_secs * f64::from(ts)) as u64);
     let first_msn = slots.iter().find(|s| s.part(r).is_some()).map_or(slots[0].msn, |s| s.msn);
+    let (epoch, last_msn) = (slots[0].epoch, slots[slots.len() - 1].msn);
+    let producer_reference = low_latency.map(|_| {
+        // Media time `times[0]` is at `slots[0].pdt` on the MPD's own clock (see `pto`).
+        ProducerReference { presentation_time: times[0], wall_clock: slots[0].pdt }
+    });
+    if low_latency.is_some() {
+        super::ll_dash::announce_next(snap, r, epoch, last_msn, &mut times);
+    }
     Some(Representation {
         stream: stream(rendition),
         template: SegmentTemplate {
             timescale: ts,
             presentation_time_offset: Some(pto),
-            urls: TemplateUrls::Live { rendition: rendition.id, epoch: slots[0].epoch },
+            urls: TemplateUrls::Live { rendition: rendition.id, epoch },
             start_number: first_msn,
             times: Cow::Owned(times),
+            availability_time_offset: low_latency.map(|ll| ll.availability_time_offset),
         },
+        producer_reference,
     })
 }
 

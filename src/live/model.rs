@@ -215,6 +215,19 @@ pub struct LowLatency {
     pub part_target: f64,
 }
 
+impl LivePart {
+    /// What this part, the `index`-th of its segment, adds to the whole segment: all of it for the
+    /// first; for the others, all but their own `styp` (a segment has one).
+    pub fn in_segment(&self, index: usize) -> Bytes {
+        let body = &self.bytes;
+        if index == 0 || body.get(4..8) != Some(b"styp") {
+            return body.clone();
+        }
+        let styp = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
+        body.slice(styp.min(body.len())..)
+    }
+}
+
 impl SegmentParts {
     /// The parts' duration in seconds.
     pub fn duration(&self) -> f64 {

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::blocking::{self, BlockingStats};
+use super::growing::Growing;
 use super::keys;
 use super::model::ChannelId;
 use super::model::{ChannelSnapshot, Status};
@@ -38,6 +39,20 @@ pub enum ServeError {
     Unavailable(String),
     #[error(transparent)]
     Storage(Arc<StorageError>),
+}
+
+/// What the edge sends for a live request.
+pub enum Answer {
+    /// A whole object.
+    Whole(Served),
+    /// LL-DASH: the segment being uploaded, sent as its parts arrive.
+    Growing(Growing),
+}
+
+impl From<Served> for Answer {
+    fn from(served: Served) -> Self {
+        Answer::Whole(served)
+    }
 }
 
 /// An object ready to send, how it was found, and how it may be cached downstream.
@@ -82,7 +97,7 @@ impl Live {
     }
 
     /// The object `path` of `channel`, for the request's `query`.
-    pub async fn object(&self, channel: &str, path: LivePath, query: LiveQuery) -> Result<Served, ServeError> {
+    pub async fn object(&self, channel: &str, path: LivePath, query: LiveQuery) -> Result<Answer, ServeError> {
         // In a cluster, a pod serves from its own state only when it takes the channel's uploads.
         let source = match self.registry.get(channel) {
             Some(handle) if handle.is_owner() || self.registry.cluster().is_none() => handle.subscribe(),
@@ -99,7 +114,7 @@ impl Live {
                         Some(manifests::render_multivariant(s, &suffix))
                     })
                     .await?;
-                Ok(Served { object, outcome, kind: ObjectKind::LiveMaster })
+                Ok(Served { object, outcome, kind: ObjectKind::LiveMaster }.into())
             }
             LivePath::Playlist(id) => {
                 let r = rendition(&snap, id)?;
@@ -116,7 +131,7 @@ impl Live {
                     })
                     .await?;
                 let closed = snap.window(r, window).1;
-                Ok(Served { object, outcome, kind: manifest_kind(&snap, closed) })
+                Ok(Served { object, outcome, kind: manifest_kind(&snap, closed) }.into())
             }
             LivePath::Mpd => {
                 let time_url = self.time_url.clone();
@@ -127,28 +142,38 @@ impl Live {
                     })
                     .await?;
                 let closed = snap.status == Status::Ended || (window.end.is_some() && snap.window(0, window).1);
-                Ok(Served { object, outcome, kind: manifest_kind(&snap, closed) })
+                Ok(Served { object, outcome, kind: manifest_kind(&snap, closed) }.into())
             }
             LivePath::Init(id, epoch) => {
                 let r = rendition(&snap, id)?;
                 let held = snap.init(epoch, r).cloned();
                 let modified = snap.slots.iter().find(|s| s.epoch == epoch).map(|s| s.pdt);
                 let stored = keys::init(&snap.id, epoch, id);
-                self.segment(&snap, path, Source { held, owner: None, stored }, content_type::MP4, modified).await
+                let source = Source { held, owner: None, stored };
+                Ok(self.segment(&snap, path, source, content_type::MP4, modified).await?.into())
             }
             LivePath::Segment(id, epoch, msn, container) => {
                 let r = rendition(&snap, id)?;
-                let slot = snap.slot(msn).filter(|s| s.epoch == epoch).ok_or(ServeError::NotFound)?;
                 if snap.container != Some(container) {
                     return Err(ServeError::NotFound);
                 }
+                let whole = |s: &ChannelSnapshot| s.slot(msn).is_some_and(|s| s.epoch == epoch && s.part(r).is_some());
+                // LL-DASH: the segment after the rendition's newest is sent as it is uploaded.
+                let uploading = snap.low_latency.renditions.get(r).is_some_and(|s| !s.is_empty());
+                if uploading && !whole(&snap) && snap.edge_of(r).is_some_and(|edge| msn > edge) {
+                    snap = self.wait_for_segment(source.clone(), snap, r, msn, Some(0)).await?;
+                    if !whole(&snap) {
+                        return Ok(Answer::Growing(Growing::new(source, r, epoch, msn)));
+                    }
+                }
+                let slot = snap.slot(msn).filter(|s| s.epoch == epoch).ok_or(ServeError::NotFound)?;
                 let part = slot.part(r).ok_or(ServeError::NotFound)?;
                 let media_type =
                     if container == Container::Ts { content_type::MPEG_TS } else { content_type::MEDIA_SEGMENT };
                 let stored = keys::part(&snap.id, epoch, id, msn, container);
                 let owner = snap.owner_url.clone().filter(|_| part.at_owner).map(|url| (url, part.size));
                 let source = Source { held: part.bytes.clone(), owner, stored };
-                self.segment(&snap, path, source, media_type, Some(slot.end())).await
+                Ok(self.segment(&snap, path, source, media_type, Some(slot.end())).await?.into())
             }
             LivePath::Part(id, epoch, msn, part) => {
                 let r = rendition(&snap, id)?;
@@ -166,7 +191,7 @@ impl Live {
                     None => return Err(ServeError::NotFound),
                 };
                 let object = Arc::new(CachedObject::new(bytes, content_type::MEDIA_SEGMENT, None));
-                Ok(Served { object, outcome: CacheOutcome::Bypass, kind: ObjectKind::LiveSegment })
+                Ok(Served { object, outcome: CacheOutcome::Bypass, kind: ObjectKind::LiveSegment }.into())
             }
         }
     }

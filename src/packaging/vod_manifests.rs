@@ -80,7 +80,9 @@ pub fn mpd(p: &Presentation) -> Mpd<'_> {
             urls: TemplateUrls::Vod,
             start_number: FIRST_SEGMENT_NUMBER as u64,
             times: Cow::Borrowed(&r.times),
+            availability_time_offset: None,
         },
+        producer_reference: None,
     };
     let mut sets = manifest::adaptation_sets(TrackKind::Video, p.video.iter().map(representation), 0);
     sets.extend(manifest::adaptation_sets(TrackKind::Audio, p.audio.iter().map(representation), sets.len() as u32));
@@ -90,6 +92,7 @@ pub fn mpd(p: &Presentation) -> Mpd<'_> {
         max_segment_duration: p.max_segment_secs,
         periods: vec![Period { id: PeriodId::Number(0), start: 0.0, adaptation_sets: sets }],
         utc_timing: None,
+        service_description: None,
     }
 }
 

@@ -73,6 +73,45 @@ pub async fn send_body(addr: SocketAddr, method: &str, path: &str, headers: &[(&
     send_raw(addr, &bytes).await.unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
+/// A GET whose answer is read as it arrives: [`Incoming::first_body_bytes`] returns once the head
+/// and the start of the body are in, [`Incoming::finish`] reads the rest.
+pub struct Incoming {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Incoming {
+    pub async fn get(addr: SocketAddr, path: &str) -> Incoming {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(raw.as_bytes()).await.unwrap();
+        Incoming { stream, buf: Vec::new() }
+    }
+
+    /// Waits (at most 30 s) until the head and at least `n` bytes after it have arrived.
+    pub async fn first_body_bytes(&mut self, n: usize) {
+        let read = async {
+            loop {
+                let head_end = self.buf.windows(4).position(|w| w == b"\r\n\r\n");
+                if head_end.is_some_and(|end| self.buf.len() >= end + 4 + n) {
+                    return;
+                }
+                let mut chunk = [0u8; 16 * 1024];
+                let got = self.stream.read(&mut chunk).await.unwrap();
+                assert!(got > 0, "the connection closed after {} bytes", self.buf.len());
+                self.buf.extend_from_slice(&chunk[..got]);
+            }
+        };
+        tokio::time::timeout(TIMEOUT, read).await.expect("no body within 30 s");
+    }
+
+    /// Reads the answer to its end.
+    pub async fn finish(mut self) -> std::io::Result<Reply> {
+        tokio::time::timeout(TIMEOUT, self.stream.read_to_end(&mut self.buf)).await??;
+        parse(&self.buf)
+    }
+}
+
 fn parse(buf: &[u8]) -> std::io::Result<Reply> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no header end"))?;

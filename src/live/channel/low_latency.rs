@@ -111,14 +111,7 @@ impl ChannelState {
         }
         let mut bytes = BytesMut::with_capacity(parts.parts.iter().map(|p| p.bytes.len()).sum());
         for (i, part) in parts.parts.iter().enumerate() {
-            let body = &part.bytes[..];
-            // Each part starts with its own `styp`; the segment keeps the first.
-            let styp = if i > 0 && body.get(4..8) == Some(b"styp") {
-                u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize
-            } else {
-                0
-            };
-            bytes.extend_from_slice(body.get(styp..).unwrap_or(body));
+            bytes.extend_from_slice(&part.in_segment(i));
         }
         segment.size = bytes.len() as u64;
         segment.bytes = Some(bytes.freeze());

@@ -141,6 +141,28 @@ pub struct Mpd<'a> {
     pub periods: Vec<Period<'a>>,
     /// The `UTCTiming` (http-iso) URL of a live MPD.
     pub utc_timing: Option<&'a str>,
+    /// LL-DASH: the latency players aim for.
+    pub service_description: Option<ServiceDescription>,
+}
+
+/// LL-DASH `ServiceDescription`: the latency a low-latency player aims for, measured against the
+/// representations' `ProducerReferenceTime` (id 0), and the playback rates it may use to hold it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServiceDescription {
+    /// `Latency@target`, `@min` and `@max`, seconds.
+    pub latency_target: f64,
+    pub latency_min: f64,
+    pub latency_max: f64,
+    /// `PlaybackRate@min` and `@max`.
+    pub playback_rate: (f64, f64),
+}
+
+/// LL-DASH `ProducerReferenceTime`: the wall-clock time at which media time `presentation_time` (in
+/// the template's timescale) was produced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProducerReference {
+    pub presentation_time: u64,
+    pub wall_clock: SystemTime,
 }
 
 /// `type="static"` or `type="dynamic"` with the attributes each needs.
@@ -178,6 +200,8 @@ pub struct AdaptationSet<'a> {
 pub struct Representation<'a> {
     pub stream: Stream<'a>,
     pub template: SegmentTemplate<'a>,
+    /// LL-DASH: where media time stands against the wall clock.
+    pub producer_reference: Option<ProducerReference>,
 }
 
 /// A Period's `id`: stable while the Period is in the MPD.
@@ -198,6 +222,9 @@ pub struct SegmentTemplate<'a> {
     pub start_number: u64,
     /// Decode time at each segment bound: one more entry than segments.
     pub times: Cow<'a, [u64]>,
+    /// LL-DASH `availabilityTimeOffset`, seconds: a segment may be requested this long before it
+    /// is whole (`availabilityTimeComplete="false"`: it then arrives as it is made).
+    pub availability_time_offset: Option<f64>,
 }
 
 /// Groups representations into adaptation sets, numbered from `first_id`: one set per codec family

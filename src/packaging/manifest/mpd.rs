@@ -4,8 +4,11 @@
 
 use std::fmt::Write;
 
-use super::text::{push_attr, push_u64};
-use super::{AdaptationSet, Mpd, MpdTiming, PeriodId, Representation, push_iso_duration, write_iso_time};
+use super::text::{push_attr, push_fixed, push_u64};
+use super::{
+    AdaptationSet, Mpd, MpdTiming, PeriodId, ProducerReference, Representation, ServiceDescription, push_iso_duration,
+    write_iso_time,
+};
 use crate::http::content_type;
 use crate::packaging::mp4::TrackKind;
 
@@ -48,6 +51,9 @@ pub fn write_mpd(out: &mut String, m: &Mpd<'_>) {
     duration(out, "maxSegmentDuration", m.max_segment_duration);
     duration(out, "minBufferTime", m.min_buffer_time);
     out.push_str(">\n");
+    if let Some(service) = &m.service_description {
+        write_service_description(out, service);
+    }
     for period in &m.periods {
         out.push_str("  <Period id=\"");
         match period.id {
@@ -66,7 +72,7 @@ pub fn write_mpd(out: &mut String, m: &Mpd<'_>) {
             out.push_str("\" start=\"PT0S\">\n");
         }
         for set in &period.adaptation_sets {
-            write_adaptation_set(out, set);
+            write_adaptation_set(out, set, m.utc_timing);
         }
         out.push_str("  </Period>\n");
     }
@@ -76,7 +82,44 @@ pub fn write_mpd(out: &mut String, m: &Mpd<'_>) {
     out.push_str("</MPD>\n");
 }
 
-fn write_adaptation_set(out: &mut String, set: &AdaptationSet<'_>) {
+/// Milliseconds, as `Latency` takes them.
+fn millis(secs: f64) -> u64 {
+    (secs * 1000.0).round().max(0.0) as u64
+}
+
+fn write_service_description(out: &mut String, s: &ServiceDescription) {
+    out.push_str("  <ServiceDescription id=\"0\">\n");
+    out.push_str("    <Scope schemeIdUri=\"urn:dvb:dash:lowlatency:scope:2019\"/>\n");
+    let _ = writeln!(
+        out,
+        "    <Latency referenceId=\"0\" target=\"{}\" min=\"{}\" max=\"{}\"/>",
+        millis(s.latency_target),
+        millis(s.latency_min),
+        millis(s.latency_max)
+    );
+    out.push_str("    <PlaybackRate min=\"");
+    push_fixed(out, s.playback_rate.0, 2);
+    out.push_str("\" max=\"");
+    push_fixed(out, s.playback_rate.1, 2);
+    out.push_str("\"/>\n  </ServiceDescription>\n");
+}
+
+fn write_producer_reference(out: &mut String, prt: &ProducerReference, utc_timing: Option<&str>) {
+    out.push_str("        <ProducerReferenceTime id=\"0\" type=\"encoder\" wallClockTime=\"");
+    write_iso_time(out, prt.wall_clock);
+    out.push_str("\" presentationTime=\"");
+    push_u64(out, prt.presentation_time);
+    match utc_timing {
+        Some(url) => {
+            out.push_str("\">\n");
+            let _ = writeln!(out, "          <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"{url}\"/>");
+            out.push_str("        </ProducerReferenceTime>\n");
+        }
+        None => out.push_str("\"/>\n"),
+    }
+}
+
+fn write_adaptation_set(out: &mut String, set: &AdaptationSet<'_>, utc_timing: Option<&str>) {
     let (content, mime) = match set.kind {
         TrackKind::Video => ("video", content_type::MP4),
         TrackKind::Audio => ("audio", content_type::AUDIO_MP4),
@@ -103,12 +146,12 @@ fn write_adaptation_set(out: &mut String, set: &AdaptationSet<'_>) {
     }
     out.push_str(">\n");
     for r in &set.representations {
-        write_representation(out, r);
+        write_representation(out, r, utc_timing);
     }
     out.push_str("    </AdaptationSet>\n");
 }
 
-fn write_representation(out: &mut String, r: &Representation<'_>) {
+fn write_representation(out: &mut String, r: &Representation<'_>, utc_timing: Option<&str>) {
     let s = &r.stream;
     let _ = write!(out, "      <Representation id=\"{}\" bandwidth=\"{}\"", s.id, s.peak_bps.max(1));
     if let Some(codecs) = s.codecs {
@@ -136,10 +179,18 @@ fn write_representation(out: &mut String, r: &Representation<'_>) {
             "        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{channels}\"/>"
         );
     }
+    if let Some(prt) = &r.producer_reference {
+        write_producer_reference(out, prt, utc_timing);
+    }
     let t = &r.template;
     let _ = write!(out, "        <SegmentTemplate timescale=\"{}\"", t.timescale);
     if let Some(pto) = t.presentation_time_offset {
         let _ = write!(out, " presentationTimeOffset=\"{pto}\"");
+    }
+    if let Some(offset) = t.availability_time_offset {
+        out.push_str(" availabilityTimeOffset=\"");
+        push_fixed(out, offset, 3);
+        out.push_str("\" availabilityTimeComplete=\"false\"");
     }
     out.push_str(" initialization=\"");
     t.urls.push_initialization(out);
