@@ -183,7 +183,9 @@ async fn ll_dash_sends_the_segment_being_uploaded_as_it_is_made() {
             let (msn, part) = part_numbers(uri_of(hint));
             let msn = if part == 0 { msn } else { msn + 1 };
             let reload = get(s.edge, &format!("/live/lld/v0.m3u8?_HLS_msn={msn}&_HLS_part=0")).await;
-            if reload.status == 200 && !reload.text().contains(&format!("/{msn}.1.m4s\"")) {
+            let second = format!("/{msn}.1.m4s\"");
+            let listed = |l: &str| l.starts_with("#EXT-X-PART:") && l.contains(&second);
+            if reload.status == 200 && !reload.text().lines().any(listed) {
                 break (uri_of(hint).split('/').nth(1).unwrap().to_owned(), msn);
             }
         }

@@ -30,7 +30,9 @@ pub fn add_parts(snap: &ChannelSnapshot, r: usize, playlist: &mut MediaPlaylist)
             segment.parts = partials(parts);
         }
     }
-    let open = recent.back().filter(|s| s.msn == edge + 1);
+    // The segment after the edge. The encoder starts uploading the one after it a moment before it
+    // lists this one: until then this one's parts stay listed, not the newer upload's.
+    let open = recent.iter().find(|s| s.msn == edge + 1);
     // The next part: of the segment being uploaded, or, once its parts add up to a segment (within
     // half a part), the first of the next one.
     let segment = snap.settings.target_duration.as_secs_f64();
@@ -52,7 +54,7 @@ pub fn add_parts(snap: &ChannelSnapshot, r: usize, playlist: &mut MediaPlaylist)
     let (video, audio) = offered(snap);
     for other in video.into_iter().chain(audio).filter(|&o| o != r) {
         let Some(edge) = snap.edge_of(other) else { continue };
-        let open = ll.renditions.get(other).and_then(|s| s.back()).filter(|s| s.msn == edge + 1 && !s.parts.is_empty());
+        let open = ll.renditions.get(other).and_then(|s| s.iter().find(|s| s.msn == edge + 1 && !s.parts.is_empty()));
         let (last_msn, last_part) = match open {
             Some(open) => (open.msn, Some(open.parts.len() as u32 - 1)),
             None => (edge, None),

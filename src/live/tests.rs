@@ -543,6 +543,16 @@ fn chunks_of_the_segment_uploading_are_listed_as_parts() {
     assert_eq!(crate::packaging::manifest::rules::media_playlist_problems(&text), Vec::<String>::new());
     assert!(snap.has_part(0, 2, 0) && !snap.has_part(0, 2, 1) && !snap.has_reached(0, 2));
 
+    // The encoder starts uploading segment 3 a moment before it lists segment 2: segment 2's parts
+    // stay listed, as they were, until it does.
+    let next = s.open_upload("v0/seg_00003.m4s").expect("two ahead of the last listed");
+    let chunks = ChunkReader::new(next.init.clone(), 16 << 20).push(SEGMENTS[3]).unwrap();
+    assert!(s.on_chunk(&next, &chunks[0]));
+    let during = manifests::render_media_playlist(&s.snapshot(t(12)), 0, WindowRequest::default(), false).unwrap();
+    let open_part = format!("#EXT-X-PART:DURATION=4.00000,URI=\"v0/{epoch}/2.0.m4s\",INDEPENDENT=YES\n");
+    assert!(during.contains(&open_part) && !during.contains("/3.0.m4s\",INDEPENDENT"), "{during}");
+    assert_eq!(crate::packaging::manifest::rules::media_playlist_problems(&during), Vec::<String>::new());
+
     // Once the playlist lists it, the segment is whole and keeps its part.
     push(&mut s, 2, SEGMENTS[2], t(13));
     let snap = s.snapshot(t(13));
@@ -551,7 +561,9 @@ fn chunks_of_the_segment_uploading_are_listed_as_parts() {
         text.contains(&format!("\"v0/{epoch}/2.0.m4s\",INDEPENDENT=YES\n#EXTINF:4.000000,\nv0/{epoch}/2.m4s\n")),
         "{text}"
     );
-    assert!(text.contains(&format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"v0/{epoch}/3.0.m4s\"")), "{text}");
+    // Then segment 3's part is listed; it makes a whole segment, so the hint is segment 4's first.
+    assert!(text.contains(&format!("v0/{epoch}/2.m4s\n#EXT-X-PART:DURATION=4.00000,URI=\"v0/{epoch}/3.0.m4s\"")), "{text}");
+    assert!(text.contains(&format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"v0/{epoch}/4.0.m4s\"")), "{text}");
     // The whole segment is its parts' bytes.
     let whole = snap.slot(2).and_then(|slot| slot.part(0)).and_then(|p| p.bytes.clone()).unwrap();
     assert_eq!(whole, snap.low_latency.segment(0, 2).unwrap().parts[0].bytes);
