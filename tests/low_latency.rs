@@ -152,6 +152,24 @@ async fn parts_are_listed_and_served_while_their_segment_uploads() {
     let segment = get(s.edge, &format!("/live/ll/v0/{epoch}/{open_msn}.m4s")).await;
     assert!(listed >= 3, "{whole}");
     assert!(segment.body == parts, "segment {open_msn} is not the concatenation of its {listed} parts");
+
+    // The channel API and the metrics give each part's delay from ingest to publication, and how far
+    // the live edge is behind the clock.
+    let channel: serde_json::Value = serde_json::from_slice(&get(s.api, "/api/v1/channels/ll").await.body).unwrap();
+    let parts = &channel["part_publish_latency"];
+    assert!(parts["samples"].as_u64().unwrap() >= listed as u64, "{channel}");
+    assert!(parts["p99_ms"].as_f64().unwrap() <= parts["max_ms"].as_f64().unwrap(), "{channel}");
+    let age = channel["live_edge_age_ms"].as_u64().expect("a live channel has an edge age");
+    // The edge moves one 0.52 s part at a time; a few seconds behind would mean parts are not counted.
+    assert!(age < 5_000, "{channel}");
+    let metrics = get(s.api, "/metrics").await.text();
+    for sample in [
+        "estuary_live_part_publish_seconds{channel=\"ll\",quantile=\"0.99\"} ",
+        "estuary_live_segment_publish_seconds{channel=\"ll\",quantile=\"0.5\"} ",
+        "estuary_live_edge_age_seconds{channel=\"ll\"} ",
+    ] {
+        assert!(metrics.contains(sample), "{sample} missing:\n{metrics}");
+    }
 }
 
 /// A representation's segment numbers in a live MPD: the first and the last its timeline lists.
@@ -221,6 +239,11 @@ async fn ll_dash_sends_the_segment_being_uploaded_as_it_is_made() {
     // The body is the segment committed afterwards, byte for byte.
     let whole = get(s.edge, &path).await;
     assert_eq!(whole.status, 200);
-    assert!(whole.body == streamed.body, "the streamed body ({} bytes) is not the segment ({} bytes)", streamed.body.len(), whole.body.len());
+    assert!(
+        whole.body == streamed.body,
+        "the streamed body ({} bytes) is not the segment ({} bytes)",
+        streamed.body.len(),
+        whole.body.len()
+    );
     assert!(whole.header("content-length").is_some());
 }

@@ -14,6 +14,8 @@ use serde_json::json;
 use super::{ApiError, ApiState};
 use crate::http::content_type;
 use crate::live::WRITE_THROUGH;
+use crate::live::channel::PublishLatency;
+use crate::live::model::ChannelSnapshot;
 use crate::telemetry::metrics::{write_sample, write_value};
 
 /// Liveness: the process answers.
@@ -237,15 +239,57 @@ fn live_metrics(state: &ApiState, out: &mut String) {
     );
     let channels = state.live.list();
     write_sample(out, "estuary_live_channels", "gauge", "Live channels", &[], channels.len() as f64);
-    out.push_str("# HELP estuary_live_media_sequence Newest media sequence number per channel\n# TYPE estuary_live_media_sequence gauge\n");
-    for handle in &channels {
-        let snap = handle.snapshot();
-        write_value(
-            out,
-            "estuary_live_media_sequence",
-            &[("channel", handle.id.as_str())],
-            snap.last_msn().map_or(-1.0, |m| m as f64),
-        );
+    let snaps: Vec<_> = channels.iter().map(|h| h.snapshot()).collect();
+    // A gauge per channel.
+    let each = |out: &mut String, name: &str, help: &str, value: &dyn Fn(&ChannelSnapshot) -> Option<f64>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for snap in &snaps {
+            if let Some(v) = value(snap) {
+                write_value(out, name, &[("channel", snap.id.as_str())], v);
+            }
+        }
+    };
+    each(out, "estuary_live_media_sequence", "Newest media sequence number per channel", &|s| {
+        Some(s.last_msn().map_or(-1.0, |m| m as f64))
+    });
+    let now = std::time::SystemTime::now();
+    each(
+        out,
+        "estuary_live_edge_age_seconds",
+        "How far each live channel's newest media (segment or part) is behind the clock",
+        &|s| super::channels::live_edge_age(s, now).map(|ms| ms as f64 / 1000.0),
+    );
+    // Summaries of the newest 1,024 publications per channel.
+    write_delays(
+        out,
+        "estuary_live_segment_publish_seconds",
+        "From a segment's upload to the playlist listing it, newest 1,024",
+        &snaps,
+        |s| &s.publish_latency,
+    );
+    write_delays(
+        out,
+        "estuary_live_part_publish_seconds",
+        "From a chunk's arrival at ingest to its part's publication, newest 1,024",
+        &snaps,
+        |s| &s.part_publish_latency,
+    );
+}
+
+/// One delay's median, 99th percentile and maximum per channel, as gauges with a `quantile` label.
+fn write_delays(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    snaps: &[std::sync::Arc<ChannelSnapshot>],
+    latency: fn(&ChannelSnapshot) -> &PublishLatency,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for snap in snaps.iter().filter(|s| latency(s).samples > 0) {
+        let l = latency(snap);
+        for (quantile, ms) in [("0.5", l.median_ms), ("0.99", l.p99_ms), ("1", l.max_ms)] {
+            write_value(out, name, &[("channel", snap.id.as_str()), ("quantile", quantile)], ms / 1000.0);
+        }
     }
 }
 

@@ -30,7 +30,8 @@ pub enum Command {
     /// Does this segment upload continue a variant (its chunks become parts)?
     OpenUpload(String, oneshot::Sender<Option<OpenUpload>>),
     /// The next chunk of such an upload.
-    Chunk(OpenUpload, Chunk),
+    /// A chunk of an upload in progress, and when it arrived whole.
+    Chunk(OpenUpload, Chunk, SystemTime),
     Forget(String),
     /// End the channel; `true` when an operator stopped it (uploads refused).
     End(bool, oneshot::Sender<()>),
@@ -124,8 +125,8 @@ pub async fn run(
                     let open = role.is_owner().then(|| state.open_upload(&path)).flatten();
                     let _ = reply.send(open);
                 }
-                Some(Command::Chunk(open, chunk)) => {
-                    state.on_chunk(&open, &chunk);
+                Some(Command::Chunk(open, chunk, arrived)) => {
+                    state.on_chunk(&open, &chunk, arrived, SystemTime::now());
                 }
                 Some(Command::Forget(path)) => state.delete(&path),
                 Some(Command::End(by_operator, reply)) => {

@@ -84,7 +84,9 @@ mod tests {
         let ll = low_latency(&snap).expect("low latency");
         assert_eq!(ll.availability_time_offset, snap.settings.target_duration.as_secs_f64() - 0.5);
         assert_eq!(ll.service.latency_target, 2.0);
-        assert!(ll.service.latency_min < ll.service.latency_target && ll.service.latency_target < ll.service.latency_max);
+        assert!(
+            ll.service.latency_min < ll.service.latency_target && ll.service.latency_target < ll.service.latency_max
+        );
     }
 
     #[test]

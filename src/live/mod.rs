@@ -128,7 +128,8 @@ impl ChannelHandle {
 
     /// The next chunk of an upload [`ChannelHandle::open_upload`] placed.
     pub async fn chunk(&self, open: &channel::OpenUpload, chunk: crate::packaging::fmp4::chunks::Chunk) {
-        let _ = self.commands.send(Command::Chunk(open.clone(), chunk)).await;
+        let arrived = std::time::SystemTime::now();
+        let _ = self.commands.send(Command::Chunk(open.clone(), chunk, arrived)).await;
     }
 
     pub async fn forget(&self, path: String) {

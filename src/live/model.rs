@@ -277,6 +277,8 @@ pub struct ChannelSnapshot {
     pub published: SystemTime,
     /// Upload-to-playlist delay of recent segments.
     pub publish_latency: super::channel::PublishLatency,
+    /// From a chunk's arrival to its part's publication (LL-HLS, LL-DASH).
+    pub part_publish_latency: super::channel::PublishLatency,
     /// On a pod following the channel: the owner's internal listener, for the segments it holds.
     pub owner_url: Option<std::sync::Arc<str>>,
     /// LL-HLS parts, on the pod that takes the uploads.
@@ -296,6 +298,19 @@ impl ChannelSnapshot {
     /// The newest slot that has this rendition's part.
     pub fn edge_of(&self, rendition: usize) -> Option<u64> {
         self.slots.iter().rev().find(|s| s.part(rendition).is_some()).map(|s| s.msn)
+    }
+
+    /// The wall-clock end of the newest media a player can get: the newest slot's end, or further
+    /// by the parts of the segment after it. How far this is behind the clock is how late the
+    /// channel's live edge is (encoder, upload and publication together).
+    pub fn live_edge(&self) -> Option<SystemTime> {
+        let last = self.slots.last()?;
+        let next = last.msn + 1;
+        let parts = (0..self.low_latency.renditions.len())
+            .filter_map(|r| self.low_latency.segment(r, next).filter(|s| s.epoch == last.epoch))
+            .map(SegmentParts::duration)
+            .fold(0.0, f64::max);
+        Some(last.end() + Duration::from_secs_f64(parts))
     }
 
     /// The newest media sequence number of the channel.
@@ -405,6 +420,7 @@ pub(crate) mod tests {
             availability_start: SystemTime::UNIX_EPOCH,
             published: SystemTime::UNIX_EPOCH,
             publish_latency: Default::default(),
+            part_publish_latency: Default::default(),
             owner_url: None,
             low_latency: Default::default(),
         }
@@ -436,6 +452,18 @@ pub(crate) mod tests {
         assert!(s.has_reached(0, 19) && !s.has_reached(1, 19) && !s.has_reached(0, 20));
         assert_eq!(s.slot(15).unwrap().msn, 15);
         assert!(s.slot(9).is_none() && s.slot(20).is_none());
+    }
+
+    #[test]
+    fn the_live_edge_is_the_newest_slot_and_the_parts_after_it() {
+        let mut s = snapshot((10..13).map(|m| slot(m, 2.0, 1)).collect());
+        let end = s.slots[2].end();
+        assert_eq!(s.live_edge(), Some(end));
+        let part = LivePart { duration: 0.5, bytes: Bytes::new(), independent: true };
+        let open = SegmentParts { msn: 13, epoch: 7, parts: vec![part.clone(), part] };
+        s.low_latency = Arc::new(LowLatency { renditions: vec![[open].into()], part_target: 0.5 });
+        assert_eq!(s.live_edge(), Some(end + Duration::from_secs(1)));
+        assert_eq!(snapshot(Vec::new()).live_edge(), None);
     }
 
     #[test]

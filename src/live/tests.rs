@@ -529,7 +529,7 @@ fn chunks_of_the_segment_uploading_are_listed_as_parts() {
     let chunks = reader.push(SEGMENTS[2]).unwrap();
     assert_eq!(chunks.len(), 1, "the sample's segments are one chunk each");
     let before = s.version;
-    assert!(s.on_chunk(&open, &chunks[0]));
+    assert!(s.on_chunk(&open, &chunks[0], t(10), t(10) + Duration::from_millis(3)));
     assert!(s.version > before, "a part is a publication");
 
     let snap = s.snapshot(t(11));
@@ -542,12 +542,13 @@ fn chunks_of_the_segment_uploading_are_listed_as_parts() {
     )), "{text}");
     assert_eq!(crate::packaging::manifest::rules::media_playlist_problems(&text), Vec::<String>::new());
     assert!(snap.has_part(0, 2, 0) && !snap.has_part(0, 2, 1) && !snap.has_reached(0, 2));
+    assert_eq!((snap.part_publish_latency.samples, snap.part_publish_latency.max_ms), (1, 3.0));
 
     // The encoder starts uploading segment 3 a moment before it lists segment 2: segment 2's parts
     // stay listed, as they were, until it does.
     let next = s.open_upload("v0/seg_00003.m4s").expect("two ahead of the last listed");
     let chunks = ChunkReader::new(next.init.clone(), 16 << 20).push(SEGMENTS[3]).unwrap();
-    assert!(s.on_chunk(&next, &chunks[0]));
+    assert!(s.on_chunk(&next, &chunks[0], t(12), t(12)));
     let during = manifests::render_media_playlist(&s.snapshot(t(12)), 0, WindowRequest::default(), false).unwrap();
     let open_part = format!("#EXT-X-PART:DURATION=4.00000,URI=\"v0/{epoch}/2.0.m4s\",INDEPENDENT=YES\n");
     assert!(during.contains(&open_part) && !during.contains("/3.0.m4s\",INDEPENDENT"), "{during}");
@@ -562,7 +563,10 @@ fn chunks_of_the_segment_uploading_are_listed_as_parts() {
         "{text}"
     );
     // Then segment 3's part is listed; it makes a whole segment, so the hint is segment 4's first.
-    assert!(text.contains(&format!("v0/{epoch}/2.m4s\n#EXT-X-PART:DURATION=4.00000,URI=\"v0/{epoch}/3.0.m4s\"")), "{text}");
+    assert!(
+        text.contains(&format!("v0/{epoch}/2.m4s\n#EXT-X-PART:DURATION=4.00000,URI=\"v0/{epoch}/3.0.m4s\"")),
+        "{text}"
+    );
     assert!(text.contains(&format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"v0/{epoch}/4.0.m4s\"")), "{text}");
     // The whole segment is its parts' bytes.
     let whole = snap.slot(2).and_then(|slot| slot.part(0)).and_then(|p| p.bytes.clone()).unwrap();

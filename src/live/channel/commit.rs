@@ -168,7 +168,7 @@ impl ChannelState {
         for (r, part) in &mut parts {
             self.made_of_parts(*r, placed.msn, part);
         }
-        self.record_latency(pending.arrived, now);
+        self.latencies.record(pending.arrived, now);
         let hash = xxhash_rust::xxh3::xxh3_64(&pending.bytes);
         let variant = self.variant(variant_path);
         variant.committed.push_back((seg_path.to_owned(), hash));

@@ -8,6 +8,7 @@
 //! durations' worth of playlist, plus the one uploading).
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::BytesMut;
 
@@ -53,9 +54,10 @@ impl ChannelState {
         })
     }
 
-    /// Lists `chunk`, the next chunk of the upload `open`, as parts of its renditions. `false` when it
-    /// cannot be placed (the session changed meanwhile); nothing changes then.
-    pub fn on_chunk(&mut self, open: &OpenUpload, chunk: &Chunk) -> bool {
+    /// Lists `chunk`, the next chunk of the upload `open`, which `arrived` whole at ingest, as parts
+    /// of its renditions. `false` when it cannot be placed (the session changed meanwhile); nothing
+    /// changes then.
+    pub fn on_chunk(&mut self, open: &OpenUpload, chunk: &Chunk, arrived: SystemTime, now: SystemTime) -> bool {
         let Some(variant) = self.variants.get(&open.variant) else { return false };
         let Some(epoch_id) = variant.epoch else { return false };
         let Some(epoch) = self.epochs.iter().find(|e| e.id == epoch_id) else { return false };
@@ -93,6 +95,7 @@ impl ChannelState {
                 segment.parts.push(LivePart { duration, bytes, independent });
             }
         }
+        self.part_latencies.record(arrived, now);
         self.version += 1;
         true
     }

@@ -6,6 +6,7 @@
 //! long, [`persist`] the timeline record.
 
 mod commit;
+mod latency;
 mod low_latency;
 mod parts;
 mod persist;
@@ -14,7 +15,7 @@ mod sessions;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
@@ -156,17 +157,7 @@ pub(super) struct Pending {
     pub arrived: SystemTime,
 }
 
-/// How long segments waited between their upload and their publication in the playlist.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct PublishLatency {
-    pub samples: usize,
-    pub median_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
-}
-
-/// Latencies kept for the summary.
-const LATENCY_SAMPLES: usize = 1024;
+pub use latency::PublishLatency;
 
 /// Where a new channel state's versions start: a different range for every state this process makes
 /// (2^32 versions each), so a channel deleted and created again, or followed again, never renders
@@ -197,7 +188,10 @@ pub struct ChannelState {
     pub(super) slots: VecDeque<Arc<Slot>>,
     pub(super) next_msn: u64,
     pub(super) discontinuity_base: u64,
-    pub(super) latencies: VecDeque<Duration>,
+    /// From a segment's upload to the playlist listing it.
+    pub(super) latencies: latency::Latencies,
+    /// From a chunk's arrival to its part's publication.
+    pub(super) part_latencies: latency::Latencies,
     /// Bytes of the parts whose segment is held in memory ([`ChannelState::window_bytes`]), kept as
     /// parts gain and lose their bytes rather than summed over the DVR window after every upload.
     pub(super) in_memory: u64,
@@ -226,27 +220,11 @@ impl ChannelState {
             slots: VecDeque::new(),
             next_msn: 0,
             discontinuity_base: 0,
-            latencies: VecDeque::new(),
+            latencies: Default::default(),
+            part_latencies: Default::default(),
             in_memory: 0,
             low_latency: Arc::default(),
         }
-    }
-
-    pub(super) fn record_latency(&mut self, arrived: SystemTime, now: SystemTime) {
-        if self.latencies.len() == LATENCY_SAMPLES {
-            self.latencies.pop_front();
-        }
-        self.latencies.push_back(now.duration_since(arrived).unwrap_or_default());
-    }
-
-    pub fn publish_latency(&self) -> PublishLatency {
-        let mut ms: Vec<f64> = self.latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-        if ms.is_empty() {
-            return PublishLatency::default();
-        }
-        ms.sort_by(f64::total_cmp);
-        let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
-        PublishLatency { samples: ms.len(), median_ms: at(0.5), p99_ms: at(0.99), max_ms: ms[ms.len() - 1] }
     }
 
     /// Applies one upload. An `Err` changes nothing players can see.
@@ -396,7 +374,8 @@ impl ChannelState {
             discontinuity_base: self.discontinuity_base,
             availability_start: self.availability_start,
             published: now,
-            publish_latency: self.publish_latency(),
+            publish_latency: self.latencies.summary(),
+            part_publish_latency: self.part_latencies.summary(),
             owner_url: None,
             low_latency: self.low_latency.clone(),
         }

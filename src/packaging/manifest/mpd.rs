@@ -112,7 +112,8 @@ fn write_producer_reference(out: &mut String, prt: &ProducerReference, utc_timin
     match utc_timing {
         Some(url) => {
             out.push_str("\">\n");
-            let _ = writeln!(out, "          <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"{url}\"/>");
+            let _ =
+                writeln!(out, "          <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"{url}\"/>");
             out.push_str("        </ProducerReferenceTime>\n");
         }
         None => out.push_str("\"/>\n"),

@@ -1,0 +1,60 @@
+//! PURE: how long uploads wait before players see them: the newest samples of one delay (a whole
+//! segment from its upload to the playlist, a chunk from its arrival to its part), summarised.
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+/// Samples kept for the summary.
+const SAMPLES: usize = 1024;
+
+/// A delay's summary, as the channel API and metrics give it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct PublishLatency {
+    pub samples: usize,
+    pub median_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// The newest [`SAMPLES`] of one delay.
+#[derive(Debug, Clone, Default)]
+pub struct Latencies(VecDeque<Duration>);
+
+impl Latencies {
+    pub fn record(&mut self, from: SystemTime, to: SystemTime) {
+        if self.0.len() == SAMPLES {
+            self.0.pop_front();
+        }
+        self.0.push_back(to.duration_since(from).unwrap_or_default());
+    }
+
+    pub fn summary(&self) -> PublishLatency {
+        let mut ms: Vec<f64> = self.0.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        if ms.is_empty() {
+            return PublishLatency::default();
+        }
+        ms.sort_by(f64::total_cmp);
+        let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+        PublishLatency { samples: ms.len(), median_ms: at(0.5), p99_ms: at(0.99), max_ms: ms[ms.len() - 1] }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_samples_are_summarised() {
+        let mut l = Latencies::default();
+        assert_eq!(l.summary(), PublishLatency::default());
+        let t = SystemTime::UNIX_EPOCH;
+        for ms in 0..2000u64 {
+            l.record(t, t + Duration::from_millis(ms));
+        }
+        let s = l.summary();
+        assert_eq!((s.samples, s.median_ms, s.max_ms), (SAMPLES, 1488.0, 1999.0), "{s:?}");
+        // A clock that went back counts as no delay.
+        l.record(t + Duration::from_secs(1), t);
+        assert_eq!(l.0.back(), Some(&Duration::ZERO));
+    }
+}
