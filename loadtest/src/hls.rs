@@ -63,7 +63,7 @@ fn variants(master_url: &str, master: &MasterPlaylist) -> (Vec<(u64, String)>, O
     (v, audio)
 }
 
-fn pick(abr: Abr, count: usize, seed: u64) -> usize {
+pub(crate) fn pick(abr: Abr, count: usize, seed: u64) -> usize {
     match abr {
         Abr::Fixed(i) => i.min(count.saturating_sub(1)),
         Abr::Random => (seed as usize) % count.max(1),

@@ -5,6 +5,7 @@
 pub mod dash;
 pub mod hls;
 pub mod http;
+pub mod ll_hls;
 mod playback;
 pub mod stats;
 
@@ -23,6 +24,9 @@ pub enum Scenario {
     Live,
     /// Live HLS, with every player joining within `--ramp` (the kick-off).
     Spike,
+    /// LL-HLS: join `PART-HOLD-BACK` behind the edge, follow the parts through preload hints and
+    /// `_HLS_msn` + `_HLS_part` blocking reloads; latency is reported behind the wall clock.
+    LlHls,
     /// DASH: the MPD, then init and segments (VOD or live by the MPD's type).
     Dash,
     /// Every player connects, then all GET the URL once at the same moment (a cold-cache stampede, as from
@@ -102,6 +106,7 @@ pub async fn run(cfg: RunConfig) -> Report {
             match scenario {
                 Scenario::Vod => hls::vod(&player, &url, &opts, seed).await,
                 Scenario::Live | Scenario::Spike => hls::live(&player, &url, &opts, seed).await,
+                Scenario::LlHls => ll_hls::play(&player, &url, &opts, seed).await,
                 Scenario::Dash => dash::play(&player, &url, &opts).await,
                 Scenario::Burst => {
                     player.connect(&url).await;

@@ -8,10 +8,10 @@ use estuary_load::{Abr, Pace, RunConfig, Scenario, run};
 #[derive(Parser)]
 #[command(name = "estuary-load", version, about = "Simulate HLS/DASH players against an origin")]
 struct Cli {
-    /// vod, live, spike, dash or burst.
+    /// vod, live, spike, ll-hls, dash or burst.
     #[arg(value_enum)]
     scenario: Scenario,
-    /// Master playlist (vod, live, spike), MPD (dash) or any URL (burst).
+    /// Master playlist (vod, live, spike, ll-hls), MPD (dash) or any URL (burst).
     #[arg(long, required_unless_present = "urls")]
     url: Option<String>,
     /// The same object on several origins (pods), comma-separated: players are spread evenly

@@ -16,11 +16,18 @@ pub struct Playback {
     buffered: f64,
     /// Seconds played before the last restart.
     played_before: f64,
+    /// Seconds of media buffered before playback starts.
+    startup: f64,
 }
 
 impl Playback {
     pub fn new(pace: Pace) -> Self {
-        Playback { pace, started: None, buffered: 0.0, played_before: 0.0 }
+        Playback { pace, started: None, buffered: 0.0, played_before: 0.0, startup: 0.0 }
+    }
+
+    /// Playback starts once `secs` of media are buffered (a live player joining behind the edge).
+    pub fn with_startup(self, secs: f64) -> Self {
+        Playback { startup: secs, ..self }
     }
 
     fn played_since_start(&self) -> f64 {
@@ -35,6 +42,7 @@ impl Playback {
     /// A segment of `duration` seconds arrived. If the buffer had run dry before it did, that is a stall.
     pub fn arrived(&mut self, duration: f64, stats: &Stats) {
         match self.started {
+            None if self.buffered + duration < self.startup => {}
             None => {
                 self.started = Some(Instant::now());
                 stats.player_started();
@@ -60,5 +68,24 @@ impl Playback {
             let wait = Duration::from_secs_f64(ahead - BUFFER_AHEAD_SECS);
             tokio::time::sleep_until(tokio::time::Instant::from_std((Instant::now() + wait).min(deadline))).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    #[test]
+    fn playback_waits_for_its_startup_buffer() {
+        let stats = Stats::default();
+        let mut p = Playback::new(Pace::Realtime).with_startup(1.5);
+        p.arrived(0.5, &stats);
+        p.arrived(0.5, &stats);
+        assert_eq!(stats.started.load(Ordering::Relaxed), 0, "1 s buffered, 1.5 s wanted");
+        p.arrived(0.5, &stats);
+        assert_eq!(stats.started.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.stalls.load(Ordering::Relaxed), 0);
     }
 }

@@ -16,10 +16,13 @@ pub enum Kind {
     Manifest,
     Init,
     Segment,
+    /// An LL-HLS part (a hinted one is held by the server until it exists: its time to first byte
+    /// includes that wait).
+    Part,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Master, Kind::Playlist, Kind::Manifest, Kind::Init, Kind::Segment];
+    pub const ALL: [Kind; 6] = [Kind::Master, Kind::Playlist, Kind::Manifest, Kind::Init, Kind::Segment, Kind::Part];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -28,6 +31,7 @@ impl Kind {
             Kind::Manifest => "manifest",
             Kind::Init => "init",
             Kind::Segment => "segment",
+            Kind::Part => "part",
         }
     }
 }
