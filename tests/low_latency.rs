@@ -247,3 +247,47 @@ async fn ll_dash_sends_the_segment_being_uploaded_as_it_is_made() {
     );
     assert!(whole.header("content-length").is_some());
 }
+
+/// In a cluster, a pod that follows the channel lists the parts the owner holds and serves them from
+/// the owner's memory (so a CDN may send any part request to any pod); its MPD stays classic, and a
+/// request for the segment the owner's MPD announces is answered once the segment is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_following_pod_lists_and_serves_the_owners_parts() {
+    let cluster = common::cluster::Cluster::start(2, &[]);
+    let [a, b] = &cluster.pods[..] else { unreachable!() };
+    live_channel(a.api, "cup").await;
+    let _encoder = Encoder::start_low_latency(a.ingest.unwrap(), "cup", TOKEN, 30);
+
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let (text, part_uri) = loop {
+        let text = get(b.edge, "/live/cup/v0.m3u8").await.text();
+        if let Some(line) = text.lines().rev().find(|l| l.starts_with("#EXT-X-PART:")) {
+            break (text.clone(), uri_of(line).to_owned());
+        }
+        assert!(Instant::now() < deadline, "pod B never listed parts:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(media_playlist_problems(&text), Vec::<String>::new(), "{text}");
+    assert!(text.contains("#EXT-X-PRELOAD-HINT:") && text.contains("PART-HOLD-BACK="), "{text}");
+    let (from_b, from_a) =
+        (get(b.edge, &format!("/live/cup/{part_uri}")).await, get(a.edge, &format!("/live/cup/{part_uri}")).await);
+    assert_eq!((from_b.status, from_a.status), (200, 200), "{part_uri}");
+    assert!(from_b.body == from_a.body, "the same part from both pods");
+    // The owner's internal listener gives the part; a part it never had is 404 on B.
+    let internal = get(a.internal.unwrap(), &format!("/internal/v1/live/cup/{part_uri}")).await;
+    assert!(internal.status == 200 && internal.body == from_a.body);
+    let (msn, _) = part_numbers(&part_uri);
+    let epoch = part_uri.split('/').nth(1).unwrap();
+    assert_eq!(get(b.edge, &format!("/live/cup/v0/{epoch}/{msn}.9.m4s")).await.status, 404);
+
+    // A's MPD is LL-DASH; B's is classic, and B answers A's announced segment once it is whole.
+    let mpd_a = get(a.edge, "/live/cup/manifest.mpd").await.text();
+    let mpd_b = get(b.edge, "/live/cup/manifest.mpd").await.text();
+    assert!(mpd_a.contains("availabilityTimeComplete=\"false\""), "{mpd_a}");
+    assert!(!mpd_b.contains("availabilityTimeOffset"), "{mpd_b}");
+    let (_, announced) = numbers_of(&mpd_a, "v0");
+    let path = format!("/live/cup/v0/{epoch}/{announced}.m4s");
+    let (on_b, on_a) = tokio::join!(get(b.edge, &path), get(a.edge, &path));
+    assert_eq!((on_b.status, on_a.status), (200, 200), "{path}");
+    assert!(on_b.body == on_a.body, "segment {announced}: B's whole segment is what A streamed");
+}

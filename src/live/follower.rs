@@ -119,10 +119,12 @@ async fn snapshot_since(
         }
     };
     let mut owner_url = None;
+    let mut parts = None;
     let state = match timeline {
         // Init and media segments are read from the owner or storage, so none are held here.
         Some(timeline) => {
             owner_url = timeline.owner_url.as_deref().map(Arc::from);
+            parts = timeline.low_latency.as_ref().map(|p| Arc::new(p.to_low_latency()));
             let state = ChannelState::restore(&record, &timeline, |_, _| None, |_| None);
             *known = Some(timeline);
             state
@@ -132,6 +134,8 @@ async fn snapshot_since(
     let mut snap = state.snapshot(SystemTime::now());
     snap.version |= FOLLOWED;
     snap.owner_url = owner_url;
+    // LL-HLS parts are listed here while the owner holds them; their bytes are read from it.
+    snap.low_latency = parts.filter(|_| snap.owner_url.is_some()).unwrap_or_default();
     Ok(Some(snap))
 }
 
@@ -204,6 +208,7 @@ async fn refresh(cluster: &ControlStore, id: &ChannelId, target: &Target, known:
             |s: &ChannelSnapshot| s.slots.iter().flat_map(|s| s.parts.iter().flatten()).filter(|p| p.at_owner).count();
         (a.status, a.accepting, a.last_msn(), a.slots.len(), a.discontinuity_base, &a.owner_url, at_owner(a))
             == (b.status, b.accepting, b.last_msn(), b.slots.len(), b.discontinuity_base, &b.owner_url, at_owner(b))
+            && a.low_latency == b.low_latency
     };
     if same(&current, &snap) {
         return true;

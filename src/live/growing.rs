@@ -93,7 +93,7 @@ mod tests {
     use crate::live::model::{LivePart, LowLatency, Part, SegmentParts};
 
     fn part(body: &'static [u8]) -> LivePart {
-        LivePart { duration: 0.5, bytes: Bytes::from_static(body), independent: true }
+        LivePart { duration: 0.5, bytes: Bytes::from_static(body), size: body.len() as u64, independent: true }
     }
 
     fn with_parts(parts: Vec<LivePart>) -> ChannelSnapshot {

@@ -3,7 +3,8 @@
 //! available one part into them (`availabilityTimeOffset`, `availabilityTimeComplete="false"`:
 //! the edge streams a segment as its parts arrive), and says where media time stands against the
 //! wall clock (`ProducerReferenceTime`); the MPD gives the latency to aim for
-//! (`ServiceDescription`). Nothing changes for a channel without parts.
+//! (`ServiceDescription`). Nothing changes for a channel without parts, or on a pod that follows the
+//! channel (it does not hold the parts' bytes).
 
 use super::model::ChannelSnapshot;
 use crate::packaging::manifest::ServiceDescription;
@@ -20,7 +21,10 @@ pub struct LowLatencyDash {
 pub fn low_latency(snap: &ChannelSnapshot) -> Option<LowLatencyDash> {
     let ll = &snap.low_latency;
     let part = ll.part_target;
-    if part <= 0.0 || ll.renditions.iter().all(|segments| segments.is_empty()) {
+    // A pod following the channel lists parts but does not hold them: it cannot send a segment as it
+    // is made, so its MPD stays classic.
+    let mut parts = ll.renditions.iter().flatten().flat_map(|segment| &segment.parts);
+    if part <= 0.0 || parts.next().is_none_or(|p| p.bytes.is_empty()) {
         return None;
     }
     let segment = snap.settings.target_duration.as_secs_f64();
@@ -71,7 +75,7 @@ mod tests {
     }
 
     fn with_parts(snap: &mut ChannelSnapshot, epoch: u64, msn: u64) {
-        let part = LivePart { duration: 0.5, bytes: bytes::Bytes::from_static(b"part"), independent: true };
+        let part = LivePart { duration: 0.5, bytes: bytes::Bytes::from_static(b"part"), size: 4, independent: true };
         let segments = VecDeque::from([SegmentParts { msn, epoch, parts: vec![part] }]);
         snap.low_latency = Arc::new(LowLatency { renditions: vec![segments], part_target: 0.5 });
     }

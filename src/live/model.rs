@@ -190,17 +190,19 @@ pub enum Status {
 }
 
 /// An LL-HLS part: one CMAF chunk of a segment, re-muxed for its rendition.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LivePart {
     pub duration: f64,
+    /// Empty on a pod following the channel: it reads them from the owner.
     pub bytes: Bytes,
+    pub size: u64,
     /// Starts with a sync sample.
     pub independent: bool,
 }
 
 /// One rendition's parts of one segment, in order. The segment is whole once its slot has the
 /// rendition's part; until then it is the segment being uploaded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SegmentParts {
     pub msn: u64,
     pub epoch: u64,
@@ -208,7 +210,7 @@ pub struct SegmentParts {
 }
 
 /// What low-latency players get beyond segments: per rendition, the parts of its newest segments.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LowLatency {
     pub renditions: Vec<std::collections::VecDeque<SegmentParts>>,
     /// `EXT-X-PART-INF:PART-TARGET`: the longest part seen, rounded up to a tenth of a second.
@@ -459,7 +461,7 @@ pub(crate) mod tests {
         let mut s = snapshot((10..13).map(|m| slot(m, 2.0, 1)).collect());
         let end = s.slots[2].end();
         assert_eq!(s.live_edge(), Some(end));
-        let part = LivePart { duration: 0.5, bytes: Bytes::new(), independent: true };
+        let part = LivePart { duration: 0.5, bytes: Bytes::new(), size: 0, independent: true };
         let open = SegmentParts { msn: 13, epoch: 7, parts: vec![part.clone(), part] };
         s.low_latency = Arc::new(LowLatency { renditions: vec![[open].into()], part_target: 0.5 });
         assert_eq!(s.live_edge(), Some(end + Duration::from_secs(1)));

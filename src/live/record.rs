@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::channel::RenditionKey;
-use super::model::{ChannelId, ChannelSettings, Container, LiveRendition, Status};
+use super::model::{ChannelId, ChannelSettings, Container, LivePart, LiveRendition, LowLatency, SegmentParts, Status};
 
 /// `.estuary/live/{channel}/channel.json`: the channel as the API created it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,6 +102,26 @@ pub struct TimelineRecord {
     /// keeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tail_of: Option<TailOf>,
+    /// In a shared timeline: the LL-HLS parts the owner holds (pods following the channel list them
+    /// and read their bytes from the owner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_latency: Option<PartsRecord>,
+}
+
+/// The parts of a channel's newest segments, without their bytes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartsRecord {
+    pub part_target: f64,
+    /// By rendition index: its segments with parts, oldest first.
+    pub renditions: Vec<Vec<SegmentPartsRecord>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentPartsRecord {
+    pub msn: u64,
+    pub epoch: u64,
+    /// Each part's duration (seconds), whether it starts on a sync sample, and its size.
+    pub parts: Vec<(f64, bool, u64)>,
 }
 
 /// Where a tail sits in the whole timeline.
@@ -130,6 +150,39 @@ impl TimelineProgress {
     pub fn may_replace(self, stored: TimelineProgress) -> bool {
         self.next_msn > stored.next_msn
             || (self.next_msn == stored.next_msn && self.last_upload_ms >= stored.last_upload_ms)
+    }
+}
+
+impl PartsRecord {
+    /// The parts `ll` holds, without their bytes; `None` when there are none.
+    pub fn of(ll: &LowLatency) -> Option<PartsRecord> {
+        if ll.renditions.iter().all(|segments| segments.is_empty()) {
+            return None;
+        }
+        let segment = |s: &SegmentParts| SegmentPartsRecord {
+            msn: s.msn,
+            epoch: s.epoch,
+            parts: s.parts.iter().map(|p| (p.duration, p.independent, p.size)).collect(),
+        };
+        let renditions = ll.renditions.iter().map(|segments| segments.iter().map(segment).collect()).collect();
+        Some(PartsRecord { part_target: ll.part_target, renditions })
+    }
+
+    /// The parts as a pod following the channel lists them: no bytes (they are read from the owner).
+    pub fn to_low_latency(&self) -> LowLatency {
+        let part = |&(duration, independent, size): &(f64, bool, u64)| LivePart {
+            duration,
+            bytes: bytes::Bytes::new(),
+            size,
+            independent,
+        };
+        let segment = |s: &SegmentPartsRecord| SegmentParts {
+            msn: s.msn,
+            epoch: s.epoch,
+            parts: s.parts.iter().map(part).collect(),
+        };
+        let renditions = self.renditions.iter().map(|segments| segments.iter().map(segment).collect()).collect();
+        LowLatency { renditions, part_target: self.part_target }
     }
 }
 
@@ -186,6 +239,7 @@ impl TimelineRecord {
             slots: Vec::new(),
             owner_url: self.owner_url.clone(),
             tail_of: None,
+            low_latency: self.low_latency.clone(),
         }
     }
 }
@@ -201,6 +255,28 @@ pub fn from_ms(ms: u64) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_are_shared_without_their_bytes() {
+        assert_eq!(PartsRecord::of(&LowLatency::default()), None);
+        let part = |size: usize| LivePart {
+            duration: 0.52,
+            bytes: bytes::Bytes::from(vec![7; size]),
+            size: size as u64,
+            independent: size == 10,
+        };
+        let segment = SegmentParts { msn: 4, epoch: 9, parts: vec![part(10), part(20)] };
+        let ll = LowLatency { renditions: vec![[segment].into(), Default::default()], part_target: 0.6 };
+        let record = PartsRecord::of(&ll).expect("parts");
+        let json = serde_json::to_string(&record).unwrap();
+        let followed = serde_json::from_str::<PartsRecord>(&json).unwrap().to_low_latency();
+        let parts = &followed.segment(0, 4).expect("segment 4").parts;
+        assert_eq!(followed.part_target, 0.6);
+        assert_eq!(
+            parts.iter().map(|p| (p.size, p.independent, p.bytes.len())).collect::<Vec<_>>(),
+            [(10, true, 0), (20, false, 0)]
+        );
+    }
 
     fn timeline(msns: std::ops::Range<u64>, held_from: u64) -> TimelineRecord {
         let slot = |msn: u64| SlotRecord {

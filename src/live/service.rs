@@ -158,11 +158,16 @@ impl Live {
                     return Err(ServeError::NotFound);
                 }
                 let whole = |s: &ChannelSnapshot| s.slot(msn).is_some_and(|s| s.epoch == epoch && s.part(r).is_some());
-                // LL-DASH: the segment after the rendition's newest is sent as it is uploaded.
-                let uploading = snap.low_latency.renditions.get(r).is_some_and(|s| !s.is_empty());
-                if uploading && !whole(&snap) && snap.edge_of(r).is_some_and(|edge| msn > edge) {
-                    snap = self.wait_for_segment(source.clone(), snap, r, msn, Some(0)).await?;
-                    if !whole(&snap) {
+                // LL-DASH: the segment after the rendition's newest is sent as it is uploaded, by the
+                // pod taking the upload; a pod following the channel answers once it is whole.
+                let uploading = snap.low_latency.renditions.get(r).and_then(|s| s.back());
+                if let Some(newest) = uploading
+                    && !whole(&snap)
+                    && snap.edge_of(r).is_some_and(|edge| msn > edge)
+                {
+                    let here = newest.parts.iter().all(|p| !p.bytes.is_empty());
+                    snap = self.wait_for_segment(source.clone(), snap, r, msn, here.then_some(0)).await?;
+                    if here && !whole(&snap) {
                         return Ok(Answer::Growing(Growing::new(source, r, epoch, msn)));
                     }
                 }
@@ -179,17 +184,21 @@ impl Live {
                 let r = rendition(&snap, id)?;
                 let find = |s: &ChannelSnapshot| {
                     let segment = s.low_latency.segment(r, msn).filter(|seg| seg.epoch == epoch)?;
-                    segment.parts.get(part as usize).map(|p| p.bytes.clone())
+                    segment.parts.get(part as usize).map(|p| (p.bytes.clone(), p.size))
                 };
                 // The preload hint names the next part before it exists: held until it does.
-                let bytes = match find(&snap) {
-                    Some(bytes) => bytes,
+                let (bytes, size) = match find(&snap) {
+                    Some(found) => found,
                     None if snap.edge_of(r).is_none_or(|edge| msn > edge) => {
-                        let held = self.wait_for_segment(source.clone(), snap, r, msn, Some(part)).await?;
-                        find(&held).ok_or(ServeError::NotFound)?
+                        snap = self.wait_for_segment(source.clone(), snap, r, msn, Some(part)).await?;
+                        find(&snap).ok_or(ServeError::NotFound)?
                     }
                     None => return Err(ServeError::NotFound),
                 };
+                if bytes.is_empty() && size > 0 {
+                    // A channel another pod writes: the part is in the owner's memory only.
+                    return Ok(self.followed_part(&snap, path, size).await?.into());
+                }
                 let object = Arc::new(CachedObject::new(bytes, content_type::MEDIA_SEGMENT, None));
                 Ok(Served { object, outcome: CacheOutcome::Bypass, kind: ObjectKind::LiveSegment }.into())
             }
@@ -239,6 +248,24 @@ impl Live {
                 other => ServeError::Storage(Arc::new(other)),
             })?;
             Ok::<_, ServeError>(CachedObject::new(o.body, media_type, o.meta.modified.or(modified)))
+        };
+        let (object, outcome) = self.cache.get_or_load(key, load, |_| false).await.map_err(|e| (*e).clone())?;
+        Ok(Served { object, outcome, kind: ObjectKind::LiveSegment })
+    }
+
+    /// A part of a channel another pod writes, read from the owner's memory (once per pod: cached
+    /// under its URL, as segments are); 404 when the owner no longer has it.
+    async fn followed_part(&self, snap: &ChannelSnapshot, path: LivePath, size: u64) -> Result<Served, ServeError> {
+        let owner = snap.owner_url.clone().ok_or(ServeError::NotFound)?;
+        let key_path = format!("{}/{path}", snap.id);
+        let url = format!("/live/{key_path}");
+        let key = CacheKey::new("live", key_path, 0);
+        let load = async move {
+            let bytes = owner::fetch(&owner, &url, size).await.map_err(|e| {
+                tracing::debug!(object = %url, owner = %owner, error = %e, "the owner did not give the part");
+                ServeError::NotFound
+            })?;
+            Ok::<_, ServeError>(CachedObject::new(bytes, content_type::MEDIA_SEGMENT, None))
         };
         let (object, outcome) = self.cache.get_or_load(key, load, |_| false).await.map_err(|e| (*e).clone())?;
         Ok(Served { object, outcome, kind: ObjectKind::LiveSegment })
@@ -315,6 +342,11 @@ impl Live {
                 let r = snap.rendition_index(id)?;
                 let slot = snap.slot(msn).filter(|s| s.epoch == epoch)?;
                 slot.part(r)?.bytes.clone()
+            }
+            LivePath::Part(id, epoch, msn, part) => {
+                let r = snap.rendition_index(id)?;
+                let segment = snap.low_latency.segment(r, msn).filter(|s| s.epoch == epoch)?;
+                segment.parts.get(part as usize).map(|p| p.bytes.clone()).filter(|b| !b.is_empty())
             }
             _ => None,
         }

@@ -92,7 +92,8 @@ impl ChannelState {
             let audio = self.renditions.get(r).is_some_and(|e| e.info.kind == TrackKind::Audio);
             let independent = audio || chunk.independent;
             if let (Some(segment), Some(bytes)) = (segments.back_mut(), piece.bytes) {
-                segment.parts.push(LivePart { duration, bytes, independent });
+                let size = bytes.len() as u64;
+                segment.parts.push(LivePart { duration, bytes, size, independent });
             }
         }
         self.part_latencies.record(arrived, now);

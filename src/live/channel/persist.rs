@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::{ChannelState, Epoch, RenditionEntry, Variant};
 use crate::live::model::{Part, Slot};
 use crate::live::record::{
-    ChannelRecord, EpochRecord, PartRecord, SlotRecord, TimelineRecord, VariantRecord, from_ms, ms,
+    ChannelRecord, EpochRecord, PartRecord, PartsRecord, SlotRecord, TimelineRecord, VariantRecord, from_ms, ms,
 };
 use crate::packaging::fmp4::parse::InitInfo;
 
@@ -61,6 +61,8 @@ impl ChannelState {
         }
         record.slots.truncate(listed);
         record.owner_url = owner_url.map(str::to_owned);
+        // Parts are only in memory: other pods can list them only when they can read them here.
+        record.low_latency = owner_url.and_then(|_| PartsRecord::of(&self.low_latency));
         record
     }
 
@@ -125,6 +127,7 @@ impl ChannelState {
                 .collect(),
             owner_url: None,
             tail_of: None,
+            low_latency: None,
         }
     }
 
