@@ -1,6 +1,7 @@
 //! The ingest tier: encoders PUT (or POST) init segments, media segments and playlists to
 //! `/ingest/{channel}/{key}/{path}` (or `/ingest/{channel}/{path}` with the key in an
-//! `Authorization` header) and DELETE old ones.
+//! `Authorization` header) and DELETE old ones; or POST each track as a CMAF stream to
+//! `.../Streams({track})` (DASH-IF Live Media Ingest, [`cmaf`]).
 //!
 //! Invariants: an upload that is refused (auth, size, type, content, time) changes nothing players
 //! see, and one that never carried valid credentials is never read, kept or applied; whether a
@@ -8,6 +9,7 @@
 //! budget.
 
 mod auth;
+mod cmaf;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,6 +189,16 @@ async fn upload(
             Credentials::Missing | Credentials::Wrong => return Err(IngestError::Unauthorized),
         },
     };
+    // DASH-IF Live Media Ingest (CMAF): a long-running POST per track.
+    if let Some(track) = cmaf::track_name(path)?.filter(|_| method == Method::POST) {
+        if cmaf::is_probe(&headers) {
+            return Ok(StatusCode::OK.into_response());
+        }
+        if !handle.snapshot().accepting {
+            return Err(UploadError::Stopped.into());
+        }
+        return cmaf::track(&state, &handle, track, body).await;
+    }
     StorageKey::parse(path).map_err(|e| IngestError::BadPath(e.to_string()))?;
     let limit = state.limits.for_path(path);
     // A segment that continues a variant is also read chunk by chunk as it arrives: each chunk is

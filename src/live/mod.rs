@@ -8,6 +8,7 @@
 mod actor;
 pub mod blocking;
 pub mod channel;
+pub mod cmaf_ingest;
 pub mod follower;
 pub mod growing;
 pub mod key;
