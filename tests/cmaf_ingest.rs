@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::client::{get, send_body};
+use common::live_push::create_channel;
 use common::tools::probe_live;
 use common::{TestServer, test_config_in};
 use estuary::packaging::manifest::rules::media_playlist_problems;
@@ -54,10 +55,7 @@ impl Drop for TrackSource {
 async fn a_cmaf_ingest_post_per_track_plays_as_hls_and_dash() {
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start(test_config_in(dir.path())).await;
-    let body = format!(r#"{{"id":"cmaf","token":"{TOKEN}","target_duration":"2s","window":"12s"}}"#);
-    let r =
-        send_body(s.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
-    assert_eq!(r.status, 201, "{}", r.text());
+    create_channel(s.api, &format!(r#"{{"id":"cmaf","token":"{TOKEN}","target_duration":"2s","window":"12s"}}"#)).await;
 
     // The source checks the endpoint with an empty POST: 200 with the key, 401 without.
     let probe = |path: String| async move { send_body(s.ingest, "POST", &path, &[], b"").await.status };

@@ -8,8 +8,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::client::{Incoming, Reply, get, send_body};
+use common::client::{Incoming, Reply, get};
 use common::encoder::Encoder;
+use common::live_push::create_channel;
 use common::tools::probe_live;
 use common::{TestServer, test_config_in};
 use estuary::packaging::manifest::rules::media_playlist_problems;
@@ -17,9 +18,17 @@ use estuary::packaging::manifest::rules::media_playlist_problems;
 const TOKEN: &str = "test-token-0123456789abcdef";
 
 async fn live_channel(api: std::net::SocketAddr, id: &str) {
-    let body = format!(r#"{{"id":"{id}","token":"{TOKEN}","target_duration":"2s","window":"10s"}}"#);
-    let r = send_body(api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
-    assert_eq!(r.status, 201, "{}", r.text());
+    create_channel(api, &format!(r#"{{"id":"{id}","token":"{TOKEN}","target_duration":"2s","window":"10s"}}"#)).await;
+}
+
+/// A server with channel `id` fed by the low-latency encoder for `seconds` (bind in this order:
+/// the encoder stops first, the folder goes last).
+async fn pushed_channel(id: &str, seconds: u32) -> (tempfile::TempDir, TestServer, Encoder) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(test_config_in(dir.path())).await;
+    live_channel(s.api, id).await;
+    let encoder = Encoder::start_low_latency(s.ingest, id, TOKEN, seconds);
+    (dir, s, encoder)
 }
 
 /// The numbers in a part URI (`v0/{epoch}/{msn}.{part}.m4s`).
@@ -35,13 +44,7 @@ fn uri_of(line: &str) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_low_latency_dash_push_plays_as_hls_and_dash() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(test_config_in(dir.path())).await;
-    let body = format!(r#"{{"id":"final","token":"{TOKEN}","target_duration":"2s","window":"10s"}}"#);
-    let r =
-        send_body(s.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], body.as_bytes()).await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let _encoder = Encoder::start_low_latency(s.ingest, "final", TOKEN, 12);
+    let (_dir, s, _encoder) = pushed_channel("final", 12).await;
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let (video, audio) = loop {
@@ -83,10 +86,7 @@ async fn a_low_latency_dash_push_plays_as_hls_and_dash() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_are_listed_and_served_while_their_segment_uploads() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(test_config_in(dir.path())).await;
-    live_channel(s.api, "ll").await;
-    let _encoder = Encoder::start_low_latency(s.ingest, "ll", TOKEN, 16);
+    let (_dir, s, _encoder) = pushed_channel("ll", 16).await;
 
     // Parts of a segment no `EXTINF` lists yet: the segment is still being uploaded.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -188,10 +188,7 @@ fn numbers_of(mpd: &str, id: &str) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ll_dash_sends_the_segment_being_uploaded_as_it_is_made() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(test_config_in(dir.path())).await;
-    live_channel(s.api, "lld").await;
-    let _encoder = Encoder::start_low_latency(s.ingest, "lld", TOKEN, 20);
+    let (_dir, s, _encoder) = pushed_channel("lld", 20).await;
 
     // Wait for a segment's first part: the rest of the segment is still to be encoded.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -181,14 +181,7 @@ fn header_end(bytes: &[u8], limit: u64) -> Result<Option<usize>, ChunkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const INIT: &[u8] = include_bytes!("../../assets/sample/hls/init.mp4");
-    const SEGMENTS: [&[u8]; 4] = [
-        include_bytes!("../../assets/sample/hls/seg_000.m4s"),
-        include_bytes!("../../assets/sample/hls/seg_001.m4s"),
-        include_bytes!("../../assets/sample/hls/seg_002.m4s"),
-        include_bytes!("../../assets/sample/hls/seg_003.m4s"),
-    ];
+    use crate::live::tests::{INIT, SEGMENTS};
 
     /// The sample's header and four 4 s fragments, pushed in pieces of `split` bytes.
     fn ingest(target: f64, split: usize) -> (TrackIngest, Vec<TrackEvent>) {

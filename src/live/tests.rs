@@ -11,8 +11,9 @@ use super::record::TimelineRecord;
 use super::upload::{Upload, classify};
 use crate::packaging::mp4::TrackKind;
 
-const INIT: &[u8] = include_bytes!("../../assets/sample/hls/init.mp4");
-const SEGMENTS: [&[u8]; 4] = [
+/// The bundled sample's HLS init and its first four 4 s segments (video and audio muxed).
+pub(super) const INIT: &[u8] = include_bytes!("../../assets/sample/hls/init.mp4");
+pub(super) const SEGMENTS: [&[u8]; 4] = [
     include_bytes!("../../assets/sample/hls/seg_000.m4s"),
     include_bytes!("../../assets/sample/hls/seg_001.m4s"),
     include_bytes!("../../assets/sample/hls/seg_002.m4s"),
