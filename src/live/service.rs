@@ -161,7 +161,7 @@ impl Live {
                 // LL-DASH: the segment after the rendition's newest is sent as it is uploaded, by the
                 // pod taking the upload; a pod following the channel answers once it is whole.
                 let uploading = snap.low_latency.renditions.get(r).and_then(|s| s.back());
-                if let Some(newest) = uploading
+                if let Some(newest) = uploading.filter(|newest| newest.epoch == epoch)
                     && !whole(&snap)
                     && snap.edge_of(r).is_some_and(|edge| msn > edge)
                 {
