@@ -5,7 +5,19 @@
 use std::path::{Path, PathBuf};
 
 /// Live's pure files: the model, its manifests, the channel state machine and its records.
-const LIVE_MODEL: &[&str] = &["model", "manifests", "ll_hls", "channel", "record", "keys", "blocking", "upload", "key"];
+const LIVE_MODEL: &[&str] = &[
+    "model",
+    "manifests",
+    "ll_hls",
+    "ll_dash",
+    "cmaf_ingest",
+    "channel",
+    "record",
+    "keys",
+    "blocking",
+    "upload",
+    "key",
+];
 
 /// Each node and its layer; a node may import only nodes of lower layers.
 const LAYERS: &[(&str, u32)] = &[

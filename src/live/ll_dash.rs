@@ -24,7 +24,7 @@ pub fn low_latency(snap: &ChannelSnapshot) -> Option<LowLatencyDash> {
     // A pod following the channel lists parts but does not hold them: it cannot send a segment as it
     // is made, so its MPD stays classic.
     let mut parts = ll.renditions.iter().flatten().flat_map(|segment| &segment.parts);
-    if part <= 0.0 || parts.next().is_none_or(|p| p.bytes.is_empty()) {
+    if !snap.offers_parts() || parts.next().is_none_or(|p| p.bytes.is_empty()) {
         return None;
     }
     let segment = snap.settings.target_duration.as_secs_f64();

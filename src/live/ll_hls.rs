@@ -1,6 +1,7 @@
 //! PURE: LL-HLS in a live media playlist: the parts of the newest whole segments and of the one being
 //! uploaded, the preload hint for the next part, reports of the other renditions' edges,
-//! `EXT-X-PART-INF` and `PART-HOLD-BACK`. Nothing changes for a channel without parts.
+//! `EXT-X-PART-INF` and `PART-HOLD-BACK`. Nothing changes for a channel that offers no parts
+//! ([`ChannelSnapshot::offers_parts`]).
 
 use super::manifests::offered;
 use super::model::{ChannelSnapshot, SegmentParts};
@@ -10,6 +11,9 @@ use crate::packaging::url::LivePath;
 /// Adds the parts of rendition `r` to its live window `playlist`.
 pub fn add_parts(snap: &ChannelSnapshot, r: usize, playlist: &mut MediaPlaylist) {
     let ll = &snap.low_latency;
+    if !snap.offers_parts() {
+        return;
+    }
     let Some(recent) = ll.renditions.get(r).filter(|segments| !segments.is_empty()) else { return };
     let Some(edge) = snap.edge_of(r) else { return };
     let id = snap.renditions[r].id;

@@ -315,6 +315,16 @@ impl ChannelSnapshot {
         Some(last.end() + Duration::from_secs_f64(parts))
     }
 
+    /// Whether players are offered parts (LL-HLS, LL-DASH): the encoder uploads its segments in
+    /// chunks of at most half a segment. An encoder that uploads each segment as one chunk (an HLS
+    /// muxer pushing with `PUT`) leaves the channel classic.
+    pub fn offers_parts(&self) -> bool {
+        let ll = &self.low_latency;
+        ll.part_target > 0.0
+            && ll.part_target <= self.settings.target_duration.as_secs_f64() / 2.0
+            && ll.renditions.iter().any(|segments| !segments.is_empty())
+    }
+
     /// The newest media sequence number of the channel.
     pub fn last_msn(&self) -> Option<u64> {
         self.slots.last().map(|s| s.msn)

@@ -158,12 +158,14 @@ impl Live {
                     return Err(ServeError::NotFound);
                 }
                 let whole = |s: &ChannelSnapshot| s.slot(msn).is_some_and(|s| s.epoch == epoch && s.part(r).is_some());
-                // LL-DASH: the segment after the rendition's newest is sent as it is uploaded, by the
-                // pod taking the upload; a pod following the channel answers once it is whole.
-                let uploading = snap.low_latency.renditions.get(r).and_then(|s| s.back());
+                // LL-DASH: the segment after the rendition's newest (the one the MPD announces) is
+                // sent as it is uploaded, by the pod taking the upload; a pod following the channel
+                // answers once it is whole. Anything further ahead is 404, as before.
+                let uploading =
+                    snap.low_latency.renditions.get(r).and_then(|s| s.back()).filter(|_| snap.offers_parts());
                 if let Some(newest) = uploading.filter(|newest| newest.epoch == epoch)
                     && !whole(&snap)
-                    && snap.edge_of(r).is_some_and(|edge| msn > edge)
+                    && snap.edge_of(r).is_some_and(|edge| msn == edge + 1)
                 {
                     let here = newest.parts.iter().all(|p| !p.bytes.is_empty());
                     snap = self.wait_for_segment(source.clone(), snap, r, msn, here.then_some(0)).await?;

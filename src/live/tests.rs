@@ -25,9 +25,14 @@ fn t(secs: u64) -> SystemTime {
 }
 
 fn channel() -> ChannelState {
+    channel_of(4)
+}
+
+/// A channel with a target duration of `secs` (the sample's segments last 4 s).
+fn channel_of(secs: u64) -> ChannelState {
     let settings = ChannelSettings {
-        target_duration: Duration::from_secs(4),
-        window: Duration::from_secs(8),
+        target_duration: Duration::from_secs(secs),
+        window: Duration::from_secs(2 * secs),
         ..Default::default()
     };
     ChannelState::new(ChannelId::parse("news").unwrap(), settings, t(0))
@@ -516,7 +521,8 @@ fn delta_playlists_leave_out_what_is_older_than_six_target_durations() {
 #[test]
 fn chunks_of_the_segment_uploading_are_listed_as_parts() {
     use crate::packaging::fmp4::chunks::ChunkReader;
-    let mut s = channel();
+    // The sample's segments are one chunk of about 4 s each: parts of under half a 10 s target.
+    let mut s = channel_of(10);
     upload(&mut s, "v0/init_0.mp4", INIT, t(1));
     push(&mut s, 0, SEGMENTS[0], t(5));
     push(&mut s, 1, SEGMENTS[1], t(9));
@@ -537,9 +543,15 @@ fn chunks_of_the_segment_uploading_are_listed_as_parts() {
     let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap();
     let epoch = snap.slots[0].epoch;
     assert!(text.contains("#EXT-X-PART-INF:PART-TARGET=4.000\n"), "{text}");
+    // Chunks as long as a 4 s target's segments make no parts worth offering: classic.
+    let mut classic = snap.clone();
+    classic.settings.target_duration = Duration::from_secs(4);
+    assert!(!classic.offers_parts() && snap.offers_parts());
+    let plain = manifests::render_media_playlist(&classic, 0, WindowRequest::default(), false).unwrap();
+    assert!(!plain.contains("EXT-X-PART") && !plain.contains("PRELOAD-HINT"), "{plain}");
     assert!(text.ends_with(&format!(
         "v0/{epoch}/1.m4s\n#EXT-X-PART:DURATION=4.00000,URI=\"v0/{epoch}/2.0.m4s\",INDEPENDENT=YES\n\
-         #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"v0/{epoch}/3.0.m4s\"\n#EXT-X-RENDITION-REPORT:URI=\"a0.m3u8\",LAST-MSN=2,LAST-PART=0\n"
+         #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"v0/{epoch}/2.1.m4s\"\n#EXT-X-RENDITION-REPORT:URI=\"a0.m3u8\",LAST-MSN=2,LAST-PART=0\n"
     )), "{text}");
     assert_eq!(crate::packaging::manifest::rules::media_playlist_problems(&text), Vec::<String>::new());
     assert!(snap.has_part(0, 2, 0) && !snap.has_part(0, 2, 1) && !snap.has_reached(0, 2));
@@ -563,12 +575,12 @@ fn chunks_of_the_segment_uploading_are_listed_as_parts() {
         text.contains(&format!("\"v0/{epoch}/2.0.m4s\",INDEPENDENT=YES\n#EXTINF:4.000000,\nv0/{epoch}/2.m4s\n")),
         "{text}"
     );
-    // Then segment 3's part is listed; it makes a whole segment, so the hint is segment 4's first.
+    // Then segment 3's part is listed, and the hint is its next (4 s of a 10 s target).
     assert!(
         text.contains(&format!("v0/{epoch}/2.m4s\n#EXT-X-PART:DURATION=4.00000,URI=\"v0/{epoch}/3.0.m4s\"")),
         "{text}"
     );
-    assert!(text.contains(&format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"v0/{epoch}/4.0.m4s\"")), "{text}");
+    assert!(text.contains(&format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"v0/{epoch}/3.1.m4s\"")), "{text}");
     // The whole segment is its parts' bytes.
     let whole = snap.slot(2).and_then(|slot| slot.part(0)).and_then(|p| p.bytes.clone()).unwrap();
     assert_eq!(whole, snap.low_latency.segment(0, 2).unwrap().parts[0].bytes);
