@@ -42,6 +42,27 @@ pub fn describe_stsd(stsd_payload: &[u8]) -> Result<CodecInfo, PackagingError> {
     }
 }
 
+/// The first sample entry of an `stsd` payload: its type and the boxes it carries (`avcC`, `hvcC`,
+/// `esds`, ...), for what needs the decoder configuration itself (the MPEG-TS muxer).
+pub fn entry_boxes(stsd_payload: &[u8]) -> Result<(FourCc, &[u8]), PackagingError> {
+    let entry = boxes::boxes(stsd_payload.get(8..).unwrap_or_default())
+        .next()
+        .ok_or_else(|| PackagingError::malformed("stsd has no sample entry"))??;
+    let skip = if VIDEO_ENTRIES.contains(&&entry.kind) {
+        VISUAL_ENTRY_LEN
+    } else {
+        let version = entry.payload.get(8..10).map_or(0, |v| u16::from_be_bytes([v[0], v[1]]));
+        AUDIO_ENTRY_LEN + [0, 16, 36].get(usize::from(version)).copied().unwrap_or(0)
+    };
+    let children = entry.payload.get(skip..).ok_or_else(|| PackagingError::malformed("sample entry is too short"))?;
+    Ok((entry.kind, children))
+}
+
+/// Bytes of a visual sample entry before its boxes.
+const VISUAL_ENTRY_LEN: usize = 78;
+/// Bytes of a version-0 audio sample entry before its boxes.
+const AUDIO_ENTRY_LEN: usize = 28;
+
 /// The fourcc of the first sample entry, for messages about tracks we skip.
 pub fn first_entry_type(stsd_payload: &[u8]) -> Option<FourCc> {
     boxes::boxes(stsd_payload.get(8..)?).next()?.ok().map(|b| b.kind)
@@ -142,8 +163,9 @@ fn vp9(vpcc: &[u8]) -> Result<String, PackagingError> {
     Ok(format!("vp09.{:02}.{:02}.{:02}", b[0], b[1], b[2] >> 4))
 }
 
-/// `mp4a.40.2` (and the channel count of the AudioSpecificConfig) from an `esds` payload.
-fn mp4a(esds: &[u8]) -> Result<(String, Option<u16>), PackagingError> {
+/// The MPEG-4 object type and decoder-specific info (for AAC, the AudioSpecificConfig) of an
+/// `esds` payload; the info is empty when absent.
+pub fn esds_config(esds: &[u8]) -> Result<(u8, &[u8]), PackagingError> {
     let mut r = Reader::new(esds, "esds");
     r.skip(4)?; // version, flags
     expect_descriptor(&mut r, 0x03)?;
@@ -163,10 +185,18 @@ fn mp4a(esds: &[u8]) -> Result<(String, Option<u16>), PackagingError> {
     let object_type = r.u8()?;
     r.skip(12)?; // stream type, buffer size, max and average bitrate
     if object_type != 0x40 {
-        return Ok((format!("mp4a.{object_type:02X}"), None));
+        return Ok((object_type, &[]));
     }
     expect_descriptor(&mut r, 0x05)?;
-    let asc = r.rest();
+    Ok((object_type, r.rest()))
+}
+
+/// `mp4a.40.2` (and the channel count of the AudioSpecificConfig) from an `esds` payload.
+fn mp4a(esds: &[u8]) -> Result<(String, Option<u16>), PackagingError> {
+    let (object_type, asc) = esds_config(esds)?;
+    if object_type != 0x40 {
+        return Ok((format!("mp4a.{object_type:02X}"), None));
+    }
     let mut bits = BitReader { data: asc, pos: 0 };
     let mut aot = bits.read(5)?;
     if aot == 31 {

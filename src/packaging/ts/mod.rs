@@ -1,4 +1,9 @@
-//! MPEG-TS segments as encoders push them: a structural check (sync bytes on a 188-byte grid).
+//! MPEG-TS: segments as encoders push them (a structural check: sync bytes on a 188-byte grid), and
+//! segments packaged from MP4 samples for players that take only TS ([`es`] the elementary
+//! streams, [`mux`] the transport stream).
+
+pub mod es;
+pub mod mux;
 
 use crate::packaging::PackagingError;
 
