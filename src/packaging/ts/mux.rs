@@ -168,7 +168,13 @@ impl TsWriter {
 /// How many TS packets [`TsWriter::pes`] writes for a PES of `payload` bytes.
 pub fn pes_packets(payload: usize, dts_differs: bool, pcr: bool, random_access: bool) -> usize {
     let total = pes_header_len(dts_differs) + payload;
-    let first_field = if pcr { 8 } else if random_access { 2 } else { 0 };
+    let first_field = if pcr {
+        8
+    } else if random_access {
+        2
+    } else {
+        0
+    };
     let first = BODY - first_field;
     if total <= first { 1 } else { 1 + (total - first).div_ceil(BODY) }
 }
