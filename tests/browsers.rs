@@ -40,7 +40,13 @@ async fn hls_js_and_dash_js_play_vod_packaged_on_the_fly() {
     let s = TestServer::start(test_config()).await;
     let page = PageServer::start();
     let base = format!("http://{}/vod/sample/sample.mp4", s.edge);
-    for (player, src) in [("hls", format!("{base}/master.m3u8")), ("dash", format!("{base}/manifest.mpd"))] {
+    // hls.js plays the MPEG-TS variant through its transmuxer.
+    let sources = [
+        ("hls", format!("{base}/master.m3u8")),
+        ("dash", format!("{base}/manifest.mpd")),
+        ("hls", format!("{base}/ts/master.m3u8")),
+    ];
+    for (player, src) in sources {
         let report = tokio::task::block_in_place(|| play(&page, player, &src, 6));
         eprintln!("{player}: {report}");
         assert_played(&report, player, 6.0, &[(640, 360)]);
@@ -80,7 +86,13 @@ async fn play_live_channel(edge: std::net::SocketAddr, label: &str) {
     assert!(segments >= 3, "{label}: the channel never went live");
     let page = PageServer::start();
     let base = format!("http://{edge}/live/cup");
-    for (player, src) in [("hls", format!("{base}/master.m3u8")), ("dash", format!("{base}/manifest.mpd"))] {
+    // hls.js plays the MPEG-TS variant through its transmuxer.
+    let sources = [
+        ("hls", format!("{base}/master.m3u8")),
+        ("dash", format!("{base}/manifest.mpd")),
+        ("hls", format!("{base}/ts/master.m3u8")),
+    ];
+    for (player, src) in sources {
         let report = tokio::task::block_in_place(|| play(&page, player, &src, 6));
         eprintln!("{player} {label}: {report}");
         // The encoder's two variants: the player's ABR may pick either.

@@ -113,6 +113,12 @@ pub enum VodPath {
     Init(RenditionId),
     /// `v0/3.m4s` (numbered from [`FIRST_SEGMENT_NUMBER`])
     Segment(RenditionId, u32),
+    /// `ts/master.m3u8`: the MPEG-TS variants (audio muxed in), for players that take only TS.
+    TsMaster,
+    /// `ts/v0.m3u8`
+    TsPlaylist(RenditionId),
+    /// `ts/v0/3.ts`
+    TsSegment(RenditionId, u32),
 }
 
 /// Writes a rendition id (`v0`, `a12`).
@@ -145,6 +151,26 @@ impl VodPath {
                 write_u64(out, u64::from(n))?;
                 out.write_str(".m4s")
             }
+            VodPath::TsMaster | VodPath::TsPlaylist(_) | VodPath::TsSegment(..) => {
+                out.write_str("ts/")?;
+                self.write_from_playlist(out)
+            }
+        }
+    }
+
+    /// The name as the playlists that list it write it: relative to their own folder (`ts/`
+    /// for the MPEG-TS objects, which only TS playlists name).
+    pub fn write_from_playlist<W: Write + ?Sized>(&self, out: &mut W) -> fmt::Result {
+        match *self {
+            VodPath::TsMaster => out.write_str("master.m3u8"),
+            VodPath::TsPlaylist(r) => VodPath::MediaPlaylist(r).write_to(out),
+            VodPath::TsSegment(r, n) => {
+                write_rendition(out, r)?;
+                out.write_char('/')?;
+                write_u64(out, u64::from(n))?;
+                out.write_str(".ts")
+            }
+            other => other.write_to(out),
         }
     }
 }
@@ -191,6 +217,17 @@ impl TemplateUrls {
 impl VodPath {
     /// Parses the part of a URL after the asset key.
     pub fn parse(rest: &str) -> Option<VodPath> {
+        if let Some(ts) = rest.strip_prefix("ts/") {
+            if let Some((id, seg)) = ts.split_once('/') {
+                let n = seg.strip_suffix(".ts").filter(|n| !n.starts_with('0'))?;
+                return Some(VodPath::TsSegment(id.parse().ok()?, number(n)?));
+            }
+            return match VodPath::parse(ts)? {
+                VodPath::Master => Some(VodPath::TsMaster),
+                VodPath::MediaPlaylist(r) => Some(VodPath::TsPlaylist(r)),
+                _ => None,
+            };
+        }
         let mut parts = rest.split('/');
         let (first, second) = (parts.next()?, parts.next());
         if parts.next().is_some() {
@@ -229,7 +266,14 @@ impl VodPath {
     }
 
     pub fn is_manifest(&self) -> bool {
-        matches!(self, VodPath::Master | VodPath::Manifest | VodPath::MediaPlaylist(_))
+        matches!(
+            self,
+            VodPath::Master
+                | VodPath::Manifest
+                | VodPath::MediaPlaylist(_)
+                | VodPath::TsMaster
+                | VodPath::TsPlaylist(_)
+        )
     }
 }
 

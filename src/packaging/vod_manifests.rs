@@ -1,6 +1,7 @@
 //! PURE: VOD's adapter into the manifest model: a [`Presentation`] as a multivariant playlist, media
 //! playlists (fMP4, numbered from 1) and a static MPD addressing the same segment URLs, so a CDN
-//! caches one copy of each segment for both.
+//! caches one copy of each segment for both; and the MPEG-TS variants below `ts/` (the same
+//! segment plan, audio muxed into the video).
 
 use std::borrow::Cow;
 
@@ -43,12 +44,59 @@ pub fn multivariant(p: &Presentation) -> Multivariant<'_> {
     }
 }
 
+/// The MPEG-TS multivariant playlist: the video variants with the first audio rendition muxed
+/// into each (or the audio renditions, for an audio-only asset).
+pub fn ts_multivariant(p: &Presentation) -> Multivariant<'_> {
+    let variants = ts_variants(p).into_iter().map(stream);
+    if p.video.is_empty() {
+        return Multivariant { video: Vec::new(), audio: variants.collect(), muxed_audio: true, query: "" };
+    }
+    Multivariant {
+        video: variants.collect(),
+        audio: ts_audio(p).map(stream).into_iter().collect(),
+        muxed_audio: true,
+        query: "",
+    }
+}
+
+/// Whether MPEG-TS carries a rendition's codec here: H.264, HEVC, AAC.
+fn in_ts(r: &Rendition) -> bool {
+    ["avc1", "avc3", "hvc1", "hev1", "mp4a.40."].iter().any(|c| r.codecs.starts_with(c))
+}
+
+/// The audio muxed into every MPEG-TS video variant: the first AAC rendition.
+pub fn ts_audio(p: &Presentation) -> Option<&Rendition> {
+    p.audio.iter().find(|r| in_ts(r))
+}
+
+/// The renditions with MPEG-TS variants: the video ones TS carries, or the AAC ones of an asset
+/// without video.
+pub fn ts_variants(p: &Presentation) -> Vec<&Rendition> {
+    let list = if p.video.is_empty() { &p.audio } else { &p.video };
+    list.iter().filter(|r| in_ts(r)).collect()
+}
+
+/// A media playlist: fMP4 segments after the init map, or (`ts`) MPEG-TS segments, which carry
+/// their own tables and need no map (so the playlist is version 3).
 pub fn media_playlist(p: &Presentation, r: &Rendition) -> MediaPlaylist {
+    playlist_of(p, r, false)
+}
+
+pub fn ts_media_playlist(p: &Presentation, r: &Rendition) -> MediaPlaylist {
+    playlist_of(p, r, true)
+}
+
+fn playlist_of(p: &Presentation, r: &Rendition, ts: bool) -> MediaPlaylist {
+    let number = |i: usize| (i + FIRST_SEGMENT_NUMBER) as u32;
     let segments = (0..r.segment_count())
         .map(|i| MediaSegment {
             duration: r.segment_secs(i),
-            uri: ObjectUri::Vod(VodPath::Segment(r.id, (i + FIRST_SEGMENT_NUMBER) as u32)),
-            map: (i == 0).then_some(ObjectUri::Vod(VodPath::Init(r.id))),
+            uri: ObjectUri::Vod(if ts {
+                VodPath::TsSegment(r.id, number(i))
+            } else {
+                VodPath::Segment(r.id, number(i))
+            }),
+            map: (i == 0 && !ts).then_some(ObjectUri::Vod(VodPath::Init(r.id))),
             discontinuity: false,
             program_date_time: None,
             gap: false,
@@ -107,6 +155,20 @@ pub fn render_multivariant(p: &Presentation) -> String {
 pub fn render_media_playlist(p: &Presentation, r: &Rendition) -> String {
     let mut out = String::with_capacity(256 + 32 * r.segment_count());
     manifest::hls::write_media_playlist(&mut out, &media_playlist(p, r));
+    out
+}
+
+/// The MPEG-TS multivariant playlist, rendered.
+pub fn render_ts_multivariant(p: &Presentation) -> String {
+    let mut out = String::with_capacity(256 + 256 * p.video.len().max(p.audio.len()));
+    manifest::hls::write_multivariant(&mut out, &ts_multivariant(p));
+    out
+}
+
+/// An MPEG-TS media playlist, rendered.
+pub fn render_ts_media_playlist(p: &Presentation, r: &Rendition) -> String {
+    let mut out = String::with_capacity(256 + 32 * r.segment_count());
+    manifest::hls::write_media_playlist(&mut out, &ts_media_playlist(p, r));
     out
 }
 

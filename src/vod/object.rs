@@ -20,19 +20,28 @@ pub fn check(object: VodPath, p: &Presentation) -> Result<(), VodError> {
     let exists = match object {
         VodPath::Master | VodPath::Manifest => true,
         VodPath::MediaPlaylist(r) | VodPath::Init(r) => p.rendition(r).is_some(),
-        VodPath::Segment(r, n) => p.rendition(r).is_some_and(|r| {
-            (n as usize) >= FIRST_SEGMENT_NUMBER && (n as usize) < FIRST_SEGMENT_NUMBER + r.segment_count()
-        }),
+        VodPath::Segment(r, n) => p.rendition(r).is_some_and(|r| numbered(r, n)),
+        VodPath::TsMaster => !vod_manifests::ts_variants(p).is_empty(),
+        VodPath::TsPlaylist(r) => vod_manifests::ts_variants(p).iter().any(|v| v.id == r),
+        VodPath::TsSegment(r, n) => vod_manifests::ts_variants(p).iter().any(|v| v.id == r && numbered(v, n)),
     };
     if exists { Ok(()) } else { Err(VodError::NotFound) }
 }
 
+/// Whether segment number `n` is one of `r`'s.
+fn numbered(r: &crate::packaging::presentation::Rendition, n: u32) -> bool {
+    (n as usize) >= FIRST_SEGMENT_NUMBER && (n as usize) < FIRST_SEGMENT_NUMBER + r.segment_count()
+}
+
 pub fn content_type(object: VodPath) -> &'static str {
     match object {
-        VodPath::Master | VodPath::MediaPlaylist(_) => content_type::HLS_PLAYLIST,
+        VodPath::Master | VodPath::MediaPlaylist(_) | VodPath::TsMaster | VodPath::TsPlaylist(_) => {
+            content_type::HLS_PLAYLIST
+        }
         VodPath::Manifest => content_type::DASH_MPD,
         VodPath::Init(_) => content_type::MP4,
         VodPath::Segment(..) => content_type::MEDIA_SEGMENT,
+        VodPath::TsSegment(..) => content_type::MPEG_TS,
     }
 }
 
@@ -64,6 +73,15 @@ pub async fn build(
             let object = CachedObject::new(body, content_type(object), asset.last_modified);
             return Ok(object.with_etag(plan.etag).with_ttl(Some(config.max_age)));
         }
+        VodPath::TsMaster => vod_manifests::render_ts_multivariant(p).into(),
+        VodPath::TsPlaylist(r) => vod_manifests::render_ts_media_playlist(p, rendition(r)?).into(),
+        VodPath::TsSegment(r, n) => {
+            let index = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER).ok_or(VodError::NotFound)?;
+            let policy = read_policy(storage.as_ref(), &config);
+            let body = super::ts::build(storage.as_ref(), &budget, &asset, rendition(r)?, index, policy).await?;
+            let object = CachedObject::new(body, content_type(object), asset.last_modified);
+            return Ok(object.with_ttl(Some(config.max_age)));
+        }
     };
     let object = CachedObject::new(body, content_type(object), asset.last_modified).with_ttl(Some(config.max_age));
     Ok(if kept && object.is_negotiable() { object.compressed() } else { object })
@@ -88,7 +106,10 @@ pub fn plan(
 ) -> Result<segment::SegmentPlan, VodError> {
     let VodPath::Segment(r, n) = object else { return Err(VodError::NotFound) };
     let r = asset.presentation.rendition(r).ok_or(VodError::NotFound)?;
-    let policy = reads::ReadPolicy { max_gap: config.read_gap_bytes.0, max_reads: storage.max_reads_per_segment() };
     let index = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER).ok_or(VodError::NotFound)?;
-    segment::plan(asset, r, index, policy)
+    segment::plan(asset, r, index, read_policy(storage, config))
+}
+
+fn read_policy(storage: &dyn Storage, config: &VodConfig) -> reads::ReadPolicy {
+    reads::ReadPolicy { max_gap: config.read_gap_bytes.0, max_reads: storage.max_reads_per_segment() }
 }

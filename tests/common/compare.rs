@@ -19,8 +19,15 @@ pub struct Packets {
 
 /// `ffmpeg -i url -map 0 -c copy -f framemd5 -`, parsed.
 pub fn framemd5(url: &str) -> Packets {
-    let out =
-        super::tools::run("ffmpeg", &["-v", "error", "-i", url, "-map", "0", "-c", "copy", "-f", "framemd5", "-"]);
+    framemd5_with(url, &[])
+}
+
+/// [`framemd5`] with more output options (bitstream filters).
+pub fn framemd5_with(url: &str, options: &[&str]) -> Packets {
+    let mut args = vec!["-v", "error", "-i", url, "-map", "0", "-c", "copy"];
+    args.extend_from_slice(options);
+    args.extend(["-f", "framemd5", "-"]);
+    let out = super::tools::run("ffmpeg", &args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "ffmpeg -i {url}: {stderr}");
     let text = String::from_utf8(out.stdout).unwrap();

@@ -13,6 +13,7 @@ pub mod process;
 pub mod redis;
 pub mod s3;
 pub mod tools;
+pub mod ts;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

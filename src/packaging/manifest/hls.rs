@@ -18,7 +18,7 @@ const AUDIO_GROUP: &str = "audio";
 impl ObjectUri {
     fn write_to<W: Write + ?Sized>(&self, out: &mut W) -> fmt::Result {
         match self {
-            ObjectUri::Vod(p) => p.write_to(out),
+            ObjectUri::Vod(p) => p.write_from_playlist(out),
             ObjectUri::Live(p) => p.write_to(out),
         }
     }
@@ -51,10 +51,16 @@ impl fmt::Display for Quoted<'_> {
 /// stands alone.
 pub fn write_multivariant(out: &mut String, m: &Multivariant<'_>) {
     let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    if m.muxed_audio || m.video.is_empty() {
-        let variants = if m.video.is_empty() { &m.audio } else { &m.video };
-        for s in variants {
-            write_variant(out, s, &[], m.query);
+    if m.video.is_empty() {
+        for s in &m.audio {
+            write_variant(out, s, &[], m.query, false);
+        }
+        return;
+    }
+    if m.muxed_audio {
+        // Each variant carries the audio: its BANDWIDTH and CODECS count it, with no group.
+        for s in &m.video {
+            write_variant(out, s, &m.audio, m.query, false);
         }
         return;
     }
@@ -70,12 +76,13 @@ pub fn write_multivariant(out: &mut String, m: &Multivariant<'_>) {
         let _ = writeln!(out, ",URI=\"{}.m3u8{}\"", a.id, m.query);
     }
     for v in &m.video {
-        write_variant(out, v, &m.audio, m.query);
+        write_variant(out, v, &m.audio, m.query, true);
     }
 }
 
-/// One `#EXT-X-STREAM-INF` and its URI; `audio` is the group the variant plays with.
-fn write_variant(out: &mut String, s: &Stream<'_>, audio: &[Stream<'_>], query: &str) {
+/// One `#EXT-X-STREAM-INF` and its URI; `audio` is what the variant plays with: the group named by
+/// `AUDIO` (`group`), or the audio muxed into it.
+fn write_variant(out: &mut String, s: &Stream<'_>, audio: &[Stream<'_>], query: &str, group: bool) {
     let audio_peak = audio.iter().map(|a| a.peak_bps).max().unwrap_or(0);
     let audio_average = audio.iter().map(|a| a.average_bps).max().unwrap_or(0);
     let _ = write!(
@@ -106,7 +113,7 @@ fn write_variant(out: &mut String, s: &Stream<'_>, audio: &[Stream<'_>], query: 
     if let Some((num, den)) = s.frame_rate.filter(|&(_, den)| den > 0) {
         let _ = write!(out, ",FRAME-RATE={:.3}", f64::from(num) / f64::from(den));
     }
-    if !audio.is_empty() {
+    if group && !audio.is_empty() {
         let _ = write!(out, ",AUDIO=\"{AUDIO_GROUP}\"");
     }
     let _ = writeln!(out, "\n{}.m3u8{query}", s.id);
@@ -114,7 +121,12 @@ fn write_variant(out: &mut String, s: &Stream<'_>, audio: &[Stream<'_>], query: 
 
 /// A media playlist.
 pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
-    let version = if p.skipped_segments.is_some() { DELTA_VERSION } else { VERSION };
+    // The lowest version that has what the playlist uses: float durations need 3, `EXT-X-MAP` 6.
+    let version = match p.skipped_segments {
+        Some(_) => DELTA_VERSION,
+        None if p.segments.iter().any(|s| s.map.is_some()) || p.part_target.is_some() => VERSION,
+        None => 3,
+    };
     let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-TARGETDURATION:{}\n", p.target_duration);
     if let Some(control) = p.server_control {
         write_server_control(out, control);

@@ -69,14 +69,25 @@ impl Elementary {
                 if sync {
                     out.put_slice(parameter_sets);
                 }
+                // An access unit has one delimiter, first: the sample's own become filler data after
+                // its pictures, of the same size, so the stream's length never depends on them.
+                let mut fillers = 0;
                 let mut rest = sample;
                 while !rest.is_empty() {
                     let (len, body) = rest.split_at_checked(*length_size).ok_or_else(truncated_nal)?;
                     let len = len.iter().fold(0usize, |n, &b| (n << 8) | usize::from(b));
                     let (nal, after) = body.split_at_checked(len).ok_or_else(truncated_nal)?;
-                    out.put_slice(&START);
-                    out.put_slice(nal);
+                    if is_delimiter(*hevc, nal) {
+                        fillers += 1;
+                    } else {
+                        out.put_slice(&START);
+                        out.put_slice(nal);
+                    }
                     rest = after;
+                }
+                for _ in 0..fillers {
+                    out.put_slice(&START);
+                    out.put_slice(filler(*hevc));
                 }
                 Ok(())
             }
@@ -112,6 +123,19 @@ fn truncated_nal() -> PackagingError {
 /// The access unit delimiter opening each access unit (any picture type).
 fn aud(hevc: bool) -> &'static [u8] {
     if hevc { &[0, 0, 0, 1, 0x46, 0x01, 0x50] } else { &[0, 0, 0, 1, 0x09, 0xF0] }
+}
+
+/// Whether `nal` is an access unit delimiter of the usual size (H.264 type 9, HEVC type 35).
+fn is_delimiter(hevc: bool, nal: &[u8]) -> bool {
+    match hevc {
+        false => nal.len() == 2 && nal[0] & 0x1F == 9,
+        true => nal.len() == 3 && (nal[0] >> 1) & 0x3F == 35,
+    }
+}
+
+/// A filler data NAL unit as long as a delimiter (H.264 type 12, HEVC type 38), trailing bits only.
+fn filler(hevc: bool) -> &'static [u8] {
+    if hevc { &[0x4C, 0x01, 0x80] } else { &[0x0C, 0x80] }
 }
 
 /// Parameter sets as Annex B NAL units, in order.
@@ -199,6 +223,13 @@ mod tests {
         es.write(&sample, false, &mut plain).unwrap();
         assert_eq!(plain.len(), sample.len() + es.overhead(false, 2));
         assert!(es.write(&[0, 0, 0, 9, 1], false, &mut plain).is_err(), "a NAL past the sample");
+        // A sample's own delimiter: one delimiter first all the same, the sample's as filler after,
+        // and the same length as without it counted.
+        let with_aud = [0, 0, 0, 2, 0x09, 0x10, 0, 0, 0, 2, 0x41, 0xBB];
+        let mut out = BytesMut::new();
+        es.write(&with_aud, false, &mut out).unwrap();
+        assert_eq!(&out[..], &[0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x41, 0xBB, 0, 0, 0, 1, 0x0C, 0x80]);
+        assert_eq!(out.len(), with_aud.len() + es.overhead(false, 2));
     }
 
     #[test]
