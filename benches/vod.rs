@@ -112,6 +112,19 @@ fn vod(c: &mut Criterion) {
     group.bench_function("build_one_6s_video_segment", |b| {
         b.to_async(&rt).iter(|| async { black_box(vod.object(&key, segment).await.unwrap()) })
     });
+    // Its audio, which an fMP4 player fetches beside it.
+    let audio = VodPath::parse("a0/300.m4s").unwrap();
+    group.bench_function("build_one_6s_audio_segment", |b| {
+        b.to_async(&rt).iter(|| async { black_box(vod.object(&key, audio).await.unwrap()) })
+    });
+    // The same segment as MPEG-TS, with the audio muxed in (its bytes are the video's and the audio's).
+    let ts = VodPath::parse("ts/v0/300.ts").unwrap();
+    let (obj, _) = rt.block_on(vod.object(&key, ts)).unwrap();
+    eprintln!("segment ts/v0/300.ts: {} bytes", obj.body().len());
+    group.throughput(criterion::Throughput::Bytes(obj.body().len() as u64));
+    group.bench_function("build_one_6s_ts_segment", |b| {
+        b.to_async(&rt).iter(|| async { black_box(vod.object(&key, ts).await.unwrap()) })
+    });
     group.finish();
 }
 

@@ -16,7 +16,7 @@ use super::{VodError, source};
 use crate::config::VodConfig;
 use crate::packaging::PackagingError;
 use crate::packaging::mp4::{MediaIndex, Track, TrackKind};
-use crate::packaging::presentation::{self, Presentation, Rendition, RenditionInput};
+use crate::packaging::presentation::{self, Presentation, Rendition, RenditionId, RenditionInput};
 use crate::storage::{ObjectMeta, Storage, StorageError, StorageKey};
 
 /// One source file of an asset, indexed.
@@ -35,6 +35,8 @@ pub struct Asset {
     pub presentation: Presentation,
     /// The newest modification time among the sources.
     pub last_modified: Option<SystemTime>,
+    /// Per MPEG-TS variant, each PID's continuity counter at every segment's start, counted once.
+    pub ts_counters: std::sync::Mutex<std::collections::HashMap<RenditionId, Arc<Vec<Vec<(u16, u8)>>>>>,
 }
 
 impl Asset {
@@ -186,7 +188,7 @@ impl Catalog {
                 let inputs = select_renditions(&sources, set.as_ref())?;
                 presentation::build(&inputs, target)?
             };
-            Ok(Arc::new(Asset { version, sources, presentation, last_modified }))
+            Ok(Arc::new(Asset { version, sources, presentation, last_modified, ts_counters: Default::default() }))
         })
         .await
         .unwrap_or_else(|e| Err(PackagingError::malformed(format!("packaging failed: {e}"))));

@@ -59,15 +59,8 @@ pub async fn build(
         timelines.push(Timeline::of(track, source.index.movie_timescale));
     }
     // Each PID's continuity counter goes on from the segments before this one.
-    let mut counters = Vec::with_capacity(members.len());
-    for ((m, es), timeline) in members.iter().zip(&elementary).zip(&timelines) {
-        let (_, track) = asset.track(m.rendition);
-        let before = (0..index).filter_map(|i| samples_of(m, i, count)).map(|range| {
-            let samples = timeline.samples(track, range);
-            segment::packets(&TrackIn { es, pid: m.pid, pcr: m.pcr, samples, data: Vec::new() })
-        });
-        counters.push((m.pid, segment::packets_before(before)));
-    }
+    let counters = continuity(asset, r, &members, &elementary, &timelines);
+    let counters = counters.get(index).ok_or(VodError::NotFound)?;
     let mut reads_of = Vec::with_capacity(members.len());
     for m in &members {
         let Some(range) = samples_of(m, index, count) else {
@@ -94,7 +87,39 @@ pub async fn build(
         let samples = timeline.samples(track, range.clone());
         tracks.push(TrackIn { es, pid: m.pid, pcr: m.pcr, samples, data });
     }
-    let body = segment::mux(&tracks, index, &counters)?;
+    let body = segment::mux(&tracks, index, counters)?;
     let charge = budget.charge(body.len() as u64).await.map_err(StorageError::from)?;
     Ok(charge.attach(body))
+}
+
+/// Each PID's continuity counter at the start of every segment of `r`'s variant: the TS packets of
+/// the segments before, counted from sample sizes once per asset version and kept with it.
+fn continuity(
+    asset: &Asset,
+    r: &Rendition,
+    members: &[Member<'_>],
+    elementary: &[Elementary],
+    timelines: &[Timeline],
+) -> Arc<Vec<Vec<(u16, u8)>>> {
+    if let Some(known) = asset.ts_counters.lock().ok().and_then(|m| m.get(&r.id).cloned()) {
+        return known;
+    }
+    let count = r.segment_count();
+    let mut starts: Vec<Vec<(u16, u8)>> = vec![Vec::with_capacity(members.len()); count];
+    for ((m, es), timeline) in members.iter().zip(elementary).zip(timelines) {
+        let (_, track) = asset.track(m.rendition);
+        let mut sent = 0usize;
+        for (i, start) in starts.iter_mut().enumerate() {
+            start.push((m.pid, (sent % 16) as u8));
+            if let Some(range) = samples_of(m, i, count) {
+                let samples = timeline.samples(track, range);
+                sent += segment::packets(&TrackIn { es, pid: m.pid, pcr: m.pcr, samples, data: Vec::new() });
+            }
+        }
+    }
+    let starts = Arc::new(starts);
+    if let Ok(mut known) = asset.ts_counters.lock() {
+        known.insert(r.id, starts.clone());
+    }
+    starts
 }

@@ -112,38 +112,33 @@ impl TsWriter {
         let mut sent = 0;
         let mut first = true;
         while sent < total {
-            // The adaptation field's content after its length byte: flags, then a PCR.
-            let mut field: Vec<u8> = Vec::new();
-            if first && (pes.pcr.is_some() || pes.random_access) {
-                field.push(if pes.random_access { 0x40 } else { 0 } | if pes.pcr.is_some() { 0x10 } else { 0 });
-                if let Some(pcr) = pes.pcr {
-                    field.extend_from_slice(&pcr_bytes(pcr));
-                }
-            }
-            let mut field_len = if field.is_empty() { 0 } else { 1 + field.len() };
+            // The adaptation field: its length byte, flags and a PCR on the first packet where
+            // wanted; grown with stuffing when the rest does not fill the packet.
+            let flagged = first && (pes.pcr.is_some() || pes.random_access);
+            let pcr = pes.pcr.filter(|_| first);
+            let content = if flagged { 1 + if pcr.is_some() { 6 } else { 0 } } else { 0 };
+            let mut field = if flagged { 1 + content } else { 0 };
             let left = total - sent;
-            if left < BODY - field_len {
-                // Stuffing: the adaptation field grows to fill the packet.
-                let stuffing = BODY - field_len - left;
-                if field_len == 0 && stuffing == 1 {
-                    field_len = 1;
-                } else {
-                    if field.is_empty() {
-                        field.push(0);
-                        field_len = 1 + 1;
-                    }
-                    let more = BODY - field_len - left;
-                    field.extend(std::iter::repeat_n(0xFF, more));
-                    field_len += more;
-                }
+            if left < BODY - field {
+                field = BODY - left;
             }
             let cc = self.next_counter(pes.pid);
-            self.header(pes.pid, first, if field_len > 0 { 0b11 } else { 0b01 }, cc);
-            if field_len > 0 {
-                self.out.put_u8((field_len - 1) as u8);
-                self.out.put_slice(&field);
+            self.header(pes.pid, first, if field > 0 { 0b11 } else { 0b01 }, cc);
+            if field > 0 {
+                self.out.put_u8((field - 1) as u8);
+                if field > 1 {
+                    let flags =
+                        if pes.random_access && first { 0x40 } else { 0 } | if pcr.is_some() { 0x10 } else { 0 };
+                    self.out.put_u8(flags);
+                    if let Some(pcr) = pcr {
+                        self.out.put_slice(&pcr_bytes(pcr));
+                    }
+                    // Stuffing after the flags (and PCR).
+                    let written = 1 + if pcr.is_some() { 6 } else { 0 };
+                    self.out.put_bytes(0xFF, field - 1 - written);
+                }
             }
-            let n = BODY - field_len;
+            let n = BODY - field;
             let end = sent + n;
             // The PES header, then the payload.
             if sent < header.len() {

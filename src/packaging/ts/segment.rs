@@ -5,7 +5,7 @@
 //! every track and segment, so a player sees one continuous stream.
 //!
 //! The continuity counters carry on from segment to segment: what a segment starts from is counted
-//! from the sizes of the samples before it ([`packets_before`]), without reading them.
+//! from the sizes of the samples before it ([`packets`]), without reading them.
 
 use std::ops::Range;
 
@@ -62,7 +62,12 @@ impl Timeline {
     }
 
     fn ticks_90k(&self, t: i128) -> u64 {
-        (t * 90_000 / self.timescale + TIME_OFFSET).max(0) as u64
+        // In 64 bits while the product fits (any time under about three years at 1 MHz).
+        let scaled = match (i64::try_from(t).ok().and_then(|t| t.checked_mul(90_000)), i64::try_from(self.timescale)) {
+            (Some(product), Ok(ts)) => i128::from(product / ts),
+            _ => t * 90_000 / self.timescale,
+        };
+        (scaled + TIME_OFFSET).max(0) as u64
     }
 
     /// Times, size and sync flag of sample `i` of `track`.
@@ -156,11 +161,6 @@ pub fn packets(track: &TrackIn<'_>) -> usize {
         .sum()
 }
 
-/// The continuity counter a track's PID starts a segment at: the packets of all segments before it.
-pub fn packets_before(segments: impl IntoIterator<Item = usize>) -> u8 {
-    (segments.into_iter().sum::<usize>() % 16) as u8
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +226,5 @@ mod tests {
         assert_eq!(ts[3] & 15, 3);
         // Audio joins the video in decode order: the first audio PES right after the first frame.
         assert_eq!(pids[2..5], [VIDEO_PID, AUDIO_PID, AUDIO_PID]);
-        assert_eq!(packets_before([10, 7]), 1);
     }
 }
