@@ -36,8 +36,11 @@ pub struct Asset {
     /// The newest modification time among the sources.
     pub last_modified: Option<SystemTime>,
     /// Per MPEG-TS variant, each PID's continuity counter at every segment's start, counted once.
-    pub ts_counters: std::sync::Mutex<std::collections::HashMap<RenditionId, Arc<Vec<Vec<(u16, u8)>>>>>,
+    pub ts_counters: std::sync::Mutex<std::collections::HashMap<RenditionId, Arc<TsCounters>>>,
 }
+
+/// Each PID's continuity counter (`(pid, counter)`) at the start of every segment of a TS variant.
+pub type TsCounters = Vec<Vec<(u16, u8)>>;
 
 impl Asset {
     pub fn track(&self, r: &Rendition) -> (&Source, &Track) {

@@ -100,7 +100,7 @@ fn continuity(
     members: &[Member<'_>],
     elementary: &[Elementary],
     timelines: &[Timeline],
-) -> Arc<Vec<Vec<(u16, u8)>>> {
+) -> Arc<super::catalog::TsCounters> {
     if let Some(known) = asset.ts_counters.lock().ok().and_then(|m| m.get(&r.id).cloned()) {
         return known;
     }
