@@ -156,6 +156,16 @@ async fn an_fmp4_push_plays_live_with_blocking_reload_then_as_vod() {
         latency["median_ms"], latency["p99_ms"], latency["max_ms"], latency["samples"]
     );
     assert!(latency["samples"].as_u64().unwrap() > 10);
+    // fMP4 tracks pushed in one variant are served as renditions of their own: none is muxed, and
+    // each is named for what it is.
+    for r in view["renditions"].as_array().unwrap() {
+        assert_eq!(r["muxed"], false, "{r}");
+        let name = r["name"].as_str().unwrap();
+        match r["kind"].as_str().unwrap() {
+            "video" => assert!(name.ends_with('p'), "{r}"),
+            _ => assert_ne!(name, "Video", "{r}"),
+        }
+    }
 
     // The encoder finishes; the operator stops the channel.
     tokio::task::spawn_blocking(move || encoder.wait()).await.unwrap();
@@ -200,9 +210,22 @@ async fn an_mpegts_push_serves_live_hls() {
     assert_eq!((seg.status, seg.header("content-type")), (200, Some("video/mp2t")));
     let master = get(s.edge, "/live/ts/master.m3u8").await.text();
     assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 2, "{master}");
+    // What the streams are, read from their first segments: codecs (video, then the audio muxed
+    // in) and picture size.
+    for line in master.lines().filter(|l| l.starts_with("#EXT-X-STREAM-INF")) {
+        assert!(line.contains("CODECS=\"avc1.") && line.contains(",mp4a.40.2\""), "{master}");
+        assert!(line.contains(",RESOLUTION="), "{master}");
+    }
     let url = format!("http://{}/live/ts/master.m3u8", s.edge);
     tokio::task::spawn_blocking(move || probe_live(&url)).await.unwrap();
-    assert_eq!(get(s.edge, "/live/ts/manifest.mpd").await.status, 404, "DASH needs fMP4");
+    let mpd = get(s.edge, "/live/ts/manifest.mpd").await;
+    assert_eq!(mpd.status, 404);
+    assert!(mpd.text().contains("DASH needs fMP4"), "the answer says why: {}", mpd.text());
+    let view: serde_json::Value = serde_json::from_slice(&get(s.api, "/api/v1/channels/ts").await.body).unwrap();
+    for r in view["renditions"].as_array().unwrap() {
+        assert_eq!(r["muxed"], true, "TS carries its audio in the video: {r}");
+        assert!(r["name"].as_str().unwrap().ends_with('p'), "{r}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

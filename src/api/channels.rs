@@ -105,7 +105,7 @@ fn view(state: &ApiState, headers: &HeaderMap, handle: &ChannelHandle, stream_ke
         "ingest_url_prefix": format!("{}/ingest/{id}/", ingest_base(state, headers)),
         "playback": Playback::of(id),
         "container": snap.container.map(|c| match c { Container::Fmp4 => "fmp4", Container::Ts => "ts" }),
-        "renditions": snap.renditions,
+        "renditions": renditions(&snap),
         "media_sequence": snap.last_msn(),
         "segments_retained": snap.slots.len(),
         "discontinuity_sequence": snap.discontinuity_sequence(snap.slots.len()),
@@ -118,6 +118,20 @@ fn view(state: &ApiState, headers: &HeaderMap, handle: &ChannelHandle, stream_ke
         add_key(state, headers, &mut v, id, key);
     }
     v
+}
+
+/// The renditions as players get them: `muxed` says whether the audio travels inside the video's
+/// segments (MPEG-TS); fMP4 tracks pushed together are served as renditions of their own.
+fn renditions(snap: &crate::live::model::ChannelSnapshot) -> Vec<Value> {
+    let ts = snap.container == Some(Container::Ts);
+    snap.renditions
+        .iter()
+        .filter_map(|r| {
+            let mut v = serde_json::to_value(r).ok()?;
+            v["muxed"] = json!(ts);
+            Some(v)
+        })
+        .collect()
 }
 
 /// How far the channel's live edge is behind the clock, in milliseconds; `None` while it has no media

@@ -18,6 +18,9 @@ use crate::telemetry::ErrorDetail;
 pub enum EdgeError {
     #[error("not found")]
     NotFound,
+    /// Not found, and why (an object this kind of channel or asset never has).
+    #[error("not found: {0}")]
+    NotHere(String),
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("forbidden")]
@@ -41,7 +44,7 @@ impl From<StorageError> for EdgeError {
 impl EdgeError {
     pub fn status(&self) -> StatusCode {
         match self {
-            EdgeError::NotFound => StatusCode::NOT_FOUND,
+            EdgeError::NotFound | EdgeError::NotHere(_) => StatusCode::NOT_FOUND,
             EdgeError::BadRequest(_) => StatusCode::BAD_REQUEST,
             EdgeError::Forbidden => StatusCode::FORBIDDEN,
             EdgeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

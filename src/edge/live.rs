@@ -19,6 +19,7 @@ impl From<ServeError> for EdgeError {
     fn from(e: ServeError) -> Self {
         match e {
             ServeError::NotFound => EdgeError::NotFound,
+            ServeError::NotHere(why) => EdgeError::NotHere(why.into()),
             ServeError::BadRequest(m) => EdgeError::BadRequest(m),
             ServeError::Unavailable(m) => EdgeError::Unavailable(m),
             ServeError::Storage(s) => EdgeError::Storage(s),

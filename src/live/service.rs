@@ -32,6 +32,9 @@ const RENDERED_TTL: Duration = Duration::from_secs(30);
 pub enum ServeError {
     #[error("not found")]
     NotFound,
+    /// Not found, and why.
+    #[error("{0}")]
+    NotHere(&'static str),
     #[error("{0}")]
     BadRequest(String),
     /// A blocking reload that timed out.
@@ -134,6 +137,12 @@ impl Live {
                 Ok(Served { object, outcome, kind: manifest_kind(&snap, closed) }.into())
             }
             LivePath::Mpd => {
+                if snap.container == Some(Container::Ts) {
+                    return Err(ServeError::NotHere(
+                        "DASH needs fMP4 (CMAF) segments and this channel is pushed as MPEG-TS; push fMP4 \
+                         (for ffmpeg's HLS muxer: -hls_segment_type fmp4) to get an MPD as well",
+                    ));
+                }
                 let time_url = self.time_url.clone();
                 let query = window.canonical_query();
                 let (object, outcome) = self

@@ -250,6 +250,7 @@ impl ChannelState {
                     stored: false,
                     at_owner: false,
                 };
+                self.describe_ts(r, &pending.bytes);
                 vec![(r, part)]
             }
         };

@@ -111,7 +111,12 @@ pub(super) fn describe(t: &InitTrackInfo, variant_has_video: bool) -> LiveRendit
         frame_rate: None,
         channels,
         sample_rate,
-        name: language.clone().unwrap_or_else(|| "Audio".into()),
+        name: match (t.kind, &language, resolution) {
+            (TrackKind::Audio, Some(language), _) => language.clone(),
+            (TrackKind::Audio, None, _) => "Audio".into(),
+            (TrackKind::Video, _, Some((_, height))) => format!("{height}p"),
+            (TrackKind::Video, _, None) => "Video".into(),
+        },
         language,
         muxed: t.kind == TrackKind::Audio && variant_has_video,
         peak_bps: 0,

@@ -147,3 +147,23 @@ impl ChannelState {
         }
     }
 }
+
+impl ChannelState {
+    /// Fills in what a TS rendition's first segment says of its codecs, picture and sound (the
+    /// multivariant playlist's `CODECS` and `RESOLUTION`), once.
+    pub(super) fn describe_ts(&mut self, r: usize, segment: &[u8]) {
+        let Some(entry) = self.renditions.get_mut(r).filter(|e| e.info.codecs.is_none()) else { return };
+        let facts = crate::packaging::ts::probe::probe(segment);
+        if facts.codecs.is_empty() {
+            return;
+        }
+        let info = &mut entry.info;
+        info.codecs = Some(facts.codecs.join(","));
+        info.resolution = info.resolution.or(facts.resolution);
+        info.channels = info.channels.or(facts.channels);
+        info.sample_rate = info.sample_rate.or(facts.sample_rate);
+        if let Some((_, height)) = facts.resolution {
+            info.name = format!("{height}p");
+        }
+    }
+}

@@ -270,10 +270,15 @@ mod tests {
         assert!(out.contains(
             "#EXT-X-STREAM-INF:BANDWIDTH=1200,AVERAGE-BANDWIDTH=600,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"audio\"\nv0.m3u8?start=1.000\n"
         ));
+        // Audio muxed into the variant (MPEG-TS): counted in its BANDWIDTH and CODECS, no group.
         let mut muxed = String::new();
-        write_multivariant(&mut muxed, &Multivariant { muxed_audio: true, ..m });
-        assert!(!muxed.contains("#EXT-X-MEDIA"));
-        assert!(muxed.contains("BANDWIDTH=1000,AVERAGE-BANDWIDTH=500,CODECS=\"avc1.64001f\"\nv0.m3u8"), "{muxed}");
+        let audio = vec![m.audio[0].clone()];
+        write_multivariant(&mut muxed, &Multivariant { muxed_audio: true, audio, ..m });
+        assert!(!muxed.contains("#EXT-X-MEDIA") && !muxed.contains("AUDIO="), "{muxed}");
+        assert!(
+            muxed.contains("BANDWIDTH=1100,AVERAGE-BANDWIDTH=550,CODECS=\"avc1.64001f,mp4a.40.2\"\nv0.m3u8"),
+            "{muxed}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod es;
 pub mod mux;
+pub mod probe;
 pub mod segment;
 
 use crate::packaging::PackagingError;
