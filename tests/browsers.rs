@@ -86,13 +86,7 @@ async fn play_live_channel(edge: std::net::SocketAddr, label: &str) {
     assert!(segments >= 3, "{label}: the channel never went live");
     let page = PageServer::start();
     let base = format!("http://{edge}/live/cup");
-    // hls.js plays the MPEG-TS variant through its transmuxer.
-    let sources = [
-        ("hls", format!("{base}/master.m3u8")),
-        ("dash", format!("{base}/manifest.mpd")),
-        ("hls", format!("{base}/ts/master.m3u8")),
-    ];
-    for (player, src) in sources {
+    for (player, src) in [("hls", format!("{base}/master.m3u8")), ("dash", format!("{base}/manifest.mpd"))] {
         let report = tokio::task::block_in_place(|| play(&page, player, &src, 6));
         eprintln!("{player} {label}: {report}");
         // The encoder's two variants: the player's ABR may pick either.
