@@ -161,8 +161,9 @@ fn header_end(bytes: &[u8], limit: u64) -> Result<Option<usize>, ChunkError> {
     loop {
         let Some(header) = BoxHeader::parse(&bytes[pos..])? else { return Ok(None) };
         let size = header.size.unwrap_or(u64::MAX);
-        if pos as u64 + size > limit {
-            return Err(ChunkError::TooLarge { size: pos as u64 + size, limit });
+        let through = (pos as u64).saturating_add(size);
+        if through > limit {
+            return Err(ChunkError::TooLarge { size: through, limit });
         }
         if &header.kind == b"moof" || &header.kind == b"mdat" {
             return Err(crate::packaging::PackagingError::malformed("a CMAF fragment before the CMAF header").into());
@@ -248,6 +249,10 @@ mod tests {
         assert!(track.push(SEGMENTS[0]).is_err(), "a fragment before the header");
         let mut small = TrackIngest::new(2.0, 100);
         assert!(matches!(small.push(INIT), Err(ChunkError::TooLarge { .. })));
+        // A box "to the end of the stream" after a first one never ends: refused, no overflow.
+        let mut endless = TrackIngest::new(2.0, 16 << 20);
+        let boxes = [&[0u8, 0, 0, 8, b'f', b'r', b'e', b'e'][..], &[0, 0, 0, 0, b'f', b'r', b'e', b'e']].concat();
+        assert!(matches!(endless.push(&boxes), Err(ChunkError::TooLarge { .. })));
         // A stream cut inside a fragment does not finish clean.
         let mut cut = TrackIngest::new(2.0, 16 << 20);
         cut.push(INIT).unwrap();

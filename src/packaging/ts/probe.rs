@@ -177,10 +177,10 @@ fn sps_size(rbsp: &[u8]) -> Option<(u32, u32)> {
             for i in 0..if chroma == 3 { 12 } else { 8 } {
                 if b.bit()? == 1 {
                     let size = if i < 6 { 16 } else { 64 };
-                    let (mut last, mut next) = (8i32, 8i32);
+                    let (mut last, mut next) = (8i64, 8i64);
                     for _ in 0..size {
                         if next != 0 {
-                            next = (last + b.se()? + 256) % 256;
+                            next = (last + i64::from(b.se()?)).rem_euclid(256);
                         }
                         last = if next == 0 { last } else { next };
                     }
@@ -205,8 +205,8 @@ fn sps_size(rbsp: &[u8]) -> Option<(u32, u32)> {
     }
     b.ue()?;
     b.bit()?;
-    let width_mbs = b.ue()? + 1;
-    let height_units = b.ue()? + 1;
+    let width_mbs = b.ue()?.checked_add(1)?;
+    let height_units = b.ue()?.checked_add(1)?;
     let frame_mbs_only = b.bit()?;
     if frame_mbs_only == 0 {
         b.bit()?;
@@ -220,11 +220,11 @@ fn sps_size(rbsp: &[u8]) -> Option<(u32, u32)> {
             2 => (2, 1),
             _ => (1, 1),
         };
-        crop_x = unit_x * (l + r);
-        crop_y = unit_y * (2 - frame_mbs_only) * (t + bo);
+        crop_x = l.checked_add(r)?.checked_mul(unit_x)?;
+        crop_y = t.checked_add(bo)?.checked_mul(unit_y * (2 - frame_mbs_only))?;
     }
-    let width = (width_mbs * 16).checked_sub(crop_x)?;
-    let height = ((2 - frame_mbs_only) * height_units * 16).checked_sub(crop_y)?;
+    let width = width_mbs.checked_mul(16)?.checked_sub(crop_x)?;
+    let height = (2 - frame_mbs_only).checked_mul(height_units)?.checked_mul(16)?.checked_sub(crop_y)?;
     Some((width, height))
 }
 
@@ -256,6 +256,40 @@ mod tests {
         annex_b.extend_from_slice(sps);
         assert_eq!(h264(&annex_b), Some(("avc1.64001e".to_owned(), Some((640, 360)))));
         assert_eq!(unescape(&[0, 0, 3, 1, 0, 0, 3]), [0, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn any_prefix_or_garbage_is_read_without_panicking() {
+        use crate::packaging::ts::es::Elementary;
+        use crate::packaging::ts::mux::{AUDIO_PID, VIDEO_PID};
+        use crate::packaging::ts::segment::{SampleTimes, TrackIn, mux};
+        let init = include_bytes!("../../../assets/sample/hls/init.mp4");
+        let at = init.windows(4).position(|w| w == b"avcC").unwrap() + 4;
+        let len = usize::from(u16::from_be_bytes([init[at + 6], init[at + 7]]));
+        let sets = [&[0u8, 0, 0, 1][..], &init[at + 8..at + 8 + len]].concat();
+        let video = Elementary::Video { hevc: false, length_size: 4, parameter_sets: sets.into() };
+        let audio = Elementary::Aac { profile: 2, frequency_index: 3, channels: 2 };
+        let frame = [0u8, 0, 0, 2, 0x65, 0x88];
+        let sample = |dts| SampleTimes { dts, pts: dts, size: 6, sync: true };
+        let tracks = [
+            TrackIn { es: &video, pid: VIDEO_PID, pcr: true, samples: vec![sample(900_000)], data: vec![&frame] },
+            TrackIn { es: &audio, pid: AUDIO_PID, pcr: false, samples: vec![sample(900_000)], data: vec![&[1; 20]] },
+        ];
+        let ts = mux(&tracks, 0, &[]).unwrap();
+        let facts = probe(&ts);
+        assert_eq!((facts.codecs.join(","), facts.resolution), ("avc1.64001e,mp4a.40.2".into(), Some((640, 360))));
+        for end in 0..ts.len() {
+            probe(&ts[..end]);
+        }
+        let mut garbage = ts.to_vec();
+        for (i, b) in garbage.iter_mut().enumerate().skip(4) {
+            *b = b.wrapping_mul(31).wrapping_add(i as u8);
+        }
+        probe(&garbage);
+        for seed in 0..64u8 {
+            let rbsp: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(seed).wrapping_add(seed)).collect();
+            sps_size(&rbsp);
+        }
     }
 
     #[test]
