@@ -92,3 +92,37 @@ async fn ts_variants_carry_their_audio_and_unknown_objects_are_404() {
     let audio = get(s.edge, "/vod/audio_only.m4a/ts/master.m3u8").await.text();
     assert!(audio.contains("CODECS=\"mp4a.40.2\"") && audio.ends_with("a0.m3u8\n"), "{audio}");
 }
+
+/// HEVC (with `hvc1` sample entries, parameter sets only in `hvcC`) goes out as TS `stream_type`
+/// 0x24 with the VPS, SPS and PPS before every keyframe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hevc_gives_the_source_packets_over_ts_hls() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("hevc.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=330:sample_rate=48000", "-t", "8"])
+        .args(["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=50:min-keyint=50:log-level=error"])
+        .args(["-tag:v", "hvc1", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart"])
+        .arg(&clip)
+        .status()
+        .expect("ffmpeg is needed (./scripts/test installs it)");
+    assert!(status.success(), "ffmpeg could not encode HEVC");
+    let s = TestServer::start(common::test_config_in(dir.path())).await;
+    let master = get(s.edge, "/vod/hevc.mp4/ts/master.m3u8").await.text();
+    assert!(master.contains("CODECS=\"hvc1.") && master.contains(",mp4a.40.2\""), "{master}");
+    let (segments, _) = variant_segments(&s, "hevc.mp4").await;
+    assert_continuous(&segments, "hevc.mp4");
+    let hevc: &[&str] = &["-bsf:v", "filter_units=remove_types=32|33|34|35|38"];
+    let source_args = ["-copyts", "-bsf:v", "hevc_mp4toannexb,filter_units=remove_types=32|33|34|35|38"];
+    let ours_args = [&["-copyts"], hevc, &["-bsf:a", "aac_adtstoasc"]].concat();
+    let (src, url) = (clip.to_str().unwrap().to_owned(), format!("http://{}/vod/hevc.mp4/ts/master.m3u8", s.edge));
+    let (expected, ours) =
+        tokio::task::spawn_blocking(move || (framemd5_with(&src, &source_args), framemd5_with(&url, &ours_args)))
+            .await
+            .unwrap();
+    for kind in expected.streams.keys() {
+        let offset = assert_same_stream(&expected, &ours, kind, "hevc.mp4 over TS HLS");
+        assert!((offset - 10.0).abs() < 0.001, "hevc: {kind} moved by {offset} s");
+    }
+}
