@@ -56,6 +56,7 @@ pub fn multivariant<'a>(snap: &'a ChannelSnapshot, query: &'a str) -> Multivaria
         // TS variants carry their own audio.
         muxed_audio: snap.container == Some(Container::Ts),
         query,
+        i_frames: Vec::new(),
     }
 }
 

@@ -119,6 +119,8 @@ pub enum VodPath {
     TsPlaylist(RenditionId),
     /// `ts/v0/3.ts`
     TsSegment(RenditionId, u32),
+    /// `ts/v0-iframes.m3u8`: the keyframes of a TS video variant, as byte ranges of its segments.
+    TsIFrames(RenditionId),
 }
 
 /// Writes a rendition id (`v0`, `a12`).
@@ -151,7 +153,7 @@ impl VodPath {
                 write_u64(out, u64::from(n))?;
                 out.write_str(".m4s")
             }
-            VodPath::TsMaster | VodPath::TsPlaylist(_) | VodPath::TsSegment(..) => {
+            VodPath::TsMaster | VodPath::TsPlaylist(_) | VodPath::TsSegment(..) | VodPath::TsIFrames(_) => {
                 out.write_str("ts/")?;
                 self.write_from_playlist(out)
             }
@@ -164,6 +166,10 @@ impl VodPath {
         match *self {
             VodPath::TsMaster => out.write_str("master.m3u8"),
             VodPath::TsPlaylist(r) => VodPath::MediaPlaylist(r).write_to(out),
+            VodPath::TsIFrames(r) => {
+                write_rendition(out, r)?;
+                out.write_str("-iframes.m3u8")
+            }
             VodPath::TsSegment(r, n) => {
                 write_rendition(out, r)?;
                 out.write_char('/')?;
@@ -221,6 +227,9 @@ impl VodPath {
             if let Some((id, seg)) = ts.split_once('/') {
                 let n = seg.strip_suffix(".ts").filter(|n| !n.starts_with('0'))?;
                 return Some(VodPath::TsSegment(id.parse().ok()?, number(n)?));
+            }
+            if let Some(id) = ts.strip_suffix("-iframes.m3u8") {
+                return Some(VodPath::TsIFrames(id.parse().ok()?));
             }
             return match VodPath::parse(ts)? {
                 VodPath::Master => Some(VodPath::TsMaster),

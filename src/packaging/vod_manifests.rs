@@ -7,11 +7,11 @@ use std::borrow::Cow;
 
 use crate::packaging::codec::MediaParams;
 use crate::packaging::manifest::{
-    self, MediaPlaylist, MediaSegment, Mpd, MpdTiming, Multivariant, ObjectUri, Period, PeriodId, PlaylistType,
-    Representation, SegmentTemplate, Stream,
+    self, IFrameStream, MediaPlaylist, MediaSegment, Mpd, MpdTiming, Multivariant, ObjectUri, Period, PeriodId,
+    PlaylistType, Representation, SegmentTemplate, Stream,
 };
 use crate::packaging::mp4::TrackKind;
-use crate::packaging::presentation::{Presentation, Rendition};
+use crate::packaging::presentation::{Presentation, Rendition, RenditionId};
 use crate::packaging::url::{FIRST_SEGMENT_NUMBER, TemplateUrls, VodPath};
 
 /// What the manifests say about a rendition.
@@ -41,22 +41,28 @@ pub fn multivariant(p: &Presentation) -> Multivariant<'_> {
         audio: p.audio.iter().map(stream).collect(),
         muxed_audio: false,
         query: "",
+        i_frames: Vec::new(),
     }
 }
 
 /// The MPEG-TS multivariant playlist: the video variants with the first audio rendition muxed
-/// into each (or the audio renditions, for an audio-only asset).
-pub fn ts_multivariant(p: &Presentation) -> Multivariant<'_> {
+/// into each (or the audio renditions, for an audio-only asset), and the video variants' I-frame
+/// playlists, whose peak bit rates (by variant) the caller counted from the segments.
+pub fn ts_multivariant<'a>(p: &'a Presentation, i_frame_peaks: &[(RenditionId, u64)]) -> Multivariant<'a> {
     let variants = ts_variants(p).into_iter().map(stream);
     if p.video.is_empty() {
-        return Multivariant { video: Vec::new(), audio: variants.collect(), muxed_audio: true, query: "" };
+        let audio = variants.collect();
+        return Multivariant { video: Vec::new(), audio, muxed_audio: true, query: "", i_frames: Vec::new() };
     }
-    Multivariant {
-        video: variants.collect(),
-        audio: ts_audio(p).map(stream).into_iter().collect(),
-        muxed_audio: true,
-        query: "",
-    }
+    let i_frames = ts_variants(p)
+        .into_iter()
+        .filter_map(|r| {
+            let peak = i_frame_peaks.iter().find(|(id, _)| *id == r.id)?.1;
+            Some(IFrameStream { stream: stream(r), uri: ObjectUri::Vod(VodPath::TsIFrames(r.id)), peak_bps: peak })
+        })
+        .collect();
+    let audio = ts_audio(p).map(stream).into_iter().collect();
+    Multivariant { video: variants.collect(), audio, muxed_audio: true, query: "", i_frames }
 }
 
 /// Whether MPEG-TS carries a rendition's codec here: H.264, HEVC, AAC.
@@ -159,9 +165,9 @@ pub fn render_media_playlist(p: &Presentation, r: &Rendition) -> String {
 }
 
 /// The MPEG-TS multivariant playlist, rendered.
-pub fn render_ts_multivariant(p: &Presentation) -> String {
-    let mut out = String::with_capacity(256 + 256 * p.video.len().max(p.audio.len()));
-    manifest::hls::write_multivariant(&mut out, &ts_multivariant(p));
+pub fn render_ts_multivariant(p: &Presentation, i_frame_peaks: &[(RenditionId, u64)]) -> String {
+    let mut out = String::with_capacity(256 + 384 * p.video.len().max(p.audio.len()));
+    manifest::hls::write_multivariant(&mut out, &ts_multivariant(p, i_frame_peaks));
     out
 }
 

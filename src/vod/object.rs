@@ -24,6 +24,9 @@ pub fn check(object: VodPath, p: &Presentation) -> Result<(), VodError> {
         VodPath::TsMaster => !vod_manifests::ts_variants(p).is_empty(),
         VodPath::TsPlaylist(r) => vod_manifests::ts_variants(p).iter().any(|v| v.id == r),
         VodPath::TsSegment(r, n) => vod_manifests::ts_variants(p).iter().any(|v| v.id == r && numbered(v, n)),
+        VodPath::TsIFrames(r) => {
+            r.kind == crate::packaging::mp4::TrackKind::Video && vod_manifests::ts_variants(p).iter().any(|v| v.id == r)
+        }
     };
     if exists { Ok(()) } else { Err(VodError::NotFound) }
 }
@@ -35,9 +38,11 @@ fn numbered(r: &crate::packaging::presentation::Rendition, n: u32) -> bool {
 
 pub fn content_type(object: VodPath) -> &'static str {
     match object {
-        VodPath::Master | VodPath::MediaPlaylist(_) | VodPath::TsMaster | VodPath::TsPlaylist(_) => {
-            content_type::HLS_PLAYLIST
-        }
+        VodPath::Master
+        | VodPath::MediaPlaylist(_)
+        | VodPath::TsMaster
+        | VodPath::TsPlaylist(_)
+        | VodPath::TsIFrames(_) => content_type::HLS_PLAYLIST,
         VodPath::Manifest => content_type::DASH_MPD,
         VodPath::Init(_) => content_type::MP4,
         VodPath::Segment(..) => content_type::MEDIA_SEGMENT,
@@ -73,7 +78,13 @@ pub async fn build(
             let object = CachedObject::new(body, content_type(object), asset.last_modified);
             return Ok(object.with_etag(plan.etag).with_ttl(Some(config.max_age)));
         }
-        VodPath::TsMaster => vod_manifests::render_ts_multivariant(p).into(),
+        VodPath::TsMaster => vod_manifests::render_ts_multivariant(p, &super::ts::i_frame_peaks(&asset)).into(),
+        VodPath::TsIFrames(r) => {
+            let playlist = super::ts::i_frames(&asset, rendition(r)?)?;
+            let mut out = String::with_capacity(128 + 64 * playlist.frames.len());
+            crate::packaging::manifest::hls::write_i_frame_playlist(&mut out, &playlist);
+            out.into()
+        }
         VodPath::TsPlaylist(r) => vod_manifests::render_ts_media_playlist(p, rendition(r)?).into(),
         VodPath::TsSegment(r, n) => {
             let index = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER).ok_or(VodError::NotFound)?;

@@ -8,21 +8,35 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{Asset, VodError};
+use crate::packaging::manifest::{ByteRange, IFramePlaylist, ObjectUri};
 use crate::packaging::mp4::TrackKind;
-use crate::packaging::presentation::Rendition;
+use crate::packaging::presentation::{Rendition, RenditionId};
 use crate::packaging::reads::{self, ReadPolicy};
+use crate::packaging::ts::PACKET;
 use crate::packaging::ts::es::Elementary;
 use crate::packaging::ts::mux::{AUDIO_PID, VIDEO_PID};
 use crate::packaging::ts::segment::{self, Timeline, TrackIn};
+use crate::packaging::url::{FIRST_SEGMENT_NUMBER, VodPath};
 use crate::packaging::{PackagingError, vod_manifests};
 use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageError};
 
-/// One track of the variant: its rendition, PID, and whether it carries the PCR.
+/// One track of the variant: its rendition, PID, whether it carries the PCR, and how its samples
+/// are written and timed.
 struct Member<'a> {
     rendition: &'a Rendition,
     pid: u16,
     pcr: bool,
+    es: Elementary,
+    timeline: Timeline,
+}
+
+impl Member<'_> {
+    /// The track's samples `range`, timed, with their bytes (`data`, or none to count packets).
+    fn track<'m>(&'m self, asset: &Asset, range: Range<usize>, data: Vec<&'m [u8]>) -> TrackIn<'m> {
+        let samples = self.timeline.samples(asset.track(self.rendition).1, range);
+        TrackIn { es: &self.es, pid: self.pid, pcr: self.pcr, samples, data }
+    }
 }
 
 /// The samples of `member` in segment `index` of a variant of `count` segments: the rendition's own
@@ -36,6 +50,22 @@ fn samples_of(member: &Member<'_>, index: usize, count: usize) -> Option<Range<u
     Some(own)
 }
 
+/// The tracks of `r`'s variant: its own, and the audio muxed into a video variant.
+fn variant<'a>(asset: &'a Asset, r: &'a Rendition) -> Result<Vec<Member<'a>>, VodError> {
+    let video = r.id.kind == TrackKind::Video;
+    let mut tracks = vec![(r, if video { VIDEO_PID } else { AUDIO_PID }, true)];
+    if video && let Some(audio) = vod_manifests::ts_audio(&asset.presentation) {
+        tracks.push((audio, AUDIO_PID, false));
+    }
+    let mut members = Vec::with_capacity(tracks.len());
+    for (rendition, pid, pcr) in tracks {
+        let (source, track) = asset.track(rendition);
+        let es = Elementary::of_stsd(&track.stsd)?;
+        members.push(Member { rendition, pid, pcr, es, timeline: Timeline::of(track, source.index.movie_timescale) });
+    }
+    Ok(members)
+}
+
 /// MPEG-TS segment `index` (0-based) of the variant of rendition `r`, charged to `budget`.
 pub async fn build(
     storage: &dyn Storage,
@@ -45,21 +75,10 @@ pub async fn build(
     index: usize,
     policy: ReadPolicy,
 ) -> Result<Bytes, VodError> {
-    let video = r.id.kind == TrackKind::Video;
-    let mut members = vec![Member { rendition: r, pid: if video { VIDEO_PID } else { AUDIO_PID }, pcr: true }];
-    if video && let Some(audio) = vod_manifests::ts_audio(&asset.presentation) {
-        members.push(Member { rendition: audio, pid: AUDIO_PID, pcr: false });
-    }
+    let members = variant(asset, r)?;
     let count = r.segment_count();
-    let mut elementary = Vec::with_capacity(members.len());
-    let mut timelines = Vec::with_capacity(members.len());
-    for m in &members {
-        let (source, track) = asset.track(m.rendition);
-        elementary.push(Elementary::of_stsd(&track.stsd)?);
-        timelines.push(Timeline::of(track, source.index.movie_timescale));
-    }
     // Each PID's continuity counter goes on from the segments before this one.
-    let counters = continuity(asset, r, &members, &elementary, &timelines);
+    let counters = continuity(asset, r, &members);
     let counters = counters.get(index).ok_or(VodError::NotFound)?;
     let mut reads_of = Vec::with_capacity(members.len());
     for m in &members {
@@ -74,7 +93,7 @@ pub async fn build(
         reads_of.push(Some((range, reads, buffers)));
     }
     let mut tracks = Vec::with_capacity(members.len());
-    for (((m, es), timeline), read) in members.iter().zip(&elementary).zip(&timelines).zip(&reads_of) {
+    for (m, read) in members.iter().zip(&reads_of) {
         let Some((range, reads, buffers)) = read else { continue };
         let (source, track) = asset.track(m.rendition);
         let s = &track.samples;
@@ -84,8 +103,7 @@ pub async fn build(
                 .ok_or_else(|| PackagingError::Truncated(format!("{} changed while it was being read", source.key)))?;
             data.push(bytes);
         }
-        let samples = timeline.samples(track, range.clone());
-        tracks.push(TrackIn { es, pid: m.pid, pcr: m.pcr, samples, data });
+        tracks.push(m.track(asset, range.clone(), data));
     }
     let body = segment::mux(&tracks, index, counters)?;
     let charge = budget.charge(body.len() as u64).await.map_err(StorageError::from)?;
@@ -94,26 +112,18 @@ pub async fn build(
 
 /// Each PID's continuity counter at the start of every segment of `r`'s variant: the TS packets of
 /// the segments before, counted from sample sizes once per asset version and kept with it.
-fn continuity(
-    asset: &Asset,
-    r: &Rendition,
-    members: &[Member<'_>],
-    elementary: &[Elementary],
-    timelines: &[Timeline],
-) -> Arc<super::catalog::TsCounters> {
+fn continuity(asset: &Asset, r: &Rendition, members: &[Member<'_>]) -> Arc<super::catalog::TsCounters> {
     if let Some(known) = asset.ts_counters.lock().ok().and_then(|m| m.get(&r.id).cloned()) {
         return known;
     }
     let count = r.segment_count();
     let mut starts: Vec<Vec<(u16, u8)>> = vec![Vec::with_capacity(members.len()); count];
-    for ((m, es), timeline) in members.iter().zip(elementary).zip(timelines) {
-        let (_, track) = asset.track(m.rendition);
+    for m in members {
         let mut sent = 0usize;
         for (i, start) in starts.iter_mut().enumerate() {
             start.push((m.pid, (sent % 16) as u8));
             if let Some(range) = samples_of(m, i, count) {
-                let samples = timeline.samples(track, range);
-                sent += segment::packets(&TrackIn { es, pid: m.pid, pcr: m.pcr, samples, data: Vec::new() });
+                sent += segment::packets(&m.track(asset, range, Vec::new()));
             }
         }
     }
@@ -122,4 +132,46 @@ fn continuity(
         known.insert(r.id, starts.clone());
     }
     starts
+}
+
+/// The I-frame playlist of video variant `r`: every keyframe as the byte range of its PES in its
+/// TS segment (found from sample sizes, as the continuity counters are), lasting until the next
+/// keyframe, after a map of the first segment's PAT and PMT.
+pub fn i_frames(asset: &Asset, r: &Rendition) -> Result<IFramePlaylist, VodError> {
+    let members = variant(asset, r)?;
+    let count = r.segment_count();
+    let mut found: Vec<(u64, ByteRange)> = Vec::new();
+    for i in 0..count {
+        let tracks: Vec<TrackIn<'_>> =
+            members.iter().map(|m| m.track(asset, samples_of(m, i, count).unwrap_or(0..0), Vec::new())).collect();
+        let uri = ObjectUri::Vod(VodPath::TsSegment(r.id, (i + FIRST_SEGMENT_NUMBER) as u32));
+        for k in segment::keyframes(&tracks) {
+            found.push((tracks[0].samples[k.sample].pts, ByteRange { uri, len: k.len, offset: k.offset }));
+        }
+    }
+    let total: f64 = (0..count).map(|i| r.segment_secs(i)).sum();
+    let first = found.first().map_or(0, |(pts, _)| *pts);
+    let frames = found
+        .iter()
+        .enumerate()
+        .map(|(k, (pts, range))| {
+            let end = found.get(k + 1).map_or(total, |(next, _)| (next - first) as f64 / 90_000.0);
+            ((end - (pts - first) as f64 / 90_000.0).max(0.001), *range)
+        })
+        .collect();
+    let map_uri = ObjectUri::Vod(VodPath::TsSegment(r.id, FIRST_SEGMENT_NUMBER as u32));
+    Ok(IFramePlaylist { map: ByteRange { uri: map_uri, len: 2 * PACKET as u64, offset: 0 }, frames })
+}
+
+/// Each TS video variant's I-frame peak bit rate: its largest keyframe over the time it shows.
+pub fn i_frame_peaks(asset: &Asset) -> Vec<(RenditionId, u64)> {
+    vod_manifests::ts_variants(&asset.presentation)
+        .into_iter()
+        .filter(|r| r.id.kind == TrackKind::Video)
+        .filter_map(|r| {
+            let playlist = i_frames(asset, r).ok()?;
+            let peak = playlist.frames.iter().map(|(d, range)| range.len as f64 * 8.0 / d).fold(0.0, f64::max);
+            Some((r.id, peak.ceil() as u64))
+        })
+        .collect()
 }

@@ -62,6 +62,7 @@ pub fn write_multivariant(out: &mut String, m: &Multivariant<'_>) {
         for s in &m.video {
             write_variant(out, s, &m.audio, m.query, false);
         }
+        write_i_frame_streams(out, &m.i_frames);
         return;
     }
     for (i, a) in m.audio.iter().enumerate() {
@@ -78,6 +79,34 @@ pub fn write_multivariant(out: &mut String, m: &Multivariant<'_>) {
     for v in &m.video {
         write_variant(out, v, &m.audio, m.query, true);
     }
+    write_i_frame_streams(out, &m.i_frames);
+}
+
+fn write_i_frame_streams(out: &mut String, streams: &[super::IFrameStream<'_>]) {
+    for i in streams {
+        let _ = write!(out, "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={}", i.peak_bps.max(1));
+        if let Some(codecs) = i.stream.codecs {
+            let _ = write!(out, ",CODECS=\"{codecs}\"");
+        }
+        if let Some((w, h)) = i.stream.resolution {
+            let _ = write!(out, ",RESOLUTION={w}x{h}");
+        }
+        let _ = writeln!(out, ",URI=\"{}\"", i.uri);
+    }
+}
+
+/// An I-frame playlist (version 5: `EXT-X-MAP` with `EXT-X-I-FRAMES-ONLY`).
+pub fn write_i_frame_playlist(out: &mut String, p: &super::IFramePlaylist) {
+    let target = p.frames.iter().map(|(d, _)| d.round() as u64).max().unwrap_or(1).max(1);
+    let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:5\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n");
+    out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-I-FRAMES-ONLY\n");
+    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\",BYTERANGE=\"{}@{}\"", p.map.uri, p.map.len, p.map.offset);
+    for (duration, range) in &p.frames {
+        out.push_str("#EXTINF:");
+        push_fixed(out, *duration, 6);
+        let _ = writeln!(out, ",\n#EXT-X-BYTERANGE:{}@{}\n{}", range.len, range.offset, range.uri);
+    }
+    out.push_str("#EXT-X-ENDLIST\n");
 }
 
 /// One `#EXT-X-STREAM-INF` and its URI; `audio` is what the variant plays with: the group named by
@@ -262,6 +291,7 @@ mod tests {
             audio: vec![stream("a0", "mp4a.40.2", 100), stream("a1", "mp4a.40.2", 200)],
             muxed_audio: false,
             query: "?start=1.000",
+            i_frames: Vec::new(),
         };
         let mut out = String::new();
         write_multivariant(&mut out, &m);

@@ -49,6 +49,33 @@ pub struct Multivariant<'a> {
     pub muxed_audio: bool,
     /// Appended to every media playlist URI (`?start=...`), or empty.
     pub query: &'a str,
+    /// `EXT-X-I-FRAME-STREAM-INF`: the I-frame playlists of the video variants (trick play).
+    pub i_frames: Vec<IFrameStream<'a>>,
+}
+
+/// An I-frame playlist as the multivariant playlist offers it.
+#[derive(Debug, Clone)]
+pub struct IFrameStream<'a> {
+    pub stream: Stream<'a>,
+    pub uri: ObjectUri,
+    /// Its peak bit rate: the largest I-frame over its duration.
+    pub peak_bps: u64,
+}
+
+/// A byte range of an object: `EXT-X-BYTERANGE` (`len@offset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub uri: ObjectUri,
+    pub len: u64,
+    pub offset: u64,
+}
+
+/// An I-frame playlist (`EXT-X-I-FRAMES-ONLY`): every keyframe as a byte range of its segment,
+/// lasting until the next one, after a map of the tables the ranges need (MPEG-TS: PAT and PMT).
+#[derive(Debug, Clone)]
+pub struct IFramePlaylist {
+    pub map: ByteRange,
+    pub frames: Vec<(f64, ByteRange)>,
 }
 
 /// `EXT-X-PLAYLIST-TYPE`.

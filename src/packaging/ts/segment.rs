@@ -123,12 +123,9 @@ pub fn mux(tracks: &[TrackIn<'_>], segment: usize, counters: &[(u16, u8)]) -> Re
     let pcr_pid = tracks.iter().find(|t| t.pcr).or(tracks.first()).map_or(0x1FFF, |t| t.pid);
     w.tables(&streams, pcr_pid);
     let all: Vec<Vec<Unit>> = tracks.iter().map(units).collect();
-    let mut next = vec![0usize; tracks.len()];
     let mut payload = BytesMut::new();
-    // Interleaved by decode time: always the track whose next PES decodes first.
-    while let Some(t) = (0..tracks.len()).filter(|&t| next[t] < all[t].len()).min_by_key(|&t| all[t][next[t]].dts) {
-        let (track, unit) = (&tracks[t], &all[t][next[t]]);
-        next[t] += 1;
+    for (t, u) in schedule(&all) {
+        let (track, unit) = (&tracks[t], &all[t][u]);
         payload.clear();
         for i in unit.samples.clone() {
             let data = track.data.get(i).ok_or_else(|| PackagingError::malformed("a sample without its bytes"))?;
@@ -147,18 +144,55 @@ pub fn mux(tracks: &[TrackIn<'_>], segment: usize, counters: &[(u16, u8)]) -> Re
     Ok(w.finish().0)
 }
 
+/// The order the PES packets of a segment go out in: interleaved by decode time, always the track
+/// whose next PES decodes first. `(track, unit)` pairs.
+fn schedule(all: &[Vec<Unit>]) -> Vec<(usize, usize)> {
+    let mut next = vec![0usize; all.len()];
+    let mut order = Vec::with_capacity(all.iter().map(Vec::len).sum());
+    while let Some(t) = (0..all.len()).filter(|&t| next[t] < all[t].len()).min_by_key(|&t| all[t][next[t]].dts) {
+        order.push((t, next[t]));
+        next[t] += 1;
+    }
+    order
+}
+
+/// A keyframe of a segment as an I-frame playlist names it: where its PES lies in the segment
+/// (bytes), and the sample it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keyframe {
+    pub offset: u64,
+    pub len: u64,
+    pub sample: usize,
+}
+
+/// Where each keyframe of the first track (the video) lies in the segment [`mux`] writes for these
+/// samples, found from their sizes alone (the same count as [`packets`]). Each keyframe's PES is
+/// whole packets one after the other; the segment's PAT and PMT are its first two.
+pub fn keyframes(tracks: &[TrackIn<'_>]) -> Vec<Keyframe> {
+    let all: Vec<Vec<Unit>> = tracks.iter().map(units).collect();
+    let mut at = 2 * super::PACKET as u64;
+    let mut found = Vec::new();
+    for (t, u) in schedule(&all) {
+        let (track, unit) = (&tracks[t], &all[t][u]);
+        let len = (unit_packets(track, unit) * super::PACKET) as u64;
+        if t == 0 && track.es.is_video() && unit.random_access {
+            found.push(Keyframe { offset: at, len, sample: unit.samples.start });
+        }
+        at += len;
+    }
+    found
+}
+
+fn unit_packets(track: &TrackIn<'_>, u: &Unit) -> usize {
+    let payload: usize = track.samples[u.samples.clone()].iter().map(|s| s.size + track.es.overhead(s.sync, 0)).sum();
+    pes_packets(payload, u.dts != u.pts, track.pcr, u.random_access)
+}
+
 /// TS packets of `track`'s PID in a segment of these samples, counted from their sizes: exact for
 /// AAC and for video whose NAL lengths take 4 bytes (as good as every MP4), where a sample's
 /// elementary stream does not depend on how many NAL units it holds.
 pub fn packets(track: &TrackIn<'_>) -> usize {
-    units(track)
-        .iter()
-        .map(|u| {
-            let payload: usize =
-                track.samples[u.samples.clone()].iter().map(|s| s.size + track.es.overhead(s.sync, 0)).sum();
-            pes_packets(payload, u.dts != u.pts, track.pcr, u.random_access)
-        })
-        .sum()
+    units(track).iter().map(|u| unit_packets(track, u)).sum()
 }
 
 #[cfg(test)]
@@ -224,6 +258,13 @@ mod tests {
             .collect();
         assert_eq!(ccs, [7, 8, 9, 10, 11]);
         assert_eq!(ts[3] & 15, 3);
+        // The keyframe found from sizes is where the segment has it: the first video PES, after
+        // the tables, starting with its PES header and saying random access.
+        let frames =
+            keyframes(&[vt, TrackIn { es: &a, pid: AUDIO_PID, pcr: false, samples: Vec::new(), data: Vec::new() }]);
+        assert_eq!(frames, [Keyframe { offset: 2 * PACKET as u64, len: PACKET as u64, sample: 0 }]);
+        let packet = &ts[2 * PACKET..3 * PACKET];
+        assert!(packet[1] & 0x40 != 0 && packet[5] & 0x40 != 0, "PUSI and random access");
         // Audio joins the video in decode order: the first audio PES right after the first frame.
         assert_eq!(pids[2..5], [VIDEO_PID, AUDIO_PID, AUDIO_PID]);
     }
