@@ -147,12 +147,7 @@ impl VodPath {
                 write_rendition(out, r)?;
                 out.write_str("/init.mp4")
             }
-            VodPath::Segment(r, n) => {
-                write_rendition(out, r)?;
-                out.write_char('/')?;
-                write_u64(out, u64::from(n))?;
-                out.write_str(".m4s")
-            }
+            VodPath::Segment(r, n) => write_segment(out, r, n, ".m4s"),
             VodPath::TsMaster | VodPath::TsPlaylist(_) | VodPath::TsSegment(..) | VodPath::TsIFrames(_) => {
                 out.write_str("ts/")?;
                 self.write_from_playlist(out)
@@ -170,15 +165,18 @@ impl VodPath {
                 write_rendition(out, r)?;
                 out.write_str("-iframes.m3u8")
             }
-            VodPath::TsSegment(r, n) => {
-                write_rendition(out, r)?;
-                out.write_char('/')?;
-                write_u64(out, u64::from(n))?;
-                out.write_str(".ts")
-            }
+            VodPath::TsSegment(r, n) => write_segment(out, r, n, ".ts"),
             other => other.write_to(out),
         }
     }
+}
+
+/// `v0/3.m4s`, `v0/3.ts`.
+fn write_segment<W: Write + ?Sized>(out: &mut W, r: RenditionId, n: u32, extension: &str) -> fmt::Result {
+    write_rendition(out, r)?;
+    out.write_char('/')?;
+    write_u64(out, u64::from(n))?;
+    out.write_str(extension)
 }
 
 impl fmt::Display for VodPath {

@@ -215,13 +215,14 @@ mod tests {
         let frame = |n: u8| vec![0, 0, 0, 3, 0x65, n, n];
         let frames: Vec<Vec<u8>> = (0..5).map(frame).collect();
         let audio: Vec<Vec<u8>> = (0..9).map(|n| vec![n; 200]).collect();
+        let video_samples: Vec<SampleTimes> = (0..5)
+            .map(|i| SampleTimes { dts: 900_000 + i * 3600, pts: 903_600 + i * 3600, size: 7, sync: i == 0 })
+            .collect();
         let vt = TrackIn {
             es: &v,
             pid: VIDEO_PID,
             pcr: true,
-            samples: (0..5)
-                .map(|i| SampleTimes { dts: 900_000 + i * 3600, pts: 903_600 + i * 3600, size: 7, sync: i == 0 })
-                .collect(),
+            samples: video_samples.clone(),
             data: frames.iter().map(Vec::as_slice).collect(),
         };
         let at = TrackIn {
@@ -240,15 +241,8 @@ mod tests {
         assert_eq!(pids.iter().filter(|&&p| p == VIDEO_PID).count(), 5);
         assert_eq!(pids.iter().filter(|&&p| p == AUDIO_PID).count(), 12);
         let counted = |track: &TrackIn<'_>| packets(track);
-        let vt = TrackIn {
-            es: &v,
-            pid: VIDEO_PID,
-            pcr: true,
-            samples: (0..5)
-                .map(|i| SampleTimes { dts: 900_000 + i * 3600, pts: 903_600 + i * 3600, size: 7, sync: i == 0 })
-                .collect(),
-            data: Vec::new(),
-        };
+        // Counted from the sizes alone, without the bytes.
+        let vt = TrackIn { es: &v, pid: VIDEO_PID, pcr: true, samples: video_samples, data: Vec::new() };
         assert_eq!(counted(&vt), 5);
         // The video PID's counters go on from 7; the tables' from the segment number.
         let ccs: Vec<u8> = ts
