@@ -45,19 +45,8 @@ fn attribute<'a>(line: &'a str, name: &str) -> Option<&'a str> {
 }
 
 fn parse_pdt(text: &str) -> Option<SystemTime> {
-    // `2026-11-27T19:09:06.513Z`: days from the civil date, then the time of day.
-    let (date, time) = text.trim().trim_end_matches('Z').split_once('T')?;
-    let mut d = date.split('-').map(|n| n.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    let mut t = time.split(':');
-    let (h, min, s) = (t.next()?.parse::<f64>().ok()?, t.next()?.parse::<f64>().ok()?, t.next()?.parse::<f64>().ok()?);
-    let secs = days as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + s;
-    (secs >= 0.0).then(|| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs))
+    let ms = chrono::DateTime::parse_from_rfc3339(text.trim()).ok()?.timestamp_millis();
+    (ms >= 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_millis(ms as u64))
 }
 
 impl LowLatencyPlaylist {

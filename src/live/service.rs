@@ -170,10 +170,12 @@ impl Live {
                 // LL-DASH: the segment after the rendition's newest (the one the MPD announces) is
                 // sent as it is uploaded, by the pod taking the upload; a pod following the channel
                 // answers once it is whole. Anything further ahead is 404, as before.
-                let uploading =
-                    snap.low_latency.renditions.get(r).and_then(|s| s.back()).filter(|_| snap.offers_parts());
-                if let Some(newest) = uploading.filter(|newest| newest.epoch == epoch)
-                    && !whole(&snap)
+                // Looked at only for a segment that is not whole yet (a whole one, nearly every
+                // request, costs one slot lookup more than before).
+                if !whole(&snap)
+                    && let Some(newest) = snap.low_latency.renditions.get(r).and_then(|s| s.back())
+                    && newest.epoch == epoch
+                    && snap.offers_parts()
                     && snap.edge_of(r).is_some_and(|edge| msn == edge + 1)
                 {
                     let here = newest.parts.iter().all(|p| !p.bytes.is_empty());

@@ -28,14 +28,16 @@ impl Latencies {
         self.0.push_back(to.duration_since(from).unwrap_or_default());
     }
 
+    /// Taken on every publication (a snapshot carries it): three selections, not a sort.
     pub fn summary(&self) -> PublishLatency {
         let mut ms: Vec<f64> = self.0.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
         if ms.is_empty() {
             return PublishLatency::default();
         }
-        ms.sort_by(f64::total_cmp);
-        let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
-        PublishLatency { samples: ms.len(), median_ms: at(0.5), p99_ms: at(0.99), max_ms: ms[ms.len() - 1] }
+        let last = ms.len() - 1;
+        let mut at = |q: f64| *ms.select_nth_unstable_by((last as f64 * q).round() as usize, f64::total_cmp).1;
+        let (median_ms, p99_ms, max_ms) = (at(0.5), at(0.99), at(1.0));
+        PublishLatency { samples: last + 1, median_ms, p99_ms, max_ms }
     }
 }
 
