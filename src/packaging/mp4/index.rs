@@ -11,6 +11,7 @@ use super::headers;
 use super::tables::{RawTables, SampleTable};
 use crate::packaging::PackagingError;
 use crate::packaging::codec::{self, CodecInfo};
+use crate::packaging::subtitles::mp4text::{self, TextFormat};
 
 /// Limits that keep a hostile or huge file from taking the process's memory.
 #[derive(Debug, Clone, Copy)]
@@ -65,11 +66,24 @@ impl Track {
     }
 }
 
-/// The audio and video tracks of one MP4 file.
+/// A subtitle track (`tx3g` or `wvtt`) of a source file: read whole once, when the asset is indexed.
+#[derive(Debug, Clone)]
+pub struct TextTrack {
+    pub id: u32,
+    pub format: TextFormat,
+    pub timescale: u32,
+    /// ISO 639-2/T code from `mdhd` (`und` when unknown).
+    pub language: String,
+    pub edit: Edit,
+    pub samples: SampleTable,
+}
+
+/// The audio and video tracks of one MP4 file, and its subtitle tracks.
 #[derive(Debug, Clone)]
 pub struct MediaIndex {
     pub movie_timescale: u32,
     pub tracks: Vec<Track>,
+    pub texts: Vec<TextTrack>,
 }
 
 impl MediaIndex {
@@ -98,6 +112,7 @@ pub fn build_index(moov: &[u8], file_size: u64, limits: IndexLimits) -> Result<M
     let movie_timescale = movie_timescale(mvhd.payload)?;
 
     let mut parts = Vec::new();
+    let mut texts = Vec::new();
     let mut unsupported: Vec<(TrackKind, String)> = Vec::new();
     for b in boxes::boxes(moov.payload) {
         let b = b?;
@@ -105,6 +120,7 @@ pub fn build_index(moov: &[u8], file_size: u64, limits: IndexLimits) -> Result<M
             continue;
         }
         match select_track(b)? {
+            Selected::Usable(p) if matches!(p.media, Media::Text(_)) => texts.push(*p),
             Selected::Usable(p) => parts.push(*p),
             Selected::Unsupported(kind, codec) => unsupported.push((kind, codec)),
             Selected::Ignored => {}
@@ -112,7 +128,7 @@ pub fn build_index(moov: &[u8], file_size: u64, limits: IndexLimits) -> Result<M
     }
     // A kind of media that is present but entirely unplayable is an error, not a silent drop.
     for kind in [TrackKind::Video, TrackKind::Audio] {
-        if !parts.iter().any(|p| p.kind == kind)
+        if !parts.iter().any(|p| matches!(p.media, Media::AudioVideo(k, _) if k == kind))
             && let Some((_, codec)) = unsupported.iter().find(|(k, _)| *k == kind)
         {
             return Err(PackagingError::UnsupportedCodec(codec.clone()));
@@ -130,13 +146,25 @@ pub fn build_index(moov: &[u8], file_size: u64, limits: IndexLimits) -> Result<M
             "no audio or video track with samples (fragmented MP4 sources are not supported)".into(),
         ));
     }
-    Ok(MediaIndex { movie_timescale, tracks })
+    let mut text_tracks = Vec::new();
+    for part in texts {
+        let (samples, timescale, language, edit, id) = read_track(&part, file_size, limits)?;
+        if let (false, Media::Text(format)) = (samples.is_empty(), part.media) {
+            text_tracks.push(TextTrack { id, format, timescale, language, edit, samples });
+        }
+    }
+    Ok(MediaIndex { movie_timescale, tracks, texts: text_tracks })
+}
+
+/// What a usable track carries: audio or video in a codec described, or subtitles.
+enum Media {
+    AudioVideo(TrackKind, CodecInfo),
+    Text(TextFormat),
 }
 
 /// The boxes of one usable track.
 struct TrackParts<'a> {
-    kind: TrackKind,
-    codec: CodecInfo,
+    media: Media,
     stsd: Bytes,
     tkhd: BoxRef<'a>,
     mdhd: BoxRef<'a>,
@@ -150,7 +178,8 @@ enum Selected<'a> {
     Ignored,
 }
 
-/// Finds the boxes of an audio or video track; describes its codec with our own sample-entry parser.
+/// Finds the boxes of an audio, video or subtitle track; describes its codec with our own
+/// sample-entry parser.
 fn select_track(trak: BoxRef<'_>) -> Result<Selected<'_>, PackagingError> {
     let hdlr = boxes::find_path(trak.payload, &[b"mdia", b"hdlr"])?
         .ok_or_else(|| PackagingError::malformed("track without 'hdlr'"))?;
@@ -160,17 +189,25 @@ fn select_track(trak: BoxRef<'_>) -> Result<Selected<'_>, PackagingError> {
         .and_then(|h| h.try_into().ok())
         .ok_or_else(|| PackagingError::malformed("short 'hdlr'"))?;
     let kind = match &handler {
-        b"vide" => TrackKind::Video,
-        b"soun" => TrackKind::Audio,
+        b"vide" => Some(TrackKind::Video),
+        b"soun" => Some(TrackKind::Audio),
+        h if mp4text::HANDLERS.contains(h) => None,
         _ => return Ok(Selected::Ignored),
     };
     let missing = |what: &str| PackagingError::malformed(format!("track without '{what}'"));
     let stbl = boxes::find_path(trak.payload, &[b"mdia", b"minf", b"stbl"])?.ok_or_else(|| missing("stbl"))?;
     let stsd = boxes::find(stbl.payload, b"stsd")?.ok_or_else(|| missing("stsd"))?;
-    let codec = match codec::describe_stsd(stsd.payload) {
-        Ok(c) => c,
-        Err(PackagingError::UnsupportedCodec(name)) => return Ok(Selected::Unsupported(kind, name)),
-        Err(e) => return Err(e),
+    let media = match kind {
+        Some(kind) => match codec::describe_stsd(stsd.payload) {
+            Ok(c) => Media::AudioVideo(kind, c),
+            Err(PackagingError::UnsupportedCodec(name)) => return Ok(Selected::Unsupported(kind, name)),
+            Err(e) => return Err(e),
+        },
+        // Subtitle formats estuary does not read (CEA-608 tracks, TTML) are left out, as before.
+        None => match mp4text::text_format(stsd.payload) {
+            Some(format) => Media::Text(format),
+            None => return Ok(Selected::Ignored),
+        },
     };
     let mut tables = Vec::new();
     for b in boxes::boxes(stbl.payload) {
@@ -180,8 +217,7 @@ fn select_track(trak: BoxRef<'_>) -> Result<Selected<'_>, PackagingError> {
         }
     }
     Ok(Selected::Usable(Box::new(TrackParts {
-        kind,
-        codec,
+        media,
         stsd: Bytes::copy_from_slice(stsd.bytes),
         tkhd: boxes::find(trak.payload, b"tkhd")?.ok_or_else(|| missing("tkhd"))?,
         mdhd: boxes::find_path(trak.payload, &[b"mdia", b"mdhd"])?.ok_or_else(|| missing("mdhd"))?,
@@ -195,6 +231,31 @@ const TABLES: [FourCc; 7] = [*b"stts", *b"ctts", *b"stss", *b"stsc", *b"stsz", *
 
 /// Reads one track's headers and sample tables; `None` when it has no samples.
 fn index_track(part: TrackParts<'_>, file_size: u64, limits: IndexLimits) -> Result<Option<Track>, PackagingError> {
+    let (samples, timescale, language, edit, id) = read_track(&part, file_size, limits)?;
+    let Media::AudioVideo(kind, codec) = part.media else { return Ok(None) };
+    if samples.is_empty() {
+        return Ok(None);
+    }
+    let display = headers::tkhd(part.tkhd.payload)?.1;
+    Ok(Some(Track {
+        id,
+        kind,
+        timescale,
+        language,
+        codec,
+        stsd: part.stsd,
+        edit,
+        display: (kind == TrackKind::Video).then_some(display),
+        samples,
+    }))
+}
+
+/// A track's samples, timescale, language, edit and id.
+fn read_track(
+    part: &TrackParts<'_>,
+    file_size: u64,
+    limits: IndexLimits,
+) -> Result<(SampleTable, u32, String, Edit, u32), PackagingError> {
     let table = |kind: &FourCc| part.tables.iter().find(|b| &b.kind == kind).map(|b| b.payload);
     let missing = |what: &str| PackagingError::malformed(format!("track without '{what}'"));
     let (sample_size, sample_count, sample_sizes) = headers::stsz(table(b"stsz").ok_or_else(|| missing("stsz"))?)?;
@@ -213,9 +274,6 @@ fn index_track(part: TrackParts<'_>, file_size: u64, limits: IndexLimits) -> Res
         },
     };
     let samples = SampleTable::expand(&raw, file_size, limits.max_samples_per_track)?;
-    if samples.is_empty() {
-        return Ok(None);
-    }
     let (timescale, language) = headers::mdhd(part.mdhd.payload)?;
     if timescale == 0 {
         return Err(PackagingError::malformed("track timescale is 0"));
@@ -224,18 +282,8 @@ fn index_track(part: TrackParts<'_>, file_size: u64, limits: IndexLimits) -> Res
         Some(elst) => headers::edit(elst.payload)?,
         None => Edit::default(),
     };
-    let (id, display) = headers::tkhd(part.tkhd.payload)?;
-    Ok(Some(Track {
-        id,
-        kind: part.kind,
-        timescale,
-        language,
-        codec: part.codec,
-        stsd: part.stsd,
-        edit,
-        display: (part.kind == TrackKind::Video).then_some(display),
-        samples,
-    }))
+    let (id, _) = headers::tkhd(part.tkhd.payload)?;
+    Ok((samples, timescale, language, edit, id))
 }
 
 fn movie_timescale(mvhd: &[u8]) -> Result<u32, PackagingError> {

@@ -6,6 +6,6 @@ pub mod index;
 pub mod locate;
 pub mod tables;
 
-pub use index::{Edit, IndexLimits, MediaIndex, Track, TrackKind, build_index};
+pub use index::{Edit, IndexLimits, MediaIndex, TextTrack, Track, TrackKind, build_index};
 pub use locate::{MoovLocator, Probe};
 pub use tables::SampleTable;
