@@ -13,6 +13,8 @@ pub const AUDIO_MP4: &str = "audio/mp4";
 pub const MEDIA_SEGMENT: &str = "video/iso.segment";
 /// MPEG-TS segments (`.ts`).
 pub const MPEG_TS: &str = "video/mp2t";
+/// WebVTT subtitles (`.vtt`).
+pub const WEBVTT: &str = "text/vtt";
 /// Plain text (the `/time` clock, error bodies).
 pub const TEXT: &str = "text/plain; charset=utf-8";
 /// Prometheus's text exposition format.
@@ -35,7 +37,7 @@ pub fn for_extension(ext: Option<&str>) -> &'static str {
         "ac3" => "audio/ac3",
         "ec3" => "audio/eac3",
         "mp3" => "audio/mpeg",
-        "vtt" | "webvtt" => "text/vtt",
+        "vtt" | "webvtt" => WEBVTT,
         "srt" => "application/x-subrip",
         "ttml" | "dfxp" => "application/ttml+xml",
         "key" => "application/octet-stream",
@@ -69,7 +71,7 @@ pub fn is_compressible(content_type: &str) -> bool {
         content_type,
         HLS_PLAYLIST
             | DASH_MPD
-            | "text/vtt"
+            | WEBVTT
             | "application/ttml+xml"
             | "application/x-subrip"
             | "application/json"

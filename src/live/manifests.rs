@@ -57,6 +57,7 @@ pub fn multivariant<'a>(snap: &'a ChannelSnapshot, query: &'a str) -> Multivaria
         muxed_audio: snap.container == Some(Container::Ts),
         query,
         i_frames: Vec::new(),
+        subtitles: Vec::new(),
     }
 }
 
@@ -213,6 +214,7 @@ pub fn mpd<'a>(snap: &'a ChannelSnapshot, req: WindowRequest, time_url: &'a str)
             id: PeriodId::Slot { epoch: start_slot.epoch, msn: start_slot.msn },
             start: secs_between(origin, start_slot.pdt).max(0.0),
             adaptation_sets: sets,
+            subtitles: Vec::new(),
         });
     }
     let target = f64::from(snap.settings.target_secs());

@@ -8,6 +8,7 @@ use crate::packaging::codec::MediaParams;
 use crate::packaging::fmp4::segment_overhead;
 use crate::packaging::mp4::{MediaIndex, Track, TrackKind};
 use crate::packaging::plan::{self, TrackSegments};
+use crate::packaging::subtitles::SubtitleRendition;
 
 /// A rendition's short, stable URL name: `v0`, `v1`, `a0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -134,6 +135,8 @@ impl Rendition {
 pub struct Presentation {
     pub video: Vec<Rendition>,
     pub audio: Vec<Rendition>,
+    /// Subtitle tracks, cut into segments on the video's plan ([`Presentation::subtitle_bounds_ms`]).
+    pub subtitles: Vec<SubtitleRendition>,
     /// `EXT-X-TARGETDURATION`: the longest segment of any rendition, rounded.
     pub target_duration: u32,
     pub duration_secs: f64,
@@ -151,6 +154,18 @@ impl Presentation {
 
     pub fn renditions(&self) -> impl Iterator<Item = &Rendition> {
         self.video.iter().chain(&self.audio)
+    }
+
+    pub fn subtitle(&self, index: u16) -> Option<&SubtitleRendition> {
+        self.subtitles.get(usize::from(index))
+    }
+
+    /// Where subtitle segments begin and end, in milliseconds of the presentation: the segment
+    /// bounds of the first video rendition (else the first audio one), one more than segments.
+    pub fn subtitle_bounds_ms(&self) -> Vec<u64> {
+        let Some(r) = self.video.first().or(self.audio.first()) else { return vec![0, 1] };
+        let (t0, scale) = (r.times[0], u64::from(r.timescale));
+        r.times.iter().map(|&t| (t - t0).saturating_mul(1000) / scale).collect()
     }
 }
 
@@ -179,6 +194,7 @@ pub fn build(inputs: &[RenditionInput<'_>], target_secs: f64) -> Result<Presenta
         target_duration: (max_segment_secs.round() as u32).max(1),
         video,
         audio,
+        subtitles: Vec::new(),
         duration_secs,
         max_segment_secs,
     })

@@ -121,6 +121,13 @@ pub enum VodPath {
     TsSegment(RenditionId, u32),
     /// `ts/v0-iframes.m3u8`: the keyframes of a TS video variant, as byte ranges of its segments.
     TsIFrames(RenditionId),
+    /// `s0.m3u8` (with the fMP4 variants) or `ts/s0.m3u8` (with the TS ones): a subtitle track's
+    /// segmented WebVTT, timed for that container.
+    SubtitlePlaylist(u16, Container),
+    /// `s0/3.vtt` or `ts/s0/3.vtt`
+    SubtitleSegment(u16, Container, u32),
+    /// `s0.vtt`: the whole track as one WebVTT file (DASH).
+    SubtitleFile(u16),
 }
 
 /// Writes a rendition id (`v0`, `a12`).
@@ -148,10 +155,19 @@ impl VodPath {
                 out.write_str("/init.mp4")
             }
             VodPath::Segment(r, n) => write_segment(out, r, n, ".m4s"),
-            VodPath::TsMaster | VodPath::TsPlaylist(_) | VodPath::TsSegment(..) | VodPath::TsIFrames(_) => {
+            VodPath::TsMaster
+            | VodPath::TsPlaylist(_)
+            | VodPath::TsSegment(..)
+            | VodPath::TsIFrames(_)
+            | VodPath::SubtitlePlaylist(_, Container::Ts)
+            | VodPath::SubtitleSegment(_, Container::Ts, _) => {
                 out.write_str("ts/")?;
                 self.write_from_playlist(out)
             }
+            VodPath::SubtitlePlaylist(i, Container::Fmp4) | VodPath::SubtitleSegment(i, Container::Fmp4, _) => {
+                write_subtitle(out, i, self)
+            }
+            VodPath::SubtitleFile(i) => write_subtitle(out, i, self),
         }
     }
 
@@ -166,7 +182,40 @@ impl VodPath {
                 out.write_str("-iframes.m3u8")
             }
             VodPath::TsSegment(r, n) => write_segment(out, r, n, ".ts"),
+            VodPath::SubtitlePlaylist(i, _) | VodPath::SubtitleSegment(i, _, _) => write_subtitle(out, i, self),
             other => other.write_to(out),
+        }
+    }
+}
+
+/// `s0.m3u8`, `s0/3.vtt`, `s0.vtt`: a subtitle object's name relative to its playlist's folder.
+fn write_subtitle<W: Write + ?Sized>(out: &mut W, index: u16, object: &VodPath) -> fmt::Result {
+    out.write_char('s')?;
+    write_u64(out, u64::from(index))?;
+    match *object {
+        VodPath::SubtitleSegment(_, _, n) => {
+            out.write_char('/')?;
+            write_u64(out, u64::from(n))?;
+            out.write_str(".vtt")
+        }
+        VodPath::SubtitleFile(_) => out.write_str(".vtt"),
+        _ => out.write_str(".m3u8"),
+    }
+}
+
+/// `s0...`: a subtitle object's name, in the folder of `container`'s playlists.
+fn parse_subtitle(name: &str, container: Container) -> Option<VodPath> {
+    let digits_end = name.bytes().skip(1).position(|b| !b.is_ascii_digit()).map_or(name.len(), |p| p + 1);
+    let (id, tail) = name.split_at(digits_end);
+    let digits =
+        id.strip_prefix('s').filter(|d| !d.is_empty() && d.len() <= 4 && (d.len() == 1 || !d.starts_with('0')))?;
+    let index: u16 = digits.parse().ok()?;
+    match tail {
+        ".m3u8" => Some(VodPath::SubtitlePlaylist(index, container)),
+        ".vtt" if container == Container::Fmp4 => Some(VodPath::SubtitleFile(index)),
+        _ => {
+            let n = tail.strip_prefix('/')?.strip_suffix(".vtt").filter(|n| !n.starts_with('0'))?;
+            Some(VodPath::SubtitleSegment(index, container, number(n)?))
         }
     }
 }
@@ -221,7 +270,13 @@ impl TemplateUrls {
 impl VodPath {
     /// Parses the part of a URL after the asset key.
     pub fn parse(rest: &str) -> Option<VodPath> {
+        if rest.starts_with('s') {
+            return parse_subtitle(rest, Container::Fmp4);
+        }
         if let Some(ts) = rest.strip_prefix("ts/") {
+            if ts.starts_with('s') {
+                return parse_subtitle(ts, Container::Ts);
+            }
             if let Some((id, seg)) = ts.split_once('/') {
                 let n = seg.strip_suffix(".ts").filter(|n| !n.starts_with('0'))?;
                 return Some(VodPath::TsSegment(id.parse().ok()?, number(n)?));
@@ -280,6 +335,7 @@ impl VodPath {
                 | VodPath::MediaPlaylist(_)
                 | VodPath::TsMaster
                 | VodPath::TsPlaylist(_)
+                | VodPath::SubtitlePlaylist(..)
         )
     }
 }
@@ -491,9 +547,28 @@ mod tests {
         for name in ["master.m3u8", "manifest.mpd", "v0.m3u8", "a1.m3u8", "v0/init.mp4", "v2/17.m4s"] {
             assert_eq!(VodPath::parse(name).unwrap().to_string(), name);
         }
-        for bad in
-            ["", "v0", "x0.m3u8", "v0/0.m4s", "v0/01.m4s", "v0/1.ts", "v0/init.m4s", "v0/a/1.m4s", "v0/99999999999.m4s"]
-        {
+        for name in ["s0.m3u8", "s12/3.vtt", "s1.vtt", "ts/s0.m3u8", "ts/s3/1.vtt"] {
+            assert_eq!(VodPath::parse(name).unwrap().to_string(), name);
+        }
+        assert_eq!(VodPath::parse("ts/s3/1.vtt"), Some(VodPath::SubtitleSegment(3, Container::Ts, 1)));
+        for bad in [
+            "",
+            "v0",
+            "x0.m3u8",
+            "v0/0.m4s",
+            "v0/01.m4s",
+            "v0/1.ts",
+            "v0/init.m4s",
+            "v0/a/1.m4s",
+            "v0/99999999999.m4s",
+            "s.m3u8",
+            "s01.m3u8",
+            "s0/0.vtt",
+            "s0/1.m4s",
+            "ts/s0.vtt",
+            "s0/1/2.vtt",
+            "s99999.m3u8",
+        ] {
             assert_eq!(VodPath::parse(bad), None, "{bad}");
         }
         assert_eq!(VodPath::parse("master.mpd"), None);

@@ -8,11 +8,12 @@ use std::borrow::Cow;
 use crate::packaging::codec::MediaParams;
 use crate::packaging::manifest::{
     self, IFrameStream, MediaPlaylist, MediaSegment, Mpd, MpdTiming, Multivariant, ObjectUri, Period, PeriodId,
-    PlaylistType, Representation, SegmentTemplate, Stream,
+    PlaylistType, Representation, SegmentTemplate, Stream, SubtitleTrack,
 };
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Presentation, Rendition, RenditionId};
-use crate::packaging::url::{FIRST_SEGMENT_NUMBER, TemplateUrls, VodPath};
+use crate::packaging::subtitles::SubtitleRendition;
+use crate::packaging::url::{Container, FIRST_SEGMENT_NUMBER, TemplateUrls, VodPath};
 
 /// What the manifests say about a rendition.
 pub fn stream(r: &Rendition) -> Stream<'_> {
@@ -42,7 +43,26 @@ pub fn multivariant(p: &Presentation) -> Multivariant<'_> {
         muxed_audio: false,
         query: "",
         i_frames: Vec::new(),
+        subtitles: subtitle_tracks(p, |i| VodPath::SubtitlePlaylist(i, Container::Fmp4)),
     }
+}
+
+/// The subtitle tracks, each named by the object `uri` gives.
+fn subtitle_tracks(p: &Presentation, uri: impl Fn(u16) -> VodPath) -> Vec<SubtitleTrack<'_>> {
+    let bandwidth = |s: &SubtitleRendition| {
+        let bytes: usize = s.subtitles.cues.iter().map(|c| c.text.len() + c.settings.len() + 32).sum();
+        (bytes as f64 * 8.0 / p.duration_secs.max(1.0)).ceil() as u64
+    };
+    p.subtitles
+        .iter()
+        .map(|s| SubtitleTrack {
+            index: s.index,
+            uri: ObjectUri::Vod(uri(s.index)),
+            language: s.language.as_deref(),
+            name: &s.name,
+            bandwidth: bandwidth(s),
+        })
+        .collect()
 }
 
 /// The MPEG-TS multivariant playlist: the video variants with the first audio rendition muxed
@@ -50,9 +70,17 @@ pub fn multivariant(p: &Presentation) -> Multivariant<'_> {
 /// playlists, whose peak bit rates (by variant) the caller counted from the segments.
 pub fn ts_multivariant<'a>(p: &'a Presentation, i_frame_peaks: &[(RenditionId, u64)]) -> Multivariant<'a> {
     let variants = ts_variants(p).into_iter().map(stream);
+    let subtitles = subtitle_tracks(p, |i| VodPath::SubtitlePlaylist(i, Container::Ts));
     if p.video.is_empty() {
         let audio = variants.collect();
-        return Multivariant { video: Vec::new(), audio, muxed_audio: true, query: "", i_frames: Vec::new() };
+        return Multivariant {
+            video: Vec::new(),
+            audio,
+            muxed_audio: true,
+            query: "",
+            i_frames: Vec::new(),
+            subtitles,
+        };
     }
     let i_frames = ts_variants(p)
         .into_iter()
@@ -62,7 +90,7 @@ pub fn ts_multivariant<'a>(p: &'a Presentation, i_frame_peaks: &[(RenditionId, u
         })
         .collect();
     let audio = ts_audio(p).map(stream).into_iter().collect();
-    Multivariant { video: variants.collect(), audio, muxed_audio: true, query: "", i_frames }
+    Multivariant { video: variants.collect(), audio, muxed_audio: true, query: "", i_frames, subtitles }
 }
 
 /// Whether MPEG-TS carries a rendition's codec here: H.264, HEVC, AAC.
@@ -92,6 +120,45 @@ pub fn ts_media_playlist(p: &Presentation, r: &Rendition) -> MediaPlaylist {
     playlist_of(p, r, true)
 }
 
+/// A subtitle track's playlist: one WebVTT segment per segment of the video's plan, timed for the
+/// media segments of `container`.
+pub fn subtitle_playlist(p: &Presentation, index: u16, container: Container) -> MediaPlaylist {
+    let bounds = p.subtitle_bounds_ms();
+    let segments = bounds
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| MediaSegment {
+            duration: (w[1] - w[0]) as f64 / 1000.0,
+            uri: ObjectUri::Vod(VodPath::SubtitleSegment(index, container, (i + FIRST_SEGMENT_NUMBER) as u32)),
+            map: None,
+            discontinuity: false,
+            program_date_time: None,
+            gap: false,
+            parts: Vec::new(),
+        })
+        .collect();
+    vod_playlist(p.target_duration, segments)
+}
+
+/// Subtitle segment `n` (numbered from [`FIRST_SEGMENT_NUMBER`]) as WebVTT. Cue time 0 is
+/// presentation time 0: media time 0 for fMP4 (the edit lists are in the init segments), and the
+/// muxer's 10 s offset for MPEG-TS.
+pub fn render_subtitle_segment(p: &Presentation, index: u16, container: Container, n: u32) -> Option<String> {
+    let subtitles = &p.subtitle(index)?.subtitles;
+    let bounds = p.subtitle_bounds_ms();
+    let i = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER)?;
+    let (start, end) = (*bounds.get(i)?, *bounds.get(i + 1)?);
+    // The last segment takes every cue still to come.
+    let end = if i + 2 == bounds.len() { u64::MAX } else { end };
+    let zero = match container {
+        Container::Fmp4 => 0,
+        Container::Ts => crate::packaging::ts::segment::TIME_OFFSET as u64,
+    };
+    let mut out = String::with_capacity(64 + 64 * subtitles.cues.len().min(64));
+    subtitles.write_segment(&mut out, start, end, zero);
+    Some(out)
+}
+
 fn playlist_of(p: &Presentation, r: &Rendition, ts: bool) -> MediaPlaylist {
     let number = |i: usize| (i + FIRST_SEGMENT_NUMBER) as u32;
     let segments = (0..r.segment_count())
@@ -109,8 +176,13 @@ fn playlist_of(p: &Presentation, r: &Rendition, ts: bool) -> MediaPlaylist {
             parts: Vec::new(),
         })
         .collect();
+    vod_playlist(p.target_duration, segments)
+}
+
+/// A VOD media playlist of `segments`.
+fn vod_playlist(target_duration: u32, segments: Vec<MediaSegment>) -> MediaPlaylist {
     MediaPlaylist {
-        target_duration: p.target_duration,
+        target_duration,
         media_sequence: FIRST_SEGMENT_NUMBER as u64,
         discontinuity_sequence: None,
         playlist_type: Some(PlaylistType::Vod),
@@ -144,7 +216,12 @@ pub fn mpd(p: &Presentation) -> Mpd<'_> {
         timing: MpdTiming::Static { duration: p.duration_secs },
         min_buffer_time: p.max_segment_secs.ceil(),
         max_segment_duration: p.max_segment_secs,
-        periods: vec![Period { id: PeriodId::Number(0), start: 0.0, adaptation_sets: sets }],
+        periods: vec![Period {
+            id: PeriodId::Number(0),
+            start: 0.0,
+            adaptation_sets: sets,
+            subtitles: subtitle_tracks(p, VodPath::SubtitleFile),
+        }],
         utc_timing: None,
         service_description: None,
     }
@@ -175,6 +252,13 @@ pub fn render_ts_multivariant(p: &Presentation, i_frame_peaks: &[(RenditionId, u
 pub fn render_ts_media_playlist(p: &Presentation, r: &Rendition) -> String {
     let mut out = String::with_capacity(256 + 32 * r.segment_count());
     manifest::hls::write_media_playlist(&mut out, &ts_media_playlist(p, r));
+    out
+}
+
+/// A subtitle playlist, rendered.
+pub fn render_subtitle_playlist(p: &Presentation, index: u16, container: Container) -> String {
+    let mut out = String::with_capacity(256 + 32 * p.subtitle_bounds_ms().len());
+    manifest::hls::write_media_playlist(&mut out, &subtitle_playlist(p, index, container));
     out
 }
 

@@ -3,13 +3,16 @@
 //! ```json
 //! {
 //!   "video": ["360p.mp4", "720p.mp4", {"file": "1080p.mp4"}],
-//!   "audio": [{"file": "audio-en.mp4", "language": "en", "name": "English"}]
+//!   "audio": [{"file": "audio-en.mp4", "language": "en", "name": "English"}],
+//!   "subtitles": [{"file": "en.vtt", "language": "en", "name": "English"}]
 //! }
 //! ```
 //!
 //! Paths are relative to the JSON file's folder. Each `video` file gives its
 //! first video track; each `audio` file its first audio track. Without
 //! `audio`, the audio of the first video file that has some is used.
+//! `subtitles` are WebVTT files, after the subtitle tracks of the first
+//! listed MP4 that has any.
 
 use serde::Deserialize;
 
@@ -33,6 +36,8 @@ pub struct SetEntry {
 pub struct AssetSet {
     pub video: Vec<SetEntry>,
     pub audio: Vec<SetEntry>,
+    /// WebVTT sidecar files.
+    pub subtitles: Vec<SetEntry>,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +47,8 @@ struct RawSet {
     video: Vec<RawEntry>,
     #[serde(default)]
     audio: Vec<RawEntry>,
+    #[serde(default)]
+    subtitles: Vec<RawEntry>,
 }
 
 #[derive(Deserialize)]
@@ -67,7 +74,7 @@ impl AssetSet {
         if raw.video.is_empty() && raw.audio.is_empty() {
             return Err(bad("lists no \"video\" or \"audio\" file".into()));
         }
-        if raw.video.len() + raw.audio.len() > MAX_ENTRIES {
+        if raw.video.len() + raw.audio.len() + raw.subtitles.len() > MAX_ENTRIES {
             return Err(bad(format!("more than {MAX_ENTRIES} files")));
         }
         let entry = |raw: RawEntry| -> Result<SetEntry, PackagingError> {
@@ -91,6 +98,7 @@ impl AssetSet {
         Ok(AssetSet {
             video: raw.video.into_iter().map(entry).collect::<Result<_, _>>()?,
             audio: raw.audio.into_iter().map(entry).collect::<Result<_, _>>()?,
+            subtitles: raw.subtitles.into_iter().map(entry).collect::<Result<_, _>>()?,
         })
     }
 }
@@ -105,12 +113,16 @@ mod tests {
 
     #[test]
     fn parses_short_and_long_forms() {
-        let json = br#"{"video": ["360p.mp4", {"file": "hd/720p.mp4"}], "audio": [{"file": "en.mp4", "language": "en", "name": "English"}]}"#;
+        let json = br#"{"video": ["360p.mp4", {"file": "hd/720p.mp4"}], "audio": [{"file": "en.mp4", "language": "en", "name": "English"}],
+                        "subtitles": [{"file": "subs/fr.vtt", "language": "fr-CA", "name": "Fran\u00e7ais"}]}"#;
         let set = AssetSet::parse(&key("titles/x/set.json"), json).unwrap();
         assert_eq!(set.video[0].file.as_str(), "titles/x/360p.mp4");
         assert_eq!(set.video[1].file.as_str(), "titles/x/hd/720p.mp4");
         assert_eq!(set.audio[0].language.as_deref(), Some("en"));
         assert_eq!(set.audio[0].name.as_deref(), Some("English"));
+        assert_eq!(set.subtitles[0].file.as_str(), "titles/x/subs/fr.vtt");
+        assert_eq!(set.subtitles[0].language.as_deref(), Some("fr-CA"));
+        assert_eq!(set.subtitles[0].name.as_deref(), Some("Fran\u{e7}ais"));
     }
 
     #[test]
@@ -119,6 +131,8 @@ mod tests {
         for json in [
             &br#"{"video": ["../../secret.mp4"]}"#[..],
             br#"{"video": []}"#,
+            br#"{"video": ["a.mp4"], "subtitles": ["../../../etc/passwd"]}"#,
+            br#"{"video": ["a.mp4"], "subtitles": [{"file": "en.vtt", "kind": "x"}]}"#,
             br#"{"video": ["a.mp4"], "extra": 1}"#,
             br#"{"audio": [{"file": "a.mp4", "language": "en\"x"}]}"#,
             br#"not json"#,

@@ -12,7 +12,7 @@ use futures_util::future::try_join_all;
 use moka::future::Cache;
 
 use super::asset_set::{self, AssetSet};
-use super::{VodError, source};
+use super::{VodError, source, subtitles};
 use crate::config::VodConfig;
 use crate::packaging::PackagingError;
 use crate::packaging::mp4::{MediaIndex, Track, TrackKind};
@@ -51,6 +51,7 @@ impl Asset {
     fn memory_bytes(&self) -> usize {
         self.sources.iter().map(|s| s.index.memory_bytes()).sum::<usize>()
             + self.presentation.renditions().map(|r| r.times.len() * 12 + 512).sum::<usize>()
+            + self.presentation.subtitles.iter().map(|s| s.subtitles.memory_bytes() + 256).sum::<usize>()
     }
 }
 
@@ -129,7 +130,7 @@ impl Catalog {
             hasher.update(&json.body);
             let set = AssetSet::parse(key, &json.body)?;
             let mut files: Vec<StorageKey> = Vec::new();
-            for entry in set.video.iter().chain(&set.audio) {
+            for entry in set.video.iter().chain(&set.audio).chain(&set.subtitles) {
                 if !files.contains(&entry.file) {
                     files.push(entry.file.clone());
                 }
@@ -170,7 +171,10 @@ impl Catalog {
     /// Indexes every source and builds the presentation. Media problems are a
     /// cached `Ok(Err(..))`; storage failures an uncached `Err`.
     async fn build(&self, identity: Arc<Identity>) -> Result<Result<Arc<Asset>, PackagingError>, VodError> {
-        let indexed = try_join_all(identity.sources.iter().map(|(key, meta)| async move {
+        // The sidecars are part of the identity (a new subtitle file is a new version), not sources.
+        let sidecars = identity.set.as_ref().map_or(&[][..], |s| &s.subtitles[..]);
+        let media = identity.sources.iter().filter(|(key, _)| !sidecars.iter().any(|e| &e.file == key));
+        let indexed = try_join_all(media.map(|(key, meta)| async move {
             match source::index(self.storage.as_ref(), key, meta, &self.config).await {
                 Ok(index) => Ok(Ok(Source { key: key.clone(), index })),
                 Err(VodError::Packaging(e)) => Ok(Err(e)),
@@ -182,6 +186,13 @@ impl Catalog {
             Ok(s) => s,
             Err(e) => return Ok(Err(e)),
         };
+        let subtitles = match subtitles::load(self.storage.as_ref(), &sources, sidecars).await? {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "VOD asset cannot be packaged");
+                return Ok(Err(e));
+            }
+        };
         let target = self.config.segment_duration.as_secs_f64();
         let set = identity.set.clone();
         let last_modified = identity.sources.iter().filter_map(|(_, m)| m.modified).max();
@@ -189,7 +200,7 @@ impl Catalog {
         let built = tokio::task::spawn_blocking(move || {
             let presentation = {
                 let inputs = select_renditions(&sources, set.as_ref())?;
-                presentation::build(&inputs, target)?
+                Presentation { subtitles, ..presentation::build(&inputs, target)? }
             };
             Ok(Arc::new(Asset { version, sources, presentation, last_modified, ts_counters: Default::default() }))
         })

@@ -11,6 +11,7 @@ mod catalog;
 mod object;
 pub mod segment;
 mod source;
+mod subtitles;
 mod ts;
 
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use crate::cache::{CacheKey, CachedObject};
 use crate::config::VodConfig;
 use crate::http::content_type;
 use crate::packaging::presentation::{Presentation, RenditionId};
-use crate::packaging::url::{FIRST_SEGMENT_NUMBER, VodPath};
+use crate::packaging::url::{Container, FIRST_SEGMENT_NUMBER, VodPath};
 use crate::packaging::{fmp4, reads, vod_manifests};
 use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageKey};
@@ -27,8 +27,21 @@ pub fn check(object: VodPath, p: &Presentation) -> Result<(), VodError> {
         VodPath::TsIFrames(r) => {
             r.kind == crate::packaging::mp4::TrackKind::Video && vod_manifests::ts_variants(p).iter().any(|v| v.id == r)
         }
+        VodPath::SubtitlePlaylist(i, c) => p.subtitle(i).is_some() && has_container(p, c),
+        VodPath::SubtitleSegment(i, c, n) => {
+            p.subtitle(i).is_some()
+                && has_container(p, c)
+                && (n as usize) >= FIRST_SEGMENT_NUMBER
+                && (n as usize) < FIRST_SEGMENT_NUMBER + p.subtitle_bounds_ms().len() - 1
+        }
+        VodPath::SubtitleFile(i) => p.subtitle(i).is_some(),
     };
     if exists { Ok(()) } else { Err(VodError::NotFound) }
+}
+
+/// Whether the asset has variants in `container` (subtitles are timed for one or the other).
+fn has_container(p: &Presentation, c: Container) -> bool {
+    c == Container::Fmp4 || !vod_manifests::ts_variants(p).is_empty()
 }
 
 /// Whether segment number `n` is one of `r`'s.
@@ -42,7 +55,9 @@ pub fn content_type(object: VodPath) -> &'static str {
         | VodPath::MediaPlaylist(_)
         | VodPath::TsMaster
         | VodPath::TsPlaylist(_)
-        | VodPath::TsIFrames(_) => content_type::HLS_PLAYLIST,
+        | VodPath::TsIFrames(_)
+        | VodPath::SubtitlePlaylist(..) => content_type::HLS_PLAYLIST,
+        VodPath::SubtitleSegment(..) | VodPath::SubtitleFile(_) => content_type::WEBVTT,
         VodPath::Manifest => content_type::DASH_MPD,
         VodPath::Init(_) => content_type::MP4,
         VodPath::Segment(..) => content_type::MEDIA_SEGMENT,
@@ -86,6 +101,15 @@ pub async fn build(
             out.into()
         }
         VodPath::TsPlaylist(r) => vod_manifests::render_ts_media_playlist(p, rendition(r)?).into(),
+        VodPath::SubtitlePlaylist(i, c) => vod_manifests::render_subtitle_playlist(p, i, c).into(),
+        VodPath::SubtitleSegment(i, c, n) => {
+            vod_manifests::render_subtitle_segment(p, i, c, n).ok_or(VodError::NotFound)?.into()
+        }
+        VodPath::SubtitleFile(i) => {
+            let mut out = String::new();
+            p.subtitle(i).ok_or(VodError::NotFound)?.subtitles.write_whole(&mut out);
+            out.into()
+        }
         VodPath::TsSegment(r, n) => {
             let index = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER).ok_or(VodError::NotFound)?;
             let policy = read_policy(storage.as_ref(), &config);

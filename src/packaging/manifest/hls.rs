@@ -14,6 +14,7 @@ const VERSION: u32 = 6;
 /// `EXT-X-SKIP` (a delta playlist) needs version 9.
 const DELTA_VERSION: u32 = 9;
 const AUDIO_GROUP: &str = "audio";
+const SUBTITLES_GROUP: &str = "subs";
 
 impl ObjectUri {
     fn write_to<W: Write + ?Sized>(&self, out: &mut W) -> fmt::Result {
@@ -51,20 +52,34 @@ impl fmt::Display for Quoted<'_> {
 /// stands alone.
 pub fn write_multivariant(out: &mut String, m: &Multivariant<'_>) {
     let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let audio_group = !m.video.is_empty() && !m.muxed_audio;
+    if audio_group {
+        write_audio_media(out, m);
+    }
+    for s in &m.subtitles {
+        let _ = write!(out, "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"{SUBTITLES_GROUP}\",NAME=\"{}\"", Quoted(s.name));
+        if let Some(lang) = s.language {
+            let _ = write!(out, ",LANGUAGE=\"{}\"", Quoted(lang));
+        }
+        // Subtitles are the viewer's choice: none is on by default; each may be picked by language.
+        let _ = writeln!(out, ",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"{}{}\"", s.uri, m.query);
+    }
+    let subtitles = !m.subtitles.is_empty();
     if m.video.is_empty() {
         for s in &m.audio {
-            write_variant(out, s, &[], m.query, false);
+            write_variant(out, s, &[], m.query, Groups { audio: false, subtitles });
         }
         return;
     }
-    if m.muxed_audio {
-        // Each variant carries the audio: its BANDWIDTH and CODECS count it, with no group.
-        for s in &m.video {
-            write_variant(out, s, &m.audio, m.query, false);
-        }
-        write_i_frame_streams(out, &m.i_frames);
-        return;
+    // Muxed (MPEG-TS): each variant carries the audio, so its BANDWIDTH and CODECS count it, with no group.
+    for v in &m.video {
+        write_variant(out, v, &m.audio, m.query, Groups { audio: audio_group, subtitles });
     }
+    write_i_frame_streams(out, &m.i_frames);
+}
+
+/// The `EXT-X-MEDIA` audio group.
+fn write_audio_media(out: &mut String, m: &Multivariant<'_>) {
     for (i, a) in m.audio.iter().enumerate() {
         let _ = write!(out, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"{}\"", Quoted(a.name));
         if let Some(lang) = a.language {
@@ -76,10 +91,13 @@ pub fn write_multivariant(out: &mut String, m: &Multivariant<'_>) {
         }
         let _ = writeln!(out, ",URI=\"{}.m3u8{}\"", a.id, m.query);
     }
-    for v in &m.video {
-        write_variant(out, v, &m.audio, m.query, true);
-    }
-    write_i_frame_streams(out, &m.i_frames);
+}
+
+/// The groups a variant names.
+#[derive(Clone, Copy)]
+struct Groups {
+    audio: bool,
+    subtitles: bool,
 }
 
 fn write_i_frame_streams(out: &mut String, streams: &[super::IFrameStream<'_>]) {
@@ -110,8 +128,8 @@ pub fn write_i_frame_playlist(out: &mut String, p: &super::IFramePlaylist) {
 }
 
 /// One `#EXT-X-STREAM-INF` and its URI; `audio` is what the variant plays with: the group named by
-/// `AUDIO` (`group`), or the audio muxed into it.
-fn write_variant(out: &mut String, s: &Stream<'_>, audio: &[Stream<'_>], query: &str, group: bool) {
+/// `AUDIO` (`groups.audio`), or the audio muxed into it.
+fn write_variant(out: &mut String, s: &Stream<'_>, audio: &[Stream<'_>], query: &str, groups: Groups) {
     let audio_peak = audio.iter().map(|a| a.peak_bps).max().unwrap_or(0);
     let audio_average = audio.iter().map(|a| a.average_bps).max().unwrap_or(0);
     let _ = write!(
@@ -142,8 +160,11 @@ fn write_variant(out: &mut String, s: &Stream<'_>, audio: &[Stream<'_>], query: 
     if let Some((num, den)) = s.frame_rate.filter(|&(_, den)| den > 0) {
         let _ = write!(out, ",FRAME-RATE={:.3}", f64::from(num) / f64::from(den));
     }
-    if group && !audio.is_empty() {
+    if groups.audio && !audio.is_empty() {
         let _ = write!(out, ",AUDIO=\"{AUDIO_GROUP}\"");
+    }
+    if groups.subtitles {
+        let _ = write!(out, ",SUBTITLES=\"{SUBTITLES_GROUP}\"");
     }
     let _ = writeln!(out, "\n{}.m3u8{query}", s.id);
 }

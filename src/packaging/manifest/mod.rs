@@ -51,6 +51,23 @@ pub struct Multivariant<'a> {
     pub query: &'a str,
     /// `EXT-X-I-FRAME-STREAM-INF`: the I-frame playlists of the video variants (trick play).
     pub i_frames: Vec<IFrameStream<'a>>,
+    /// `EXT-X-MEDIA:TYPE=SUBTITLES`: the subtitle group every variant names.
+    pub subtitles: Vec<SubtitleTrack<'a>>,
+}
+
+/// A subtitle track: an HLS `SUBTITLES` rendition (`uri`: its playlist of WebVTT segments) or an
+/// MPD text adaptation set (`uri`: one WebVTT file).
+#[derive(Debug, Clone)]
+pub struct SubtitleTrack<'a> {
+    /// `s0`, `s1`: the MPD's representation id.
+    pub index: u16,
+    pub uri: ObjectUri,
+    /// BCP 47.
+    pub language: Option<&'a str>,
+    /// The label players show.
+    pub name: &'a str,
+    /// Bits per second over the whole presentation (the MPD needs one).
+    pub bandwidth: u64,
 }
 
 /// An I-frame playlist as the multivariant playlist offers it.
@@ -213,6 +230,8 @@ pub struct Period<'a> {
     /// Seconds from the presentation's start (static) or `availabilityStartTime` (dynamic).
     pub start: f64,
     pub adaptation_sets: Vec<AdaptationSet<'a>>,
+    /// Text adaptation sets, after the others.
+    pub subtitles: Vec<SubtitleTrack<'a>>,
 }
 
 #[derive(Debug, Clone)]

@@ -6,8 +6,8 @@ use std::fmt::Write;
 
 use super::text::{push_attr, push_fixed, push_u64};
 use super::{
-    AdaptationSet, Mpd, MpdTiming, PeriodId, ProducerReference, Representation, ServiceDescription, push_iso_duration,
-    write_iso_time,
+    AdaptationSet, Mpd, MpdTiming, PeriodId, ProducerReference, Representation, ServiceDescription, SubtitleTrack,
+    push_iso_duration, write_iso_time,
 };
 use crate::http::content_type;
 use crate::packaging::mp4::TrackKind;
@@ -73,6 +73,9 @@ pub fn write_mpd(out: &mut String, m: &Mpd<'_>) {
         }
         for set in &period.adaptation_sets {
             write_adaptation_set(out, set, m.utc_timing);
+        }
+        for (i, track) in period.subtitles.iter().enumerate() {
+            write_text_set(out, period.adaptation_sets.len() + i, track);
         }
         out.push_str("  </Period>\n");
     }
@@ -150,6 +153,39 @@ fn write_adaptation_set(out: &mut String, set: &AdaptationSet<'_>, utc_timing: O
         write_representation(out, r, utc_timing);
     }
     out.push_str("    </AdaptationSet>\n");
+}
+
+/// A subtitle track as a `text/vtt` adaptation set: one WebVTT file (`BaseURL`), which dash.js,
+/// Shaka and ExoPlayer all read (segmented text would need `stpp` or `wvtt` in fMP4).
+fn write_text_set(out: &mut String, id: usize, track: &SubtitleTrack<'_>) {
+    let _ = write!(out, "    <AdaptationSet id=\"{id}\" contentType=\"text\" mimeType=\"text/vtt\"");
+    if let Some(lang) = track.language {
+        out.push_str(" lang=\"");
+        push_attr(out, lang);
+        out.push('"');
+    }
+    out.push_str(">\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      <Label>");
+    push_xml_text(out, track.name);
+    let _ = write!(
+        out,
+        "</Label>\n      <Representation id=\"s{}\" bandwidth=\"{}\">\n        <BaseURL>{}</BaseURL>\n      </Representation>\n    </AdaptationSet>\n",
+        track.index,
+        track.bandwidth.max(1),
+        track.uri
+    );
+}
+
+/// Appends `s` as XML character data.
+fn push_xml_text(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
 }
 
 fn write_representation(out: &mut String, r: &Representation<'_>, utc_timing: Option<&str>) {

@@ -96,7 +96,8 @@ impl MediaIndex {
     }
 
     pub fn memory_bytes(&self) -> usize {
-        self.tracks.iter().map(|t| t.samples.memory_bytes() + t.stsd.len() + 256).sum()
+        self.tracks.iter().map(|t| t.samples.memory_bytes() + t.stsd.len() + 256).sum::<usize>()
+            + self.texts.iter().map(|t| t.samples.memory_bytes() + 256).sum::<usize>()
     }
 }
 

@@ -12,6 +12,28 @@ use super::manifest::text::push_u64;
 /// Most cues one subtitle track may have (a feature film has 1,000 to 2,000).
 pub const MAX_CUES: usize = 100_000;
 
+/// A subtitle track as players see it (`s0`, `s1`, ...).
+#[derive(Debug, Clone)]
+pub struct SubtitleRendition {
+    pub index: u16,
+    /// BCP 47.
+    pub language: Option<String>,
+    /// The label players show.
+    pub name: String,
+    pub subtitles: std::sync::Arc<Subtitles>,
+}
+
+impl SubtitleRendition {
+    /// Labels a track: its given name, else its language, else `Subtitles`, numbered after the first.
+    pub fn new(index: u16, name: Option<String>, language: Option<String>, subtitles: Subtitles) -> Self {
+        let name = name.or_else(|| language.clone()).unwrap_or_else(|| match index {
+            0 => "Subtitles".to_owned(),
+            i => format!("Subtitles {}", i + 1),
+        });
+        SubtitleRendition { index, language, name, subtitles: std::sync::Arc::new(subtitles) }
+    }
+}
+
 /// One cue, in milliseconds of the presentation timeline (edit lists applied, 0 at the start).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cue {
