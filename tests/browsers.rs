@@ -19,8 +19,13 @@ fn play(page: &PageServer, player: &str, src: &str, until: u32) -> serde_json::V
 
 /// [`play`], with hls.js's low-latency mode on or off.
 fn play_with(page: &PageServer, player: &str, src: &str, until: u32, low_latency: bool) -> serde_json::Value {
-    let ll = u8::from(low_latency);
-    let url = format!("http://{}/player.html?player={player}&until={until}&ll={ll}&src={src}", page.addr);
+    play_page(page, &format!("player={player}&until={until}&ll={}&src={src}", u8::from(low_latency)))
+}
+
+/// Opens the player page with `query`; the page's report.
+fn play_page(page: &PageServer, query: &str) -> serde_json::Value {
+    let url = format!("http://{}/player.html?{query}", page.addr);
+    let player = query.split('&').next().unwrap_or(query);
     let _browser = Browser::open(&url);
     page.report(Duration::from_secs(90)).unwrap_or_else(|| panic!("{player}: no report from the page within 90 s"))
 }
@@ -56,6 +61,52 @@ async fn hls_js_and_dash_js_play_vod_packaged_on_the_fly() {
         let report = tokio::task::block_in_place(|| play(&page, player, &src, 6));
         eprintln!("{player} on a missing asset: {report}");
         assert_eq!(report["ok"], false, "{player}: {report}");
+    }
+}
+
+/// The sample's English subtitles (`assets/sample/subtitled.json`): hls.js (with fMP4 and with
+/// MPEG-TS variants, each timed by its own `X-TIMESTAMP-MAP`) and dash.js (one `text/vtt` file)
+/// switch to the track, and its cues land on the video's timeline where the WebVTT file puts them.
+#[tokio::test(flavor = "multi_thread")]
+async fn hls_js_and_dash_js_show_subtitles_on_the_video_timeline() {
+    let s = TestServer::start(test_config()).await;
+    let page = PageServer::start();
+    let base = format!("http://{}/vod/sample/subtitled.json", s.edge);
+    let sources = [
+        ("hls", format!("{base}/master.m3u8")),
+        ("hls", format!("{base}/ts/master.m3u8")),
+        ("dash", format!("{base}/manifest.mpd")),
+    ];
+    for (player, src) in sources {
+        let query = format!("player={player}&until=12&subs=1&src={src}");
+        let report = tokio::task::block_in_place(|| play_page(&page, &query));
+        eprintln!("{player} {src}: {report}");
+        assert_played(&report, player, 12.0, &[(640, 360)]);
+        let tracks = report["text_tracks"].as_array().unwrap();
+        let english = tracks
+            .iter()
+            .find(|t| t["language"] == "en" && t["mode"] == "showing")
+            .unwrap_or_else(|| panic!("{src}: no English track showing: {report}"));
+        if player == "hls" {
+            // dash.js labels the element's track with the adaptation set's id, whatever its `Label`.
+            assert_eq!(english["label"], "English", "{src}");
+        }
+        let cues = english["cues"].as_array().unwrap();
+        // The cues of the 12 s played, each once (the one across a segment bound too), at the times
+        // en.vtt gives, within a frame, from where the media starts on the element's timeline (hls.js
+        // puts MPEG-TS's first decode time at 0, so its first picture, 0.08 s later, is there).
+        let zero = report["media_start"].as_f64().unwrap();
+        assert!(zero < 0.2, "{src}: the media starts at {zero}");
+        for (start, end, text) in [
+            (0.5, 3.0, "The test pattern starts."),
+            (4.0, 7.5, "A cue across the first segment bound."),
+            (9.0, 11.0, "<i>Beep</i> &amp; colour bars."),
+        ] {
+            let found: Vec<_> = cues.iter().filter(|c| c["text"] == text).collect();
+            assert_eq!(found.len(), 1, "{src}: cue {text:?} in {cues:?}");
+            let (s, e) = (found[0]["start"].as_f64().unwrap() - zero, found[0]["end"].as_f64().unwrap() - zero);
+            assert!((s - start).abs() < 0.04 && (e - end).abs() < 0.04, "{src}: {text:?} at {s}..{e}, not {start}..{end}");
+        }
     }
 }
 
