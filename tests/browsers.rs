@@ -105,7 +105,10 @@ async fn hls_js_and_dash_js_show_subtitles_on_the_video_timeline() {
             let found: Vec<_> = cues.iter().filter(|c| c["text"] == text).collect();
             assert_eq!(found.len(), 1, "{src}: cue {text:?} in {cues:?}");
             let (s, e) = (found[0]["start"].as_f64().unwrap() - zero, found[0]["end"].as_f64().unwrap() - zero);
-            assert!((s - start).abs() < 0.04 && (e - end).abs() < 0.04, "{src}: {text:?} at {s}..{e}, not {start}..{end}");
+            assert!(
+                (s - start).abs() < 0.04 && (e - end).abs() < 0.04,
+                "{src}: {text:?} at {s}..{e}, not {start}..{end}"
+            );
         }
     }
 }

@@ -313,6 +313,7 @@ mod tests {
             muxed_audio: false,
             query: "?start=1.000",
             i_frames: Vec::new(),
+            subtitles: Vec::new(),
         };
         let mut out = String::new();
         write_multivariant(&mut out, &m);
@@ -324,12 +325,27 @@ mod tests {
         // Audio muxed into the variant (MPEG-TS): counted in its BANDWIDTH and CODECS, no group.
         let mut muxed = String::new();
         let audio = vec![m.audio[0].clone()];
-        write_multivariant(&mut muxed, &Multivariant { muxed_audio: true, audio, ..m });
+        write_multivariant(&mut muxed, &Multivariant { muxed_audio: true, audio, ..m.clone() });
         assert!(!muxed.contains("#EXT-X-MEDIA") && !muxed.contains("AUDIO="), "{muxed}");
         assert!(
             muxed.contains("BANDWIDTH=1100,AVERAGE-BANDWIDTH=550,CODECS=\"avc1.64001f,mp4a.40.2\"\nv0.m3u8"),
             "{muxed}"
         );
+        // A subtitle group: offered off by default, named by every variant (muxed or audio-only too).
+        let subtitles = vec![super::super::SubtitleTrack {
+            index: 0,
+            uri: ObjectUri::Vod(crate::packaging::url::VodPath::SubtitlePlaylist(0, Container::Ts)),
+            language: Some("fr"),
+            name: "Fran\u{e7}ais",
+            bandwidth: 100,
+        }];
+        let audio = vec![m.audio[0].clone()];
+        let mut subbed = String::new();
+        write_multivariant(&mut subbed, &Multivariant { muxed_audio: true, audio, subtitles, ..m.clone() });
+        assert!(subbed.contains(
+            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"Fran\u{e7}ais\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"s0.m3u8?start=1.000\"\n"
+        ), "{subbed}");
+        assert!(subbed.contains("CODECS=\"avc1.64001f,mp4a.40.2\",SUBTITLES=\"subs\"\nv0.m3u8"), "{subbed}");
     }
 
     #[test]

@@ -16,8 +16,10 @@ pub fn media_playlist_problems(text: &str) -> Vec<String> {
     let ended = text.lines().any(|l| l == "#EXT-X-ENDLIST");
     let mut say = |problem: String| problems.push(problem);
 
-    if tag("#EXT-X-MAP:").is_some() && version < 6.0 {
-        say(format!("EXT-X-MAP needs EXT-X-VERSION 6, not {version}"));
+    // With EXT-X-I-FRAMES-ONLY, version 5 allows EXT-X-MAP.
+    let map_version = if text.lines().any(|l| l == "#EXT-X-I-FRAMES-ONLY") { 5.0 } else { 6.0 };
+    if tag("#EXT-X-MAP:").is_some() && version < map_version {
+        say(format!("EXT-X-MAP needs EXT-X-VERSION {map_version}, not {version}"));
     }
     for extinf in text.lines().filter_map(|l| l.strip_prefix("#EXTINF:")) {
         let secs = number(extinf.split(',').next()).unwrap_or(f64::INFINITY);

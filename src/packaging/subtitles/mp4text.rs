@@ -7,7 +7,8 @@ use crate::packaging::mp4::boxes::{self, FourCc};
 /// How a text track's samples are coded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TextFormat {
-    /// `tx3g`: a 16-bit length, the text, then style boxes (dropped: WebVTT styling is the player's).
+    /// `tx3g`: a 16-bit length, the text, then modifier boxes: `styl` gives bold, italic and
+    /// underline (`<b>`, `<i>`, `<u>`); fonts, sizes and colours are left to the player.
     Tx3g,
     /// `wvtt`: `vttc` boxes (one per cue, with `iden`, `sttg`, `payl`) or an empty `vtte`; the sample
     /// entry's `vttC` gives the file header's `STYLE` and `REGION` blocks.
@@ -44,7 +45,8 @@ pub fn decode_sample(format: &TextFormat, sample: &[u8], start_ms: u64, end_ms: 
                 return Ok(Vec::new());
             };
             let text = sample.get(2..2 + len).ok_or("a tx3g sample is shorter than its text length")?;
-            let text = cue_text(&decode_text(text)?, true);
+            let styles = styles(&sample[2 + len..]);
+            let text = cue_text(&styled(&decode_text(text)?, &styles), false);
             Ok(if text.is_empty() { Vec::new() } else { vec![cue(None, String::new(), text)] })
         }
         TextFormat::Wvtt { .. } => {
@@ -73,6 +75,63 @@ pub fn decode_sample(format: &TextFormat, sample: &[u8], start_ms: u64, end_ms: 
             Ok(cues)
         }
     }
+}
+
+/// A `styl` record: characters `start..end` in bold (1), italic (2) and/or underline (4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Style {
+    start: usize,
+    end: usize,
+    flags: u8,
+}
+
+/// The records of the sample's `styl` box, in order and without overlaps (others are dropped).
+fn styles(modifiers: &[u8]) -> Vec<Style> {
+    let Some(styl) = boxes::boxes(modifiers).flatten().find(|b| &b.kind == b"styl") else { return Vec::new() };
+    let count = styl.payload.get(..2).map_or(0, |c| usize::from(u16::from_be_bytes([c[0], c[1]])));
+    let mut out: Vec<Style> = Vec::new();
+    for record in styl.payload.get(2..).unwrap_or_default().chunks_exact(12).take(count) {
+        let start = usize::from(u16::from_be_bytes([record[0], record[1]]));
+        let end = usize::from(u16::from_be_bytes([record[2], record[3]]));
+        let flags = record[6] & 0x07;
+        if start < end && flags != 0 && out.last().is_none_or(|last| last.end <= start) {
+            out.push(Style { start, end, flags });
+        }
+    }
+    out
+}
+
+/// Plain text as WebVTT cue text: `&` and `<` escaped, the styled runs wrapped in `<b>`, `<i>`, `<u>`.
+fn styled(text: &str, styles: &[Style]) -> String {
+    const TAGS: [(u8, &str); 3] = [(1, "b"), (2, "i"), (4, "u")];
+    let mut out = String::with_capacity(text.len() + 16 * styles.len());
+    let mut open: Option<&Style> = None;
+    let tags = |style: &Style, closing: bool| {
+        let mut tags: Vec<&str> = TAGS.iter().filter(|(bit, _)| style.flags & bit != 0).map(|(_, t)| *t).collect();
+        if closing {
+            tags.reverse();
+        }
+        tags.iter().map(|t| format!("<{}{t}>", if closing { "/" } else { "" })).collect::<String>()
+    };
+    for (i, c) in text.chars().enumerate() {
+        if let Some(style) = open.filter(|s| s.end == i) {
+            out.push_str(&tags(style, true));
+            open = None;
+        }
+        if let Some(style) = styles.iter().find(|s| s.start == i) {
+            out.push_str(&tags(style, false));
+            open = Some(style);
+        }
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            c => out.push(c),
+        }
+    }
+    if let Some(style) = open {
+        out.push_str(&tags(style, true));
+    }
+    out
 }
 
 /// tx3g text: UTF-8, or UTF-16 after a byte-order mark.
@@ -104,10 +163,17 @@ mod tests {
     fn tx3g_samples() {
         let mut sample = vec![0, 8];
         sample.extend_from_slice(b"a<b\n\nc&d");
-        sample.extend(boxed(b"styl", &[0; 14]));
+        // Italic over "c&" (characters 5 and 6), bold and underlined "d" (to the end).
+        let record = |start: u16, end: u16, flags: u8| {
+            [&start.to_be_bytes()[..], &end.to_be_bytes(), &[0, 1, flags, 18, 255, 255, 255, 255]].concat()
+        };
+        sample.extend(boxed(b"styl", &[&[0, 2][..], &record(5, 7, 2), &record(7, 8, 5)].concat()));
         let cues = decode_sample(&TextFormat::Tx3g, &sample, 1000, 2500).unwrap();
         assert_eq!(cues.len(), 1);
-        assert_eq!((cues[0].start_ms, cues[0].end_ms, cues[0].text.as_str()), (1000, 2500, "a&lt;b\nc&amp;d"));
+        assert_eq!(
+            (cues[0].start_ms, cues[0].end_ms, cues[0].text.as_str()),
+            (1000, 2500, "a&lt;b\n<i>c&amp;</i><b><u>d</u></b>")
+        );
         assert!(decode_sample(&TextFormat::Tx3g, &[0, 0], 0, 10).unwrap().is_empty());
         assert!(decode_sample(&TextFormat::Tx3g, &[0, 9, b'x'], 0, 10).is_err());
         let utf16 = [0, 6, 0xfe, 0xff, 0, b'h', 0, b'i'];
