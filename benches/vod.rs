@@ -69,7 +69,7 @@ fn vod(c: &mut Criterion) {
     group.bench_function("media_playlist_600_segments", |b| {
         b.iter(|| black_box(vod_manifests::render_media_playlist(&p, &p.video[0])))
     });
-    group.bench_function("mpd_600_segments", |b| b.iter(|| black_box(vod_manifests::render_mpd(&p))));
+    group.bench_function("mpd_600_segments", |b| b.iter(|| black_box(vod_manifests::render_mpd(&p, &[]))));
     // The same playlist through m3u8-rs as model and writer (ARCHITECTURE.md: why we keep our own).
     group.bench_function("media_playlist_600_segments_m3u8_rs", |b| {
         b.iter(|| {

@@ -79,17 +79,16 @@ async fn a_three_rendition_asset_set() {
     assert_eq!(master.status, 200, "{}", master.text());
     let text = master.text();
     let parsed = m3u8_rs::parse_master_playlist_res(text.as_bytes()).unwrap();
-    let resolutions: Vec<_> =
-        parsed.variants.iter().map(|v| v.resolution.unwrap()).map(|r| (r.width, r.height)).collect();
+    let variants: Vec<_> = parsed.variants.iter().filter(|v| !v.is_i_frame).collect();
+    let resolutions: Vec<_> = variants.iter().map(|v| v.resolution.unwrap()).map(|r| (r.width, r.height)).collect();
     assert_eq!(resolutions, [(320, 180), (480, 270), (640, 360)]);
     assert!(
-        parsed
-            .variants
-            .iter()
-            .all(|v| v.codecs.as_deref().is_some_and(|c| c.contains("avc1") && c.contains("mp4a.40.2")))
+        variants.iter().all(|v| v.codecs.as_deref().is_some_and(|c| c.contains("avc1") && c.contains("mp4a.40.2")))
     );
-    assert!(parsed.variants.windows(2).all(|w| w[0].bandwidth < w[1].bandwidth), "{text}");
-    assert!(parsed.variants.iter().all(|v| v.average_bandwidth.unwrap() <= v.bandwidth));
+    assert!(variants.windows(2).all(|w| w[0].bandwidth < w[1].bandwidth), "{text}");
+    assert!(variants.iter().all(|v| v.average_bandwidth.unwrap() <= v.bandwidth));
+    // One I-frame playlist per video rendition.
+    assert_eq!(parsed.variants.iter().filter(|v| v.is_i_frame).count(), 3, "{text}");
     assert_eq!(parsed.alternatives.len(), 1);
     assert_eq!(parsed.alternatives[0].language.as_deref(), Some("en"));
     assert_eq!(parsed.alternatives[0].name, "English");
@@ -310,9 +309,11 @@ async fn golden_playlists_and_manifest_of_the_sample() {
     let master =
         m3u8_rs::parse_master_playlist_res(get(s.edge, "/vod/sample/sample.mp4/master.m3u8").await.body.as_slice())
             .unwrap();
-    assert_eq!(master.variants.len(), 1);
-    assert_eq!(master.variants[0].codecs.as_deref(), Some("avc1.64001e,mp4a.40.2"));
-    assert_eq!(master.variants[0].frame_rate, Some(25.0));
+    let (i_frames, variants): (Vec<_>, Vec<_>) = master.variants.iter().partition(|v| v.is_i_frame);
+    assert_eq!((variants.len(), i_frames.len()), (1, 1));
+    assert_eq!(variants[0].codecs.as_deref(), Some("avc1.64001e,mp4a.40.2"));
+    assert_eq!(variants[0].frame_rate, Some(25.0));
+    assert_eq!(i_frames[0].uri, "v0-iframes.m3u8");
     let media =
         m3u8_rs::parse_media_playlist_res(get(s.edge, "/vod/sample/sample.mp4/v0.m3u8").await.body.as_slice()).unwrap();
     assert_eq!(media.target_duration, 6);

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::client::{get, request};
+use common::client::get;
 use common::compare::{assert_same_stream, framemd5_with};
 use common::media::media;
 use common::ts::{assert_continuous, packets};
@@ -125,72 +125,4 @@ async fn hevc_gives_the_source_packets_over_ts_hls() {
         let offset = assert_same_stream(&expected, &ours, kind, "hevc.mp4 over TS HLS");
         assert!((offset - 10.0).abs() < 0.001, "hevc: {kind} moved by {offset} s");
     }
-}
-
-/// I-frame playlists: the TS master offers one per video variant; each keyframe of the source is a
-/// byte range of its segment that, after the map (PAT and PMT), ffmpeg decodes to exactly one picture.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn i_frame_playlists_give_every_keyframe_as_one_picture() {
-    let s = server().await;
-    for clip in ["sample.mp4", "bframes.mp4", "irregular.mp4"] {
-        let master = get(s.edge, &format!("/vod/{clip}/ts/master.m3u8")).await.text();
-        let line = master.lines().find(|l| l.starts_with("#EXT-X-I-FRAME-STREAM-INF:")).expect("an I-frame stream");
-        assert!(line.contains("CODECS=\"avc1.") && line.ends_with("URI=\"v0-iframes.m3u8\""), "{master}");
-        let playlist = get(s.edge, &format!("/vod/{clip}/ts/v0-iframes.m3u8")).await.text();
-        assert!(playlist.contains("#EXT-X-VERSION:5\n") && playlist.contains("#EXT-X-I-FRAMES-ONLY\n"), "{playlist}");
-        assert!(playlist.contains("#EXT-X-MAP:URI=\"v0/1.ts\",BYTERANGE=\"376@0\"\n"), "{playlist}");
-        let map = request(s.edge, "GET", &format!("/vod/{clip}/ts/v0/1.ts"), &[("Range", "bytes=0-375")]).await;
-        assert_eq!(map.status, 206);
-        let lines: Vec<&str> = playlist.lines().collect();
-        let mut frames = 0;
-        for (i, l) in lines.iter().enumerate() {
-            let Some(range) = l.strip_prefix("#EXT-X-BYTERANGE:") else { continue };
-            let (len, offset) = range.split_once('@').unwrap();
-            let (len, offset): (u64, u64) = (len.parse().unwrap(), offset.parse().unwrap());
-            let uri = lines[i + 1];
-            let bytes = format!("bytes={offset}-{}", offset + len - 1);
-            let part = request(s.edge, "GET", &format!("/vod/{clip}/ts/{uri}"), &[("Range", bytes.as_str())]).await;
-            assert_eq!((part.status, part.body.len() as u64), (206, len), "{clip} {uri} {range}");
-            let file = std::env::temp_dir().join(format!("estuary-iframe-{}-{clip}-{i}.ts", std::process::id()));
-            std::fs::write(&file, [map.body.as_slice(), &part.body].concat()).unwrap();
-            let path = file.to_str().unwrap().to_owned();
-            let count = tokio::task::spawn_blocking(move || {
-                let out = common::tools::run(
-                    "ffprobe",
-                    &[
-                        "-v",
-                        "error",
-                        "-count_frames",
-                        "-select_streams",
-                        "v",
-                        "-show_entries",
-                        "stream=nb_read_frames",
-                        "-of",
-                        "csv=p=0",
-                        &path,
-                    ],
-                );
-                // ffprobe lists the stream under its program and on its own: the same count twice.
-                String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_owned()
-            })
-            .await
-            .unwrap();
-            let _ = std::fs::remove_file(&file);
-            assert_eq!(count, "1", "{clip}: {uri} {range} decodes to one picture");
-            frames += 1;
-        }
-        // As many as the source has keyframes.
-        let source = media().join(clip).to_str().unwrap().to_owned();
-        let keyframes = tokio::task::spawn_blocking(move || {
-            let out = common::tools::run(
-                "ffprobe",
-                &["-v", "error", "-select_streams", "v", "-show_entries", "packet=flags", "-of", "csv=p=0", &source],
-            );
-            String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with('K')).count()
-        })
-        .await
-        .unwrap();
-        assert_eq!(frames, keyframes, "{clip}: one I-frame per keyframe");
-    }
-    assert_eq!(get(s.edge, "/vod/audio_only.m4a/ts/a0-iframes.m3u8").await.status, 404, "no video, no I-frames");
 }

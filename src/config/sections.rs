@@ -351,6 +351,10 @@ pub struct VodConfig {
     pub max_samples_per_track: u32,
     /// Sample ranges closer than this are read in one request (the bytes between are read and dropped).
     pub read_gap_bytes: ByteSize,
+    /// Offer each video adaptation set's keyframes as a DASH-IF trick-mode set in the MPD (Shaka,
+    /// ExoPlayer and dash.js use or skip it). Off by default: ffmpeg's DASH demuxer, and the players
+    /// built on it, ignore the `EssentialProperty` and take it as one more video stream.
+    pub dash_trick_mode: bool,
 }
 
 impl Default for VodConfig {
@@ -363,6 +367,7 @@ impl Default for VodConfig {
             max_moov_bytes: ByteSize::mib(64),
             max_samples_per_track: 5_000_000,
             read_gap_bytes: ByteSize(16 * 1024),
+            dash_trick_mode: false,
         }
     }
 }

@@ -293,6 +293,7 @@ fn representation(
             availability_time_offset: low_latency.map(|ll| ll.availability_time_offset),
         },
         producer_reference,
+        trick_rate: None,
     })
 }
 

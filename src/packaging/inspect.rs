@@ -65,8 +65,9 @@ pub fn dry_run(file: &[u8], target_secs: f64, limits: IndexLimits) -> Result<Dry
         bytes_produced += fmp4::write_segment(&fragment, &payload).len();
     }
     Ok(DryRun {
-        master_playlist: vod_manifests::render_multivariant(&p),
-        mpd: vod_manifests::render_mpd(&p),
+        // Without trick play: its bit rates need the keyframes' fragments, which the dry run skips.
+        master_playlist: vod_manifests::render_multivariant(&p, &[]),
+        mpd: vod_manifests::render_mpd(&p, &[]),
         index,
         presentation: p,
         bytes_produced,

@@ -121,6 +121,10 @@ pub enum VodPath {
     TsSegment(RenditionId, u32),
     /// `ts/v0-iframes.m3u8`: the keyframes of a TS video variant, as byte ranges of its segments.
     TsIFrames(RenditionId),
+    /// `v0-iframes.m3u8`: the keyframes of an fMP4 video rendition (trick play).
+    IFrames(RenditionId),
+    /// `v0/iframes/3.m4s`: segment 3's keyframes, each a fragment of its own.
+    IFrameSegment(RenditionId, u32),
     /// `s0.m3u8` (with the fMP4 variants) or `ts/s0.m3u8` (with the TS ones): a subtitle track's
     /// segmented WebVTT, timed for that container.
     SubtitlePlaylist(u16, Container),
@@ -155,6 +159,16 @@ impl VodPath {
                 out.write_str("/init.mp4")
             }
             VodPath::Segment(r, n) => write_segment(out, r, n, ".m4s"),
+            VodPath::IFrames(r) => {
+                write_rendition(out, r)?;
+                out.write_str("-iframes.m3u8")
+            }
+            VodPath::IFrameSegment(r, n) => {
+                write_rendition(out, r)?;
+                out.write_str("/iframes/")?;
+                write_u64(out, u64::from(n))?;
+                out.write_str(".m4s")
+            }
             VodPath::TsMaster
             | VodPath::TsPlaylist(_)
             | VodPath::TsSegment(..)
@@ -177,10 +191,7 @@ impl VodPath {
         match *self {
             VodPath::TsMaster => out.write_str("master.m3u8"),
             VodPath::TsPlaylist(r) => VodPath::MediaPlaylist(r).write_to(out),
-            VodPath::TsIFrames(r) => {
-                write_rendition(out, r)?;
-                out.write_str("-iframes.m3u8")
-            }
+            VodPath::TsIFrames(r) => VodPath::IFrames(r).write_to(out),
             VodPath::TsSegment(r, n) => write_segment(out, r, n, ".ts"),
             VodPath::SubtitlePlaylist(i, _) | VodPath::SubtitleSegment(i, _, _) => write_subtitle(out, i, self),
             other => other.write_to(out),
@@ -241,6 +252,8 @@ pub enum TemplateUrls {
     Vod,
     /// `v0/{epoch}/init.mp4` and `v0/{epoch}/$Number$.m4s`.
     Live { rendition: RenditionId, epoch: u64 },
+    /// `v0/init.mp4` and `v0/iframes/$Number$.m4s`: a VOD rendition's keyframes (trick mode).
+    VodIFrames(RenditionId),
 }
 
 impl TemplateUrls {
@@ -251,12 +264,19 @@ impl TemplateUrls {
 
     pub fn push_media(self, out: &mut String) {
         self.push_dir(out);
+        if let TemplateUrls::VodIFrames(_) = self {
+            out.push_str("iframes/");
+        }
         out.push_str("$Number$.m4s");
     }
 
     fn push_dir(self, out: &mut String) {
         match self {
             TemplateUrls::Vod => out.push_str("$RepresentationID$/"),
+            TemplateUrls::VodIFrames(rendition) => {
+                let _ = write_rendition(out, rendition);
+                out.push('/');
+            }
             TemplateUrls::Live { rendition, epoch } => {
                 let _ = write_rendition(out, rendition);
                 out.push('/');
@@ -289,6 +309,13 @@ impl VodPath {
                 VodPath::MediaPlaylist(r) => Some(VodPath::TsPlaylist(r)),
                 _ => None,
             };
+        }
+        if let Some(id) = rest.strip_suffix("-iframes.m3u8") {
+            return Some(VodPath::IFrames(id.parse().ok()?));
+        }
+        if let Some((id, n)) = rest.split_once("/iframes/") {
+            let n = n.strip_suffix(".m4s").filter(|n| !n.starts_with('0'))?;
+            return Some(VodPath::IFrameSegment(id.parse().ok()?, number(n)?));
         }
         let mut parts = rest.split('/');
         let (first, second) = (parts.next()?, parts.next());
@@ -336,6 +363,8 @@ impl VodPath {
                 | VodPath::TsMaster
                 | VodPath::TsPlaylist(_)
                 | VodPath::SubtitlePlaylist(..)
+                | VodPath::IFrames(_)
+                | VodPath::TsIFrames(_)
         )
     }
 }
@@ -547,7 +576,9 @@ mod tests {
         for name in ["master.m3u8", "manifest.mpd", "v0.m3u8", "a1.m3u8", "v0/init.mp4", "v2/17.m4s"] {
             assert_eq!(VodPath::parse(name).unwrap().to_string(), name);
         }
-        for name in ["s0.m3u8", "s12/3.vtt", "s1.vtt", "ts/s0.m3u8", "ts/s3/1.vtt"] {
+        for name in
+            ["s0.m3u8", "s12/3.vtt", "s1.vtt", "ts/s0.m3u8", "ts/s3/1.vtt", "v0-iframes.m3u8", "v1/iframes/2.m4s"]
+        {
             assert_eq!(VodPath::parse(name).unwrap().to_string(), name);
         }
         assert_eq!(VodPath::parse("ts/s3/1.vtt"), Some(VodPath::SubtitleSegment(3, Container::Ts, 1)));
@@ -568,6 +599,10 @@ mod tests {
             "ts/s0.vtt",
             "s0/1/2.vtt",
             "s99999.m3u8",
+            "a/iframes/1.m4s",
+            "v0/iframes/0.m4s",
+            "v0/iframes/1.ts",
+            "x-iframes.m3u8",
         ] {
             assert_eq!(VodPath::parse(bad), None, "{bad}");
         }

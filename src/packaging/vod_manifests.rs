@@ -15,6 +15,16 @@ use crate::packaging::presentation::{Presentation, Rendition, RenditionId};
 use crate::packaging::subtitles::SubtitleRendition;
 use crate::packaging::url::{Container, FIRST_SEGMENT_NUMBER, TemplateUrls, VodPath};
 
+/// A video rendition's keyframes as a trick-play stream (HLS I-frame playlist, DASH trick mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrickPlay {
+    pub id: RenditionId,
+    /// The largest keyframe over the time it shows, in bits per second.
+    pub peak_bps: u64,
+    /// Frames per keyframe: how much faster than real time the keyframes alone may play.
+    pub max_playout_rate: u32,
+}
+
 /// What the manifests say about a rendition.
 pub fn stream(r: &Rendition) -> Stream<'_> {
     let (channels, sample_rate) = match r.params {
@@ -36,13 +46,21 @@ pub fn stream(r: &Rendition) -> Stream<'_> {
     }
 }
 
-pub fn multivariant(p: &Presentation) -> Multivariant<'_> {
+/// The fMP4 multivariant playlist, with an I-frame playlist for each video rendition in `trick`.
+pub fn multivariant<'a>(p: &'a Presentation, trick: &[TrickPlay]) -> Multivariant<'a> {
+    let i_frames = trick
+        .iter()
+        .filter_map(|t| {
+            let stream = stream(p.rendition(t.id)?);
+            Some(IFrameStream { stream, uri: ObjectUri::Vod(VodPath::IFrames(t.id)), peak_bps: t.peak_bps })
+        })
+        .collect();
     Multivariant {
         video: p.video.iter().map(stream).collect(),
         audio: p.audio.iter().map(stream).collect(),
         muxed_audio: false,
         query: "",
-        i_frames: Vec::new(),
+        i_frames,
         subtitles: subtitle_tracks(p, |i| VodPath::SubtitlePlaylist(i, Container::Fmp4)),
     }
 }
@@ -197,7 +215,9 @@ fn vod_playlist(target_duration: u32, segments: Vec<MediaSegment>) -> MediaPlayl
     }
 }
 
-pub fn mpd(p: &Presentation) -> Mpd<'_> {
+/// The static MPD; each video adaptation set with the renditions in `trick` gets a trick-mode set
+/// of their keyframes.
+pub fn mpd<'a>(p: &'a Presentation, trick: &[TrickPlay]) -> Mpd<'a> {
     let representation = |r| Representation {
         stream: stream(r),
         template: SegmentTemplate {
@@ -209,9 +229,37 @@ pub fn mpd(p: &Presentation) -> Mpd<'_> {
             availability_time_offset: None,
         },
         producer_reference: None,
+        trick_rate: None,
     };
     let mut sets = manifest::adaptation_sets(TrackKind::Video, p.video.iter().map(representation), 0);
+    let mut trick_sets = Vec::new();
+    for set in &sets {
+        let keyframes: Vec<Representation<'a>> = set
+            .representations
+            .iter()
+            .filter_map(|main| {
+                let t = trick.iter().find(|t| t.id == main.stream.id)?;
+                let stream =
+                    Stream { peak_bps: t.peak_bps, average_bps: t.peak_bps, frame_rate: None, ..main.stream.clone() };
+                let template = SegmentTemplate { urls: TemplateUrls::VodIFrames(t.id), ..main.template.clone() };
+                Some(Representation {
+                    stream,
+                    template,
+                    producer_reference: None,
+                    trick_rate: Some(t.max_playout_rate),
+                })
+            })
+            .collect();
+        if !keyframes.is_empty() {
+            let representations = keyframes;
+            trick_sets.push(manifest::AdaptationSet { trick_mode_for: Some(set.id), representations, ..set.clone() });
+        }
+    }
     sets.extend(manifest::adaptation_sets(TrackKind::Audio, p.audio.iter().map(representation), sets.len() as u32));
+    // After the sets players choose from, numbered on.
+    for set in trick_sets {
+        sets.push(manifest::AdaptationSet { id: sets.len() as u32, ..set });
+    }
     Mpd {
         timing: MpdTiming::Static { duration: p.duration_secs },
         min_buffer_time: p.max_segment_secs.ceil(),
@@ -228,9 +276,9 @@ pub fn mpd(p: &Presentation) -> Mpd<'_> {
 }
 
 /// The multivariant playlist, rendered.
-pub fn render_multivariant(p: &Presentation) -> String {
+pub fn render_multivariant(p: &Presentation, trick: &[TrickPlay]) -> String {
     let mut out = String::with_capacity(256 + 256 * (p.video.len() + p.audio.len()));
-    manifest::hls::write_multivariant(&mut out, &multivariant(p));
+    manifest::hls::write_multivariant(&mut out, &multivariant(p, trick));
     out
 }
 
@@ -263,8 +311,8 @@ pub fn render_subtitle_playlist(p: &Presentation, index: u16, container: Contain
 }
 
 /// The MPD, rendered.
-pub fn render_mpd(p: &Presentation) -> String {
+pub fn render_mpd(p: &Presentation, trick: &[TrickPlay]) -> String {
     let mut out = String::with_capacity(2048);
-    manifest::mpd::write_mpd(&mut out, &mpd(p));
+    manifest::mpd::write_mpd(&mut out, &mpd(p, trick));
     out
 }

@@ -8,6 +8,7 @@
 
 pub mod asset_set;
 mod catalog;
+mod iframes;
 mod object;
 pub mod segment;
 mod source;

@@ -9,6 +9,7 @@ use super::{Asset, VodError, segment};
 use crate::cache::{CacheKey, CachedObject};
 use crate::config::VodConfig;
 use crate::http::content_type;
+use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Presentation, RenditionId};
 use crate::packaging::url::{Container, FIRST_SEGMENT_NUMBER, VodPath};
 use crate::packaging::{fmp4, reads, vod_manifests};
@@ -24,9 +25,7 @@ pub fn check(object: VodPath, p: &Presentation) -> Result<(), VodError> {
         VodPath::TsMaster => !vod_manifests::ts_variants(p).is_empty(),
         VodPath::TsPlaylist(r) => vod_manifests::ts_variants(p).iter().any(|v| v.id == r),
         VodPath::TsSegment(r, n) => vod_manifests::ts_variants(p).iter().any(|v| v.id == r && numbered(v, n)),
-        VodPath::TsIFrames(r) => {
-            r.kind == crate::packaging::mp4::TrackKind::Video && vod_manifests::ts_variants(p).iter().any(|v| v.id == r)
-        }
+        VodPath::TsIFrames(r) => r.kind == TrackKind::Video && vod_manifests::ts_variants(p).iter().any(|v| v.id == r),
         VodPath::SubtitlePlaylist(i, c) => p.subtitle(i).is_some() && has_container(p, c),
         VodPath::SubtitleSegment(i, c, n) => {
             p.subtitle(i).is_some()
@@ -35,6 +34,8 @@ pub fn check(object: VodPath, p: &Presentation) -> Result<(), VodError> {
                 && (n as usize) < FIRST_SEGMENT_NUMBER + p.subtitle_bounds_ms().len() - 1
         }
         VodPath::SubtitleFile(i) => p.subtitle(i).is_some(),
+        VodPath::IFrames(r) => r.kind == TrackKind::Video && p.rendition(r).is_some(),
+        VodPath::IFrameSegment(r, n) => r.kind == TrackKind::Video && p.rendition(r).is_some_and(|r| numbered(r, n)),
     };
     if exists { Ok(()) } else { Err(VodError::NotFound) }
 }
@@ -56,11 +57,12 @@ pub fn content_type(object: VodPath) -> &'static str {
         | VodPath::TsMaster
         | VodPath::TsPlaylist(_)
         | VodPath::TsIFrames(_)
-        | VodPath::SubtitlePlaylist(..) => content_type::HLS_PLAYLIST,
+        | VodPath::SubtitlePlaylist(..)
+        | VodPath::IFrames(_) => content_type::HLS_PLAYLIST,
         VodPath::SubtitleSegment(..) | VodPath::SubtitleFile(_) => content_type::WEBVTT,
         VodPath::Manifest => content_type::DASH_MPD,
         VodPath::Init(_) => content_type::MP4,
-        VodPath::Segment(..) => content_type::MEDIA_SEGMENT,
+        VodPath::Segment(..) | VodPath::IFrameSegment(..) => content_type::MEDIA_SEGMENT,
         VodPath::TsSegment(..) => content_type::MPEG_TS,
     }
 }
@@ -83,8 +85,19 @@ pub async fn build(
     let p = &asset.presentation;
     let rendition = |r: RenditionId| p.rendition(r).ok_or(VodError::NotFound);
     let body: Bytes = match object {
-        VodPath::Master => vod_manifests::render_multivariant(p).into(),
-        VodPath::Manifest => vod_manifests::render_mpd(p).into(),
+        VodPath::Master => vod_manifests::render_multivariant(p, &super::iframes::trick_play(&asset)).into(),
+        VodPath::Manifest => {
+            let trick = if config.dash_trick_mode { super::iframes::trick_play(&asset) } else { Vec::new() };
+            vod_manifests::render_mpd(p, &trick).into()
+        }
+        VodPath::IFrames(r) => render_i_frames(&super::iframes::playlist(&asset, rendition(r)?)),
+        VodPath::IFrameSegment(r, n) => {
+            let index = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER).ok_or(VodError::NotFound)?;
+            let policy = read_policy(storage.as_ref(), &config);
+            let body = super::iframes::build(storage.as_ref(), &budget, &asset, rendition(r)?, index, policy).await?;
+            let object = CachedObject::new(body, content_type(object), asset.last_modified);
+            return Ok(object.with_ttl(Some(config.max_age)));
+        }
         VodPath::MediaPlaylist(r) => vod_manifests::render_media_playlist(p, rendition(r)?).into(),
         VodPath::Init(r) => segment::init_segment(&asset, rendition(r)?),
         VodPath::Segment(..) => {
@@ -94,12 +107,7 @@ pub async fn build(
             return Ok(object.with_etag(plan.etag).with_ttl(Some(config.max_age)));
         }
         VodPath::TsMaster => vod_manifests::render_ts_multivariant(p, &super::ts::i_frame_peaks(&asset)).into(),
-        VodPath::TsIFrames(r) => {
-            let playlist = super::ts::i_frames(&asset, rendition(r)?)?;
-            let mut out = String::with_capacity(128 + 64 * playlist.frames.len());
-            crate::packaging::manifest::hls::write_i_frame_playlist(&mut out, &playlist);
-            out.into()
-        }
+        VodPath::TsIFrames(r) => render_i_frames(&super::ts::i_frames(&asset, rendition(r)?)?),
         VodPath::TsPlaylist(r) => vod_manifests::render_ts_media_playlist(p, rendition(r)?).into(),
         VodPath::SubtitlePlaylist(i, c) => vod_manifests::render_subtitle_playlist(p, i, c).into(),
         VodPath::SubtitleSegment(i, c, n) => {
@@ -120,6 +128,12 @@ pub async fn build(
     };
     let object = CachedObject::new(body, content_type(object), asset.last_modified).with_ttl(Some(config.max_age));
     Ok(if kept && object.is_negotiable() { object.compressed() } else { object })
+}
+
+fn render_i_frames(playlist: &crate::packaging::manifest::IFramePlaylist) -> Bytes {
+    let mut out = String::with_capacity(128 + 64 * playlist.frames.len());
+    crate::packaging::manifest::hls::write_i_frame_playlist(&mut out, playlist);
+    out.into()
 }
 
 /// The length of media segment `object` (a [`VodPath::Segment`]), without planning it.

@@ -160,7 +160,7 @@ pub fn i_frames(asset: &Asset, r: &Rendition) -> Result<IFramePlaylist, VodError
         })
         .collect();
     let map_uri = ObjectUri::Vod(VodPath::TsSegment(r.id, FIRST_SEGMENT_NUMBER as u32));
-    Ok(IFramePlaylist { map: ByteRange { uri: map_uri, len: 2 * PACKET as u64, offset: 0 }, frames })
+    Ok(IFramePlaylist { map: map_uri, map_range: Some((2 * PACKET as u64, 0)), frames })
 }
 
 /// Each TS video variant's I-frame peak bit rate: its largest keyframe over the time it shows.

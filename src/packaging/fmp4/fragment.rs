@@ -32,10 +32,13 @@ pub struct FragmentSamples<'a> {
     pub flags: SampleFlags<'a>,
 }
 
+/// Length of the `styp` box that opens every segment: a fragment inside a segment starts after it.
+pub const STYP_LEN: usize = 8 + 16;
+
 /// Bytes a segment adds around `samples` samples of media data.
 pub fn segment_overhead(samples: usize, per_sample_flags: bool, cts: bool) -> u64 {
     let per_sample = 8 + if per_sample_flags { 4 } else { 0 } + if cts { 4 } else { 0 };
-    let styp = 8 + 16;
+    let styp = STYP_LEN as u64;
     let mfhd = 16;
     let tfhd = 16 + if per_sample_flags { 0 } else { 4 };
     let tfdt = 20;

@@ -118,7 +118,11 @@ pub fn write_i_frame_playlist(out: &mut String, p: &super::IFramePlaylist) {
     let target = p.frames.iter().map(|(d, _)| d.round() as u64).max().unwrap_or(1).max(1);
     let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:5\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n");
     out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-I-FRAMES-ONLY\n");
-    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\",BYTERANGE=\"{}@{}\"", p.map.uri, p.map.len, p.map.offset);
+    let _ = write!(out, "#EXT-X-MAP:URI=\"{}\"", p.map);
+    if let Some((len, offset)) = p.map_range {
+        let _ = write!(out, ",BYTERANGE=\"{len}@{offset}\"");
+    }
+    out.push('\n');
     for (duration, range) in &p.frames {
         out.push_str("#EXTINF:");
         push_fixed(out, *duration, 6);

@@ -88,10 +88,13 @@ pub struct ByteRange {
 }
 
 /// An I-frame playlist (`EXT-X-I-FRAMES-ONLY`): every keyframe as a byte range of its segment,
-/// lasting until the next one, after a map of the tables the ranges need (MPEG-TS: PAT and PMT).
+/// lasting until the next one, after a map of what the ranges need (MPEG-TS: PAT and PMT, a range
+/// of the first segment; fMP4: the init segment).
 #[derive(Debug, Clone)]
 pub struct IFramePlaylist {
-    pub map: ByteRange,
+    pub map: ObjectUri,
+    /// The map's `BYTERANGE` (`len`, `offset`), when it is part of an object.
+    pub map_range: Option<(u64, u64)>,
     pub frames: Vec<(f64, ByteRange)>,
 }
 
@@ -238,6 +241,8 @@ pub struct Period<'a> {
 pub struct AdaptationSet<'a> {
     pub id: u32,
     pub kind: TrackKind,
+    /// A trick-mode set: the id of the adaptation set whose keyframes it carries.
+    pub trick_mode_for: Option<u32>,
     pub language: Option<&'a str>,
     pub representations: Vec<Representation<'a>>,
 }
@@ -248,6 +253,9 @@ pub struct Representation<'a> {
     pub template: SegmentTemplate<'a>,
     /// LL-DASH: where media time stands against the wall clock.
     pub producer_reference: Option<ProducerReference>,
+    /// A trick-mode representation (keyframes only): how many times faster than real time it may
+    /// play (`maxPlayoutRate`); its id is the rendition's with `-iframes`.
+    pub trick_rate: Option<u32>,
 }
 
 /// A Period's `id`: stable while the Period is in the MPD.
@@ -289,6 +297,7 @@ pub fn adaptation_sets<'a>(
             None => sets.push(AdaptationSet {
                 id: first_id + sets.len() as u32,
                 kind,
+                trick_mode_for: None,
                 language: language(&r.stream),
                 representations: vec![r],
             }),

@@ -149,6 +149,12 @@ fn write_adaptation_set(out: &mut String, set: &AdaptationSet<'_>, utc_timing: O
         out.push('"');
     }
     out.push_str(">\n");
+    if let Some(main) = set.trick_mode_for {
+        let _ = writeln!(
+            out,
+            "      <EssentialProperty schemeIdUri=\"http://dashif.org/guidelines/trickmode\" value=\"{main}\"/>"
+        );
+    }
     for r in &set.representations {
         write_representation(out, r, utc_timing);
     }
@@ -190,7 +196,11 @@ fn push_xml_text(out: &mut String, s: &str) {
 
 fn write_representation(out: &mut String, r: &Representation<'_>, utc_timing: Option<&str>) {
     let s = &r.stream;
-    let _ = write!(out, "      <Representation id=\"{}\" bandwidth=\"{}\"", s.id, s.peak_bps.max(1));
+    let _ = write!(out, "      <Representation id=\"{}", s.id);
+    if let Some(rate) = r.trick_rate {
+        let _ = write!(out, "-iframes\" maxPlayoutRate=\"{rate}\" codingDependency=\"false");
+    }
+    let _ = write!(out, "\" bandwidth=\"{}\"", s.peak_bps.max(1));
     if let Some(codecs) = s.codecs {
         out.push_str(" codecs=\"");
         push_attr(out, codecs);
