@@ -15,7 +15,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 
 use crate::http::content_type;
 use crate::live::service::Live;
-use crate::packaging::url::{Container, LivePath};
+use crate::packaging::url::LivePath;
 use crate::telemetry::{AccessLog, access};
 
 pub fn internal_router(live: Live, access_log: AccessLog) -> Router {
@@ -30,7 +30,7 @@ async fn segment(State(live): State<Live>, Path((channel, object)): Path<(String
     let Some(path) = LivePath::parse(&object) else { return StatusCode::NOT_FOUND.into_response() };
     let Some(bytes) = live.held(&channel, path) else { return StatusCode::NOT_FOUND.into_response() };
     let media_type = match path {
-        LivePath::Segment(_, _, _, Container::Ts) => content_type::MPEG_TS,
+        LivePath::Segment(_, _, _, container) => content_type::of_container(container),
         _ => content_type::MEDIA_SEGMENT,
     };
     (StatusCode::OK, [(CONTENT_TYPE, media_type), (CACHE_CONTROL, "no-store")], bytes).into_response()

@@ -104,7 +104,11 @@ fn view(state: &ApiState, headers: &HeaderMap, handle: &ChannelHandle, stream_ke
         "created": iso_time(crate::live::record::from_ms(handle.created_ms)),
         "ingest_url_prefix": format!("{}/ingest/{id}/", ingest_base(state, headers)),
         "playback": Playback::of(id),
-        "container": snap.container.map(|c| match c { Container::Fmp4 => "fmp4", Container::Ts => "ts" }),
+        "container": snap.container.map(|c| match c {
+            Container::Fmp4 => "fmp4",
+            Container::Ts => "ts",
+            Container::WebVtt => "webvtt",
+        }),
         "renditions": renditions(&snap),
         "media_sequence": snap.last_msn(),
         "segments_retained": snap.slots.len(),

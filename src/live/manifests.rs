@@ -11,7 +11,7 @@ use super::ll_dash::LowLatencyDash;
 use super::model::{ChannelSnapshot, LiveRendition, Status, WindowRequest};
 use crate::packaging::manifest::{
     self, MediaPlaylist, MediaSegment, Mpd, MpdTiming, Multivariant, ObjectUri, Period, PeriodId, PlaylistType,
-    ProducerReference, Representation, SegmentTemplate, ServerControl, Stream,
+    ProducerReference, Representation, SegmentTemplate, ServerControl, Stream, SubtitleTrack,
 };
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::url::{Container, LivePath, TemplateUrls};
@@ -57,8 +57,26 @@ pub fn multivariant<'a>(snap: &'a ChannelSnapshot, query: &'a str) -> Multivaria
         muxed_audio: snap.container == Some(Container::Ts),
         query,
         i_frames: Vec::new(),
-        subtitles: Vec::new(),
+        subtitles: subtitles(snap),
     }
+}
+
+/// The subtitle renditions with segments, as the master's `SUBTITLES` group. (The MPD offers none:
+/// DASH carries live text as `stpp` or `wvtt` in fMP4, not as WebVTT segments.)
+fn subtitles(snap: &ChannelSnapshot) -> Vec<SubtitleTrack<'_>> {
+    (0..snap.renditions.len())
+        .filter(|&r| snap.renditions[r].kind == TrackKind::Text && snap.edge_of(r).is_some())
+        .map(|r| {
+            let rendition = &snap.renditions[r];
+            SubtitleTrack {
+                index: rendition.id.index,
+                uri: ObjectUri::Live(LivePath::Playlist(rendition.id)),
+                language: rendition.language.as_deref(),
+                name: &rendition.name,
+                bandwidth: rendition.peak_bps,
+            }
+        })
+        .collect()
 }
 
 /// Delta playlists (`_HLS_skip=YES`) leave out segments older than this many target durations
@@ -72,7 +90,7 @@ pub fn media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest, skip
     if range.is_empty() {
         return None;
     }
-    let container = snap.container?;
+    let container = snap.container_of(r)?;
     let rendition = &snap.renditions[r];
     let timescale = f64::from(rendition.timescale.max(1));
     let dvr_range = req.start.is_some() || req.end.is_some();

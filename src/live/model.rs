@@ -117,6 +117,12 @@ impl ChannelSettings {
     }
 }
 
+/// How a rendition of `kind` in a channel carrying `channel` segments is packaged: subtitles as
+/// WebVTT whatever the media's container.
+pub fn container_for(kind: TrackKind, channel: Option<Container>) -> Option<Container> {
+    if kind == TrackKind::Text { Some(Container::WebVtt) } else { channel }
+}
+
 /// A rendition of a live channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveRendition {
@@ -295,6 +301,11 @@ impl ChannelSnapshot {
 
     pub fn rendition_index(&self, id: RenditionId) -> Option<usize> {
         self.renditions.iter().position(|r| r.id == id)
+    }
+
+    /// How rendition `r`'s segments are packaged.
+    pub fn container_of(&self, r: usize) -> Option<Container> {
+        container_for(self.renditions.get(r)?.kind, self.container)
     }
 
     /// The newest slot that has this rendition's part.

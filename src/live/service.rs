@@ -163,7 +163,7 @@ impl Live {
             }
             LivePath::Segment(id, epoch, msn, container) => {
                 let r = rendition(&snap, id)?;
-                if snap.container != Some(container) {
+                if snap.container_of(r) != Some(container) {
                     return Err(ServeError::NotFound);
                 }
                 let whole = |s: &ChannelSnapshot| s.slot(msn).is_some_and(|s| s.epoch == epoch && s.part(r).is_some());
@@ -186,8 +186,7 @@ impl Live {
                 }
                 let slot = snap.slot(msn).filter(|s| s.epoch == epoch).ok_or(ServeError::NotFound)?;
                 let part = slot.part(r).ok_or(ServeError::NotFound)?;
-                let media_type =
-                    if container == Container::Ts { content_type::MPEG_TS } else { content_type::MEDIA_SEGMENT };
+                let media_type = content_type::of_container(container);
                 let stored = keys::part(&snap.id, epoch, id, msn, container);
                 let owner = snap.owner_url.clone().filter(|_| part.at_owner).map(|url| (url, part.size));
                 let source = Source { held: part.bytes.clone(), owner, stored };
@@ -351,8 +350,8 @@ impl Live {
         let handle = self.registry.get(channel).filter(|h| h.is_owner())?;
         let snap = handle.snapshot();
         match path {
-            LivePath::Segment(id, epoch, msn, container) if snap.container == Some(container) => {
-                let r = snap.rendition_index(id)?;
+            LivePath::Segment(id, epoch, msn, container) => {
+                let r = snap.rendition_index(id).filter(|&r| snap.container_of(r) == Some(container))?;
                 let slot = snap.slot(msn).filter(|s| s.epoch == epoch)?;
                 slot.part(r)?.bytes.clone()
             }

@@ -23,6 +23,7 @@ impl fmt::Display for RenditionId {
         let prefix = match self.kind {
             TrackKind::Video => 'v',
             TrackKind::Audio => 'a',
+            TrackKind::Text => 's',
         };
         write!(f, "{prefix}{}", self.index)
     }
@@ -48,6 +49,7 @@ impl FromStr for RenditionId {
         let kind = match s.as_bytes().first() {
             Some(b'v') => TrackKind::Video,
             Some(b'a') => TrackKind::Audio,
+            Some(b's') => TrackKind::Text,
             _ => return Err(()),
         };
         let digits = &s[1..];
@@ -148,6 +150,7 @@ impl Presentation {
         let list = match id.kind {
             TrackKind::Video => &self.video,
             TrackKind::Audio => &self.audio,
+            TrackKind::Text => return None,
         };
         list.get(usize::from(id.index))
     }
@@ -182,6 +185,8 @@ pub fn build(inputs: &[RenditionInput<'_>], target_secs: f64) -> Result<Presenta
         let list = match input.track.kind {
             TrackKind::Video => &mut video,
             TrackKind::Audio => &mut audio,
+            // An MP4's subtitle tracks are read apart, into cues (`Presentation::subtitles`).
+            TrackKind::Text => continue,
         };
         let id = RenditionId { kind: input.track.kind, index: list.len() as u16 };
         list.push(rendition(id, input, &plan)?);

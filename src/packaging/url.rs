@@ -89,6 +89,8 @@ pub enum Container {
     Fmp4,
     /// MPEG-TS: HLS only.
     Ts,
+    /// WebVTT: the segments of a live subtitle rendition (HLS only).
+    WebVtt,
 }
 
 impl Container {
@@ -96,6 +98,7 @@ impl Container {
         match self {
             Container::Fmp4 => "m4s",
             Container::Ts => "ts",
+            Container::WebVtt => "vtt",
         }
     }
 }
@@ -139,6 +142,7 @@ fn write_rendition<W: Write + ?Sized>(out: &mut W, r: RenditionId) -> fmt::Resul
     out.write_char(match r.kind {
         crate::packaging::mp4::TrackKind::Video => 'v',
         crate::packaging::mp4::TrackKind::Audio => 'a',
+        crate::packaging::mp4::TrackKind::Text => 's',
     })?;
     write_u64(out, u64::from(r.index))
 }
@@ -178,9 +182,8 @@ impl VodPath {
                 out.write_str("ts/")?;
                 self.write_from_playlist(out)
             }
-            VodPath::SubtitlePlaylist(i, Container::Fmp4) | VodPath::SubtitleSegment(i, Container::Fmp4, _) => {
-                write_subtitle(out, i, self)
-            }
+            VodPath::SubtitlePlaylist(i, Container::Fmp4 | Container::WebVtt)
+            | VodPath::SubtitleSegment(i, Container::Fmp4 | Container::WebVtt, _) => write_subtitle(out, i, self),
             VodPath::SubtitleFile(i) => write_subtitle(out, i, self),
         }
     }
@@ -449,6 +452,7 @@ impl LivePath {
                 let container = match ext {
                     "m4s" => Container::Fmp4,
                     "ts" => Container::Ts,
+                    "vtt" => Container::WebVtt,
                     _ => return None,
                 };
                 let (r, epoch) = (r.parse().ok()?, number(epoch)?);

@@ -169,7 +169,7 @@ pub fn render_subtitle_segment(p: &Presentation, index: u16, container: Containe
     // The last segment takes every cue still to come.
     let end = if i + 2 == bounds.len() { u64::MAX } else { end };
     let zero = match container {
-        Container::Fmp4 => 0,
+        Container::Fmp4 | Container::WebVtt => 0,
         Container::Ts => crate::packaging::ts::segment::TIME_OFFSET as u64,
     };
     let mut out = String::with_capacity(64 + 64 * subtitles.cues.len().min(64));

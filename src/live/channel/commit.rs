@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use m3u8_rs::{MediaPlaylist, MediaSegment};
 
-use super::parts::{TS_TIMESCALE, demux, timescale_of, update_bit_rates};
+use super::parts::{TEXT_TIMESCALE, TS_TIMESCALE, demux, timescale_of, update_bit_rates};
 use super::{ChannelState, DropReason, Effect, Pending};
 use crate::live::keys;
 use crate::live::model::{Container, Part, Slot, Status};
@@ -27,10 +27,16 @@ fn to_system_time(t: &chrono::DateTime<chrono::FixedOffset>) -> Option<SystemTim
     (ms >= 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_millis(ms as u64))
 }
 
-/// MPEG-TS when any listed segment is a `.ts`, else fMP4.
+/// MPEG-TS when any listed segment is a `.ts`, WebVTT (subtitles) when one is a `.vtt`, else fMP4.
 fn container_of(pl: &MediaPlaylist) -> Container {
-    let is_ts = |s: &MediaSegment| s.uri.split('?').next().unwrap_or("").to_ascii_lowercase().ends_with(".ts");
-    if pl.segments.iter().any(is_ts) { Container::Ts } else { Container::Fmp4 }
+    let ends = |s: &MediaSegment, ext: &str| s.uri.split('?').next().unwrap_or("").to_ascii_lowercase().ends_with(ext);
+    if pl.segments.iter().any(|s| ends(s, ".ts")) {
+        Container::Ts
+    } else if pl.segments.iter().any(|s| ends(s, ".vtt")) {
+        Container::WebVtt
+    } else {
+        Container::Fmp4
+    }
 }
 
 /// A segment ready to be placed in a slot.
@@ -53,6 +59,8 @@ impl ChannelState {
         }
         let container = container_of(pl);
         match self.container {
+            // Subtitles go with either kind of media.
+            _ if container == Container::WebVtt => {}
             Some(c) if c != container => {
                 return Err(UploadError::Invalid(format!(
                     "this channel carries {c:?} segments; the playlist lists {container:?}"
@@ -122,9 +130,10 @@ impl ChannelState {
         container: Container,
         effects: &mut Vec<Effect>,
     ) -> Result<bool, UploadError> {
-        if container == Container::Ts {
+        if container != Container::Fmp4 {
             if self.variant(path).tracks.is_empty() {
-                self.assign_renditions(path);
+                let kind = if container == Container::WebVtt { TrackKind::Text } else { TrackKind::Video };
+                self.assign_renditions(path, kind);
             }
             return Ok(true);
         }
@@ -144,7 +153,7 @@ impl ChannelState {
                 variant.init_bytes = Some(bytes.clone());
                 variant.init_path = Some(init_path);
                 effects.push(Effect::Put { key: keys::source_init(&self.id, path), body: bytes, part: None });
-                self.assign_renditions(path);
+                self.assign_renditions(path, TrackKind::Video);
             }
         }
         Ok(self.variant(path).init.is_some())
@@ -235,26 +244,37 @@ impl ChannelState {
                 demux(&runs, &init, &self.variant(variant_path).tracks, msn, shift)
             }
             (Container::Fmp4, None) => return Err(DropReason::NoInit),
+            (Container::WebVtt, _) => {
+                let Some(Some(r)) = variant.tracks.first().copied() else { return Err(DropReason::NoTracks) };
+                let shift = self.epochs[placed.epoch_index].shift.unwrap_or(0.0);
+                let text = std::str::from_utf8(&pending.bytes).map_err(|_| DropReason::Unparsable)?;
+                let body = Bytes::from(crate::packaging::subtitles::webvtt::shift_timestamp_map(text, shift));
+                vec![(r, self.whole_part(r, msn, seg, body, TEXT_TIMESCALE))]
+            }
             (Container::Ts, _) => {
                 let Some(Some(r)) = variant.tracks.first().copied() else { return Err(DropReason::NoTracks) };
-                let previous =
-                    self.slot_mut(msn.wrapping_sub(1)).and_then(|s| s.part(r).map(|p| p.decode_time + p.duration));
-                let duration = (f64::from(seg.duration) * f64::from(TS_TIMESCALE)).round() as u64;
                 // A copy: the upload's buffer carries its ingest charge, and the channel's owner charges
                 // the window's bytes itself.
-                let part = Part {
-                    decode_time: previous.unwrap_or(0),
-                    duration,
-                    size: pending.bytes.len() as u64,
-                    bytes: Some(Bytes::copy_from_slice(&pending.bytes)),
-                    stored: false,
-                    at_owner: false,
-                };
+                let part = self.whole_part(r, msn, seg, Bytes::copy_from_slice(&pending.bytes), TS_TIMESCALE);
                 self.describe_ts(r, &pending.bytes);
                 vec![(r, part)]
             }
         };
         if parts.is_empty() { Err(DropReason::NoTracks) } else { Ok(parts) }
+    }
+
+    /// A segment kept whole as rendition `r`'s part (MPEG-TS, WebVTT): timed on from the rendition's
+    /// previous part, lasting its `EXTINF`.
+    fn whole_part(&mut self, r: usize, msn: u64, seg: &MediaSegment, bytes: Bytes, timescale: u32) -> Part {
+        let previous = self.slot_mut(msn.wrapping_sub(1)).and_then(|s| s.part(r).map(|p| p.decode_time + p.duration));
+        Part {
+            decode_time: previous.unwrap_or(0),
+            duration: (f64::from(seg.duration) * f64::from(timescale)).round() as u64,
+            size: bytes.len() as u64,
+            bytes: Some(bytes),
+            stored: false,
+            at_owner: false,
+        }
     }
 
     /// Slots up to `placed.msn` exist (a variant ahead of the others creates them).

@@ -197,7 +197,13 @@ pub struct ChannelState {
     pub(super) in_memory: u64,
     /// Parts of the segments being uploaded and of the newest ones ([`low_latency`]).
     pub(super) low_latency: Arc<LowLatency>,
+    /// Subtitle variants' languages and names from the encoder's master playlist, by playlist path
+    /// (at most [`MAX_LABELS`]).
+    pub(super) subtitle_labels: HashMap<String, crate::live::upload::SubtitleLabel>,
 }
+
+/// Most subtitle labels a channel remembers from its encoder's master playlist.
+const MAX_LABELS: usize = 32;
 
 pub use low_latency::OpenUpload;
 
@@ -224,6 +230,7 @@ impl ChannelState {
             part_latencies: Default::default(),
             in_memory: 0,
             low_latency: Arc::default(),
+            subtitle_labels: HashMap::new(),
         }
     }
 
@@ -277,7 +284,12 @@ impl ChannelState {
                 }
                 effects
             }
-            Upload::MasterPlaylist { .. } => Vec::new(),
+            Upload::MasterPlaylist { subtitles, .. } => {
+                for label in subtitles {
+                    self.label_subtitles(label);
+                }
+                Vec::new()
+            }
         };
         Ok(effects)
     }

@@ -13,6 +13,8 @@ use crate::packaging::presentation::{RenditionId, bcp47};
 
 /// TS timing is expressed in the MPEG 90 kHz clock.
 pub(super) const TS_TIMESCALE: u32 = 90_000;
+/// The timescale of a subtitle rendition's parts: milliseconds.
+pub(super) const TEXT_TIMESCALE: u32 = 1000;
 
 pub(super) fn timescale_of(r: usize, renditions: &[RenditionEntry]) -> u32 {
     renditions.get(r).map_or(TS_TIMESCALE, |e| e.info.timescale.max(1))
@@ -116,6 +118,8 @@ pub(super) fn describe(t: &InitTrackInfo, variant_has_video: bool) -> LiveRendit
             (TrackKind::Audio, None, _) => "Audio".into(),
             (TrackKind::Video, _, Some((_, height))) => format!("{height}p"),
             (TrackKind::Video, _, None) => "Video".into(),
+            (TrackKind::Text, Some(language), _) => language.clone(),
+            (TrackKind::Text, None, _) => "Subtitles".into(),
         },
         language,
         muxed: t.kind == TrackKind::Audio && variant_has_video,
@@ -124,19 +128,20 @@ pub(super) fn describe(t: &InitTrackInfo, variant_has_video: bool) -> LiveRendit
     }
 }
 
-/// A TS variant: one muxed rendition, codecs unknown.
-pub(super) fn ts_rendition(id: RenditionId) -> LiveRendition {
+/// A variant kept whole: an MPEG-TS one (one muxed rendition, codecs read from its first segment),
+/// or a WebVTT one (a subtitle rendition).
+pub(super) fn whole_segment_rendition(id: RenditionId, kind: TrackKind) -> LiveRendition {
     LiveRendition {
         id,
-        kind: TrackKind::Video,
+        kind,
         codecs: None,
-        timescale: TS_TIMESCALE,
+        timescale: if kind == TrackKind::Text { TEXT_TIMESCALE } else { TS_TIMESCALE },
         resolution: None,
         frame_rate: None,
         channels: None,
         sample_rate: None,
         language: None,
-        name: id.to_string(),
+        name: if kind == TrackKind::Text { "Subtitles".into() } else { id.to_string() },
         muxed: false,
         peak_bps: 0,
         average_bps: 0,

@@ -60,11 +60,10 @@ impl ChannelState {
             if slot.discontinuity {
                 self.discontinuity_base += 1;
             }
-            if let Some(container) = self.container {
-                for (r, _) in slot.parts.iter().enumerate().filter(|(_, p)| p.is_some()) {
-                    effects.push(Effect::Delete {
-                        key: keys::part(&self.id, slot.epoch, self.renditions[r].info.id, slot.msn, container),
-                    });
+            for (r, _) in slot.parts.iter().enumerate().filter(|(_, p)| p.is_some()) {
+                let info = &self.renditions[r].info;
+                if let Some(container) = crate::live::model::container_for(info.kind, self.container) {
+                    effects.push(Effect::Delete { key: keys::part(&self.id, slot.epoch, info.id, slot.msn, container) });
                 }
             }
         }

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use super::parts::{describe, ts_rendition};
+use super::parts::{describe, whole_segment_rendition};
 use super::{ChannelState, Effect, Epoch, RenditionEntry, RenditionKey};
 use crate::live::keys;
 use crate::live::model::LiveRendition;
@@ -13,19 +13,32 @@ use crate::packaging::presentation::RenditionId;
 
 impl ChannelState {
     /// Gives every track of a variant a rendition (the same one across restarts).
-    pub(super) fn assign_renditions(&mut self, variant_path: &str) {
+    /// A subtitle variant's language and name as the encoder's master playlist gives them: its
+    /// rendition takes them now, or when it is made.
+    pub(super) fn label_subtitles(&mut self, label: crate::live::upload::SubtitleLabel) {
+        for entry in self.renditions.iter_mut().filter(|e| e.key.variant == label.playlist) {
+            if entry.info.kind == TrackKind::Text {
+                apply_label(&mut entry.info, &label);
+            }
+        }
+        if self.subtitle_labels.len() < super::MAX_LABELS || self.subtitle_labels.contains_key(&label.playlist) {
+            self.subtitle_labels.insert(label.playlist.clone(), label);
+        }
+    }
+
+    pub(super) fn assign_renditions(&mut self, variant_path: &str, without_init: TrackKind) {
         let variant = &self.variants[variant_path];
         let tracks: Vec<(TrackKind, Option<LiveRendition>)> = match &variant.init {
             Some(init) => {
                 let has_video = init.tracks.iter().any(|t| t.kind == TrackKind::Video);
                 init.tracks.iter().map(|t| (t.kind, Some(describe(t, has_video)))).collect()
             }
-            None => vec![(TrackKind::Video, None)],
+            None => vec![(without_init, None)],
         };
         let mut assigned = Vec::new();
-        let mut nth = [0usize; 2];
+        let mut nth = [0usize; 3];
         for (kind, info) in tracks {
-            let k = usize::from(kind == TrackKind::Audio);
+            let k = kind as usize;
             let key = RenditionKey { variant: variant_path.to_owned(), kind, nth: nth[k] };
             nth[k] += 1;
             let index = match self.renditions.iter().position(|r| r.key == key) {
@@ -33,7 +46,10 @@ impl ChannelState {
                 None => {
                     let count = self.renditions.iter().filter(|r| r.info.id.kind == kind).count() as u16;
                     let id = RenditionId { kind, index: count };
-                    let info = info.clone().unwrap_or_else(|| ts_rendition(id));
+                    let mut info = info.clone().unwrap_or_else(|| whole_segment_rendition(id, kind));
+                    if let (TrackKind::Text, Some(label)) = (kind, self.subtitle_labels.get(variant_path)) {
+                        apply_label(&mut info, label);
+                    }
                     self.renditions.push(RenditionEntry {
                         key,
                         info: LiveRendition { id, ..info },
@@ -165,5 +181,17 @@ impl ChannelState {
         if let Some((_, height)) = facts.resolution {
             info.name = format!("{height}p");
         }
+    }
+}
+
+/// A subtitle rendition shown as the encoder labelled it.
+fn apply_label(info: &mut LiveRendition, label: &crate::live::upload::SubtitleLabel) {
+    if let Some(language) = &label.language {
+        info.language = Some(language.clone());
+    }
+    match (&label.name, &info.language) {
+        (Some(name), _) => info.name = name.clone(),
+        (None, Some(language)) => info.name = language.clone(),
+        (None, None) => {}
     }
 }

@@ -77,6 +77,7 @@ pub fn write_init(t: &InitTrack<'_>) -> Bytes {
                 let (handler, name): (&[u8; 4], &[u8]) = match t.kind {
                     TrackKind::Video => (b"vide", b"VideoHandler\0"),
                     TrackKind::Audio => (b"soun", b"SoundHandler\0"),
+                    TrackKind::Text => (b"text", b"TextHandler\0"),
                 };
                 write_full_box(b, b"hdlr", 0, 0, |b| {
                     b.put_u32(0);
@@ -88,6 +89,7 @@ pub fn write_init(t: &InitTrack<'_>) -> Bytes {
                     match t.kind {
                         TrackKind::Video => write_full_box(b, b"vmhd", 0, 1, |b| b.put_bytes(0, 8)),
                         TrackKind::Audio => write_full_box(b, b"smhd", 0, 0, |b| b.put_u32(0)),
+                        TrackKind::Text => write_full_box(b, b"sthd", 0, 0, |_| {}),
                     }
                     write_box(b, b"dinf", |b| {
                         write_full_box(b, b"dref", 0, 0, |b| {

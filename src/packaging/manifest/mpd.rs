@@ -127,6 +127,7 @@ fn write_adaptation_set(out: &mut String, set: &AdaptationSet<'_>, utc_timing: O
     let (content, mime) = match set.kind {
         TrackKind::Video => ("video", content_type::MP4),
         TrackKind::Audio => ("audio", content_type::AUDIO_MP4),
+        TrackKind::Text => ("text", content_type::WEBVTT),
     };
     let _ = write!(
         out,

@@ -30,6 +30,8 @@ impl Default for IndexLimits {
 pub enum TrackKind {
     Video,
     Audio,
+    /// Subtitles: WebVTT segments a live encoder pushes (renditions `s0`, `s1`, ...).
+    Text,
 }
 
 /// A track's edit list reduced to what fragmented output carries:

@@ -53,6 +53,53 @@ pub fn header_blocks(config: &str) -> Vec<String> {
     parse(config.as_bytes()).map(|p| p.subtitles.header_blocks).unwrap_or_default()
 }
 
+/// The 33-bit MPEG-2 timestamps `X-TIMESTAMP-MAP` counts in wrap at this.
+const MPEGTS_WRAP: i64 = 1 << 33;
+
+/// A live WebVTT segment with its cues moved `secs` later on the media timeline, as the channel
+/// moved its media (a new encoder session continuing the old one's timeline): the `MPEGTS` of its
+/// `X-TIMESTAMP-MAP` grows by `secs` at 90 kHz (one is added, from 0, where the header had none).
+/// Nothing else of the segment changes.
+pub fn shift_timestamp_map(segment: &str, secs: f64) -> String {
+    let ticks = (secs * 90_000.0).round() as i64;
+    if ticks == 0 {
+        return segment.to_owned();
+    }
+    let header_end = segment.find("\n\n").unwrap_or(segment.len());
+    let mut out = String::with_capacity(segment.len() + 64);
+    let mut mapped = false;
+    for line in segment[..header_end].split_inclusive('\n') {
+        match line.trim_end().strip_prefix("X-TIMESTAMP-MAP=") {
+            Some(map) if !mapped => {
+                let mut fields: Vec<String> = map.split(',').map(str::to_owned).collect();
+                for field in &mut fields {
+                    if let Some(value) = field.strip_prefix("MPEGTS:").and_then(|v| v.trim().parse::<i64>().ok()) {
+                        *field = format!("MPEGTS:{}", (value + ticks).rem_euclid(MPEGTS_WRAP));
+                    }
+                }
+                out.push_str("X-TIMESTAMP-MAP=");
+                out.push_str(&fields.join(","));
+                if line.ends_with('\n') {
+                    out.push('\n');
+                }
+                mapped = true;
+            }
+            _ => out.push_str(line),
+        }
+    }
+    if !mapped {
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&format!("X-TIMESTAMP-MAP=MPEGTS:{},LOCAL:00:00:00.000", ticks.rem_euclid(MPEGTS_WRAP)));
+        if header_end == segment.len() {
+            out.push('\n');
+        }
+    }
+    out.push_str(&segment[header_end..]);
+    out
+}
+
 /// `NOTE`, `STYLE`, `REGION`: the word alone or followed by white space.
 fn is_keyword(line: &str, word: &str) -> bool {
     line.strip_prefix(word).is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
@@ -153,6 +200,21 @@ mod tests {
         for bad in [&b"1\n00:01.000 --> 00:02.000\nx"[..], b"WEBVTTX\n", b"", b"WEBVTT\xff"] {
             assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn timestamp_maps_move_with_the_media() {
+        let segment = "WEBVTT\nX-TIMESTAMP-MAP=LOCAL:00:00:00.000,MPEGTS:900000\n\n00:01.000 --> 00:02.000\nhi\n";
+        assert_eq!(shift_timestamp_map(segment, 0.0), segment);
+        assert_eq!(
+            shift_timestamp_map(segment, 2.0),
+            "WEBVTT\nX-TIMESTAMP-MAP=LOCAL:00:00:00.000,MPEGTS:1080000\n\n00:01.000 --> 00:02.000\nhi\n"
+        );
+        assert_eq!(
+            shift_timestamp_map("WEBVTT\n\n00:01.000 --> 00:02.000\nhi\n", 1.0),
+            "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:90000,LOCAL:00:00:00.000\n\n00:01.000 --> 00:02.000\nhi\n"
+        );
+        assert_eq!(shift_timestamp_map("WEBVTT", 1.0), "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:90000,LOCAL:00:00:00.000\n");
     }
 
     #[test]
