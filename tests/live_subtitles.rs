@@ -5,7 +5,11 @@
 
 mod common;
 
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
 use common::client::{get, send_body};
+use common::cluster::Cluster;
 use common::live_push::{create_channel, sample_hls, sample_playlist};
 use common::{TestServer, test_config_in};
 
@@ -34,13 +38,12 @@ const MASTER: &str = "#EXTM3U\n#EXT-X-VERSION:7\n\
     #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"Fran\u{e7}ais\",LANGUAGE=\"fr\",DEFAULT=NO,URI=\"subs/fr.m3u8\"\n\
     #EXT-X-STREAM-INF:BANDWIDTH=600000,CODECS=\"avc1.64001e,mp4a.40.2\",SUBTITLES=\"subs\"\nv0/index.m3u8\n";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pushed_subtitle_rendition_is_offered_beside_the_video() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start(test_config_in(dir.path())).await;
-    create_channel(s.api, &format!(r#"{{"id":"subs","token":"{TOKEN}","target_duration":"4s","window":"60s"}}"#)).await;
+const SETTINGS: &str = r#""target_duration":"4s","window":"60s""#;
+
+/// Pushes the master, three video segments and three subtitle segments, as an encoder would.
+async fn push(ingest: SocketAddr) {
     let put = |path: String, body: Vec<u8>| async move {
-        let r = send_body(s.ingest, "PUT", &format!("/ingest/subs/{TOKEN}/{path}"), &[], &body).await;
+        let r = send_body(ingest, "PUT", &format!("/ingest/subs/{TOKEN}/{path}"), &[], &body).await;
         assert_eq!(r.status, 201, "PUT {path}: {}", r.text());
     };
     put("master.m3u8".into(), MASTER.as_bytes().to_vec()).await;
@@ -52,6 +55,14 @@ async fn a_pushed_subtitle_rendition_is_offered_beside_the_video() {
         put(format!("subs/fr_{n:03}.vtt"), vtt_segment(n as u64).into_bytes()).await;
         put("subs/fr.m3u8".into(), vtt_playlist(n as u64 + 1).into_bytes()).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_subtitle_rendition_is_offered_beside_the_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(test_config_in(dir.path())).await;
+    create_channel(s.api, &format!(r#"{{"id":"subs","token":"{TOKEN}",{SETTINGS}}}"#)).await;
+    push(s.ingest).await;
     // Not WebVTT: refused, and nothing is lost.
     let bad = send_body(s.ingest, "PUT", &format!("/ingest/subs/{TOKEN}/subs/x.vtt"), &[], b"1\n00:00:01,000").await;
     assert_eq!(bad.status, 422, "{}", bad.text());
@@ -96,4 +107,29 @@ async fn a_pushed_subtitle_rendition_is_offered_beside_the_video() {
     let renditions = channel["renditions"].as_array().unwrap();
     let s0 = renditions.iter().find(|r| r["id"] == "s0").unwrap_or_else(|| panic!("{channel}"));
     assert_eq!((s0["kind"].as_str(), s0["language"].as_str()), (Some("text"), Some("fr")), "{s0}");
+}
+
+/// Any pod serves the subtitles the owner took: the same playlist and segments, from storage.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_pod_serves_the_subtitles() {
+    let cluster = Cluster::start(2, &[]);
+    let [a, b] = &cluster.pods[..] else { unreachable!() };
+    create_channel(a.api, &format!(r#"{{"id":"subs","token":"{TOKEN}",{SETTINGS}}}"#)).await;
+    push(a.ingest.unwrap()).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let on_b = loop {
+        let r = get(b.edge, "/live/subs/s0.m3u8").await;
+        if r.status == 200 && r.text().matches("#EXTINF").count() == 3 {
+            break r.text();
+        }
+        assert!(Instant::now() < deadline, "pod B never listed the subtitles: {} {}", r.status, r.text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let master = get(b.edge, "/live/subs/master.m3u8").await.text();
+    assert!(master.contains("TYPE=SUBTITLES") && master.contains("LANGUAGE=\"fr\""), "{master}");
+    let subs = m3u8_rs::parse_media_playlist_res(on_b.as_bytes()).unwrap();
+    for (n, seg) in subs.segments.iter().enumerate() {
+        let reply = get(b.edge, &format!("/live/subs/{}", seg.uri)).await;
+        assert_eq!((reply.status, reply.text()), (200, vtt_segment(n as u64)), "{}", seg.uri);
+    }
 }

@@ -433,6 +433,50 @@ fn decode_times_continue_across_an_encoder_restart() {
     assert!(!mpd.contains("<S t=\"0\""), "the new Period's timeline starts where the old one ended: {mpd}");
 }
 
+/// A subtitle rendition's WebVTT segments follow the video across an encoder restart: the second
+/// session's video is moved on in time, and its subtitles' `X-TIMESTAMP-MAP` with it.
+#[test]
+fn subtitles_move_with_the_video_across_an_encoder_restart() {
+    let vtt = |n: u64| {
+        format!("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n00:00:0{n}.500 --> 00:00:0{n}.900\ncue\n")
+    };
+    let vtt_playlist = |count: u64, end: bool| {
+        let mut p = "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-MEDIA-SEQUENCE:0\n".to_owned();
+        (0..count).for_each(|n| p.push_str(&format!("#EXTINF:4.0,\nfr_{n}.vtt\n")));
+        if end {
+            p.push_str("#EXT-X-ENDLIST\n");
+        }
+        p
+    };
+    let mut s = channel();
+    upload(&mut s, "v0/init_0.mp4", INIT, t(1));
+    for e in 0..3u64 {
+        push(&mut s, e, SEGMENTS[e as usize], t(4 * e + 5));
+        upload(&mut s, &format!("subs/fr_{e}.vtt"), vtt(e).as_bytes(), t(4 * e + 5));
+        upload(&mut s, "subs/fr.m3u8", vtt_playlist(e + 1, false).as_bytes(), t(4 * e + 5));
+    }
+    upload(&mut s, "v0/index.m3u8", &playlist(0, &["seg_00000.m4s", "seg_00001.m4s", "seg_00002.m4s"], true), t(16));
+    upload(&mut s, "subs/fr.m3u8", vtt_playlist(3, true).as_bytes(), t(16));
+    // The new session starts its video (and its subtitles) at 0 again.
+    push(&mut s, 0, SEGMENTS[0], t(34));
+    upload(&mut s, "subs/fr_0.vtt", vtt(0).as_bytes(), t(34));
+    upload(&mut s, "subs/fr.m3u8", vtt_playlist(1, false).as_bytes(), t(34));
+    let snap = s.snapshot(t(34));
+    let text = snap.renditions.iter().position(|r| r.kind == TrackKind::Text).expect("a subtitle rendition");
+    assert_eq!(snap.renditions[text].id.to_string(), "s0");
+    let (old, new) = (&snap.slots[2], &snap.slots[3]);
+    assert_ne!(old.epoch, new.epoch);
+    let body = |slot: &super::model::Slot| {
+        String::from_utf8(slot.part(text).unwrap().bytes.clone().unwrap().to_vec()).unwrap()
+    };
+    assert_eq!(body(old), vtt(2), "the first session is served as pushed");
+    // The video moved on by the first session's 12 s: so does cue time 0 (12 s at 90 kHz).
+    assert_eq!(body(new), vtt(0).replace("MPEGTS:0,", "MPEGTS:1080000,"));
+    let video = snap.renditions.iter().position(|r| r.kind == TrackKind::Video).unwrap();
+    let moved = new.part(video).unwrap().decode_time as f64 / f64::from(snap.renditions[video].timescale);
+    assert!((moved - 12.0).abs() < 0.05, "the video moved by {moved} s");
+}
+
 /// What a pod writing a channel shares with the others only grows: a second variant's parts arriving
 /// (not yet stored) never take back the slots and parts already listed (they were, once: players on
 /// the other pods got 404 for segments their playlists had just listed).

@@ -14,11 +14,25 @@ use crate::packaging::ts;
 /// A recognised upload. Paths are relative to the channel (`v0/seg_00001.m4s`).
 #[derive(Debug, Clone)]
 pub enum Upload {
-    Init { path: String, bytes: Bytes, info: Arc<InitInfo> },
-    Segment { path: String, bytes: Bytes, container: Container },
-    MediaPlaylist { path: String, playlist: Box<MediaPlaylist> },
+    Init {
+        path: String,
+        bytes: Bytes,
+        info: Arc<InitInfo>,
+    },
+    Segment {
+        path: String,
+        bytes: Bytes,
+        container: Container,
+    },
+    MediaPlaylist {
+        path: String,
+        playlist: Box<MediaPlaylist>,
+    },
     /// The encoder's master playlist: what it says about its subtitle renditions.
-    MasterPlaylist { path: String, subtitles: Vec<SubtitleLabel> },
+    MasterPlaylist {
+        path: String,
+        subtitles: Vec<SubtitleLabel>,
+    },
 }
 
 /// An encoder's `EXT-X-MEDIA:TYPE=SUBTITLES`: the playlist (channel-relative) and how to show it.
@@ -96,21 +110,22 @@ pub fn classify(path: &str, body: Bytes) -> Result<Upload, UploadError> {
                     let s: String = s.chars().filter(|c| !c.is_control() && *c != '"').take(64).collect();
                     (!s.is_empty()).then_some(s)
                 };
-                let subtitles = master
-                    .alternatives
-                    .iter()
-                    .filter(|a| a.media_type == m3u8_rs::AlternativeMediaType::Subtitles)
-                    .filter_map(|a| {
-                        Some(SubtitleLabel {
-                            playlist: resolve(dir, a.uri.as_deref()?)?,
-                            language: a.language.as_deref().and_then(clean).filter(|l| {
-                                l.len() <= 35 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                            }),
-                            name: clean(&a.name),
+                let subtitles =
+                    master
+                        .alternatives
+                        .iter()
+                        .filter(|a| a.media_type == m3u8_rs::AlternativeMediaType::Subtitles)
+                        .filter_map(|a| {
+                            Some(SubtitleLabel {
+                                playlist: resolve(dir, a.uri.as_deref()?)?,
+                                language: a.language.as_deref().and_then(clean).filter(|l| {
+                                    l.len() <= 35 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                                }),
+                                name: clean(&a.name),
+                            })
                         })
-                    })
-                    .take(32)
-                    .collect();
+                        .take(32)
+                        .collect();
                 Ok(Upload::MasterPlaylist { path, subtitles })
             }
             Err(_) => Err(UploadError::Invalid("not an HLS playlist".into())),
@@ -121,9 +136,12 @@ pub fn classify(path: &str, body: Bytes) -> Result<Upload, UploadError> {
         }
         "vtt" | "webvtt" => {
             // A subtitle segment: WebVTT text (its cues are the encoder's, passed through).
-            let text = std::str::from_utf8(&body).map_err(|_| UploadError::Invalid("a WebVTT segment is not UTF-8".into()))?;
+            let text =
+                std::str::from_utf8(&body).map_err(|_| UploadError::Invalid("a WebVTT segment is not UTF-8".into()))?;
             let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-            if !text.starts_with("WEBVTT") || !matches!(text.as_bytes().get(6), None | Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            if !text.starts_with("WEBVTT")
+                || !matches!(text.as_bytes().get(6), None | Some(b' ' | b'\t' | b'\n' | b'\r'))
+            {
                 return Err(UploadError::Invalid("not a WebVTT segment (no WEBVTT header)".into()));
             }
             Ok(Upload::Segment { path, bytes: body, container: Container::WebVtt })

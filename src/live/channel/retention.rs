@@ -63,7 +63,8 @@ impl ChannelState {
             for (r, _) in slot.parts.iter().enumerate().filter(|(_, p)| p.is_some()) {
                 let info = &self.renditions[r].info;
                 if let Some(container) = crate::live::model::container_for(info.kind, self.container) {
-                    effects.push(Effect::Delete { key: keys::part(&self.id, slot.epoch, info.id, slot.msn, container) });
+                    effects
+                        .push(Effect::Delete { key: keys::part(&self.id, slot.epoch, info.id, slot.msn, container) });
                 }
             }
         }
