@@ -51,7 +51,7 @@ async fn push(ingest: SocketAddr) {
     let names = ["seg_000.m4s", "seg_001.m4s", "seg_002.m4s"];
     for (n, name) in names.iter().enumerate() {
         put(format!("v0/{name}"), sample_hls(name)).await;
-        put(format!("v0/index.m3u8"), sample_playlist(&names[..=n])).await;
+        put("v0/index.m3u8".into(), sample_playlist(&names[..=n])).await;
         put(format!("subs/fr_{n:03}.vtt"), vtt_segment(n as u64).into_bytes()).await;
         put("subs/fr.m3u8".into(), vtt_playlist(n as u64 + 1).into_bytes()).await;
     }
