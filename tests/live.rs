@@ -226,6 +226,49 @@ async fn an_mpegts_push_serves_live_hls() {
         assert_eq!(r["muxed"], true, "TS carries its audio in the video: {r}");
         assert!(r["name"].as_str().unwrap().ends_with('p'), "{r}");
     }
+    // Trick play: each variant's keyframes (2 s GOPs) as byte ranges of its segments, after the
+    // segment's PAT and PMT; ffprobe decodes each to exactly one picture.
+    let i_frame_lines: Vec<&str> = master.lines().filter(|l| l.starts_with("#EXT-X-I-FRAME-STREAM-INF:")).collect();
+    assert_eq!(i_frame_lines.len(), 2, "{master}");
+    assert!(i_frame_lines[0].contains("CODECS=\"avc1.") && !i_frame_lines[0].contains("mp4a"), "{master}");
+    assert!(i_frame_lines.iter().any(|l| l.ends_with("URI=\"v0-iframes.m3u8\"")), "{master}");
+    let playlist = get(s.edge, "/live/ts/v0-iframes.m3u8").await.text();
+    assert!(playlist.contains("#EXT-X-I-FRAMES-ONLY\n") && !playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
+    let problems = estuary::packaging::manifest::rules::media_playlist_problems(&playlist);
+    assert!(problems.is_empty(), "{problems:?}");
+    let lines: Vec<&str> = playlist.lines().collect();
+    let map_uri = lines.iter().find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\"")).unwrap().split('"').next().unwrap();
+    // ffmpeg opens each segment with an SDT, the PAT and the PMT: three packets.
+    assert!(playlist.contains(&format!("#EXT-X-MAP:URI=\"{map_uri}\",BYTERANGE=\"564@0\"")), "{playlist}");
+    let map = request(s.edge, "GET", &format!("/live/ts/{map_uri}"), &[("Range", "bytes=0-563")]).await;
+    assert_eq!(map.status, 206);
+    let mut frames = 0;
+    for (i, l) in lines.iter().enumerate() {
+        let Some(range) = l.strip_prefix("#EXT-X-BYTERANGE:") else { continue };
+        let (len, offset) = range.split_once('@').unwrap();
+        let (len, offset): (u64, u64) = (len.parse().unwrap(), offset.parse().unwrap());
+        let bytes = format!("bytes={offset}-{}", offset + len - 1);
+        let part = request(s.edge, "GET", &format!("/live/ts/{}", lines[i + 1]), &[("Range", bytes.as_str())]).await;
+        assert_eq!((part.status, part.body.len() as u64), (206, len));
+        let file = dir.path().join(format!("iframe-{i}.ts"));
+        std::fs::write(&file, [map.body.as_slice(), &part.body].concat()).unwrap();
+        let path = file.to_str().unwrap().to_owned();
+        let out = tokio::task::spawn_blocking(move || {
+            let args =
+                ["-v", "error", "-count_frames", "-select_streams", "v", "-show_entries", "stream=nb_read_frames"];
+            common::tools::run("ffprobe", &[&args[..], &["-of", "csv=p=0", &path]].concat())
+        })
+        .await
+        .unwrap();
+        let count = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim().to_owned();
+        assert_eq!(count, "1", "{} {range}: one picture", lines[i + 1]);
+        frames += 1;
+    }
+    assert!(frames >= 2, "{playlist}");
+    // Each keyframe lasts until the next: the 2 s GOP.
+    let durations: Vec<f64> = parse_media(&playlist).segments.iter().map(|s| f64::from(s.duration)).collect();
+    assert!(durations.iter().all(|d| (d - 2.0).abs() < 0.05), "{playlist}");
+    assert_eq!(get(s.edge, "/live/ts/a0-iframes.m3u8").await.status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,7 +30,7 @@ pub fn offered(snap: &ChannelSnapshot) -> (Vec<usize>, Vec<usize>) {
     (video, audio)
 }
 
-fn stream(r: &LiveRendition) -> Stream<'_> {
+pub(super) fn stream(r: &LiveRendition) -> Stream<'_> {
     Stream {
         id: r.id,
         kind: r.kind,
@@ -56,7 +56,7 @@ pub fn multivariant<'a>(snap: &'a ChannelSnapshot, query: &'a str) -> Multivaria
         // TS variants carry their own audio.
         muxed_audio: snap.container == Some(Container::Ts),
         query,
-        i_frames: Vec::new(),
+        i_frames: super::trick_play::i_frame_streams(snap),
         subtitles: subtitles(snap),
     }
 }
@@ -327,6 +327,14 @@ pub fn render_media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowReques
     let playlist = media_playlist(snap, r, req, skip)?;
     let mut out = String::with_capacity(256 + 96 * playlist.segments.len());
     manifest::hls::write_media_playlist(&mut out, &playlist);
+    Some(out)
+}
+
+/// The I-frame playlist of MPEG-TS rendition `r`, rendered.
+pub fn render_i_frame_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest) -> Option<String> {
+    let playlist = super::trick_play::i_frame_playlist(snap, r, req)?;
+    let mut out = String::with_capacity(256 + 96 * playlist.frames.len());
+    manifest::hls::write_i_frame_playlist(&mut out, &playlist);
     Some(out)
 }
 

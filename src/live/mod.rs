@@ -23,6 +23,7 @@ mod role;
 pub mod service;
 mod shared;
 mod store;
+mod trick_play;
 pub mod upload;
 
 #[cfg(test)]

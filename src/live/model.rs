@@ -157,6 +157,20 @@ pub struct Part {
     pub stored: bool,
     /// On a pod following the channel: the owner holds the bytes in memory (read from it first).
     pub at_owner: bool,
+    /// MPEG-TS video: where its keyframes lie (the rendition's I-frame playlist).
+    pub keyframes: Option<Arc<Keyframes>>,
+}
+
+/// The keyframes of one MPEG-TS segment: byte ranges of their PES, after the segment's PAT and PMT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keyframes {
+    /// The rendition's keyframes before this segment's, counted from its first segment: the I-frame
+    /// playlist's sequence number of this segment's first.
+    pub first: u64,
+    /// `(offset, len, pts)` of each: bytes in the segment, presentation time at 90 kHz.
+    pub ranges: Vec<(u32, u32, u64)>,
+    /// Length of the tables that open the segment (PAT and PMT, an SDT before them): the map.
+    pub tables: u32,
 }
 
 /// One media sequence number across all renditions.
@@ -417,6 +431,7 @@ pub(crate) mod tests {
                         bytes: None,
                         stored: true,
                         at_owner: false,
+                        keyframes: None,
                     })
                 })
                 .collect(),

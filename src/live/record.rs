@@ -41,6 +41,9 @@ pub struct PartRecord {
     /// read it from there, over the owner's internal listener, before storage).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
+    /// MPEG-TS video: its keyframes (for the I-frame playlist every pod serves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyframes: Option<crate::live::model::Keyframes>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -285,7 +288,13 @@ mod tests {
             discontinuity: false,
             pdt_ms: msn * 2000,
             duration: 2.0,
-            parts: vec![Some(PartRecord { decode_time: msn, duration: 1, size: 1, held: msn >= held_from })],
+            parts: vec![Some(PartRecord {
+                decode_time: msn,
+                duration: 1,
+                size: 1,
+                held: msn >= held_from,
+                keyframes: None,
+            })],
         };
         let json = r#"{"status":"live","container":"fmp4","next_msn":0,"discontinuity_base":0,
             "availability_start_ms":0,"last_upload_ms":null,"renditions":[],"epochs":[],"variants":[],"slots":[]}"#;

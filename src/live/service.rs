@@ -136,6 +136,17 @@ impl Live {
                 let closed = snap.window(r, window).1;
                 Ok(Served { object, outcome, kind: manifest_kind(&snap, closed) }.into())
             }
+            LivePath::IFrames(id) => {
+                let r = rendition(&snap, id)?;
+                let key = window.canonical_query();
+                let (object, outcome) = self
+                    .rendered(&snap, path, &key, content_type::HLS_PLAYLIST, |s| {
+                        manifests::render_i_frame_playlist(s, r, window)
+                    })
+                    .await?;
+                let closed = snap.window(r, window).1;
+                Ok(Served { object, outcome, kind: manifest_kind(&snap, closed) }.into())
+            }
             LivePath::Mpd => {
                 if snap.container == Some(Container::Ts) {
                     return Err(ServeError::NotHere(

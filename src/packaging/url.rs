@@ -387,6 +387,8 @@ pub enum LivePath {
     Segment(RenditionId, u64, u64, Container),
     /// `v0/{epoch}/{msn}.{part}.m4s`: an LL-HLS partial segment (a CMAF chunk; fMP4 only).
     Part(RenditionId, u64, u64, u32),
+    /// `v0-iframes.m3u8`: the keyframes of an MPEG-TS rendition's segments (trick play).
+    IFrames(RenditionId),
 }
 
 impl LivePath {
@@ -413,6 +415,10 @@ impl LivePath {
                 write_slot(out, r, epoch, msn)?;
                 write_u64(out, u64::from(part))?;
                 out.write_str(".m4s")
+            }
+            LivePath::IFrames(r) => {
+                write_rendition(out, r)?;
+                out.write_str("-iframes.m3u8")
             }
         }
     }
@@ -445,6 +451,9 @@ impl LivePath {
         match (a, b, c) {
             ("master.m3u8", None, None) => Some(LivePath::Master),
             ("manifest.mpd", None, None) => Some(LivePath::Mpd),
+            (name, None, None) if name.ends_with("-iframes.m3u8") => {
+                Some(LivePath::IFrames(name.strip_suffix("-iframes.m3u8")?.parse().ok()?))
+            }
             (name, None, None) => Some(LivePath::Playlist(name.strip_suffix(".m3u8")?.parse().ok()?)),
             (r, Some(epoch), Some("init.mp4")) => Some(LivePath::Init(r.parse().ok()?, number(epoch)?)),
             (r, Some(epoch), Some(file)) => {

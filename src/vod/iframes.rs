@@ -12,7 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{Asset, VodError};
 use crate::packaging::fmp4::{self, FragmentSamples, SampleFlags};
-use crate::packaging::manifest::{ByteRange, IFramePlaylist, ObjectUri};
+use crate::packaging::manifest::{ByteRange, IFrameMap, IFramePlaylist, ObjectUri};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::Rendition;
 use crate::packaging::reads::{self, ReadPolicy};
@@ -106,7 +106,8 @@ fn ranges(asset: &Asset, r: &Rendition) -> Vec<(f64, ByteRange)> {
 
 /// The HLS I-frame playlist of video rendition `r`: its init segment as the map, then every keyframe.
 pub fn playlist(asset: &Asset, r: &Rendition) -> IFramePlaylist {
-    IFramePlaylist { map: ObjectUri::Vod(VodPath::Init(r.id)), map_range: None, frames: ranges(asset, r) }
+    let map = IFrameMap { uri: ObjectUri::Vod(VodPath::Init(r.id)), range: None };
+    IFramePlaylist::vod(map, ranges(asset, r))
 }
 
 /// Each video rendition as a trick-play stream: its largest keyframe fragment over its duration,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{Asset, VodError};
-use crate::packaging::manifest::{ByteRange, IFramePlaylist, ObjectUri};
+use crate::packaging::manifest::{ByteRange, IFrameMap, IFramePlaylist, ObjectUri};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Rendition, RenditionId};
 use crate::packaging::reads::{self, ReadPolicy};
@@ -160,7 +160,7 @@ pub fn i_frames(asset: &Asset, r: &Rendition) -> Result<IFramePlaylist, VodError
         })
         .collect();
     let map_uri = ObjectUri::Vod(VodPath::TsSegment(r.id, FIRST_SEGMENT_NUMBER as u32));
-    Ok(IFramePlaylist { map: map_uri, map_range: Some((2 * PACKET as u64, 0)), frames })
+    Ok(IFramePlaylist::vod(IFrameMap { uri: map_uri, range: Some((2 * PACKET as u64, 0)) }, frames))
 }
 
 /// Each TS video variant's I-frame peak bit rate: its largest keyframe over the time it shows.
@@ -170,7 +170,7 @@ pub fn i_frame_peaks(asset: &Asset) -> Vec<(RenditionId, u64)> {
         .filter(|r| r.id.kind == TrackKind::Video)
         .filter_map(|r| {
             let playlist = i_frames(asset, r).ok()?;
-            let peak = playlist.frames.iter().map(|(d, range)| range.len as f64 * 8.0 / d).fold(0.0, f64::max);
+            let peak = playlist.frames.iter().map(|f| f.range.len as f64 * 8.0 / f.duration).fold(0.0, f64::max);
             Some((r.id, peak.ceil() as u64))
         })
         .collect()

@@ -12,10 +12,11 @@ use m3u8_rs::{MediaPlaylist, MediaSegment};
 use super::parts::{TEXT_TIMESCALE, TS_TIMESCALE, demux, timescale_of, update_bit_rates};
 use super::{ChannelState, DropReason, Effect, Pending};
 use crate::live::keys;
-use crate::live::model::{Container, Part, Slot, Status};
+use crate::live::model::{Container, Keyframes, Part, Slot, Status};
 use crate::live::upload::{UploadError, resolve};
 use crate::packaging::fmp4::parse::parse_segment;
 use crate::packaging::mp4::TrackKind;
+use crate::packaging::ts::random_access::KeyframePes;
 
 /// Recently committed names remembered per variant (restart detection).
 const REMEMBERED: usize = 64;
@@ -255,7 +256,8 @@ impl ChannelState {
                 let Some(Some(r)) = variant.tracks.first().copied() else { return Err(DropReason::NoTracks) };
                 // A copy: the upload's buffer carries its ingest charge, and the channel's owner charges
                 // the window's bytes itself.
-                let part = self.whole_part(r, msn, seg, Bytes::copy_from_slice(&pending.bytes), TS_TIMESCALE);
+                let mut part = self.whole_part(r, msn, seg, Bytes::copy_from_slice(&pending.bytes), TS_TIMESCALE);
+                part.keyframes = self.keyframes_of(r, msn, &pending.bytes);
                 self.describe_ts(r, &pending.bytes);
                 vec![(r, part)]
             }
@@ -274,7 +276,19 @@ impl ChannelState {
             bytes: Some(bytes),
             stored: false,
             at_owner: false,
+            keyframes: None,
         }
+    }
+
+    /// Where an MPEG-TS segment's keyframes lie, numbered on from the rendition's newest part
+    /// before `msn` that has some.
+    fn keyframes_of(&self, r: usize, msn: u64, segment: &[u8]) -> Option<Arc<Keyframes>> {
+        let found = crate::packaging::ts::random_access::keyframes(segment)?;
+        let narrow = |k: KeyframePes| Some((u32::try_from(k.offset).ok()?, u32::try_from(k.len).ok()?, k.pts?));
+        let ranges: Vec<(u32, u32, u64)> = found.keyframes.into_iter().map(narrow).collect::<Option<_>>()?;
+        let before = self.slots.iter().rev().filter(|s| s.msn < msn).find_map(|s| s.part(r)?.keyframes.clone());
+        let first = before.map_or(0, |k| k.first + k.ranges.len() as u64);
+        Some(Arc::new(Keyframes { first, ranges, tables: u32::try_from(found.tables).ok()? }))
     }
 
     /// Slots up to `placed.msn` exist (a variant ahead of the others creates them).

@@ -87,6 +87,7 @@ pub(super) fn demux(
                 bytes: Some(bytes),
                 stored: false,
                 at_owner: false,
+                keyframes: None,
             },
         ));
     }

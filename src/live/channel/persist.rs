@@ -120,6 +120,7 @@ impl ChannelState {
                                 duration: p.duration,
                                 size: p.size,
                                 held: false,
+                                keyframes: p.keyframes.as_deref().cloned(),
                             })
                         })
                         .collect(),
@@ -209,6 +210,7 @@ impl ChannelState {
                                 bytes: None,
                                 stored: true,
                                 at_owner: p.held,
+                                keyframes: p.keyframes.clone().map(Arc::new),
                             })
                         })
                         .collect(),

@@ -115,20 +115,35 @@ fn write_i_frame_streams(out: &mut String, streams: &[super::IFrameStream<'_>]) 
 
 /// An I-frame playlist (version 5: `EXT-X-MAP` with `EXT-X-I-FRAMES-ONLY`).
 pub fn write_i_frame_playlist(out: &mut String, p: &super::IFramePlaylist) {
-    let target = p.frames.iter().map(|(d, _)| d.round() as u64).max().unwrap_or(1).max(1);
-    let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:5\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n");
-    out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-I-FRAMES-ONLY\n");
-    let _ = write!(out, "#EXT-X-MAP:URI=\"{}\"", p.map);
-    if let Some((len, offset)) = p.map_range {
-        let _ = write!(out, ",BYTERANGE=\"{len}@{offset}\"");
+    let target = p.frames.iter().map(|f| f.duration.round() as u64).max().unwrap_or(1).max(1);
+    let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:5\n#EXT-X-TARGETDURATION:{target}\n");
+    let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{}", p.media_sequence);
+    if let Some(d) = p.discontinuity_sequence {
+        let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{d}");
     }
-    out.push('\n');
-    for (duration, range) in &p.frames {
+    if p.playlist_type == Some(PlaylistType::Vod) {
+        out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n");
+    }
+    out.push_str("#EXT-X-I-FRAMES-ONLY\n");
+    for frame in &p.frames {
+        if frame.discontinuity {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if let Some(map) = frame.map {
+            let _ = write!(out, "#EXT-X-MAP:URI=\"{}\"", map.uri);
+            if let Some((len, offset)) = map.range {
+                let _ = write!(out, ",BYTERANGE=\"{len}@{offset}\"");
+            }
+            out.push('\n');
+        }
         out.push_str("#EXTINF:");
-        push_fixed(out, *duration, 6);
+        push_fixed(out, frame.duration, 6);
+        let range = frame.range;
         let _ = writeln!(out, ",\n#EXT-X-BYTERANGE:{}@{}\n{}", range.len, range.offset, range.uri);
     }
-    out.push_str("#EXT-X-ENDLIST\n");
+    if p.ended {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
 }
 
 /// One `#EXT-X-STREAM-INF` and its URI; `audio` is what the variant plays with: the group named by

@@ -89,13 +89,58 @@ pub struct ByteRange {
 
 /// An I-frame playlist (`EXT-X-I-FRAMES-ONLY`): every keyframe as a byte range of its segment,
 /// lasting until the next one, after a map of what the ranges need (MPEG-TS: PAT and PMT, a range
-/// of the first segment; fMP4: the init segment).
+/// of a segment; fMP4: the init segment).
 #[derive(Debug, Clone)]
 pub struct IFramePlaylist {
-    pub map: ObjectUri,
-    /// The map's `BYTERANGE` (`len`, `offset`), when it is part of an object.
-    pub map_range: Option<(u64, u64)>,
-    pub frames: Vec<(f64, ByteRange)>,
+    /// The first keyframe's sequence number (keyframes, not segments, are numbered).
+    pub media_sequence: u64,
+    /// Live: `EXT-X-DISCONTINUITY-SEQUENCE`.
+    pub discontinuity_sequence: Option<u64>,
+    pub playlist_type: Option<PlaylistType>,
+    /// `EXT-X-ENDLIST`.
+    pub ended: bool,
+    pub frames: Vec<IFrame>,
+}
+
+impl IFramePlaylist {
+    /// A VOD I-frame playlist: `(duration, range)` of every keyframe, all after `map`.
+    pub fn vod(map: IFrameMap, frames: Vec<(f64, ByteRange)>) -> IFramePlaylist {
+        let frames = frames
+            .into_iter()
+            .enumerate()
+            .map(|(i, (duration, range))| IFrame {
+                duration,
+                range,
+                map: (i == 0).then_some(map),
+                discontinuity: false,
+            })
+            .collect();
+        IFramePlaylist {
+            media_sequence: 0,
+            discontinuity_sequence: None,
+            playlist_type: Some(PlaylistType::Vod),
+            ended: true,
+            frames,
+        }
+    }
+}
+
+/// One keyframe of an I-frame playlist.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IFrame {
+    /// Until the next keyframe, in seconds.
+    pub duration: f64,
+    pub range: ByteRange,
+    /// `EXT-X-MAP` written before it (the first, and wherever the tables change).
+    pub map: Option<IFrameMap>,
+    pub discontinuity: bool,
+}
+
+/// What an I-frame's bytes are played after: an object, or (`range`: `len`, `offset`) part of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IFrameMap {
+    pub uri: ObjectUri,
+    pub range: Option<(u64, u64)>,
 }
 
 /// `EXT-X-PLAYLIST-TYPE`.

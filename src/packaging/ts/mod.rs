@@ -5,6 +5,7 @@
 pub mod es;
 pub mod mux;
 pub mod probe;
+pub mod random_access;
 pub mod segment;
 
 use crate::packaging::PackagingError;

@@ -75,7 +75,7 @@ pub fn probe(ts: &[u8]) -> TsFacts {
     facts
 }
 
-fn pmt_streams(section: &[u8]) -> Vec<(u16, u8)> {
+pub(super) fn pmt_streams(section: &[u8]) -> Vec<(u16, u8)> {
     let Some(len) = section.get(1..3).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]) & 0x0FFF)) else {
         return Vec::new();
     };

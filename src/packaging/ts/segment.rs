@@ -259,6 +259,13 @@ mod tests {
         assert_eq!(frames, [Keyframe { offset: 2 * PACKET as u64, len: PACKET as u64, sample: 0 }]);
         let packet = &ts[2 * PACKET..3 * PACKET];
         assert!(packet[1] & 0x40 != 0 && packet[5] & 0x40 != 0, "PUSI and random access");
+        // Read back from the bytes (as live reads a pushed segment), the keyframe is the same range.
+        let scanned = crate::packaging::ts::random_access::keyframes(&ts).unwrap();
+        assert_eq!(scanned.tables, 2 * PACKET as u64, "PAT and PMT");
+        let ranges: Vec<(u64, u64)> = scanned.keyframes.iter().map(|k| (k.offset, k.len)).collect();
+        assert_eq!(ranges, frames.iter().map(|k| (k.offset, k.len)).collect::<Vec<_>>());
+        assert_eq!(scanned.keyframes[0].pts, Some(903_600), "its PES header's PTS");
+        assert_eq!(crate::packaging::ts::random_access::keyframes(&ts[PACKET..]), None, "no PAT first");
         // Audio joins the video in decode order: the first audio PES right after the first frame.
         assert_eq!(pids[2..5], [VIDEO_PID, AUDIO_PID, AUDIO_PID]);
     }
