@@ -145,14 +145,9 @@ pub fn subtitle_playlist(p: &Presentation, index: u16, container: Container) -> 
     let segments = bounds
         .windows(2)
         .enumerate()
-        .map(|(i, w)| MediaSegment {
-            duration: (w[1] - w[0]) as f64 / 1000.0,
-            uri: ObjectUri::Vod(VodPath::SubtitleSegment(index, container, (i + FIRST_SEGMENT_NUMBER) as u32)),
-            map: None,
-            discontinuity: false,
-            program_date_time: None,
-            gap: false,
-            parts: Vec::new(),
+        .map(|(i, w)| {
+            let uri = VodPath::SubtitleSegment(index, container, (i + FIRST_SEGMENT_NUMBER) as u32);
+            vod_segment((w[1] - w[0]) as f64 / 1000.0, uri, None)
         })
         .collect();
     vod_playlist(p.target_duration, segments)
@@ -180,21 +175,25 @@ pub fn render_subtitle_segment(p: &Presentation, index: u16, container: Containe
 fn playlist_of(p: &Presentation, r: &Rendition, ts: bool) -> MediaPlaylist {
     let number = |i: usize| (i + FIRST_SEGMENT_NUMBER) as u32;
     let segments = (0..r.segment_count())
-        .map(|i| MediaSegment {
-            duration: r.segment_secs(i),
-            uri: ObjectUri::Vod(if ts {
-                VodPath::TsSegment(r.id, number(i))
-            } else {
-                VodPath::Segment(r.id, number(i))
-            }),
-            map: (i == 0 && !ts).then_some(ObjectUri::Vod(VodPath::Init(r.id))),
-            discontinuity: false,
-            program_date_time: None,
-            gap: false,
-            parts: Vec::new(),
+        .map(|i| {
+            let uri = if ts { VodPath::TsSegment(r.id, number(i)) } else { VodPath::Segment(r.id, number(i)) };
+            vod_segment(r.segment_secs(i), uri, (i == 0 && !ts).then_some(VodPath::Init(r.id)))
         })
         .collect();
     vod_playlist(p.target_duration, segments)
+}
+
+/// A segment of a VOD playlist, after `map` when it has one.
+fn vod_segment(duration: f64, uri: VodPath, map: Option<VodPath>) -> MediaSegment {
+    MediaSegment {
+        duration,
+        uri: ObjectUri::Vod(uri),
+        map: map.map(ObjectUri::Vod),
+        discontinuity: false,
+        program_date_time: None,
+        gap: false,
+        parts: Vec::new(),
+    }
 }
 
 /// A VOD media playlist of `segments`.
