@@ -30,7 +30,7 @@ async fn segment(State(live): State<Live>, Path((channel, object)): Path<(String
     let Some(path) = LivePath::parse(&object) else { return StatusCode::NOT_FOUND.into_response() };
     let Some(bytes) = live.held(&channel, path) else { return StatusCode::NOT_FOUND.into_response() };
     let media_type = match path {
-        LivePath::Segment(_, _, _, container) => content_type::of_container(container),
+        LivePath::Segment(_, _, _, container) => container.media_type(),
         _ => content_type::MEDIA_SEGMENT,
     };
     (StatusCode::OK, [(CONTENT_TYPE, media_type), (CACHE_CONTROL, "no-store")], bytes).into_response()

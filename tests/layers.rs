@@ -10,6 +10,7 @@ const LIVE_MODEL: &[&str] = &[
     "manifests",
     "ll_hls",
     "ll_dash",
+    "trick_play",
     "cmaf_ingest",
     "channel",
     "record",

@@ -20,15 +20,6 @@ pub const TEXT: &str = "text/plain; charset=utf-8";
 /// Prometheus's text exposition format.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The `Content-Type` of a segment in `container`.
-pub fn of_container(container: crate::packaging::url::Container) -> &'static str {
-    match container {
-        crate::packaging::url::Container::Fmp4 => MEDIA_SEGMENT,
-        crate::packaging::url::Container::Ts => MPEG_TS,
-        crate::packaging::url::Container::WebVtt => WEBVTT,
-    }
-}
-
 /// The `Content-Type` for a file name's extension.
 pub fn for_extension(ext: Option<&str>) -> &'static str {
     let mut buf = [0u8; 8];

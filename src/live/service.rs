@@ -197,7 +197,7 @@ impl Live {
                 }
                 let slot = snap.slot(msn).filter(|s| s.epoch == epoch).ok_or(ServeError::NotFound)?;
                 let part = slot.part(r).ok_or(ServeError::NotFound)?;
-                let media_type = content_type::of_container(container);
+                let media_type = container.media_type();
                 let stored = keys::part(&snap.id, epoch, id, msn, container);
                 let owner = snap.owner_url.clone().filter(|_| part.at_owner).map(|url| (url, part.size));
                 let source = Source { held: part.bytes.clone(), owner, stored };

@@ -96,6 +96,15 @@ pub enum Container {
 }
 
 impl Container {
+    /// The `Content-Type` of a segment in this container.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Container::Fmp4 => crate::http::content_type::MEDIA_SEGMENT,
+            Container::Ts => crate::http::content_type::MPEG_TS,
+            Container::WebVtt => crate::http::content_type::WEBVTT,
+        }
+    }
+
     pub fn extension(self) -> &'static str {
         match self {
             Container::Fmp4 => "m4s",
