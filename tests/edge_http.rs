@@ -237,7 +237,9 @@ async fn api_probes_metrics_and_token() {
     assert_eq!(metrics.status, 200);
     let text = metrics.text();
     assert!(
-        text.contains(r#"estuary_http_requests_total{route="/static/{*key}",status="200",tier="edge"} 2"#),
+        text.contains(
+            r#"estuary_http_requests_total{kind="segment",route="/static/{*key}",status="200",tier="edge"} 2"#
+        ),
         "{text}"
     );
     assert!(text.contains("estuary_http_request_duration_seconds_bucket"));
@@ -260,7 +262,9 @@ async fn api_probes_metrics_and_token() {
     assert_eq!(get(s.edge, "/vod/sample/nothing.mp4/master.m3u8").await.status, 404);
     let text = get(s.api, "/metrics").await.text();
     for status in ["200", "404"] {
-        let line = format!(r#"estuary_http_requests_total{{route="/vod/{{*path}}",status="{status}",tier="edge"}} 1"#);
+        let line = format!(
+            r#"estuary_http_requests_total{{kind="playlist",route="/vod/{{*path}}",status="{status}",tier="edge"}} 1"#
+        );
         assert!(text.contains(&line), "{line}\n{text}");
     }
 

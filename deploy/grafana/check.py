@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Checks a Grafana dashboard's JSON model the way Grafana would refuse or mis-draw it.
 
-    python3 deploy/grafana/check.py deploy/grafana/estuary.json [--metrics scrape.txt]
+    python3 deploy/grafana/check.py deploy/grafana/estuary.json
 
 Checked: the model's required fields and schema version; every panel's id (unique), type (one
 Grafana ships), grid position (inside the 24-column grid, no two panels overlapping); every query
 panel's data source (the dashboard's `datasource` variable) and targets (unique refIds, a PromQL
-expression whose brackets balance); every variable a query names is defined. With `--metrics`, every
-metric an expression names must be in that Prometheus exposition (a scrape of estuary's /metrics).
+expression whose brackets balance); every variable a query names is defined. (That every metric an
+expression names is one estuary exports is checked by tests/operations.rs, against a real scrape.)
 Exits 1 and says why on the first file that fails.
 """
 import json
@@ -16,10 +16,9 @@ import sys
 
 PANEL_TYPES = {"row", "timeseries", "stat", "gauge", "table", "bargauge", "heatmap", "text", "logs"}
 BUILTIN_VARIABLES = {"__rate_interval", "__interval", "__range", "__name", "__all"}
-METRIC = re.compile(r"\b((?:estuary|process)_[a-z0-9_]+)\b")
 
 
-def problems(model, exported):
+def problems(model):
     found = []
     for key in ("title", "uid", "schemaVersion", "panels", "templating"):
         if key not in model:
@@ -73,31 +72,10 @@ def problems(model, exported):
             for name in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", expr):
                 if name not in variables and name not in BUILTIN_VARIABLES:
                     found.append(f"{where}: ${name} is no variable of the dashboard")
-            if exported is not None:
-                for metric in METRIC.findall(expr):
-                    base = re.sub(r"_(bucket|sum|count)$", "", metric)
-                    if metric not in exported and base not in exported:
-                        found.append(f"{where}: estuary exports no {metric}")
     return found
 
 
-def exported_names(path):
-    names = set()
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("# TYPE "):
-                names.add(line.split()[2])
-            elif line and not line.startswith("#"):
-                names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
-    return names
-
-
 def main(argv):
-    exported = None
-    if "--metrics" in argv:
-        at = argv.index("--metrics")
-        exported = exported_names(argv[at + 1])
-        argv = argv[:at] + argv[at + 2:]
     if not argv:
         print(__doc__, file=sys.stderr)
         return 2
@@ -108,7 +86,7 @@ def main(argv):
         except (OSError, ValueError) as e:
             print(f"{path}: {e}", file=sys.stderr)
             return 1
-        found = problems(model, exported)
+        found = problems(model)
         if found:
             for p in found:
                 print(f"{path}: {p}", file=sys.stderr)

@@ -73,6 +73,18 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
     for (name, help, value) in storage {
         write_sample(&mut out, name, "counter", help, &backend, value as f64);
     }
+    let duration = "estuary_storage_request_duration_seconds";
+    crate::telemetry::metrics::head(&mut out, duration, "histogram", "Storage calls by operation, failures included");
+    for f in state.storage.counters().latency.figures() {
+        let bounds = crate::storage::latency::BUCKETS.iter().map(f64::to_string).chain(["+Inf".to_owned()]);
+        for (le, n) in bounds.zip(f.cumulative.iter().chain([&f.count])) {
+            let labels = [("backend", s.backend), ("operation", f.operation.as_str()), ("le", le.as_str())];
+            write_value(&mut out, &format!("{duration}_bucket"), &labels, *n as f64);
+        }
+        let labels = [("backend", s.backend), ("operation", f.operation.as_str())];
+        write_value(&mut out, &format!("{duration}_sum"), &labels, f.seconds);
+        write_value(&mut out, &format!("{duration}_count"), &labels, f.count as f64);
+    }
     write_sample(
         &mut out,
         "estuary_storage_healthy",
@@ -110,6 +122,10 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
         &[],
         f64::from(u8::from(state.health.is_ready())),
     );
+    crate::telemetry::connections::render(&mut out);
+    let uptime = std::time::Duration::from_secs_f64(state.health.uptime_seconds());
+    let started = std::time::SystemTime::now().checked_sub(uptime).unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+    crate::telemetry::process::render(&mut out, started);
     write_sample(
         &mut out,
         "estuary_uptime_seconds",
@@ -255,6 +271,15 @@ fn live_metrics(state: &ApiState, out: &mut String) {
     let now = std::time::SystemTime::now();
     each(
         out,
+        "estuary_live_seconds_since_upload",
+        "Seconds since each live channel's encoder last uploaded (only channels that are live)",
+        &|s| {
+            let last = s.last_upload.filter(|_| s.status == crate::live::model::Status::Live)?;
+            Some(now.duration_since(last).unwrap_or_default().as_secs_f64())
+        },
+    );
+    each(
+        out,
         "estuary_live_edge_age_seconds",
         "How far each live channel's newest media (segment or part) is behind the clock",
         &|s| super::channels::live_edge_age(s, now).map(|ms| ms as f64 / 1000.0),
@@ -284,7 +309,8 @@ fn write_delays(
     snaps: &[std::sync::Arc<ChannelSnapshot>],
     latency: fn(&ChannelSnapshot) -> &PublishLatency,
 ) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    // A summary of quantiles only: over a window of publications, so no monotonic count or sum.
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
     for snap in snaps.iter().filter(|s| latency(s).samples > 0) {
         let l = latency(snap);
         for (quantile, ms) in [("0.5", l.median_ms), ("0.99", l.p99_ms), ("1", l.max_ms)] {

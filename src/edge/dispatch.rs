@@ -55,10 +55,14 @@ impl<B: Send + Sync + 'static> Service<Request<B>> for EdgeService {
             let route = EdgeRoute::of(request.uri().path());
             let template = route.map_or("unmatched", |(route, _)| route.template());
             let generation = edge.state.cache.hot().generation();
+            let metrics = &edge.access.metrics;
+            metrics.started(edge.access.tier);
             let response = guard::cors_headers(edge.serve(route, &request).await);
+            metrics.finished(edge.access.tier);
             let response = shortcut::offer(response, &request, &edge.state, template, generation);
             let path = edge.access.log.then(|| request.uri().path());
-            edge.access.observe(request.method(), template, path, start, &response);
+            let kind = crate::telemetry::object_kind(request.uri().path());
+            edge.access.observe(request.method(), (template, kind), path, start, &response);
             Ok(response)
         })
     }

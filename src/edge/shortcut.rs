@@ -145,9 +145,10 @@ pub fn answer(
     })?;
     state.cache.record_hot_hit();
     let bytes = if method == Method::HEAD { 0 } else { len };
-    let path = access.log.then(|| raw.target.split('?').next().unwrap_or_default());
+    let target = raw.target.split('?').next().unwrap_or_default();
+    let path = access.log.then_some(target);
     let answer = Answer { status: 200, bytes, cache: Some(CacheOutcome::Hit), error: None };
-    access.record(&method, route, path, start, answer);
+    access.record(&method, (route, crate::telemetry::object_kind(target)), path, start, answer);
     Some(body)
 }
 

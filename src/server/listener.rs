@@ -219,6 +219,7 @@ pub async fn serve<P: Protocol>(
 ) {
     let addr = listener.local_addr().ok();
     let Slots { semaphore: slots, max: max_connections } = slots;
+    crate::telemetry::connections::register(tier, &slots, max_connections as usize);
     let (drain_tx, drain) = watch::channel(false);
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await.map(|_| ());

@@ -3,7 +3,9 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
+
+use super::latency::Operation;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -27,6 +29,8 @@ pub struct StorageCounters {
     pub errors: AtomicU64,
     /// Backend failures since the last success; 0 means healthy.
     pub consecutive_errors: AtomicU64,
+    /// How long each call took, by operation.
+    pub latency: super::latency::Latencies,
     last_error: Mutex<Option<(String, SystemTime)>>,
 }
 
@@ -50,6 +54,12 @@ pub struct StorageStats {
 }
 
 impl StorageCounters {
+    /// [`StorageCounters::record`], and the call's time under `operation`.
+    fn timed<T>(&self, operation: Operation, start: Instant, result: &Result<T, StorageError>) {
+        self.latency.observe(operation, start.elapsed());
+        self.record(result);
+    }
+
     fn record<T>(&self, result: &Result<T, StorageError>) {
         match result {
             Ok(_) => self.consecutive_errors.store(0, Ordering::Relaxed),
@@ -121,39 +131,43 @@ impl Storage for MeteredStorage {
     }
 
     async fn probe(&self) -> Result<(), StorageError> {
+        let start = Instant::now();
         let result = self.inner.probe().await;
-        self.counters.record(&result);
+        self.counters.timed(Operation::Probe, start, &result);
         result
     }
 
     async fn get(&self, key: &StorageKey) -> Result<Object, StorageError> {
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        let start = Instant::now();
         let result = self.inner.get(key).await;
         if let Ok(o) = &result {
             self.counters.read_bytes.fetch_add(o.body.len() as u64, Ordering::Relaxed);
         }
-        self.counters.record(&result);
+        self.counters.timed(Operation::Get, start, &result);
         result
     }
 
     async fn get_range(&self, key: &StorageKey, range: Range<u64>) -> Result<Object, StorageError> {
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        let start = Instant::now();
         let result = self.inner.get_range(key, range).await;
         if let Ok(o) = &result {
             self.counters.read_bytes.fetch_add(o.body.len() as u64, Ordering::Relaxed);
         }
-        self.counters.record(&result);
+        self.counters.timed(Operation::GetRange, start, &result);
         result
     }
 
     async fn get_ranges(&self, key: &StorageKey, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, StorageError> {
         self.counters.reads.fetch_add(ranges.len() as u64, Ordering::Relaxed);
+        let start = Instant::now();
         let result = self.inner.get_ranges(key, ranges).await;
         if let Ok(parts) = &result {
             let bytes: usize = parts.iter().map(Bytes::len).sum();
             self.counters.read_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         }
-        self.counters.record(&result);
+        self.counters.timed(Operation::GetRanges, start, &result);
         result
     }
 
@@ -167,33 +181,37 @@ impl Storage for MeteredStorage {
 
     async fn head(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError> {
         self.counters.heads.fetch_add(1, Ordering::Relaxed);
+        let start = Instant::now();
         let result = self.inner.head(key).await;
-        self.counters.record(&result);
+        self.counters.timed(Operation::Head, start, &result);
         result
     }
 
     async fn put(&self, key: &StorageKey, body: Bytes) -> Result<(), StorageError> {
         self.counters.writes.fetch_add(1, Ordering::Relaxed);
         let len = body.len() as u64;
+        let start = Instant::now();
         let result = self.inner.put(key, body).await;
         if result.is_ok() {
             self.counters.written_bytes.fetch_add(len, Ordering::Relaxed);
         }
-        self.counters.record(&result);
+        self.counters.timed(Operation::Put, start, &result);
         result
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<(), StorageError> {
         self.counters.deletes.fetch_add(1, Ordering::Relaxed);
+        let start = Instant::now();
         let result = self.inner.delete(key).await;
-        self.counters.record(&result);
+        self.counters.timed(Operation::Delete, start, &result);
         result
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
         self.counters.lists.fetch_add(1, Ordering::Relaxed);
+        let start = Instant::now();
         let result = self.inner.list(prefix).await;
-        self.counters.record(&result);
+        self.counters.timed(Operation::List, start, &result);
         result
     }
 }
@@ -208,11 +226,12 @@ struct MeteredReader {
 impl super::ChunkReader for MeteredReader {
     async fn read(&self, range: Range<u64>) -> Result<Bytes, StorageError> {
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        let start = Instant::now();
         let result = self.inner.read(range).await;
         if let Ok(body) = &result {
             self.counters.read_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
         }
-        self.counters.record(&result);
+        self.counters.timed(Operation::Read, start, &result);
         result
     }
 

@@ -8,6 +8,7 @@
 pub mod breaker;
 pub mod budget;
 pub mod key;
+pub mod latency;
 pub mod local;
 pub mod metered;
 pub mod page_cache;

@@ -30,16 +30,27 @@ pub async fn record(State(ctx): State<AccessLog>, request: Request, next: Next) 
     let method = request.method().clone();
     // MatchedPath is an `Arc<str>` inside: cloning it copies no text.
     let route = request.extensions().get::<MatchedPath>().cloned();
+    let kind = super::metrics::object_kind(request.uri().path());
     let path = ctx.log.then(|| request.uri().path().to_owned());
+    ctx.metrics.started(ctx.tier);
     let response = next.run(request).await;
+    ctx.metrics.finished(ctx.tier);
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    ctx.observe(&method, route, path.as_deref(), start, &response);
+    ctx.observe(&method, (route, kind), path.as_deref(), start, &response);
     response
 }
 
 impl AccessLog {
-    /// Counts one answered request, and logs it when given its `path` (callers pass one when `log` is on).
-    pub fn observe(&self, method: &http::Method, route: &str, path: Option<&str>, start: Instant, response: &Response) {
+    /// Counts one answered request of `(route template, object kind)`, and logs it when given its
+    /// `path` (callers pass one when `log` is on).
+    pub fn observe(
+        &self,
+        method: &http::Method,
+        route: (&str, &'static str),
+        path: Option<&str>,
+        start: Instant,
+        response: &Response,
+    ) {
         let bytes = if method == http::Method::HEAD {
             0
         } else {
@@ -61,10 +72,17 @@ impl AccessLog {
     }
 
     /// [`AccessLog::observe`] for an answer that was never a `Response` (the edge's hot answers).
-    pub fn record(&self, method: &http::Method, route: &str, path: Option<&str>, start: Instant, answer: Answer<'_>) {
+    pub fn record(
+        &self,
+        method: &http::Method,
+        (route, kind): (&str, &'static str),
+        path: Option<&str>,
+        start: Instant,
+        answer: Answer<'_>,
+    ) {
         let elapsed = start.elapsed();
         let Answer { status, bytes, cache, error } = answer;
-        self.metrics.observe(self.tier, route, status, elapsed.as_secs_f64(), bytes);
+        self.metrics.observe(self.tier, route, kind, status, elapsed.as_secs_f64(), bytes);
         if let Some(path) = path {
             let cache = cache.map(CacheOutcome::as_str);
             tracing::info!(
@@ -72,6 +90,7 @@ impl AccessLog {
                 tier = self.tier,
                 method = %method,
                 route,
+                kind,
                 path,
                 status,
                 bytes,
