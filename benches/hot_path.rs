@@ -66,9 +66,11 @@ fn wire(c: &mut Criterion) {
     let reply =
         rt.block_on(async { respond::cached(&Method::GET, &HeaderMap::new(), &object, kind, CacheOutcome::Hit) });
     let mut group = c.benchmark_group("wire");
-    let full_path = |b: &mut criterion::Bencher| b.iter(|| black_box(request::parse(black_box(head), |_| None::<()>)));
+    let full_path =
+        |b: &mut criterion::Bencher| b.iter(|| black_box(request::parse(black_box(head), None, |_| None::<()>)));
     group.bench_function("parse_request_head", full_path);
-    let raw_only = |b: &mut criterion::Bencher| b.iter(|| black_box(request::parse(black_box(head), |_| Some(()))));
+    let raw_only =
+        |b: &mut criterion::Bencher| b.iter(|| black_box(request::parse(black_box(head), None, |_| Some(()))));
     group.bench_function("parse_raw_head", raw_only);
     // The shortcut for a hot object: the raw head, one table lookup, the rendered head copied.
     let table = HotAnswers::default();
@@ -93,7 +95,7 @@ fn wire(c: &mut Criterion) {
             if table.with("/vod/test.mp4/v0.m3u8", now, |_| Some(())).is_none() {
                 table.accept(&offer, &rendered);
             }
-            let answered = request::parse(black_box(head), |raw| {
+            let answered = request::parse(black_box(head), None, |raw| {
                 table.with(raw.target, now, |hot| {
                     out.extend_from_slice(hot.head(Coding::Gzip)?);
                     Some(hot.object.representation(Coding::Gzip).body.len())

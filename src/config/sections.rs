@@ -404,10 +404,13 @@ pub struct LogConfig {
     pub level: String,
     /// One event per request on every tier.
     pub access: bool,
+    /// Proxies whose `X-Forwarded-For` is believed (the load balancer, CloudFront): the access log's
+    /// `client_ip` is the nearest address of the chain that is not one of them.
+    pub trusted_proxies: Vec<crate::http::forwarded::Cidr>,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Pretty, level: "info".to_owned(), access: true }
+        LogConfig { format: LogFormat::Pretty, level: "info".to_owned(), access: true, trusted_proxies: Vec::new() }
     }
 }

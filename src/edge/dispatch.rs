@@ -19,9 +19,11 @@ use http::{HeaderValue, Method, Request, StatusCode};
 use tower::Service;
 
 use super::{EdgeError, EdgeState, OriginLock, guard, live, shortcut, static_files, vod};
+use crate::http::forwarded::PeerAddr;
 use crate::http::raw::{AnswerBody, RawHead, Shortcut};
 use crate::packaging::url::EdgeRoute;
 use crate::telemetry::AccessLog;
+use crate::telemetry::access::{Client, Logged};
 
 /// The edge tier's service. Cloned per connection: one `Arc`.
 #[derive(Clone)]
@@ -59,10 +61,15 @@ impl<B: Send + Sync + 'static> Service<Request<B>> for EdgeService {
             metrics.started(edge.access.tier);
             let response = guard::cors_headers(edge.serve(route, &request).await);
             metrics.finished(edge.access.tier);
-            let response = shortcut::offer(response, &request, &edge.state, template, generation);
-            let path = edge.access.log.then(|| request.uri().path());
+            // Offered before the request id is added: a hot answer's head is shared by every request.
+            let mut response = shortcut::offer(response, &request, &edge.state, template, generation);
             let kind = crate::telemetry::object_kind(request.uri().path());
-            edge.access.observe(request.method(), (template, kind), path, start, &response);
+            let logged = edge.access.log.then(|| {
+                let peer = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+                let client = Client::of(request.headers(), peer);
+                Logged { path: request.uri().path(), query: request.uri().query(), client }
+            });
+            edge.access.observe(request.method(), (template, kind), logged, start, &mut response);
             Ok(response)
         })
     }

@@ -22,6 +22,7 @@ use crate::http::encoding::Coding;
 use crate::http::raw::{AnswerBody, HeadSink, RawHead};
 use crate::telemetry::AccessLog;
 use crate::telemetry::access::Answer;
+use crate::telemetry::access::{Client, Logged, request_id};
 
 /// Request headers that can change an answer beyond its coding: such requests take the full path.
 const SHAPING: [&str; 8] = [
@@ -145,10 +146,21 @@ pub fn answer(
     })?;
     state.cache.record_hot_hit();
     let bytes = if method == Method::HEAD { 0 } else { len };
-    let target = raw.target.split('?').next().unwrap_or_default();
-    let path = access.log.then_some(target);
+    let (target, query) = raw.target.split_once('?').map_or((raw.target, None), |(p, q)| (p, Some(q)));
     let answer = Answer { status: 200, bytes, cache: Some(CacheOutcome::Hit), error: None };
-    access.record(&method, (route, crate::telemetry::object_kind(target)), path, start, answer);
+    let kind = crate::telemetry::object_kind(target);
+    if !access.log {
+        access.record(&method, (route, kind), None, start, answer);
+        return Some(body);
+    }
+    // Logged: the answer names its request id too (its head has no blank line yet).
+    let client = Client::of_raw(raw.headers, raw.peer);
+    let id = request_id(client.request_id);
+    head.extend_from_slice(b"x-request-id: ");
+    head.extend_from_slice(id.as_bytes());
+    head.extend_from_slice(b"\r\n");
+    let logged = Logged { path: target, query, client };
+    access.record(&method, (route, kind), Some((logged, &id)), start, answer);
     Some(body)
 }
 

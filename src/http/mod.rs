@@ -8,6 +8,7 @@ pub mod conditional;
 pub mod content_type;
 pub mod encoding;
 pub mod file_body;
+pub mod forwarded;
 pub mod object;
 pub mod policy;
 pub mod range;

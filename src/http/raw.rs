@@ -22,6 +22,8 @@ pub struct RawHead<'h, 'b> {
     pub target: &'b str,
     pub headers: &'h [httparse::Header<'b>],
     pub facts: HeadFacts,
+    /// The connection's peer, when known.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 /// Requests a service answers from the raw head alone, before a `Request` is built: the edge's

@@ -82,8 +82,16 @@ where
     S::Future: Send + 'static,
 {
     async fn run(self, stream: TcpStream, mut drain: watch::Receiver<bool>) {
+        // Each request knows its connection's peer (the access log's client address).
+        let peer = stream.peer_addr().ok().map(crate::http::forwarded::PeerAddr);
+        let service = tower::util::MapRequest::new(self.service, move |mut request: Request<Incoming>| {
+            if let Some(peer) = peer {
+                request.extensions_mut().insert(peer);
+            }
+            request
+        });
         let io = TokioIo::new(ProgressStream::new(stream, self.send_timeout));
-        let connection = self.builder.serve_connection(io, TowerToHyperService::new(self.service));
+        let connection = self.builder.serve_connection(io, TowerToHyperService::new(service));
         tokio::pin!(connection);
         let ended = tokio::select! {
             ended = connection.as_mut() => ended,

@@ -125,6 +125,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
     )
     .with_budget(bodies.clone());
     let metrics = Metrics::new();
+    let trusted: std::sync::Arc<[crate::http::forwarded::Cidr]> = config.log.trusted_proxies.clone().into();
     let health = Health::default();
     let limits = ConnectionLimits {
         header_read_timeout: config.http.header_read_timeout,
@@ -204,7 +205,12 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
                 .expect("validated header name"),
             secret: config.edge.origin_lock_secret.as_bytes().into(),
         });
-        let access = AccessLog { tier: "edge", metrics: metrics.clone(), log: config.log.access };
+        let access = AccessLog {
+            tier: "edge",
+            metrics: metrics.clone(),
+            log: config.log.access,
+            trusted_proxies: trusted.clone(),
+        };
         let router = EdgeService::new(state, lock, access);
         let (limits, stop_rx) = (limits.clone(), stop_rx.clone());
         let idle = config.http.idle_timeout;
@@ -254,7 +260,12 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             },
             budget: ingest_budget.clone(),
         };
-        let access = AccessLog { tier: "ingest", metrics: metrics.clone(), log: config.log.access };
+        let access = AccessLog {
+            tier: "ingest",
+            metrics: metrics.clone(),
+            log: config.log.access,
+            trusted_proxies: trusted.clone(),
+        };
         let router = ingest_router(state, access);
         let l = tokio::net::TcpListener::from_std(std_listener)?;
         let limits = ConnectionLimits { half_close: true, ..limits.clone() };
@@ -281,7 +292,12 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             blocking: blocking.clone(),
             allowed_hosts: config.api.allowed_hosts.clone().into(),
         };
-        let access = AccessLog { tier: "api", metrics: metrics.clone(), log: config.log.access };
+        let access = AccessLog {
+            tier: "api",
+            metrics: metrics.clone(),
+            log: config.log.access,
+            trusted_proxies: trusted.clone(),
+        };
         let router = api_router(state, access);
         let l = tokio::net::TcpListener::from_std(std_listener)?;
         tasks.push(listener::spawn_hyper("api", l, router, &limits, stop_rx.clone(), grace));
@@ -290,7 +306,12 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
     let mut internal_addr = None;
     if let Some((std_listener, addr)) = internal {
         internal_addr = Some(addr);
-        let access = AccessLog { tier: "internal", metrics: metrics.clone(), log: config.log.access };
+        let access = AccessLog {
+            tier: "internal",
+            metrics: metrics.clone(),
+            log: config.log.access,
+            trusted_proxies: trusted.clone(),
+        };
         let router = internal_router(internal_service, access);
         let l = tokio::net::TcpListener::from_std(std_listener)?;
         tasks.push(listener::spawn_hyper("internal", l, router, &limits, stop_rx.clone(), grace));

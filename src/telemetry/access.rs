@@ -1,28 +1,113 @@
 //! Access middleware: one log event and one set of metric samples per request, on every tier.
+//!
+//! A line says who asked (the client address, believed through `X-Forwarded-For` only from trusted
+//! proxies; the user agent; CloudFront's request id), what (method, route, object kind, path and
+//! query), the answer (status, bytes, time, cache outcome, why it failed) and the request id, which
+//! the response echoes as `X-Request-Id`. Successes and 4xx are `info`; 5xx are `warn`, and 500
+//! `error`.
 
+use std::cell::Cell;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use http::header::CONTENT_LENGTH;
+use http::header::{CONTENT_LENGTH, USER_AGENT};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body::Body as _;
 
 use super::Metrics;
 use crate::cache::CacheOutcome;
+use crate::http::forwarded::{self, Cidr, PeerAddr};
 
 /// Why a request failed, attached to the response by the error type so the log line can say it.
 #[derive(Debug, Clone)]
 pub struct ErrorDetail(pub Arc<str>);
 
-/// What the access middleware needs: which tier it runs on, where to count, whether to log.
+/// The header a request id travels in, both ways.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const CLOUDFRONT_ID: &str = "x-amz-cf-id";
+const FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// What the access middleware needs: which tier it runs on, where to count, whether to log, and
+/// which proxies' `X-Forwarded-For` to believe.
 #[derive(Clone)]
 pub struct AccessLog {
     pub tier: &'static str,
     pub metrics: Metrics,
     pub log: bool,
+    pub trusted_proxies: Arc<[Cidr]>,
 }
+
+/// Who sent a request, as its head says.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Client<'a> {
+    pub peer: Option<IpAddr>,
+    pub forwarded_for: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub cloudfront_id: Option<&'a str>,
+    /// The id an upstream (a load balancer) gave the request.
+    pub request_id: Option<&'a str>,
+}
+
+impl<'a> Client<'a> {
+    pub fn of(headers: &'a HeaderMap, peer: Option<IpAddr>) -> Client<'a> {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        Client {
+            peer,
+            forwarded_for: text(FORWARDED_FOR),
+            user_agent: text(USER_AGENT.as_str()),
+            cloudfront_id: text(CLOUDFRONT_ID),
+            request_id: text(REQUEST_ID.as_str()),
+        }
+    }
+
+    /// From a raw head (the edge's hot answers).
+    pub fn of_raw(headers: &'a [httparse::Header<'a>], peer: Option<IpAddr>) -> Client<'a> {
+        let mut client = Client { peer, ..Client::default() };
+        for h in headers {
+            let value = std::str::from_utf8(h.value).ok();
+            let slot = match h.name.to_ascii_lowercase().as_str() {
+                FORWARDED_FOR => &mut client.forwarded_for,
+                "user-agent" => &mut client.user_agent,
+                CLOUDFRONT_ID => &mut client.cloudfront_id,
+                "x-request-id" => &mut client.request_id,
+                _ => continue,
+            };
+            *slot = slot.or(value);
+        }
+        client
+    }
+}
+
+/// A request's id: the upstream's when it is a sane token (up to 64 of `[A-Za-z0-9._-]`), else one
+/// made here, unique in the process: a per-process prefix, the thread and its count.
+pub fn request_id(upstream: Option<&str>) -> String {
+    if let Some(id) = upstream.filter(|id| {
+        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    }) {
+        return id.to_owned();
+    }
+    static THREADS: AtomicU16 = AtomicU16::new(0);
+    thread_local! {
+        static MINE: (u16, Cell<u64>) = (THREADS.fetch_add(1, Ordering::Relaxed), Cell::new(0));
+    }
+    let process = *PROCESS;
+    MINE.with(|(thread, count)| {
+        let n = count.get() + 1;
+        count.set(n);
+        format!("{process:08x}-{thread:04x}-{n:x}")
+    })
+}
+
+/// Tells this process's request ids from those of its earlier runs and its sibling pods.
+static PROCESS: std::sync::LazyLock<u32> = std::sync::LazyLock::new(|| {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    nanos ^ std::process::id().rotate_left(16)
+});
 
 /// Records method, route template, status, bytes, duration and cache outcome of each request.
 pub async fn record(State(ctx): State<AccessLog>, request: Request, next: Next) -> Response {
@@ -31,25 +116,56 @@ pub async fn record(State(ctx): State<AccessLog>, request: Request, next: Next) 
     // MatchedPath is an `Arc<str>` inside: cloning it copies no text.
     let route = request.extensions().get::<MatchedPath>().cloned();
     let kind = super::metrics::object_kind(request.uri().path());
-    let path = ctx.log.then(|| request.uri().path().to_owned());
+    let seen = ctx.log.then(|| Seen::of(&request));
     ctx.metrics.started(ctx.tier);
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     ctx.metrics.finished(ctx.tier);
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    ctx.observe(&method, (route, kind), path.as_deref(), start, &response);
+    ctx.observe(&method, (route, kind), seen.as_ref().map(Seen::request), start, &mut response);
     response
 }
 
+/// What the log line keeps of a request that is handed on (owned: the request moves).
+struct Seen {
+    path: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    peer: Option<IpAddr>,
+}
+
+impl Seen {
+    fn of(request: &Request) -> Seen {
+        Seen {
+            path: request.uri().path().to_owned(),
+            query: request.uri().query().map(str::to_owned),
+            headers: request.headers().clone(),
+            peer: request.extensions().get::<PeerAddr>().map(|p| p.0.ip()),
+        }
+    }
+
+    fn request(&self) -> Logged<'_> {
+        Logged { path: &self.path, query: self.query.as_deref(), client: Client::of(&self.headers, self.peer) }
+    }
+}
+
+/// The request as a log line names it.
+#[derive(Debug, Clone, Copy)]
+pub struct Logged<'a> {
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub client: Client<'a>,
+}
+
 impl AccessLog {
-    /// Counts one answered request of `(route template, object kind)`, and logs it when given its
-    /// `path` (callers pass one when `log` is on).
+    /// Counts one answered request of `(route template, object kind)`; when given the request
+    /// (callers pass it when `log` is on), logs it and gives the response its `X-Request-Id`.
     pub fn observe(
         &self,
         method: &http::Method,
         route: (&str, &'static str),
-        path: Option<&str>,
+        request: Option<Logged<'_>>,
         start: Instant,
-        response: &Response,
+        response: &mut Response,
     ) {
         let bytes = if method == http::Method::HEAD {
             0
@@ -62,43 +178,65 @@ impl AccessLog {
                 .or_else(|| response.body().size_hint().exact())
                 .unwrap_or(0)
         };
+        let id = request.map(|r| request_id(r.client.request_id));
+        if let Some(value) = id.as_deref().and_then(|id| HeaderValue::from_str(id).ok()) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
         let answer = Answer {
             status: response.status().as_u16(),
             bytes,
             cache: response.extensions().get::<CacheOutcome>().copied(),
             error: response.extensions().get::<ErrorDetail>().map(|e| &*e.0),
         };
-        self.record(method, route, path, start, answer);
+        self.record(method, route, request.zip(id.as_deref()), start, answer);
     }
 
-    /// [`AccessLog::observe`] for an answer that was never a `Response` (the edge's hot answers).
+    /// [`AccessLog::observe`] for an answer that was never a `Response` (the edge's hot answers),
+    /// whose request id the caller has already sent.
     pub fn record(
         &self,
         method: &http::Method,
         (route, kind): (&str, &'static str),
-        path: Option<&str>,
+        request: Option<(Logged<'_>, &str)>,
         start: Instant,
         answer: Answer<'_>,
     ) {
         let elapsed = start.elapsed();
         let Answer { status, bytes, cache, error } = answer;
         self.metrics.observe(self.tier, route, kind, status, elapsed.as_secs_f64(), bytes);
-        if let Some(path) = path {
-            let cache = cache.map(CacheOutcome::as_str);
-            tracing::info!(
-                target: "estuary::access",
-                tier = self.tier,
-                method = %method,
-                route,
-                kind,
-                path,
-                status,
-                bytes,
-                duration_us = elapsed.as_micros() as u64,
-                cache,
-                error,
-                "request"
-            );
+        let Some((Logged { path, query, client }, request_id)) = request else { return };
+        let client_ip = client.peer.map(|peer| forwarded::client(peer, client.forwarded_for, &self.trusted_proxies));
+        let forwarded_for = client.forwarded_for.filter(|_| !self.trusted_proxies.is_empty());
+        let cache = cache.map(CacheOutcome::as_str);
+        macro_rules! line {
+            ($level:ident, $message:literal) => {
+                tracing::$level!(
+                    target: "estuary::access",
+                    tier = self.tier,
+                    method = %method,
+                    route,
+                    kind,
+                    path,
+                    query,
+                    status,
+                    bytes,
+                    duration_us = elapsed.as_micros() as u64,
+                    cache,
+                    error,
+                    client_ip = client_ip.map(tracing::field::display),
+                    forwarded_for,
+                    user_agent = client.user_agent,
+                    cf_id = client.cloudfront_id,
+                    request_id,
+                    $message
+                )
+            };
+        }
+        match status {
+            500 => line!(error, "request failed: server error"),
+            501.. => line!(warn, "request failed"),
+            400..=499 => line!(info, "request refused"),
+            _ => line!(info, "request served"),
         }
     }
 }
@@ -110,4 +248,33 @@ pub struct Answer<'a> {
     pub bytes: u64,
     pub cache: Option<CacheOutcome>,
     pub error: Option<&'a str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_taken_when_sane_and_made_unique_otherwise() {
+        assert_eq!(request_id(Some("lb-7f3a.1")), "lb-7f3a.1");
+        let made: Vec<String> = (0..3).map(|_| request_id(Some("evil\nid"))).collect();
+        assert!(made.iter().all(|id| id.len() > 10 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')));
+        assert!(made[0] != made[1] && made[1] != made[2]);
+        let other = std::thread::spawn(|| request_id(None)).join().unwrap();
+        assert!(!made.contains(&other));
+    }
+
+    #[test]
+    fn a_raw_head_gives_the_same_client() {
+        let raw = [
+            httparse::Header { name: "User-Agent", value: b"AppleCoreMedia/1.0" },
+            httparse::Header { name: "X-Amz-Cf-Id", value: b"abc==" },
+            httparse::Header { name: "X-Forwarded-For", value: b"203.0.113.9" },
+        ];
+        let c = Client::of_raw(&raw, None);
+        assert_eq!(
+            (c.user_agent, c.cloudfront_id, c.forwarded_for),
+            (Some("AppleCoreMedia/1.0"), Some("abc=="), Some("203.0.113.9"))
+        );
+    }
 }

@@ -15,7 +15,10 @@ pub fn init(config: &LogConfig) -> WorkerGuard {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match config.format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
-        LogFormat::Pretty => builder.with_target(false).init(),
+        // Colour only for a person at a terminal: escape codes in a file or a log shipper are noise.
+        LogFormat::Pretty => {
+            builder.with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())).init()
+        }
     }
     guard
 }

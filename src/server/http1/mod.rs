@@ -60,6 +60,7 @@ pub async fn serve_connection<S>(
     S: Service<Request<()>, Response = Response, Error = Infallible> + Shortcut + Send + Sync,
     S::Future: Send,
 {
+    let peer = stream.peer_addr().ok();
     let socket = match stream.into_std().map(send::register) {
         Ok(Ok(socket)) => socket,
         Ok(Err(e)) | Err(e) => {
@@ -76,7 +77,7 @@ pub async fn serve_connection<S>(
         out.clear();
         copied.clear();
         let buffers = (&mut out, &mut copied);
-        let head = match read_head(stream, &mut input, limits, deadline, &mut drain, &service, buffers).await {
+        let head = match read_head(stream, &mut input, limits, (deadline, peer), &mut drain, &service, buffers).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(refusal) => {
@@ -136,14 +137,14 @@ async fn read_head<S: Shortcut>(
     stream: &Socket,
     input: &mut BytesMut,
     limits: &Http1Limits,
-    mut deadline: Option<Instant>,
+    (mut deadline, peer): (Option<Instant>, Option<std::net::SocketAddr>),
     drain: &mut watch::Receiver<bool>,
     shortcut: &S,
     (head, body): (&mut Vec<u8>, &mut Vec<u8>),
 ) -> Result<Option<Parsed<AnswerBody>>, HeadError> {
     loop {
         if !input.is_empty() {
-            if let Some((head, len)) = request::parse(input, |raw| shortcut.answer(raw, head, body))? {
+            if let Some((head, len)) = request::parse(input, peer, |raw| shortcut.answer(raw, head, body))? {
                 input.advance(len);
                 return Ok(Some(head));
             }
@@ -183,9 +184,16 @@ async fn write_response(
     let framing = response::framing(parts.status, facts.head_only, &parts.headers, exact, facts.http10);
     let keep = keep && framing != Framing::UntilClose;
     out.clear();
+    let sink = parts.extensions.remove::<HeadSink>();
+    // A head kept for hot answers is shared by every later request: this one's id is not in it.
+    let request_id = sink.as_ref().and_then(|_| parts.headers.remove(crate::telemetry::access::REQUEST_ID));
     let fixed = response::write_head(out, parts.status, &parts.headers, framing, keep, facts.http10);
-    if let Some(HeadSink(sink)) = parts.extensions.remove::<HeadSink>() {
+    if let Some(HeadSink(sink)) = sink {
         sink(&out[..fixed]);
+    }
+    if let Some(id) = request_id {
+        let line = [b"x-request-id: ", id.as_bytes(), b"\r\n"].concat();
+        out.splice(fixed..fixed, line);
     }
     if framing == Framing::Empty {
         send::write_all(stream, &mut [IoSlice::new(out)], timeout).await?;

@@ -38,6 +38,7 @@ pub enum HeadError {
 /// returned in place of a `Request`.
 pub fn parse<A>(
     buf: &[u8],
+    peer: Option<std::net::SocketAddr>,
     shortcut: impl FnOnce(&RawHead<'_, '_>) -> Option<A>,
 ) -> Result<Option<(Parsed<A>, usize)>, HeadError> {
     let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
@@ -51,7 +52,7 @@ pub fn parse<A>(
     let (method, target) = (parsed.method.unwrap_or_default(), parsed.path.unwrap_or_default());
     let http10 = parsed.version == Some(0);
     let facts = facts(parsed.headers, method, http10);
-    let raw = RawHead { method, target, headers: parsed.headers, facts };
+    let raw = RawHead { method, target, headers: parsed.headers, facts, peer: peer.map(|p| p.ip()) };
     if let Some(answer) = shortcut(&raw) {
         return Ok(Some((Parsed::Answered(answer, facts), len)));
     }
@@ -69,6 +70,9 @@ pub fn parse<A>(
     *request.uri_mut() = uri;
     *request.version_mut() = if http10 { Version::HTTP_10 } else { Version::HTTP_11 };
     *request.headers_mut() = headers;
+    if let Some(peer) = peer {
+        request.extensions_mut().insert(crate::http::forwarded::PeerAddr(peer));
+    }
     Ok(Some((Parsed::Request(RequestHead { request, facts }), len)))
 }
 
@@ -96,14 +100,14 @@ mod tests {
     use super::*;
 
     fn head(text: &str) -> (RequestHead, usize) {
-        match parse(text.as_bytes(), |_| None::<()>).unwrap().unwrap() {
+        match parse(text.as_bytes(), None, |_| None::<()>).unwrap().unwrap() {
             (Parsed::Request(head), len) => (head, len),
             (Parsed::Answered(..), _) => unreachable!("nothing answers"),
         }
     }
 
     fn refused(text: &[u8]) -> HeadError {
-        match parse(text, |_| None::<()>) {
+        match parse(text, None, |_| None::<()>) {
             Err(e) => e,
             Ok(_) => panic!("{} was taken", String::from_utf8_lossy(text)),
         }
@@ -137,8 +141,8 @@ mod tests {
 
     #[test]
     fn partial_heads_wait_and_bad_ones_are_refused() {
-        assert!(parse(b"GET / HTTP/1.1\r\nHost: o\r\n", |_| None::<()>).unwrap().is_none());
-        assert!(parse(b"", |_| None::<()>).unwrap().is_none());
+        assert!(parse(b"GET / HTTP/1.1\r\nHost: o\r\n", None, |_| None::<()>).unwrap().is_none());
+        assert!(parse(b"", None, |_| None::<()>).unwrap().is_none());
         assert!(matches!(refused(b"GET / HTTP/2.0\r\n\r\n"), HeadError::Malformed(_)));
         assert!(matches!(refused(b"\x16\x03\x01\x02\x00\x01\x00"), HeadError::Malformed(_)));
         assert!(matches!(refused(b"GET /a\x7fb HTTP/1.1\r\n\r\n"), HeadError::Malformed(_)));
@@ -154,7 +158,7 @@ mod tests {
                 raw.headers.iter().find(|h| h.name.eq_ignore_ascii_case("accept-encoding")).map(|h| h.value.to_vec())
             })
         };
-        match parse(text, seen).unwrap().unwrap() {
+        match parse(text, None, seen).unwrap().unwrap() {
             (Parsed::Answered(accept, facts), len) => {
                 assert_eq!(accept.as_deref(), Some(&b"br"[..]));
                 assert!(facts.keep_alive && facts.http10 && facts.head_only && !facts.has_body);
