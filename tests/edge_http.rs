@@ -200,6 +200,27 @@ async fn origin_lock_needs_the_cdn_header() {
     assert_eq!(get(s.edge, "/healthz").await.status, 200);
 }
 
+/// A rotation: while CloudFront's distributions pick up the new secret, the old one still opens the
+/// lock, cold and hot; anything else still does not.
+#[tokio::test]
+async fn the_origin_lock_rotates_without_a_403() {
+    let mut config = test_config();
+    config.edge.origin_lock_header = "X-Origin-Verify".into();
+    config.edge.origin_lock_secret = "new-secret".into();
+    config.edge.origin_lock_previous_secret = "old-secret".into();
+    let s = TestServer::start(config).await;
+    for _ in 0..2 {
+        for (secret, status) in [("new-secret", 200), ("old-secret", 200), ("older-secret", 403), ("", 403)] {
+            let reply =
+                request(s.edge, "GET", "/vod/sample/sample.mp4/master.m3u8", &[("X-Origin-Verify", secret)]).await;
+            assert_eq!(reply.status, status, "{secret:?}");
+        }
+    }
+    let mut lone = test_config();
+    lone.edge.origin_lock_previous_secret = "old-secret".into();
+    assert_eq!(lone.validate().unwrap_err().field, "edge.origin_lock_previous_secret");
+}
+
 #[tokio::test]
 async fn oversized_headers_get_431_and_slow_headers_are_cut_off() {
     let mut config = test_config();

@@ -80,6 +80,7 @@ impl Config {
         for secret in [
             &mut c.api.token,
             &mut c.edge.origin_lock_secret,
+            &mut c.edge.origin_lock_previous_secret,
             &mut c.storage.s3.secret_access_key,
             &mut c.storage.s3.session_token,
         ] {
@@ -157,6 +158,16 @@ impl Config {
                     return err("edge.origin_lock_secret", "contains characters not allowed in a header".into());
                 }
             }
+        }
+        let previous = &self.edge.origin_lock_previous_secret;
+        if !previous.is_empty() && self.edge.origin_lock_secret.is_empty() {
+            return err(
+                "edge.origin_lock_previous_secret",
+                "set only with origin_lock_secret (during a rotation)".into(),
+            );
+        }
+        if http::HeaderValue::from_str(previous).is_err() {
+            return err("edge.origin_lock_previous_secret", "contains characters not allowed in a header".into());
         }
         if http::HeaderValue::from_str(&format!("Bearer {}", self.api.token)).is_err() {
             return err("api.token", "contains characters not allowed in a header".into());

@@ -21,6 +21,8 @@ pub struct EdgeConfig {
     /// Origin lock: when both are set, edge requests without this header and value get 403.
     pub origin_lock_header: String,
     pub origin_lock_secret: String,
+    /// Also admitted while a new `origin_lock_secret` is rolled out to the CDN; empty once it is.
+    pub origin_lock_previous_secret: String,
     /// Public base URL of the edge (`https://cdn.example.com`), for absolute URLs in manifests
     /// (DASH `UTCTiming`). Empty: those URLs are relative to the manifest. Nothing from a request's
     /// headers ever enters a manifest, since manifests are cached and shared.
@@ -36,6 +38,7 @@ impl Default for EdgeConfig {
             runtime: EdgeRuntime::PerCore,
             origin_lock_header: String::new(),
             origin_lock_secret: String::new(),
+            origin_lock_previous_secret: String::new(),
             public_url: String::new(),
         }
     }

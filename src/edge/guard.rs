@@ -20,6 +20,8 @@ const ALLOWED: &str = "Range, If-None-Match, If-Modified-Since, If-Range, Accept
 pub struct OriginLock {
     pub header: HeaderName,
     pub secret: Arc<[u8]>,
+    /// While a new secret is rolled out to the CDN, the one it replaces (`origin_lock_previous_secret`).
+    pub previous: Option<Arc<[u8]>>,
 }
 
 impl OriginLock {
@@ -28,9 +30,13 @@ impl OriginLock {
         self.admits_value(headers.get(&self.header).map(HeaderValue::as_bytes))
     }
 
-    /// Whether the value presented (the first of the lock's header) is the secret.
+    /// Whether the value presented (the first of the lock's header) is the secret or the previous one.
+    /// Both are compared, so the time taken does not say which matched.
     pub fn admits_value(&self, presented: Option<&[u8]>) -> bool {
-        presented.is_some_and(|p| bool::from(p.ct_eq(&self.secret)))
+        let Some(p) = presented else { return false };
+        let current = p.ct_eq(&self.secret);
+        let previous = self.previous.as_deref().map_or(subtle::Choice::from(0), |prev| p.ct_eq(prev));
+        bool::from(current | previous)
     }
 }
 

@@ -204,6 +204,8 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             header: http::HeaderName::from_bytes(config.edge.origin_lock_header.as_bytes())
                 .expect("validated header name"),
             secret: config.edge.origin_lock_secret.as_bytes().into(),
+            previous: (!config.edge.origin_lock_previous_secret.is_empty())
+                .then(|| config.edge.origin_lock_previous_secret.as_bytes().into()),
         });
         let access = AccessLog {
             tier: "edge",
