@@ -18,6 +18,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Player {
     client: Client<HttpConnector, Empty<Bytes>>,
     stats: std::sync::Arc<Stats>,
+    headers: std::sync::Arc<[(http::HeaderName, http::HeaderValue)]>,
 }
 
 /// A successful GET.
@@ -27,11 +28,24 @@ pub struct Fetched {
 }
 
 impl Player {
-    pub fn new(stats: std::sync::Arc<Stats>) -> Player {
+    pub fn new(
+        stats: std::sync::Arc<Stats>,
+        headers: std::sync::Arc<[(http::HeaderName, http::HeaderValue)]>,
+    ) -> Player {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(4).build(connector);
-        Player { client, stats }
+        Player { client, stats, headers }
+    }
+
+    /// A GET of `uri` with the run's headers.
+    fn request(&self, uri: http::Uri) -> http::Request<Empty<Bytes>> {
+        let mut request = http::Request::new(Empty::new());
+        *request.uri_mut() = uri;
+        for (name, value) in self.headers.iter() {
+            request.headers_mut().append(name.clone(), value.clone());
+        }
+        request
     }
 
     pub fn stats(&self) -> &crate::stats::Stats {
@@ -43,7 +57,8 @@ impl Player {
     pub async fn connect(&self, url: &str) {
         let origin = resolve(url, "/");
         if let Ok(uri) = origin.parse::<http::Uri>()
-            && let Ok(Ok(response)) = tokio::time::timeout(REQUEST_TIMEOUT, self.client.get(uri)).await
+            && let Ok(Ok(response)) =
+                tokio::time::timeout(REQUEST_TIMEOUT, self.client.request(self.request(uri))).await
         {
             let _ = response.into_body().collect().await;
         }
@@ -56,7 +71,7 @@ impl Player {
             let uri: http::Uri = url.parse().map_err(|_| "bad url".to_owned())?;
             let response = self
                 .client
-                .get(uri)
+                .request(self.request(uri))
                 .await
                 .map_err(|e| if e.is_connect() { "connect".to_owned() } else { "io".to_owned() })?;
             let ttfb = start.elapsed();

@@ -78,6 +78,8 @@ pub struct RunConfig {
     pub blocking: bool,
     /// A progress line on stderr every second.
     pub progress: bool,
+    /// Sent with every request (an origin lock's header, an auth token).
+    pub headers: Vec<(::http::HeaderName, ::http::HeaderValue)>,
 }
 
 /// Runs every player until the deadline and reports.
@@ -90,10 +92,12 @@ pub async fn run(cfg: RunConfig) -> Report {
     let mut players = Vec::with_capacity(cfg.players as usize);
     let burst =
         Arc::new(tokio::sync::Barrier::new(if cfg.scenario == Scenario::Burst { cfg.players as usize } else { 0 }));
+    let shared_headers: std::sync::Arc<[(::http::HeaderName, ::http::HeaderValue)]> = cfg.headers.clone().into();
     for i in 0..cfg.players {
         let burst = burst.clone();
         let Some(url) = cfg.urls.get(i as usize % cfg.urls.len().max(1)).cloned() else { break };
         let stats = stats.clone();
+        let headers = shared_headers.clone();
         let delay = cfg.ramp.mul_f64(i as f64 / cfg.players.max(1) as f64);
         let scenario = cfg.scenario;
         players.push(tokio::spawn(async move {
@@ -101,7 +105,7 @@ pub async fn run(cfg: RunConfig) -> Report {
             if Instant::now() >= deadline {
                 return;
             }
-            let player = http::Player::new(stats);
+            let player = http::Player::new(stats, headers);
             let seed = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
             match scenario {
                 Scenario::Vod => hls::vod(&player, &url, &opts, seed).await,

@@ -42,6 +42,13 @@ struct Cli {
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// A header sent with every request, "Name: value" (repeatable): the origin lock's header
+    /// when the origin is locked to its CDN, an authorization token.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// Exit with status 2 when more than this share of the requests failed (0.01: 1%).
+    #[arg(long, default_value_t = 0.01)]
+    max_error_rate: f64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,6 +59,19 @@ fn main() -> anyhow::Result<()> {
         n => Abr::Fixed(n.parse().map_err(|_| anyhow::anyhow!("--abr takes a variant index, random or throughput"))?),
     };
     let urls: Vec<String> = cli.url.into_iter().chain(cli.urls).collect();
+    let headers = cli
+        .headers
+        .iter()
+        .map(|h| {
+            let (name, value) =
+                h.split_once(':').ok_or_else(|| anyhow::anyhow!("--header {h:?}: expected \"Name: value\""))?;
+            let name = http::HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|e| anyhow::anyhow!("--header {h:?}: {e}"))?;
+            let value =
+                http::HeaderValue::from_str(value.trim()).map_err(|e| anyhow::anyhow!("--header {h:?}: {e}"))?;
+            Ok((name, value))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(bad) = urls.iter().find(|u| !u.starts_with("http://")) {
         anyhow::bail!("{bad:?} is not an http:// URL");
     }
@@ -72,6 +92,7 @@ fn main() -> anyhow::Result<()> {
         abr,
         blocking: cli.blocking,
         progress: !cli.json,
+        headers,
     }));
     if let Some(path) = &cli.json_file {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
@@ -81,6 +102,17 @@ fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.table());
+    }
+    let rate = report.errors as f64 / report.requests.max(1) as f64;
+    if rate > cli.max_error_rate {
+        eprintln!(
+            "estuary-load: {} of {} requests failed ({:.2}%), over --max-error-rate {}",
+            report.errors,
+            report.requests,
+            rate * 100.0,
+            cli.max_error_rate
+        );
+        std::process::exit(2);
     }
     Ok(())
 }

@@ -137,6 +137,7 @@ async fn players_on_a_third_pod_see_no_errors_when_the_owner_dies() {
         abr: Abr::Fixed(0),
         blocking: true,
         progress: false,
+        headers: Vec::new(),
     };
     let load = tokio::spawn(run(players));
     tokio::time::sleep(Duration::from_secs(8)).await;

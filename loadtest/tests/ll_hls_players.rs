@@ -68,6 +68,7 @@ async fn ll_hls_players_follow_the_parts_without_errors_or_stalls() {
         abr: Abr::Fixed(0),
         blocking: true,
         progress: false,
+        headers: Vec::new(),
     })
     .await;
     let after = requests(http(api, "GET", "/metrics", "").await);

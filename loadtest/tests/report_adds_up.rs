@@ -47,6 +47,7 @@ fn config(scenario: Scenario, url: String, players: u64, secs: u64) -> RunConfig
         abr: Abr::Throughput,
         blocking: false,
         progress: false,
+        headers: Vec::new(),
     }
 }
 
@@ -198,5 +199,40 @@ async fn the_binary_prints_its_table_and_writes_its_json() {
     assert_eq!(report["errors"], 0);
     assert_eq!(report["requests"].as_f64().unwrap(), after - before, "the file reports the run the server saw");
     assert!(table.contains(&format!("requests={} ", report["requests"])), "{table}");
+    s.shutdown().await;
+}
+
+/// Against an origin locked to its CDN: without the lock's header every request is a 403 and the
+/// run exits 2 (over `--max-error-rate`); with `--header` it plays and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_sends_headers_and_fails_a_run_with_errors() {
+    let mut c = Config::default();
+    c.edge.addr = "127.0.0.1:0".parse().unwrap();
+    c.api.addr = "127.0.0.1:0".parse().unwrap();
+    c.ingest.addr = "127.0.0.1:0".parse().unwrap();
+    c.storage.root = assets();
+    c.log.access = false;
+    c.edge.origin_lock_header = "X-Origin-Verify".into();
+    c.edge.origin_lock_secret = "from-the-cdn".into();
+    let s = server::start(&c, StartOptions::default()).await.unwrap();
+    let url = format!("http://{}/vod/sample/sample.mp4/master.m3u8", s.edge_addr.unwrap());
+    let run = |extra: &'static [&'static str]| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_estuary-load"))
+                .args(["vod", "--url", &url, "--players", "2", "--duration", "1s", "--pace", "fast", "--threads", "1"])
+                .args(extra)
+                .output()
+                .unwrap()
+        })
+    };
+    let locked_out = run(&[]).await.unwrap();
+    assert_eq!(locked_out.status.code(), Some(2), "{locked_out:?}");
+    assert!(String::from_utf8_lossy(&locked_out.stderr).contains("over --max-error-rate"), "{locked_out:?}");
+    let let_in = run(&["--header", "X-Origin-Verify: from-the-cdn"]).await.unwrap();
+    assert!(let_in.status.success(), "{let_in:?}");
+    assert!(String::from_utf8_lossy(&let_in.stdout).contains("errors=0"), "{let_in:?}");
+    let bad = run(&["--header", "no colon"]).await.unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("expected"), "{bad:?}");
     s.shutdown().await;
 }
