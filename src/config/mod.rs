@@ -7,6 +7,7 @@
 mod bytesize;
 mod env;
 mod limits;
+pub mod listen;
 mod sections;
 
 use std::path::Path;

@@ -13,6 +13,7 @@ use super::ByteSize;
 #[serde(default, deny_unknown_fields)]
 pub struct EdgeConfig {
     pub enabled: bool,
+    #[serde(deserialize_with = "super::listen::deserialize")]
     pub addr: SocketAddr,
     /// Worker threads of the edge; 0 means one per CPU core.
     pub workers: usize,
@@ -63,6 +64,7 @@ pub enum EdgeRuntime {
 #[serde(default, deny_unknown_fields)]
 pub struct IngestConfig {
     pub enabled: bool,
+    #[serde(deserialize_with = "super::listen::deserialize")]
     pub addr: SocketAddr,
     /// Larger uploads get 413.
     pub max_body_bytes: ByteSize,
@@ -128,6 +130,7 @@ pub struct ClusterConfig {
     pub redundant_ingest: RedundantIngest,
     /// The internal listener (in a cluster): the other pods read the newest segments of the channels
     /// this pod writes from its memory here. Keep it on the pod network only.
+    #[serde(deserialize_with = "super::listen::deserialize")]
     pub internal_addr: SocketAddr,
     /// How the other pods reach `internal_addr` (`http://10.0.3.7:8083`; on Kubernetes from the pod
     /// IP: `ESTUARY_CLUSTER_INTERNAL_URL=http://$(POD_IP):8083`). Empty: `http://{internal_addr}`
@@ -161,6 +164,7 @@ pub enum RedundantIngest {
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     pub enabled: bool,
+    #[serde(deserialize_with = "super::listen::deserialize")]
     pub addr: SocketAddr,
     /// Bearer token required on `/api/v1/*` when not empty. Required when `addr` is not loopback.
     pub token: String,
