@@ -1,10 +1,25 @@
 # estuary: multi-stage build, small non-root runtime image.
-#   docker build -t estuary .
-#   docker run --rm -p 8080:8080 -p 9090:9090 estuary
+#   docker build --build-arg ESTUARY_COMMIT=$(git rev-parse --short HEAD) -t estuary .
+#   docker run --rm -p 8080:8080 -p 8081:8081 -p 127.0.0.1:9090:9090 \
+#     -e ESTUARY_API_TOKEN="$(openssl rand -hex 32)" estuary
+# (edge for players, ingest for encoders, the API on this machine only: it needs its token.)
 FROM rust:1-bookworm AS build
 WORKDIR /src
+# The dependencies first, in a layer of their own: rebuilt only when the manifests or the lock
+# change, not on every source edit (the workspace's targets are stubbed for this build).
+COPY Cargo.toml Cargo.lock ./
+COPY loadtest/Cargo.toml loadtest/Cargo.toml
+RUN mkdir -p src benches loadtest/src \
+ && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+ && for bench in hot_path vod live; do echo 'fn main() {}' > "benches/$bench.rs"; done \
+ && echo 'fn main() {}' > loadtest/src/main.rs && touch loadtest/src/lib.rs \
+ && cargo build --release --locked --bin estuary \
+ && rm -rf src benches loadtest/src target/release/estuary* target/release/deps/estuary-* \
+    target/release/deps/libestuary-* target/release/.fingerprint/estuary-*
 COPY . .
-RUN cargo build --release --locked --bin estuary \
+# estuary_build_info{commit} in /metrics.
+ARG ESTUARY_COMMIT=unknown
+RUN ESTUARY_COMMIT=$ESTUARY_COMMIT cargo build --release --locked --bin estuary \
  && strip target/release/estuary
 
 FROM debian:bookworm-slim
