@@ -89,45 +89,16 @@ async fn tx3g_tracks_in_the_mp4_become_webvtt() {
     let (mp4, vtt) = (sample.join("sample.mp4"), sample.join("en.vtt"));
     let out = dir.path().join("subbed.mp4");
     // ffmpeg writes the sidecar as a `tx3g` (mov_text) track in French, and reads it back as WebVTT.
-    run(
-        "ffmpeg",
-        &[
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-i",
-            mp4.to_str().unwrap(),
-            "-i",
-            vtt.to_str().unwrap(),
-            "-map",
-            "0",
-            "-map",
-            "1",
-            "-c",
-            "copy",
-            "-c:s",
-            "mov_text",
-            "-metadata:s:s:0",
-            "language=fra",
-            out.to_str().unwrap(),
-        ],
+    let ffmpeg = |args: &[&str]| run("ffmpeg", &[&["-hide_banner", "-loglevel", "error", "-y"], args].concat());
+    let (mp4, vtt, out) = (mp4.to_str().unwrap(), vtt.to_str().unwrap(), out.to_str().unwrap());
+    ffmpeg(
+        &["-i", mp4, "-i", vtt, "-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text"]
+            .into_iter()
+            .chain(["-metadata:s:s:0", "language=fra", out])
+            .collect::<Vec<_>>(),
     );
     let theirs = dir.path().join("theirs.vtt");
-    run(
-        "ffmpeg",
-        &[
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-i",
-            out.to_str().unwrap(),
-            "-map",
-            "0:s",
-            theirs.to_str().unwrap(),
-        ],
-    );
+    ffmpeg(&["-i", out, "-map", "0:s", theirs.to_str().unwrap()]);
     let s = TestServer::start(test_config_in(dir.path())).await;
     let master = get(s.edge, "/vod/subbed.mp4/master.m3u8").await.text();
     assert!(

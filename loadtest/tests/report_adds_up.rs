@@ -12,13 +12,19 @@ use estuary::config::Config;
 use estuary::server::{self, Server, StartOptions};
 use estuary_load::{Abr, Pace, RunConfig, Scenario, run};
 
-async fn start(root: PathBuf) -> Server {
+/// A config on free loopback ports serving `root`, without access logs.
+fn config_in(root: PathBuf) -> Config {
     let mut c = Config::default();
     c.edge.addr = "127.0.0.1:0".parse().unwrap();
     c.api.addr = "127.0.0.1:0".parse().unwrap();
     c.ingest.addr = "127.0.0.1:0".parse().unwrap();
     c.storage.root = root;
     c.log.access = false;
+    c
+}
+
+async fn start(root: PathBuf) -> Server {
+    let c = config_in(root);
     c.validate().unwrap();
     server::start(&c, StartOptions::default()).await.unwrap()
 }
@@ -206,12 +212,7 @@ async fn the_binary_prints_its_table_and_writes_its_json() {
 /// run exits 2 (over `--max-error-rate`); with `--header` it plays and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_sends_headers_and_fails_a_run_with_errors() {
-    let mut c = Config::default();
-    c.edge.addr = "127.0.0.1:0".parse().unwrap();
-    c.api.addr = "127.0.0.1:0".parse().unwrap();
-    c.ingest.addr = "127.0.0.1:0".parse().unwrap();
-    c.storage.root = assets();
-    c.log.access = false;
+    let mut c = config_in(assets());
     c.edge.origin_lock_header = "X-Origin-Verify".into();
     c.edge.origin_lock_secret = "from-the-cdn".into();
     let s = server::start(&c, StartOptions::default()).await.unwrap();

@@ -12,7 +12,9 @@ pub fn parse(s: &str) -> Result<SocketAddr, String> {
     }
     let port = |p: &str| p.parse::<u16>().map_err(|_| format!("{s:?}: the port must be a number from 0 to 65535"));
     match s.rsplit_once(':') {
-        Some((host, p)) if host.eq_ignore_ascii_case("localhost") => Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port(p)?))),
+        Some((host, p)) if host.eq_ignore_ascii_case("localhost") => {
+            Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port(p)?)))
+        }
         Some(("", p)) => Ok(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port(p)?))),
         _ => Err(format!(
             "{s:?} is not IP:port: write 0.0.0.0:8080 (every interface), 127.0.0.1:8080 or localhost:8080 \
