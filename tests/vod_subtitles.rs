@@ -91,12 +91,8 @@ async fn tx3g_tracks_in_the_mp4_become_webvtt() {
     // ffmpeg writes the sidecar as a `tx3g` (mov_text) track in French, and reads it back as WebVTT.
     let ffmpeg = |args: &[&str]| run("ffmpeg", &[&["-hide_banner", "-loglevel", "error", "-y"], args].concat());
     let (mp4, vtt, out) = (mp4.to_str().unwrap(), vtt.to_str().unwrap(), out.to_str().unwrap());
-    ffmpeg(
-        &["-i", mp4, "-i", vtt, "-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text"]
-            .into_iter()
-            .chain(["-metadata:s:s:0", "language=fra", out])
-            .collect::<Vec<_>>(),
-    );
+    let tx3g = ["-c", "copy", "-c:s", "mov_text", "-metadata:s:s:0", "language=fra", out];
+    ffmpeg(&[&["-i", mp4, "-i", vtt, "-map", "0", "-map", "1"][..], &tx3g].concat());
     let theirs = dir.path().join("theirs.vtt");
     ffmpeg(&["-i", out, "-map", "0:s", theirs.to_str().unwrap()]);
     let s = TestServer::start(test_config_in(dir.path())).await;
