@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Checks what ships for operators: the Prometheus alerts (promtool check rules), the Grafana
-# dashboard's model (deploy/grafana/check.py) and the CloudFront template (cfn-lint, from PyPI into
-# a venv under target/). Each checker is also run on a deliberately broken copy and must refuse it,
+# Checks what ships for operators: the dependencies' licences, bans and sources (cargo deny; its
+# advisories need the RustSec git repository, which CI's network does not reach), the Prometheus
+# alerts (promtool check rules), the Grafana dashboard's model (deploy/grafana/check.py) and the
+# CloudFront template (cfn-lint, from PyPI into a venv under target/). Each checker is also run on a
+# deliberately broken copy and must refuse it,
 # so a checker that passes everything cannot hide here. (That every metric they name is exported is
 # tests/operations.rs's part.) Run by ./scripts/test after the cargo tests.
 set -euo pipefail
@@ -26,6 +28,12 @@ refuses() {
   fi
   echo "$what refuses a broken file, as it must"
 }
+
+cargo deny --log-level error check licenses bans sources
+echo "cargo deny: licences, bans and sources ok"
+grep -v '^    "MIT",$' deny.toml >"$work/deny.toml"
+deny_licences() { cargo deny --log-level error --config "$1" check licenses; }
+refuses "cargo deny" "$work/deny.toml" deny_licences
 
 promtool check rules deploy/prometheus/alerts.yaml
 sed 's/> 0.01/> > 0.01/' deploy/prometheus/alerts.yaml >"$work/alerts.yaml"
