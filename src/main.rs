@@ -46,23 +46,24 @@ struct ServeArgs {
     /// TOML config file (see estuary.example.toml).
     #[arg(long, env = "ESTUARY_CONFIG")]
     config: Option<PathBuf>,
-    /// Edge listener (players, CDN): IP:port or localhost:port [default: 0.0.0.0:8080].
-    #[arg(long, env = "ESTUARY_EDGE_ADDR", value_parser = estuary::config::listen::parse)]
+    /// Edge listener (players, CDN): IP:port or localhost:port [default: 0.0.0.0:8080] [env: ESTUARY_EDGE_ADDR].
+    #[arg(long, value_parser = estuary::config::listen::parse)]
     edge_addr: Option<SocketAddr>,
-    /// Ingest listener (encoders): IP:port or localhost:port [default: 0.0.0.0:8081].
-    #[arg(long, env = "ESTUARY_INGEST_ADDR", value_parser = estuary::config::listen::parse)]
+    /// Ingest listener (encoders): IP:port or localhost:port [default: 0.0.0.0:8081] [env: ESTUARY_INGEST_ADDR].
+    #[arg(long, value_parser = estuary::config::listen::parse)]
     ingest_addr: Option<SocketAddr>,
-    /// API listener (operators, probes, metrics): IP:port or localhost:port [default: 127.0.0.1:9090].
-    #[arg(long, env = "ESTUARY_API_ADDR", value_parser = estuary::config::listen::parse)]
+    /// API listener (operators, probes, metrics): IP:port or localhost:port [default: 127.0.0.1:9090]
+    /// [env: ESTUARY_API_ADDR].
+    #[arg(long, value_parser = estuary::config::listen::parse)]
     api_addr: Option<SocketAddr>,
-    /// Root folder of local storage [default: assets].
-    #[arg(long, env = "ESTUARY_STORAGE_ROOT")]
+    /// Root folder of local storage [default: assets] [env: ESTUARY_STORAGE_ROOT].
+    #[arg(long)]
     storage_root: Option<PathBuf>,
-    /// Segment cache capacity ("512MiB", "2GiB", or bytes) [default: 512MiB].
-    #[arg(long, env = "ESTUARY_CACHE_BYTES", value_parser = ByteSize::parse)]
+    /// Segment cache capacity ("512MiB", "2GiB", or bytes) [default: 512MiB] [env: ESTUARY_CACHE_BYTES].
+    #[arg(long, value_parser = ByteSize::parse)]
     cache_bytes: Option<ByteSize>,
-    /// Log lines for people (pretty) or for log shippers (json) [default: pretty].
-    #[arg(long, env = "ESTUARY_LOG_FORMAT")]
+    /// Log lines for people (pretty) or for log shippers (json) [default: pretty] [env: ESTUARY_LOG_FORMAT].
+    #[arg(long)]
     log_format: Option<LogFormat>,
 }
 
