@@ -267,3 +267,58 @@ async fn hls_js_and_dash_js_play_low_latency_closer_to_the_live_edge() {
     assert_eq!(dash["dash_low_latency"], true, "dash.js took the MPD as low latency: {dash}");
     assert!(dash["latency_p50_ms"].is_number(), "{dash}");
 }
+
+/// The preview page on the API tier (`/ui`): it lists the channels and the VOD assets, shows health,
+/// and plays a VOD asset and a live channel with hls.js and dash.js that estuary itself serves,
+/// showing their bit rate and latency. Screenshotted to `target/tmp/preview-page.png`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_preview_page_lists_and_plays_vod_and_live() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(common::assets_dir().join("sample/sample.mp4"), dir.path().join("sample.mp4")).unwrap();
+    let s = TestServer::start(test_config_in(dir.path())).await;
+    let created = create_channel(s.api, r#"{"id":"cup","target_duration":"2s","window":"12s"}"#).await;
+    let key = created["stream_key"].as_str().unwrap();
+    let _encoder = Encoder::start(s.ingest, "cup", key, Push { seconds: 60, ..Push::default() });
+    let mut segments = 0;
+    for _ in 0..100 {
+        segments = get(s.edge, "/live/cup/v0.m3u8").await.text().matches("#EXTINF").count();
+        if segments >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(segments >= 3, "the channel never went live");
+
+    // What the page lists: the asset, with its playback URLs on the edge.
+    let assets: serde_json::Value = serde_json::from_slice(&get(s.api, "/api/v1/assets").await.body).unwrap();
+    assert_eq!(assets["assets"][0]["key"], "sample.mp4", "{assets}");
+    let vod = assets["assets"][0]["hls"].as_str().unwrap().to_owned();
+    assert_eq!(vod, format!("http://127.0.0.1:{}/vod/sample.mp4/master.m3u8", s.edge.port()));
+    assert_eq!(get(s.api, "/ui/hls.min.js").await.status, 200, "the players come from estuary");
+    assert_eq!(get(s.api, "/api/v1/assets?prefix=../etc").await.status, 400);
+
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("preview-page.png");
+    let _ = std::fs::remove_file(&shot);
+    let page = format!("http://{}/ui?play={vod}", s.api);
+    tokio::task::block_in_place(|| Browser::screenshot(&page, &shot, (1280, 800)));
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000, "{} bytes", png.len());
+
+    let reports = PageServer::start();
+    let live = format!("http://127.0.0.1:{}/live/cup/manifest.mpd", s.edge.port());
+    for (src, live) in [(vod, false), (live, true)] {
+        let url = format!("http://{}/ui?play={src}&until=6&report=http://{}/report", s.api, reports.addr);
+        let _browser = Browser::open(&url);
+        let report = tokio::task::block_in_place(|| reports.report(Duration::from_secs(90)))
+            .unwrap_or_else(|| panic!("{src}: no report from the preview page"));
+        eprintln!("preview page {src}: {report}");
+        assert_eq!(report["ok"], true, "{src}: {report}");
+        assert!(report["played"].as_f64().unwrap() >= 6.0 && report["frames"].as_u64().unwrap() > 100, "{report}");
+        assert!(report["bitrate_bps"].as_u64().unwrap() > 0, "{report}");
+        assert!(report["shown"]["bitrate"].as_str().unwrap().ends_with("kbit/s"), "{report}");
+        if live {
+            assert!(report["latency_ms"].as_f64().unwrap() > 0.0, "{report}");
+            assert!(report["shown"]["latency"].as_str().unwrap().ends_with(" s"), "{report}");
+        }
+    }
+}

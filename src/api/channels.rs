@@ -7,7 +7,6 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use http::header::HOST;
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -66,12 +65,7 @@ impl From<LiveError> for ApiError {
 
 /// The base URL encoders push to.
 fn ingest_base(state: &ApiState, headers: &HeaderMap) -> String {
-    if !state.ingest.public_url.is_empty() {
-        return state.ingest.public_url.trim_end_matches('/').to_owned();
-    }
-    let host = headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    format!("http://{host}:{}", state.ingest.port)
+    state.ingest.base(headers)
 }
 
 #[derive(Serialize)]

@@ -6,6 +6,7 @@ mod auth;
 mod channels;
 mod error;
 mod observe;
+mod ui;
 
 use std::sync::Arc;
 
@@ -32,18 +33,32 @@ pub struct ApiState {
     pub token: Option<Arc<str>>,
     pub live: LiveRegistry,
     pub channel_defaults: ChannelSettings,
-    pub ingest: IngestEndpoint,
+    pub ingest: Endpoint,
+    /// Where players reach the edge (the preview page's player).
+    pub edge: Endpoint,
     pub blocking: Arc<crate::live::blocking::BlockingStats>,
     pub breaker: Arc<crate::storage::breaker::CircuitBreaker>,
     /// `Host` names `/api/v1/*` answers besides IP literals and `localhost` (`api.allowed_hosts`).
     pub allowed_hosts: Arc<[String]>,
 }
 
-/// Where encoders reach the ingest tier, for the URLs the API hands out.
+/// Where clients reach a tier (encoders the ingest tier, players the edge), for the URLs the API
+/// hands out: its public URL, else the API request's host on the tier's port.
 #[derive(Clone, Debug)]
-pub struct IngestEndpoint {
+pub struct Endpoint {
     pub public_url: String,
     pub port: u16,
+}
+
+impl Endpoint {
+    pub fn base(&self, headers: &http::HeaderMap) -> String {
+        if !self.public_url.is_empty() {
+            return self.public_url.trim_end_matches('/').to_owned();
+        }
+        let host = headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        format!("http://{host}:{}", self.port)
+    }
 }
 
 /// The API router. Probes and `/metrics` are open; `/api/v1/*` needs a known `Host` and, when one is
@@ -57,12 +72,15 @@ pub fn api_router(state: ApiState, access_log: AccessLog) -> Router {
         .route("/channels/{id}/stop", post(channels::stop))
         .route("/channels/{id}/start", post(channels::start))
         .route("/channels/{id}/rotate-key", post(channels::rotate_key))
+        .route("/assets", get(ui::assets))
         .route_layer(map_request_with_state(state.clone(), auth::require_token))
         .route_layer(map_request_with_state(state.clone(), auth::require_known_host));
     Router::new()
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))
         .route("/metrics", get(observe::metrics))
+        .route("/ui", get(ui::page))
+        .route("/ui/{script}", get(ui::script))
         .nest("/api/v1", v1)
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 pub use crate::health::Health;
 
-use crate::api::{ApiState, IngestEndpoint, api_router};
+use crate::api::{ApiState, Endpoint, api_router};
 use crate::cache::SegmentCache;
 use crate::cluster::ControlStore;
 use crate::config::{Config, RedundantIngest, StorageBackend};
@@ -287,9 +287,13 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             live: live.clone(),
             channel_defaults: config.live.channel_defaults.clone(),
             breaker: breaker.clone(),
-            ingest: IngestEndpoint {
+            ingest: Endpoint {
                 public_url: config.ingest.public_url.clone(),
                 port: ingest_addr.map_or(config.ingest.addr.port(), |a| a.port()),
+            },
+            edge: Endpoint {
+                public_url: config.edge.public_url.clone(),
+                port: edge_addr.map_or(config.edge.addr.port(), |a| a.port()),
             },
             blocking: blocking.clone(),
             allowed_hosts: config.api.allowed_hosts.clone().into(),

@@ -129,6 +129,36 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Renders `url` for a few seconds of page time (its scripts run, its data loads) and writes a
+    /// PNG of `width`x`height` to `path`.
+    pub fn screenshot(url: &str, path: &std::path::Path, (width, height): (u32, u32)) {
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = Command::new("chromium")
+            .process_group(0)
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars"])
+            .args(["--disable-background-networking", "--disable-component-update", "--disable-sync", "--mute-audio"])
+            .args(["--autoplay-policy=no-user-gesture-required", "--virtual-time-budget=6000"])
+            .arg(format!("--window-size={width},{height}"))
+            .arg(format!("--screenshot={}", path.display()))
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromium runs (./scripts/test installs it with apt)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+                panic!("chromium took more than 60 s to screenshot {url}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
