@@ -102,52 +102,45 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
-impl Browser {
-    pub fn open(url: &str) -> Browser {
-        let profile = tempfile::tempdir().unwrap();
-        let child = Command::new("chromium")
-            .process_group(0)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--autoplay-policy=no-user-gesture-required",
-                "--mute-audio",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromium runs (./scripts/test installs it with apt)");
-        Browser { child, _profile: profile }
-    }
+/// Headless Chromium on `url` with `extra` flags, in its own process group, its profile in `profile`.
+fn chromium(url: &str, extra: &[String], profile: &tempfile::TempDir) -> Child {
+    Command::new("chromium")
+        .process_group(0)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+        .args([
+            "--disable-component-update",
+            "--disable-sync",
+            "--autoplay-policy=no-user-gesture-required",
+            "--mute-audio",
+        ])
+        .args(extra)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium runs (./scripts/test installs it with apt)")
 }
 
 impl Browser {
+    pub fn open(url: &str) -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let child = chromium(url, &[], &profile);
+        Browser { child, _profile: profile }
+    }
+
     /// Renders `url` for a few seconds of page time (its scripts run, its data loads) and writes a
     /// PNG of `width`x`height` to `path`.
     pub fn screenshot(url: &str, path: &std::path::Path, (width, height): (u32, u32)) {
         let profile = tempfile::tempdir().unwrap();
-        let mut child = Command::new("chromium")
-            .process_group(0)
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars"])
-            .args(["--disable-background-networking", "--disable-component-update", "--disable-sync", "--mute-audio"])
-            .args(["--autoplay-policy=no-user-gesture-required", "--virtual-time-budget=6000"])
-            .arg(format!("--window-size={width},{height}"))
-            .arg(format!("--screenshot={}", path.display()))
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg(url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromium runs (./scripts/test installs it with apt)");
+        let extra = [
+            "--hide-scrollbars".to_owned(),
+            "--virtual-time-budget=6000".to_owned(),
+            format!("--window-size={width},{height}"),
+            format!("--screenshot={}", path.display()),
+        ];
+        let mut child = chromium(url, &extra, &profile);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while child.try_wait().unwrap().is_none() {
             if std::time::Instant::now() > deadline {
