@@ -183,6 +183,9 @@ async fn access_lines_carry_what_an_incident_needs() {
         assert!(line["duration_us"].as_u64().is_some() && line["cache"].is_string(), "{line}");
     }
     assert_eq!(lines[1]["cache"], "hit");
+    // The first read the MP4's moov from storage before its headers; the hot answer read nothing.
+    assert!(lines[0]["storage_us"].as_u64().unwrap() > 0, "{}", lines[0]);
+    assert_eq!(lines[1]["storage_us"].as_u64(), Some(0), "{}", lines[1]);
     // An upstream's own request id is kept.
     let upstream = common::client::request(estuary.edge, "GET", "/nothing", &[("X-Request-Id", "alb-1-2-3")]).await;
     assert_eq!(upstream.header("x-request-id"), Some("alb-1-2-3"));

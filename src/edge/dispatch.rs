@@ -22,8 +22,9 @@ use super::{EdgeError, EdgeState, OriginLock, guard, live, shortcut, static_file
 use crate::http::forwarded::PeerAddr;
 use crate::http::raw::{AnswerBody, RawHead, Shortcut};
 use crate::packaging::url::EdgeRoute;
+use crate::storage::latency::timing_storage;
 use crate::telemetry::AccessLog;
-use crate::telemetry::access::{Client, Logged};
+use crate::telemetry::access::{Client, Logged, StorageTime};
 
 /// The edge tier's service. Cloned per connection: one `Arc`.
 #[derive(Clone)]
@@ -59,7 +60,13 @@ impl<B: Send + Sync + 'static> Service<Request<B>> for EdgeService {
             let generation = edge.state.cache.hot().generation();
             let metrics = &edge.access.metrics;
             metrics.started(edge.access.tier);
-            let response = guard::cors_headers(edge.serve(route, &request).await);
+            let response = if edge.access.log {
+                let (mut response, spent) = timing_storage(edge.serve(route, &request)).await;
+                response.extensions_mut().insert(StorageTime(spent));
+                guard::cors_headers(response)
+            } else {
+                guard::cors_headers(edge.serve(route, &request).await)
+            };
             metrics.finished(edge.access.tier);
             // Offered before the request id is added: a hot answer's head is shared by every request.
             let mut response = shortcut::offer(response, &request, &edge.state, template, generation);

@@ -8,7 +8,7 @@
 //! same function; the full path offers an answer only for such requests, 200 and whole.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::response::Response;
 use http::header::ACCEPT_ENCODING;
@@ -147,7 +147,8 @@ pub fn answer(
     state.cache.record_hot_hit();
     let bytes = if method == Method::HEAD { 0 } else { len };
     let (target, query) = raw.target.split_once('?').map_or((raw.target, None), |(p, q)| (p, Some(q)));
-    let answer = Answer { status: 200, bytes, cache: Some(CacheOutcome::Hit), error: None };
+    let answer =
+        Answer { status: 200, bytes, cache: Some(CacheOutcome::Hit), error: None, storage: Some(Duration::ZERO) };
     let kind = crate::telemetry::object_kind(target);
     if !access.log {
         access.record(&method, (route, kind), None, start, answer);

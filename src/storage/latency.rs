@@ -4,6 +4,22 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+tokio::task_local! {
+    /// Microseconds the current request has waited on storage, when the request counts them (the
+    /// access log's `storage_us`): every storage call made from the request's task adds its time.
+    static REQUEST_STORAGE_MICROS: std::cell::Cell<u64>;
+}
+
+/// Runs `request` counting the time its task spends in storage calls; gives its output and that time.
+pub async fn timing_storage<F: std::future::Future>(request: F) -> (F::Output, Duration) {
+    REQUEST_STORAGE_MICROS
+        .scope(std::cell::Cell::new(0), async {
+            let output = request.await;
+            (output, Duration::from_micros(REQUEST_STORAGE_MICROS.with(std::cell::Cell::get)))
+        })
+        .await
+}
+
 /// Bucket bounds in seconds: a local disk's page-cache hit up to an S3 read near its deadline.
 pub const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
@@ -75,6 +91,9 @@ pub struct Figures {
 
 impl Latencies {
     pub fn observe(&self, operation: Operation, elapsed: Duration) {
+        // The request this call is made for, when it counts (a load shared by coalesced requests
+        // counts for the one that made it).
+        let _ = REQUEST_STORAGE_MICROS.try_with(|spent| spent.set(spent.get() + elapsed.as_micros() as u64));
         let h = &self.ops[operation as usize];
         let secs = elapsed.as_secs_f64();
         if let Some(bucket) = BUCKETS.iter().position(|&le| secs <= le) {
@@ -110,6 +129,21 @@ impl Latencies {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_request_counts_the_storage_time_of_its_own_task() {
+        let l = Latencies::default();
+        let ((), spent) = timing_storage(async {
+            l.observe(Operation::Head, Duration::from_millis(3));
+            l.observe(Operation::GetRange, Duration::from_millis(4));
+        })
+        .await;
+        assert_eq!(spent, Duration::from_millis(7));
+        // Outside a counting request, nothing is counted for anyone.
+        l.observe(Operation::Head, Duration::from_millis(1));
+        let ((), none) = timing_storage(async {}).await;
+        assert_eq!(none, Duration::ZERO);
+    }
 
     #[test]
     fn counts_by_operation_into_cumulative_buckets() {

@@ -27,6 +27,10 @@ use crate::http::forwarded::{self, Cidr, PeerAddr};
 #[derive(Debug, Clone)]
 pub struct ErrorDetail(pub Arc<str>);
 
+/// How long a request waited on storage, put in its response's extensions by whoever counted it.
+#[derive(Debug, Clone, Copy)]
+pub struct StorageTime(pub std::time::Duration);
+
 /// The header a request id travels in, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const CLOUDFRONT_ID: &str = "x-amz-cf-id";
@@ -118,7 +122,13 @@ pub async fn record(State(ctx): State<AccessLog>, request: Request, next: Next) 
     let kind = super::metrics::object_kind(request.uri().path());
     let seen = ctx.log.then(|| Seen::of(&request));
     ctx.metrics.started(ctx.tier);
-    let mut response = next.run(request).await;
+    let mut response = if ctx.log {
+        let (mut response, spent) = crate::storage::latency::timing_storage(next.run(request)).await;
+        response.extensions_mut().insert(StorageTime(spent));
+        response
+    } else {
+        next.run(request).await
+    };
     ctx.metrics.finished(ctx.tier);
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     ctx.observe(&method, (route, kind), seen.as_ref().map(Seen::request), start, &mut response);
@@ -187,6 +197,7 @@ impl AccessLog {
             bytes,
             cache: response.extensions().get::<CacheOutcome>().copied(),
             error: response.extensions().get::<ErrorDetail>().map(|e| &*e.0),
+            storage: response.extensions().get::<StorageTime>().map(|t| t.0),
         };
         self.record(method, route, request.zip(id.as_deref()), start, answer);
     }
@@ -202,7 +213,8 @@ impl AccessLog {
         answer: Answer<'_>,
     ) {
         let elapsed = start.elapsed();
-        let Answer { status, bytes, cache, error } = answer;
+        let Answer { status, bytes, cache, error, storage } = answer;
+        let storage_us = storage.map(|s| s.as_micros() as u64);
         self.metrics.observe(self.tier, route, kind, status, elapsed.as_secs_f64(), bytes);
         let Some((Logged { path, query, client }, request_id)) = request else { return };
         let client_ip = client.peer.map(|peer| forwarded::client(peer, client.forwarded_for, &self.trusted_proxies));
@@ -221,6 +233,7 @@ impl AccessLog {
                     status,
                     bytes,
                     duration_us = elapsed.as_micros() as u64,
+                    storage_us,
                     cache,
                     error,
                     client_ip = client_ip.map(tracing::field::display),
@@ -248,6 +261,8 @@ pub struct Answer<'a> {
     pub bytes: u64,
     pub cache: Option<CacheOutcome>,
     pub error: Option<&'a str>,
+    /// Time the request waited on storage before its response headers, when counted.
+    pub storage: Option<std::time::Duration>,
 }
 
 #[cfg(test)]
