@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -16,7 +17,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A player's own keep-alive connection(s), as a real player has.
 pub struct Player {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     stats: std::sync::Arc<Stats>,
     headers: std::sync::Arc<[(http::HeaderName, http::HeaderValue)]>,
 }
@@ -34,7 +35,15 @@ impl Player {
     ) -> Player {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(4).build(connector);
+        // http:// and https:// alike; https trusts the system's roots (and `SSL_CERT_FILE`).
+        connector.enforce_http(false);
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .unwrap_or_else(|_| hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(empty_roots()))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(4).build(tls);
         Player { client, stats, headers }
     }
 
@@ -99,6 +108,16 @@ impl Player {
             }
         }
     }
+}
+
+/// A TLS configuration that trusts nothing: what a machine without root certificates gets (every
+/// https request then fails, and is counted, rather than the run not starting).
+fn empty_roots() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
 }
 
 /// Resolves a playlist or manifest URI against the URL of the document that holds it.

@@ -72,8 +72,8 @@ fn main() -> anyhow::Result<()> {
             Ok((name, value))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if let Some(bad) = urls.iter().find(|u| !u.starts_with("http://")) {
-        anyhow::bail!("{bad:?} is not an http:// URL");
+    if let Some(bad) = urls.iter().find(|u| !u.starts_with("http://") && !u.starts_with("https://")) {
+        anyhow::bail!("{bad:?} is not an http:// or https:// URL");
     }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if cli.threads > 0 {

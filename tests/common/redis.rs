@@ -37,57 +37,8 @@ impl RedisServer {
     /// A Redis that speaks only TLS, with a server certificate for 127.0.0.1 issued by a CA made
     /// here (`openssl`); returns it and the CA's PEM file, for clients to trust (`SSL_CERT_FILE`).
     pub fn start_tls(dir: &std::path::Path) -> (RedisServer, std::path::PathBuf) {
-        let openssl = |args: &[&str]| {
-            let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl is needed");
-            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=estuary test CA",
-        ]);
-        std::fs::write(dir.join("san.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "redis.key",
-            "-out",
-            "redis.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ]);
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "redis.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "redis.pem",
-            "-days",
-            "1",
-            "-extfile",
-            "san.cnf",
-        ]);
+        let issued = super::tls::issue(dir, "redis");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -101,8 +52,8 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
-            .args(["--tls-cert-file", &file("redis.pem"), "--tls-key-file", &file("redis.key")])
-            .args(["--tls-ca-cert-file", &file("ca.pem"), "--tls-auth-clients", "no"])
+            .args(["--tls-cert-file", issued.cert.to_str().unwrap(), "--tls-key-file", issued.key.to_str().unwrap()])
+            .args(["--tls-ca-cert-file", issued.ca.to_str().unwrap(), "--tls-auth-clients", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -113,7 +64,7 @@ impl RedisServer {
             assert!(Instant::now() < deadline, "redis-server did not listen on {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        (server, dir.join("ca.pem"))
+        (server, issued.ca)
     }
 
     pub fn url(&self) -> String {
