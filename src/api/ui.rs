@@ -58,7 +58,10 @@ pub async fn assets(
     if prefix.len() > 512 || prefix.split('/').any(|part| part == "..") {
         return Err(ApiError::BadRequest("prefix: at most 512 characters, no '..'".into()));
     }
-    let listed = state.storage.list(prefix).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    // A prefix may hold a whole bucket: the listing stops a little past what is shown (objects that
+    // are not assets are skipped, so it reads a few times more).
+    let (listed, more) =
+        state.storage.list_at_most(prefix, 4 * MAX_ASSETS).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let is_asset = |key: &str| {
         let lower = key.to_ascii_lowercase();
         let name = lower.rsplit('/').next().unwrap_or_default();
@@ -83,5 +86,6 @@ pub async fn assets(
             })
         })
         .collect();
-    Ok(Json(json!({ "edge_url": edge, "assets": assets, "truncated": found.len() > MAX_ASSETS })).into_response())
+    let truncated = more || found.len() > MAX_ASSETS;
+    Ok(Json(json!({ "edge_url": edge, "assets": assets, "truncated": truncated })).into_response())
 }

@@ -200,6 +200,10 @@ impl Storage for CircuitBreaker {
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
         self.call(self.inner.list(prefix)).await
     }
+
+    async fn list_at_most(&self, prefix: &str, max: usize) -> Result<(Vec<ListedObject>, bool), StorageError> {
+        self.call(self.inner.list_at_most(prefix, max)).await
+    }
 }
 
 #[cfg(test)]

@@ -156,7 +156,9 @@ fn prefix_folder(prefix: &str) -> Result<Option<StorageKey>, StorageError> {
     }
 }
 
-fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<ListedObject>) -> io::Result<()> {
+/// Adds the files below `dir` whose keys start with `prefix` to `out`, stopping once it holds more
+/// than `limit`.
+fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<ListedObject>, limit: usize) -> io::Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         // A prefix through a file ("a.mp4/x/") lists nothing; it is no storage failure.
@@ -164,6 +166,9 @@ fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<ListedObject>) -> i
         Err(e) => return Err(e),
     };
     for entry in entries {
+        if out.len() > limit {
+            return Ok(());
+        }
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
@@ -182,7 +187,7 @@ fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<ListedObject>) -> i
         if md.is_dir() {
             let dir_key = format!("{rel}/");
             if dir_key.starts_with(prefix) || prefix.starts_with(&dir_key) {
-                walk(root, &path, prefix, out)?;
+                walk(root, &path, prefix, out, limit)?;
             }
         } else if md.is_file() && rel.starts_with(prefix) {
             if let Ok(key) = StorageKey::parse(rel) {
@@ -335,6 +340,20 @@ impl Storage for LocalStorage {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
+        self.list_up_to(prefix, usize::MAX).await
+    }
+
+    async fn list_at_most(&self, prefix: &str, max: usize) -> Result<(Vec<ListedObject>, bool), StorageError> {
+        let mut listed = self.list_up_to(prefix, max).await?;
+        let more = listed.len() > max;
+        listed.truncate(max);
+        Ok((listed, more))
+    }
+}
+
+impl LocalStorage {
+    /// The files under `prefix`, sorted, the walk stopping once more than `limit` are found.
+    async fn list_up_to(&self, prefix: &str, limit: usize) -> Result<Vec<ListedObject>, StorageError> {
         if prefix.starts_with('/') || prefix.contains('\\') {
             return Err(StorageError::InvalidKey(super::KeyError::Absolute));
         }
@@ -347,7 +366,8 @@ impl Storage for LocalStorage {
                 None => root.clone(),
             };
             let mut out = Vec::new();
-            walk(&root, &start, &prefix, &mut out).map_err(|e| StorageError::Io { key: prefix.clone(), source: e })?;
+            walk(&root, &start, &prefix, &mut out, limit)
+                .map_err(|e| StorageError::Io { key: prefix.clone(), source: e })?;
             out.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(out)
         })
@@ -362,6 +382,20 @@ mod tests {
 
     fn key(s: &str) -> StorageKey {
         StorageKey::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_bounded_listing_stops_walking() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = LocalStorage::new(dir.path()).unwrap();
+        for i in 0..20 {
+            st.put(&key(&format!("many/{}/f{i}.mp4", i % 4)), Bytes::from_static(b"x")).await.unwrap();
+        }
+        let (some, more) = st.list_at_most("many/", 5).await.unwrap();
+        assert_eq!((some.len(), more), (5, true));
+        let (all, more) = st.list_at_most("many/", 20).await.unwrap();
+        assert_eq!((all.len(), more), (20, false));
+        assert_eq!(all, st.list("many/").await.unwrap());
     }
 
     #[tokio::test]

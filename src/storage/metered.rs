@@ -214,6 +214,14 @@ impl Storage for MeteredStorage {
         self.counters.timed(Operation::List, start, &result);
         result
     }
+
+    async fn list_at_most(&self, prefix: &str, max: usize) -> Result<(Vec<ListedObject>, bool), StorageError> {
+        self.counters.lists.fetch_add(1, Ordering::Relaxed);
+        let start = Instant::now();
+        let result = self.inner.list_at_most(prefix, max).await;
+        self.counters.timed(Operation::List, start, &result);
+        result
+    }
 }
 
 /// A backend's [`super::ChunkReader`], counted.

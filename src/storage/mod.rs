@@ -170,6 +170,15 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Every object whose key starts with `prefix` (a plain string prefix, as in S3), sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError>;
+
+    /// [`Storage::list`] for a prefix an operator typed, which may hold a whole bucket: at most `max`
+    /// objects (and whether there were more). Backends stop reading past `max`; this default lists all.
+    async fn list_at_most(&self, prefix: &str, max: usize) -> Result<(Vec<ListedObject>, bool), StorageError> {
+        let mut all = self.list(prefix).await?;
+        let more = all.len() > max;
+        all.truncate(max);
+        Ok((all, more))
+    }
 }
 
 #[cfg(test)]

@@ -227,6 +227,21 @@ impl Storage for S3Storage {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
+        self.list_up_to(prefix, usize::MAX).await
+    }
+
+    async fn list_at_most(&self, prefix: &str, max: usize) -> Result<(Vec<ListedObject>, bool), StorageError> {
+        // S3 lists in key order: the first `max` are the first pages'.
+        let mut listed = self.list_up_to(prefix, max).await?;
+        let more = listed.len() > max;
+        listed.truncate(max);
+        Ok((listed, more))
+    }
+}
+
+impl S3Storage {
+    /// The objects under `prefix`, page by page, stopping once more than `limit` are in.
+    async fn list_up_to(&self, prefix: &str, limit: usize) -> Result<Vec<ListedObject>, StorageError> {
         let full = format!("{}{prefix}", self.prefix);
         let mut out = Vec::new();
         let mut token: Option<String> = None;
@@ -244,6 +259,9 @@ impl Storage for S3Storage {
                     size: object.size().unwrap_or(0).max(0) as u64,
                     modified: to_system_time(object.last_modified()),
                 });
+            }
+            if out.len() > limit {
+                break;
             }
             match page.next_continuation_token() {
                 Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
