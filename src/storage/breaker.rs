@@ -201,8 +201,8 @@ impl Storage for CircuitBreaker {
         self.call(self.inner.list(prefix)).await
     }
 
-    async fn list_at_most(&self, prefix: &str, max: usize) -> Result<(Vec<ListedObject>, bool), StorageError> {
-        self.call(self.inner.list_at_most(prefix, max)).await
+    async fn list_past(&self, prefix: &str, limit: usize) -> Result<Vec<ListedObject>, StorageError> {
+        self.call(self.inner.list_past(prefix, limit)).await
     }
 }
 

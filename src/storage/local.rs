@@ -340,20 +340,11 @@ impl Storage for LocalStorage {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
-        self.list_up_to(prefix, usize::MAX).await
+        self.list_past(prefix, usize::MAX).await
     }
 
-    async fn list_at_most(&self, prefix: &str, max: usize) -> Result<(Vec<ListedObject>, bool), StorageError> {
-        let mut listed = self.list_up_to(prefix, max).await?;
-        let more = listed.len() > max;
-        listed.truncate(max);
-        Ok((listed, more))
-    }
-}
-
-impl LocalStorage {
     /// The files under `prefix`, sorted, the walk stopping once more than `limit` are found.
-    async fn list_up_to(&self, prefix: &str, limit: usize) -> Result<Vec<ListedObject>, StorageError> {
+    async fn list_past(&self, prefix: &str, limit: usize) -> Result<Vec<ListedObject>, StorageError> {
         if prefix.starts_with('/') || prefix.contains('\\') {
             return Err(StorageError::InvalidKey(super::KeyError::Absolute));
         }

@@ -215,10 +215,10 @@ impl Storage for MeteredStorage {
         result
     }
 
-    async fn list_at_most(&self, prefix: &str, max: usize) -> Result<(Vec<ListedObject>, bool), StorageError> {
+    async fn list_past(&self, prefix: &str, limit: usize) -> Result<Vec<ListedObject>, StorageError> {
         self.counters.lists.fetch_add(1, Ordering::Relaxed);
         let start = Instant::now();
-        let result = self.inner.list_at_most(prefix, max).await;
+        let result = self.inner.list_past(prefix, limit).await;
         self.counters.timed(Operation::List, start, &result);
         result
     }

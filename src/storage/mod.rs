@@ -172,12 +172,18 @@ pub trait Storage: Send + Sync + 'static {
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError>;
 
     /// [`Storage::list`] for a prefix an operator typed, which may hold a whole bucket: at most `max`
-    /// objects (and whether there were more). Backends stop reading past `max`; this default lists all.
+    /// objects (and whether there were more).
     async fn list_at_most(&self, prefix: &str, max: usize) -> Result<(Vec<ListedObject>, bool), StorageError> {
-        let mut all = self.list(prefix).await?;
-        let more = all.len() > max;
-        all.truncate(max);
-        Ok((all, more))
+        let mut listed = self.list_past(prefix, max).await?;
+        let more = listed.len() > max;
+        listed.truncate(max);
+        Ok((listed, more))
+    }
+
+    /// The objects under `prefix`, sorted; a backend may stop reading once it has more than `limit`
+    /// (local storage and S3 do). This default lists them all.
+    async fn list_past(&self, prefix: &str, _limit: usize) -> Result<Vec<ListedObject>, StorageError> {
+        self.list(prefix).await
     }
 }
 

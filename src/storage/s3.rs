@@ -227,21 +227,12 @@ impl Storage for S3Storage {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
-        self.list_up_to(prefix, usize::MAX).await
+        self.list_past(prefix, usize::MAX).await
     }
 
-    async fn list_at_most(&self, prefix: &str, max: usize) -> Result<(Vec<ListedObject>, bool), StorageError> {
-        // S3 lists in key order: the first `max` are the first pages'.
-        let mut listed = self.list_up_to(prefix, max).await?;
-        let more = listed.len() > max;
-        listed.truncate(max);
-        Ok((listed, more))
-    }
-}
-
-impl S3Storage {
-    /// The objects under `prefix`, page by page, stopping once more than `limit` are in.
-    async fn list_up_to(&self, prefix: &str, limit: usize) -> Result<Vec<ListedObject>, StorageError> {
+    /// The objects under `prefix`, page by page (S3 lists in key order), stopping once more than
+    /// `limit` are in.
+    async fn list_past(&self, prefix: &str, limit: usize) -> Result<Vec<ListedObject>, StorageError> {
         let full = format!("{}{prefix}", self.prefix);
         let mut out = Vec::new();
         let mut token: Option<String> = None;
