@@ -10,15 +10,16 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::segment::SampleBytes;
 use super::{Asset, VodError};
+use crate::packaging::fmp4::STYP_LEN;
 use crate::packaging::fmp4::{self, FragmentSamples, SampleFlags};
 use crate::packaging::manifest::{ByteRange, IFrameMap, IFramePlaylist, ObjectUri};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::Rendition;
-use crate::packaging::reads::{self, ReadPolicy};
+use crate::packaging::reads::ReadPolicy;
 use crate::packaging::url::{FIRST_SEGMENT_NUMBER, VodPath};
 use crate::packaging::vod_manifests::TrickPlay;
-use crate::packaging::{PackagingError, fmp4::STYP_LEN};
 use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageError};
 
@@ -74,16 +75,13 @@ pub async fn build(
     let s = &track.samples;
     let offsets: Vec<u64> = frames.iter().map(|f| s.offsets[f.sample]).collect();
     let sizes: Vec<u32> = frames.iter().map(|f| s.sizes[f.sample]).collect();
-    let reads = reads::coalesce(&offsets, &sizes, policy);
-    let buffers = storage.get_ranges(&source.key, &reads).await?;
+    let bytes = SampleBytes::read(storage, &source.key, (&offsets, &sizes), policy).await?;
     let len: usize = frames.iter().zip(&sizes).map(|(f, &size)| f.header.len() + size as usize).sum();
     let charge = budget.charge(len as u64).await.map_err(StorageError::from)?;
     let mut body = BytesMut::with_capacity(len);
     for (f, (&offset, &size)) in frames.iter().zip(offsets.iter().zip(&sizes)) {
-        let bytes = reads::slice_of(&reads, &buffers, offset, u64::from(size))
-            .ok_or_else(|| PackagingError::Truncated(format!("{} changed while it was being read", source.key)))?;
         body.put_slice(&f.header);
-        body.put_slice(bytes);
+        body.put_slice(bytes.get(offset, size)?);
     }
     Ok(charge.attach(body.freeze()))
 }

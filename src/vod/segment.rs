@@ -114,6 +114,35 @@ pub async fn build(storage: &dyn Storage, budget: &Arc<ByteBudget>, plan: &Segme
     Ok(charge.attach(body.freeze()))
 }
 
+/// Samples of one source file, read in coalesced ranges ([`reads::coalesce`]) and found again by their
+/// offset and size: what every builder that copies samples (TS segments, keyframe fragments, subtitle
+/// tracks) reads through.
+pub struct SampleBytes<'k> {
+    key: &'k StorageKey,
+    reads: Vec<Range<u64>>,
+    buffers: Vec<Bytes>,
+}
+
+impl<'k> SampleBytes<'k> {
+    pub async fn read(
+        storage: &dyn Storage,
+        key: &'k StorageKey,
+        (offsets, sizes): (&[u64], &[u32]),
+        policy: reads::ReadPolicy,
+    ) -> Result<SampleBytes<'k>, VodError> {
+        let reads = reads::coalesce(offsets, sizes, policy);
+        let buffers = storage.get_ranges(key, &reads).await?;
+        Ok(SampleBytes { key, reads, buffers })
+    }
+
+    /// The bytes of the sample at `offset`; a short read (the file changed meanwhile) is an error.
+    pub fn get(&self, offset: u64, size: u32) -> Result<&[u8], VodError> {
+        reads::slice_of(&self.reads, &self.buffers, offset, u64::from(size)).ok_or_else(|| {
+            VodError::Packaging(PackagingError::Truncated(format!("{} changed while it was being read", self.key)))
+        })
+    }
+}
+
 /// How much of the source one step of a stream reads: small on a local disk (a response holds one
 /// chunk), larger where each read is a request (S3).
 fn stream_chunk(storage: &dyn Storage) -> u64 {

@@ -2,11 +2,12 @@
 //! samples of MP4 subtitle tracks read in a few coalesced ranges, both decoded into the one cue model.
 
 use super::asset_set::SetEntry;
+use super::segment::SampleBytes;
 use super::{Source, VodError};
 use crate::packaging::PackagingError;
 use crate::packaging::mp4::TextTrack;
 use crate::packaging::presentation::bcp47;
-use crate::packaging::reads::{self, ReadPolicy};
+use crate::packaging::reads::ReadPolicy;
 use crate::packaging::subtitles::{MAX_CUES, SubtitleRendition, Subtitles, mp4text, webvtt};
 use crate::storage::{Storage, StorageKey};
 
@@ -78,17 +79,14 @@ async fn track_subtitles(
     if s.bytes_in(0..s.len()) > MAX_TRACK_BYTES {
         return Err(too_large(format!("more than {MAX_TRACK_BYTES} bytes of samples")));
     }
-    let ranges = reads::coalesce(&s.offsets, &s.sizes, ReadPolicy { max_gap: TRACK_READ_GAP, max_reads: usize::MAX });
-    let buffers = storage.get_ranges(key, &ranges).await?;
+    let policy = ReadPolicy { max_gap: TRACK_READ_GAP, max_reads: usize::MAX };
+    let bytes = SampleBytes::read(storage, key, (&s.offsets, &s.sizes), policy).await?;
     // Presentation time in track ticks is `dts + cts - media_time`, after `delay` of the movie.
     let delay_ms = track.edit.delay.saturating_mul(1000) / u64::from(movie_timescale.max(1));
     let ms = |ticks: i128| delay_ms + (ticks.max(0) as u64).saturating_mul(1000) / u64::from(track.timescale);
     let mut cues = Vec::new();
     for i in 0..s.len() {
-        let (offset, size) = (s.offsets[i], u64::from(s.sizes[i]));
-        let sample = reads::slice_of(&ranges, &buffers, offset, size).ok_or_else(|| {
-            VodError::Packaging(PackagingError::Truncated(format!("subtitle track {} changed while read", track.id)))
-        })?;
+        let sample = bytes.get(s.offsets[i], s.sizes[i])?;
         let start = i128::from(s.dts[i]) + i128::from(s.cts_offset(i)) - i128::from(track.edit.media_time);
         let end = start + i128::from(s.durations[i]);
         let decoded = mp4text::decode_sample(&track.format, sample, ms(start), ms(end))

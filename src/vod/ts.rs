@@ -7,17 +7,18 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::segment::SampleBytes;
 use super::{Asset, VodError};
 use crate::packaging::manifest::{ByteRange, IFrameMap, IFramePlaylist, ObjectUri};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Rendition, RenditionId};
-use crate::packaging::reads::{self, ReadPolicy};
+use crate::packaging::reads::ReadPolicy;
 use crate::packaging::ts::PACKET;
 use crate::packaging::ts::es::Elementary;
 use crate::packaging::ts::mux::{AUDIO_PID, VIDEO_PID};
 use crate::packaging::ts::segment::{self, Timeline, TrackIn};
 use crate::packaging::url::{FIRST_SEGMENT_NUMBER, VodPath};
-use crate::packaging::{PackagingError, vod_manifests};
+use crate::packaging::vod_manifests;
 use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageError};
 
@@ -82,27 +83,16 @@ pub async fn build(
     let counters = counters.get(index).ok_or(VodError::NotFound)?;
     let mut reads_of = Vec::with_capacity(members.len());
     for m in &members {
-        let Some(range) = samples_of(m, index, count) else {
-            reads_of.push(None);
-            continue;
-        };
+        let Some(range) = samples_of(m, index, count) else { continue };
         let (source, track) = asset.track(m.rendition);
         let s = &track.samples;
-        let reads = reads::coalesce(&s.offsets[range.clone()], &s.sizes[range.clone()], policy);
-        let buffers = storage.get_ranges(&source.key, &reads).await?;
-        reads_of.push(Some((range, reads, buffers)));
+        let samples = (&s.offsets[range.clone()], &s.sizes[range.clone()]);
+        reads_of.push((m, range, SampleBytes::read(storage, &source.key, samples, policy).await?));
     }
     let mut tracks = Vec::with_capacity(members.len());
-    for (m, read) in members.iter().zip(&reads_of) {
-        let Some((range, reads, buffers)) = read else { continue };
-        let (source, track) = asset.track(m.rendition);
-        let s = &track.samples;
-        let mut data = Vec::with_capacity(range.len());
-        for i in range.clone() {
-            let bytes = reads::slice_of(reads, buffers, s.offsets[i], u64::from(s.sizes[i]))
-                .ok_or_else(|| PackagingError::Truncated(format!("{} changed while it was being read", source.key)))?;
-            data.push(bytes);
-        }
+    for (m, range, bytes) in &reads_of {
+        let s = &asset.track(m.rendition).1.samples;
+        let data = range.clone().map(|i| bytes.get(s.offsets[i], s.sizes[i])).collect::<Result<Vec<_>, _>>()?;
         tracks.push(m.track(asset, range.clone(), data));
     }
     let body = segment::mux(&tracks, index, counters)?;
