@@ -21,8 +21,6 @@ const DASH_JS: &[u8] = include_bytes!("ui/dash.all.min.js");
 
 /// Assets listed at most per answer.
 const MAX_ASSETS: usize = 500;
-/// What a VOD asset's key ends with.
-const ASSET_EXTENSIONS: [&str; 5] = [".mp4", ".m4v", ".mov", ".m4a", ".json"];
 
 /// `GET /ui`: the page.
 pub async fn page() -> Response {
@@ -63,10 +61,9 @@ pub async fn assets(
     let (listed, more) =
         state.storage.list_at_most(prefix, 4 * MAX_ASSETS).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let is_asset = |key: &str| {
-        let lower = key.to_ascii_lowercase();
-        let name = lower.rsplit('/').next().unwrap_or_default();
+        let name = key.rsplit('/').next().unwrap_or_default();
         // Not estuary's own records, live segments, or the init segments of pre-packaged folders.
-        ASSET_EXTENSIONS.iter().any(|ext| name.ends_with(ext))
+        url::is_asset_name(name)
             && !name.starts_with("init")
             && !key.starts_with(".estuary")
             && !key.starts_with("live/")

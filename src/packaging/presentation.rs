@@ -166,9 +166,20 @@ impl Presentation {
     /// Where subtitle segments begin and end, in milliseconds of the presentation: the segment
     /// bounds of the first video rendition (else the first audio one), one more than segments.
     pub fn subtitle_bounds_ms(&self) -> Vec<u64> {
-        let Some(r) = self.video.first().or(self.audio.first()) else { return vec![0, 1] };
-        let (t0, scale) = (r.times[0], u64::from(r.timescale));
-        r.times.iter().map(|&t| (t - t0).saturating_mul(1000) / scale).collect()
+        self.subtitle_reference().map_or(vec![0, 1], |r| {
+            let (t0, scale) = (r.times[0], u64::from(r.timescale));
+            r.times.iter().map(|&t| (t - t0).saturating_mul(1000) / scale).collect()
+        })
+    }
+
+    /// How many segments each subtitle track has (those of [`Presentation::subtitle_bounds_ms`]).
+    pub fn subtitle_segment_count(&self) -> usize {
+        self.subtitle_reference().map_or(1, Rendition::segment_count)
+    }
+
+    /// The rendition whose segment plan subtitles follow: the first video one, else the first audio.
+    fn subtitle_reference(&self) -> Option<&Rendition> {
+        self.video.first().or(self.audio.first())
     }
 }
 

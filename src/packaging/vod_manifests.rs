@@ -304,7 +304,7 @@ pub fn render_ts_media_playlist(p: &Presentation, r: &Rendition) -> String {
 
 /// A subtitle playlist, rendered.
 pub fn render_subtitle_playlist(p: &Presentation, index: u16, container: Container) -> String {
-    let mut out = String::with_capacity(256 + 32 * p.subtitle_bounds_ms().len());
+    let mut out = String::with_capacity(256 + 32 * p.subtitle_segment_count());
     manifest::hls::write_media_playlist(&mut out, &subtitle_playlist(p, index, container));
     out
 }

@@ -135,26 +135,33 @@ pub async fn record(State(ctx): State<AccessLog>, request: Request, next: Next) 
     response
 }
 
-/// What the log line keeps of a request that is handed on (owned: the request moves).
+/// What the log line keeps of a request that is handed on (owned: the request moves): its path,
+/// query and the four headers a line names, not the whole header map.
 struct Seen {
     path: String,
     query: Option<String>,
-    headers: HeaderMap,
     peer: Option<IpAddr>,
+    /// Forwarded-for, user agent, CloudFront id, request id.
+    headers: [Option<String>; 4],
 }
 
 impl Seen {
     fn of(request: &Request) -> Seen {
+        let peer = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+        let c = Client::of(request.headers(), peer);
+        let own = |v: Option<&str>| v.map(str::to_owned);
         Seen {
             path: request.uri().path().to_owned(),
             query: request.uri().query().map(str::to_owned),
-            headers: request.headers().clone(),
-            peer: request.extensions().get::<PeerAddr>().map(|p| p.0.ip()),
+            peer,
+            headers: [own(c.forwarded_for), own(c.user_agent), own(c.cloudfront_id), own(c.request_id)],
         }
     }
 
     fn request(&self) -> Logged<'_> {
-        Logged { path: &self.path, query: self.query.as_deref(), client: Client::of(&self.headers, self.peer) }
+        let [forwarded_for, user_agent, cloudfront_id, request_id] = self.headers.each_ref().map(Option::as_deref);
+        let client = Client { peer: self.peer, forwarded_for, user_agent, cloudfront_id, request_id };
+        Logged { path: &self.path, query: self.query.as_deref(), client }
     }
 }
 

@@ -31,7 +31,7 @@ pub fn check(object: VodPath, p: &Presentation) -> Result<(), VodError> {
             p.subtitle(i).is_some()
                 && has_container(p, c)
                 && (n as usize) >= FIRST_SEGMENT_NUMBER
-                && (n as usize) < FIRST_SEGMENT_NUMBER + p.subtitle_bounds_ms().len() - 1
+                && (n as usize) < FIRST_SEGMENT_NUMBER + p.subtitle_segment_count()
         }
         VodPath::SubtitleFile(i) => p.subtitle(i).is_some(),
         VodPath::IFrames(r) => r.kind == TrackKind::Video && p.rendition(r).is_some(),

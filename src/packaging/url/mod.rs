@@ -10,7 +10,7 @@ use std::fmt::{self, Write};
 use serde::{Deserialize, Serialize};
 
 pub use live::{LivePath, LiveQuery, WindowRequest, parse_time};
-pub use vod::VodPath;
+pub use vod::{VodPath, is_asset_name};
 
 use crate::packaging::manifest::text::{push_u64, write_u64};
 use crate::packaging::presentation::RenditionId;

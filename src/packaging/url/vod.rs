@@ -10,6 +10,14 @@ use crate::packaging::presentation::RenditionId;
 /// File extensions that end a VOD asset key: an MP4 source or an asset-set JSON.
 const ASSET_EXTENSIONS: &[&str] = &[".mp4", ".m4v", ".m4a", ".mov", ".json"];
 
+/// Whether a file name (the last part of a storage key) names a VOD asset: an MP4 source or an
+/// asset-set JSON, by its extension, in any case.
+pub fn is_asset_name(name: &str) -> bool {
+    ASSET_EXTENSIONS.iter().any(|ext| {
+        name.len() > ext.len() && name.get(name.len() - ext.len()..).is_some_and(|tail| tail.eq_ignore_ascii_case(ext))
+    })
+}
+
 /// One object of a VOD asset, as named after the asset key in `/vod/{asset}/{object}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VodPath {
@@ -200,11 +208,7 @@ impl VodPath {
         let mut end = 0;
         for segment in path.split('/') {
             end += segment.len();
-            let is_asset = ASSET_EXTENSIONS.iter().any(|ext| {
-                segment.len() > ext.len()
-                    && segment.get(segment.len() - ext.len()..).is_some_and(|tail| tail.eq_ignore_ascii_case(ext))
-            });
-            if is_asset {
+            if is_asset_name(segment) {
                 return Some((&path[..end], VodPath::parse(path.get(end + 1..)?)?));
             }
             end += 1;
