@@ -73,15 +73,19 @@ impl<'a> Client<'a> {
     pub fn of_raw(headers: &'a [httparse::Header<'a>], peer: Option<IpAddr>) -> Client<'a> {
         let mut client = Client { peer, ..Client::default() };
         for h in headers {
-            let value = std::str::from_utf8(h.value).ok();
-            let slot = match h.name.to_ascii_lowercase().as_str() {
-                FORWARDED_FOR => &mut client.forwarded_for,
-                "user-agent" => &mut client.user_agent,
-                CLOUDFRONT_ID => &mut client.cloudfront_id,
-                "x-request-id" => &mut client.request_id,
-                _ => continue,
+            let is = |name: &str| h.name.eq_ignore_ascii_case(name);
+            let slot = if is(FORWARDED_FOR) {
+                &mut client.forwarded_for
+            } else if is(USER_AGENT.as_str()) {
+                &mut client.user_agent
+            } else if is(CLOUDFRONT_ID) {
+                &mut client.cloudfront_id
+            } else if is(REQUEST_ID.as_str()) {
+                &mut client.request_id
+            } else {
+                continue;
             };
-            *slot = slot.or(value);
+            *slot = slot.or(std::str::from_utf8(h.value).ok());
         }
         client
     }
