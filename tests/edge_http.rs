@@ -243,7 +243,7 @@ async fn oversized_headers_get_431_and_slow_headers_are_cut_off() {
 #[tokio::test]
 async fn api_probes_metrics_and_token() {
     let mut config = test_config();
-    config.api.token = "op-token".into();
+    config.api.token = "op-token-0123456789".into();
     let s = TestServer::start(config).await;
     assert_eq!(get(s.api, "/healthz").await.status, 200);
     assert_eq!(get(s.api, "/readyz").await.status, 200);
@@ -271,7 +271,7 @@ async fn api_probes_metrics_and_token() {
     assert_eq!(get(s.api, "/api/v1/stats").await.status, 401);
     let wrong = request(s.api, "GET", "/api/v1/stats", &[("Authorization", "Bearer nope")]).await;
     assert_eq!(wrong.status, 403);
-    let stats = request(s.api, "GET", "/api/v1/stats", &[("Authorization", "Bearer op-token")]).await;
+    let stats = request(s.api, "GET", "/api/v1/stats", &[("Authorization", "Bearer op-token-0123456789")]).await;
     assert_eq!(stats.status, 200);
     let json: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
     assert_eq!(json["cache"]["hits"], 1);
@@ -293,7 +293,7 @@ async fn api_probes_metrics_and_token() {
         s.api,
         "POST",
         "/api/v1/cache/purge",
-        &[("Authorization", "Bearer op-token"), ("Content-Type", "application/json")],
+        &[("Authorization", "Bearer op-token-0123456789"), ("Content-Type", "application/json")],
         b"{}",
     )
     .await;

@@ -1,9 +1,11 @@
-//! Who may use the operator API: the `Host` check (DNS rebinding) and the bearer token.
+//! Who may use the operator API: the `Host` check (DNS rebinding), the cross-site check (a web page
+//! driving the API through the operator's browser) and the bearer token.
 
 use std::net::IpAddr;
 
 use axum::extract::{Request, State};
-use http::header::{AUTHORIZATION, HOST};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
+use http::{HeaderMap, Method};
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, ApiState};
@@ -38,6 +40,45 @@ pub async fn require_known_host(State(state): State<ApiState>, request: Request)
     if known { Ok(request) } else { Err(ApiError::MisdirectedHost) }
 }
 
+/// Refuses what a page of another site could make the operator's browser send. The API has no
+/// CORS, so such a page cannot read an answer, but a "simple" request (a form POST, or a `fetch` in
+/// `no-cors` mode) is still sent, and on loopback with no token it would act. So:
+/// - a browser's own word that the call is not same-origin (`Sec-Fetch-Site` other than
+///   `same-origin` or `none`), or an `Origin` that is not the API's own, is 403 on every call;
+/// - a state-changing call whose body is one a form can send (`application/x-www-form-urlencoded`,
+///   `multipart/form-data`, `text/plain`) is 415, for browsers that send neither header.
+///
+/// Tools (curl, scripts, the operator's own `/ui`, Kubernetes) send none of these, or same-origin.
+pub async fn refuse_cross_site(request: Request) -> Result<Request, ApiError> {
+    cross_site_verdict(request.method(), request.headers())?;
+    Ok(request)
+}
+
+fn cross_site_verdict(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    for site in headers.get_all("sec-fetch-site") {
+        let site = site.to_str().unwrap_or("?").trim().to_ascii_lowercase();
+        if site != "same-origin" && site != "none" {
+            return Err(ApiError::CrossSite(format!("Sec-Fetch-Site: {site}")));
+        }
+    }
+    for origin in headers.get_all(ORIGIN) {
+        let origin = origin.to_str().unwrap_or("?").trim();
+        let host = origin.split_once("://").map(|(_, authority)| authority);
+        let same = host.is_some_and(|h| headers.get_all(HOST).iter().all(|own| own.as_bytes().eq_ignore_ascii_case(h.as_bytes())));
+        if !same {
+            return Err(ApiError::CrossSite(format!("Origin {origin} is not this API")));
+        }
+    }
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe && let Some(kind) = headers.get(CONTENT_TYPE) {
+        let kind = kind.to_str().unwrap_or("?").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if matches!(kind.as_str(), "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain") {
+            return Err(ApiError::NotJson(kind));
+        }
+    }
+    Ok(())
+}
+
 /// IP literals (no name to rebind), `localhost` and its subdomains, and the configured names, each
 /// with or without a port.
 pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
@@ -59,7 +100,43 @@ pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::host_allowed;
+    use super::{cross_site_verdict, host_allowed};
+    use http::{HeaderMap, HeaderValue, Method};
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, HeaderValue::from_static(value));
+        }
+        h
+    }
+
+    #[test]
+    fn a_page_of_another_site_cannot_act_through_the_browser() {
+        let host = ("host", "127.0.0.1:9090");
+        for ok in [
+            vec![host],
+            vec![host, ("sec-fetch-site", "same-origin"), ("origin", "http://127.0.0.1:9090")],
+            vec![host, ("sec-fetch-site", "none")],
+            vec![host, ("content-type", "application/json")],
+        ] {
+            assert!(cross_site_verdict(&Method::POST, &headers(&ok)).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            vec![host, ("sec-fetch-site", "cross-site")],
+            vec![host, ("sec-fetch-site", "same-site")],
+            vec![host, ("origin", "http://evil.example")],
+            vec![host, ("origin", "null")],
+            vec![host, ("origin", "http://127.0.0.1:8080")],
+            vec![host, ("content-type", "application/x-www-form-urlencoded")],
+            vec![host, ("content-type", "text/plain;charset=UTF-8")],
+            vec![host, ("content-type", "Multipart/Form-Data; boundary=x")],
+        ] {
+            assert!(cross_site_verdict(&Method::POST, &headers(&bad)).is_err(), "{bad:?}");
+        }
+        let form = headers(&[host, ("content-type", "text/plain")]);
+        assert!(cross_site_verdict(&Method::GET, &form).is_ok(), "a read changes nothing");
+    }
 
     #[test]
     fn only_addresses_localhost_and_configured_names() {

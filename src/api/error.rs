@@ -19,6 +19,12 @@ pub enum ApiError {
     Forbidden,
     #[error("this Host is not one the API answers to (add it to api.allowed_hosts)")]
     MisdirectedHost,
+    /// A browser says the call comes from a page of another site (`Sec-Fetch-Site`, `Origin`).
+    #[error("cross-site calls are refused: {0}")]
+    CrossSite(String),
+    /// A state-changing call with a body a web form could send: calls take JSON or no body.
+    #[error("a {0} body is refused: send application/json or no body")]
+    NotJson(String),
     #[error("{0}")]
     Conflict(String),
     #[error("internal error: {0}")]
@@ -34,7 +40,8 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden | ApiError::MisdirectedHost => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::MisdirectedHost | ApiError::CrossSite(_) => StatusCode::FORBIDDEN,
+            ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -74,7 +74,8 @@ pub fn api_router(state: ApiState, access_log: AccessLog) -> Router {
         .route("/channels/{id}/rotate-key", post(channels::rotate_key))
         .route("/assets", get(ui::assets))
         .route_layer(map_request_with_state(state.clone(), auth::require_token))
-        .route_layer(map_request_with_state(state.clone(), auth::require_known_host));
+        .route_layer(map_request_with_state(state.clone(), auth::require_known_host))
+        .route_layer(axum::middleware::map_request(auth::refuse_cross_site));
     Router::new()
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))

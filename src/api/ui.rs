@@ -6,37 +6,62 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderName, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
+};
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ApiState};
 use crate::packaging::url::{self, VodPath};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 
 const PAGE: &str = include_str!("ui/index.html");
+const APP_JS: &str = include_str!("ui/app.js");
+const APP_CSS: &str = include_str!("ui/app.css");
 const HLS_JS: &[u8] = include_bytes!("ui/hls.min.js");
 const DASH_JS: &[u8] = include_bytes!("ui/dash.all.min.js");
+
+/// The page runs only its own scripts and styles (no inline code, nothing from elsewhere), may not
+/// be framed, and reaches out only to fetch and play streams (the edge may be another origin) and
+/// to post the browser test's report.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self' http: https:; media-src 'self' blob: http: https:; worker-src 'self' blob:; \
+                   base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// Assets listed at most per answer.
 const MAX_ASSETS: usize = 500;
 
-/// `GET /ui`: the page.
-pub async fn page() -> Response {
-    let headers = [(CONTENT_TYPE, "text/html; charset=utf-8"), (CACHE_CONTROL, "no-cache")];
-    (StatusCode::OK, headers, PAGE).into_response()
+/// The headers every answer of the page's carries.
+fn page_headers(content_type: &'static str, cache: &'static str) -> [(HeaderName, &'static str); 6] {
+    [
+        (CONTENT_TYPE, content_type),
+        (CACHE_CONTROL, cache),
+        (CONTENT_SECURITY_POLICY, CSP),
+        (X_FRAME_OPTIONS, "DENY"),
+        (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (REFERRER_POLICY, "no-referrer"),
+    ]
 }
 
-/// `GET /ui/{script}`: the players (pinned versions, bundled into the binary).
+/// `GET /ui`: the page.
+pub async fn page() -> Response {
+    (StatusCode::OK, page_headers("text/html; charset=utf-8", "no-cache"), PAGE).into_response()
+}
+
+/// `GET /ui/{file}`: the page's script and style, and the players (pinned versions, bundled into the
+/// binary).
 pub async fn script(Path(name): Path<String>) -> Response {
-    let body = match name.as_str() {
-        "hls.min.js" => HLS_JS,
-        "dash.all.min.js" => DASH_JS,
+    let (body, kind, cache): (&[u8], _, _) = match name.as_str() {
+        "app.js" => (APP_JS.as_bytes(), "text/javascript; charset=utf-8", "no-cache"),
+        "app.css" => (APP_CSS.as_bytes(), "text/css; charset=utf-8", "no-cache"),
+        "hls.min.js" => (HLS_JS, "text/javascript; charset=utf-8", "public, max-age=86400"),
+        "dash.all.min.js" => (DASH_JS, "text/javascript; charset=utf-8", "public, max-age=86400"),
         _ => return ApiError::NotFound.into_response(),
     };
-    let headers = [(CONTENT_TYPE, "text/javascript; charset=utf-8"), (CACHE_CONTROL, "public, max-age=86400")];
-    (StatusCode::OK, headers, body).into_response()
+    (StatusCode::OK, page_headers(kind, cache), body).into_response()
 }
 
 #[derive(Deserialize)]
@@ -58,8 +83,13 @@ pub async fn assets(
     }
     // A prefix may hold a whole bucket: the listing stops a little past what is shown (objects that
     // are not assets are skipped, so it reads a few times more).
-    let (listed, more) =
-        state.storage.list_at_most(prefix, 4 * MAX_ASSETS).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let (listed, more) = state.storage.list_at_most(prefix, 4 * MAX_ASSETS).await.map_err(|e| match e {
+        // A prefix that is no key (a bad character, an empty part) is the caller's, not the backend's.
+        StorageError::InvalidKey(e) => ApiError::BadRequest(format!("prefix: {e}")),
+        e if e.is_outage() || matches!(e, StorageError::Exhausted(_)) => ApiError::Unavailable(e.to_string()),
+        // A prefix that names nothing a folder can hold lists nothing.
+        _ => ApiError::BadRequest(format!("prefix: {e}")),
+    })?;
     let is_asset = |key: &str| {
         let name = key.rsplit('/').next().unwrap_or_default();
         // Not estuary's own records, live segments, or the init segments of pre-packaged folders.

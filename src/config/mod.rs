@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// The shortest `api.token` accepted: 16 characters (a hex secret of 64 bits at the least).
+pub const MIN_API_TOKEN_CHARS: usize = 16;
+
 pub use bytesize::ByteSize;
 pub use env::ENV_PREFIX;
 pub use limits::LimitsConfig;
@@ -172,6 +175,15 @@ impl Config {
         }
         if http::HeaderValue::from_str(&format!("Bearer {}", self.api.token)).is_err() {
             return err("api.token", "contains characters not allowed in a header".into());
+        }
+        if !self.api.token.is_empty() && self.api.token.trim().chars().count() < MIN_API_TOKEN_CHARS {
+            return err(
+                "api.token",
+                format!(
+                    "is shorter than {MIN_API_TOKEN_CHARS} characters: a short token is guessed; use a long random \
+                     secret (`openssl rand -hex 32`)"
+                ),
+            );
         }
         if self.http.header_read_timeout.is_zero() {
             return err("http.header_read_timeout", "must be more than 0".into());
@@ -349,5 +361,19 @@ mod tests {
         c.storage.root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         c.log.level = "estuary=[".into();
         assert_eq!(c.validate().unwrap_err().field, "log.level");
+    }
+
+    #[test]
+    fn a_short_api_token_is_refused() {
+        let mut c = Config::default();
+        c.storage.root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        for short in ["Q", "Zq1Zq2Zq3Zq4Zq5", "  Zz-padded-Qq  "] {
+            c.api.token = short.into();
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.field, "api.token", "{short}");
+            assert!(!e.to_string().contains(short.trim()), "the token is never printed: {e}");
+        }
+        c.api.token = "0123456789abcdef".into();
+        c.validate().unwrap();
     }
 }

@@ -74,6 +74,9 @@ pub struct IngestConfig {
     /// An upload whose body sends no bytes for this long gets 408 and is dropped.
     #[serde(with = "humantime_serde")]
     pub body_timeout: Duration,
+    /// Bytes per second an upload's body must average once its first `body_timeout` is over; a body
+    /// that trickles slower gets 408 (a long-running CMAF POST too). 0 turns the check off.
+    pub min_body_rate: ByteSize,
     /// Largest init segment (`init.mp4`) and largest playlist; larger ones get 413.
     pub max_init_bytes: ByteSize,
     pub max_playlist_bytes: ByteSize,
@@ -92,6 +95,7 @@ impl Default for IngestConfig {
             max_body_bytes: ByteSize::mib(64),
             public_url: String::new(),
             body_timeout: Duration::from_secs(10),
+            min_body_rate: ByteSize(1024),
             max_init_bytes: ByteSize::mib(1),
             max_playlist_bytes: ByteSize::mib(1),
             max_channel_bytes: ByteSize::mib(512),

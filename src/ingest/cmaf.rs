@@ -12,13 +12,14 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use http_body_util::BodyExt;
 
+use super::receipt::Receipt;
 use super::{IngestError, IngestState, apply};
 use crate::live::ChannelHandle;
 use crate::live::channel::OpenUpload;
 use crate::live::cmaf_ingest::{TrackEvent, TrackIngest, segment_name};
 use crate::live::upload::UploadError;
+use crate::packaging::fmp4::chunks::ChunkError;
 
 /// The track named by a `Streams({name})` path (its last component); `None` for other paths, 400
 /// for a `Streams(` path whose name is not a plain name.
@@ -40,35 +41,28 @@ pub async fn track(
     body: Body,
 ) -> Result<Response, IngestError> {
     let target = handle.snapshot().settings.target_duration.as_secs_f64();
+    let limits = &state.limits;
     let mut session = Session {
         handle,
         state,
         dir: format!("cmaf/{name}"),
-        track: TrackIngest::new(target, state.limits.max_body_bytes),
+        track: TrackIngest::new(target, limits.max_init_bytes, limits.max_body_bytes),
         open: None,
     };
-    let full = |e: crate::storage::budget::OverBudget| IngestError::Full(e.to_string());
-    // What the track holds (its header until complete, then its open segment) is charged here.
-    let mut held = state.budget.nothing();
+    // What the track holds (its header until complete, then its open segment) is charged here, to
+    // the ingest total and to the channel's share.
+    let mut receipt = Receipt::new(&state.budget, handle.receiving(), limits.pace());
     let mut body = body;
-    loop {
-        let frame = match tokio::time::timeout(state.limits.body_timeout, body.frame()).await {
-            Err(_) => return Err(IngestError::Stalled(state.limits.body_timeout)),
-            Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(IngestError::Body(e.to_string())),
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let Ok(data) = frame.into_data() else { continue };
-        let events = session.track.push(&data).map_err(invalid)?;
+    while let Some(data) = receipt.next(&mut body).await? {
+        let events = session.track.push(&data).map_err(|e| match e {
+            ChunkError::TooLarge { limit, .. } => IngestError::TooLarge(limit),
+            e => invalid(e),
+        })?;
+        receipt.hold(session.track.held())?;
         for event in events {
             session.take(event).await?;
         }
-        let now = session.track.held();
-        if now > held.bytes() {
-            held.grow(now - held.bytes()).map_err(full)?;
-        } else {
-            held.shrink_to(now);
-        }
+        receipt.hold(session.track.held())?;
     }
     if let Some(last) = session.track.finish().map_err(invalid)? {
         session.take(last).await?;

@@ -10,6 +10,7 @@
 
 mod auth;
 mod cmaf;
+mod receipt;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +24,9 @@ use axum::routing::put;
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use http_body_util::BodyExt;
 
 use auth::Credentials;
+use receipt::{Pace, Receipt};
 
 use crate::live::LiveRegistry;
 use crate::live::key::KeyHash;
@@ -53,9 +54,18 @@ pub struct UploadLimits {
     pub max_playlist_bytes: u64,
     /// A body that sends nothing for this long gets 408.
     pub body_timeout: Duration,
+    /// Bytes per second a body must average after its first `body_timeout` (408 below it).
+    pub min_body_rate: u64,
 }
 
+/// The buffer a body starts with, whatever length it declares; it grows as bytes arrive.
+const FIRST_BUFFER: u64 = 64 * 1024;
+
 impl UploadLimits {
+    fn pace(&self) -> Pace {
+        Pace { idle: self.body_timeout, min_rate: self.min_body_rate }
+    }
+
     /// The largest body accepted for a file of this name.
     fn for_path(&self, path: &str) -> u64 {
         match path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).as_deref() {
@@ -88,6 +98,8 @@ pub enum IngestError {
     Body(String),
     #[error("the upload sent nothing for {0:?}")]
     Stalled(Duration),
+    #[error("the upload is {behind} bytes behind the {rate} bytes/s every body must keep up (ingest.min_body_rate)")]
+    TooSlow { rate: u64, behind: u64 },
     #[error("ingest is holding all the bytes it may ({0}); try again shortly")]
     Full(String),
     #[error(transparent)]
@@ -105,7 +117,7 @@ impl IngestError {
             | IngestError::Upload(UploadError::Full { .. } | UploadError::IngestFull { .. }) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            IngestError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
+            IngestError::Stalled(_) | IngestError::TooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
             IngestError::Upload(UploadError::UnsupportedType(_)) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             IngestError::Upload(UploadError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             IngestError::Upload(UploadError::Stopped | UploadError::OwnedElsewhere) => StatusCode::CONFLICT,
@@ -125,39 +137,28 @@ impl IntoResponse for IngestError {
     }
 }
 
-/// Reads a body of at most `limit` bytes (413 above it), charged to `budget` as it arrives, giving
-/// up when it sends nothing for `timeout` (408).
+/// Reads a body of at most `limit` bytes (413 above it, or when its bytes find no room in the ingest
+/// total or its channel's share), charged as it arrives, cut when it stalls or trickles (408).
 async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: u64,
-    timeout: Duration,
-    budget: &Arc<ByteBudget>,
+    mut receipt: Receipt,
     chunks: &mut Option<LiveChunks<'_>>,
 ) -> Result<Bytes, IngestError> {
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(IngestError::TooLarge(limit));
     }
-    let full = |e: crate::storage::budget::OverBudget| IngestError::Full(e.to_string());
-    let mut charge = budget.try_charge(declared.unwrap_or(0)).map_err(full)?;
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    // A declared length is a claim, not bytes: memory is reserved only for what arrives.
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(FIRST_BUFFER) as usize);
     let mut body = body;
-    loop {
-        let frame = match tokio::time::timeout(timeout, body.frame()).await {
-            Err(_) => return Err(IngestError::Stalled(timeout)),
-            Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(IngestError::Body(e.to_string())),
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let Ok(data) = frame.into_data() else { continue };
+    while let Some(data) = receipt.next(&mut body).await? {
         let len = (buf.len() + data.len()) as u64;
         if len > limit {
             return Err(IngestError::TooLarge(limit));
         }
-        if len > charge.bytes() {
-            charge.grow(len - charge.bytes()).map_err(full)?;
-        }
+        receipt.hold(len)?;
         buf.extend_from_slice(&data);
         if let Some(live) = chunks
             && !live.take(&data).await
@@ -165,7 +166,7 @@ async fn read_body(
             *chunks = None;
         }
     }
-    Ok(charge.attach(buf.freeze()))
+    Ok(receipt.attach(buf.freeze()))
 }
 
 async fn upload(
@@ -207,7 +208,8 @@ async fn upload(
         true => handle.open_upload(path).await.map(|open| LiveChunks::new(&handle, open, limit)),
         false => None,
     };
-    let body = read_body(&headers, body, limit, state.limits.body_timeout, &state.budget, &mut chunks).await?;
+    let receipt = Receipt::new(&state.budget, handle.receiving(), state.limits.pace());
+    let body = read_body(&headers, body, limit, receipt, &mut chunks).await?;
     apply(&handle, &method, path, body).await
 }
 

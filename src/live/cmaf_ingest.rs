@@ -6,8 +6,9 @@
 //! fragment is in. The ingest tier turns these into the uploads an HLS-pushing encoder would make
 //! (`init.mp4`, `seg_{n}.m4s`, `index.m3u8`), so the channel commits them as any other.
 //!
-//! Bounded: it holds the header (at most the limit) and the open segment's bytes; a fragment over
-//! the limit is refused from its box header.
+//! Bounded: it holds the header (at most the header limit, as an `init.mp4` upload) and the open
+//! segment's bytes (at most the segment limit, as a segment upload, however its fragments fall); a
+//! fragment over the limit is refused from its box header.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ struct Open {
 /// One track's POST, read as it arrives.
 pub struct TrackIngest {
     target: f64,
+    header_limit: u64,
     limit: u64,
     header: BytesMut,
     reader: Option<(Arc<InitInfo>, ChunkReader)>,
@@ -51,10 +53,12 @@ pub struct TrackIngest {
 }
 
 impl TrackIngest {
-    /// A track cut into segments of `target` seconds, refusing a header or fragment over `limit`.
-    pub fn new(target: f64, limit: u64) -> Self {
+    /// A track cut into segments of `target` seconds, refusing a header over `header_limit` and a
+    /// fragment or segment over `limit`.
+    pub fn new(target: f64, header_limit: u64, limit: u64) -> Self {
         TrackIngest {
             target: target.max(0.1),
+            header_limit,
             limit,
             header: BytesMut::new(),
             reader: None,
@@ -70,7 +74,7 @@ impl TrackIngest {
             return self.fragments(data, events);
         }
         self.header.extend_from_slice(data);
-        let Some(end) = header_end(&self.header, self.limit)? else { return Ok(events) };
+        let Some(end) = header_end(&self.header, self.header_limit)? else { return Ok(events) };
         let header = self.header.split_to(end).freeze();
         let init = Arc::new(parse_init(&header)?);
         self.reader = Some((init.clone(), ChunkReader::new(init, self.limit)));
@@ -104,6 +108,11 @@ impl TrackIngest {
                 self.open = Some(Open { number, start, end, bytes: BytesMut::new() });
             }
             if let Some(open) = &mut self.open {
+                // Fragments that never start a segment must not grow one past what an upload may be.
+                let size = (open.bytes.len() + chunk.bytes.len()) as u64;
+                if size > self.limit {
+                    return Err(ChunkError::TooLarge { size, limit: self.limit });
+                }
                 open.bytes.extend_from_slice(&chunk.bytes);
                 open.end = end;
                 events.push(TrackEvent::Fragment { number: open.number, chunk });
@@ -187,7 +196,7 @@ mod tests {
     /// The sample's header and four 4 s fragments, pushed in pieces of `split` bytes.
     fn ingest(target: f64, split: usize) -> (TrackIngest, Vec<TrackEvent>) {
         let stream: Vec<u8> = [INIT].into_iter().chain(SEGMENTS).flatten().copied().collect();
-        let mut track = TrackIngest::new(target, 16 << 20);
+        let mut track = TrackIngest::new(target, 1 << 20, 16 << 20);
         let mut events = Vec::new();
         for piece in stream.chunks(split) {
             events.extend(track.push(piece).unwrap());
@@ -245,16 +254,22 @@ mod tests {
 
     #[test]
     fn a_stream_without_its_header_or_too_large_is_refused() {
-        let mut track = TrackIngest::new(2.0, 16 << 20);
+        let mut track = TrackIngest::new(2.0, 1 << 20, 16 << 20);
         assert!(track.push(SEGMENTS[0]).is_err(), "a fragment before the header");
-        let mut small = TrackIngest::new(2.0, 100);
-        assert!(matches!(small.push(INIT), Err(ChunkError::TooLarge { .. })));
+        let mut small = TrackIngest::new(2.0, 100, 16 << 20);
+        assert!(matches!(small.push(INIT), Err(ChunkError::TooLarge { .. })), "a header over its own limit");
+        // Fragments that never start a segment are refused once the open one passes the limit.
+        let mut long = TrackIngest::new(60.0, 1 << 20, (SEGMENTS[0].len() + SEGMENTS[1].len()) as u64);
+        long.push(INIT).unwrap();
+        long.push(SEGMENTS[0]).unwrap();
+        long.push(SEGMENTS[1]).unwrap();
+        assert!(matches!(long.push(SEGMENTS[2]), Err(ChunkError::TooLarge { .. })));
         // A box "to the end of the stream" after a first one never ends: refused, no overflow.
-        let mut endless = TrackIngest::new(2.0, 16 << 20);
+        let mut endless = TrackIngest::new(2.0, 1 << 20, 16 << 20);
         let boxes = [&[0u8, 0, 0, 8, b'f', b'r', b'e', b'e'][..], &[0, 0, 0, 0, b'f', b'r', b'e', b'e']].concat();
         assert!(matches!(endless.push(&boxes), Err(ChunkError::TooLarge { .. })));
         // A stream cut inside a fragment does not finish clean.
-        let mut cut = TrackIngest::new(2.0, 16 << 20);
+        let mut cut = TrackIngest::new(2.0, 1 << 20, 16 << 20);
         cut.push(INIT).unwrap();
         cut.push(&SEGMENTS[0][..100]).unwrap();
         assert!(cut.finish().is_err());

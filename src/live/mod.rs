@@ -89,9 +89,17 @@ pub struct ChannelHandle {
     /// This process writes the channel: always when alone; in a cluster, while it holds the
     /// channel's lease (set by the channel's task).
     owner: Arc<AtomicBool>,
+    /// Bodies being received for this channel, charged as their bytes arrive
+    /// (`ingest.max_channel_bytes`): one stream key's uploads cannot hold more than its channel may.
+    receiving: Arc<ByteBudget>,
 }
 
 impl ChannelHandle {
+    /// The budget that bodies being received for this channel are charged to.
+    pub fn receiving(&self) -> &Arc<ByteBudget> {
+        &self.receiving
+    }
+
     /// The current snapshot (a pointer copy).
     pub fn snapshot(&self) -> Arc<ChannelSnapshot> {
         self.snapshot.borrow().clone()
@@ -180,6 +188,8 @@ struct Inner {
     /// Serialises creating and removing channels (not on any request path of the edge).
     admin: Mutex<()>,
     limits: LiveLimits,
+    /// Ids that neither the control store nor storage knew a moment ago (in a cluster).
+    unknown: shared::Unknown,
 }
 
 /// All channels. Cheap to clone.
@@ -208,6 +218,7 @@ impl LiveRegistry {
                 channels: ArcSwap::default(),
                 admin: Mutex::new(()),
                 limits,
+                unknown: shared::Unknown::default(),
             }),
         };
         if registry.inner.cluster.is_some() {
@@ -427,11 +438,12 @@ fn spawn(
     let (commands, rx) = mpsc::channel(256);
     let id = state.id.clone();
     let owner = Arc::new(AtomicBool::new(cluster.is_none()));
+    let receiving = ByteBudget::new(limits.bytes, std::time::Duration::ZERO);
     let sinks = actor::Sinks { limits, storage, cluster, owner: owner.clone() };
     tokio::spawn(actor::run(state, sinks, publish, rx));
     let key = KeyHash::from_hex(&record.key_sha256).unwrap_or_else(|| {
         tracing::warn!(channel = %id, "the channel's record has no stream key hash; rotate its key to push again");
         KeyHash::unusable()
     });
-    ChannelHandle { id, key, created_ms: record.created_ms, snapshot, commands, owner }
+    ChannelHandle { id, key, created_ms: record.created_ms, snapshot, commands, owner, receiving }
 }

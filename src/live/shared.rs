@@ -23,6 +23,34 @@ const RECONCILE: Duration = Duration::from_secs(5);
 const RETRY: Duration = Duration::from_secs(1);
 /// How long a delete waits for the pod writing the channel to let it go before clearing storage.
 const RELEASE_WAIT: Duration = Duration::from_secs(10);
+/// How long an unknown channel id is remembered as unknown.
+const UNKNOWN_FOR: Duration = Duration::from_secs(1);
+/// Unknown ids remembered at most (a flood of made-up ids must not grow memory).
+const MAX_UNKNOWN: usize = 4096;
+
+/// Channel ids recently found in neither the control store nor storage.
+#[derive(Default)]
+pub(super) struct Unknown {
+    seen: std::sync::Mutex<HashMap<String, Instant>>,
+}
+
+impl Unknown {
+    pub(super) fn recently(&self, id: &str) -> bool {
+        let Ok(seen) = self.seen.lock() else { return false };
+        seen.get(id).is_some_and(|at| at.elapsed() < UNKNOWN_FOR)
+    }
+
+    pub(super) fn note(&self, id: &str) {
+        let Ok(mut seen) = self.seen.lock() else { return };
+        if seen.len() >= MAX_UNKNOWN {
+            seen.retain(|_, at| at.elapsed() < UNKNOWN_FOR);
+            if seen.len() >= MAX_UNKNOWN {
+                seen.clear();
+            }
+        }
+        seen.insert(id.to_owned(), Instant::now());
+    }
+}
 
 impl LiveRegistry {
     /// [`LiveRegistry::get`], or, in a cluster, a channel another pod created: its task starts here
@@ -33,9 +61,20 @@ impl LiveRegistry {
         }
         let cluster = self.inner.cluster.as_ref()?;
         let id = ChannelId::parse(id).ok()?;
+        // Uploads to a channel nobody knows cost a control-store call and a storage read each: the
+        // answer is remembered for a moment, so a flood of them costs one of each a second.
+        if self.inner.unknown.recently(id.as_str()) {
+            return None;
+        }
         let record = match cluster.channel(&id).await {
             Ok(Some(record)) => record,
-            Ok(None) => self.recover_record(cluster, &id).await?,
+            Ok(None) => match self.recover_record(cluster, &id).await {
+                Some(record) => record,
+                None => {
+                    self.inner.unknown.note(id.as_str());
+                    return None;
+                }
+            },
             Err(e) => {
                 tracing::warn!(channel = %id, error = %e, "cannot read the channel from the control store");
                 return None;
@@ -197,4 +236,21 @@ pub(super) async fn wait_for_release(cluster: &ControlStore, id: &ChannelId) {
         }
     }
     tracing::warn!(channel = %id, "the pod writing the deleted channel did not let go; clearing storage anyway");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_ids_are_remembered_briefly_and_boundedly() {
+        let unknown = Unknown::default();
+        assert!(!unknown.recently("ghost"));
+        unknown.note("ghost");
+        assert!(unknown.recently("ghost"));
+        for i in 0..3 * MAX_UNKNOWN {
+            unknown.note(&format!("flood-{i}"));
+        }
+        assert!(unknown.seen.lock().unwrap().len() <= MAX_UNKNOWN, "a flood of made-up ids stays bounded");
+    }
 }

@@ -181,23 +181,24 @@ where
     tokio::spawn(serve(tier, listener, protocol, Slots::new(limits.max_connections), stop, grace))
 }
 
-/// Connections refused at the cap, logged at most once a second with their count: a flood of
-/// connections must not turn into a flood of log lines.
+/// Events logged at most once a second with their count: a flood of connections (or of accept
+/// errors at the descriptor limit) must not turn into a flood of log lines.
 #[derive(Default)]
-struct Refusals {
+struct EverySecond {
     since_logged: u64,
     logged_at: Option<std::time::Instant>,
 }
 
-impl Refusals {
-    fn note(&mut self, tier: &'static str, max: u32) {
+impl EverySecond {
+    /// Counts one event; `Some(count)` when a line is due, with the events since the last one.
+    fn note(&mut self) -> Option<u64> {
         self.since_logged += 1;
         let now = std::time::Instant::now();
         if self.logged_at.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1)) {
-            let refused = std::mem::take(&mut self.since_logged);
-            tracing::warn!(tier, max, refused, "connections refused: at the connection limit");
             self.logged_at = Some(now);
+            return Some(std::mem::take(&mut self.since_logged));
         }
+        None
     }
 }
 
@@ -228,25 +229,31 @@ pub async fn serve<P: Protocol>(
     let addr = listener.local_addr().ok();
     let Slots { semaphore: slots, max: max_connections } = slots;
     crate::telemetry::connections::register(tier, &slots, max_connections as usize);
+    // This listener's own connections, for its drain: the tier's slots are shared by every listener
+    // of the tier (one per core on the edge), and one listener taking them all back at its drain
+    // would refuse the connections the others still admit.
+    let mine = Arc::new(Semaphore::new(max_connections as usize));
     let (drain_tx, drain) = watch::channel(false);
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
     };
     tokio::pin!(stopped);
-    let mut refused = Refusals::default();
+    let (mut refused, mut accept_errors) = (EverySecond::default(), EverySecond::default());
     let mut admit = |stream: TcpStream| {
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let (Ok(slot), Ok(own)) = (slots.clone().try_acquire_owned(), mine.clone().try_acquire_owned()) else {
             // One non-blocking write of a canned answer, then close: a full server spends nothing
             // more on it.
             let _ = stream.try_write(OVER_CAPACITY);
-            refused.note(tier, max_connections);
+            if let Some(refused) = refused.note() {
+                tracing::warn!(tier, max = max_connections, refused, "connections refused: at the connection limit");
+            }
             return;
         };
         let _ = stream.set_nodelay(true);
         let connection = protocol.clone().run(stream, drain.clone());
         tokio::spawn(async move {
             connection.await;
-            drop(slot);
+            drop((slot, own));
         });
     };
     loop {
@@ -255,7 +262,9 @@ pub async fn serve<P: Protocol>(
                 Ok((stream, _)) => admit(stream),
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(tier, error = %e, "accept failed");
+                    if let Some(failures) = accept_errors.note() {
+                        tracing::warn!(tier, error = %e, failures, "accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             },
@@ -274,9 +283,9 @@ pub async fn serve<P: Protocol>(
     tokio::time::sleep(LAST_REQUESTS).await;
     tracing::info!(tier, addr = ?addr, "stopped accepting; draining connections");
     let _ = drain_tx.send(true);
-    // Every slot back: every connection has ended.
+    // Every slot of this listener back: every connection it admitted has ended.
     tokio::select! {
-        _ = slots.acquire_many(max_connections) => tracing::info!(tier, "all connections closed"),
+        _ = mine.acquire_many(max_connections) => tracing::info!(tier, "all connections closed"),
         _ = tokio::time::sleep(grace) => tracing::warn!(tier, grace_s = grace.as_secs_f64(), "grace period over; closing the remaining connections"),
     }
 }

@@ -259,6 +259,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
                 max_init_bytes: config.ingest.max_init_bytes.0,
                 max_playlist_bytes: config.ingest.max_playlist_bytes.0,
                 body_timeout: config.ingest.body_timeout,
+                min_body_rate: config.ingest.min_body_rate.0,
             },
             budget: ingest_budget.clone(),
         };

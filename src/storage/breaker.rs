@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::budget::BudgetWaits;
 use super::{ListedObject, Object, ObjectMeta, Storage, StorageError, StorageKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -144,13 +145,34 @@ impl CircuitBreaker {
         match self.admit() {
             Admission::Refuse => Err(StorageError::Unavailable("storage circuit open after repeated failures".into())),
             Admission::Go | Admission::Probe => {
-                let result = match tokio::time::timeout(deadline, f).await {
-                    Ok(result) => result,
-                    Err(_) => Err(StorageError::Timeout(format!("no answer within {} ms", deadline.as_millis()))),
-                };
+                let result = without_budget_waits(deadline, f).await;
                 self.settle(&result);
                 result
             }
+        }
+    }
+}
+
+/// Runs `call` to `deadline`, leaving out the time its charges waited for room in the byte budget:
+/// that wait is this process's congestion (its own bound, `limits.in_flight_wait`), not the backend's.
+async fn without_budget_waits<T, F>(deadline: Duration, call: F) -> Result<T, StorageError>
+where
+    F: std::future::Future<Output = Result<T, StorageError>>,
+{
+    let waits = std::sync::Arc::new(BudgetWaits::default());
+    let call = waits.scope(call);
+    tokio::pin!(call);
+    let mut until = tokio::time::Instant::now() + deadline;
+    loop {
+        tokio::select! {
+            biased;
+            result = &mut call => return result,
+            () = tokio::time::sleep_until(until) => match waits.take() {
+                waited if waited.is_zero() => {
+                    return Err(StorageError::Timeout(format!("no answer within {} ms", deadline.as_millis())));
+                }
+                waited => until += waited,
+            },
         }
     }
 }
@@ -312,5 +334,37 @@ mod tests {
             assert!(matches!(result, Err(StorageError::Timeout(_))));
         }
         assert_eq!(breaker.state(), BreakerState::Open, "parallel timeouts each count");
+    }
+
+    #[tokio::test]
+    async fn a_wait_for_the_byte_budget_is_not_storage_time() {
+        use crate::storage::budget::ByteBudget;
+        let flaky = Arc::new(Flaky::default());
+        let deadline = Duration::from_millis(200);
+        let breaker = CircuitBreaker::new(flaky.clone(), 1, Duration::from_secs(60))
+            .with_deadlines(Deadlines { read: deadline, write: deadline });
+        let budget = ByteBudget::new(10, Duration::from_secs(30));
+        let held = budget.try_charge(10).unwrap();
+        // A read that waits twice its deadline for room, then answers at once: inside its deadline.
+        let read = breaker.call(async {
+            let charge = budget.charge(5).await.map_err(StorageError::from)?;
+            Ok::<_, StorageError>(charge.bytes())
+        });
+        let release = async {
+            tokio::time::sleep(deadline * 2).await;
+            drop(held);
+        };
+        let (read, ()) = tokio::join!(read, release);
+        assert_eq!(read.unwrap(), 5);
+        // One that never gets room is refused for this request (503), and the circuit stays closed.
+        let short = ByteBudget::new(10, deadline * 2);
+        let _all = short.try_charge(10).unwrap();
+        let starved = breaker.call(async { short.charge(5).await.map(|_| ()).map_err(StorageError::from) }).await;
+        assert!(matches!(starved, Err(StorageError::Exhausted(_))), "{starved:?}");
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        // The backend's own time still counts: a hung call times out and opens the circuit.
+        let slow = breaker.call(flaky.head(&StorageKey::parse("hang").unwrap())).await;
+        assert!(matches!(slow, Err(StorageError::Timeout(_))));
+        assert_eq!(breaker.state(), BreakerState::Open);
     }
 }

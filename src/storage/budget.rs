@@ -2,9 +2,15 @@
 //! kept by ingest). Every buffer is charged once, when it is allocated, and the charge rides with the
 //! buffer (`Bytes::from_owner`), so it is released when the last clone is dropped, however many
 //! responses or cache entries shared it.
+//!
+//! A wait for room is this process's own congestion, never the backend's: a storage call that waited
+//! runs inside [`BudgetWaits::scope`], and the storage deadline ([`super::breaker`]) is moved on by
+//! the time it waited, so a full budget never reads as a storage outage.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -72,16 +78,21 @@ impl ByteBudget {
         Ok(Charge { budget: self.clone(), bytes: wanted })
     }
 
-    /// Charges `bytes`, waiting up to the budget's wait for others to release theirs.
+    /// Charges `bytes`, waiting up to the budget's wait for others to release theirs. The time it
+    /// waits is told to the [`BudgetWaits`] of the storage call it runs in, if any.
     pub async fn charge(self: &Arc<Self>, bytes: u64) -> Result<Charge, OverBudget> {
-        let deadline = tokio::time::Instant::now() + self.wait;
+        if let Ok(charge) = self.try_charge(bytes) {
+            return Ok(charge);
+        }
+        let _waiting = WAITS.try_with(|waits| waits.begin()).ok();
+        let deadline = Instant::now() + self.wait;
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
             match self.try_charge(bytes) {
                 Ok(charge) => return Ok(charge),
-                Err(over) if tokio::time::Instant::now() >= deadline => return Err(over),
+                Err(over) if Instant::now() >= deadline => return Err(over),
                 Err(_) => {
                     if tokio::time::timeout_at(deadline, freed).await.is_err() {
                         return self.try_charge(bytes);
@@ -148,6 +159,73 @@ impl Drop for Charge {
     }
 }
 
+tokio::task_local! {
+    /// The budget waits of the storage call this task is running, set by [`BudgetWaits::scope`].
+    static WAITS: Arc<BudgetWaits>;
+}
+
+/// How long the charges of one storage call have waited for room, so that its deadline can leave
+/// that time out.
+#[derive(Debug, Default)]
+pub struct BudgetWaits {
+    state: Mutex<WaitState>,
+}
+
+#[derive(Debug, Default)]
+struct WaitState {
+    /// Charges waiting now.
+    waiting: u32,
+    /// Since when time has been counted for the charges waiting now.
+    since: Option<Instant>,
+    /// Time waited, not yet taken.
+    total: Duration,
+}
+
+/// One charge's wait; ends on drop.
+pub struct Waiting(Arc<BudgetWaits>);
+
+impl BudgetWaits {
+    /// Runs `call` with its charges' waits counted here.
+    pub async fn scope<F: std::future::Future>(self: &Arc<Self>, call: F) -> F::Output {
+        WAITS.scope(self.clone(), call).await
+    }
+
+    fn begin(self: &Arc<Self>) -> Waiting {
+        if let Ok(mut s) = self.state.lock() {
+            if s.waiting == 0 {
+                s.since = Some(Instant::now());
+            }
+            s.waiting += 1;
+        }
+        Waiting(self.clone())
+    }
+
+    /// The time some charge was waiting since the last call (overlapping waits count once).
+    pub fn take(&self) -> Duration {
+        let Ok(mut s) = self.state.lock() else { return Duration::ZERO };
+        let now = Instant::now();
+        if let Some(since) = s.since.as_mut() {
+            let ongoing = now.saturating_duration_since(*since);
+            *since = now;
+            s.total += ongoing;
+        }
+        std::mem::take(&mut s.total)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.state.lock() {
+            s.waiting = s.waiting.saturating_sub(1);
+            if s.waiting == 0
+                && let Some(since) = s.since.take()
+            {
+                s.total += Instant::now().saturating_duration_since(since);
+            }
+        }
+    }
+}
+
 struct Charged {
     body: Bytes,
     _charge: Arc<Charge>,
@@ -207,5 +285,26 @@ mod tests {
         let short = ByteBudget::new(10, Duration::from_millis(20));
         let _held = short.try_charge(10).unwrap();
         assert!(short.charge(5).await.is_err(), "gives up after its wait");
+    }
+
+    #[tokio::test]
+    async fn a_storage_call_learns_how_long_its_charges_waited() {
+        let budget = ByteBudget::new(10, Duration::from_secs(30));
+        let waits = Arc::new(BudgetWaits::default());
+        let held = budget.try_charge(10).unwrap();
+        let hold = Duration::from_millis(300);
+        let release = async {
+            tokio::time::sleep(hold).await;
+            drop(held);
+        };
+        let both = futures_util::future::join(budget.charge(4), budget.charge(4));
+        let ((a, b), ()) = tokio::join!(waits.scope(both), release);
+        assert!(a.is_ok() && b.is_ok());
+        let waited = waits.take();
+        assert!(waited >= hold, "the wait is counted: {waited:?}");
+        assert!(waited < hold * 2, "two overlapping waits count once: {waited:?}");
+        assert_eq!(waits.take(), Duration::ZERO, "taken once");
+        let _room = budget.charge(2).await.unwrap();
+        assert_eq!(waits.take(), Duration::ZERO, "a charge that fit at once tells nothing");
     }
 }

@@ -26,6 +26,9 @@ pub enum KeyError {
     EmptySegment,
     #[error("key contains a '.' or '..' path segment")]
     DotSegment,
+    /// A folder on the way is a symlink that leaves the storage root (local storage only).
+    #[error("key's folder resolves outside the storage root")]
+    OutsideRoot,
 }
 
 /// A relative, '/'-separated object key made only of normal path segments.

@@ -115,6 +115,39 @@ impl LocalStorage {
     }
 }
 
+/// Creates the folders of `key` below `root`, one at a time, refusing to go through one that
+/// resolves outside the root (a symlinked `live/`, say): nothing is ever created out there. Returns
+/// the real path of the key's folder. A refusal is the layout's fault, not the backend's: it never
+/// counts as an outage.
+fn create_folders_inside(root: &Path, key: &StorageKey) -> Result<PathBuf, StorageError> {
+    let mut real = root.to_path_buf();
+    let folders = key.as_str().rsplit_once('/').map_or("", |(folders, _)| folders);
+    for part in folders.split('/').filter(|p| !p.is_empty()) {
+        let next = real.join(part);
+        match fs::symlink_metadata(&next) {
+            Ok(md) if md.file_type().is_symlink() => {
+                let resolved = fs::canonicalize(&next).map_err(|e| StorageError::io(key, e))?;
+                if !resolved.starts_with(root) {
+                    tracing::warn!(%key, "refusing to write through a folder that resolves outside the storage root");
+                    return Err(StorageError::InvalidKey(super::KeyError::OutsideRoot));
+                }
+                real = resolved;
+            }
+            Ok(_) => real = next,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&next) {
+                Ok(()) => real = next,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => real = fs::canonicalize(&next).map_err(|e| StorageError::io(key, e))?,
+                Err(e) => return Err(StorageError::io(key, e)),
+            },
+            Err(e) => return Err(StorageError::io(key, e)),
+        }
+        if !real.starts_with(root) {
+            return Err(StorageError::InvalidKey(super::KeyError::OutsideRoot));
+        }
+    }
+    Ok(real)
+}
+
 fn read_at(file: &File, key: &StorageKey, start: u64, len: usize) -> Result<Bytes, StorageError> {
     let mut buf = BytesMut::zeroed(len);
     file.read_exact_at(&mut buf, start).map_err(|e| StorageError::io(key, e))?;
@@ -297,15 +330,7 @@ impl Storage for LocalStorage {
         let k = key.clone();
         self.blocking(key, move |root| {
             let target = root.join(k.as_str());
-            let parent = target.parent().unwrap_or(root);
-            fs::create_dir_all(parent).map_err(|e| StorageError::io(&k, e))?;
-            let real_parent = fs::canonicalize(parent).map_err(|e| StorageError::io(&k, e))?;
-            if !real_parent.starts_with(root) {
-                return Err(StorageError::Io {
-                    key: k.to_string(),
-                    source: io::Error::new(io::ErrorKind::PermissionDenied, "folder resolves outside the storage root"),
-                });
-            }
+            let real_parent = create_folders_inside(root, &k)?;
             let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("object");
             let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
             let tmp = real_parent.join(format!("{TMP_PREFIX}{}-{n}-{name}", std::process::id()));
@@ -427,8 +452,12 @@ mod tests {
         let st = LocalStorage::new(dir.path()).unwrap();
         assert!(matches!(st.get(&key("link")).await, Err(StorageError::NotFound(_))));
         assert!(matches!(st.get(&key("dirlink/secret")).await, Err(StorageError::NotFound(_))));
-        assert!(st.put(&key("dirlink/new"), Bytes::from_static(b"x")).await.is_err());
+        for refused in ["dirlink/new", "dirlink/deeper/still/new"] {
+            let e = st.put(&key(refused), Bytes::from_static(b"x")).await.unwrap_err();
+            assert!(!e.is_outage(), "the layout's fault, not the backend's: {e}");
+        }
         assert!(!outside.path().join("new").exists());
+        assert!(!outside.path().join("deeper").exists(), "no folder is made outside the root");
         assert_eq!(&st.get(&key("goodlink")).await.unwrap().body[..], b"ok");
         let listed: Vec<_> = st.list("").await.unwrap().into_iter().map(|o| o.key.to_string()).collect();
         assert_eq!(listed, ["goodlink", "inside"]);

@@ -20,6 +20,10 @@ static LISTENERS: Mutex<Vec<Listener>> = Mutex::new(Vec::new());
 pub fn register(tier: &'static str, slots: &Arc<Semaphore>, max: usize) {
     let mut listeners = LISTENERS.lock().unwrap_or_else(PoisonError::into_inner);
     listeners.retain(|l| l.slots.strong_count() > 0);
+    // The listeners of one tier (the edge's, one per core) share their slots: counted once.
+    if listeners.iter().any(|l| std::ptr::eq(l.slots.as_ptr(), Arc::as_ptr(slots))) {
+        return;
+    }
     listeners.push(Listener { tier, slots: Arc::downgrade(slots), max });
 }
 

@@ -58,6 +58,12 @@ impl ChannelState {
         if pl.segments.is_empty() {
             return Ok(Vec::new());
         }
+        if !self.variants.contains_key(path) && self.variants.len() >= super::MAX_VARIANTS {
+            return Err(UploadError::Invalid(format!(
+                "the channel already has {} variants, the most one may have; a new one is refused",
+                super::MAX_VARIANTS
+            )));
+        }
         let container = container_of(pl);
         match self.container {
             // Subtitles go with either kind of media.

@@ -29,6 +29,9 @@ use crate::storage::key::StorageKey;
 
 /// Uploads waiting for a playlist that lists them; more are dropped, oldest first.
 const MAX_PENDING: usize = 256;
+/// Variants (media playlists, or CMAF ingest tracks) one channel may have: a ladder is a handful,
+/// and each costs every pod memory and every player a master-playlist line.
+pub const MAX_VARIANTS: usize = 32;
 
 /// I/O the owner carries out after a transition.
 #[derive(Debug, Clone)]
