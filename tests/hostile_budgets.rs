@@ -84,7 +84,15 @@ fn a_full_byte_budget_is_a_503_for_that_request_never_a_storage_outage() {
     drop(silent);
     let after = stats(estuary.api);
     let served = statuses.iter().filter(|&&s| s == 200).count();
-    eprintln!("player: {served}/{} served, statuses {statuses:?}; circuit {circuit_seen:?}", statuses.len());
+    let count = |status: u16| statuses.iter().filter(|&&s| s == status).count();
+    let open = circuit_seen.iter().filter(|c| *c != "closed").count();
+    eprintln!(
+        "player: {served}/{} served, {} x 503, {} x 504; circuit not closed in {open}/{} looks",
+        statuses.len(),
+        count(503),
+        count(504),
+        circuit_seen.len()
+    );
     assert!(statuses.iter().all(|&s| s == 200 || s == 503), "only 200, or 503 for want of room: {statuses:?}");
     assert!(circuit_seen.iter().all(|c| c == "closed"), "the breaker never opened: {circuit_seen:?}");
     assert_eq!(after["storage"]["errors"], 0, "no storage error was counted: {after}");
@@ -147,20 +155,26 @@ async fn declared_lengths_and_trickles_hold_no_room_from_other_channels() {
     // One key's fast uploads that never end hold at most its channel's share (1 MiB): the third
     // 400 KiB body in flight is refused, and the other channel still has room.
     let mut open = Vec::new();
-    let mut refused = 0;
     for i in 0..3 {
         let mut stream = tokio::net::TcpStream::connect(s.ingest).await.unwrap();
-        let head = format!("PUT /ingest/squat/{KEY}/v1/seg_{i}.m4s HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", 8 * MIB);
+        let head = format!(
+            "PUT /ingest/squat/{KEY}/v1/seg_{i}.m4s HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            8 * MIB
+        );
         stream.write_all(head.as_bytes()).await.unwrap();
         let _ = stream.write_all(&vec![0u8; 400 * 1024]).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        open.push(stream);
+    }
+    // Within the 1 s idle timeout, so the first two still hold their bytes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut refused = 0;
+    for stream in open.iter_mut() {
         let mut first = [0u8; 12];
-        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut first)).await
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut first)).await
             && first[..n].starts_with(b"HTTP/1.1 413")
         {
             refused += 1;
         }
-        open.push(stream);
     }
     assert_eq!(refused, 1, "the body past the channel's 1 MiB share is refused");
     assert_eq!(put("seg_001.m4s", sample_hls("seg_001.m4s")).await, 201);
@@ -182,7 +196,9 @@ async fn a_cmaf_post_stays_under_the_upload_and_channel_caps_and_tracks_are_boun
     let mut config = test_config_in(dir.path());
     config.ingest.max_init_bytes = ByteSize(1024);
     let s = TestServer::start(config.clone()).await;
-    let channel = |id: &str, target: &str| format!(r#"{{"id":"{id}","stream_key":"{KEY}","target_duration":"{target}","window":"12s"}}"#);
+    let channel = |id: &str, target: &str| {
+        format!(r#"{{"id":"{id}","stream_key":"{KEY}","target_duration":"{target}","window":"12s"}}"#)
+    };
     create_channel(s.api, &channel("tracks", "4s")).await;
     // A CMAF header is an init segment: over ingest.max_init_bytes it is refused, as a PUT would be.
     let post = |channel: &'static str, track: String, body: Vec<u8>| async move {
@@ -192,15 +208,17 @@ async fn a_cmaf_post_stays_under_the_upload_and_channel_caps_and_tracks_are_boun
     assert_eq!(big_header.status, 413, "{}", big_header.text());
     drop(s);
 
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config_in(dir.path());
     config.ingest.max_init_bytes = ByteSize(MIB as u64);
     config.ingest.max_body_bytes = ByteSize(600 * 1024);
     let s = TestServer::start(config).await;
     create_channel(s.api, &channel("tracks", "4s")).await;
-    create_channel(s.api, &channel("never", "60s")).await;
+    create_channel(s.api, &channel("never", "30s")).await;
     let post = |channel: &'static str, track: String, body: Vec<u8>| async move {
         send_body(s.ingest, "POST", &format!("/ingest/{channel}/{KEY}/Streams({track})"), &[], &body).await
     };
-    // Fragments that never cut a segment (a 60 s grid) grow it only to what one upload may be.
+    // Fragments that never cut a segment (a 30 s grid, 12 s of media) grow it only to what one upload may be.
     let endless = post("never", "v".into(), cmaf_stream(3)).await;
     assert_eq!(endless.status, 413, "{}", endless.text());
     // Each POST of a new track makes a variant; past 32 a new one is refused with a reason.

@@ -18,6 +18,9 @@ use common::{TestServer, test_config_in};
 
 const KEY: &str = "control-stream-key-0123456789";
 
+/// A call a page might make: method, path, the headers its browser adds, body, the status expected.
+type Attempt<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a [u8], u16);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_of_another_site_cannot_stop_or_rekey_a_channel() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,15 +29,25 @@ async fn a_page_of_another_site_cannot_stop_or_rekey_a_channel() {
     create_channel(s.api, &format!(r#"{{"id":"news","stream_key":"{KEY}"}}"#)).await;
     let evil = "http://evil.example";
     // What Chromium sends for a cross-site form POST, a no-cors fetch, and one with text/plain.
-    let attempts: [(&str, &str, Vec<(&str, &str)>, &[u8], u16); 5] = [
+    let attempts: [Attempt; 5] = [
         (
             "POST",
             "/api/v1/channels/news/stop",
-            vec![("Origin", evil), ("Sec-Fetch-Site", "cross-site"), ("Content-Type", "application/x-www-form-urlencoded")],
+            vec![
+                ("Origin", evil),
+                ("Sec-Fetch-Site", "cross-site"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
             b"a=b",
             403,
         ),
-        ("POST", "/api/v1/channels/news/rotate-key", vec![("Origin", evil), ("Sec-Fetch-Site", "cross-site")], b"", 403),
+        (
+            "POST",
+            "/api/v1/channels/news/rotate-key",
+            vec![("Origin", evil), ("Sec-Fetch-Site", "cross-site")],
+            b"",
+            403,
+        ),
         ("POST", "/api/v1/channels/news/stop", vec![("Origin", "null")], b"", 403),
         ("DELETE", "/api/v1/channels/news", vec![("Sec-Fetch-Site", "same-site")], b"", 403),
         // A browser that sends neither header still cannot send a form's body.
@@ -52,7 +65,9 @@ async fn a_page_of_another_site_cannot_stop_or_rekey_a_channel() {
     assert_ne!(upload.status, 401, "{}", upload.text());
     // Tools (curl) and the API's own page (same-origin) still work.
     let own = format!("http://{}", s.api);
-    let same = request(s.api, "POST", "/api/v1/channels/news/stop", &[("Origin", &own), ("Sec-Fetch-Site", "same-origin")]).await;
+    let same =
+        request(s.api, "POST", "/api/v1/channels/news/stop", &[("Origin", &own), ("Sec-Fetch-Site", "same-origin")])
+            .await;
     assert_eq!(same.status, 200, "{}", same.text());
     let curl = send_body(s.api, "POST", "/api/v1/channels/news/start", &[], b"").await;
     assert_eq!(curl.status, 200, "{}", curl.text());
@@ -68,7 +83,9 @@ async fn the_preview_page_cannot_be_framed_and_runs_only_its_own_files() {
         assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{path}");
         let csp = r.header("content-security-policy").unwrap_or_default();
-        for rule in ["script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "object-src", "default-src 'none'"] {
+        for rule in
+            ["script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "object-src", "default-src 'none'"]
+        {
             assert!(csp.contains(rule) || rule == "object-src", "{path}: {csp}");
         }
         assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
@@ -139,7 +156,11 @@ fn a_drain_with_per_core_listeners_refuses_no_connection_for_want_of_slots() {
     for _ in 0..6 {
         let mut estuary = Estuary::spawn(
             &[],
-            &[("ESTUARY_EDGE_WORKERS", "4"), ("ESTUARY_SHUTDOWN_DRAIN_DELAY", "500ms"), ("ESTUARY_LOG_ACCESS", "false")],
+            &[
+                ("ESTUARY_EDGE_WORKERS", "4"),
+                ("ESTUARY_SHUTDOWN_DRAIN_DELAY", "500ms"),
+                ("ESTUARY_LOG_ACCESS", "false"),
+            ],
         );
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..32)

@@ -64,7 +64,8 @@ fn cross_site_verdict(method: &Method, headers: &HeaderMap) -> Result<(), ApiErr
     for origin in headers.get_all(ORIGIN) {
         let origin = origin.to_str().unwrap_or("?").trim();
         let host = origin.split_once("://").map(|(_, authority)| authority);
-        let same = host.is_some_and(|h| headers.get_all(HOST).iter().all(|own| own.as_bytes().eq_ignore_ascii_case(h.as_bytes())));
+        let same = host
+            .is_some_and(|h| headers.get_all(HOST).iter().all(|own| own.as_bytes().eq_ignore_ascii_case(h.as_bytes())));
         if !same {
             return Err(ApiError::CrossSite(format!("Origin {origin} is not this API")));
         }

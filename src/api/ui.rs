@@ -78,8 +78,11 @@ pub async fn assets(
     Query(query): Query<AssetQuery>,
 ) -> Result<Response, ApiError> {
     let prefix = query.prefix.trim_start_matches('/');
-    if prefix.len() > 512 || prefix.split('/').any(|part| part == "..") {
-        return Err(ApiError::BadRequest("prefix: at most 512 characters, no '..'".into()));
+    if prefix.len() > 512
+        || prefix.split('/').any(|part| part == "..")
+        || prefix.chars().any(|c| c.is_control() || c == '\\')
+    {
+        return Err(ApiError::BadRequest("prefix: at most 512 characters, no '..', control character or '\\'".into()));
     }
     // A prefix may hold a whole bucket: the listing stops a little past what is shown (objects that
     // are not assets are skipped, so it reads a few times more).

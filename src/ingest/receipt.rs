@@ -61,7 +61,8 @@ impl Receipt {
     /// Holds `bytes` from now on (more or fewer than before); 413 when the ingest total or the
     /// channel's share has no room for them.
     pub fn hold(&mut self, bytes: u64) -> Result<(), IngestError> {
-        for (charge, what) in [(&mut self.channel, "ingest.max_channel_bytes"), (&mut self.total, "ingest.max_total_bytes")]
+        for (charge, what) in
+            [(&mut self.channel, "ingest.max_channel_bytes"), (&mut self.total, "ingest.max_total_bytes")]
         {
             if bytes > charge.bytes() {
                 charge.grow(bytes - charge.bytes()).map_err(|e| IngestError::Full(format!("{e} ({what})")))?;

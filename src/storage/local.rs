@@ -136,7 +136,9 @@ fn create_folders_inside(root: &Path, key: &StorageKey) -> Result<PathBuf, Stora
             Ok(_) => real = next,
             Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&next) {
                 Ok(()) => real = next,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => real = fs::canonicalize(&next).map_err(|e| StorageError::io(key, e))?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    real = fs::canonicalize(&next).map_err(|e| StorageError::io(key, e))?
+                }
                 Err(e) => return Err(StorageError::io(key, e)),
             },
             Err(e) => return Err(StorageError::io(key, e)),
