@@ -163,6 +163,9 @@ pub fn segment_name(number: u64) -> String {
     format!("seg_{number:05}.m4s")
 }
 
+/// The boxes a CMAF header may hold before its `moov` ends it.
+const HEADER_BOXES: [&[u8; 4]; 6] = [b"ftyp", b"moov", b"free", b"skip", b"uuid", b"meta"];
+
 /// Where the CMAF header ends (after its `moov`), once `bytes` hold all of it; refused when it grows
 /// past `limit` or a fragment comes first.
 fn header_end(bytes: &[u8], limit: u64) -> Result<Option<usize>, ChunkError> {
@@ -172,6 +175,13 @@ fn header_end(bytes: &[u8], limit: u64) -> Result<Option<usize>, ChunkError> {
         let size = header.size.unwrap_or(u64::MAX);
         let through = (pos as u64).saturating_add(size);
         if through > limit {
+            // A header box too large is refused as too large; anything else that size is no header.
+            if !HEADER_BOXES.contains(&&header.kind) {
+                let kind = String::from_utf8_lossy(&header.kind).into_owned();
+                return Err(
+                    crate::packaging::PackagingError::malformed(format!("a '{kind}' box in a CMAF header")).into()
+                );
+            }
             return Err(ChunkError::TooLarge { size: through, limit });
         }
         if &header.kind == b"moof" || &header.kind == b"mdat" {
@@ -258,6 +268,8 @@ mod tests {
         assert!(track.push(SEGMENTS[0]).is_err(), "a fragment before the header");
         let mut small = TrackIngest::new(2.0, 100, 16 << 20);
         assert!(matches!(small.push(INIT), Err(ChunkError::TooLarge { .. })), "a header over its own limit");
+        let mut junk = TrackIngest::new(2.0, 100, 16 << 20);
+        assert!(matches!(junk.push(b"not a CMAF stream at all"), Err(ChunkError::Packaging(_))), "no header at all");
         // Fragments that never start a segment are refused once the open one passes the limit.
         let mut long = TrackIngest::new(60.0, 1 << 20, (SEGMENTS[0].len() + SEGMENTS[1].len()) as u64);
         long.push(INIT).unwrap();

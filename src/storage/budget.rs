@@ -4,7 +4,7 @@
 //! responses or cache entries shared it.
 //!
 //! A wait for room is this process's own congestion, never the backend's: a storage call that waited
-//! runs inside [`BudgetWaits::scope`], and the storage deadline ([`super::breaker`]) is moved on by
+//! runs inside [`BudgetWaits::scope`], and the storage deadline (the circuit breaker's) is moved on by
 //! the time it waited, so a full budget never reads as a storage outage.
 
 use std::sync::{Arc, Mutex};
