@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::client::{get, send_body};
+use common::client::{fetch_status_and_length as fetch, get, send_body};
 use common::live_push::{create_channel, sample_hls, sample_playlist};
 use common::process::Estuary;
 use common::{TestServer, test_config_in};
@@ -19,18 +19,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const KEY: &str = "round-two-stream-key-0123456789";
 const OTHER_KEY: &str = "round-two-other-key-0123456789";
 const MIB: usize = 1024 * 1024;
-
-/// One `Connection: close` GET read to its end: (status, body length); status 0 when it failed.
-fn fetch(addr: SocketAddr, path: &str) -> (u16, usize) {
-    let Ok(mut stream) = TcpStream::connect(addr) else { return (0, 0) };
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok();
-    let mut reply = Vec::new();
-    let _ = stream.read_to_end(&mut reply);
-    let end = reply.windows(4).position(|w| w == b"\r\n\r\n").map_or(reply.len(), |p| p + 4);
-    let status = std::str::from_utf8(reply.get(9..12).unwrap_or(b"000")).unwrap_or("0").parse().unwrap_or(0);
-    (status, reply.len() - end)
-}
 
 fn stats(api: SocketAddr) -> serde_json::Value {
     let mut stream = TcpStream::connect(api).unwrap();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use common::client::{get, send_body};
+use common::client::{fetch_status_and_length, get, send_body};
 use common::live_push::{create_channel, push_sample, sample_hls, sample_playlist};
 use common::process::Estuary;
 use common::{TestServer, test_config, test_config_in};
@@ -241,18 +241,6 @@ fn clients_that_stop_reading_are_cut_and_memory_stays_within_the_formula() {
         formula_kib(500) / 1024
     );
     assert!(hwm <= formula_kib(500), "peak RSS {hwm} KiB is over the formula's {} KiB", formula_kib(500));
-}
-
-/// One `Connection: close` GET read to its end: (status, body length).
-fn fetch_status_and_length(addr: SocketAddr, path: &str) -> (u16, usize) {
-    let Ok(mut stream) = TcpStream::connect(addr) else { return (0, 0) };
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok();
-    let mut reply = Vec::new();
-    let _ = stream.read_to_end(&mut reply);
-    let end = reply.windows(4).position(|w| w == b"\r\n\r\n").map_or(reply.len(), |p| p + 4);
-    let status = std::str::from_utf8(reply.get(9..12).unwrap_or(b"000")).unwrap_or("0").parse().unwrap_or(0);
-    (status, reply.len() - end)
 }
 
 #[test]

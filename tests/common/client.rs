@@ -142,3 +142,17 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
         data = data.get(size + 2..)?;
     }
 }
+
+/// One blocking `Connection: close` GET read to its end: (status, body length); status 0 when the
+/// connection failed. For tests that drive many clients from plain threads.
+pub fn fetch_status_and_length(addr: SocketAddr, path: &str) -> (u16, usize) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return (0, 0) };
+    stream.set_read_timeout(Some(TIMEOUT)).ok();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    let end = reply.windows(4).position(|w| w == b"\r\n\r\n").map_or(reply.len(), |p| p + 4);
+    let status = std::str::from_utf8(reply.get(9..12).unwrap_or(b"000")).unwrap_or("0").parse().unwrap_or(0);
+    (status, reply.len() - end)
+}
