@@ -231,15 +231,15 @@ async fn hls_js_and_dash_js_play_a_channel_from_a_pod_that_did_not_take_it() {
 
 /// Low latency in a browser: ffmpeg's DASH muxer pushes 0.5 s chunks; hls.js in low-latency mode
 /// plays the channel from its LL-HLS parts, then in classic mode from whole segments; dash.js plays
-/// its LL-DASH MPD (segments sent as they are made) and turns its low-latency mode on from it. Each
-/// reports its latency (wall clock minus the playhead's program date-time), printed for the record.
+/// its LL-DASH MPD (segments sent as they are made) and turns its low-latency mode on from it, and
+/// so does Shaka in its low-latency mode, within 3 s of the live edge. Each reports its latency (wall clock minus the playhead's program date-time), printed for the record.
 #[tokio::test(flavor = "multi_thread")]
 async fn hls_js_and_dash_js_play_low_latency_closer_to_the_live_edge() {
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start(test_config_in(dir.path())).await;
     let created = create_channel(s.api, r#"{"id":"cup","target_duration":"2s","window":"12s"}"#).await;
     let key = created["stream_key"].as_str().unwrap();
-    let _encoder = Encoder::start_low_latency(s.ingest, "cup", key, 90);
+    let _encoder = Encoder::start_low_latency(s.ingest, "cup", key, 150);
     let mut ready = false;
     for _ in 0..120 {
         let text = get(s.edge, "/live/cup/v0.m3u8").await.text();
@@ -266,6 +266,14 @@ async fn hls_js_and_dash_js_play_low_latency_closer_to_the_live_edge() {
     assert_played(&dash, "dash.js low-latency", 8.0, &[(320, 180)]);
     assert_eq!(dash["dash_low_latency"], true, "dash.js took the MPD as low latency: {dash}");
     assert!(dash["latency_p50_ms"].is_number(), "{dash}");
+    // Shaka in its low-latency mode takes the MPD's suggestedPresentationDelay as its live delay: the
+    // LL MPD says the ServiceDescription's target there, so Shaka plays as close as dash.js does.
+    let shaka = tokio::task::block_in_place(|| play_with(&page, "shaka", &mpd, 20, true));
+    eprintln!("Shaka, LL-DASH: {shaka}");
+    assert_played(&shaka, "Shaka low-latency", 20.0, &[(320, 180)]);
+    assert_eq!(shaka["shaka_low_latency"], true, "{shaka}");
+    let p95 = shaka["latency_p95_ms"].as_f64().unwrap_or_else(|| panic!("Shaka reported no latency: {shaka}"));
+    assert!(p95 < 3000.0, "Shaka plays LL-DASH within 3 s of the live edge (p95 over 20 s): {shaka}");
 }
 
 /// The preview page on the API tier (`/ui`): it lists the channels and the VOD assets, shows health,

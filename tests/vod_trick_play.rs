@@ -126,6 +126,100 @@ async fn i_frame_playlists_give_every_keyframe_as_one_picture() {
     }
 }
 
+/// Where each I-frame of a playlist starts on its timeline: the sum of the `EXTINF`s before it.
+fn playlist_times(playlist: &str) -> Vec<f64> {
+    let mut at = 0.0;
+    let mut times = Vec::new();
+    for l in playlist.lines() {
+        if let Some(d) = l.strip_prefix("#EXTINF:") {
+            times.push(at);
+            at += d.trim_end_matches(',').parse::<f64>().unwrap();
+        }
+    }
+    times
+}
+
+/// The I-frame playlists' timelines are the keyframes' presentation times, for B-frame streams whose
+/// composition delay differs from GOP to GOP (x265's first GOP has two frames of delay, the later
+/// ones three; x264 with B-frames too): fMP4 and MPEG-TS alike, within 1 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i_frame_playlist_times_are_the_keyframes_presentation_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("hevc.mp4");
+    let out = tokio::task::spawn_blocking(move || {
+        let args = [
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=25",
+            "-t",
+            "20",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            "keyint=50:min-keyint=50:scenecut=0:bframes=3:log-level=error",
+            "-tag:v",
+            "hvc1",
+            "-pix_fmt",
+            "yuv420p",
+            clip.to_str().unwrap(),
+        ];
+        run("ffmpeg", &args)
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::copy(media().join("bframes.mp4"), dir.path().join("bframes.mp4")).unwrap();
+    let mut config = test_config();
+    config.storage.root = dir.path().to_owned();
+    let s = TestServer::start(config).await;
+    for clip in ["hevc.mp4", "bframes.mp4"] {
+        let source = dir.path().join(clip);
+        let keyframes = {
+            let source = source.to_str().unwrap().to_owned();
+            let out = tokio::task::spawn_blocking(move || {
+                let args = [
+                    "-v",
+                    "error",
+                    "-select_streams",
+                    "v",
+                    "-show_entries",
+                    "packet=pts_time,flags",
+                    "-of",
+                    "csv=p=0",
+                    &source,
+                ];
+                run("ffprobe", &args)
+            })
+            .await
+            .unwrap();
+            let mut times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.contains('K'))
+                .filter_map(|l| l.split(',').next()?.parse().ok())
+                .collect();
+            times.sort_by(f64::total_cmp);
+            times
+        };
+        assert!(keyframes.len() >= 5, "{clip}: {keyframes:?}");
+        for dir in ["", "ts/"] {
+            let playlist = get(s.edge, &format!("/vod/{clip}/{dir}v0-iframes.m3u8")).await;
+            assert_eq!(playlist.status, 200, "{clip} {dir}");
+            let times = playlist_times(&playlist.text());
+            assert_eq!(times.len(), keyframes.len(), "{clip} {dir}: {times:?} vs {keyframes:?}");
+            for (ours, theirs) in times.iter().zip(&keyframes) {
+                let theirs = theirs - keyframes[0];
+                assert!((ours - theirs).abs() < 0.001, "{clip} {dir}: {times:?} vs {keyframes:?}");
+            }
+        }
+    }
+}
+
 /// DASH trick mode (`vod.dash_trick_mode`): a keyframes-only adaptation set tied to the video's by
 /// the DASH-IF scheme, whose segments (after the video's init segment) decode to the segment's
 /// keyframes alone. Off by default, the MPD has none.

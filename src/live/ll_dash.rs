@@ -93,6 +93,37 @@ mod tests {
         );
     }
 
+    /// `name="…S"` of a rendered MPD, in seconds.
+    fn seconds(mpd: &str, name: &str) -> f64 {
+        let at = mpd.find(&format!("{name}=\"PT")).unwrap_or_else(|| panic!("no {name}: {mpd}")) + name.len() + 4;
+        mpd[at..at + mpd[at..].find('S').unwrap()].parse().unwrap()
+    }
+
+    #[test]
+    fn the_suggested_delay_of_a_low_latency_mpd_is_its_latency_target() {
+        use crate::live::manifests::render_mpd;
+        use crate::live::model::WindowRequest;
+        use crate::live::tests::{INIT, SEGMENTS, channel, push, t, upload};
+        let mut state = channel();
+        upload(&mut state, "v0/init_0.mp4", INIT, t(1));
+        for (e, seg) in SEGMENTS.iter().enumerate() {
+            push(&mut state, e as u64, seg, t(4 * e as u64 + 5));
+        }
+        let mut snap = state.snapshot(t(20));
+        let classic = render_mpd(&snap, WindowRequest::default(), "../../time").unwrap();
+        let target = snap.settings.target_duration.as_secs_f64();
+        assert_eq!(seconds(&classic, "suggestedPresentationDelay"), 3.0 * target, "{classic}");
+        let next = snap.edge_of(0).unwrap() + 1;
+        with_parts(&mut snap, EPOCH, next);
+        let ll = render_mpd(&snap, WindowRequest::default(), "../../time").unwrap();
+        let latency = &ll[ll.find("<Latency ").expect("a ServiceDescription")..];
+        let at = latency.find("target=\"").unwrap() + 8;
+        let target_ms: f64 = latency[at..at + latency[at..].find('"').unwrap()].parse().unwrap();
+        // Every player that reads either attribute aims at the same latency.
+        assert_eq!(seconds(&ll, "suggestedPresentationDelay") * 1000.0, target_ms, "{ll}");
+        assert!(target_ms / 1000.0 < target, "under one segment behind: {ll}");
+    }
+
     #[test]
     fn the_next_segment_is_announced_in_its_epoch_only() {
         let mut snap = three_slots();

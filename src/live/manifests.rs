@@ -242,7 +242,9 @@ pub fn mpd<'a>(snap: &'a ChannelSnapshot, req: WindowRequest, time_url: &'a str)
             published: snap.published,
             minimum_update_period: target / 2.0,
             time_shift_buffer_depth: snap.slots[range].iter().map(|s| s.duration).sum(),
-            suggested_presentation_delay: 3.0 * target,
+            // A low-latency MPD suggests the delay its ServiceDescription targets: Shaka takes this
+            // attribute as its live delay, and a delay of three segments would undo the low latency.
+            suggested_presentation_delay: low_latency.map_or(3.0 * target, |ll| ll.service.latency_target),
         }
     } else {
         let last_start = periods.last().map_or(0.0, |p| p.start);

@@ -20,11 +20,11 @@ pub(super) const SEGMENTS: [&[u8]; 4] = [
     include_bytes!("../../assets/sample/hls/seg_003.m4s"),
 ];
 
-fn t(secs: u64) -> SystemTime {
+pub(super) fn t(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
 }
 
-fn channel() -> ChannelState {
+pub(super) fn channel() -> ChannelState {
     channel_of(4)
 }
 
@@ -38,7 +38,7 @@ fn channel_of(secs: u64) -> ChannelState {
     ChannelState::new(ChannelId::parse("news").unwrap(), settings, t(0))
 }
 
-fn upload(state: &mut ChannelState, path: &str, body: &[u8], now: SystemTime) -> Vec<Effect> {
+pub(super) fn upload(state: &mut ChannelState, path: &str, body: &[u8], now: SystemTime) -> Vec<Effect> {
     let upload = classify(path, Bytes::copy_from_slice(body)).unwrap();
     state.apply(upload, now).unwrap()
 }
@@ -57,7 +57,7 @@ fn playlist(first: u64, names: &[&str], end: bool) -> Vec<u8> {
     p.into_bytes()
 }
 
-fn push(state: &mut ChannelState, e: u64, body: &[u8], now: SystemTime) -> Vec<Effect> {
+pub(super) fn push(state: &mut ChannelState, e: u64, body: &[u8], now: SystemTime) -> Vec<Effect> {
     let name = format!("seg_{e:05}.m4s");
     let mut effects = upload(state, &format!("v0/{name}"), body, now);
     let names: Vec<String> = (e.saturating_sub(2)..=e).map(|k| format!("seg_{k:05}.m4s")).collect();

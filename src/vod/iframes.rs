@@ -26,8 +26,6 @@ use crate::storage::{Storage, StorageError};
 /// One keyframe as its own fragment.
 struct Frame {
     sample: usize,
-    /// Until the next keyframe (or the segment's end), in track ticks.
-    duration: u32,
     header: BytesMut,
 }
 
@@ -56,7 +54,7 @@ fn frames(asset: &Asset, r: &Rendition, index: usize) -> Option<Vec<Frame>> {
         if k > 0 {
             let _ = header.split_to(STYP_LEN);
         }
-        frames.push(Frame { sample: i, duration, header });
+        frames.push(Frame { sample: i, header });
     }
     Some(frames)
 }
@@ -86,20 +84,39 @@ pub async fn build(
     Ok(charge.attach(body.freeze()))
 }
 
-/// Each keyframe of `r`: its duration (seconds) and its fragment's byte range, segment by segment.
+/// Each keyframe of `r`: how long it shows (seconds) and its fragment's byte range, segment by
+/// segment. A keyframe shows from its presentation time to the next one's (RFC 8216 4.3.3.6), not
+/// from its decode time: the composition delay of B-frames differs from GOP to GOP (x265's first
+/// GOP, say), so decode-time durations would put every later I-frame off by the difference.
 fn ranges(asset: &Asset, r: &Rendition) -> Vec<(f64, ByteRange)> {
-    let sizes = &asset.track(r).1.samples.sizes;
-    let mut out = Vec::new();
+    let s = &asset.track(r).1.samples;
+    let pts = |i: usize| s.dts[i] as i64 + s.cts.get(i).copied().map_or(0, i64::from);
+    let mut found: Vec<(i64, ByteRange)> = Vec::new();
     for index in 0..r.segment_count() {
         let uri = ObjectUri::Vod(VodPath::IFrameSegment(r.id, (index + FIRST_SEGMENT_NUMBER) as u32));
         let mut offset = 0u64;
         for f in frames(asset, r, index).unwrap_or_default() {
-            let len = f.header.len() as u64 + u64::from(sizes[f.sample]);
-            out.push((f64::from(f.duration) / f64::from(r.timescale), ByteRange { uri, len, offset }));
+            let len = f.header.len() as u64 + u64::from(s.sizes[f.sample]);
+            found.push((pts(f.sample), ByteRange { uri, len, offset }));
             offset += len;
         }
     }
-    out
+    show_times(&found, r.duration_secs(), r.timescale)
+}
+
+/// Durations from presentation times (in `timescale` ticks): each until the next, the last until
+/// `total` seconds after the first.
+pub(super) fn show_times<T: Copy>(found: &[(i64, T)], total: f64, timescale: u32) -> Vec<(f64, T)> {
+    let secs = |ticks: i64| ticks as f64 / f64::from(timescale.max(1));
+    let first = found.first().map_or(0, |(pts, _)| *pts);
+    found
+        .iter()
+        .enumerate()
+        .map(|(k, (pts, item))| {
+            let end = found.get(k + 1).map_or(total, |(next, _)| secs(next - first));
+            ((end - secs(pts - first)).max(0.001), *item)
+        })
+        .collect()
 }
 
 /// The HLS I-frame playlist of video rendition `r`: its init segment as the map, then every keyframe.
@@ -123,4 +140,27 @@ pub fn trick_play(asset: &Asset) -> Vec<TrickPlay> {
         }
     };
     video.map(trick).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::show_times;
+
+    #[test]
+    fn keyframes_show_from_their_presentation_times() {
+        // x265 with B-frames: the first GOP's composition delay is two frames (80 ms at 25 fps), the
+        // later ones three; presentation times still fall every 2 s from the first keyframe.
+        let pts = [80i64, 2120, 4120, 6120];
+        let found: Vec<(i64, usize)> = pts.iter().map(|&p| (p, 0)).collect();
+        let shown = show_times(&found, 8.0, 1000);
+        let mut at = 0.0;
+        for (k, (secs, _)) in shown.iter().enumerate() {
+            assert!((at - (pts[k] - pts[0]) as f64 / 1000.0).abs() < 1e-9, "I-frame {k} at {at}");
+            at += secs;
+        }
+        for (got, want) in shown.iter().map(|(d, _)| *d).zip([2.04, 2.0, 2.0, 1.96]) {
+            assert!((got - want).abs() < 1e-9, "{got} for {want}");
+        }
+        assert!((at - 8.0).abs() < 1e-9, "they add up to the rendition's length");
+    }
 }

@@ -140,15 +140,8 @@ pub fn i_frames(asset: &Asset, r: &Rendition) -> Result<IFramePlaylist, VodError
         }
     }
     let total: f64 = (0..count).map(|i| r.segment_secs(i)).sum();
-    let first = found.first().map_or(0, |(pts, _)| *pts);
-    let frames = found
-        .iter()
-        .enumerate()
-        .map(|(k, (pts, range))| {
-            let end = found.get(k + 1).map_or(total, |(next, _)| (next - first) as f64 / 90_000.0);
-            ((end - (pts - first) as f64 / 90_000.0).max(0.001), *range)
-        })
-        .collect();
+    let found: Vec<(i64, ByteRange)> = found.into_iter().map(|(pts, range)| (pts as i64, range)).collect();
+    let frames = super::iframes::show_times(&found, total, 90_000);
     let map_uri = ObjectUri::Vod(VodPath::TsSegment(r.id, FIRST_SEGMENT_NUMBER as u32));
     Ok(IFramePlaylist::vod(IFrameMap { uri: map_uri, range: Some((2 * PACKET as u64, 0)) }, frames))
 }

@@ -1,4 +1,4 @@
-//! Headless Chromium running hls.js or dash.js: a small page server (the player page, the players'
+//! Headless Chromium running hls.js, dash.js or Shaka: a small page server (the player page, the players'
 //! scripts, and the page's report), and the browser process, killed whatever happens.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 const PAGE: &str = include_str!("../browser/player.html");
 
-/// Where `./scripts/test` puts the npm packages (hls.js, dash.js).
+/// Where `./scripts/test` puts the npm packages (hls.js, dash.js, Shaka).
 fn players_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/node_modules")
 }
@@ -20,6 +20,7 @@ fn script(name: &str) -> Option<Vec<u8>> {
     let path = match name {
         "/hls.min.js" => players_dir().join("hls.js/dist/hls.min.js"),
         "/dash.all.min.js" => players_dir().join("dashjs/dist/dash.all.min.js"),
+        "/shaka-player.compiled.js" => players_dir().join("shaka-player/dist/shaka-player.compiled.js"),
         _ => return None,
     };
     Some(std::fs::read(&path).unwrap_or_else(|e| {
