@@ -82,6 +82,62 @@ fn cues(vtt: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// What ffmpeg's HLS reader makes of a subtitle playlist: the cues of the joined segments, a cue
+/// repeated across a segment bound read once. (ffmpeg needs `-strict experimental` to read WebVTT
+/// from HLS.)
+fn ffmpeg_reads_subtitles(url: &str) -> Vec<(String, String, String)> {
+    let args = [
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-strict",
+        "experimental",
+        "-i",
+        url,
+        "-map",
+        "0:s",
+        "-f",
+        "webvtt",
+        "-",
+    ];
+    let out = run("ffmpeg", &args);
+    let mut read = cues(&String::from_utf8_lossy(&out.stdout));
+    read.dedup();
+    read
+}
+
+/// ffmpeg reads every cue's text exactly from the subtitle playlists (fMP4's and TS's), for a
+/// sidecar and a `mov_text` track: each segment ends with a blank line, so the next segment's
+/// `WEBVTT` and `X-TIMESTAMP-MAP` never run into a cue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_reads_every_cue_of_the_segmented_subtitles() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = assets_dir().join("sample");
+    for file in ["sample.mp4", "en.vtt", "subtitled.json"] {
+        std::fs::copy(sample.join(file), dir.path().join(file)).unwrap();
+    }
+    let (mp4, vtt) = (sample.join("sample.mp4"), sample.join("en.vtt"));
+    let subbed = dir.path().join("subbed.mp4");
+    let (mp4, vtt, out) = (mp4.to_str().unwrap(), vtt.to_str().unwrap(), subbed.to_str().unwrap());
+    let make =
+        ["-hide_banner", "-loglevel", "error", "-y", "-i", mp4, "-i", vtt, "-map", "0", "-map", "1", "-c", "copy"];
+    run("ffmpeg", &[&make[..], &["-c:s", "mov_text", out]].concat());
+    let source = std::fs::read_to_string(sample.join("en.vtt")).unwrap();
+    // The sidecar's text as written (the mov_text track keeps its italics as a style record).
+    let want: Vec<String> = cues(&source).into_iter().map(|(_, _, t)| t).collect();
+    let s = TestServer::start(test_config_in(dir.path())).await;
+    for asset in ["subtitled.json", "subbed.mp4"] {
+        for variant in ["", "ts/"] {
+            let url = format!("http://{}/vod/{asset}/{variant}s0.m3u8", s.edge);
+            let read = tokio::task::spawn_blocking(move || ffmpeg_reads_subtitles(&url)).await.unwrap();
+            let texts: Vec<String> =
+                read.iter().map(|(_, _, t)| t.replace("&amp;", "&").replace("&", "&amp;")).collect();
+            let want: Vec<String> = want.iter().map(|t| t.replace("&amp;", "&").replace("&", "&amp;")).collect();
+            assert_eq!(texts, want, "{asset} {variant}s0.m3u8: {read:?}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tx3g_tracks_in_the_mp4_become_webvtt() {
     let dir = tempfile::tempdir().unwrap();

@@ -79,14 +79,18 @@ impl Subtitles {
     pub fn write_whole(&self, out: &mut String) {
         self.write_header(out, None);
         self.cues.iter().for_each(|c| write_cue(out, c));
+        out.push('\n');
     }
 
     /// One HLS WebVTT segment: the cues between `start_ms` and `end_ms`, and an `X-TIMESTAMP-MAP`
     /// that puts cue time 0 at `mpegts_zero` (the 90 kHz timestamp of presentation time 0 in the
-    /// media segments it plays with).
+    /// media segments it plays with). It ends with a blank line, as every block does: a reader that
+    /// joins the segments into one stream (ffmpeg's HLS demuxer) must not read the next segment's
+    /// `WEBVTT` line as more text of this one's last cue.
     pub fn write_segment(&self, out: &mut String, start_ms: u64, end_ms: u64, mpegts_zero: u64) {
         self.write_header(out, Some(mpegts_zero));
         self.cues_between(start_ms, end_ms).for_each(|c| write_cue(out, c));
+        out.push('\n');
     }
 
     fn write_header(&self, out: &mut String, mpegts_zero: Option<u64>) {
@@ -177,7 +181,7 @@ mod tests {
         assert_eq!(
             out,
             "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:900000,LOCAL:00:00:00.000\n\nSTYLE\n::cue { color: yellow }\n\n\
-             1\n00:01:01.500 --> 01:02:03.004 align:start\n<i>Hi</i>\n"
+             1\n00:01:01.500 --> 01:02:03.004 align:start\n<i>Hi</i>\n\n"
         );
         let mut whole = String::new();
         subs.write_whole(&mut whole);
