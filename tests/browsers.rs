@@ -330,3 +330,21 @@ async fn the_preview_page_lists_and_plays_vod_and_live() {
         }
     }
 }
+
+/// Alternate audio on the MPEG-TS ladder: hls.js plays a two-language set's TS master, switches to
+/// the second language (an audio-only TS playlist beside the variant's muxed first language) and
+/// plays it.
+#[tokio::test(flavor = "multi_thread")]
+async fn hls_js_switches_to_the_second_language_of_a_ts_ladder() {
+    let dir = tempfile::tempdir().unwrap();
+    common::media::two_language_set(dir.path());
+    let s = TestServer::start(test_config_in(dir.path())).await;
+    let page = PageServer::start();
+    let src = format!("http://{}/vod/languages.json/ts/master.m3u8", s.edge);
+    let report = tokio::task::block_in_place(|| play_page(&page, &format!("player=hls&until=6&audio=1&src={src}")));
+    eprintln!("hls.js, second language over TS: {report}");
+    assert_played(&report, "hls.js second language", 6.0, &[(640, 360)]);
+    assert_eq!(report["audio_tracks"], serde_json::json!(["ko", "en"]), "{report}");
+    assert_eq!((report["audio_track"].as_i64(), report["audio_switched_to"].as_i64()), (Some(1), Some(1)), "{report}");
+    assert!(report["audio_fragments"].as_u64().unwrap() > 0, "it loaded the English playlist's segments: {report}");
+}

@@ -55,6 +55,7 @@ pub fn multivariant<'a>(snap: &'a ChannelSnapshot, query: &'a str) -> Multivaria
         audio: streams(audio),
         // TS variants carry their own audio.
         muxed_audio: snap.container == Some(Container::Ts),
+        alternate_audio: Vec::new(),
         query,
         i_frames: super::trick_play::i_frame_streams(snap),
         subtitles: subtitles(snap),

@@ -59,6 +59,7 @@ pub fn multivariant<'a>(p: &'a Presentation, trick: &[TrickPlay]) -> Multivarian
         video: p.video.iter().map(stream).collect(),
         audio: p.audio.iter().map(stream).collect(),
         muxed_audio: false,
+        alternate_audio: Vec::new(),
         query: "",
         i_frames,
         subtitles: subtitle_tracks(p, |i| VodPath::SubtitlePlaylist(i, Container::Fmp4)),
@@ -95,6 +96,7 @@ pub fn ts_multivariant<'a>(p: &'a Presentation, i_frame_peaks: &[(RenditionId, u
             video: Vec::new(),
             audio,
             muxed_audio: true,
+            alternate_audio: Vec::new(),
             query: "",
             i_frames: Vec::new(),
             subtitles,
@@ -108,7 +110,16 @@ pub fn ts_multivariant<'a>(p: &'a Presentation, i_frame_peaks: &[(RenditionId, u
         })
         .collect();
     let audio = ts_audio(p).map(stream).into_iter().collect();
-    Multivariant { video: variants.collect(), audio, muxed_audio: true, query: "", i_frames, subtitles }
+    let alternate_audio = ts_alternate_audio(p).into_iter().map(stream).collect();
+    Multivariant {
+        video: variants.collect(),
+        audio,
+        muxed_audio: true,
+        alternate_audio,
+        query: "",
+        i_frames,
+        subtitles,
+    }
 }
 
 /// Whether MPEG-TS carries a rendition's codec here: H.264, HEVC, AAC.
@@ -119,6 +130,23 @@ fn in_ts(r: &Rendition) -> bool {
 /// The audio muxed into every MPEG-TS video variant: the first AAC rendition.
 pub fn ts_audio(p: &Presentation) -> Option<&Rendition> {
     p.audio.iter().find(|r| in_ts(r))
+}
+
+/// The AAC renditions besides the muxed one, of an asset with video: each an audio-only MPEG-TS
+/// playlist, offered to the TS variants as alternate audio (another language, a description track).
+pub fn ts_alternate_audio(p: &Presentation) -> Vec<&Rendition> {
+    let muxed = ts_audio(p).map(|r| r.id);
+    match p.video.is_empty() {
+        true => Vec::new(),
+        false => p.audio.iter().filter(|r| in_ts(r) && Some(r.id) != muxed).collect(),
+    }
+}
+
+/// Every rendition with an MPEG-TS playlist of its own: the variants and the alternate audio.
+pub fn ts_playlists(p: &Presentation) -> Vec<&Rendition> {
+    let mut all = ts_variants(p);
+    all.extend(ts_alternate_audio(p));
+    all
 }
 
 /// The renditions with MPEG-TS variants: the video ones TS carries, or the AAC ones of an asset

@@ -23,8 +23,8 @@ pub fn check(object: VodPath, p: &Presentation) -> Result<(), VodError> {
         VodPath::MediaPlaylist(r) | VodPath::Init(r) => p.rendition(r).is_some(),
         VodPath::Segment(r, n) => p.rendition(r).is_some_and(|r| numbered(r, n)),
         VodPath::TsMaster => !vod_manifests::ts_variants(p).is_empty(),
-        VodPath::TsPlaylist(r) => vod_manifests::ts_variants(p).iter().any(|v| v.id == r),
-        VodPath::TsSegment(r, n) => vod_manifests::ts_variants(p).iter().any(|v| v.id == r && numbered(v, n)),
+        VodPath::TsPlaylist(r) => vod_manifests::ts_playlists(p).iter().any(|v| v.id == r),
+        VodPath::TsSegment(r, n) => vod_manifests::ts_playlists(p).iter().any(|v| v.id == r && numbered(v, n)),
         VodPath::TsIFrames(r) => r.kind == TrackKind::Video && vod_manifests::ts_variants(p).iter().any(|v| v.id == r),
         VodPath::SubtitlePlaylist(i, c) => p.subtitle(i).is_some() && has_container(p, c),
         VodPath::SubtitleSegment(i, c, n) => {

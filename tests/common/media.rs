@@ -152,3 +152,15 @@ pub fn probe_ok(url: &str) -> serde_json::Value {
 pub fn run_tool(tool: &str, args: &[&str]) -> std::process::Output {
     run(tool, args)
 }
+
+/// A two-language asset set in `dir`: `languages.json` with the sample's video, its audio as Korean
+/// (first: muxed into MPEG-TS variants) and `en.m4a`, a 16 s AAC tone, as English.
+pub fn two_language_set(dir: &Path) {
+    std::fs::copy(super::assets_dir().join("sample/sample.mp4"), dir.join("sample.mp4")).unwrap();
+    let tone = ["-f", "lavfi", "-i", "sine=frequency=880:sample_rate=48000", "-t", "16", "-c:a", "aac", "-b:a", "96k"];
+    ffmpeg(dir, &[&tone[..], &["en.m4a"]].concat());
+    let set = r#"{"video": ["sample.mp4"], "audio": [
+        {"file": "sample.mp4", "language": "ko", "name": "Korean"},
+        {"file": "en.m4a", "language": "en", "name": "English"}]}"#;
+    std::fs::write(dir.join("languages.json"), set).unwrap();
+}

@@ -52,7 +52,8 @@ impl fmt::Display for Quoted<'_> {
 /// stands alone.
 pub fn write_multivariant(out: &mut String, m: &Multivariant<'_>) {
     let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let audio_group = !m.video.is_empty() && !m.muxed_audio;
+    let alternates = !m.video.is_empty() && m.muxed_audio && !m.alternate_audio.is_empty();
+    let audio_group = !m.video.is_empty() && (!m.muxed_audio || alternates);
     if audio_group {
         write_audio_media(out, m);
     }
@@ -67,20 +68,25 @@ pub fn write_multivariant(out: &mut String, m: &Multivariant<'_>) {
     let subtitles = !m.subtitles.is_empty();
     if m.video.is_empty() {
         for s in &m.audio {
-            write_variant(out, s, &[], m.query, Groups { audio: false, subtitles });
+            write_variant(out, s, &[], m.query, Groups { audio: false, subtitles, alternate_bps: 0 });
         }
         return;
     }
-    // Muxed (MPEG-TS): each variant carries the audio, so its BANDWIDTH and CODECS count it, with no group.
+    // Muxed (MPEG-TS): each variant carries the audio, so its BANDWIDTH and CODECS count it; with
+    // alternates, a player that picks one still loads the variant's own audio, so BANDWIDTH counts
+    // the largest alternate on top.
+    let alternate_bps = m.alternate_audio.iter().map(|a| a.peak_bps).max().unwrap_or(0);
     for v in &m.video {
-        write_variant(out, v, &m.audio, m.query, Groups { audio: audio_group, subtitles });
+        write_variant(out, v, &m.audio, m.query, Groups { audio: audio_group, subtitles, alternate_bps });
     }
     write_i_frame_streams(out, &m.i_frames);
 }
 
-/// The `EXT-X-MEDIA` audio group.
+/// The `EXT-X-MEDIA` audio group. With muxed audio, the muxed rendition comes first with no URI
+/// (it is in the variant's own segments), then the alternates with their audio-only playlists.
 fn write_audio_media(out: &mut String, m: &Multivariant<'_>) {
-    for (i, a) in m.audio.iter().enumerate() {
+    let alternates = if m.muxed_audio { &m.alternate_audio[..] } else { &[] };
+    for (i, a) in m.audio.iter().chain(alternates).enumerate() {
         let _ = write!(out, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"{}\"", Quoted(a.name));
         if let Some(lang) = a.language {
             let _ = write!(out, ",LANGUAGE=\"{}\"", Quoted(lang));
@@ -89,7 +95,12 @@ fn write_audio_media(out: &mut String, m: &Multivariant<'_>) {
         if let Some(channels) = a.channels {
             let _ = write!(out, ",CHANNELS=\"{channels}\"");
         }
-        let _ = writeln!(out, ",URI=\"{}.m3u8{}\"", a.id, m.query);
+        match m.muxed_audio && i == 0 {
+            true => out.push('\n'),
+            false => {
+                let _ = writeln!(out, ",URI=\"{}.m3u8{}\"", a.id, m.query);
+            }
+        }
     }
 }
 
@@ -98,6 +109,8 @@ fn write_audio_media(out: &mut String, m: &Multivariant<'_>) {
 struct Groups {
     audio: bool,
     subtitles: bool,
+    /// Bits per second an alternate audio rendition may add to the variant's own.
+    alternate_bps: u64,
 }
 
 fn write_i_frame_streams(out: &mut String, streams: &[super::IFrameStream<'_>]) {
@@ -154,7 +167,7 @@ fn write_variant(out: &mut String, s: &Stream<'_>, audio: &[Stream<'_>], query: 
     let _ = write!(
         out,
         "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={}",
-        (s.peak_bps + audio_peak).max(1),
+        (s.peak_bps + audio_peak + groups.alternate_bps).max(1),
         (s.average_bps + audio_average).max(1)
     );
     // The variant's own codec plus every distinct codec of its audio group.
@@ -330,6 +343,7 @@ mod tests {
             video: vec![stream("v0", "avc1.64001f", 1000)],
             audio: vec![stream("a0", "mp4a.40.2", 100), stream("a1", "mp4a.40.2", 200)],
             muxed_audio: false,
+            alternate_audio: Vec::new(),
             query: "?start=1.000",
             i_frames: Vec::new(),
             subtitles: Vec::new(),
@@ -349,6 +363,26 @@ mod tests {
         assert!(
             muxed.contains("BANDWIDTH=1100,AVERAGE-BANDWIDTH=550,CODECS=\"avc1.64001f,mp4a.40.2\"\nv0.m3u8"),
             "{muxed}"
+        );
+        // Muxed audio with an alternate: both in one group, the muxed one with no URI (it is in the
+        // variant's segments), the alternate with its audio-only playlist; BANDWIDTH counts both.
+        let (first, second) = (m.audio[0].clone(), m.audio[1].clone());
+        let alternate_audio = vec![second];
+        let mut alt = String::new();
+        write_multivariant(
+            &mut alt,
+            &Multivariant { muxed_audio: true, audio: vec![first], alternate_audio, ..m.clone() },
+        );
+        let group: Vec<&str> = alt.lines().filter(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO")).collect();
+        assert_eq!(group.len(), 2, "{alt}");
+        assert!(group[0].contains("DEFAULT=YES") && !group[0].contains("URI="), "{alt}");
+        assert!(
+            group[1].contains("DEFAULT=NO,AUTOSELECT=YES") && group[1].ends_with("URI=\"a1.m3u8?start=1.000\""),
+            "{alt}"
+        );
+        assert!(
+            alt.contains("BANDWIDTH=1300,AVERAGE-BANDWIDTH=550,CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"audio\"\n"),
+            "{alt}"
         );
         // A subtitle group: offered off by default, named by every variant (muxed or audio-only too).
         let subtitles = vec![super::super::SubtitleTrack {

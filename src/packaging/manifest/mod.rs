@@ -47,6 +47,9 @@ pub struct Multivariant<'a> {
     pub audio: Vec<Stream<'a>>,
     /// The audio travels inside the video variants (MPEG-TS): no audio group, each variant stands alone.
     pub muxed_audio: bool,
+    /// With `muxed_audio`: the other audio renditions, each an audio-only playlist of its own, offered
+    /// with the muxed one as an `AUDIO` group (a player that ignores groups plays the muxed audio).
+    pub alternate_audio: Vec<Stream<'a>>,
     /// Appended to every media playlist URI (`?start=...`), or empty.
     pub query: &'a str,
     /// `EXT-X-I-FRAME-STREAM-INF`: the I-frame playlists of the video variants (trick play).
