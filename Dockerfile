@@ -9,13 +9,17 @@ WORKDIR /src
 # change, not on every source edit (the workspace's targets are stubbed for this build).
 COPY Cargo.toml Cargo.lock ./
 COPY loadtest/Cargo.toml loadtest/Cargo.toml
-RUN mkdir -p src benches loadtest/src \
+COPY crates/http/Cargo.toml crates/http/Cargo.toml
+COPY crates/media/Cargo.toml crates/media/Cargo.toml
+COPY crates/sys/Cargo.toml crates/sys/Cargo.toml
+RUN mkdir -p src benches loadtest/src crates/http/src crates/media/src crates/sys/src \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && for bench in hot_path vod live; do echo 'fn main() {}' > "benches/$bench.rs"; done \
  && echo 'fn main() {}' > loadtest/src/main.rs && touch loadtest/src/lib.rs \
+ && touch crates/http/src/lib.rs crates/media/src/lib.rs crates/sys/src/lib.rs \
  && cargo build --release --locked --bin estuary \
- && rm -rf src benches loadtest/src target/release/estuary* target/release/deps/estuary-* \
-    target/release/deps/libestuary-* target/release/.fingerprint/estuary-*
+ && rm -rf src benches loadtest/src crates/*/src target/release/estuary* target/release/deps/estuary* \
+    target/release/deps/libestuary* target/release/.fingerprint/estuary*
 COPY . .
 # estuary_build_info{commit} in /metrics.
 ARG ESTUARY_COMMIT=unknown

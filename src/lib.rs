@@ -1,17 +1,20 @@
 //! estuary: an HLS/DASH streaming origin. The binary (`main.rs`) is a thin
-//! shell around [`server::start`]; everything else lives in these modules.
+//! shell around [`server::start`]; everything else lives in these modules and in the crates below
+//! them: `estuary-media` (pure packaging, here as [`packaging`]), `estuary-http` (pure HTTP
+//! semantics, here as [`http`]) and `estuary-sys` (the only crate with `unsafe`).
 
 pub mod api;
+pub mod budget;
 pub mod cache;
 pub mod cluster;
 pub mod config;
 pub mod edge;
 pub mod health;
-pub mod http;
+pub use estuary_http as http;
 pub mod ingest;
 pub mod internal;
 pub mod live;
-pub mod packaging;
+pub use estuary_media as packaging;
 pub mod server;
 pub mod storage;
 pub mod telemetry;

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use super::{ApiError, ApiState};
 
 /// Passes the request on when no token is configured or `Authorization: Bearer <token>` matches.
-pub async fn require_token(State(state): State<ApiState>, request: Request) -> Result<Request, ApiError> {
+pub(super) async fn require_token(State(state): State<ApiState>, request: Request) -> Result<Request, ApiError> {
     let Some(token) = &state.token else {
         return Ok(request);
     };
@@ -30,7 +30,7 @@ pub async fn require_token(State(state): State<ApiState>, request: Request) -> R
 
 /// Refuses a `Host` that names a host this API was not told about: a web page whose name was
 /// rebound to this address (DNS rebinding) cannot drive the API from a browser.
-pub async fn require_known_host(State(state): State<ApiState>, request: Request) -> Result<Request, ApiError> {
+pub(super) async fn require_known_host(State(state): State<ApiState>, request: Request) -> Result<Request, ApiError> {
     // Every `Host` the request carries must pass (a second one must not smuggle a name in).
     let known = request
         .headers()
@@ -49,7 +49,7 @@ pub async fn require_known_host(State(state): State<ApiState>, request: Request)
 ///   `multipart/form-data`, `text/plain`) is 415, for browsers that send neither header.
 ///
 /// Tools (curl, scripts, the operator's own `/ui`, Kubernetes) send none of these, or same-origin.
-pub async fn refuse_cross_site(request: Request) -> Result<Request, ApiError> {
+pub(super) async fn refuse_cross_site(request: Request) -> Result<Request, ApiError> {
     cross_site_verdict(request.method(), request.headers())?;
     Ok(request)
 }
@@ -82,7 +82,7 @@ fn cross_site_verdict(method: &Method, headers: &HeaderMap) -> Result<(), ApiErr
 
 /// IP literals (no name to rebind), `localhost` and its subdomains, and the configured names, each
 /// with or without a port.
-pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+pub(super) fn host_allowed(host: &str, allowed: &[String]) -> bool {
     let host = host.trim().to_ascii_lowercase();
     if allowed.iter().any(|a| a.eq_ignore_ascii_case(&host)) {
         return true;

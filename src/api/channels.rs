@@ -21,7 +21,7 @@ use crate::packaging::url::{self, LivePath};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateChannel {
+pub(super) struct CreateChannel {
     id: String,
     /// 16 to 128 characters of `[A-Za-z0-9_-]`; generated when absent.
     #[serde(alias = "token")]
@@ -38,13 +38,13 @@ pub struct CreateChannel {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RotateKey {
+pub(super) struct RotateKey {
     /// The new key; generated when absent.
     stream_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct DeleteQuery {
+pub(super) struct DeleteQuery {
     #[serde(default)]
     purge: bool,
 }
@@ -134,7 +134,7 @@ fn renditions(snap: &crate::live::model::ChannelSnapshot) -> Vec<Value> {
 
 /// How far the channel's live edge is behind the clock, in milliseconds; `None` while it has no media
 /// or once it ended.
-pub fn live_edge_age(snap: &crate::live::model::ChannelSnapshot, now: std::time::SystemTime) -> Option<u64> {
+pub(super) fn live_edge_age(snap: &crate::live::model::ChannelSnapshot, now: std::time::SystemTime) -> Option<u64> {
     let edge = snap.live_edge().filter(|_| snap.status == crate::live::model::Status::Live)?;
     Some(now.duration_since(edge).unwrap_or_default().as_millis() as u64)
 }
@@ -146,7 +146,7 @@ fn add_key(state: &ApiState, headers: &HeaderMap, v: &mut Value, id: &ChannelId,
     v["ingest_url"] = json!(format!("{}/ingest/{id}/{key}/", ingest_base(state, headers)));
 }
 
-pub async fn create(
+pub(super) async fn create(
     State(state): State<ApiState>,
     headers: HeaderMap,
     body: Result<Json<CreateChannel>, axum::extract::rejection::JsonRejection>,
@@ -163,7 +163,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&state, &headers, &handle, Some(&key)))).into_response())
 }
 
-pub async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+pub(super) async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     let local = state.live.list();
     let mut channels: Vec<Value> = Vec::with_capacity(local.len());
     for handle in &local {
@@ -208,7 +208,7 @@ async fn cluster_fields(state: &ApiState, mut view: Value, owned_here: bool, id:
     view
 }
 
-pub async fn show(
+pub(super) async fn show(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -244,7 +244,7 @@ async fn describe(
 }
 
 /// `POST /api/v1/channels/{id}/stop`, on any pod: the pod writing the channel ends it.
-pub async fn stop(
+pub(super) async fn stop(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -253,7 +253,7 @@ pub async fn stop(
     Ok(Json(describe(&state, &headers, &id, None).await?).into_response())
 }
 
-pub async fn start(
+pub(super) async fn start(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -264,7 +264,7 @@ pub async fn start(
 
 /// `POST /api/v1/channels/{id}/rotate-key` (`{"stream_key": ...}` optional): the old key stops
 /// working at once; the answer carries the new one, the only time it is shown.
-pub async fn rotate_key(
+pub(super) async fn rotate_key(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -275,7 +275,7 @@ pub async fn rotate_key(
     Ok(Json(describe(&state, &headers, &id, Some(&key)).await?).into_response())
 }
 
-pub async fn delete(
+pub(super) async fn delete(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     Query(q): Query<DeleteQuery>,

@@ -19,12 +19,12 @@ use crate::live::model::ChannelSnapshot;
 use crate::telemetry::metrics::{write_sample, write_value};
 
 /// Liveness: the process answers.
-pub async fn healthz() -> Response {
+pub(super) async fn healthz() -> Response {
     (StatusCode::OK, [(CACHE_CONTROL, "no-store")], "ok\n").into_response()
 }
 
 /// Readiness: started and not shutting down. Storage health does not enter into it (see `Health`).
-pub async fn readyz(State(state): State<ApiState>) -> Response {
+pub(super) async fn readyz(State(state): State<ApiState>) -> Response {
     let (status, body) = match (state.health.is_ready(), state.health.is_draining()) {
         (true, _) => (StatusCode::OK, "ready\n"),
         (false, true) => (StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
@@ -34,7 +34,7 @@ pub async fn readyz(State(state): State<ApiState>) -> Response {
 }
 
 /// Prometheus text exposition: request metrics plus cache and storage figures.
-pub async fn metrics(State(state): State<ApiState>) -> Response {
+pub(super) async fn metrics(State(state): State<ApiState>) -> Response {
     let mut out = state.metrics.render();
     let cache = state.cache.stats().await;
     let counters = [
@@ -320,7 +320,7 @@ fn write_delays(
 }
 
 /// `GET /api/v1/stats`: everything above, as JSON.
-pub async fn stats(State(state): State<ApiState>) -> Response {
+pub(super) async fn stats(State(state): State<ApiState>) -> Response {
     let body = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.health.uptime_seconds().floor(),
@@ -343,7 +343,7 @@ pub async fn stats(State(state): State<ApiState>) -> Response {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PurgeRequest {
+pub(super) struct PurgeRequest {
     /// Drop entries whose cache path starts with this (`static/sample/hls/`).
     prefix: Option<String>,
     /// Drop everything.
@@ -352,7 +352,7 @@ pub struct PurgeRequest {
 }
 
 /// `POST /api/v1/cache/purge` with `{"prefix": "..."}` or `{"all": true}`.
-pub async fn purge(
+pub(super) async fn purge(
     State(state): State<ApiState>,
     body: Result<Json<PurgeRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {

@@ -47,13 +47,13 @@ fn page_headers(content_type: &'static str, cache: &'static str) -> [(HeaderName
 }
 
 /// `GET /ui`: the page.
-pub async fn page() -> Response {
+pub(super) async fn page() -> Response {
     (StatusCode::OK, page_headers("text/html; charset=utf-8", "no-cache"), PAGE).into_response()
 }
 
 /// `GET /ui/{file}`: the page's script and style, and the players (pinned versions, bundled into the
 /// binary).
-pub async fn script(Path(name): Path<String>) -> Response {
+pub(super) async fn script(Path(name): Path<String>) -> Response {
     let (body, kind, cache): (&[u8], _, _) = match name.as_str() {
         "app.js" => (APP_JS.as_bytes(), "text/javascript; charset=utf-8", "no-cache"),
         "app.css" => (APP_CSS.as_bytes(), "text/css; charset=utf-8", "no-cache"),
@@ -65,14 +65,14 @@ pub async fn script(Path(name): Path<String>) -> Response {
 }
 
 #[derive(Deserialize)]
-pub struct AssetQuery {
+pub(super) struct AssetQuery {
     #[serde(default)]
     prefix: String,
 }
 
 /// `GET /api/v1/assets?prefix=`: the VOD assets (MP4 files and asset sets) under a prefix, with their
 /// HLS and DASH URLs on the edge.
-pub async fn assets(
+pub(super) async fn assets(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Query(query): Query<AssetQuery>,

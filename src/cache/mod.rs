@@ -14,7 +14,7 @@ use moka::future::Cache;
 use moka::notification::RemovalCause;
 use serde::Serialize;
 
-use crate::storage::budget::ByteBudget;
+use crate::budget::ByteBudget;
 
 pub use crate::http::object::CachedObject;
 pub use key::CacheKey;

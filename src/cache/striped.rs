@@ -10,7 +10,7 @@ const STRIPES: usize = 32;
 struct Stripe(AtomicU64);
 
 #[derive(Default)]
-pub struct Striped {
+pub(super) struct Striped {
     stripes: [Stripe; STRIPES],
 }
 
@@ -21,11 +21,11 @@ impl std::fmt::Debug for Striped {
 }
 
 impl Striped {
-    pub fn add(&self, n: u64) {
+    pub(super) fn add(&self, n: u64) {
         self.stripes[stripe()].0.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn get(&self) -> u64 {
+    pub(super) fn get(&self) -> u64 {
         self.stripes.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
     }
 }

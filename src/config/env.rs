@@ -18,7 +18,7 @@ const CLI_VARIABLES: &[&str] = &["ESTUARY_CONFIG"];
 /// Kubernetes' service links for a Service named `estuary` (`ESTUARY_PORT=tcp://10.0.0.1:8080`,
 /// `ESTUARY_SERVICE_HOST`, `ESTUARY_PORT_8080_TCP_ADDR`, ...): not configuration, and no field of
 /// ours has their shape.
-pub fn is_service_link(name: &str) -> bool {
+pub(super) fn is_service_link(name: &str) -> bool {
     let Some(rest) = name.strip_prefix(ENV_PREFIX) else { return false };
     if rest == "PORT" || rest == "SERVICE_HOST" || rest == "SERVICE_PORT" || rest.starts_with("SERVICE_PORT_") {
         return true;

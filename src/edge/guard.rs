@@ -41,7 +41,7 @@ impl OriginLock {
 }
 
 /// Answers a CORS preflight (`OPTIONS`, on any path).
-pub fn preflight(headers: &HeaderMap) -> Response {
+pub(super) fn preflight(headers: &HeaderMap) -> Response {
     let allow = headers.get(ACCESS_CONTROL_REQUEST_HEADERS).cloned().unwrap_or(HeaderValue::from_static(ALLOWED));
     let mut response = StatusCode::NO_CONTENT.into_response();
     let h = response.headers_mut();
@@ -54,7 +54,7 @@ pub fn preflight(headers: &HeaderMap) -> Response {
 }
 
 /// Marks every response readable by any origin (a plain response map: no boxed future per request).
-pub fn cors_headers(mut response: Response) -> Response {
+pub(super) fn cors_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     h.insert(ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSED));

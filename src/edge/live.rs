@@ -28,7 +28,7 @@ impl From<ServeError> for EdgeError {
 }
 
 /// `GET/HEAD /live/{path}`, `path` percent-decoded (`{channel}/{object}`), `query` raw.
-pub async fn serve(
+pub(super) async fn serve(
     state: &EdgeState,
     path: &str,
     query: &str,
@@ -47,7 +47,7 @@ pub async fn serve(
 }
 
 /// `GET /time`: the server's clock for DASH `UTCTiming` (http-iso), never cached.
-pub fn time() -> Response {
+pub(super) fn time() -> Response {
     (StatusCode::OK, [(CONTENT_TYPE, content_type::TEXT), (CACHE_CONTROL, "no-store")], iso_time(SystemTime::now()))
         .into_response()
 }

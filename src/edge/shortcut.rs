@@ -39,14 +39,14 @@ const SHAPING: [&str; 8] = [
 /// Put on a response by a handler that served `object` whole from the cache: the dispatcher may
 /// offer it to the hot answers ([`offer`]).
 #[derive(Clone)]
-pub struct Candidate {
+pub(super) struct Candidate {
     object: Arc<CachedObject>,
     coding: Coding,
     until: Instant,
 }
 
 /// Marks `response` (a full-path answer for `object`, valid until `until`) as a candidate.
-pub fn candidate(
+pub(super) fn candidate(
     mut response: Response,
     object: &Arc<CachedObject>,
     headers: &HeaderMap,
@@ -72,7 +72,7 @@ pub fn candidate(
 /// Turns a handler's [`Candidate`] into a [`HeadSink`] that hands the rendered head to the hot
 /// answers, when `request` is one the shortcut could answer. `generation`: read before the handler
 /// looked the object up.
-pub fn offer<B>(
+pub(super) fn offer<B>(
     mut response: Response,
     request: &Request<B>,
     state: &EdgeState,
@@ -99,7 +99,7 @@ pub fn offer<B>(
 const COPY_BELOW: usize = 4096;
 
 /// The shortcut's answer to `raw`, if it has one: its head appended to `head`, its body given.
-pub fn answer(
+pub(super) fn answer(
     state: &EdgeState,
     lock: Option<&OriginLock>,
     access: &AccessLog,

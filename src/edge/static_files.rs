@@ -44,7 +44,7 @@ fn usually_small(ext: Option<&str>) -> bool {
 }
 
 /// `GET/HEAD /static/{raw}`, `raw` percent-decoded: called by the edge's fast path.
-pub async fn serve(
+pub(super) async fn serve(
     state: &EdgeState,
     raw: &str,
     method: &http::Method,

@@ -12,7 +12,7 @@ use crate::vod::{Served, VodError, VodPath};
 
 /// Splits `sample/clip.mp4/v0/1.m4s` into the asset key and the object after it. estuary's records and
 /// other hidden keys are never assets.
-pub fn parse_vod_path(path: &str) -> Option<(StorageKey, VodPath)> {
+pub(super) fn parse_vod_path(path: &str) -> Option<(StorageKey, VodPath)> {
     let (asset, object) = VodPath::split(path)?;
     let key = StorageKey::parse(asset).ok().filter(StorageKey::is_public)?;
     Some((key, object))
@@ -29,7 +29,7 @@ impl From<VodError> for EdgeError {
 }
 
 /// `GET/HEAD /vod/{path}`, `path` percent-decoded: called by the edge's fast path.
-pub async fn serve(
+pub(super) async fn serve(
     state: &EdgeState,
     path: &str,
     method: &http::Method,

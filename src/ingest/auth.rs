@@ -9,7 +9,7 @@ use http::header::AUTHORIZATION;
 use crate::live::ChannelId;
 use crate::live::key::KeyHash;
 
-pub enum Credentials {
+pub(super) enum Credentials {
     Missing,
     Wrong,
     Valid,
@@ -17,7 +17,7 @@ pub enum Credentials {
 
 impl Credentials {
     /// `Authorization: Basic base64(channel:key)` (an empty user name or the channel id) or `Bearer key`.
-    pub fn check(headers: &HeaderMap, channel: &ChannelId, key: &KeyHash) -> Credentials {
+    pub(super) fn check(headers: &HeaderMap, channel: &ChannelId, key: &KeyHash) -> Credentials {
         let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
             return Credentials::Missing;
         };
@@ -40,7 +40,7 @@ impl Credentials {
 }
 
 /// Splits `{key}/{path}` when the first segment is the channel's stream key.
-pub fn key_in_path<'a>(path: &'a str, key: &KeyHash) -> Option<&'a str> {
+pub(super) fn key_in_path<'a>(path: &'a str, key: &KeyHash) -> Option<&'a str> {
     let (first, rest) = path.split_once('/')?;
     (!rest.is_empty() && key.matches(first)).then_some(rest)
 }

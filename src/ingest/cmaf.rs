@@ -23,7 +23,7 @@ use crate::packaging::fmp4::chunks::ChunkError;
 
 /// The track named by a `Streams({name})` path (its last component); `None` for other paths, 400
 /// for a `Streams(` path whose name is not a plain name.
-pub fn track_name(path: &str) -> Result<Option<&str>, IngestError> {
+pub(super) fn track_name(path: &str) -> Result<Option<&str>, IngestError> {
     let Some(at) = path.find("Streams(") else { return Ok(None) };
     let name = path[at + "Streams(".len()..].strip_suffix(')').unwrap_or("");
     let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
@@ -34,7 +34,7 @@ pub fn track_name(path: &str) -> Result<Option<&str>, IngestError> {
 }
 
 /// One track's POST, to its end.
-pub async fn track(
+pub(super) async fn track(
     state: &IngestState,
     handle: &ChannelHandle,
     name: &str,
@@ -114,7 +114,7 @@ impl Session<'_> {
 }
 
 /// An empty POST: the source checking the endpoint (and, having got here, its credentials).
-pub fn is_probe(headers: &http::HeaderMap) -> bool {
+pub(super) fn is_probe(headers: &http::HeaderMap) -> bool {
     headers.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0")
 }
 

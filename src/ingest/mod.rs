@@ -28,12 +28,12 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use auth::Credentials;
 use receipt::{Pace, Receipt};
 
+use crate::budget::ByteBudget;
 use crate::live::LiveRegistry;
 use crate::live::key::KeyHash;
 use crate::live::upload::{UploadError, classify};
 use crate::packaging::fmp4::chunks::ChunkReader;
 use crate::storage::StorageKey;
-use crate::storage::budget::ByteBudget;
 use crate::telemetry::{AccessLog, ErrorDetail, access};
 
 /// What ingest handlers share. Cheap to clone.

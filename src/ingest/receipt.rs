@@ -12,11 +12,11 @@ use http_body_util::BodyExt;
 use tokio::time::Instant;
 
 use super::IngestError;
-use crate::storage::budget::{ByteBudget, Charge};
+use crate::budget::{ByteBudget, Charge};
 
 /// How fast a body must come.
 #[derive(Debug, Clone, Copy)]
-pub struct Pace {
+pub(super) struct Pace {
     /// A body that sends nothing for this long is cut (408); also the grace before `min_rate` holds.
     pub idle: Duration,
     /// Bytes per second a body must average once its first `idle` is over (0: no minimum).
@@ -24,7 +24,7 @@ pub struct Pace {
 }
 
 /// One body being received.
-pub struct Receipt {
+pub(super) struct Receipt {
     total: Charge,
     channel: Charge,
     pace: Pace,
@@ -35,13 +35,13 @@ pub struct Receipt {
 impl Receipt {
     /// A body charged to `total` (`ingest.max_total_bytes`) and to `channel` (its channel's
     /// `ingest.max_channel_bytes`).
-    pub fn new(total: &Arc<ByteBudget>, channel: &Arc<ByteBudget>, pace: Pace) -> Self {
+    pub(super) fn new(total: &Arc<ByteBudget>, channel: &Arc<ByteBudget>, pace: Pace) -> Self {
         Receipt { total: total.nothing(), channel: channel.nothing(), pace, started: Instant::now(), received: 0 }
     }
 
     /// The next piece of the body; `None` at its end. 408 when it sends nothing for `idle`, or has
     /// fallen behind the minimum rate.
-    pub async fn next(&mut self, body: &mut Body) -> Result<Option<Bytes>, IngestError> {
+    pub(super) async fn next(&mut self, body: &mut Body) -> Result<Option<Bytes>, IngestError> {
         loop {
             let frame = match tokio::time::timeout(self.pace.idle, body.frame()).await {
                 Err(_) => return Err(IngestError::Stalled(self.pace.idle)),
@@ -60,7 +60,7 @@ impl Receipt {
 
     /// Holds `bytes` from now on (more or fewer than before); 413 when the ingest total or the
     /// channel's share has no room for them.
-    pub fn hold(&mut self, bytes: u64) -> Result<(), IngestError> {
+    pub(super) fn hold(&mut self, bytes: u64) -> Result<(), IngestError> {
         for (charge, what) in
             [(&mut self.channel, "ingest.max_channel_bytes"), (&mut self.total, "ingest.max_total_bytes")]
         {
@@ -75,7 +75,7 @@ impl Receipt {
 
     /// `body` carrying the total's charge (kept with the bytes wherever they go); the channel's share
     /// of a received body ends with the receipt, once the channel counts the body itself.
-    pub fn attach(self, body: Bytes) -> Bytes {
+    pub(super) fn attach(self, body: Bytes) -> Bytes {
         self.total.attach(body)
     }
 }

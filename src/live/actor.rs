@@ -25,7 +25,7 @@ const TICK: Duration = Duration::from_secs(1);
 /// Segment writes in flight per channel.
 const WRITES_IN_FLIGHT: usize = 8;
 
-pub enum Command {
+pub(super) enum Command {
     Upload(Upload, oneshot::Sender<Result<(), UploadError>>),
     /// Does this segment upload continue a variant (its chunks become parts)?
     OpenUpload(String, oneshot::Sender<Option<OpenUpload>>),
@@ -45,7 +45,7 @@ pub enum Command {
 }
 
 /// Where a channel's task sends what it produces, and its bounds.
-pub struct Sinks {
+pub(super) struct Sinks {
     pub limits: ChannelLimits,
     pub storage: Arc<dyn Storage>,
     /// The control store the other pods serve the channel from, in a cluster.
@@ -55,7 +55,7 @@ pub struct Sinks {
 }
 
 /// Runs until every command sender is gone, then persists a last time.
-pub async fn run(
+pub(super) async fn run(
     mut state: ChannelState,
     sinks: Sinks,
     publish: watch::Sender<Arc<ChannelSnapshot>>,
@@ -316,7 +316,7 @@ pub static WRITE_THROUGH: WriteThroughStats =
     WriteThroughStats { stored: AtomicU64::new(0), retries: AtomicU64::new(0), abandoned: AtomicU64::new(0) };
 
 /// Pushed segments that were never committed, by [`DropReason`] (in [`DropReason::ALL`] order).
-pub static DROPPED: [AtomicU64; DropReason::ALL.len()] = [const { AtomicU64::new(0) }; DropReason::ALL.len()];
+pub(super) static DROPPED: [AtomicU64; DropReason::ALL.len()] = [const { AtomicU64::new(0) }; DropReason::ALL.len()];
 
 /// How many segments were dropped for `reason`.
 pub fn dropped(reason: DropReason) -> u64 {

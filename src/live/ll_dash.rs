@@ -11,14 +11,14 @@ use crate::packaging::manifest::ServiceDescription;
 
 /// What a low-latency live MPD adds: the same for every representation.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LowLatencyDash {
+pub(super) struct LowLatencyDash {
     /// `availabilityTimeOffset`: a segment may be asked for once its first part is made.
     pub availability_time_offset: f64,
     pub service: ServiceDescription,
 }
 
 /// The low-latency side of a live MPD of `snap`; `None` while the channel has no parts.
-pub fn low_latency(snap: &ChannelSnapshot) -> Option<LowLatencyDash> {
+pub(super) fn low_latency(snap: &ChannelSnapshot) -> Option<LowLatencyDash> {
     let ll = &snap.low_latency;
     let part = ll.part_target;
     // A pod following the channel lists parts but does not hold them: it cannot send a segment as it
@@ -47,7 +47,7 @@ pub fn low_latency(snap: &ChannelSnapshot) -> Option<LowLatencyDash> {
 /// first part is due and the edge streams it as it is made. Not announced when the rendition has no
 /// parts, when its newest segment is not the last slot of the Period (`last_msn`), or when the
 /// segment being uploaded already belongs to another epoch (the next MPD has its Period).
-pub fn announce_next(snap: &ChannelSnapshot, r: usize, epoch: u64, last_msn: u64, times: &mut Vec<u64>) {
+pub(super) fn announce_next(snap: &ChannelSnapshot, r: usize, epoch: u64, last_msn: u64, times: &mut Vec<u64>) {
     let Some(segments) = snap.low_latency.renditions.get(r).filter(|s| !s.is_empty()) else { return };
     if snap.edge_of(r) != Some(last_msn) {
         return;

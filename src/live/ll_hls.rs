@@ -9,7 +9,7 @@ use crate::packaging::manifest::{MediaPlaylist, ObjectUri, PartialSegment, Rendi
 use crate::packaging::url::LivePath;
 
 /// Adds the parts of rendition `r` to its live window `playlist`.
-pub fn add_parts(snap: &ChannelSnapshot, r: usize, playlist: &mut MediaPlaylist) {
+pub(super) fn add_parts(snap: &ChannelSnapshot, r: usize, playlist: &mut MediaPlaylist) {
     let ll = &snap.low_latency;
     if !snap.offers_parts() {
         return;

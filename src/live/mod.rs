@@ -46,8 +46,8 @@ use record::{ChannelIndex, ChannelRecord, TimelineRecord};
 use store::{read_json, restore, write_json};
 use upload::{Upload, UploadError};
 
+use crate::budget::ByteBudget;
 use crate::cluster::ControlStore;
-use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageError};
 
 #[derive(Debug, thiserror::Error)]

@@ -415,7 +415,7 @@ impl ChannelSnapshot {
 pub(crate) mod tests {
     use super::*;
 
-    pub fn slot(msn: u64, secs: f64, parts: usize) -> Arc<Slot> {
+    pub(crate) fn slot(msn: u64, secs: f64, parts: usize) -> Arc<Slot> {
         Arc::new(Slot {
             msn,
             epoch: 7,
@@ -438,7 +438,7 @@ pub(crate) mod tests {
         })
     }
 
-    pub fn snapshot(slots: Vec<Arc<Slot>>) -> ChannelSnapshot {
+    pub(crate) fn snapshot(slots: Vec<Arc<Slot>>) -> ChannelSnapshot {
         ChannelSnapshot {
             id: ChannelId::parse("news").unwrap(),
             settings: ChannelSettings {

@@ -25,7 +25,7 @@ const MAX_STANDBY_INITS: usize = 32;
 /// How long a standby waits for a lost shared timeline to come back before taking over from storage.
 const MISSING_TIMELINE_WAIT: Duration = Duration::from_secs(10);
 
-pub struct Role {
+pub(super) struct Role {
     cluster: Option<ControlStore>,
     /// Shared with the channel's handle: whether the edge here serves from this state.
     owner: Arc<AtomicBool>,
@@ -40,7 +40,7 @@ pub struct Role {
 }
 
 /// What to do with an upload.
-pub enum Verdict {
+pub(super) enum Verdict {
     /// Apply it: this pod writes the channel.
     Apply,
     /// Kept as a standby (or dropped): answer it as accepted, change nothing.
@@ -50,7 +50,7 @@ pub enum Verdict {
 }
 
 impl Role {
-    pub fn new(
+    pub(super) fn new(
         cluster: Option<ControlStore>,
         owner: Arc<AtomicBool>,
         target: Duration,
@@ -61,7 +61,7 @@ impl Role {
         Role { cluster, owner, ttl, standby_inits: HashMap::new(), storage, timeline_missing: None }
     }
 
-    pub fn is_owner(&self) -> bool {
+    pub(super) fn is_owner(&self) -> bool {
         self.owner.load(Ordering::Relaxed)
     }
 
@@ -69,7 +69,7 @@ impl Role {
     /// `state` with the shared timeline. While the control store cannot be reached, an owner goes on
     /// (its lease is renewed on the tick, and its uploads are shared when Redis is back) and a
     /// standby stays one.
-    pub async fn admit(&mut self, state: &mut ChannelState, upload: &Upload) -> Verdict {
+    pub(super) async fn admit(&mut self, state: &mut ChannelState, upload: &Upload) -> Verdict {
         let Some(cluster) = self.cluster.clone() else { return Verdict::Apply };
         // The owner's lease is renewed every tick ([`Role::renew`]): its uploads need no round trip.
         if self.is_owner() {
@@ -106,7 +106,7 @@ impl Role {
     }
 
     /// Renews the owner's lease (every tick); a lease another pod took makes this one a standby.
-    pub async fn renew(&mut self, state: &ChannelState) {
+    pub(super) async fn renew(&mut self, state: &ChannelState) {
         let Some(cluster) = &self.cluster else { return };
         if !self.is_owner() {
             return;
@@ -122,7 +122,7 @@ impl Role {
     }
 
     /// Gives the lease up (the channel's task ends), so a standby takes over at once.
-    pub async fn release(&self, state: &ChannelState) {
+    pub(super) async fn release(&self, state: &ChannelState) {
         if let Some(cluster) = &self.cluster
             && self.is_owner()
         {

@@ -17,11 +17,11 @@ use super::keys;
 use super::model::ChannelId;
 use super::model::{ChannelSnapshot, Status};
 use super::{LiveRegistry, follower, manifests, owner};
+use crate::budget::ByteBudget;
 use crate::cache::{CacheKey, CacheOutcome, CachedObject, SegmentCache};
 use crate::http::content_type;
 use crate::http::policy::ObjectKind;
 use crate::packaging::url::{Container, LivePath, LiveQuery};
-use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageError};
 
 /// How long rendered playlists stay in the segment cache (each is keyed by snapshot version).

@@ -16,10 +16,10 @@ use crate::packaging::fmp4::parse::parse_init;
 use crate::storage::{Storage, StorageError, StorageKey};
 
 /// The largest record read (a timeline of a day-long DVR window at 1 s segments is ~20 MiB).
-pub const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
+pub(super) const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The record at `key`, `None` when there is none (or it is unreadable or too large, which is logged).
-pub async fn read_json<T: serde::de::DeserializeOwned>(
+pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
     storage: &dyn Storage,
     key: &StorageKey,
 ) -> Result<Option<T>, StorageError> {
@@ -36,7 +36,7 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
     }
 }
 
-pub async fn write_json<T: serde::Serialize>(
+pub(super) async fn write_json<T: serde::Serialize>(
     storage: &dyn Storage,
     key: &StorageKey,
     value: &T,
@@ -47,7 +47,7 @@ pub async fn write_json<T: serde::Serialize>(
 
 /// Moves records from `live/` (readable through `/static/`, keys in clear) below `.estuary/live/`,
 /// hashing each stream key. Idempotent: a crash half-way is finished at the next start.
-pub async fn migrate_legacy(storage: &dyn Storage) -> Result<(), StorageError> {
+pub(super) async fn migrate_legacy(storage: &dyn Storage) -> Result<(), StorageError> {
     let Some(old) = read_json::<ChannelIndex>(storage, &legacy::index()).await? else { return Ok(()) };
     let mut index = read_json::<ChannelIndex>(storage, &keys::index()).await?.unwrap_or_default();
     for id in &old.channels {
@@ -81,14 +81,14 @@ pub async fn migrate_legacy(storage: &dyn Storage) -> Result<(), StorageError> {
 }
 
 /// A record written before keys were hashed: hash its key and forget the clear one.
-pub fn hash_clear_key(record: &mut ChannelRecord) {
+pub(super) fn hash_clear_key(record: &mut ChannelRecord) {
     if let Some(clear) = record.token.take() {
         record.key_sha256 = KeyHash::of(&clear).to_hex();
     }
 }
 
 /// The ids of every channel on record.
-pub async fn channel_ids(storage: &dyn Storage) -> Result<Vec<ChannelId>, StorageError> {
+pub(super) async fn channel_ids(storage: &dyn Storage) -> Result<Vec<ChannelId>, StorageError> {
     Ok(read_json::<ChannelIndex>(storage, &keys::index()).await?.unwrap_or_default().channels)
 }
 

@@ -13,7 +13,7 @@ use crate::packaging::url::{Container, LivePath};
 const PTS_WRAP: u64 = 1 << 33;
 
 /// The I-frame playlist of rendition `r` over `req`'s window; `None` when it has no keyframes there.
-pub fn i_frame_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest) -> Option<IFramePlaylist> {
+pub(super) fn i_frame_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest) -> Option<IFramePlaylist> {
     if snap.container_of(r)? != Container::Ts || snap.renditions[r].kind != TrackKind::Video {
         return None;
     }
@@ -66,7 +66,7 @@ pub fn i_frame_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest) ->
 
 /// The master's `EXT-X-I-FRAME-STREAM-INF`: every MPEG-TS video rendition with keyframes in its
 /// live window, its peak the largest keyframe over the time it shows, `CODECS` the video's alone.
-pub fn i_frame_streams(snap: &ChannelSnapshot) -> Vec<IFrameStream<'_>> {
+pub(super) fn i_frame_streams(snap: &ChannelSnapshot) -> Vec<IFrameStream<'_>> {
     let (video, _) = super::manifests::offered(snap);
     video
         .into_iter()

@@ -4,7 +4,7 @@ pub mod http1;
 pub mod listener;
 pub mod per_core;
 mod progress;
-pub mod resources;
+pub use estuary_sys::resources;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 pub use crate::health::Health;
 
 use crate::api::{ApiState, Endpoint, api_router};
+use crate::budget::ByteBudget;
 use crate::cache::SegmentCache;
 use crate::cluster::ControlStore;
 use crate::config::{Config, RedundantIngest, StorageBackend};
@@ -28,7 +29,6 @@ use crate::live::service::Live;
 use crate::live::{ChannelLimits, LiveLimits, LiveRegistry};
 use crate::storage::Storage;
 use crate::storage::breaker::{CircuitBreaker, Deadlines};
-use crate::storage::budget::ByteBudget;
 use crate::storage::local::LocalStorage;
 use crate::storage::metered::MeteredStorage;
 use crate::storage::s3::S3Storage;

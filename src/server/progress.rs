@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-pub struct ProgressStream<S> {
+pub(super) struct ProgressStream<S> {
     inner: S,
     timeout: Duration,
     /// Armed while a write is pending; disarmed by any progress.
@@ -19,7 +19,7 @@ pub struct ProgressStream<S> {
 }
 
 impl<S> ProgressStream<S> {
-    pub fn new(inner: S, timeout: Duration) -> Self {
+    pub(super) fn new(inner: S, timeout: Duration) -> Self {
         ProgressStream { inner, timeout, stalled: Box::pin(tokio::time::sleep(timeout)), armed: false }
     }
 

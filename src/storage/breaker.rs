@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::budget::BudgetWaits;
 use super::{ListedObject, Object, ObjectMeta, Storage, StorageError, StorageKey};
+use crate::budget::BudgetWaits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -338,7 +338,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_wait_for_the_byte_budget_is_not_storage_time() {
-        use crate::storage::budget::ByteBudget;
+        use crate::budget::ByteBudget;
         let flaky = Arc::new(Flaky::default());
         let deadline = Duration::from_millis(200);
         let breaker = CircuitBreaker::new(flaky.clone(), 1, Duration::from_secs(60))

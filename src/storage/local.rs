@@ -15,8 +15,8 @@ mod tree;
 
 use tree::{create_folders_inside, prefix_folder, walk};
 
-use super::budget::{ByteBudget, Charge};
 use super::{ListedObject, Object, ObjectMeta, Storage, StorageError, StorageKey};
+use crate::budget::{ByteBudget, Charge};
 
 /// Prefix of the temporary files `put` writes before renaming them into place.
 const TMP_PREFIX: &str = ".estuary-tmp-";

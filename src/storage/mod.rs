@@ -6,12 +6,11 @@
 //! bytes and failures for stats, metrics and health).
 
 pub mod breaker;
-pub mod budget;
 pub mod key;
 pub mod latency;
 pub mod local;
 pub mod metered;
-pub mod page_cache;
+pub use estuary_sys::page_cache;
 pub mod s3;
 
 use std::ops::Range;
@@ -102,8 +101,8 @@ pub const RANGES_IN_FLIGHT: usize = 16;
 
 /// An object store. Keys are validated [`StorageKey`]s; every method is one
 /// logical operation against the backend.
-impl From<budget::OverBudget> for StorageError {
-    fn from(e: budget::OverBudget) -> Self {
+impl From<crate::budget::OverBudget> for StorageError {
+    fn from(e: crate::budget::OverBudget) -> Self {
         StorageError::Exhausted(format!("in-flight bytes: {e}"))
     }
 }

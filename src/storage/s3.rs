@@ -16,8 +16,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use bytes::Bytes;
 
-use super::budget::ByteBudget;
 use super::{ListedObject, Object, ObjectMeta, Storage, StorageError, StorageKey};
+use crate::budget::ByteBudget;
 use crate::config::S3Config;
 
 /// Objects in one bucket, under an optional key prefix.

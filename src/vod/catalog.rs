@@ -40,7 +40,7 @@ pub struct Asset {
 }
 
 /// Each PID's continuity counter (`(pid, counter)`) at the start of every segment of a TS variant.
-pub type TsCounters = Vec<Vec<(u16, u8)>>;
+pub(super) type TsCounters = Vec<Vec<(u16, u8)>>;
 
 impl Asset {
     pub fn track(&self, r: &Rendition) -> (&Source, &Track) {

@@ -12,6 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::segment::SampleBytes;
 use super::{Asset, VodError};
+use crate::budget::ByteBudget;
 use crate::packaging::fmp4::STYP_LEN;
 use crate::packaging::fmp4::{self, FragmentSamples, SampleFlags};
 use crate::packaging::manifest::{ByteRange, IFrameMap, IFramePlaylist, ObjectUri};
@@ -20,7 +21,6 @@ use crate::packaging::presentation::Rendition;
 use crate::packaging::reads::ReadPolicy;
 use crate::packaging::url::{FIRST_SEGMENT_NUMBER, VodPath};
 use crate::packaging::vod_manifests::TrickPlay;
-use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageError};
 
 /// One keyframe as its own fragment.
@@ -60,7 +60,7 @@ fn frames(asset: &Asset, r: &Rendition, index: usize) -> Option<Vec<Frame>> {
 }
 
 /// Segment `index`'s keyframes as fragments: read from the source, charged to `budget`.
-pub async fn build(
+pub(super) async fn build(
     storage: &dyn Storage,
     budget: &Arc<ByteBudget>,
     asset: &Asset,
@@ -120,14 +120,14 @@ pub(super) fn show_times<T: Copy>(found: &[(i64, T)], total: f64, timescale: u32
 }
 
 /// The HLS I-frame playlist of video rendition `r`: its init segment as the map, then every keyframe.
-pub fn playlist(asset: &Asset, r: &Rendition) -> IFramePlaylist {
+pub(super) fn playlist(asset: &Asset, r: &Rendition) -> IFramePlaylist {
     let map = IFrameMap { uri: ObjectUri::Vod(VodPath::Init(r.id)), range: None };
     IFramePlaylist::vod(map, ranges(asset, r))
 }
 
 /// Each video rendition as a trick-play stream: its largest keyframe fragment over its duration,
 /// and its frames per keyframe.
-pub fn trick_play(asset: &Asset) -> Vec<TrickPlay> {
+pub(super) fn trick_play(asset: &Asset) -> Vec<TrickPlay> {
     let video = asset.presentation.video.iter().filter(|r| r.id.kind == TrackKind::Video);
     let trick = |r: &Rendition| {
         let rates = ranges(asset, r).into_iter().map(|(secs, range)| range.len as f64 * 8.0 / secs.max(0.001));

@@ -20,10 +20,10 @@ use std::sync::Arc;
 pub use crate::packaging::url::VodPath;
 pub use catalog::{Asset, Catalog, Source};
 
+use crate::budget::ByteBudget;
 use crate::cache::{CacheOutcome, CachedObject, SegmentCache};
 use crate::config::VodConfig;
 use crate::packaging::PackagingError;
-use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageError, StorageKey};
 
 /// Why a VOD request failed.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{Asset, VodError, segment};
+use crate::budget::ByteBudget;
 use crate::cache::{CacheKey, CachedObject};
 use crate::config::VodConfig;
 use crate::http::content_type;
@@ -13,11 +14,10 @@ use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Presentation, RenditionId};
 use crate::packaging::url::{Container, FIRST_SEGMENT_NUMBER, VodPath};
 use crate::packaging::{fmp4, reads, vod_manifests};
-use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageKey};
 
 /// 404 for renditions or segment numbers the presentation does not have.
-pub fn check(object: VodPath, p: &Presentation) -> Result<(), VodError> {
+pub(super) fn check(object: VodPath, p: &Presentation) -> Result<(), VodError> {
     let exists = match object {
         VodPath::Master | VodPath::Manifest => true,
         VodPath::MediaPlaylist(r) | VodPath::Init(r) => p.rendition(r).is_some(),
@@ -50,7 +50,7 @@ fn numbered(r: &crate::packaging::presentation::Rendition, n: u32) -> bool {
     (n as usize) >= FIRST_SEGMENT_NUMBER && (n as usize) < FIRST_SEGMENT_NUMBER + r.segment_count()
 }
 
-pub fn content_type(object: VodPath) -> &'static str {
+pub(super) fn content_type(object: VodPath) -> &'static str {
     match object {
         VodPath::Master
         | VodPath::MediaPlaylist(_)
@@ -68,13 +68,13 @@ pub fn content_type(object: VodPath) -> &'static str {
 }
 
 /// The cache key of a VOD object: its URL path under `vod/`, and the version of the asset's sources.
-pub fn cache_key(asset: &StorageKey, version: u64, object: VodPath) -> CacheKey {
+pub(super) fn cache_key(asset: &StorageKey, version: u64, object: VodPath) -> CacheKey {
     CacheKey::new("vod", format!("{asset}/{object}"), version)
 }
 
 /// Builds an object's bytes: renders playlists (pure) or muxes segments (reads storage). Playlists
 /// and manifests get their gzip and brotli forms only when `kept` ([`crate::cache::SegmentCache::keeps`]).
-pub async fn build(
+pub(super) async fn build(
     storage: Arc<dyn Storage>,
     asset: Arc<Asset>,
     object: VodPath,
@@ -137,7 +137,7 @@ fn render_i_frames(playlist: &crate::packaging::manifest::IFramePlaylist) -> Byt
 }
 
 /// The length of media segment `object` (a [`VodPath::Segment`]), without planning it.
-pub fn segment_len(asset: &Asset, object: VodPath) -> Option<u64> {
+pub(super) fn segment_len(asset: &Asset, object: VodPath) -> Option<u64> {
     let VodPath::Segment(r, n) = object else { return None };
     let r = asset.presentation.rendition(r)?;
     let (_, track) = asset.track(r);
@@ -147,7 +147,7 @@ pub fn segment_len(asset: &Asset, object: VodPath) -> Option<u64> {
 }
 
 /// The plan of media segment `object` (a [`VodPath::Segment`]) of `asset`.
-pub fn plan(
+pub(super) fn plan(
     storage: &dyn Storage,
     asset: &Asset,
     object: VodPath,

@@ -10,13 +10,13 @@ use bytes::{BufMut, Bytes};
 use futures_util::Stream;
 
 use super::{Asset, VodError};
+use crate::budget::ByteBudget;
 use crate::http::conditional::ETag;
 use crate::packaging::PackagingError;
 use crate::packaging::fmp4::{self, FragmentSamples, InitTrack, SampleFlags};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::Rendition;
 use crate::packaging::reads;
-use crate::storage::budget::ByteBudget;
 use crate::storage::{ChunkReader, Storage, StorageError, StorageKey};
 
 pub fn init_segment(asset: &Asset, r: &Rendition) -> Bytes {

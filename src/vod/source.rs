@@ -9,7 +9,7 @@ use crate::packaging::mp4::{IndexLimits, MediaIndex, MoovLocator, Probe, build_i
 use crate::storage::{ObjectMeta, Storage, StorageKey};
 
 /// Reads only the `moov` box: one read for a faststart file, a few small ones when it sits at the end.
-pub async fn read_moov(
+pub(super) async fn read_moov(
     storage: &dyn Storage,
     key: &StorageKey,
     meta: &ObjectMeta,
@@ -42,7 +42,7 @@ pub async fn read_moov(
 }
 
 /// Reads and indexes one source file. The index is built off the async threads.
-pub async fn index(
+pub(super) async fn index(
     storage: &dyn Storage,
     key: &StorageKey,
     meta: &ObjectMeta,

@@ -12,7 +12,7 @@ use crate::packaging::subtitles::{MAX_CUES, SubtitleRendition, Subtitles, mp4tex
 use crate::storage::{Storage, StorageKey};
 
 /// The largest WebVTT sidecar read (a feature film's subtitles are about 100 KiB).
-pub const MAX_SIDECAR_BYTES: u64 = 8 * 1024 * 1024;
+pub(super) const MAX_SIDECAR_BYTES: u64 = 8 * 1024 * 1024;
 /// The most sample bytes read from one MP4 subtitle track.
 const MAX_TRACK_BYTES: u64 = 16 * 1024 * 1024;
 /// Reads of a subtitle track's samples bridge gaps up to this size (other tracks' samples between).
@@ -21,7 +21,7 @@ const TRACK_READ_GAP: u64 = 64 * 1024;
 /// The subtitle renditions of an asset: the subtitle tracks of the first source that has any, then
 /// the sidecars. Problems with the files are a `PackagingError` (the asset cannot be served as it
 /// is); storage failures are the outer error.
-pub async fn load(
+pub(super) async fn load(
     storage: &dyn Storage,
     sources: &[Source],
     sidecars: &[SetEntry],

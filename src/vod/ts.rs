@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::segment::SampleBytes;
 use super::{Asset, VodError};
+use crate::budget::ByteBudget;
 use crate::packaging::manifest::{ByteRange, IFrameMap, IFramePlaylist, ObjectUri};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Rendition, RenditionId};
@@ -19,7 +20,6 @@ use crate::packaging::ts::mux::{AUDIO_PID, VIDEO_PID};
 use crate::packaging::ts::segment::{self, Timeline, TrackIn};
 use crate::packaging::url::{FIRST_SEGMENT_NUMBER, VodPath};
 use crate::packaging::vod_manifests;
-use crate::storage::budget::ByteBudget;
 use crate::storage::{Storage, StorageError};
 
 /// One track of the variant: its rendition, PID, whether it carries the PCR, and how its samples
@@ -68,7 +68,7 @@ fn variant<'a>(asset: &'a Asset, r: &'a Rendition) -> Result<Vec<Member<'a>>, Vo
 }
 
 /// MPEG-TS segment `index` (0-based) of the variant of rendition `r`, charged to `budget`.
-pub async fn build(
+pub(super) async fn build(
     storage: &dyn Storage,
     budget: &Arc<ByteBudget>,
     asset: &Asset,
@@ -127,7 +127,7 @@ fn continuity(asset: &Asset, r: &Rendition, members: &[Member<'_>]) -> Arc<super
 /// The I-frame playlist of video variant `r`: every keyframe as the byte range of its PES in its
 /// TS segment (found from sample sizes, as the continuity counters are), lasting until the next
 /// keyframe, after a map of the first segment's PAT and PMT.
-pub fn i_frames(asset: &Asset, r: &Rendition) -> Result<IFramePlaylist, VodError> {
+pub(super) fn i_frames(asset: &Asset, r: &Rendition) -> Result<IFramePlaylist, VodError> {
     let members = variant(asset, r)?;
     let count = r.segment_count();
     let mut found: Vec<(u64, ByteRange)> = Vec::new();
@@ -147,7 +147,7 @@ pub fn i_frames(asset: &Asset, r: &Rendition) -> Result<IFramePlaylist, VodError
 }
 
 /// Each TS video variant's I-frame peak bit rate: its largest keyframe over the time it shows.
-pub fn i_frame_peaks(asset: &Asset) -> Vec<(RenditionId, u64)> {
+pub(super) fn i_frame_peaks(asset: &Asset) -> Vec<(RenditionId, u64)> {
     vod_manifests::ts_variants(&asset.presentation)
         .into_iter()
         .filter(|r| r.id.kind == TrackKind::Video)

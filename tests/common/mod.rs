@@ -1,5 +1,5 @@
 //! Test harness shared by the integration tests: a raw HTTP client, in-process and out-of-process servers, counting storage, media tools.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 pub mod browser;
 pub mod client;

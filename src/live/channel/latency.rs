@@ -18,10 +18,10 @@ pub struct PublishLatency {
 
 /// The newest [`SAMPLES`] of one delay.
 #[derive(Debug, Clone, Default)]
-pub struct Latencies(VecDeque<Duration>);
+pub(crate) struct Latencies(VecDeque<Duration>);
 
 impl Latencies {
-    pub fn record(&mut self, from: SystemTime, to: SystemTime) {
+    pub(crate) fn record(&mut self, from: SystemTime, to: SystemTime) {
         if self.0.len() == SAMPLES {
             self.0.pop_front();
         }
@@ -29,7 +29,7 @@ impl Latencies {
     }
 
     /// Taken on every publication (a snapshot carries it): three selections, not a sort.
-    pub fn summary(&self) -> PublishLatency {
+    pub(crate) fn summary(&self) -> PublishLatency {
         let mut ms: Vec<f64> = self.0.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
         if ms.is_empty() {
             return PublishLatency::default();

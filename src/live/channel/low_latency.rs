@@ -20,7 +20,7 @@ use crate::packaging::fmp4::parse::InitInfo;
 use crate::packaging::mp4::TrackKind;
 
 /// Segments whose parts a rendition keeps.
-pub const KEPT_SEGMENTS: usize = 4;
+pub(super) const KEPT_SEGMENTS: usize = 4;
 
 /// The variant an upload in progress continues, and what places its chunks.
 #[derive(Debug, Clone)]

@@ -7,27 +7,24 @@
 use std::fs::File;
 use std::io::{self, IoSlice, Write};
 use std::ops::Range;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::unix::AsyncFd;
 
-use crate::storage::page_cache;
+use estuary_sys::page_cache;
 
 /// The most `sendfile` is asked for at once; the socket takes what fits.
 const SENDFILE_STEP: u64 = 1 << 20;
 
 /// The client socket, registered with the runtime as a plain descriptor so that readiness can be
 /// cleared after a short read without a read that fails (`read_more`).
-pub type Socket = AsyncFd<std::net::TcpStream>;
+pub(super) type Socket = AsyncFd<std::net::TcpStream>;
 
 /// Registers an accepted connection with the runtime.
-pub fn register(stream: std::net::TcpStream) -> io::Result<Socket> {
-    // SAFETY: the socket is owned by the `AsyncFd` and closed only when it is dropped, so its
-    // descriptor stays open and the same for the whole registration.
-    unsafe { AsyncFd::register(stream) }.map_err(|e| e.into_parts().1)
+pub(super) fn register(stream: std::net::TcpStream) -> io::Result<Socket> {
+    estuary_sys::socket::register(stream)
 }
 
 /// Waits until the socket has room, for at most `timeout`; the caller then tries again.
@@ -46,25 +43,20 @@ async fn room(socket: &Socket, timeout: Duration) -> io::Result<()> {
 /// then, so the next wait sleeps until new bytes arrive instead of costing a read that fails (what
 /// nginx does with edge-triggered epoll). The readiness cleared is the one seen before the read,
 /// so bytes that arrive after it are never missed.
-pub async fn read_more(socket: &Socket, input: &mut BytesMut) -> io::Result<Option<usize>> {
+pub(super) async fn read_more(socket: &Socket, input: &mut BytesMut) -> io::Result<Option<usize>> {
     let mut ready = socket.readable().await?;
-    let room = input.spare_capacity_mut();
-    let wanted = room.len();
-    // SAFETY: `recv` writes at most `wanted` bytes into the spare capacity of `input`; the
-    // descriptor is open (borrowed from `socket`).
-    let n = unsafe { libc::recv(socket.as_raw_fd(), room.as_mut_ptr().cast(), wanted, 0) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::WouldBlock => ready.clear_ready(),
-            io::ErrorKind::Interrupted => {}
-            _ => return Err(e),
+    let wanted = input.spare_capacity_mut().len();
+    let n = match estuary_sys::socket::recv_into(socket.get_ref(), input) {
+        Ok(n) => n,
+        Err(e) => {
+            match e.kind() {
+                io::ErrorKind::WouldBlock => ready.clear_ready(),
+                io::ErrorKind::Interrupted => {}
+                _ => return Err(e),
+            }
+            return Ok(None);
         }
-        return Ok(None);
-    }
-    let n = n as usize;
-    // SAFETY: the kernel wrote these `n` bytes just past the initialized part.
-    unsafe { input.set_len(input.len() + n) };
+    };
     if n < wanted {
         ready.clear_ready();
     }
@@ -72,7 +64,7 @@ pub async fn read_more(socket: &Socket, input: &mut BytesMut) -> io::Result<Opti
 }
 
 /// Writes every byte of `bufs`, in order.
-pub async fn write_all(socket: &Socket, bufs: &mut [IoSlice<'_>], timeout: Duration) -> io::Result<()> {
+pub(super) async fn write_all(socket: &Socket, bufs: &mut [IoSlice<'_>], timeout: Duration) -> io::Result<()> {
     let mut bufs = bufs;
     IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
@@ -89,7 +81,12 @@ pub async fn write_all(socket: &Socket, bufs: &mut [IoSlice<'_>], timeout: Durat
 
 /// Sends `span` of `file`. A file that ends before the span does is an error (the body would be
 /// short of its length): the caller closes the connection.
-pub async fn send_file(socket: &Socket, file: &Arc<File>, span: Range<u64>, timeout: Duration) -> io::Result<()> {
+pub(super) async fn send_file(
+    socket: &Socket,
+    file: &Arc<File>,
+    span: Range<u64>,
+    timeout: Duration,
+) -> io::Result<()> {
     let mut at = span.start;
     while at < span.end {
         let step = (span.end - at).min(SENDFILE_STEP);
@@ -99,14 +96,10 @@ pub async fn send_file(socket: &Socket, file: &Arc<File>, span: Range<u64>, time
                 .await
                 .map_err(io::Error::other)??;
         }
-        let mut offset = libc::off_t::try_from(at).map_err(io::Error::other)?;
-        // SAFETY: both descriptors are open for the call (`socket` and `file` are borrowed), and
-        // `offset` is a valid, writable off_t.
-        let n = unsafe { libc::sendfile(socket.as_raw_fd(), file.as_raw_fd(), &mut offset, step as usize) };
-        let sent = if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as u64) };
-        match sent {
+        let mut offset = at;
+        match estuary_sys::socket::send_file(socket.get_ref(), file, &mut offset, step as usize) {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file ended before its body did")),
-            Ok(n) => at += n,
+            Ok(_) => at = offset,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => room(socket, timeout).await?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
