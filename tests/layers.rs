@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 const LIVE_MODEL: &[&str] = &[
     "model",
     "manifests",
+    "offer",
     "ll_hls",
     "ll_dash",
     "trick_play",

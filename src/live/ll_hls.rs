@@ -3,8 +3,8 @@
 //! `EXT-X-PART-INF` and `PART-HOLD-BACK`. Nothing changes for a channel that offers no parts
 //! ([`ChannelSnapshot::offers_parts`]).
 
-use super::manifests::offered;
 use super::model::{ChannelSnapshot, SegmentParts};
+use super::offer::offered;
 use crate::packaging::manifest::{MediaPlaylist, ObjectUri, PartialSegment, RenditionReport};
 use crate::packaging::url::LivePath;
 

@@ -8,43 +8,14 @@ use std::ops::Range;
 use std::time::SystemTime;
 
 use super::ll_dash::LowLatencyDash;
-use super::model::{ChannelSnapshot, LiveRendition, Status, WindowRequest};
+use super::model::{ChannelSnapshot, Status, WindowRequest};
+use super::offer::{offered, stream};
 use crate::packaging::manifest::{
     self, MediaPlaylist, MediaSegment, Mpd, MpdTiming, Multivariant, ObjectUri, Period, PeriodId, PlaylistType,
-    ProducerReference, Representation, SegmentTemplate, ServerControl, Stream, SubtitleTrack,
+    ProducerReference, Representation, SegmentTemplate, ServerControl, SubtitleTrack,
 };
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::url::{Container, LivePath, TemplateUrls};
-
-/// The renditions a master playlist or MPD offers: every video rendition with media, and audio from
-/// audio-only variants (or, when there are none, the first muxed audio track).
-pub fn offered(snap: &ChannelSnapshot) -> (Vec<usize>, Vec<usize>) {
-    let has_media = |r: usize| snap.edge_of(r).is_some();
-    let of_kind =
-        |kind: TrackKind| (0..snap.renditions.len()).filter(move |&r| snap.renditions[r].kind == kind && has_media(r));
-    let video: Vec<usize> = of_kind(TrackKind::Video).collect();
-    let mut audio: Vec<usize> = of_kind(TrackKind::Audio).filter(|&r| !snap.renditions[r].muxed).collect();
-    if audio.is_empty() {
-        audio.extend(of_kind(TrackKind::Audio).take(1));
-    }
-    (video, audio)
-}
-
-pub(super) fn stream(r: &LiveRendition) -> Stream<'_> {
-    Stream {
-        id: r.id,
-        kind: r.kind,
-        codecs: r.codecs.as_deref(),
-        peak_bps: r.peak_bps,
-        average_bps: r.average_bps,
-        resolution: r.resolution,
-        frame_rate: r.frame_rate,
-        channels: r.channels,
-        sample_rate: r.sample_rate,
-        language: r.language.as_deref(),
-        name: &r.name,
-    }
-}
 
 /// `query` (`?start=...`, or empty) is carried into the media playlist URIs.
 pub fn multivariant<'a>(snap: &'a ChannelSnapshot, query: &'a str) -> Multivariant<'a> {

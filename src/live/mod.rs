@@ -17,6 +17,7 @@ mod ll_dash;
 mod ll_hls;
 pub mod manifests;
 pub mod model;
+mod offer;
 pub mod owner;
 pub mod record;
 mod role;

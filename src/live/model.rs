@@ -298,9 +298,9 @@ pub struct ChannelSnapshot {
     pub availability_start: SystemTime,
     pub published: SystemTime,
     /// Upload-to-playlist delay of recent segments.
-    pub publish_latency: super::channel::PublishLatency,
+    pub publish_latency: PublishLatency,
     /// From a chunk's arrival to its part's publication (LL-HLS, LL-DASH).
-    pub part_publish_latency: super::channel::PublishLatency,
+    pub part_publish_latency: PublishLatency,
     /// On a pod following the channel: the owner's internal listener, for the segments it holds.
     pub owner_url: Option<std::sync::Arc<str>>,
     /// LL-HLS parts, on the pod that takes the uploads.
@@ -409,6 +409,16 @@ impl ChannelSnapshot {
         self.discontinuity_base
             + self.slots[..first.min(self.slots.len())].iter().filter(|s| s.discontinuity).count() as u64
     }
+}
+
+/// A delay's summary (upload to publication), as the channel API and metrics give it: a value of
+/// the snapshot, summarised by the channel's state machine.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct PublishLatency {
+    pub samples: usize,
+    pub median_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! each segment session's PAT and PMT, and the master's `EXT-X-I-FRAME-STREAM-INF` for it. Segments
 //! whose keyframes were not found (no PAT and PMT first, no random-access flags) are left out.
 
-use super::manifests::stream;
 use super::model::{ChannelSnapshot, Keyframes, Slot, WindowRequest};
+use super::offer::stream;
 use crate::packaging::manifest::{ByteRange, IFrame, IFrameMap, IFramePlaylist, IFrameStream, ObjectUri, PlaylistType};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::url::{Container, LivePath};
@@ -67,7 +67,7 @@ pub(super) fn i_frame_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequ
 /// The master's `EXT-X-I-FRAME-STREAM-INF`: every MPEG-TS video rendition with keyframes in its
 /// live window, its peak the largest keyframe over the time it shows, `CODECS` the video's alone.
 pub(super) fn i_frame_streams(snap: &ChannelSnapshot) -> Vec<IFrameStream<'_>> {
-    let (video, _) = super::manifests::offered(snap);
+    let (video, _) = super::offer::offered(snap);
     video
         .into_iter()
         .filter_map(|r| {

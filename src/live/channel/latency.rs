@@ -7,14 +7,7 @@ use std::time::{Duration, SystemTime};
 /// Samples kept for the summary.
 const SAMPLES: usize = 1024;
 
-/// A delay's summary, as the channel API and metrics give it.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct PublishLatency {
-    pub samples: usize,
-    pub median_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
-}
+pub use super::super::model::PublishLatency;
 
 /// The newest [`SAMPLES`] of one delay.
 #[derive(Debug, Clone, Default)]

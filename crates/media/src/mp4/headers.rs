@@ -3,7 +3,6 @@
 //! bytes that hold the entries before anything is allocated.
 
 use super::boxes::Reader;
-use super::index::Edit;
 use super::tables::StscRun;
 use crate::PackagingError;
 
@@ -66,6 +65,16 @@ pub fn elst(payload: &[u8]) -> Result<(u8, Vec<(u64, u64)>), PackagingError> {
         entries.push(entry);
     }
     Ok((v, entries))
+}
+
+/// A track's edit list reduced to what fragmented output carries:
+/// an initial presentation delay and where in the media presentation starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Edit {
+    /// Empty-edit time before the media starts, in the movie timescale.
+    pub delay: u64,
+    /// Media time (track timescale) shown at the start: B-frame delay, AAC priming.
+    pub media_time: u64,
 }
 
 /// Leading empty edits become a delay; the first media edit gives the media start.

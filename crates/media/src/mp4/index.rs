@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::boxes::{self, BoxRef, FourCc, Reader, fourcc_str};
 use super::headers;
+pub use super::headers::Edit;
 use super::tables::{RawTables, SampleTable};
 use crate::PackagingError;
 use crate::codec::{self, CodecInfo};
@@ -32,16 +33,6 @@ pub enum TrackKind {
     Audio,
     /// Subtitles: WebVTT segments a live encoder pushes (renditions `s0`, `s1`, ...).
     Text,
-}
-
-/// A track's edit list reduced to what fragmented output carries:
-/// an initial presentation delay and where in the media presentation starts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Edit {
-    /// Empty-edit time before the media starts, in the movie timescale.
-    pub delay: u64,
-    /// Media time (track timescale) shown at the start: B-frame delay, AAC priming.
-    pub media_time: u64,
 }
 
 /// One audio or video track of a source file.
