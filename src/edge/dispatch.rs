@@ -18,10 +18,10 @@ use http::header::{ALLOW, CACHE_CONTROL};
 use http::{HeaderValue, Method, Request, StatusCode};
 use tower::Service;
 
+use super::route::EdgeRoute;
 use super::{EdgeError, EdgeState, OriginLock, guard, live, shortcut, static_files, vod};
 use crate::http::forwarded::PeerAddr;
 use crate::http::raw::{AnswerBody, RawHead, Shortcut};
-use crate::packaging::url::EdgeRoute;
 use crate::storage::latency::timing_storage;
 use crate::telemetry::AccessLog;
 use crate::telemetry::access::{Client, Logged, StorageTime};

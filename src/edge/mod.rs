@@ -1,6 +1,6 @@
 //! The edge tier, estuary's hot path: everything players and the CDN fetch (GET/HEAD), plus `/healthz`
 //! for load balancers. One dispatcher ([`EdgeService`]) routes every request by the URL grammar
-//! ([`crate::packaging::url::EdgeRoute`]).
+//! ([`route::EdgeRoute`]).
 //!
 //! Invariant: handlers only read; they never wait on a lock held by the API
 //! or ingest tiers for longer than a pointer swap.
@@ -10,6 +10,7 @@ mod error;
 mod guard;
 mod live;
 pub mod respond;
+mod route;
 mod shortcut;
 mod static_files;
 mod vod;

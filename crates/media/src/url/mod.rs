@@ -18,61 +18,6 @@ use crate::presentation::RenditionId;
 /// VOD segments are numbered from 1 in URLs (and as `EXT-X-MEDIA-SEQUENCE`), like DASH's default `startNumber`.
 pub const FIRST_SEGMENT_NUMBER: usize = 1;
 
-/// The edge's routes, by path prefix. The route template is what metrics and logs report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EdgeRoute {
-    /// `/static/{*key}`: stored objects passed through.
-    Static,
-    /// `/vod/{*path}`: MP4 packaged on the fly.
-    Vod,
-    /// `/live/{channel}/{*rest}`
-    Live,
-    /// `/time`: the clock for DASH `UTCTiming`.
-    Time,
-    /// `/healthz`: the load balancer's probe.
-    Health,
-}
-
-impl EdgeRoute {
-    pub const ALL: [EdgeRoute; 5] =
-        [EdgeRoute::Static, EdgeRoute::Vod, EdgeRoute::Live, EdgeRoute::Time, EdgeRoute::Health];
-
-    /// The route template reported in metrics and logs.
-    pub fn template(self) -> &'static str {
-        match self {
-            EdgeRoute::Static => "/static/{*key}",
-            EdgeRoute::Vod => "/vod/{*path}",
-            EdgeRoute::Live => "/live/{channel}/{*rest}",
-            EdgeRoute::Time => "/time",
-            EdgeRoute::Health => "/healthz",
-        }
-    }
-
-    /// The route of a raw (still percent-encoded) request path and what its wildcard captures.
-    pub fn of(path: &str) -> Option<(EdgeRoute, &str)> {
-        match path {
-            "/time" => return Some((EdgeRoute::Time, "")),
-            "/healthz" => return Some((EdgeRoute::Health, "")),
-            _ => {}
-        }
-        let (route, rest) = if let Some(rest) = path.strip_prefix("/static/") {
-            (EdgeRoute::Static, rest)
-        } else if let Some(rest) = path.strip_prefix("/vod/") {
-            (EdgeRoute::Vod, rest)
-        } else if let Some(rest) = path.strip_prefix("/live/") {
-            // `{channel}/{rest}`: both non-empty.
-            let (channel, tail) = rest.split_once('/')?;
-            if channel.is_empty() || tail.is_empty() {
-                return None;
-            }
-            (EdgeRoute::Live, rest)
-        } else {
-            return None;
-        };
-        (!rest.is_empty()).then_some((route, rest))
-    }
-}
-
 /// The edge path of a live channel's object: `/live/{channel}/{object}`.
 pub fn live(channel: &str, object: LivePath) -> String {
     format!("/live/{channel}/{object}")
@@ -177,20 +122,6 @@ mod tests {
 
     use super::*;
     use crate::mp4::TrackKind;
-
-    #[test]
-    fn routes() {
-        assert_eq!(EdgeRoute::of("/static/a/b.m3u8"), Some((EdgeRoute::Static, "a/b.m3u8")));
-        assert_eq!(EdgeRoute::of("/vod/a.mp4/master.m3u8"), Some((EdgeRoute::Vod, "a.mp4/master.m3u8")));
-        assert_eq!(EdgeRoute::of("/live/news/master.m3u8"), Some((EdgeRoute::Live, "news/master.m3u8")));
-        assert_eq!(EdgeRoute::of("/time"), Some((EdgeRoute::Time, "")));
-        assert_eq!(EdgeRoute::of("/healthz"), Some((EdgeRoute::Health, "")));
-        for bad in
-            ["/static/", "/vod/", "/static", "/staticx/a", "/live/news", "/live//x", "/live/news/", "/", "/time/"]
-        {
-            assert_eq!(EdgeRoute::of(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn vod_names_round_trip() {
