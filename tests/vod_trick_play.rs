@@ -33,7 +33,12 @@ async fn pictures(bytes: Vec<u8>, name: &str) -> Vec<f64> {
 
 /// The presentation times of the source's keyframes, in seconds.
 async fn source_keyframes(clip: &str) -> Vec<f64> {
-    let source = media().join(clip).to_str().unwrap().to_owned();
+    keyframes_of(&media().join(clip)).await
+}
+
+/// The presentation times of the keyframes of the file at `path`, in seconds, as ffprobe reads them.
+async fn keyframes_of(path: &std::path::Path) -> Vec<f64> {
+    let source = path.to_str().unwrap().to_owned();
     let out = tokio::task::spawn_blocking(move || {
         let args = [
             "-v",
@@ -179,33 +184,7 @@ async fn i_frame_playlist_times_are_the_keyframes_presentation_times() {
     config.storage.root = dir.path().to_owned();
     let s = TestServer::start(config).await;
     for clip in ["hevc.mp4", "bframes.mp4"] {
-        let source = dir.path().join(clip);
-        let keyframes = {
-            let source = source.to_str().unwrap().to_owned();
-            let out = tokio::task::spawn_blocking(move || {
-                let args = [
-                    "-v",
-                    "error",
-                    "-select_streams",
-                    "v",
-                    "-show_entries",
-                    "packet=pts_time,flags",
-                    "-of",
-                    "csv=p=0",
-                    &source,
-                ];
-                run("ffprobe", &args)
-            })
-            .await
-            .unwrap();
-            let mut times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|l| l.contains('K'))
-                .filter_map(|l| l.split(',').next()?.parse().ok())
-                .collect();
-            times.sort_by(f64::total_cmp);
-            times
-        };
+        let keyframes = keyframes_of(&dir.path().join(clip)).await;
         assert!(keyframes.len() >= 5, "{clip}: {keyframes:?}");
         for dir in ["", "ts/"] {
             let playlist = get(s.edge, &format!("/vod/{clip}/{dir}v0-iframes.m3u8")).await;
