@@ -154,10 +154,8 @@ impl Config {
             (_, s) if s.is_empty() => {
                 return err("edge.origin_lock_secret", "required when origin_lock_header is set".into());
             }
-            (h, s) => {
-                if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
-                    return err("edge.origin_lock_header", format!("{h:?} is not a valid header name"));
-                }
+            (_, s) => {
+                self.edge.origin_lock_header_name()?;
                 if http::HeaderValue::from_str(s).is_err() {
                     return err("edge.origin_lock_secret", "contains characters not allowed in a header".into());
                 }

@@ -30,6 +30,22 @@ pub struct EdgeConfig {
     pub public_url: String,
 }
 
+impl EdgeConfig {
+    /// `origin_lock_header` as a header name; `None` when no lock is set. The one place it is parsed:
+    /// `validate` refuses a config where this is an error, and the edge takes the name from here.
+    pub fn origin_lock_header_name(&self) -> Result<Option<http::HeaderName>, super::ConfigError> {
+        if self.origin_lock_header.is_empty() {
+            return Ok(None);
+        }
+        http::HeaderName::from_bytes(self.origin_lock_header.as_bytes()).map(Some).map_err(|_| {
+            super::ConfigError::new(
+                "edge.origin_lock_header",
+                format!("{:?} is not a valid header name", self.origin_lock_header),
+            )
+        })
+    }
+}
+
 impl Default for EdgeConfig {
     fn default() -> Self {
         EdgeConfig {

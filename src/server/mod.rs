@@ -200,9 +200,8 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             live: live_service,
             health: health.clone(),
         });
-        let lock = (!config.edge.origin_lock_header.is_empty()).then(|| OriginLock {
-            header: http::HeaderName::from_bytes(config.edge.origin_lock_header.as_bytes())
-                .expect("validated header name"),
+        let lock = config.edge.origin_lock_header_name()?.map(|header| OriginLock {
+            header,
             secret: config.edge.origin_lock_secret.as_bytes().into(),
             previous: (!config.edge.origin_lock_previous_secret.is_empty())
                 .then(|| config.edge.origin_lock_previous_secret.as_bytes().into()),
