@@ -110,7 +110,7 @@ fn view(state: &ApiState, headers: &HeaderMap, handle: &ChannelHandle, stream_ke
         "last_upload": snap.last_upload.map(iso_time),
         "publish_latency": snap.publish_latency,
         "part_publish_latency": snap.part_publish_latency,
-        "live_edge_age_ms": live_edge_age(&snap, std::time::SystemTime::now()),
+        "live_edge_age_ms": snap.live_edge_age_ms(std::time::SystemTime::now()),
     });
     if let Some(key) = stream_key {
         add_key(state, headers, &mut v, id, key);
@@ -130,13 +130,6 @@ fn renditions(snap: &crate::live::model::ChannelSnapshot) -> Vec<Value> {
             Some(v)
         })
         .collect()
-}
-
-/// How far the channel's live edge is behind the clock, in milliseconds; `None` while it has no media
-/// or once it ended.
-pub(super) fn live_edge_age(snap: &crate::live::model::ChannelSnapshot, now: std::time::SystemTime) -> Option<u64> {
-    let edge = snap.live_edge().filter(|_| snap.status == crate::live::model::Status::Live)?;
-    Some(now.duration_since(edge).unwrap_or_default().as_millis() as u64)
 }
 
 /// The stream key a call made, and the URL to paste into an encoder: the key rides in the path, so

@@ -1,7 +1,5 @@
 //! Probes, metrics, stats and purge: what an operator (or Kubernetes, or Prometheus) asks of a running estuary.
 
-use std::fmt::Write as _;
-
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -13,9 +11,6 @@ use serde_json::json;
 
 use super::{ApiError, ApiState};
 use crate::http::content_type;
-use crate::live::WRITE_THROUGH;
-use crate::live::channel::PublishLatency;
-use crate::live::model::ChannelSnapshot;
 use crate::telemetry::metrics::{write_sample, write_value};
 
 /// Liveness: the process answers.
@@ -113,7 +108,7 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Response {
     for (name, help, value) in stale {
         write_sample(&mut out, name, "counter", help, &[], value as f64);
     }
-    live_metrics(&state, &mut out);
+    crate::live::metrics::render(&mut out, &state.live, &state.blocking);
     write_sample(
         &mut out,
         "estuary_ready",
@@ -137,190 +132,9 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Response {
     (StatusCode::OK, [(CONTENT_TYPE, content_type::PROMETHEUS_TEXT), (CACHE_CONTROL, "no-store")], out).into_response()
 }
 
-/// A counter with one sample per value of `label`.
-fn write_counters<'a>(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    label: &str,
-    values: impl IntoIterator<Item = (&'a str, f64)>,
-) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    for (value, count) in values {
-        write_value(out, name, &[(label, value)], count);
-    }
-}
-
-/// Blocking reloads and per-channel media sequence numbers.
-fn live_metrics(state: &ApiState, out: &mut String) {
-    let b = &state.blocking;
-    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
-    let samples = [
-        ("estuary_live_blocked_requests", "gauge", "Playlist requests held for _HLS_msn right now", load(&b.waiting)),
-        (
-            "estuary_live_blocked_released_total",
-            "counter",
-            "Held playlist requests answered when their segment arrived",
-            load(&b.released),
-        ),
-        ("estuary_live_blocked_timeouts_total", "counter", "Held playlist requests answered 503", load(&b.timed_out)),
-        (
-            "estuary_live_segments_stored_total",
-            "counter",
-            "Live segments written through to storage",
-            load(&WRITE_THROUGH.stored),
-        ),
-        (
-            "estuary_live_write_retries_total",
-            "counter",
-            "Live write-through attempts that failed and are tried again",
-            load(&WRITE_THROUGH.retries),
-        ),
-        (
-            "estuary_live_timeline_writes_refused_total",
-            "counter",
-            "Timeline writes refused because the stored timeline got further (another process writes the channel)",
-            load(&crate::live::STALE_TIMELINES),
-        ),
-        (
-            "estuary_live_write_abandoned_total",
-            "counter",
-            "Live segments that left the DVR window before storage took them",
-            load(&WRITE_THROUGH.abandoned),
-        ),
-    ];
-    let (redis, follow) = (&crate::cluster::REDIS, &crate::live::follower::FOLLOW);
-    let owned = state.live.list().iter().filter(|h| h.is_owner()).count() as f64;
-    let secs = |micros: &std::sync::atomic::AtomicU64| load(micros) / 1e6;
-    let cluster = [
-        ("estuary_cluster_redis_calls_total", "counter", "Calls to the control store (Redis)", load(&redis.calls)),
-        (
-            "estuary_cluster_redis_errors_total",
-            "counter",
-            "Control-store calls that failed or timed out",
-            load(&redis.errors),
-        ),
-        ("estuary_cluster_redis_seconds_total", "counter", "Time spent in control-store calls", secs(&redis.micros)),
-        ("estuary_live_channels_owned", "gauge", "Live channels this pod writes (holds the lease of)", owned),
-        (
-            "estuary_live_channels_followed",
-            "gauge",
-            "Live channels this pod follows from the control store",
-            load(&follow.followed),
-        ),
-        ("estuary_cluster_follow_delay_max_seconds", "gauge", "Longest follow delay", secs(&follow.max_delay_micros)),
-        (
-            "estuary_cluster_timeline_full_reads_total",
-            "counter",
-            "Shared timelines read whole (first follow, missed announcements)",
-            load(&follow.full_reads),
-        ),
-        (
-            "estuary_cluster_timeline_tail_reads_total",
-            "counter",
-            "Shared timelines read as their newest slots only, on an announcement",
-            load(&follow.tail_reads),
-        ),
-    ];
-    for (name, kind, help, value) in samples.into_iter().chain(cluster) {
-        write_sample(out, name, kind, help, &[], value);
-    }
-    // From an owner taking an upload to this pod publishing the playlist with it.
-    let delay = "estuary_cluster_follow_delay_seconds";
-    let _ =
-        writeln!(out, "# HELP {delay} From an owner's upload to this pod's playlist with it\n# TYPE {delay} histogram");
-    let mut cumulative = 0.0;
-    let bounds = crate::live::follower::DELAY_BUCKETS.iter().map(|b| b.to_string()).chain(["+Inf".to_owned()]);
-    for (bound, count) in bounds.zip(&follow.buckets) {
-        cumulative += load(count);
-        write_value(out, &format!("{delay}_bucket"), &[("le", &bound)], cumulative);
-    }
-    write_value(out, &format!("{delay}_sum"), &[], secs(&follow.delay_micros));
-    write_value(out, &format!("{delay}_count"), &[], load(&follow.delays));
-    let fetches = &crate::live::owner::FETCHES;
-    let by_source = [("owner", &fetches.owner), ("owner_failed", &fetches.owner_failed), ("storage", &fetches.storage)];
-    write_counters(
-        out,
-        "estuary_live_segment_reads_total",
-        "Live segments read on a cache miss: from the owner's memory (pod to pod), a failed try of it, or storage",
-        "source",
-        by_source.map(|(source, count)| (source, load(count))),
-    );
-    write_counters(
-        out,
-        "estuary_live_segments_dropped_total",
-        "Pushed live segments never committed, by reason",
-        "reason",
-        crate::live::channel::DropReason::ALL.map(|r| (r.as_str(), crate::live::dropped(r) as f64)),
-    );
-    let channels = state.live.list();
-    write_sample(out, "estuary_live_channels", "gauge", "Live channels", &[], channels.len() as f64);
-    let snaps: Vec<_> = channels.iter().map(|h| h.snapshot()).collect();
-    // A gauge per channel.
-    let each = |out: &mut String, name: &str, help: &str, value: &dyn Fn(&ChannelSnapshot) -> Option<f64>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for snap in &snaps {
-            if let Some(v) = value(snap) {
-                write_value(out, name, &[("channel", snap.id.as_str())], v);
-            }
-        }
-    };
-    each(out, "estuary_live_media_sequence", "Newest media sequence number per channel", &|s| {
-        Some(s.last_msn().map_or(-1.0, |m| m as f64))
-    });
-    let now = std::time::SystemTime::now();
-    each(
-        out,
-        "estuary_live_seconds_since_upload",
-        "Seconds since each live channel's encoder last uploaded (only channels that are live)",
-        &|s| {
-            let last = s.last_upload.filter(|_| s.status == crate::live::model::Status::Live)?;
-            Some(now.duration_since(last).unwrap_or_default().as_secs_f64())
-        },
-    );
-    each(
-        out,
-        "estuary_live_edge_age_seconds",
-        "How far each live channel's newest media (segment or part) is behind the clock",
-        &|s| super::channels::live_edge_age(s, now).map(|ms| ms as f64 / 1000.0),
-    );
-    // Summaries of the newest 1,024 publications per channel.
-    write_delays(
-        out,
-        "estuary_live_segment_publish_seconds",
-        "From a segment's upload to the playlist listing it, newest 1,024",
-        &snaps,
-        |s| &s.publish_latency,
-    );
-    write_delays(
-        out,
-        "estuary_live_part_publish_seconds",
-        "From a chunk's arrival at ingest to its part's publication, newest 1,024",
-        &snaps,
-        |s| &s.part_publish_latency,
-    );
-}
-
-/// One delay's median, 99th percentile and maximum per channel, as gauges with a `quantile` label.
-fn write_delays(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    snaps: &[std::sync::Arc<ChannelSnapshot>],
-    latency: fn(&ChannelSnapshot) -> &PublishLatency,
-) {
-    // A summary of quantiles only: over a window of publications, so no monotonic count or sum.
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} summary");
-    for snap in snaps.iter().filter(|s| latency(s).samples > 0) {
-        let l = latency(snap);
-        for (quantile, ms) in [("0.5", l.median_ms), ("0.99", l.p99_ms), ("1", l.max_ms)] {
-            write_value(out, name, &[("channel", snap.id.as_str()), ("quantile", quantile)], ms / 1000.0);
-        }
-    }
-}
-
 /// `GET /api/v1/stats`: everything above, as JSON.
 pub(super) async fn stats(State(state): State<ApiState>) -> Response {
+    let write_through = crate::live::metrics::write_through();
     let body = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.health.uptime_seconds().floor(),
@@ -333,9 +147,9 @@ pub(super) async fn stats(State(state): State<ApiState>) -> Response {
             "blocked_requests": state.blocking.waiting.load(std::sync::atomic::Ordering::Relaxed),
             "blocked_released": state.blocking.released.load(std::sync::atomic::Ordering::Relaxed),
             "blocked_timeouts": state.blocking.timed_out.load(std::sync::atomic::Ordering::Relaxed),
-            "segments_stored": WRITE_THROUGH.stored.load(std::sync::atomic::Ordering::Relaxed),
-            "write_retries": WRITE_THROUGH.retries.load(std::sync::atomic::Ordering::Relaxed),
-            "write_abandoned": WRITE_THROUGH.abandoned.load(std::sync::atomic::Ordering::Relaxed),
+            "segments_stored": write_through.stored,
+            "write_retries": write_through.retries,
+            "write_abandoned": write_through.abandoned,
         },
     });
     ([(CACHE_CONTROL, "no-store")], Json(body)).into_response()

@@ -75,8 +75,22 @@ pub struct RedisStats {
     pub micros: AtomicU64,
 }
 
-pub static REDIS: RedisStats =
+static REDIS: RedisStats =
     RedisStats { calls: AtomicU64::new(0), errors: AtomicU64::new(0), micros: AtomicU64::new(0) };
+
+/// Control-store calls since start: how many, how many failed, and their time (microseconds).
+#[derive(Debug, Clone, Copy)]
+pub struct ControlStoreTotals {
+    pub calls: u64,
+    pub errors: u64,
+    pub micros: u64,
+}
+
+/// [`ControlStoreTotals`] now (what `/metrics` reports; the counters stay this module's).
+pub fn control_store_totals() -> ControlStoreTotals {
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    ControlStoreTotals { calls: load(&REDIS.calls), errors: load(&REDIS.errors), micros: load(&REDIS.micros) }
+}
 
 /// Runs one control-store call within `deadline`, counting it.
 pub(super) async fn within<T>(

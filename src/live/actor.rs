@@ -300,11 +300,11 @@ async fn share_timelines(
 }
 
 /// Timeline writes refused because the stored timeline got further.
-pub static STALE_TIMELINES: AtomicU64 = AtomicU64::new(0);
+pub(super) static STALE_TIMELINES: AtomicU64 = AtomicU64::new(0);
 
 /// Live write-through figures, for stats and metrics.
 #[derive(Debug, Default)]
-pub struct WriteThroughStats {
+pub(super) struct WriteThroughStats {
     pub stored: AtomicU64,
     /// Attempts that failed and were tried again.
     pub retries: AtomicU64,
@@ -312,14 +312,14 @@ pub struct WriteThroughStats {
     pub abandoned: AtomicU64,
 }
 
-pub static WRITE_THROUGH: WriteThroughStats =
+pub(super) static WRITE_THROUGH: WriteThroughStats =
     WriteThroughStats { stored: AtomicU64::new(0), retries: AtomicU64::new(0), abandoned: AtomicU64::new(0) };
 
 /// Pushed segments that were never committed, by [`DropReason`] (in [`DropReason::ALL`] order).
 pub(super) static DROPPED: [AtomicU64; DropReason::ALL.len()] = [const { AtomicU64::new(0) }; DropReason::ALL.len()];
 
 /// How many segments were dropped for `reason`.
-pub fn dropped(reason: DropReason) -> u64 {
+pub(super) fn dropped(reason: DropReason) -> u64 {
     DropReason::ALL.iter().position(|r| *r == reason).map_or(0, |i| DROPPED[i].load(Ordering::Relaxed))
 }
 

@@ -61,7 +61,7 @@ fn now_ms() -> u64 {
 /// Followers' figures for metrics: channels followed, and how long after the owner took an upload
 /// a pod following it published the playlist with it (sum, count, max in microseconds).
 #[derive(Debug, Default)]
-pub struct FollowStats {
+pub(super) struct FollowStats {
     pub followed: AtomicU64,
     pub delay_micros: AtomicU64,
     pub delays: AtomicU64,
@@ -74,9 +74,9 @@ pub struct FollowStats {
 }
 
 /// Upper bounds (seconds) of the delay histogram's buckets.
-pub const DELAY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+pub(super) const DELAY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
-pub static FOLLOW: FollowStats = FollowStats {
+pub(super) static FOLLOW: FollowStats = FollowStats {
     followed: AtomicU64::new(0),
     delay_micros: AtomicU64::new(0),
     delays: AtomicU64::new(0),

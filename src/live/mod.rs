@@ -16,6 +16,7 @@ pub mod keys;
 mod ll_dash;
 mod ll_hls;
 pub mod manifests;
+pub mod metrics;
 pub mod model;
 mod offer;
 pub mod owner;
@@ -39,7 +40,6 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use actor::Command;
-pub use actor::{STALE_TIMELINES, WRITE_THROUGH, WriteThroughStats, dropped};
 use channel::ChannelState;
 use key::KeyHash;
 pub use model::{ChannelId, ChannelSettings, ChannelSnapshot, Status};

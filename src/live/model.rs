@@ -327,6 +327,13 @@ impl ChannelSnapshot {
         self.slots.iter().rev().find(|s| s.part(rendition).is_some()).map(|s| s.msn)
     }
 
+    /// How far the live edge is behind `now`, in milliseconds; `None` while the channel has no media
+    /// or once it ended.
+    pub fn live_edge_age_ms(&self, now: SystemTime) -> Option<u64> {
+        let edge = self.live_edge().filter(|_| self.status == Status::Live)?;
+        Some(now.duration_since(edge).unwrap_or_default().as_millis() as u64)
+    }
+
     /// The wall-clock end of the newest media a player can get: the newest slot's end, or further
     /// by the parts of the segment after it. How far this is behind the clock is how late the
     /// channel's live edge is (encoder, upload and publication together).

@@ -20,13 +20,13 @@ const DEADLINE: Duration = Duration::from_millis(1500);
 /// Where followed segments came from (cache hits are counted by the cache): the owner's memory, or
 /// storage (after the owner failed or no longer held them).
 #[derive(Debug, Default)]
-pub struct FetchStats {
+pub(super) struct FetchStats {
     pub owner: AtomicU64,
     pub owner_failed: AtomicU64,
     pub storage: AtomicU64,
 }
 
-pub static FETCHES: FetchStats =
+pub(super) static FETCHES: FetchStats =
     FetchStats { owner: AtomicU64::new(0), owner_failed: AtomicU64::new(0), storage: AtomicU64::new(0) };
 
 /// Why the owner did not give a segment.

@@ -248,6 +248,20 @@ pub fn write_sample(out: &mut String, name: &str, kind: &str, help: &str, labels
 }
 
 /// Appends one more sample of a metric whose HELP and TYPE were already written.
+/// A counter with one sample per value of `label`.
+pub fn write_counters<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl IntoIterator<Item = (&'a str, f64)>,
+) {
+    head(out, name, "counter", help);
+    for (value, count) in values {
+        write_value(out, name, &[(label, value)], count);
+    }
+}
+
 pub fn write_value(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
     out.push_str(name);
     if !labels.is_empty() {
