@@ -4,6 +4,7 @@ pub mod http1;
 pub mod listener;
 pub mod per_core;
 mod progress;
+mod tiers;
 pub use estuary_sys::resources;
 
 use std::net::SocketAddr;
@@ -17,14 +18,12 @@ use tokio::task::JoinHandle;
 
 pub use crate::health::Health;
 
-use crate::api::{ApiState, Endpoint, api_router};
+use crate::api::{ApiState, Endpoint};
 use crate::budget::ByteBudget;
 use crate::cache::SegmentCache;
 use crate::cluster::ControlStore;
 use crate::config::{Config, RedundantIngest, StorageBackend};
-use crate::edge::{EdgeService, EdgeShared, EdgeState, OriginLock};
-use crate::ingest::{IngestState, UploadLimits, ingest_router};
-use crate::internal::internal_router;
+use crate::edge::EdgeShared;
 use crate::live::service::Live;
 use crate::live::{ChannelLimits, LiveLimits, LiveRegistry};
 use crate::storage::Storage;
@@ -32,9 +31,9 @@ use crate::storage::breaker::{CircuitBreaker, Deadlines};
 use crate::storage::local::LocalStorage;
 use crate::storage::metered::MeteredStorage;
 use crate::storage::s3::S3Storage;
-use crate::telemetry::{AccessLog, Metrics};
+use crate::telemetry::Metrics;
 use crate::vod::Vod;
-use listener::{ConnectionLimits, EdgeHttp1};
+use listener::ConnectionLimits;
 
 /// Choices the command line or a test makes that are not configuration.
 #[derive(Default)]
@@ -187,102 +186,34 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
+    let tier = tiers::Common { config, metrics, trusted, limits, stop: stop_rx, grace };
     let mut edge_addr = None;
     if config.edge.enabled {
-        let per_core = options.edge_runtimes.len() > 1;
-        let std_listener = bind_with(config.edge.addr, "edge", per_core)?;
-        edge_addr = Some(std_listener.local_addr()?);
-        let state = EdgeState::new(EdgeShared {
+        let shared = EdgeShared {
             storage: storage.clone(),
             cache: cache.clone(),
             static_files: config.static_files.clone(),
             vod: Vod::new(storage.clone(), cache.clone(), config.vod.clone()).with_budget(bodies.clone()),
             live: live_service,
             health: health.clone(),
-        });
-        let lock = config.edge.origin_lock_header_name()?.map(|header| OriginLock {
-            header,
-            secret: config.edge.origin_lock_secret.as_bytes().into(),
-            previous: (!config.edge.origin_lock_previous_secret.is_empty())
-                .then(|| config.edge.origin_lock_previous_secret.as_bytes().into()),
-        });
-        let access = AccessLog {
-            tier: "edge",
-            metrics: metrics.clone(),
-            log: config.log.access,
-            trusted_proxies: trusted.clone(),
         };
-        let router = EdgeService::new(state, lock, access);
-        let (limits, stop_rx) = (limits.clone(), stop_rx.clone());
-        let idle = config.http.idle_timeout;
-        // One connection cap for all the edge's listeners.
-        let slots = listener::Slots::new(limits.max_connections);
-        let extra_runtimes = options.edge_runtimes.get(1..).unwrap_or_default();
-        if !extra_runtimes.is_empty() {
-            // One listener per runtime, on the same port (SO_REUSEPORT): the kernel spreads the
-            // connections and each runtime serves its own, as nginx's workers do.
-            for rt in extra_runtimes {
-                let std_listener = bind_shared(edge_addr.unwrap_or(config.edge.addr), "edge")?;
-                let (router, limits, stop_rx, slots) = (router.clone(), limits.clone(), stop_rx.clone(), slots.clone());
-                tasks.push(rt.spawn(async move {
-                    match tokio::net::TcpListener::from_std(std_listener) {
-                        Ok(l) => {
-                            let protocol = EdgeHttp1::new(router, &limits, idle);
-                            listener::serve("edge", l, protocol, slots, stop_rx, grace).await
-                        }
-                        Err(e) => tracing::error!(error = %e, "edge listener could not be registered"),
-                    }
-                }));
-            }
-        }
-        let serve = async move {
-            match tokio::net::TcpListener::from_std(std_listener) {
-                Ok(l) => listener::serve("edge", l, EdgeHttp1::new(router, &limits, idle), slots, stop_rx, grace).await,
-                Err(e) => tracing::error!(error = %e, "edge listener could not be registered"),
-            }
-        };
-        tasks.push(match options.edge_runtimes.first() {
-            Some(rt) => rt.spawn(serve),
-            None => tokio::spawn(serve),
-        });
+        let (addr, edge_tasks) = tiers::edge(&tier, shared, &options.edge_runtimes)?;
+        edge_addr = Some(addr);
+        tasks.extend(edge_tasks);
     }
-
     let mut ingest_addr = None;
     if config.ingest.enabled {
-        let std_listener = bind(config.ingest.addr, "ingest")?;
-        ingest_addr = Some(std_listener.local_addr()?);
-        let state = IngestState {
-            live: live.clone(),
-            limits: UploadLimits {
-                max_body_bytes: config.ingest.max_body_bytes.0,
-                max_init_bytes: config.ingest.max_init_bytes.0,
-                max_playlist_bytes: config.ingest.max_playlist_bytes.0,
-                body_timeout: config.ingest.body_timeout,
-                min_body_rate: config.ingest.min_body_rate.0,
-            },
-            budget: ingest_budget.clone(),
-        };
-        let access = AccessLog {
-            tier: "ingest",
-            metrics: metrics.clone(),
-            log: config.log.access,
-            trusted_proxies: trusted.clone(),
-        };
-        let router = ingest_router(state, access);
-        let l = tokio::net::TcpListener::from_std(std_listener)?;
-        let limits = ConnectionLimits { half_close: true, ..limits.clone() };
-        tasks.push(listener::spawn_hyper("ingest", l, router, &limits, stop_rx.clone(), grace));
+        let (addr, task) = tiers::ingest(&tier, live.clone(), ingest_budget.clone())?;
+        ingest_addr = Some(addr);
+        tasks.push(task);
     }
-
     let mut api_addr = None;
     if config.api.enabled {
-        let std_listener = bind(config.api.addr, "api")?;
-        api_addr = Some(std_listener.local_addr()?);
         let state = ApiState {
             health: health.clone(),
             cache: cache.clone(),
             storage: storage.clone(),
-            metrics: metrics.clone(),
+            metrics: tier.metrics.clone(),
             token: (!config.api.token.is_empty()).then(|| Arc::from(config.api.token.as_str())),
             live: live.clone(),
             channel_defaults: config.live.channel_defaults.clone(),
@@ -298,29 +229,14 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             blocking: blocking.clone(),
             allowed_hosts: config.api.allowed_hosts.clone().into(),
         };
-        let access = AccessLog {
-            tier: "api",
-            metrics: metrics.clone(),
-            log: config.log.access,
-            trusted_proxies: trusted.clone(),
-        };
-        let router = api_router(state, access);
-        let l = tokio::net::TcpListener::from_std(std_listener)?;
-        tasks.push(listener::spawn_hyper("api", l, router, &limits, stop_rx.clone(), grace));
+        let (addr, task) = tiers::api(&tier, state)?;
+        api_addr = Some(addr);
+        tasks.push(task);
     }
-
     let mut internal_addr = None;
     if let Some((std_listener, addr)) = internal {
         internal_addr = Some(addr);
-        let access = AccessLog {
-            tier: "internal",
-            metrics: metrics.clone(),
-            log: config.log.access,
-            trusted_proxies: trusted.clone(),
-        };
-        let router = internal_router(internal_service, access);
-        let l = tokio::net::TcpListener::from_std(std_listener)?;
-        tasks.push(listener::spawn_hyper("internal", l, router, &limits, stop_rx.clone(), grace));
+        tasks.push(tiers::internal(&tier, std_listener, internal_service)?);
     }
 
     health.set_ready();
