@@ -58,11 +58,12 @@ pub(super) async fn track(
             ChunkError::TooLarge { limit, .. } => IngestError::TooLarge(limit),
             e => invalid(e),
         })?;
+        // Charged before the events are applied, so a track over its share changes nothing; what a
+        // closed segment gave back is released at the next piece (or the end of the POST).
         receipt.hold(session.track.held())?;
         for event in events {
             session.take(event).await?;
         }
-        receipt.hold(session.track.held())?;
     }
     if let Some(last) = session.track.finish().map_err(invalid)? {
         session.take(last).await?;

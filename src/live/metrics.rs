@@ -30,6 +30,8 @@ pub fn write_through() -> WriteThrough {
 pub fn render(out: &mut String, live: &LiveRegistry, blocking: &BlockingStats) {
     let b = blocking;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    let written = write_through();
+    let channels = live.list();
     let samples = [
         ("estuary_live_blocked_requests", "gauge", "Playlist requests held for _HLS_msn right now", load(&b.waiting)),
         (
@@ -43,13 +45,13 @@ pub fn render(out: &mut String, live: &LiveRegistry, blocking: &BlockingStats) {
             "estuary_live_segments_stored_total",
             "counter",
             "Live segments written through to storage",
-            load(&super::actor::WRITE_THROUGH.stored),
+            written.stored as f64,
         ),
         (
             "estuary_live_write_retries_total",
             "counter",
             "Live write-through attempts that failed and are tried again",
-            load(&super::actor::WRITE_THROUGH.retries),
+            written.retries as f64,
         ),
         (
             "estuary_live_timeline_writes_refused_total",
@@ -61,11 +63,11 @@ pub fn render(out: &mut String, live: &LiveRegistry, blocking: &BlockingStats) {
             "estuary_live_write_abandoned_total",
             "counter",
             "Live segments that left the DVR window before storage took them",
-            load(&super::actor::WRITE_THROUGH.abandoned),
+            written.abandoned as f64,
         ),
     ];
     let (redis, follow) = (crate::cluster::control_store_totals(), &super::follower::FOLLOW);
-    let owned = live.list().iter().filter(|h| h.is_owner()).count() as f64;
+    let owned = channels.iter().filter(|h| h.is_owner()).count() as f64;
     let secs = |micros: &std::sync::atomic::AtomicU64| load(micros) / 1e6;
     let cluster = [
         ("estuary_cluster_redis_calls_total", "counter", "Calls to the control store (Redis)", redis.calls as f64),
@@ -133,7 +135,6 @@ pub fn render(out: &mut String, live: &LiveRegistry, blocking: &BlockingStats) {
         "reason",
         super::channel::DropReason::ALL.map(|r| (r.as_str(), super::actor::dropped(r) as f64)),
     );
-    let channels = live.list();
     write_sample(out, "estuary_live_channels", "gauge", "Live channels", &[], channels.len() as f64);
     let snaps: Vec<_> = channels.iter().map(|h| h.snapshot()).collect();
     // A gauge per channel.
