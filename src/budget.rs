@@ -182,7 +182,7 @@ struct WaitState {
 }
 
 /// One charge's wait; ends on drop.
-pub struct Waiting(Arc<BudgetWaits>);
+struct Waiting(Arc<BudgetWaits>);
 
 impl BudgetWaits {
     /// Runs `call` with its charges' waits counted here.
