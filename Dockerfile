@@ -9,14 +9,20 @@ WORKDIR /src
 # change, not on every source edit (the workspace's targets are stubbed for this build).
 COPY Cargo.toml Cargo.lock ./
 COPY loadtest/Cargo.toml loadtest/Cargo.toml
+COPY crates/budget/Cargo.toml crates/budget/Cargo.toml
+COPY crates/cache/Cargo.toml crates/cache/Cargo.toml
+COPY crates/cluster/Cargo.toml crates/cluster/Cargo.toml
 COPY crates/http/Cargo.toml crates/http/Cargo.toml
+COPY crates/live/Cargo.toml crates/live/Cargo.toml
 COPY crates/media/Cargo.toml crates/media/Cargo.toml
+COPY crates/storage/Cargo.toml crates/storage/Cargo.toml
 COPY crates/sys/Cargo.toml crates/sys/Cargo.toml
-RUN mkdir -p src benches loadtest/src crates/http/src crates/media/src crates/sys/src \
+COPY crates/telemetry/Cargo.toml crates/telemetry/Cargo.toml
+RUN mkdir -p src benches loadtest/src \
+ && for crate in budget cache cluster http live media storage sys telemetry; do mkdir -p "crates/$crate/src" && touch "crates/$crate/src/lib.rs"; done \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
  && for bench in hot_path vod live; do echo 'fn main() {}' > "benches/$bench.rs"; done \
  && echo 'fn main() {}' > loadtest/src/main.rs && touch loadtest/src/lib.rs \
- && touch crates/http/src/lib.rs crates/media/src/lib.rs crates/sys/src/lib.rs \
  && cargo build --release --locked --bin estuary \
  && rm -rf src benches loadtest/src crates/*/src target/release/estuary* target/release/deps/estuary* \
     target/release/deps/libestuary* target/release/.fingerprint/estuary*

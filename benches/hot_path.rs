@@ -84,7 +84,8 @@ fn wire(c: &mut Criterion) {
         generation: table.generation(),
     };
     let mut rendered = Vec::new();
-    response::write_head(&mut rendered, reply.status(), reply.headers(), response::Framing::Empty, true, false);
+    let kept = response::ConnectionAfter::Kept;
+    response::write_head(&mut rendered, reply.status(), reply.headers(), response::Framing::Empty, kept);
     table.accept(&offer, &rendered);
     let mut out = Vec::with_capacity(1024);
     group.bench_function("hot_answer", |b| {
@@ -105,11 +106,12 @@ fn wire(c: &mut Criterion) {
         })
     });
     let mut out = Vec::with_capacity(1024);
+    let get = estuary::http::raw::HeadFacts { keep_alive: true, has_body: false, http10: false, head_only: false };
     group.bench_function("write_response_head", |b| {
         b.iter(|| {
             out.clear();
-            let framing = response::framing(reply.status(), false, reply.headers(), None, false);
-            response::write_head(&mut out, reply.status(), reply.headers(), framing, true, false);
+            let framing = response::framing(reply.status(), reply.headers(), None, &get);
+            response::write_head(&mut out, reply.status(), reply.headers(), framing, kept);
             black_box(out.len())
         })
     });

@@ -52,3 +52,19 @@ refuses "the dashboard check" "$work/estuary.json" python3 deploy/grafana/check.
 echo "deploy/cloudfront/distribution.yaml: cfn-lint clean"
 sed 's/HttpVersion: http2and3/HttpVersion: http9/' deploy/cloudfront/distribution.yaml >"$work/distribution.yaml"
 refuses "cfn-lint" "$work/distribution.yaml" "$venv/bin/cfn-lint"
+
+# The Dockerfile's dependency layer builds the workspace from its manifests alone: every crate's
+# Cargo.toml must be copied there and its target stubbed, or `docker build` fails on the first
+# crate added after it was written.
+docker_manifests() {
+  local dockerfile=$1 manifest crate
+  for manifest in crates/*/Cargo.toml; do
+    crate=$(basename "$(dirname "$manifest")")
+    grep -qx "COPY $manifest $manifest" "$dockerfile" || { echo "$dockerfile does not copy $manifest"; return 1; }
+    grep -q "for crate in .*\b$crate\b" "$dockerfile" || { echo "$dockerfile does not stub crates/$crate"; return 1; }
+  done
+}
+docker_manifests Dockerfile
+echo "Dockerfile: every crate's manifest is in the dependency layer"
+grep -v '^COPY crates/live/Cargo.toml' Dockerfile >"$work/Dockerfile"
+refuses "the Dockerfile's manifest check" "$work/Dockerfile" docker_manifests

@@ -4,9 +4,9 @@
 //! semantics, here as [`http`]) and `estuary-sys` (the only crate with `unsafe`).
 
 pub mod api;
-pub mod budget;
-pub mod cache;
-pub mod cluster;
+pub use estuary_budget as budget;
+pub use estuary_cache as cache;
+pub use estuary_cluster as cluster;
 pub mod config;
 pub mod edge;
 pub mod health;
@@ -16,6 +16,6 @@ pub mod internal;
 pub mod live;
 pub use estuary_media as packaging;
 pub mod server;
-pub mod storage;
-pub mod telemetry;
+pub use estuary_storage as storage;
+pub use estuary_telemetry as telemetry;
 pub mod vod;

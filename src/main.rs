@@ -115,7 +115,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    let _log_guard = estuary::telemetry::logging::init(&config.log);
+    let _log_guard = estuary::server::logging::init(&config.log);
     server::resources::return_large_buffers();
     match server::resources::raise_descriptor_limit() {
         Ok(n) => tracing::info!(descriptors = n, "descriptor limit"),

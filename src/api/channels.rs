@@ -15,7 +15,7 @@ use super::{ApiError, ApiState};
 use crate::live::model::ChannelId;
 use crate::live::model::Container;
 use crate::live::record::ChannelRecord;
-use crate::live::{ChannelHandle, ChannelSettings, LiveError};
+use crate::live::{ChannelHandle, ChannelSettings, LiveError, Removal};
 use crate::packaging::manifest::iso_time;
 use crate::packaging::url::{self, LivePath};
 
@@ -273,6 +273,7 @@ pub(super) async fn delete(
     Path(id): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<Response, ApiError> {
-    state.live.remove(&id, q.purge).await?;
+    let removal = if q.purge { Removal::Purge } else { Removal::KeepRecordings };
+    state.live.remove(&id, removal).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

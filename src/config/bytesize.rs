@@ -7,16 +7,27 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);
 
+/// Why a byte size was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ByteSizeError {
+    #[error("{0:?} is not a byte size")]
+    NotASize(String),
+    #[error("unknown size unit {unit:?} in {text:?}")]
+    Unit { unit: String, text: String },
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+}
+
 impl ByteSize {
     pub const fn mib(n: u64) -> Self {
         ByteSize(n * 1024 * 1024)
     }
 
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ByteSizeError> {
         let t = text.trim();
         let split = t.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let num: u64 = num.replace('_', "").parse().map_err(|_| format!("{text:?} is not a byte size"))?;
+        let num: u64 = num.replace('_', "").parse().map_err(|_| ByteSizeError::NotASize(text.to_owned()))?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" => 1_000,
@@ -25,9 +36,9 @@ impl ByteSize {
             "mib" => 1 << 20,
             "g" | "gb" => 1_000_000_000,
             "gib" => 1 << 30,
-            other => return Err(format!("unknown size unit {other:?} in {text:?}")),
+            other => return Err(ByteSizeError::Unit { unit: other.to_owned(), text: text.to_owned() }),
         };
-        num.checked_mul(mult).map(ByteSize).ok_or_else(|| format!("{text:?} is too large"))
+        num.checked_mul(mult).map(ByteSize).ok_or_else(|| ByteSizeError::TooLarge(text.to_owned()))
     }
 }
 

@@ -4,22 +4,31 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
+/// Why a listening address was refused; the message says what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListenError {
+    #[error("{0:?}: the port must be a number from 0 to 65535")]
+    Port(String),
+    #[error(
+        "{0:?} is not IP:port: write 0.0.0.0:8080 (every interface), 127.0.0.1:8080 or localhost:8080 \
+         (this machine only), or [::]:8080; host names other than localhost are not resolved"
+    )]
+    NotIpPort(String),
+}
+
 /// Parses a listening address.
-pub fn parse(s: &str) -> Result<SocketAddr, String> {
+pub fn parse(s: &str) -> Result<SocketAddr, ListenError> {
     let s = s.trim();
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    let port = |p: &str| p.parse::<u16>().map_err(|_| format!("{s:?}: the port must be a number from 0 to 65535"));
+    let port = |p: &str| p.parse::<u16>().map_err(|_| ListenError::Port(s.to_owned()));
     match s.rsplit_once(':') {
         Some((host, p)) if host.eq_ignore_ascii_case("localhost") => {
             Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port(p)?)))
         }
         Some(("", p)) => Ok(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port(p)?))),
-        _ => Err(format!(
-            "{s:?} is not IP:port: write 0.0.0.0:8080 (every interface), 127.0.0.1:8080 or localhost:8080 \
-             (this machine only), or [::]:8080; host names other than localhost are not resolved"
-        )),
+        _ => Err(ListenError::NotIpPort(s.to_owned())),
     }
 }
 
@@ -40,8 +49,8 @@ mod tests {
         assert_eq!(parse("localhost:9090").unwrap(), "127.0.0.1:9090".parse().unwrap());
         assert_eq!(parse("LOCALHOST:1").unwrap(), "127.0.0.1:1".parse().unwrap());
         assert_eq!(parse(":8081").unwrap(), "0.0.0.0:8081".parse().unwrap());
-        assert!(parse("localhost:99999").unwrap_err().contains("port"));
-        assert!(parse("example.com:80").unwrap_err().contains("not resolved"));
+        assert!(parse("localhost:99999").unwrap_err().to_string().contains("port"));
+        assert!(parse("example.com:80").unwrap_err().to_string().contains("not resolved"));
         assert!(parse("8080").is_err());
     }
 }

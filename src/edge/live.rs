@@ -37,7 +37,7 @@ pub(super) async fn serve(
 ) -> Result<Response, EdgeError> {
     let (channel, rest) = path.split_once('/').ok_or(EdgeError::NotFound)?;
     let object = LivePath::parse(rest).ok_or(EdgeError::NotFound)?;
-    let query = LiveQuery::parse(query).map_err(EdgeError::BadRequest)?;
+    let query = LiveQuery::parse(query).map_err(|e| EdgeError::BadRequest(e.to_string()))?;
     match state.live.object(channel, object, query).await? {
         Answer::Whole(served) => Ok(respond::cached(method, headers, &served.object, served.kind, served.outcome)),
         Answer::Growing(growing) => {

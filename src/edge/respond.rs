@@ -174,7 +174,7 @@ pub fn coding_for(accept: Option<&[u8]>, obj: &CachedObject) -> Coding {
     // As `HeaderValue::to_str`: a value with other than visible ASCII counts as absent.
     let accept = accept.filter(|v| v.iter().all(|&b| b == b'\t' || (32..127).contains(&b)));
     let accept = accept.and_then(|v| std::str::from_utf8(v).ok());
-    encoding::negotiate(accept, obj.gzip.is_some(), obj.brotli.is_some())
+    encoding::negotiate(accept, encoding::Compressed { gzip: obj.gzip.is_some(), brotli: obj.brotli.is_some() })
 }
 
 fn slice(body: &Bytes, r: Range<u64>) -> Bytes {

@@ -89,8 +89,8 @@ mod tests {
     use std::collections::VecDeque;
 
     use super::*;
-    use crate::live::model::tests::{slot, snapshot};
     use crate::live::model::{LivePart, LowLatency, Part, SegmentParts};
+    use estuary_live::fixtures::{slot, snapshot};
 
     fn part(body: &'static [u8]) -> LivePart {
         LivePart { duration: 0.5, bytes: Bytes::from_static(body), size: body.len() as u64, independent: true }

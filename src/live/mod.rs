@@ -6,30 +6,16 @@
 //! tasks, never on the edge's path; media sequence numbers never go back, also across restarts.
 
 mod actor;
-pub mod blocking;
-pub mod channel;
-pub mod cmaf_ingest;
 pub mod follower;
 pub mod growing;
-pub mod key;
-pub mod keys;
-mod ll_dash;
-mod ll_hls;
-pub mod manifests;
 pub mod metrics;
-pub mod model;
-mod offer;
 pub mod owner;
-pub mod record;
 mod role;
 pub mod service;
 mod shared;
 mod store;
-mod trick_play;
-pub mod upload;
 
-#[cfg(test)]
-mod tests;
+pub use estuary_live::{blocking, channel, cmaf_ingest, key, keys, manifests, model, record, upload};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,7 +26,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use actor::Command;
-use channel::ChannelState;
+use channel::{ChannelState, EndedBy};
 use key::KeyHash;
 pub use model::{ChannelId, ChannelSettings, ChannelSnapshot, Status};
 use record::{ChannelIndex, ChannelRecord, TimelineRecord};
@@ -50,6 +36,15 @@ use upload::{Upload, UploadError};
 use crate::budget::ByteBudget;
 use crate::cluster::ControlStore;
 use crate::storage::{Storage, StorageError};
+
+/// What removing a channel removes from storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Its settings: its segments and timeline stay, for a harvest or an audit.
+    KeepRecordings,
+    /// Everything it recorded.
+    Purge,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
@@ -268,8 +263,8 @@ impl LiveRegistry {
         settings: ChannelSettings,
         stream_key: Option<String>,
     ) -> Result<(ChannelHandle, String), LiveError> {
-        let id = ChannelId::parse(id).map_err(LiveError::BadRequest)?;
-        settings.validate().map_err(LiveError::BadRequest)?;
+        let id = ChannelId::parse(id).map_err(|e| LiveError::BadRequest(e.to_string()))?;
+        settings.validate().map_err(|e| LiveError::BadRequest(e.to_string()))?;
         let stream_key = key::chosen_or_generated(stream_key)?;
         let _admin = self.inner.admin.lock().await;
         let existing = self.inner.channels.load();
@@ -359,9 +354,9 @@ impl LiveRegistry {
         Ok(record)
     }
 
-    /// Removes a channel; with `purge` its recorded segments go too. In a cluster the pods holding it
-    /// drop it when they hear of it, and storage is cleared once the pod writing it let go.
-    pub async fn remove(&self, id: &str, purge: bool) -> Result<(), LiveError> {
+    /// Removes a channel, and with [`Removal::Purge`] its recorded segments. In a cluster the pods
+    /// holding it drop it when they hear of it, and storage is cleared once the pod writing it let go.
+    pub async fn remove(&self, id: &str, removal: Removal) -> Result<(), LiveError> {
         let id = ChannelId::parse(id).map_err(|_| LiveError::NotFound)?;
         let _admin = self.inner.admin.lock().await;
         let local = self.get(id.as_str());
@@ -373,7 +368,7 @@ impl LiveRegistry {
             return Err(LiveError::NotFound);
         }
         if let Some(handle) = local {
-            let _ = handle.request(|tx| Command::End(true, tx)).await;
+            let _ = handle.request(|tx| Command::End(EndedBy::Operator, tx)).await;
             let mut map = HashMap::clone(&self.inner.channels.load());
             map.remove(&handle.id);
             self.write_index(&map).await?;
@@ -386,6 +381,7 @@ impl LiveRegistry {
             shared::wait_for_release(cluster, &id).await;
         }
         let storage = self.inner.storage.as_ref();
+        let purge = removal == Removal::Purge;
         if purge {
             for prefix in [format!("live/{id}/"), keys::records(&id)] {
                 for object in storage.list(&prefix).await? {

@@ -16,14 +16,27 @@ use super::keys;
 use super::record::TimelineRecord;
 use super::store::read_json;
 use super::upload::Upload;
-use crate::cluster::ControlStore;
+use crate::cluster::{ClusterError, ControlStore};
 use crate::packaging::fmp4::parse::InitInfo;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 
 /// Init segments a standby keeps (a few per variant, a few variants).
 const MAX_STANDBY_INITS: usize = 32;
 /// How long a standby waits for a lost shared timeline to come back before taking over from storage.
 const MISSING_TIMELINE_WAIT: Duration = Duration::from_secs(10);
+
+/// Why a pod could not take a channel over yet.
+#[derive(Debug, thiserror::Error)]
+enum TakeOverError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the channel is gone")]
+    Gone,
+    #[error("no timeline in storage either")]
+    NoTimeline,
+}
 
 pub(super) struct Role {
     cluster: Option<ControlStore>,
@@ -150,18 +163,18 @@ impl Role {
     }
 
     /// Takes the channel over from its shared timeline (or, when that is lost, the stored one).
-    async fn take_over(&mut self, cluster: &ControlStore, state: &mut ChannelState) -> Result<(), String> {
-        let record = cluster.channel(&state.id).await.map_err(|e| e.to_string())?.ok_or("the channel is gone")?;
-        let mut timeline = cluster.timeline(&state.id).await.map_err(|e| e.to_string())?;
+    async fn take_over(&mut self, cluster: &ControlStore, state: &mut ChannelState) -> Result<(), TakeOverError> {
+        let record = cluster.channel(&state.id).await?.ok_or(TakeOverError::Gone)?;
+        let mut timeline = cluster.timeline(&state.id).await?;
         if timeline.is_none() && state.has_history() {
             let stored = read_json::<TimelineRecord>(self.storage.as_ref(), &keys::timeline(&state.id)).await;
-            timeline = Some(stored.map_err(|e| e.to_string())?.ok_or("no timeline in storage either")?);
+            timeline = Some(stored?.ok_or(TakeOverError::NoTimeline)?);
         }
         self.timeline_missing = None;
         if let Some(timeline) = timeline {
             *state = ChannelState::take_over(&record, timeline, std::mem::take(&mut self.standby_inits));
         } else {
-            state.pending_inits.extend(std::mem::take(&mut self.standby_inits));
+            state.keep_inits(std::mem::take(&mut self.standby_inits));
         }
         self.owner.store(true, Ordering::Relaxed);
         tracing::info!(channel = %state.id, pod = cluster.pod(), "took the channel over");

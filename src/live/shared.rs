@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 use super::actor::Command;
-use super::channel::ChannelState;
+use super::channel::{ChannelState, EndedBy};
 use super::key::KeyHash;
 use super::record::{self, ChannelRecord, TimelineRecord};
 use super::store::{read_json, restore};
@@ -128,7 +128,7 @@ impl LiveRegistry {
         }
         let accepting = handle.snapshot().accepting;
         if record.stopped && accepting {
-            let _ = handle.request(|tx| Command::End(true, tx)).await;
+            let _ = handle.request(|tx| Command::End(EndedBy::Operator, tx)).await;
         } else if !record.stopped && !accepting {
             let _ = handle.request(Command::Resume).await;
         }
@@ -217,7 +217,7 @@ pub(super) async fn follow_records(inner: Weak<Inner>) {
 pub(super) async fn end_unowned(cluster: &ControlStore, record: &ChannelRecord) -> Result<(), LiveError> {
     let Some(timeline) = cluster.timeline(&record.id).await? else { return Ok(()) };
     let mut state = ChannelState::restore(record, &timeline, |_, _| None, |_| None);
-    state.end(true);
+    state.end(EndedBy::Operator);
     let shared = state.to_shared_record(None);
     let encode = |t: &TimelineRecord| serde_json::to_vec(t).map_err(|e| LiveError::Unavailable(e.to_string()));
     let (json, tail) = (encode(&shared)?, encode(&shared.tail())?);

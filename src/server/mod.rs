@@ -2,6 +2,7 @@
 
 pub mod http1;
 pub mod listener;
+pub mod logging;
 pub mod per_core;
 mod progress;
 mod tiers;

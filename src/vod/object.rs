@@ -143,7 +143,12 @@ pub(super) fn segment_len(asset: &Asset, object: VodPath) -> Option<u64> {
     let (_, track) = asset.track(r);
     let range = r.segments.samples((n as usize).checked_sub(FIRST_SEGMENT_NUMBER)?)?;
     let data: u64 = track.samples.sizes[range.clone()].iter().map(|&s| u64::from(s)).sum();
-    Some(data + fmp4::segment_overhead(range.len(), true, !track.samples.cts.is_empty()))
+    let trun = fmp4::TrunLayout {
+        samples: range.len(),
+        per_sample_flags: true,
+        composition_offsets: !track.samples.cts.is_empty(),
+    };
+    Some(data + fmp4::segment_overhead(trun))
 }
 
 /// The plan of media segment `object` (a [`VodPath::Segment`]) of `asset`.

@@ -56,7 +56,7 @@ async fn sidecar(storage: &dyn Storage, key: &StorageKey) -> Result<Subtitles, V
     if read.meta.size > MAX_SIDECAR_BYTES {
         return Err(bad(format!("{} bytes; a subtitle file may have at most {MAX_SIDECAR_BYTES}", read.meta.size)));
     }
-    let parsed = webvtt::parse(&read.body).map_err(bad)?;
+    let parsed = webvtt::parse(&read.body).map_err(|e| bad(e.to_string()))?;
     if !parsed.skipped_lines.is_empty() {
         tracing::warn!(%key, lines = ?parsed.skipped_lines, "WebVTT blocks that are not cues were left out");
     }

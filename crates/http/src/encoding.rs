@@ -20,9 +20,17 @@ impl Coding {
     }
 }
 
+/// The compressed forms an object has besides its identity bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Compressed {
+    pub gzip: bool,
+    pub brotli: bool,
+}
+
 /// Picks the best coding the client accepts among those `available`
 /// (brotli over gzip on equal weight; identity when nothing else is acceptable).
-pub fn negotiate(accept_encoding: Option<&str>, gzip: bool, brotli: bool) -> Coding {
+pub fn negotiate(accept_encoding: Option<&str>, available: Compressed) -> Coding {
+    let Compressed { gzip, brotli } = available;
     let Some(header) = accept_encoding else {
         return Coding::Identity;
     };
@@ -74,15 +82,17 @@ mod tests {
 
     #[test]
     fn negotiation() {
-        assert_eq!(negotiate(None, true, true), Coding::Identity);
-        assert_eq!(negotiate(Some("gzip"), true, true), Coding::Gzip);
-        assert_eq!(negotiate(Some("gzip, deflate, br"), true, true), Coding::Brotli);
-        assert_eq!(negotiate(Some("br;q=0.5, gzip"), true, true), Coding::Gzip);
-        assert_eq!(negotiate(Some("br"), true, false), Coding::Identity);
-        assert_eq!(negotiate(Some("gzip;q=0"), true, true), Coding::Identity);
-        assert_eq!(negotiate(Some("*"), true, false), Coding::Gzip);
-        assert_eq!(negotiate(Some("identity"), true, true), Coding::Identity);
-        assert_eq!(negotiate(Some("GZip, BR;q=0.1"), true, true), Coding::Gzip);
+        const BOTH: Compressed = Compressed { gzip: true, brotli: true };
+        const GZIP: Compressed = Compressed { gzip: true, brotli: false };
+        assert_eq!(negotiate(None, BOTH), Coding::Identity);
+        assert_eq!(negotiate(Some("gzip"), BOTH), Coding::Gzip);
+        assert_eq!(negotiate(Some("gzip, deflate, br"), BOTH), Coding::Brotli);
+        assert_eq!(negotiate(Some("br;q=0.5, gzip"), BOTH), Coding::Gzip);
+        assert_eq!(negotiate(Some("br"), GZIP), Coding::Identity);
+        assert_eq!(negotiate(Some("gzip;q=0"), BOTH), Coding::Identity);
+        assert_eq!(negotiate(Some("*"), GZIP), Coding::Gzip);
+        assert_eq!(negotiate(Some("identity"), BOTH), Coding::Identity);
+        assert_eq!(negotiate(Some("GZip, BR;q=0.1"), BOTH), Coding::Gzip);
     }
 
     #[test]

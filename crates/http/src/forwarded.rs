@@ -33,17 +33,35 @@ impl Cidr {
     }
 }
 
-impl FromStr for Cidr {
-    type Err = String;
+/// Why a trusted-proxy entry is not an address or a CIDR range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CidrError {
+    Address(String),
+    Prefix(String),
+}
 
-    fn from_str(s: &str) -> Result<Cidr, String> {
+impl fmt::Display for CidrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CidrError::Address(s) => write!(f, "{s:?} is not an address or a CIDR range"),
+            CidrError::Prefix(s) => write!(f, "{s:?}: a bad prefix length"),
+        }
+    }
+}
+
+impl std::error::Error for CidrError {}
+
+impl FromStr for Cidr {
+    type Err = CidrError;
+
+    fn from_str(s: &str) -> Result<Cidr, CidrError> {
         let (address, prefix) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
-        let network: IpAddr = address.trim().parse().map_err(|_| format!("{s:?} is not an address or a CIDR range"))?;
+        let network: IpAddr = address.trim().parse().map_err(|_| CidrError::Address(s.to_owned()))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
             Some(p) => {
-                p.trim().parse::<u8>().ok().filter(|&p| p <= max).ok_or(format!("{s:?}: a bad prefix length"))?
+                p.trim().parse::<u8>().ok().filter(|&p| p <= max).ok_or_else(|| CidrError::Prefix(s.to_owned()))?
             }
         };
         Ok(Cidr { network, prefix })

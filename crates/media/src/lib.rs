@@ -14,6 +14,7 @@ pub mod mp4;
 pub mod plan;
 pub mod presentation;
 pub mod reads;
+pub mod storage_key;
 pub mod subtitles;
 pub mod ts;
 pub mod url;

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use crate::PackagingError;
 use crate::codec::MediaParams;
-use crate::fmp4::segment_overhead;
+use crate::fmp4::{TrunLayout, segment_overhead};
 use crate::mp4::{MediaIndex, Track, TrackKind};
 use crate::plan::{self, TrackSegments};
 use crate::subtitles::SubtitleRendition;
@@ -36,21 +36,27 @@ impl From<RenditionId> for String {
 }
 
 impl TryFrom<String> for RenditionId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse().map_err(|()| format!("{s:?} is not a rendition id"))
+    type Error = BadRenditionId;
+    fn try_from(s: String) -> Result<Self, BadRenditionId> {
+        s.parse()
     }
 }
 
-impl FromStr for RenditionId {
-    type Err = ();
+/// A name that is not a rendition id (`v0`, `a1`, `s2`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a rendition id")]
+pub struct BadRenditionId(String);
 
-    fn from_str(s: &str) -> Result<Self, ()> {
+impl FromStr for RenditionId {
+    type Err = BadRenditionId;
+
+    fn from_str(s: &str) -> Result<Self, BadRenditionId> {
+        let bad = || BadRenditionId(s.to_owned());
         let kind = match s.as_bytes().first() {
             Some(b'v') => TrackKind::Video,
             Some(b'a') => TrackKind::Audio,
             Some(b's') => TrackKind::Text,
-            _ => return Err(()),
+            _ => return Err(bad()),
         };
         let digits = &s[1..];
         if digits.is_empty()
@@ -58,9 +64,9 @@ impl FromStr for RenditionId {
             || !digits.bytes().all(|b| b.is_ascii_digit())
             || (digits.len() > 1 && digits.starts_with('0'))
         {
-            return Err(());
+            return Err(bad());
         }
-        digits.parse().map(|index| RenditionId { kind, index }).map_err(|_| ())
+        digits.parse().map(|index| RenditionId { kind, index }).map_err(|_| bad())
     }
 }
 
@@ -235,7 +241,9 @@ fn rendition(
     let mut total_bytes = 0u64;
     for i in 0..segments.count() {
         let Some(range) = segments.samples(i) else { continue };
-        let bytes = s.bytes_in(range.clone()) + segment_overhead(range.len(), is_video, !s.cts.is_empty());
+        let trun =
+            TrunLayout { samples: range.len(), per_sample_flags: is_video, composition_offsets: !s.cts.is_empty() };
+        let bytes = s.bytes_in(range.clone()) + segment_overhead(trun);
         total_bytes += bytes;
         let secs = (times[i + 1] - times[i]) as f64 / ts;
         peak = peak.max(bytes as f64 * 8.0 / secs);

@@ -30,7 +30,7 @@ use crate::health::Health;
 use crate::http::file_body::FileBody;
 pub use crate::http::raw::{AnswerBody, HeadSink, Shortcut};
 use request::{HeadError, HeadFacts, Parsed, RequestHead};
-use response::Framing;
+use response::{ConnectionAfter, Framing, HeadEnd};
 use send::Socket;
 
 /// What one connection is held to.
@@ -94,7 +94,8 @@ pub async fn serve_connection<S>(
         let sent = match head {
             Parsed::Answered(body, facts) => {
                 let keep = facts.keep_alive && !facts.has_body && !draining();
-                response::end_head(&mut out, true, None, keep, facts.http10);
+                let after = if keep { ConnectionAfter::kept(&facts) } else { ConnectionAfter::Close };
+                response::end_head(&mut out, HeadEnd { date: true, length: None, after });
                 let body = match &body {
                     _ if facts.head_only => &[][..],
                     AnswerBody::Copied => &copied[..],
@@ -113,7 +114,8 @@ pub async fn serve_connection<S>(
                     && !facts.has_body
                     && !draining()
                     && response.status() != StatusCode::SERVICE_UNAVAILABLE;
-                write_response(stream, response, &mut out, keep, facts, limits.send_timeout).await
+                let after = if keep { ConnectionAfter::kept(&facts) } else { ConnectionAfter::Close };
+                write_response(stream, response, &mut out, after, facts, limits.send_timeout).await
             }
         };
         match sent {
@@ -174,20 +176,21 @@ async fn write_response(
     stream: &Socket,
     response: Response,
     out: &mut Vec<u8>,
-    keep: bool,
+    after: ConnectionAfter,
     facts: HeadFacts,
     timeout: Duration,
 ) -> std::io::Result<bool> {
     let (mut parts, mut body) = response.into_parts();
     let file = parts.extensions.remove::<FileBody>();
     let exact = file.as_ref().map(FileBody::len).or_else(|| body.size_hint().exact());
-    let framing = response::framing(parts.status, facts.head_only, &parts.headers, exact, facts.http10);
-    let keep = keep && framing != Framing::UntilClose;
+    let framing = response::framing(parts.status, &parts.headers, exact, &facts);
+    let after = if framing == Framing::UntilClose { ConnectionAfter::Close } else { after };
+    let keep = after.is_kept();
     out.clear();
     let sink = parts.extensions.remove::<HeadSink>();
     // A head kept for hot answers is shared by every later request: this one's id is not in it.
     let request_id = sink.as_ref().and_then(|_| parts.headers.remove(crate::telemetry::access::REQUEST_ID));
-    let fixed = response::write_head(out, parts.status, &parts.headers, framing, keep, facts.http10);
+    let fixed = response::write_head(out, parts.status, &parts.headers, framing, after);
     if let Some(HeadSink(sink)) = sink {
         sink(&out[..fixed]);
     }

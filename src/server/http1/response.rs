@@ -8,6 +8,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, DATE};
 use http::{HeaderMap, StatusCode};
 
 use crate::http::decimal;
+use crate::http::raw::HeadFacts;
 
 /// How a response's body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,22 +23,57 @@ pub enum Framing {
     UntilClose,
 }
 
-/// The framing for a response: its own `Content-Length`, else the body's exact size, else chunked.
-pub fn framing(status: StatusCode, head_only: bool, headers: &HeaderMap, exact: Option<u64>, http10: bool) -> Framing {
-    if head_only || status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
+/// What a head says of the connection after its response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionAfter {
+    /// `Connection: close`: the connection ends after this response.
+    Close,
+    /// Kept, for an HTTP/1.1 client: persistence is the default, nothing to say.
+    Kept,
+    /// Kept, for an HTTP/1.0 client: `Connection: keep-alive`, which it needs to hear.
+    KeptHttp10,
+}
+
+impl ConnectionAfter {
+    /// The connection is kept open for the client of `facts`.
+    pub fn kept(facts: &HeadFacts) -> ConnectionAfter {
+        if facts.http10 { ConnectionAfter::KeptHttp10 } else { ConnectionAfter::Kept }
+    }
+
+    pub fn is_kept(self) -> bool {
+        self != ConnectionAfter::Close
+    }
+}
+
+/// The end of a head after its status line and headers ([`end_head`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadEnd {
+    /// Add `Date` (the handler set none).
+    pub date: bool,
+    /// Add `Content-Length`.
+    pub length: Option<u64>,
+    pub after: ConnectionAfter,
+}
+
+/// The framing for a response to a request of `facts`: none for HEAD and bodiless statuses, its own
+/// `Content-Length`, else the body's exact size, else chunked (HTTP/1.1) or until close (HTTP/1.0).
+pub fn framing(status: StatusCode, headers: &HeaderMap, exact: Option<u64>, facts: &HeadFacts) -> Framing {
+    if facts.head_only
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
     {
         return Framing::Empty;
     }
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    match (declared.or(exact), http10) {
+    match (declared.or(exact), facts.http10) {
         (Some(len), _) => Framing::Length(len),
         (None, true) => Framing::UntilClose,
         (None, false) => Framing::Chunked,
     }
 }
 
-/// Appends the head to `out`. `keep_alive` false adds `Connection: close`; an HTTP/1.0 client
-/// that is kept gets `Connection: keep-alive`. Returns how many of the bytes appended are the
+/// Appends the head to `out`, with `Connection` as `after` says. Returns how many of the bytes appended are the
 /// status line and the handler's headers (the part that does not change from one request to the
 /// next, for [`super::HeadSink`]).
 pub fn write_head(
@@ -45,8 +81,7 @@ pub fn write_head(
     status: StatusCode,
     headers: &HeaderMap,
     framing: Framing,
-    keep_alive: bool,
-    http10: bool,
+    after: ConnectionAfter,
 ) -> usize {
     let start = out.len();
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -71,27 +106,27 @@ pub fn write_head(
     if framing == Framing::Chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
-    end_head(out, !headers.contains_key(DATE), length, keep_alive, http10);
+    end_head(out, HeadEnd { date: !headers.contains_key(DATE), length, after });
     fixed
 }
 
-/// Ends a head whose status line and headers are in `out`: `Date` (when `date`), `Content-Length`
-/// (when `length`), `Connection` as [`write_head`] decides it, and the blank line.
-pub fn end_head(out: &mut Vec<u8>, date: bool, length: Option<u64>, keep_alive: bool, http10: bool) {
-    if date {
+/// Ends a head whose status line and headers are in `out`: `Date`, `Content-Length` and
+/// `Connection` as `end` says, and the blank line.
+pub fn end_head(out: &mut Vec<u8>, end: HeadEnd) {
+    if end.date {
         out.extend_from_slice(b"date: ");
         with_date(|date| out.extend_from_slice(date));
         out.extend_from_slice(b"\r\n");
     }
-    if let Some(len) = length {
+    if let Some(len) = end.length {
         out.extend_from_slice(b"content-length: ");
         out.extend_from_slice(decimal(len, &mut [0; 20]));
         out.extend_from_slice(b"\r\n");
     }
-    if !keep_alive {
-        out.extend_from_slice(b"connection: close\r\n");
-    } else if http10 {
-        out.extend_from_slice(b"connection: keep-alive\r\n");
+    match end.after {
+        ConnectionAfter::Close => out.extend_from_slice(b"connection: close\r\n"),
+        ConnectionAfter::KeptHttp10 => out.extend_from_slice(b"connection: keep-alive\r\n"),
+        ConnectionAfter::Kept => {}
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -128,17 +163,21 @@ mod tests {
 
     use super::*;
 
-    fn head(status: StatusCode, headers: &HeaderMap, framing: Framing, keep_alive: bool, http10: bool) -> String {
+    fn head(status: StatusCode, headers: &HeaderMap, framing: Framing, after: ConnectionAfter) -> String {
         let mut out = Vec::new();
-        write_head(&mut out, status, headers, framing, keep_alive, http10);
+        write_head(&mut out, status, headers, framing, after);
         String::from_utf8(out).unwrap()
+    }
+
+    fn request(head_only: bool, http10: bool) -> HeadFacts {
+        HeadFacts { keep_alive: true, has_body: false, http10, head_only }
     }
 
     #[test]
     fn a_head_has_its_status_headers_date_and_length() {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("video/iso.segment"));
-        let text = head(StatusCode::OK, &headers, Framing::Length(3_145_728), true, false);
+        let text = head(StatusCode::OK, &headers, Framing::Length(3_145_728), ConnectionAfter::Kept);
         assert!(text.starts_with("HTTP/1.1 200 OK\r\ncontent-type: video/iso.segment\r\ndate: "), "{text}");
         assert!(text.ends_with(" GMT\r\ncontent-length: 3145728\r\n\r\n"), "{text}");
         let date = text.lines().find_map(|l| l.strip_prefix("date: ")).unwrap();
@@ -153,25 +192,25 @@ mod tests {
         let text = head(
             StatusCode::NOT_FOUND,
             &headers,
-            framing(StatusCode::NOT_FOUND, false, &headers, None, false),
-            false,
-            false,
+            framing(StatusCode::NOT_FOUND, &headers, None, &request(false, false)),
+            ConnectionAfter::Close,
         );
         assert_eq!(text.matches("content-length").count(), 1, "{text}");
         assert!(text.contains("connection: close\r\n") && !text.contains("keep-alive"), "{text}");
-        let kept = head(StatusCode::OK, &HeaderMap::new(), Framing::Length(0), true, true);
+        let kept = head(StatusCode::OK, &HeaderMap::new(), Framing::Length(0), ConnectionAfter::KeptHttp10);
         assert!(kept.contains("connection: keep-alive\r\n"), "{kept}");
     }
 
     #[test]
     fn framing_follows_status_method_length_and_version() {
         let none = HeaderMap::new();
-        assert_eq!(framing(StatusCode::NOT_MODIFIED, false, &none, Some(0), false), Framing::Empty);
-        assert_eq!(framing(StatusCode::OK, true, &none, Some(9), false), Framing::Empty);
-        assert_eq!(framing(StatusCode::OK, false, &none, Some(9), false), Framing::Length(9));
-        assert_eq!(framing(StatusCode::OK, false, &none, None, false), Framing::Chunked);
-        assert_eq!(framing(StatusCode::OK, false, &none, None, true), Framing::UntilClose);
-        let text = head(StatusCode::OK, &none, Framing::Chunked, true, false);
+        let get = request(false, false);
+        assert_eq!(framing(StatusCode::NOT_MODIFIED, &none, Some(0), &get), Framing::Empty);
+        assert_eq!(framing(StatusCode::OK, &none, Some(9), &request(true, false)), Framing::Empty);
+        assert_eq!(framing(StatusCode::OK, &none, Some(9), &get), Framing::Length(9));
+        assert_eq!(framing(StatusCode::OK, &none, None, &get), Framing::Chunked);
+        assert_eq!(framing(StatusCode::OK, &none, None, &request(false, true)), Framing::UntilClose);
+        let text = head(StatusCode::OK, &none, Framing::Chunked, ConnectionAfter::Kept);
         assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
     }
 

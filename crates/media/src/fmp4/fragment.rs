@@ -35,14 +35,24 @@ pub struct FragmentSamples<'a> {
 /// Length of the `styp` box that opens every segment: a fragment inside a segment starts after it.
 pub const STYP_LEN: usize = 8 + 16;
 
-/// Bytes a segment adds around `samples` samples of media data.
-pub fn segment_overhead(samples: usize, per_sample_flags: bool, cts: bool) -> u64 {
-    let per_sample = 8 + if per_sample_flags { 4 } else { 0 } + if cts { 4 } else { 0 };
+/// What a segment's `trun` carries per sample, which sets its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrunLayout {
+    pub samples: usize,
+    /// Flags per sample (video: which are sync samples), else one default in `tfhd`.
+    pub per_sample_flags: bool,
+    /// Composition time offsets per sample.
+    pub composition_offsets: bool,
+}
+
+/// Bytes a segment adds around the media data of the samples `trun` lists.
+pub fn segment_overhead(trun: TrunLayout) -> u64 {
+    let per_sample = 8 + if trun.per_sample_flags { 4 } else { 0 } + if trun.composition_offsets { 4 } else { 0 };
     let styp = STYP_LEN as u64;
     let mfhd = 16;
-    let tfhd = 16 + if per_sample_flags { 0 } else { 4 };
+    let tfhd = 16 + if trun.per_sample_flags { 0 } else { 4 };
     let tfdt = 20;
-    let trun = 12 + 4 + 4 + per_sample * samples as u64;
+    let trun = 12 + 4 + 4 + per_sample * trun.samples as u64;
     let traf = 8 + tfhd + tfdt + trun;
     let moof = 8 + mfhd + traf;
     styp + moof + 8
@@ -64,7 +74,8 @@ pub fn write_segment(f: &FragmentSamples<'_>, payload: &[&[u8]]) -> Bytes {
 pub fn write_segment_header(f: &FragmentSamples<'_>, data_len: usize, reserve: usize) -> BytesMut {
     let n = f.sizes.len();
     let per_sample_flags = matches!(f.flags, SampleFlags::PerSample(_));
-    let overhead = segment_overhead(n, per_sample_flags, f.cts.is_some()) as usize;
+    let trun = TrunLayout { samples: n, per_sample_flags, composition_offsets: f.cts.is_some() };
+    let overhead = segment_overhead(trun) as usize;
     let mut b = BytesMut::with_capacity(overhead + reserve);
 
     write_box(&mut b, b"styp", |b| {
@@ -139,7 +150,10 @@ mod reparse {
             flags: SampleFlags::PerSample(&sync),
         };
         let seg = write_segment(&f, &slices);
-        assert_eq!(seg.len() as u64, segment_overhead(5, true, true) + 60);
+        assert_eq!(
+            seg.len() as u64,
+            segment_overhead(TrunLayout { samples: 5, per_sample_flags: true, composition_offsets: true }) + 60
+        );
 
         let mut buf = &seg[..];
         Styp::decode(&mut buf).unwrap();
@@ -169,6 +183,9 @@ mod reparse {
         let mut buf = &seg[8 + 16..];
         let moof = Moof::decode(&mut buf).unwrap();
         assert_eq!(moof.traf[0].tfhd.default_sample_flags, Some(SYNC));
-        assert_eq!(seg.len() as u64, segment_overhead(5, false, false) + 60);
+        assert_eq!(
+            seg.len() as u64,
+            segment_overhead(TrunLayout { samples: 5, per_sample_flags: false, composition_offsets: false }) + 60
+        );
     }
 }

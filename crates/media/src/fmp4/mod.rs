@@ -9,7 +9,9 @@ pub mod parse;
 
 use bytes::{BufMut, BytesMut};
 
-pub use fragment::{FragmentSamples, STYP_LEN, SampleFlags, segment_overhead, write_segment, write_segment_header};
+pub use fragment::{
+    FragmentSamples, STYP_LEN, SampleFlags, TrunLayout, segment_overhead, write_segment, write_segment_header,
+};
 pub use init::{InitTrack, write_init};
 
 /// Writes a box: size placeholder, type, body, then the real size.

@@ -12,6 +12,27 @@ use super::manifest::text::push_u64;
 /// Most cues one subtitle track may have (a feature film has 1,000 to 2,000).
 pub const MAX_CUES: usize = 100_000;
 
+/// Why subtitles could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SubtitleError {
+    #[error("not UTF-8 text: {0}")]
+    NotUtf8(#[from] std::str::Utf8Error),
+    #[error("not WebVTT: it does not start with \"WEBVTT\"")]
+    NoSignature,
+    #[error("not WebVTT: the first line is not \"WEBVTT\"")]
+    BadSignature,
+    #[error("more than {MAX_CUES} cues")]
+    TooManyCues,
+    #[error("a tx3g sample is shorter than its text length")]
+    ShortTx3g,
+    #[error("tx3g text: {0}")]
+    Utf16(#[from] std::char::DecodeUtf16Error),
+    #[error("a wvtt sample: {0}")]
+    WvttSample(crate::PackagingError),
+    #[error("a wvtt cue: {0}")]
+    WvttCue(crate::PackagingError),
+}
+
 /// A subtitle track as players see it (`s0`, `s1`, ...).
 #[derive(Debug, Clone)]
 pub struct SubtitleRendition {

@@ -1,7 +1,7 @@
 //! PURE: subtitle tracks inside MP4 sources: 3GPP timed text (`tx3g`, what ffmpeg's `mov_text` and
 //! most MP4 tools write) and WebVTT in ISOBMFF (`wvtt`, ISO/IEC 14496-30), sample by sample into cues.
 
-use super::{Cue, cue_text, webvtt};
+use super::{Cue, SubtitleError, cue_text, webvtt};
 use crate::mp4::boxes::{self, FourCc};
 
 /// How a text track's samples are coded.
@@ -34,7 +34,12 @@ pub fn text_format(stsd_payload: &[u8]) -> Option<TextFormat> {
 }
 
 /// The cues of one sample shown from `start_ms` to `end_ms`; none for an empty sample.
-pub fn decode_sample(format: &TextFormat, sample: &[u8], start_ms: u64, end_ms: u64) -> Result<Vec<Cue>, String> {
+pub fn decode_sample(
+    format: &TextFormat,
+    sample: &[u8],
+    start_ms: u64,
+    end_ms: u64,
+) -> Result<Vec<Cue>, SubtitleError> {
     if end_ms <= start_ms {
         return Ok(Vec::new());
     }
@@ -44,7 +49,7 @@ pub fn decode_sample(format: &TextFormat, sample: &[u8], start_ms: u64, end_ms: 
             let Some(len) = sample.get(..2).map(|l| usize::from(u16::from_be_bytes([l[0], l[1]]))) else {
                 return Ok(Vec::new());
             };
-            let text = sample.get(2..2 + len).ok_or("a tx3g sample is shorter than its text length")?;
+            let text = sample.get(2..2 + len).ok_or(SubtitleError::ShortTx3g)?;
             let styles = styles(&sample[2 + len..]);
             let text = cue_text(&styled(&decode_text(text)?, &styles), false);
             Ok(if text.is_empty() { Vec::new() } else { vec![cue(None, String::new(), text)] })
@@ -52,14 +57,14 @@ pub fn decode_sample(format: &TextFormat, sample: &[u8], start_ms: u64, end_ms: 
         TextFormat::Wvtt { .. } => {
             let mut cues = Vec::new();
             for b in boxes::boxes(sample) {
-                let b = b.map_err(|e| format!("a wvtt sample: {e}"))?;
+                let b = b.map_err(SubtitleError::WvttSample)?;
                 if &b.kind != b"vttc" {
                     continue; // `vtte` (nothing shown) and `vtta` (comments)
                 }
                 let mut id = None;
                 let (mut settings, mut text) = (String::new(), String::new());
                 for child in boxes::boxes(b.payload) {
-                    let child = child.map_err(|e| format!("a wvtt cue: {e}"))?;
+                    let child = child.map_err(SubtitleError::WvttCue)?;
                     let value = String::from_utf8_lossy(child.payload);
                     match &child.kind {
                         b"iden" => id = Some(value.lines().next().unwrap_or("").to_string()).filter(|i| !i.is_empty()),
@@ -135,14 +140,14 @@ fn styled(text: &str, styles: &[Style]) -> String {
 }
 
 /// tx3g text: UTF-8, or UTF-16 after a byte-order mark.
-fn decode_text(bytes: &[u8]) -> Result<String, String> {
+fn decode_text(bytes: &[u8]) -> Result<String, SubtitleError> {
     match bytes {
         [0xfe, 0xff, rest @ ..] | [0xff, 0xfe, rest @ ..] => {
             let big = bytes[0] == 0xfe;
             let units = rest
                 .chunks_exact(2)
                 .map(|u| if big { u16::from_be_bytes([u[0], u[1]]) } else { u16::from_le_bytes([u[0], u[1]]) });
-            char::decode_utf16(units).collect::<Result<String, _>>().map_err(|e| format!("tx3g text: {e}"))
+            Ok(char::decode_utf16(units).collect::<Result<String, _>>()?)
         }
         _ => Ok(String::from_utf8_lossy(bytes).into_owned()),
     }

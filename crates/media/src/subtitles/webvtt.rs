@@ -3,7 +3,7 @@
 //! What a browser's parser skips, this skips too (a cue with a bad timing line, `NOTE` blocks),
 //! and says how many it skipped; a file that is not WebVTT at all is an error.
 
-use super::{Cue, MAX_CUES, Subtitles, cue_text};
+use super::{Cue, MAX_CUES, SubtitleError, Subtitles, cue_text};
 
 /// What reading a WebVTT file gave: the subtitles, and the line of each block it skipped.
 #[derive(Debug)]
@@ -13,14 +13,14 @@ pub struct Parsed {
 }
 
 /// Parses a WebVTT file.
-pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
-    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
+pub fn parse(bytes: &[u8]) -> Result<Parsed, SubtitleError> {
+    let text = std::str::from_utf8(bytes)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     let first = text.lines().next().unwrap_or("");
-    let signature = first.strip_prefix("WEBVTT").ok_or("not WebVTT: it does not start with \"WEBVTT\"")?;
+    let signature = first.strip_prefix("WEBVTT").ok_or(SubtitleError::NoSignature)?;
     if !(signature.is_empty() || signature.starts_with([' ', '\t'])) {
-        return Err("not WebVTT: the first line is not \"WEBVTT\"".into());
+        return Err(SubtitleError::BadSignature);
     }
     let mut header_blocks = Vec::new();
     let mut cues = Vec::new();
@@ -41,7 +41,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
         }
         match parse_cue(block) {
             Some(cue) if cues.len() < MAX_CUES => cues.push(cue),
-            Some(_) => return Err(format!("more than {MAX_CUES} cues")),
+            Some(_) => return Err(SubtitleError::TooManyCues),
             None => skipped_lines.push(line),
         }
     }

@@ -160,12 +160,25 @@ impl TsWriter {
     }
 }
 
-/// How many TS packets [`TsWriter::pes`] writes for a PES of `payload` bytes.
-pub fn pes_packets(payload: usize, dts_differs: bool, pcr: bool, random_access: bool) -> usize {
-    let total = pes_header_len(dts_differs) + payload;
-    let first_field = if pcr {
+/// What sets how many TS packets a PES takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PesShape {
+    /// Bytes of elementary stream.
+    pub payload: usize,
+    /// Its DTS differs from its PTS (both are written).
+    pub dts_differs: bool,
+    /// Its first packet carries the PCR.
+    pub pcr: bool,
+    /// Its first packet is flagged a random access point.
+    pub random_access: bool,
+}
+
+/// How many TS packets [`TsWriter::pes`] writes for a PES of this shape.
+pub fn pes_packets(pes: PesShape) -> usize {
+    let total = pes_header_len(pes.dts_differs) + pes.payload;
+    let first_field = if pes.pcr {
         8
-    } else if random_access {
+    } else if pes.random_access {
         2
     } else {
         0
@@ -276,7 +289,8 @@ mod tests {
                 let (ts, counters) = w.finish();
                 let packets = ts.len() / PACKET;
                 assert_eq!(ts.len() % PACKET, 0, "{size}");
-                assert_eq!(packets, pes_packets(size, dts != 3000, pcr, ra), "{size} {pcr} {ra}");
+                let shape = PesShape { payload: size, dts_differs: dts != 3000, pcr, random_access: ra };
+                assert_eq!(packets, pes_packets(shape), "{size} {pcr} {ra}");
                 assert_eq!(counters, [(VIDEO_PID, (packets % 16) as u8)]);
                 // Every payload byte is there once, in order, after the PES header.
                 let mut body = Vec::new();

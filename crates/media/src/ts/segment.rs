@@ -12,7 +12,7 @@ use std::ops::Range;
 use bytes::{Bytes, BytesMut};
 
 use super::es::Elementary;
-use super::mux::{PMT_PID, Pes, Stream, TsWriter, pes_packets};
+use super::mux::{PMT_PID, Pes, PesShape, Stream, TsWriter, pes_packets};
 use crate::PackagingError;
 use crate::mp4::Track;
 
@@ -185,7 +185,7 @@ pub fn keyframes(tracks: &[TrackIn<'_>]) -> Vec<Keyframe> {
 
 fn unit_packets(track: &TrackIn<'_>, u: &Unit) -> usize {
     let payload: usize = track.samples[u.samples.clone()].iter().map(|s| s.size + track.es.overhead(s.sync, 0)).sum();
-    pes_packets(payload, u.dts != u.pts, track.pcr, u.random_access)
+    pes_packets(PesShape { payload, dts_differs: u.dts != u.pts, pcr: track.pcr, random_access: u.random_access })
 }
 
 /// TS packets of `track`'s PID in a segment of these samples, counted from their sizes: exact for

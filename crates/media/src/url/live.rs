@@ -150,26 +150,41 @@ pub struct LiveQuery {
     pub skip: bool,
 }
 
+/// Why a live URL's query was refused (a 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LiveQueryError {
+    #[error("{0} is not valid percent-encoded UTF-8")]
+    Encoding(String),
+    #[error("{0:?} is not ISO 8601 or Unix seconds")]
+    Time(String),
+    #[error("{0} must be a number")]
+    Number(&'static str),
+    #[error("_HLS_skip must be YES or v2")]
+    Skip,
+    #[error("_HLS_part needs _HLS_msn")]
+    PartWithoutMsn,
+}
+
 impl LiveQuery {
     /// Parses a raw (percent-encoded) query string; unknown parameters are ignored.
-    pub fn parse(query: &str) -> Result<LiveQuery, String> {
+    pub fn parse(query: &str) -> Result<LiveQuery, LiveQueryError> {
         let mut parsed = LiveQuery::default();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let value = percent_encoding::percent_decode_str(value)
                 .decode_utf8()
-                .map_err(|_| format!("{name} is not valid percent-encoded UTF-8"))?;
+                .map_err(|_| LiveQueryError::Encoding(name.to_owned()))?;
             match name {
                 "start" => parsed.window.start = Some(parse_time(&value)?),
                 "end" => parsed.window.end = Some(parse_time(&value)?),
-                "_HLS_msn" => parsed.msn = Some(number(&value).ok_or_else(|| "_HLS_msn must be a number".to_owned())?),
+                "_HLS_msn" => parsed.msn = Some(number(&value).ok_or(LiveQueryError::Number("_HLS_msn"))?),
                 "_HLS_part" => {
-                    parsed.part = Some(number(&value).ok_or_else(|| "_HLS_part must be a number".to_owned())?);
+                    parsed.part = Some(number(&value).ok_or(LiveQueryError::Number("_HLS_part"))?);
                 }
                 "_HLS_skip" => {
                     parsed.skip = match &*value {
                         "YES" | "v2" => true,
-                        _ => return Err("_HLS_skip must be YES or v2".into()),
+                        _ => return Err(LiveQueryError::Skip),
                     };
                 }
                 _ => {}
@@ -177,21 +192,20 @@ impl LiveQuery {
         }
         // RFC 8216bis 6.2.5.2: a part is asked for within a segment.
         if parsed.part.is_some() && parsed.msn.is_none() {
-            return Err("_HLS_part needs _HLS_msn".into());
+            return Err(LiveQueryError::PartWithoutMsn);
         }
         Ok(parsed)
     }
 }
 
 /// `?start=`/`?end=`: ISO 8601 (`2026-11-22T10:00:00Z`) or Unix seconds.
-pub fn parse_time(value: &str) -> Result<SystemTime, String> {
+pub fn parse_time(value: &str) -> Result<SystemTime, LiveQueryError> {
     if let Ok(secs) = value.parse::<f64>()
         && secs.is_finite()
         && secs >= 0.0
     {
         return Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs.min(1e11)));
     }
-    let t = chrono::DateTime::parse_from_rfc3339(value)
-        .map_err(|_| format!("{value:?} is not ISO 8601 or Unix seconds"))?;
+    let t = chrono::DateTime::parse_from_rfc3339(value).map_err(|_| LiveQueryError::Time(value.to_owned()))?;
     Ok(SystemTime::UNIX_EPOCH + Duration::from_millis(t.timestamp_millis().max(0) as u64))
 }

@@ -9,7 +9,7 @@ use std::fmt::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
-pub use live::{LivePath, LiveQuery, WindowRequest, parse_time};
+pub use live::{LivePath, LiveQuery, LiveQueryError, WindowRequest, parse_time};
 pub use vod::{VodPath, is_asset_name};
 
 use crate::manifest::text::{push_u64, write_u64};
