@@ -58,7 +58,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The module path of a source file (`src/live/channel/mod.rs` -> `live::channel`).
+/// The module path of a source file (`src/live/actor/mod.rs` -> `live::actor`).
 fn module_of(src: &Path, file: &Path) -> Vec<String> {
     let rel = file.strip_prefix(src).unwrap().with_extension("");
     let mut segments: Vec<String> = rel.iter().filter_map(|s| s.to_str()).map(String::from).collect();

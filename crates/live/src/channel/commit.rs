@@ -213,7 +213,7 @@ impl ChannelState {
         if !was_member && self.variant(variant_path).init.is_some() {
             self.add_inits(epoch_index, variant_path, effects);
         }
-        let epoch = &self.epochs[epoch_index];
+        let epoch = self.epochs.at(epoch_index);
         let offset = e.checked_sub(epoch.first_encoder_msn).ok_or(DropReason::TooOld)?;
         let msn = epoch.first_msn + offset;
         if self.window.first_msn().is_some_and(|first| msn < first) {
@@ -253,7 +253,7 @@ impl ChannelState {
             (Container::Fmp4, None) => return Err(DropReason::NoInit),
             (Container::WebVtt, _) => {
                 let Some(Some(r)) = variant.tracks.first().copied() else { return Err(DropReason::NoTracks) };
-                let shift = self.epochs[placed.epoch_index].shift.unwrap_or(0.0);
+                let shift = self.epochs.at(placed.epoch_index).shift.unwrap_or(0.0);
                 let text = std::str::from_utf8(&pending.bytes).map_err(|_| DropReason::Unparsable)?;
                 let body = Bytes::from(estuary_media::subtitles::webvtt::shift_timestamp_map(text, shift));
                 vec![(r, self.whole_part(r, msn, seg, body, TEXT_TIMESCALE))]

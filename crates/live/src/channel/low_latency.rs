@@ -60,7 +60,7 @@ impl ChannelState {
     pub fn on_chunk(&mut self, open: &OpenUpload, chunk: &Chunk, arrived: SystemTime, now: SystemTime) -> bool {
         let Some(variant) = self.variants.get(&open.variant) else { return false };
         let Some(epoch_id) = variant.epoch else { return false };
-        let Some(epoch) = self.epochs.iter().find(|e| e.id == epoch_id) else { return false };
+        let Some(epoch) = self.epochs.by_id(epoch_id) else { return false };
         let (Some(shift), Some(offset)) = (epoch.shift, open.encoder_msn.checked_sub(epoch.first_encoder_msn)) else {
             return false;
         };
@@ -100,9 +100,7 @@ impl ChannelState {
         self.version += 1;
         true
     }
-}
 
-impl ChannelState {
     /// A whole segment whose LL-HLS parts cover it is served as those parts, one after the other
     /// (one `styp`, then each part's `moof` + `mdat`): a player that fetched parts and one that
     /// fetches the segment get the same bytes, and an open segment can later be streamed as its

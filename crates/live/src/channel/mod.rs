@@ -6,6 +6,7 @@
 //! long, [`persist`] the timeline record.
 
 mod commit;
+mod epochs;
 mod latency;
 mod low_latency;
 mod parts;
@@ -14,7 +15,7 @@ mod retention;
 mod sessions;
 mod window;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -24,6 +25,7 @@ use super::model::{
     ChannelId, ChannelSettings, ChannelSnapshot, Container, EpochInits, LiveRendition, LowLatency, Status,
 };
 use super::upload::{self, Upload, UploadError};
+use epochs::Epochs;
 use estuary_media::fmp4::parse::InitInfo;
 use estuary_media::mp4::TrackKind;
 use estuary_media::storage_key::StorageKey;
@@ -127,23 +129,6 @@ pub(super) struct RenditionEntry {
     pub recent: VecDeque<(u64, f64)>,
 }
 
-/// One encoder session's numbering: encoder sequence `first_encoder_msn` is our `first_msn`.
-#[derive(Debug, Clone)]
-pub(super) struct Epoch {
-    pub id: u64,
-    pub first_encoder_msn: u64,
-    pub first_msn: u64,
-    pub members: BTreeSet<String>,
-    /// No variant may join any more (the channel ended and resumed).
-    pub closed: bool,
-    pub inits: Vec<Option<Bytes>>,
-    /// Seconds added to every decode time of this epoch, so they continue from the epoch before
-    /// (an encoder restart starts `tfdt` at 0 again); set by the epoch's first segment.
-    pub shift: Option<f64>,
-    /// Each rendition's timescale in this epoch (its init segment's), by rendition index.
-    pub timescales: Vec<u32>,
-}
-
 /// A pushed variant (one media playlist of the encoder).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Variant {
@@ -198,7 +183,7 @@ pub struct ChannelState {
     pub(super) variants: BTreeMap<String, Variant>,
     pub(super) pending_segments: HashMap<String, Pending>,
     pub(super) pending_inits: HashMap<String, (Bytes, Arc<InitInfo>)>,
-    pub(super) epochs: Vec<Epoch>,
+    pub(super) epochs: Epochs,
     pub(super) window: Window,
     /// From a segment's upload to the playlist listing it.
     pub(super) latencies: latency::Latencies,
@@ -231,7 +216,7 @@ impl ChannelState {
             variants: BTreeMap::new(),
             pending_segments: HashMap::new(),
             pending_inits: HashMap::new(),
-            epochs: Vec::new(),
+            epochs: Epochs::default(),
             window: Window::default(),
             latencies: Default::default(),
             part_latencies: Default::default(),
@@ -345,9 +330,7 @@ impl ChannelState {
             self.accepting = false;
         }
         // Whatever the encoder sends next starts a new epoch.
-        if let Some(e) = self.epochs.last_mut() {
-            e.closed = true;
-        }
+        self.epochs.close_current();
         for v in self.variants.values_mut() {
             v.epoch = None;
         }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::epochs::{Epoch, Epochs};
 use super::window::Window;
-use super::{ChannelState, Epoch, RenditionEntry, Variant};
+use super::{ChannelState, RenditionEntry, Variant};
 use crate::model::{Part, Slot};
 use crate::record::{
     ChannelRecord, EpochRecord, PartRecord, PartsRecord, SlotRecord, TimelineRecord, VariantRecord, from_ms, ms,
@@ -26,9 +27,7 @@ impl ChannelState {
         for variant in state.variants.values_mut() {
             variant.restarted = true;
         }
-        if let Some(epoch) = state.epochs.last_mut() {
-            epoch.closed = true;
-        }
+        state.epochs.close_current();
         state.pending_inits = inits;
         state
     }
@@ -154,20 +153,22 @@ impl ChannelState {
             .iter()
             .map(|(key, info)| RenditionEntry { key: key.clone(), info: info.clone(), recent: Default::default() })
             .collect();
-        state.epochs = timeline
-            .epochs
-            .iter()
-            .map(|e| Epoch {
-                id: e.id,
-                first_encoder_msn: e.first_encoder_msn,
-                first_msn: e.first_msn,
-                members: e.members.clone(),
-                closed: e.closed,
-                inits: e.inits.iter().enumerate().map(|(r, has)| has.then(|| inits(e.id, r)).flatten()).collect(),
-                shift: e.shift,
-                timescales: e.timescales.clone(),
-            })
-            .collect();
+        state.epochs = Epochs::restored(
+            timeline
+                .epochs
+                .iter()
+                .map(|e| Epoch {
+                    id: e.id,
+                    first_encoder_msn: e.first_encoder_msn,
+                    first_msn: e.first_msn,
+                    members: e.members.clone(),
+                    closed: e.closed,
+                    inits: e.inits.iter().enumerate().map(|(r, has)| has.then(|| inits(e.id, r)).flatten()).collect(),
+                    shift: e.shift,
+                    timescales: e.timescales.clone(),
+                })
+                .collect(),
+        );
         for v in &timeline.variants {
             let (init_bytes, init) = match v.has_init.then(|| sources(&v.path)).flatten() {
                 Some((b, i)) => (Some(b), Some(i)),

@@ -46,16 +46,11 @@ impl ChannelState {
         }
         // Epochs without slots (and not the current one) go, with their init segments.
         let first_epoch = self.window.slots().front().map(|s| s.epoch);
-        let current = self.epochs.last().map(|e| e.id);
         let (id, renditions) = (&self.id, &self.renditions);
-        self.epochs.retain(|e| {
-            let keep = Some(e.id) == current || first_epoch.is_some_and(|f| e.id >= f);
-            if !keep {
-                for (r, _) in e.inits.iter().enumerate().filter(|(_, i)| i.is_some()) {
-                    effects.push(Effect::Delete { key: keys::init(id, e.id, renditions[r].info.id) });
-                }
+        self.epochs.trim_before(first_epoch, |e| {
+            for (r, _) in e.inits.iter().enumerate().filter(|(_, i)| i.is_some()) {
+                effects.push(Effect::Delete { key: keys::init(id, e.id, renditions[r].info.id) });
             }
-            keep
         });
         effects
     }

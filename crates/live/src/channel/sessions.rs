@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use super::parts::{describe, whole_segment_rendition};
-use super::{ChannelState, Effect, Epoch, RenditionEntry, RenditionKey};
+use super::{ChannelState, Effect, RenditionEntry, RenditionKey};
 use crate::keys;
 use crate::model::LiveRendition;
 use estuary_media::fmp4::{InitTrack, write_init};
@@ -73,37 +73,14 @@ impl ChannelState {
     }
     /// The epoch a variant's segment `e` belongs to: its own, the newest one it may join, or a new one.
     pub(super) fn epoch_for(&mut self, variant_path: &str, e: u64, now: SystemTime) -> usize {
-        if let Some(id) = self.variants[variant_path].epoch
-            && let Some(i) = self.epochs.iter().position(|ep| ep.id == id)
-        {
-            return i;
-        }
-        let joinable = self.epochs.last().is_some_and(|ep| !ep.closed && !ep.members.contains(variant_path));
-        if !joinable {
-            let last_id = self.epochs.last().map_or(0, |ep| ep.id);
-            let now_ms = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-            let id = now_ms.max(last_id + 1);
-            self.epochs.push(Epoch {
-                id,
-                first_encoder_msn: e,
-                first_msn: self.window.next_msn(),
-                members: Default::default(),
-                closed: false,
-                inits: Vec::new(),
-                shift: None,
-                timescales: Vec::new(),
-            });
-        }
-        let index = self.epochs.len() - 1;
-        let id = self.epochs[index].id;
-        self.epochs[index].members.insert(variant_path.to_owned());
-        self.variant(variant_path).epoch = Some(id);
+        let member_of = self.variants[variant_path].epoch;
+        let index = self.epochs.join(variant_path, member_of, e, self.window.next_msn(), now);
+        self.variant(variant_path).epoch = Some(self.epochs.at(index).id);
         index
     }
     /// Rendition `r`'s timescale in epoch `epoch_id` (its current one when the epoch did not record it).
     pub(super) fn timescale_in(&self, epoch_id: u64, r: usize) -> u32 {
-        let recorded = self.epochs.iter().find(|e| e.id == epoch_id).and_then(|e| e.timescales.get(r).copied());
-        recorded.filter(|&ts| ts > 0).unwrap_or_else(|| super::parts::timescale_of(r, &self.renditions))
+        self.epochs.timescale(epoch_id, r).unwrap_or_else(|| super::parts::timescale_of(r, &self.renditions))
     }
 
     /// Seconds to add to the decode times of epoch `index`, fixed by its first segment (`starts`: the
@@ -112,10 +89,10 @@ impl ChannelState {
     /// session, or an encoder whose clock already continues. One shift for all renditions keeps them
     /// in the encoder's sync.
     pub(super) fn epoch_shift(&mut self, index: usize, starts: &[(usize, f64)], before_msn: u64) -> f64 {
-        if let Some(shift) = self.epochs[index].shift {
+        if let Some(shift) = self.epochs.at(index).shift {
             return shift;
         }
-        let epoch_id = self.epochs[index].id;
+        let epoch_id = self.epochs.at(index).id;
         let mut shift = 0.0f64;
         for &(r, start) in starts {
             // The rendition's newest part in the sessions before.
@@ -128,7 +105,7 @@ impl ChannelState {
             let end = end as f64 / f64::from(self.timescale_in(epoch, r));
             shift = shift.max(end - start);
         }
-        self.epochs[index].shift = Some(shift);
+        self.epochs.set_shift(index, shift);
         shift
     }
 
@@ -137,7 +114,7 @@ impl ChannelState {
         let variant = &self.variants[variant_path];
         let Some(init) = variant.init.clone() else { return };
         let tracks = variant.tracks.clone();
-        let epoch_id = self.epochs[epoch].id;
+        let epoch_id = self.epochs.at(epoch).id;
         for (t, r) in init.tracks.iter().zip(tracks) {
             let Some(r) = r else { continue };
             let bytes = write_init(&InitTrack {
@@ -149,13 +126,7 @@ impl ChannelState {
                 edit: t.edit,
                 display: t.display,
             });
-            let epoch = &mut self.epochs[epoch];
-            if epoch.inits.len() <= r {
-                epoch.inits.resize(r + 1, None);
-                epoch.timescales.resize(r + 1, 0);
-            }
-            epoch.inits[r] = Some(bytes.clone());
-            epoch.timescales[r] = t.timescale;
+            self.epochs.put_init(epoch, r, bytes.clone(), t.timescale);
             effects.push(Effect::Put {
                 key: keys::init(&self.id, epoch_id, self.renditions[r].info.id),
                 body: bytes,
@@ -163,9 +134,7 @@ impl ChannelState {
             });
         }
     }
-}
 
-impl ChannelState {
     /// Fills in what a TS rendition's first segment says of its codecs, picture and sound (the
     /// multivariant playlist's `CODECS` and `RESOLUTION`), once.
     pub(super) fn describe_ts(&mut self, r: usize, segment: &[u8]) {

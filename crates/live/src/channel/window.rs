@@ -141,3 +141,86 @@ impl Window {
         gone
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::model::Part;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + secs)
+    }
+
+    fn part(size: usize, stored: bool) -> Option<Part> {
+        Some(Part {
+            decode_time: 0,
+            duration: 1,
+            size: size as u64,
+            bytes: Some(Bytes::from(vec![0; size])),
+            stored,
+            at_owner: false,
+            keyframes: None,
+        })
+    }
+
+    /// Slots 0..n of 2 s each, every one holding a part of `size` bytes.
+    fn window_of(n: u64, size: usize, stored: bool) -> Window {
+        let mut w = Window::default();
+        for msn in 0..n {
+            w.push_through(msn, 1, 0, at(0));
+            w.change_slot(msn, |slot| {
+                slot.pdt = at(2 * msn);
+                slot.duration = 2.0;
+                slot.parts = vec![part(size, stored)];
+            });
+        }
+        w
+    }
+
+    #[test]
+    fn pushing_opens_every_slot_up_to_the_one_asked_for() {
+        let mut w = Window::default();
+        w.push_through(2, 5, 0, at(0));
+        assert_eq!(w.slots().iter().map(|s| s.msn).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!((w.next_msn(), w.first_msn()), (3, Some(0)));
+        // A new epoch's first slot is a discontinuity (never the channel's very first).
+        w.push_through(3, 6, 3, at(1));
+        assert!(w.slot(3).unwrap().discontinuity && !w.slot(0).unwrap().discontinuity);
+        assert!(w.slot(4).is_none());
+        assert_eq!(w.change_slot(9, |_| ()), None);
+    }
+
+    #[test]
+    fn the_bytes_in_memory_follow_every_change() {
+        let mut w = window_of(4, 100, false);
+        assert_eq!(w.bytes_in_memory(), 400);
+        w.change_slot(1, |slot| slot.parts.push(part(50, false)));
+        assert_eq!(w.bytes_in_memory(), 450);
+        // Unstored parts stay in memory whatever their age; stored ones before the cutoff go.
+        assert!(!w.free_stored_before(at(100)));
+        w.mark_stored(0, 0);
+        w.mark_stored(1, 1);
+        assert!(w.free_stored_before(at(4)));
+        assert_eq!(w.bytes_in_memory(), 350);
+        assert!(w.slot(0).unwrap().parts[0].as_ref().unwrap().bytes.is_none());
+        assert!(!w.free_stored_before(at(4)), "nothing more to free");
+    }
+
+    #[test]
+    fn trimming_drops_old_slots_counting_their_discontinuities() {
+        let mut w = window_of(5, 10, true);
+        Arc::make_mut(&mut w.slots[1]).discontinuity = true;
+        let gone = w.trim_before(at(6));
+        assert_eq!(gone.iter().map(|s| s.msn).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!((w.first_msn(), w.discontinuity_base(), w.bytes_in_memory()), (Some(2), 1, 30));
+        // The newest slot always stays.
+        assert_eq!(w.trim_before(at(1000)).len(), 2);
+        assert_eq!((w.first_msn(), w.next_msn(), w.bytes_in_memory()), (Some(4), 5, 10));
+        let restored = Window::restored(w.slots().clone(), w.next_msn(), w.discontinuity_base());
+        assert_eq!((restored.bytes_in_memory(), restored.newest_end()), (10, w.newest_end()));
+    }
+}
