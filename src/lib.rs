@@ -1,7 +1,10 @@
-//! estuary: an HLS/DASH streaming origin. The binary (`main.rs`) is a thin
-//! shell around [`server::start`]; everything else lives in these modules and in the crates below
-//! them: `estuary-media` (pure packaging, here as [`packaging`]), `estuary-http` (pure HTTP
-//! semantics, here as [`http`]) and `estuary-sys` (the only crate with `unsafe`).
+//! estuary: an HLS/DASH streaming origin. The binary (`main.rs`) is a thin shell around
+//! [`server::start`]; this crate holds the tiers (edge, ingest, api, internal), VOD, live's I/O and
+//! the config, and re-exports the crates below it under their module names: `estuary-http` as
+//! [`http`], `estuary-media` as [`packaging`], `estuary-budget`, `-storage`, `-cache`, `-cluster`
+//! and `-telemetry` as [`budget`], [`storage`], [`cache`], [`cluster`] and [`telemetry`]; live's pure
+//! model (`estuary-live`) is inside [`live`]. System calls are `estuary-sys`'s, the one crate where
+//! the compiler allows raw blocks (ARCHITECTURE.md, "The crates").
 
 pub mod api;
 pub use estuary_budget as budget;
