@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use estuary::live::channel::OpenUpload as ChannelOpen;
+use estuary::live::manifests::Delta;
 use estuary::live::model::WindowRequest;
 use estuary::live::upload::classify;
 use estuary::live::{ChannelHandle, ChannelSettings, LiveRegistry, manifests};
@@ -119,10 +120,12 @@ fn render(c: &mut Criterion) {
     let snap = channel.handle.snapshot();
     let parked = rt.block_on(channel.park(10_000, None));
     let mut group = c.benchmark_group("live_render");
-    let playlist = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap();
+    let playlist = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), Delta::Full).unwrap();
     assert_eq!(playlist.matches("#EXTINF").count() as u64, WINDOW_SEGMENTS);
     group.bench_function("media_playlist_60_segments_10k_waiters", |b| {
-        b.iter(|| black_box(manifests::render_media_playlist(black_box(&snap), 0, WindowRequest::default(), false)))
+        b.iter(|| {
+            black_box(manifests::render_media_playlist(black_box(&snap), 0, WindowRequest::default(), Delta::Full))
+        })
     });
     group.bench_function("mpd_60_segments_10k_waiters", |b| {
         b.iter(|| black_box(manifests::render_mpd(black_box(&snap), WindowRequest::default(), "/time")))

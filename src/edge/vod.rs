@@ -8,7 +8,7 @@ use super::{EdgeError, EdgeState, respond, shortcut};
 use crate::http::content_type;
 use crate::http::policy::ObjectKind;
 use crate::storage::StorageKey;
-use crate::vod::{Served, VodError, VodPath};
+use crate::vod::{Served, VodError, VodPath, Wanted};
 
 /// Splits `sample/clip.mp4/v0/1.m4s` into the asset key and the object after it. estuary's records and
 /// other hidden keys are never assets.
@@ -41,7 +41,11 @@ pub(super) async fn serve(
         if object.is_manifest() { ObjectKind::VodManifest { max_age } } else { ObjectKind::VodSegment { max_age } };
     // A segment the cache would not keep is streamed from its source rather than built in memory
     // (a range request gets a built one).
-    match state.vod.serve(&asset, object, !headers.contains_key(RANGE)).await? {
+    match state
+        .vod
+        .serve(&asset, object, if headers.contains_key(RANGE) { Wanted::Range } else { Wanted::Whole })
+        .await?
+    {
         Served::Cached(obj, outcome, until) => {
             let response = respond::cached(method, headers, &obj, kind, outcome);
             Ok(shortcut::candidate(response, &obj, headers, outcome, until))

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use super::blocking::{self, BlockingStats};
 use super::growing::Growing;
 use super::keys;
+use super::manifests::Delta;
 use super::model::ChannelId;
 use super::model::{ChannelSnapshot, Status};
 use super::{LiveRegistry, follower, manifests, owner};
@@ -130,7 +131,12 @@ impl Live {
                 }
                 let (object, outcome) = self
                     .rendered(&snap, path, &key, content_type::HLS_PLAYLIST, |s| {
-                        manifests::render_media_playlist(s, r, window, query.skip)
+                        manifests::render_media_playlist(
+                            s,
+                            r,
+                            window,
+                            if query.skip { Delta::SkipOlder } else { Delta::Full },
+                        )
                     })
                     .await?;
                 let closed = snap.window(r, window).1;

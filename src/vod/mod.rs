@@ -46,6 +46,14 @@ impl From<StorageError> for VodError {
     }
 }
 
+/// What a request asks of an object: all of it, or a byte range (served from a built object, never
+/// streamed, so the range can be cut from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    Whole,
+    Range,
+}
+
 /// What [`Vod::serve`] found: an object to send from memory (and until when the asset's files are
 /// known to be unchanged), or a segment to stream.
 pub enum Served {
@@ -93,13 +101,14 @@ impl Vod {
         self.cached(asset_key, asset, object).await
     }
 
-    /// [`Vod::object`]; or, with `may_stream`, a media segment the segment cache would not keep (the
-    /// cache is off, or the segment is larger than `cache.max_object_bytes`) as a plan to stream it
-    /// from its source ([`Vod::stream`]): memory per response is one read chunk, not the segment.
-    pub async fn serve(&self, asset_key: &StorageKey, object: VodPath, may_stream: bool) -> Result<Served, VodError> {
+    /// [`Vod::object`]; or, for a whole response ([`Wanted::Whole`]), a media segment the segment
+    /// cache would not keep (the cache is off, or the segment is larger than
+    /// `cache.max_object_bytes`) as a plan to stream it from its source ([`Vod::stream`]): memory
+    /// per response is one read chunk, not the segment.
+    pub async fn serve(&self, asset_key: &StorageKey, object: VodPath, wanted: Wanted) -> Result<Served, VodError> {
         let (asset, until) = self.catalog.resolve_checked(asset_key).await?;
         object::check(object, &asset.presentation)?;
-        if may_stream
+        if wanted == Wanted::Whole
             && let Some(len) = object::segment_len(&asset, object)
             && !self.cache.keeps(len)
         {

@@ -55,9 +55,17 @@ fn subtitles(snap: &ChannelSnapshot) -> Vec<SubtitleTrack<'_>> {
 /// from the playlist's end: the least RFC 8216bis allows.
 const SKIP_TARGETS: u32 = 6;
 
+/// Which form of a media playlist a player asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delta {
+    /// Every segment of the window.
+    Full,
+    /// A live window's older segments left out (`_HLS_skip=YES`: a delta playlist, `EXT-X-SKIP`).
+    SkipOlder,
+}
+
 /// The media playlist of rendition `r`; `None` while it has no segment in the requested window.
-/// With `skip`, a live window's older segments are left out (a delta playlist, `EXT-X-SKIP`).
-pub fn media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest, skip: bool) -> Option<MediaPlaylist> {
+pub fn media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest, delta: Delta) -> Option<MediaPlaylist> {
     let (range, closed) = snap.window(r, req);
     if range.is_empty() {
         return None;
@@ -89,7 +97,7 @@ pub fn media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest, skip
     let can_skip_until = live.then(|| f64::from(SKIP_TARGETS * snap.settings.target_secs()));
     let mut segments: Vec<MediaSegment> = segments;
     let skipped = match can_skip_until {
-        Some(until) if skip => skip_older(&mut segments, until),
+        Some(until) if delta == Delta::SkipOlder => skip_older(&mut segments, until),
         _ => None,
     };
     let mut playlist = MediaPlaylist {
@@ -297,8 +305,8 @@ pub fn render_multivariant(snap: &ChannelSnapshot, query: &str) -> String {
 }
 
 /// A media playlist, rendered.
-pub fn render_media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest, skip: bool) -> Option<String> {
-    let playlist = media_playlist(snap, r, req, skip)?;
+pub fn render_media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest, delta: Delta) -> Option<String> {
+    let playlist = media_playlist(snap, r, req, delta)?;
     let mut out = String::with_capacity(256 + 96 * playlist.segments.len());
     manifest::hls::write_media_playlist(&mut out, &playlist);
     Some(out)

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::channel::{ChannelState, DropReason, Effect, EndedBy};
-use super::manifests;
+use super::manifests::{self, Delta};
 use super::model::{ChannelId, ChannelSettings, Status, WindowRequest};
 use super::record::TimelineRecord;
 use super::upload::{Upload, classify};
@@ -132,7 +132,7 @@ fn the_window_slides_and_playlists_render() {
     // 8 s window, but never under three target durations (12 s): the last three slots.
     let (range, closed) = snap.window(0, WindowRequest::default());
     assert_eq!((range, closed), (1..4, false));
-    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap();
+    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), Delta::Full).unwrap();
     let epoch = snap.slots[0].epoch;
     assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:1\n"), "{text}");
     assert!(text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES"));
@@ -186,7 +186,7 @@ fn an_encoder_restart_is_a_discontinuity_not_a_reset() {
         let runs = parse_segment(after.bytes.as_ref().unwrap(), &init).unwrap();
         assert_eq!(runs[0].base_decode_time, after.decode_time, "rendition {r}: the segment says so too");
     }
-    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap();
+    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), Delta::Full).unwrap();
     assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
     assert_eq!(text.matches("#EXT-X-MAP").count(), 2);
     let mpd = manifests::render_mpd(&snap, WindowRequest::default(), "http://x/time").unwrap();
@@ -247,7 +247,9 @@ fn lost_segments_are_skipped_and_bad_ones_change_nothing() {
     assert_eq!(snap.last_msn(), Some(2));
     assert!(snap.slot(1).unwrap().part(0).is_none(), "a gap where seg 1 was lost");
     assert!(
-        manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap().contains("#EXT-X-GAP")
+        manifests::render_media_playlist(&snap, 0, WindowRequest::default(), Delta::Full)
+            .unwrap()
+            .contains("#EXT-X-GAP")
     );
     // Garbage never reaches the state.
     assert!(classify("v0/seg_00003.m4s", Bytes::from_static(b"garbage garbage garbage")).is_err());
@@ -263,7 +265,7 @@ fn idle_channels_end_and_stopped_ones_refuse_uploads() {
     let snap = s.snapshot(t(70));
     assert_eq!(snap.status, Status::Ended);
     assert!(
-        manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false)
+        manifests::render_media_playlist(&snap, 0, WindowRequest::default(), Delta::Full)
             .unwrap()
             .ends_with("#EXT-X-ENDLIST\n")
     );
@@ -382,12 +384,12 @@ fn golden_live_outputs() {
     let recording = WindowRequest { start: Some(SystemTime::UNIX_EPOCH), end: None };
     let outputs = [
         ("live-master.m3u8", manifests::render_multivariant(&live, "")),
-        ("live-v0.m3u8", manifests::render_media_playlist(&live, 0, WindowRequest::default(), false).unwrap()),
-        ("live-a0.m3u8", manifests::render_media_playlist(&live, 1, WindowRequest::default(), false).unwrap()),
+        ("live-v0.m3u8", manifests::render_media_playlist(&live, 0, WindowRequest::default(), Delta::Full).unwrap()),
+        ("live-a0.m3u8", manifests::render_media_playlist(&live, 1, WindowRequest::default(), Delta::Full).unwrap()),
         ("live-dynamic.mpd", manifests::render_mpd(&live, WindowRequest::default(), "../../time").unwrap()),
         ("live-range.mpd", manifests::render_mpd(&ended, range, "../../time").unwrap()),
         ("live-recording.mpd", manifests::render_mpd(&ended, recording, "../../time").unwrap()),
-        ("live-recording-v0.m3u8", manifests::render_media_playlist(&ended, 0, recording, false).unwrap()),
+        ("live-recording-v0.m3u8", manifests::render_media_playlist(&ended, 0, recording, Delta::Full).unwrap()),
     ];
     let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden");
     for (file, text) in outputs {
@@ -536,8 +538,8 @@ fn delta_playlists_leave_out_what_is_older_than_six_target_durations() {
         push(&mut s, e, SEGMENTS[e as usize % 4], t(4 * e + 5));
     }
     let snap = s.snapshot(t(50));
-    let full = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap();
-    let delta = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), true).unwrap();
+    let full = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), Delta::Full).unwrap();
+    let delta = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), Delta::SkipOlder).unwrap();
     let problems = estuary_media::manifest::rules::media_playlist_problems;
     assert_eq!((problems(&full), problems(&delta)), (Vec::<String>::new(), Vec::<String>::new()));
     assert!(full.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=24.000\n"), "{full}");
@@ -558,7 +560,7 @@ fn delta_playlists_leave_out_what_is_older_than_six_target_durations() {
     // A recording offers no delta and ignores the ask.
     s.end(EndedBy::Idle);
     let ended = s.snapshot(t(60));
-    let closed = manifests::render_media_playlist(&ended, 0, WindowRequest::default(), true).unwrap();
+    let closed = manifests::render_media_playlist(&ended, 0, WindowRequest::default(), Delta::SkipOlder).unwrap();
     assert!(!closed.contains("CAN-SKIP-UNTIL") && !closed.contains("EXT-X-SKIP"), "{closed}");
 }
 
@@ -584,14 +586,14 @@ fn chunks_of_the_segment_uploading_are_listed_as_parts() {
     assert!(s.version > before, "a part is a publication");
 
     let snap = s.snapshot(t(11));
-    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap();
+    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), Delta::Full).unwrap();
     let epoch = snap.slots[0].epoch;
     assert!(text.contains("#EXT-X-PART-INF:PART-TARGET=4.000\n"), "{text}");
     // Chunks as long as a 4 s target's segments make no parts worth offering: classic.
     let mut classic = snap.clone();
     classic.settings.target_duration = Duration::from_secs(4);
     assert!(!classic.offers_parts() && snap.offers_parts());
-    let plain = manifests::render_media_playlist(&classic, 0, WindowRequest::default(), false).unwrap();
+    let plain = manifests::render_media_playlist(&classic, 0, WindowRequest::default(), Delta::Full).unwrap();
     assert!(!plain.contains("EXT-X-PART") && !plain.contains("PRELOAD-HINT"), "{plain}");
     assert!(text.ends_with(&format!(
         "v0/{epoch}/1.m4s\n#EXT-X-PART:DURATION=4.00000,URI=\"v0/{epoch}/2.0.m4s\",INDEPENDENT=YES\n\
@@ -606,7 +608,8 @@ fn chunks_of_the_segment_uploading_are_listed_as_parts() {
     let next = s.open_upload("v0/seg_00003.m4s").expect("two ahead of the last listed");
     let chunks = ChunkReader::new(next.init.clone(), 16 << 20).push(SEGMENTS[3]).unwrap();
     assert!(s.on_chunk(&next, &chunks[0], t(12), t(12)));
-    let during = manifests::render_media_playlist(&s.snapshot(t(12)), 0, WindowRequest::default(), false).unwrap();
+    let during =
+        manifests::render_media_playlist(&s.snapshot(t(12)), 0, WindowRequest::default(), Delta::Full).unwrap();
     let open_part = format!("#EXT-X-PART:DURATION=4.00000,URI=\"v0/{epoch}/2.0.m4s\",INDEPENDENT=YES\n");
     assert!(during.contains(&open_part) && !during.contains("/3.0.m4s\",INDEPENDENT"), "{during}");
     assert_eq!(estuary_media::manifest::rules::media_playlist_problems(&during), Vec::<String>::new());
@@ -614,7 +617,7 @@ fn chunks_of_the_segment_uploading_are_listed_as_parts() {
     // Once the playlist lists it, the segment is whole and keeps its part.
     push(&mut s, 2, SEGMENTS[2], t(13));
     let snap = s.snapshot(t(13));
-    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), false).unwrap();
+    let text = manifests::render_media_playlist(&snap, 0, WindowRequest::default(), Delta::Full).unwrap();
     assert!(
         text.contains(&format!("\"v0/{epoch}/2.0.m4s\",INDEPENDENT=YES\n#EXTINF:4.000000,\nv0/{epoch}/2.m4s\n")),
         "{text}"
@@ -630,6 +633,7 @@ fn chunks_of_the_segment_uploading_are_listed_as_parts() {
     assert_eq!(whole, snap.low_latency.segment(0, 2).unwrap().parts[0].bytes);
     // A recording lists no parts.
     s.end(EndedBy::Idle);
-    let closed = manifests::render_media_playlist(&s.snapshot(t(20)), 0, WindowRequest::default(), false).unwrap();
+    let closed =
+        manifests::render_media_playlist(&s.snapshot(t(20)), 0, WindowRequest::default(), Delta::Full).unwrap();
     assert!(!closed.contains("EXT-X-PART"), "{closed}");
 }
