@@ -67,9 +67,9 @@ fn vod(c: &mut Criterion) {
     assert_eq!(p.video[0].segment_count(), 600, "a 60-minute asset has 600 six-second segments");
     group.bench_function("presentation_plan", |b| b.iter(|| black_box(presentation::build(&inputs, 6.0).unwrap())));
     group.bench_function("media_playlist_600_segments", |b| {
-        b.iter(|| black_box(vod_manifests::render_media_playlist(&p, &p.video[0])))
+        b.iter(|| black_box(vod_manifests::render_media_playlist(&p, &p.video[0], None)))
     });
-    group.bench_function("mpd_600_segments", |b| b.iter(|| black_box(vod_manifests::render_mpd(&p, &[]))));
+    group.bench_function("mpd_600_segments", |b| b.iter(|| black_box(vod_manifests::render_mpd(&p, &[], None))));
     // The same playlist through m3u8-rs as model and writer (ARCHITECTURE.md: why we keep our own).
     group.bench_function("media_playlist_600_segments_m3u8_rs", |b| {
         b.iter(|| {

@@ -49,6 +49,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub static_files: StaticFilesConfig,
     pub vod: VodConfig,
+    pub encryption: EncryptionConfig,
     pub live: LiveConfig,
     pub cluster: ClusterConfig,
     pub shutdown: ShutdownConfig,
@@ -87,6 +88,7 @@ impl Config {
             &mut c.edge.origin_lock_previous_secret,
             &mut c.storage.s3.secret_access_key,
             &mut c.storage.s3.session_token,
+            &mut c.encryption.key,
         ] {
             if !secret.is_empty() {
                 *secret = "<redacted>".into();

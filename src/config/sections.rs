@@ -373,6 +373,21 @@ impl Default for ShutdownConfig {
     }
 }
 
+/// Content protection (`[encryption]`): which assets are served encrypted, and with which key. Off
+/// unless `vod_prefixes` names some.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// VOD assets whose name starts with one of these are served encrypted with `cenc` (CMAF,
+    /// HLS fMP4 and DASH; their MPEG-TS ladder and I-frame playlists are not offered); their files
+    /// in storage stay as they are. Empty: none.
+    pub vod_prefixes: Vec<String>,
+    /// The key id (KID) of every protected asset: 32 hex digits, dashes allowed.
+    pub key_id: String,
+    /// Its content key: 32 hex digits. A secret: never logged, never printed.
+    pub key: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {

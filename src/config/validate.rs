@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::{
-    ApiConfig, CacheConfig, ClusterConfig, Config, ConfigError, EdgeConfig, HttpConfig, IngestConfig, LiveConfig,
-    LogConfig, MIN_API_TOKEN_CHARS, S3Config, ShutdownConfig, StorageBackend, StorageConfig, VodConfig,
+    ApiConfig, CacheConfig, ClusterConfig, Config, ConfigError, EdgeConfig, EncryptionConfig, HttpConfig, IngestConfig,
+    LiveConfig, LogConfig, MIN_API_TOKEN_CHARS, S3Config, ShutdownConfig, StorageBackend, StorageConfig, VodConfig,
 };
 
 fn err(field: &str, message: impl Into<String>) -> Result<(), ConfigError> {
@@ -65,6 +65,7 @@ impl Config {
             );
         }
         self.vod.validate()?;
+        self.encryption.validate()?;
         self.shutdown.validate()?;
         self.log.filter().map(drop)
     }
@@ -248,6 +249,30 @@ impl VodConfig {
     }
 }
 
+impl EncryptionConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.vod_prefixes.is_empty() {
+            return Ok(());
+        }
+        if self.vod_prefixes.iter().any(String::is_empty) {
+            return err("encryption.vod_prefixes", "an empty prefix would protect every asset; write the folders");
+        }
+        self.content_key().map(drop)
+    }
+
+    /// The content key protected assets are encrypted with; `None` when nothing is protected.
+    pub fn content_key(&self) -> Result<Option<crate::packaging::cenc::ContentKey>, ConfigError> {
+        if self.vod_prefixes.is_empty() {
+            return Ok(None);
+        }
+        let kid = crate::packaging::cenc::KeyId::parse(&self.key_id)
+            .ok_or_else(|| ConfigError::new("encryption.key_id", "must be 32 hex digits (dashes allowed)"))?;
+        let key = crate::packaging::cenc::ContentKey::from_hex(kid, &self.key)
+            .ok_or_else(|| ConfigError::new("encryption.key", "must be 32 hex digits"))?;
+        Ok(Some(key))
+    }
+}
+
 impl ShutdownConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.grace_period > Duration::from_secs(3600) {
@@ -262,5 +287,37 @@ impl LogConfig {
     pub fn filter(&self) -> Result<tracing_subscriber::EnvFilter, ConfigError> {
         tracing_subscriber::EnvFilter::try_new(&self.level)
             .map_err(|_| ConfigError::new("log.level", format!("{:?} is not a tracing filter", self.level)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let mut c = Config::default();
+        c.storage.root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        c
+    }
+
+    #[test]
+    fn encryption_needs_a_key_only_when_something_is_protected() {
+        let mut c = config();
+        c.encryption.key = "not hex".into();
+        c.validate().unwrap();
+        assert_eq!(c.encryption.content_key().unwrap(), None);
+        c.encryption.vod_prefixes = vec!["drm/".into()];
+        assert_eq!(c.validate().unwrap_err().field, "encryption.key_id");
+        c.encryption.key_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into();
+        assert_eq!(c.validate().unwrap_err().field, "encryption.key");
+        c.encryption.key = "00112233445566778899aabbccddeeff".into();
+        c.validate().unwrap();
+        let key = c.encryption.content_key().unwrap().unwrap();
+        assert_eq!(key.kid.hex(), "0f1e2d3c4b5a69788796a5b4c3d2e1f0");
+        // The key never prints: not in the key's Debug, not in the redacted config.
+        assert!(!format!("{key:?}").contains("00112233"));
+        assert!(!format!("{:?}", c.redacted()).contains("00112233"));
+        c.encryption.vod_prefixes.push(String::new());
+        assert_eq!(c.validate().unwrap_err().field, "encryption.vod_prefixes");
     }
 }

@@ -190,11 +190,17 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
     let tier = tiers::Common { config, metrics, trusted, limits, stop: stop_rx, grace };
     let mut edge_addr = None;
     if config.edge.enabled {
+        let encryption = &config.encryption;
+        let protection = encryption
+            .content_key()?
+            .map(|key| crate::vod::protect::Protection::new(encryption.vod_prefixes.clone(), key));
         let shared = EdgeShared {
             storage: storage.clone(),
             cache: cache.clone(),
             static_files: config.static_files.clone(),
-            vod: Vod::new(storage.clone(), cache.clone(), config.vod.clone()).with_budget(bodies.clone()),
+            vod: Vod::new(storage.clone(), cache.clone(), config.vod.clone())
+                .with_budget(bodies.clone())
+                .with_protection(protection),
             live: live_service,
             health: health.clone(),
         };

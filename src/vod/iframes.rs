@@ -49,6 +49,7 @@ fn frames(asset: &Asset, r: &Rendition, index: usize) -> Option<Vec<Frame>> {
             sizes: &s.sizes[i..=i],
             cts,
             flags: SampleFlags::PerSample(&[true]),
+            protection: None,
         };
         let mut header = fmp4::write_segment_header(&fragment, s.sizes[i] as usize, 0);
         if k > 0 {

@@ -10,6 +10,7 @@ pub mod asset_set;
 mod catalog;
 mod iframes;
 mod object;
+pub mod protect;
 pub mod segment;
 mod source;
 mod subtitles;
@@ -70,12 +71,24 @@ pub struct Vod {
     config: VodConfig,
     /// Segments being muxed are charged here (the process's in-flight byte budget).
     budget: Arc<ByteBudget>,
+    /// Which assets are encrypted (`[encryption]`).
+    protection: Option<Arc<protect::Protection>>,
 }
 
 impl Vod {
     pub fn new(storage: Arc<dyn Storage>, cache: SegmentCache, config: VodConfig) -> Self {
         let catalog = Catalog::new(storage.clone(), config.clone());
-        Vod { catalog, storage, cache, config, budget: ByteBudget::unlimited() }
+        Vod { catalog, storage, cache, config, budget: ByteBudget::unlimited(), protection: None }
+    }
+
+    /// Encrypts the assets `protection` names.
+    pub fn with_protection(self, protection: Option<protect::Protection>) -> Self {
+        Vod { protection: protection.map(Arc::new), ..self }
+    }
+
+    /// The content key of `asset`, when it is protected.
+    fn key_for(&self, asset: &StorageKey) -> Option<&crate::packaging::cenc::ContentKey> {
+        self.protection.as_ref()?.key_for(asset)
     }
 
     pub fn with_budget(self, budget: Arc<ByteBudget>) -> Self {
@@ -97,7 +110,7 @@ impl Vod {
         object: VodPath,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
         let asset = self.catalog.resolve(asset_key).await?;
-        object::check(object, &asset.presentation)?;
+        object::check(object, &asset.presentation, self.key_for(asset_key).is_some())?;
         self.cached(asset_key, asset, object).await
     }
 
@@ -107,8 +120,11 @@ impl Vod {
     /// per response is one read chunk, not the segment.
     pub async fn serve(&self, asset_key: &StorageKey, object: VodPath, wanted: Wanted) -> Result<Served, VodError> {
         let (asset, until) = self.catalog.resolve_checked(asset_key).await?;
-        object::check(object, &asset.presentation)?;
+        let protected = self.key_for(asset_key).is_some();
+        object::check(object, &asset.presentation, protected)?;
+        // A protected segment is always built: its header depends on its samples' encryption.
         if wanted == Wanted::Whole
+            && !protected
             && let Some(len) = object::segment_len(&asset, object)
             && !self.cache.keeps(len)
         {
@@ -128,9 +144,10 @@ impl Vod {
         asset: Arc<Asset>,
         object: VodPath,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
-        let key = object::cache_key(asset_key, asset.version, object);
+        let content_key = self.key_for(asset_key).cloned();
+        let key = object::cache_key(asset_key, asset.version, object, content_key.as_ref());
         let (storage, config, budget) = (self.storage.clone(), self.config.clone(), self.budget.clone());
-        let load = object::build(storage, asset, object, config, budget, self.cache.is_on());
+        let load = object::build(storage, asset, object, config, budget, self.cache.is_on(), content_key);
         let outage = |e: &VodError| matches!(e, VodError::Storage(s) if s.is_outage());
         self.cache.get_or_load(key, load, outage).await.map_err(|e| (*e).clone())
     }

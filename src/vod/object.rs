@@ -5,19 +5,35 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Asset, VodError, segment};
+use super::{Asset, VodError, protect, segment};
 use crate::budget::ByteBudget;
 use crate::cache::{CacheKey, CachedObject};
 use crate::config::VodConfig;
 use crate::http::content_type;
+use crate::packaging::cenc::ContentKey;
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Presentation, RenditionId};
 use crate::packaging::url::{Container, FIRST_SEGMENT_NUMBER, VodPath};
 use crate::packaging::{fmp4, reads, vod_manifests};
 use crate::storage::{Storage, StorageKey};
 
-/// 404 for renditions or segment numbers the presentation does not have.
-pub(super) fn check(object: VodPath, p: &Presentation) -> Result<(), VodError> {
+/// 404 for renditions or segment numbers the presentation does not have, and, for a `protected`
+/// asset, for what is not offered encrypted (the MPEG-TS ladder, I-frame playlists).
+pub(super) fn check(object: VodPath, p: &Presentation, protected: bool) -> Result<(), VodError> {
+    let clear_only = matches!(
+        object,
+        VodPath::TsMaster
+            | VodPath::TsPlaylist(_)
+            | VodPath::TsSegment(..)
+            | VodPath::TsIFrames(_)
+            | VodPath::IFrames(_)
+            | VodPath::IFrameSegment(..)
+            | VodPath::SubtitlePlaylist(_, Container::Ts)
+            | VodPath::SubtitleSegment(_, Container::Ts, _)
+    );
+    if protected && clear_only {
+        return Err(VodError::NotFound);
+    }
     let exists = match object {
         VodPath::Master | VodPath::Manifest => true,
         VodPath::MediaPlaylist(r) | VodPath::Init(r) => p.rendition(r).is_some(),
@@ -67,9 +83,13 @@ pub(super) fn content_type(object: VodPath) -> &'static str {
     }
 }
 
-/// The cache key of a VOD object: its URL path under `vod/`, and the version of the asset's sources.
-pub(super) fn cache_key(asset: &StorageKey, version: u64, object: VodPath) -> CacheKey {
-    CacheKey::new("vod", format!("{asset}/{object}"), version)
+/// The cache key of a VOD object: its URL path under `vod/`, and the version of the asset's
+/// sources; a protected asset's objects are kept apart from clear ones, by their KID.
+pub(super) fn cache_key(asset: &StorageKey, version: u64, object: VodPath, key: Option<&ContentKey>) -> CacheKey {
+    match key {
+        None => CacheKey::new("vod", format!("{asset}/{object}"), version),
+        Some(key) => CacheKey::new("vod", format!("{asset}/{object}#cenc-{}", key.kid.hex()), version),
+    }
 }
 
 /// Builds an object's bytes: renders playlists (pure) or muxes segments (reads storage). Playlists
@@ -81,14 +101,21 @@ pub(super) async fn build(
     config: VodConfig,
     budget: Arc<ByteBudget>,
     kept: bool,
+    key: Option<ContentKey>,
 ) -> Result<CachedObject, VodError> {
     let p = &asset.presentation;
     let rendition = |r: RenditionId| p.rendition(r).ok_or(VodError::NotFound);
+    let kid = key.as_ref().map(|k| k.kid);
     let body: Bytes = match object {
+        // A protected asset offers no I-frame playlists (they are not encrypted yet).
+        VodPath::Master if key.is_some() => vod_manifests::render_multivariant(p, &[]).into(),
         VodPath::Master => vod_manifests::render_multivariant(p, &super::iframes::trick_play(&asset)).into(),
         VodPath::Manifest => {
-            let trick = if config.dash_trick_mode { super::iframes::trick_play(&asset) } else { Vec::new() };
-            vod_manifests::render_mpd(p, &trick).into()
+            let trick = match config.dash_trick_mode && key.is_none() {
+                true => super::iframes::trick_play(&asset),
+                false => Vec::new(),
+            };
+            vod_manifests::render_mpd(p, &trick, kid).into()
         }
         VodPath::IFrames(r) => render_i_frames(&super::iframes::playlist(&asset, rendition(r)?)),
         VodPath::IFrameSegment(r, n) => {
@@ -98,8 +125,21 @@ pub(super) async fn build(
             let object = CachedObject::new(body, content_type(object), asset.last_modified);
             return Ok(object.with_ttl(Some(config.max_age)));
         }
-        VodPath::MediaPlaylist(r) => vod_manifests::render_media_playlist(p, rendition(r)?).into(),
-        VodPath::Init(r) => segment::init_segment(&asset, rendition(r)?),
+        VodPath::MediaPlaylist(r) => {
+            vod_manifests::render_media_playlist(p, rendition(r)?, kid.filter(|_| protect::encrypts(r))).into()
+        }
+        VodPath::Init(r) => match &key {
+            Some(key) if protect::encrypts(r) => protect::init_segment(&asset, rendition(r)?, key)?,
+            _ => segment::init_segment(&asset, rendition(r)?),
+        },
+        VodPath::Segment(r, n) if key.is_some() && protect::encrypts(r) => {
+            let index = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER).ok_or(VodError::NotFound)?;
+            let (policy, key) = (read_policy(storage.as_ref(), &config), key.as_ref().ok_or(VodError::NotFound)?);
+            let built = protect::build_segment(storage.as_ref(), &budget, &asset, rendition(r)?, index, key, policy);
+            let (body, etag) = built.await?;
+            let object = CachedObject::new(body, content_type(object), asset.last_modified);
+            return Ok(object.with_etag(etag).with_ttl(Some(config.max_age)));
+        }
         VodPath::Segment(..) => {
             let plan = plan(storage.as_ref(), &asset, object, &config)?;
             let body = segment::build(storage.as_ref(), &budget, &plan).await?;

@@ -50,13 +50,17 @@ impl SegmentPlan {
     }
 }
 
-/// Plans media segment `index` (0-based) of rendition `r`.
-pub fn plan(asset: &Asset, r: &Rendition, index: usize, policy: reads::ReadPolicy) -> Result<SegmentPlan, VodError> {
-    let (source, track) = asset.track(r);
+/// The fragment of media segment `index` (0-based) of rendition `r`: its samples' times, sizes and
+/// flags, in the clear; `f` gets it with the range of the track's samples it holds.
+pub(super) fn with_fragment<T>(
+    asset: &Asset,
+    r: &Rendition,
+    index: usize,
+    f: impl FnOnce(&FragmentSamples<'_>, Range<usize>) -> T,
+) -> Result<T, VodError> {
+    let (_, track) = asset.track(r);
     let range = r.segments.samples(index).ok_or(VodError::NotFound)?;
     let s = &track.samples;
-    let offsets = &s.offsets[range.clone()];
-    let sizes = &s.sizes[range.clone()];
     let sync: Vec<bool>;
     let flags = match track.kind {
         TrackKind::Audio if s.sync.is_none() => SampleFlags::AllSync,
@@ -69,10 +73,20 @@ pub fn plan(asset: &Asset, r: &Rendition, index: usize, policy: reads::ReadPolic
         sequence: (index + 1) as u32,
         base_decode_time: s.dts[range.start],
         durations: &s.durations[range.clone()],
-        sizes,
+        sizes: &s.sizes[range.clone()],
         cts: (!s.cts.is_empty()).then(|| &s.cts[range.clone()]),
         flags,
+        protection: None,
     };
+    Ok(f(&fragment, range))
+}
+
+/// Plans media segment `index` (0-based) of rendition `r`.
+pub fn plan(asset: &Asset, r: &Rendition, index: usize, policy: reads::ReadPolicy) -> Result<SegmentPlan, VodError> {
+    let (source, track) = asset.track(r);
+    let range = r.segments.samples(index).ok_or(VodError::NotFound)?;
+    let offsets = &track.samples.offsets[range.clone()];
+    let sizes = &track.samples.sizes[range.clone()];
     let mut spans: Vec<Range<u64>> = Vec::with_capacity(offsets.len());
     for (&offset, &size) in offsets.iter().zip(sizes).filter(|(_, s)| **s > 0) {
         match spans.last_mut() {
@@ -81,7 +95,7 @@ pub fn plan(asset: &Asset, r: &Rendition, index: usize, policy: reads::ReadPolic
         }
     }
     let data_len: u64 = spans.iter().map(|r| r.end - r.start).sum();
-    let header = fmp4::write_segment_header(&fragment, data_len as usize, 0).freeze();
+    let header = with_fragment(asset, r, index, |f, _| fmp4::write_segment_header(f, data_len as usize, 0))?.freeze();
     let mut seed = Vec::with_capacity(header.len() + 16 * spans.len() + 8);
     seed.extend_from_slice(&header);
     seed.extend_from_slice(&asset.version.to_le_bytes());

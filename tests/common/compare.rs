@@ -30,7 +30,11 @@ pub fn framemd5_with(url: &str, options: &[&str]) -> Packets {
     let out = super::tools::run("ffmpeg", &args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "ffmpeg -i {url}: {stderr}");
-    let text = String::from_utf8(out.stdout).unwrap();
+    parse_framemd5(&String::from_utf8(out.stdout).unwrap())
+}
+
+/// ffmpeg's `framemd5` output, parsed.
+pub fn parse_framemd5(text: &str) -> Packets {
     let mut kinds: BTreeMap<String, String> = BTreeMap::new();
     let mut bases: BTreeMap<String, f64> = BTreeMap::new();
     let mut packets = Packets::default();

@@ -117,6 +117,7 @@ pub fn media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest, delt
         preload_hint: None,
         rendition_reports: Vec::new(),
         ended: closed,
+        protection: None,
     };
     if live {
         super::ll_hls::add_parts(snap, r, &mut playlist);
@@ -237,6 +238,7 @@ pub fn mpd<'a>(snap: &'a ChannelSnapshot, req: WindowRequest, time_url: &'a str)
         periods,
         utc_timing: Some(time_url),
         service_description: low_latency.map(|ll| ll.service),
+        protection: None,
     })
 }
 

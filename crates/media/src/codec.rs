@@ -21,6 +21,11 @@ pub struct CodecInfo {
 }
 
 const VIDEO_ENTRIES: &[&FourCc] = &[b"avc1", b"avc3", b"hvc1", b"hev1", b"av01", b"vp09"];
+
+/// Whether a sample entry of this type is a visual one.
+pub(crate) fn is_video_entry(kind: &FourCc) -> bool {
+    VIDEO_ENTRIES.contains(&kind)
+}
 const AUDIO_ENTRIES: &[&FourCc] = &[b"mp4a", b"ac-3", b"ec-3", b"Opus", b"fLaC"];
 
 /// Describes the first sample entry of an `stsd` payload (the box without its header).

@@ -38,7 +38,7 @@ pub fn dry_run(file: &[u8], target_secs: f64, limits: IndexLimits) -> Result<Dry
     let p = presentation::build(&inputs, target_secs)?;
     let mut bytes_produced = 0;
     for r in p.renditions() {
-        bytes_produced += vod_manifests::render_media_playlist(&p, r).len();
+        bytes_produced += vod_manifests::render_media_playlist(&p, r, None).len();
         let track = &index.tracks[r.track_index];
         bytes_produced += fmp4::write_init(&InitTrack::of(track, index.movie_timescale, r.resolution)).len();
         let s = &track.samples;
@@ -61,13 +61,14 @@ pub fn dry_run(file: &[u8], target_secs: f64, limits: IndexLimits) -> Result<Dry
             sizes: &s.sizes[range.clone()],
             cts: (!s.cts.is_empty()).then(|| &s.cts[range.clone()]),
             flags,
+            protection: None,
         };
         bytes_produced += fmp4::write_segment(&fragment, &payload).len();
     }
     Ok(DryRun {
         // Without trick play: its bit rates need the keyframes' fragments, which the dry run skips.
         master_playlist: vod_manifests::render_multivariant(&p, &[]),
-        mpd: vod_manifests::render_mpd(&p, &[]),
+        mpd: vod_manifests::render_mpd(&p, &[], None),
         index,
         presentation: p,
         bytes_produced,

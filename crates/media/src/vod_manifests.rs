@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use crate::cenc::KeyId;
 use crate::codec::MediaParams;
 use crate::manifest::{
     self, IFrameStream, MediaPlaylist, MediaSegment, Mpd, MpdTiming, Multivariant, ObjectUri, Period, PeriodId,
@@ -239,6 +240,7 @@ fn vod_playlist(target_duration: u32, segments: Vec<MediaSegment>) -> MediaPlayl
         preload_hint: None,
         rendition_reports: Vec::new(),
         ended: true,
+        protection: None,
     }
 }
 
@@ -299,6 +301,7 @@ pub fn mpd<'a>(p: &'a Presentation, trick: &[TrickPlay]) -> Mpd<'a> {
         }],
         utc_timing: None,
         service_description: None,
+        protection: None,
     }
 }
 
@@ -309,10 +312,11 @@ pub fn render_multivariant(p: &Presentation, trick: &[TrickPlay]) -> String {
     out
 }
 
-/// A media playlist, rendered.
-pub fn render_media_playlist(p: &Presentation, r: &Rendition) -> String {
+/// A media playlist, rendered; with `protection`, its segments are `cenc`-encrypted under that KID.
+pub fn render_media_playlist(p: &Presentation, r: &Rendition, protection: Option<KeyId>) -> String {
     let mut out = String::with_capacity(256 + 32 * r.segment_count());
-    manifest::hls::write_media_playlist(&mut out, &media_playlist(p, r));
+    let playlist = MediaPlaylist { protection, ..media_playlist(p, r) };
+    manifest::hls::write_media_playlist(&mut out, &playlist);
     out
 }
 
@@ -338,8 +342,9 @@ pub fn render_subtitle_playlist(p: &Presentation, index: u16, container: Contain
 }
 
 /// The MPD, rendered.
-pub fn render_mpd(p: &Presentation, trick: &[TrickPlay]) -> String {
+/// The MPD, rendered; with `protection`, its audio and video are `cenc`-encrypted under that KID.
+pub fn render_mpd(p: &Presentation, trick: &[TrickPlay], protection: Option<KeyId>) -> String {
     let mut out = String::with_capacity(2048);
-    manifest::mpd::write_mpd(&mut out, &mpd(p, trick));
+    manifest::mpd::write_mpd(&mut out, &Mpd { protection, ..mpd(p, trick) });
     out
 }

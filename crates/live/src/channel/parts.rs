@@ -75,6 +75,7 @@ pub(super) fn demux(
                 sizes: &sizes,
                 cts: run.has_cts.then_some(cts.as_slice()),
                 flags,
+                protection: None,
             },
             &payload,
         );

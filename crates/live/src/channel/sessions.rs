@@ -125,6 +125,7 @@ impl ChannelState {
                 stsd: &t.stsd,
                 edit: t.edit,
                 display: t.display,
+                pssh: &[],
             });
             self.epochs.put_init(epoch, r, bytes.clone(), t.timescale);
             effects.push(Effect::Put {

@@ -8,6 +8,7 @@ use super::flags::{
 };
 use super::init::TRACK_ID;
 use super::{write_box, write_full_box};
+use crate::cenc::{SampleAux, sample_aux_len, write_sample_aux};
 
 /// How sample flags are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,17 @@ pub struct FragmentSamples<'a> {
     /// Composition offsets, when the track has them.
     pub cts: Option<&'a [i32]>,
     pub flags: SampleFlags<'a>,
+    /// The samples' encryption (`senc`, `saiz`, `saio`), when the track is protected.
+    pub protection: Option<FragmentProtection<'a>>,
+}
+
+/// What a protected fragment tells players of its samples.
+#[derive(Debug, Clone, Copy)]
+pub struct FragmentProtection<'a> {
+    /// Each sample's IV and subsamples, in order.
+    pub aux: &'a [SampleAux],
+    /// The track is encrypted by subsamples (video).
+    pub subsamples: bool,
 }
 
 /// Length of the `styp` box that opens every segment: a fragment inside a segment starts after it.
@@ -75,7 +87,8 @@ pub fn write_segment_header(f: &FragmentSamples<'_>, data_len: usize, reserve: u
     let n = f.sizes.len();
     let per_sample_flags = matches!(f.flags, SampleFlags::PerSample(_));
     let trun = TrunLayout { samples: n, per_sample_flags, composition_offsets: f.cts.is_some() };
-    let overhead = segment_overhead(trun) as usize;
+    let aux_len = f.protection.map_or(0, |p| sample_aux_len(p.aux, p.subsamples));
+    let overhead = segment_overhead(trun) as usize + aux_len;
     let mut b = BytesMut::with_capacity(overhead + reserve);
 
     write_box(&mut b, b"styp", |b| {
@@ -118,6 +131,9 @@ pub fn write_segment_header(f: &FragmentSamples<'_>, data_len: usize, reserve: u
                     }
                 }
             });
+            if let Some(p) = f.protection {
+                write_sample_aux(b, moof_start, p.aux, p.subsamples);
+            }
         });
     });
     // Data offset: from the start of moof (default-base-is-moof) to the first byte of mdat's payload.
@@ -148,6 +164,7 @@ mod reparse {
             sizes: &sizes,
             cts: Some(&cts),
             flags: SampleFlags::PerSample(&sync),
+            protection: None,
         };
         let seg = write_segment(&f, &slices);
         assert_eq!(

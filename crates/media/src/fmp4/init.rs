@@ -19,6 +19,9 @@ pub struct InitTrack<'a> {
     pub edit: Edit,
     /// Display width and height (video).
     pub display: Option<(u32, u32)>,
+    /// `pssh` boxes for `moov` (a protected track: its `stsd` then has a protected entry,
+    /// [`crate::cenc::protect_stsd`]); empty in the clear.
+    pub pssh: &'a [u8],
 }
 
 impl<'a> InitTrack<'a> {
@@ -32,6 +35,7 @@ impl<'a> InitTrack<'a> {
             stsd: &track.stsd,
             edit: track.edit,
             display,
+            pssh: &[],
         }
     }
 }
@@ -119,6 +123,7 @@ pub fn write_init(t: &InitTrack<'_>) -> Bytes {
                 b.put_u32(0);
             });
         });
+        b.put_slice(t.pssh);
     });
     b.freeze()
 }

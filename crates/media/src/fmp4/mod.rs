@@ -10,7 +10,8 @@ pub mod parse;
 use bytes::{BufMut, BytesMut};
 
 pub use fragment::{
-    FragmentSamples, STYP_LEN, SampleFlags, TrunLayout, segment_overhead, write_segment, write_segment_header,
+    FragmentProtection, FragmentSamples, STYP_LEN, SampleFlags, TrunLayout, segment_overhead, write_segment,
+    write_segment_header,
 };
 pub use init::{InitTrack, write_init};
 

@@ -228,6 +228,17 @@ pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
         None => {}
     }
     out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    if let Some(kid) = &p.protection {
+        // The common system's pssh (the KID) as the key's URI, as Widevine's and ClearKey's players
+        // read it; the key itself comes from the licence server the player is given.
+        let _ = writeln!(
+            out,
+            "#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI=\"data:text/plain;base64,{}\",KEYID=0x{},KEYFORMAT=\"{}\",KEYFORMATVERSIONS=\"1\"",
+            super::mpd::common_pssh_base64(kid),
+            kid.hex(),
+            crate::cenc::SystemId::COMMON.urn()
+        );
+    }
     if let Some(skipped) = p.skipped_segments {
         let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
     }
@@ -426,6 +437,7 @@ mod tests {
             preload_hint: None,
             rendition_reports: Vec::new(),
             ended: false,
+            protection: None,
         };
         let mut out = String::new();
         write_media_playlist(&mut out, &p);

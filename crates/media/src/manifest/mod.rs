@@ -225,6 +225,9 @@ pub struct MediaPlaylist {
     pub rendition_reports: Vec<RenditionReport>,
     /// `EXT-X-ENDLIST`.
     pub ended: bool,
+    /// Common encryption (`cenc`, `METHOD=SAMPLE-AES-CTR`) of the segments under this KID; `None`
+    /// in the clear.
+    pub protection: Option<crate::cenc::KeyId>,
 }
 
 /// The MPD.
@@ -238,6 +241,9 @@ pub struct Mpd<'a> {
     pub utc_timing: Option<&'a str>,
     /// LL-DASH: the latency players aim for.
     pub service_description: Option<ServiceDescription>,
+    /// Common encryption (`cenc`) of the audio and video: the default KID every init's `tenc`
+    /// carries; `None` in the clear.
+    pub protection: Option<crate::cenc::KeyId>,
 }
 
 /// LL-DASH `ServiceDescription`: the latency a low-latency player aims for, measured against the

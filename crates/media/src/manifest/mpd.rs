@@ -9,6 +9,7 @@ use super::{
     AdaptationSet, Mpd, MpdTiming, PeriodId, ProducerReference, Representation, ServiceDescription, SubtitleTrack,
     push_iso_duration, write_iso_time,
 };
+use crate::cenc::{KeyId, SystemId, write_pssh};
 use crate::mp4::TrackKind;
 use estuary_http::content_type;
 
@@ -48,6 +49,9 @@ pub fn write_mpd(out: &mut String, m: &Mpd<'_>) {
             duration(out, "suggestedPresentationDelay", suggested_presentation_delay);
         }
     }
+    if m.protection.is_some() {
+        out.push_str(" xmlns:cenc=\"urn:mpeg:cenc:2013\"");
+    }
     duration(out, "maxSegmentDuration", m.max_segment_duration);
     duration(out, "minBufferTime", m.min_buffer_time);
     out.push_str(">\n");
@@ -72,7 +76,7 @@ pub fn write_mpd(out: &mut String, m: &Mpd<'_>) {
             out.push_str("\" start=\"PT0S\">\n");
         }
         for set in &period.adaptation_sets {
-            write_adaptation_set(out, set, m.utc_timing);
+            write_adaptation_set(out, set, m.utc_timing, m.protection.as_ref());
         }
         for (i, track) in period.subtitles.iter().enumerate() {
             write_text_set(out, period.adaptation_sets.len() + i, track);
@@ -123,7 +127,7 @@ fn write_producer_reference(out: &mut String, prt: &ProducerReference, utc_timin
     }
 }
 
-fn write_adaptation_set(out: &mut String, set: &AdaptationSet<'_>, utc_timing: Option<&str>) {
+fn write_adaptation_set(out: &mut String, set: &AdaptationSet<'_>, utc_timing: Option<&str>, kid: Option<&KeyId>) {
     let (content, mime) = match set.kind {
         TrackKind::Video => ("video", content_type::MP4),
         TrackKind::Audio => ("audio", content_type::AUDIO_MP4),
@@ -150,6 +154,9 @@ fn write_adaptation_set(out: &mut String, set: &AdaptationSet<'_>, utc_timing: O
         out.push('"');
     }
     out.push_str(">\n");
+    if let Some(kid) = kid.filter(|_| set.kind != TrackKind::Text) {
+        write_content_protection(out, kid);
+    }
     if let Some(main) = set.trick_mode_for {
         let _ = writeln!(
             out,
@@ -160,6 +167,35 @@ fn write_adaptation_set(out: &mut String, set: &AdaptationSet<'_>, utc_timing: O
         write_representation(out, r, utc_timing);
     }
     out.push_str("    </AdaptationSet>\n");
+}
+
+/// The `ContentProtection` of a `cenc` adaptation set: the scheme with its default KID (which
+/// every DRM system's player reads), the common system's `pssh` (the KIDs, what ClearKey needs),
+/// and ClearKey itself.
+fn write_content_protection(out: &mut String, kid: &KeyId) {
+    let _ = writeln!(
+        out,
+        "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"cenc\" cenc:default_KID=\"{}\"/>",
+        kid.uuid()
+    );
+    let _ = writeln!(
+        out,
+        "      <ContentProtection schemeIdUri=\"{}\"><cenc:pssh>{}</cenc:pssh></ContentProtection>",
+        SystemId::COMMON.urn(),
+        common_pssh_base64(kid)
+    );
+    let _ = writeln!(
+        out,
+        "      <ContentProtection schemeIdUri=\"{}\" value=\"ClearKey1.0\"/>",
+        SystemId::CLEARKEY_DASH.urn()
+    );
+}
+
+/// The common system's `pssh` box listing `kid`, in base64.
+pub(crate) fn common_pssh_base64(kid: &KeyId) -> String {
+    let mut pssh = bytes::BytesMut::new();
+    write_pssh(&mut pssh, &SystemId::COMMON, &[*kid], &[]);
+    base64::engine::Engine::encode(&base64::engine::general_purpose::STANDARD, &pssh)
 }
 
 /// A subtitle track as a `text/vtt` adaptation set: one WebVTT file (`BaseURL`), which dash.js,

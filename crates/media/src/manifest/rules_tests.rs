@@ -45,6 +45,7 @@ fn low_latency(skipped: Option<u64>) -> String {
             last_part: Some(1),
         }],
         ended: false,
+        protection: None,
     };
     let mut out = String::new();
     write_media_playlist(&mut out, &playlist);

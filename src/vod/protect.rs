@@ -1,0 +1,108 @@
+//! Common encryption of VOD assets (`[encryption]`): which assets are protected, and their init and
+//! media segments encrypted on the fly with `cenc`. The files in storage never change; a protected
+//! asset's objects are cached under keys of their own, and only its fMP4 ladder is offered.
+//!
+//! Invariants: a protected asset never has a clear audio or video byte served (its segments are
+//! built, never streamed from the source, and an encryption error is an error, not clear media);
+//! the IV of each sample follows from its rendition and number, so every pod serves the same bytes.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::{Asset, VodError, segment};
+use crate::budget::ByteBudget;
+use crate::http::conditional::ETag;
+use crate::packaging::cenc::{self, ContentKey, SampleLayout, SystemId};
+use crate::packaging::fmp4::{self, FragmentProtection, InitTrack};
+use crate::packaging::mp4::TrackKind;
+use crate::packaging::presentation::{Rendition, RenditionId};
+use crate::storage::{Storage, StorageError, StorageKey};
+
+/// Which VOD assets are encrypted, and with which key.
+#[derive(Debug)]
+pub struct Protection {
+    prefixes: Vec<String>,
+    key: ContentKey,
+}
+
+impl Protection {
+    pub fn new(prefixes: Vec<String>, key: ContentKey) -> Protection {
+        Protection { prefixes, key }
+    }
+
+    /// The key of `asset`, when it is protected.
+    pub fn key_for(&self, asset: &StorageKey) -> Option<&ContentKey> {
+        self.prefixes.iter().any(|p| asset.as_str().starts_with(p.as_str())).then_some(&self.key)
+    }
+}
+
+/// Whether rendition `r` is encrypted in a protected asset: audio and video are, subtitles are not
+/// (players expect them clear).
+pub fn encrypts(r: RenditionId) -> bool {
+    r.kind != TrackKind::Text
+}
+
+/// The init segment of rendition `r`, its sample entry protected under `key` and the common
+/// system's `pssh` (the KID) in its `moov`.
+pub fn init_segment(asset: &Asset, r: &Rendition, key: &ContentKey) -> Result<Bytes, VodError> {
+    let (source, track) = asset.track(r);
+    let stsd = cenc::protect_stsd(&track.stsd, &key.kid)?;
+    let mut pssh = BytesMut::new();
+    cenc::write_pssh(&mut pssh, &SystemId::COMMON, &[key.kid], &[]);
+    let init =
+        InitTrack { stsd: &stsd, pssh: &pssh, ..InitTrack::of(track, source.index.movie_timescale, r.resolution) };
+    Ok(fmp4::write_init(&init))
+}
+
+/// The number that tells the IVs of `r`'s samples from those of the asset's other renditions
+/// under the same key.
+fn iv_track(r: RenditionId) -> u16 {
+    let kind = match r.kind {
+        TrackKind::Video => 0,
+        TrackKind::Audio => 1,
+        TrackKind::Text => 2,
+    };
+    (kind << 14) | (r.index & 0x3FFF)
+}
+
+/// Media segment `index` (0-based) of rendition `r`, encrypted: its samples read and encrypted one
+/// by one, then the header written with their IVs and subsamples (`senc`, `saiz`, `saio`).
+pub async fn build_segment(
+    storage: &dyn Storage,
+    budget: &Arc<ByteBudget>,
+    asset: &Asset,
+    r: &Rendition,
+    index: usize,
+    key: &ContentKey,
+    policy: crate::packaging::reads::ReadPolicy,
+) -> Result<(Bytes, ETag), VodError> {
+    let (source, track) = asset.track(r);
+    let layout = SampleLayout::of_stsd(&track.stsd)?;
+    let range = r.segments.samples(index).ok_or(VodError::NotFound)?;
+    let offsets = &track.samples.offsets[range.clone()];
+    let sizes = &track.samples.sizes[range.clone()];
+    let samples = segment::SampleBytes::read(storage, &source.key, (offsets, sizes), policy).await?;
+    let data_len: u64 = sizes.iter().map(|&s| u64::from(s)).sum();
+    // The segment is charged before it is written: the samples, and room for the header and the
+    // samples' auxiliary information.
+    let charge = budget.charge(data_len + 64 * sizes.len() as u64 + 4096).await.map_err(StorageError::from)?;
+    let mut data = BytesMut::with_capacity(data_len as usize);
+    let mut aux = Vec::with_capacity(sizes.len());
+    for (i, (&offset, &size)) in offsets.iter().zip(sizes).enumerate() {
+        let start = data.len();
+        data.put_slice(samples.get(offset, size)?);
+        let iv = cenc::sample_iv(iv_track(r.id), (range.start + i) as u64);
+        aux.push(cenc::encrypt_sample(key, iv, layout, &mut data[start..])?);
+    }
+    let subsamples = matches!(layout, SampleLayout::Nal { .. });
+    let header = segment::with_fragment(asset, r, index, |f, _| {
+        let protection = Some(FragmentProtection { aux: &aux, subsamples });
+        fmp4::write_segment_header(&fmp4::FragmentSamples { protection, ..*f }, data.len(), data.len())
+    })?;
+    let mut body = header;
+    body.put_slice(&data);
+    let body = body.freeze();
+    let etag = ETag::of(&body);
+    Ok((charge.attach(body), etag))
+}

@@ -1,0 +1,185 @@
+//! Common encryption of VOD assets (`[encryption]`, `cenc`) over sockets: the protected asset's
+//! init segments say so (`encv`/`enca`, `tenc` with the KID, the common `pssh`), every segment
+//! carries its samples' IVs and subsamples, the manifests announce the KID, and ffmpeg given the
+//! key reads exactly the packets of the clear asset, for the B-frame and the irregular-GOP samples.
+//! No clear media is served for a protected asset, and the key appears in no response.
+
+mod common;
+
+use std::path::Path;
+
+use common::client::get;
+use common::compare::{Packets, assert_same_packets, framemd5};
+use common::media::media;
+use common::{TestServer, test_config_in};
+
+const KID: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const KID_UUID: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+const KEY: &str = "00112233445566778899aabbccddeeff";
+
+/// A storage root with the test clips in the clear at the top and again under `drm/`.
+fn storage_root(clips: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("drm")).unwrap();
+    for clip in clips {
+        std::fs::copy(media().join(clip), dir.path().join(clip)).unwrap();
+        std::fs::copy(media().join(clip), dir.path().join("drm").join(clip)).unwrap();
+    }
+    dir
+}
+
+async fn server(root: &Path) -> TestServer {
+    let mut config = test_config_in(root);
+    config.encryption.vod_prefixes = vec!["drm/".into()];
+    config.encryption.key_id = KID_UUID.into();
+    config.encryption.key = KEY.into();
+    TestServer::start(config).await
+}
+
+/// The init segment and every media segment a media playlist lists, fetched in order.
+async fn rendition(s: &TestServer, asset: &str, playlist: &str) -> (String, Vec<u8>, Vec<Vec<u8>>) {
+    let text = get(s.edge, &format!("/vod/{asset}/{playlist}")).await.text();
+    let init_uri = text.lines().find_map(|l| l.split("#EXT-X-MAP:URI=\"").nth(1)).unwrap().trim_end_matches('"');
+    let init = get(s.edge, &format!("/vod/{asset}/{init_uri}")).await;
+    assert_eq!(init.status, 200, "{asset}/{init_uri}");
+    let mut segments = Vec::new();
+    for uri in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let reply = get(s.edge, &format!("/vod/{asset}/{uri}")).await;
+        assert_eq!(reply.status, 200, "{asset}/{uri}");
+        segments.push(reply.body);
+    }
+    (text, init.body, segments)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `ffmpeg [-decryption_key KEY] -i file -c copy -f framemd5 -`, parsed.
+fn packets(file: &Path, key: Option<&str>) -> Result<Packets, String> {
+    let mut args = vec!["-v", "error"];
+    if let Some(key) = key {
+        args.extend(["-decryption_key", key]);
+    }
+    let path = file.to_str().unwrap().to_owned();
+    args.extend(["-i", &path, "-map", "0", "-c", "copy", "-f", "framemd5", "-"]);
+    let out = common::tools::run("ffmpeg", &args);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(common::compare::parse_framemd5(&String::from_utf8(out.stdout).unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_assets_decrypt_to_the_clear_packets() {
+    let clips = ["bframes.mp4", "irregular.mp4"];
+    let root = storage_root(&clips);
+    let s = server(root.path()).await;
+    let work = tempfile::tempdir().unwrap();
+    for clip in clips {
+        let protected = format!("drm/{clip}");
+        let master = get(s.edge, &format!("/vod/{protected}/master.m3u8")).await.text();
+        assert!(!master.contains("I-FRAME"), "no I-frame playlists for a protected asset: {master}");
+        let mpd = get(s.edge, &format!("/vod/{protected}/manifest.mpd")).await.text();
+        assert!(mpd.contains(&format!("cenc:default_KID=\"{KID_UUID}\"")), "{mpd}");
+        assert!(mpd.contains("urn:mpeg:dash:mp4protection:2011") && mpd.contains("<cenc:pssh>"), "{mpd}");
+        assert!(mpd.contains("xmlns:cenc=\"urn:mpeg:cenc:2013\""), "{mpd}");
+        let clear_mpd = get(s.edge, &format!("/vod/{clip}/manifest.mpd")).await.text();
+        assert!(!clear_mpd.contains("ContentProtection"), "the clear asset stays clear");
+
+        for playlist in ["v0.m3u8", "a0.m3u8"] {
+            let label = format!("{clip} {playlist}");
+            let (text, init, segments) = rendition(&s, &protected, playlist).await;
+            let (clear_text, clear_init, clear_segments) = rendition(&s, clip, playlist).await;
+            // The key line comes before the first segment and names the KID.
+            let key_line = text.lines().position(|l| l.starts_with("#EXT-X-KEY:METHOD=SAMPLE-AES-CTR"));
+            let first_segment = text.lines().position(|l| l.starts_with("#EXTINF"));
+            assert!(key_line.is_some() && key_line < first_segment, "{label}: {text}");
+            assert!(text.contains(&format!("KEYID=0x{KID}")), "{label}: {text}");
+            assert!(!clear_text.contains("EXT-X-KEY"), "{label}");
+
+            let sample_entry: &[u8] = if playlist.starts_with('v') { b"encv" } else { b"enca" };
+            assert!(contains(&init, sample_entry) && contains(&init, b"tenc") && contains(&init, b"pssh"), "{label}");
+            assert!(contains(&init, &hex(KID)), "{label}: the init's tenc carries the KID");
+            assert!(!contains(&clear_init, b"tenc"), "{label}");
+            assert_eq!(segments.len(), clear_segments.len(), "{label}");
+            for (n, (ours, clear)) in segments.iter().zip(&clear_segments).enumerate() {
+                assert!(contains(ours, b"senc") && contains(ours, b"saio") && contains(ours, b"saiz"), "{label} #{n}");
+                assert_ne!(ours, clear, "{label} #{n}: a protected segment is not the clear one");
+                assert!(!contains(ours, &hex(KEY)), "{label} #{n}: the key is in no segment");
+            }
+            // The same bytes on every request (and so on every pod: the IVs follow from the samples).
+            let (_, again_init, again) = rendition(&s, &protected, playlist).await;
+            assert_eq!((&again_init, &again), (&init, &segments), "{label}");
+
+            // ffmpeg 5.1 decrypts a file of one fragment (with several it applies the first
+            // fragment's sample information to the others), so each segment is read on its own,
+            // after its init, and the packets put together again.
+            let kind = if playlist.starts_with('v') { "video" } else { "audio" };
+            let dir = work.path().join(format!("{clip}-{kind}"));
+            std::fs::create_dir(&dir).unwrap();
+            let (init, segments) = (init.clone(), segments.clone());
+            let (decrypted, expected, undecrypted) = tokio::task::spawn_blocking(move || {
+                let read = |name: &str, init: &[u8], segments: &[Vec<u8>], key: Option<&str>| {
+                    let mut all = Packets::default();
+                    for (n, segment) in segments.iter().enumerate() {
+                        let file = dir.join(format!("{name}-{n}.mp4"));
+                        std::fs::write(&file, [init, &segment[..]].concat()).unwrap();
+                        let Ok(packets) = packets(&file, key) else { return None };
+                        for (kind, (tb, list)) in packets.streams {
+                            all.streams.entry(kind).or_insert((tb, Vec::new())).1.extend(list);
+                        }
+                    }
+                    Some(all)
+                };
+                (
+                    read("protected", &init, &segments, Some(KEY)),
+                    read("clear", &clear_init, &clear_segments, None),
+                    read("undecrypted", &init, &segments, None),
+                )
+            })
+            .await
+            .unwrap();
+            let (decrypted, expected) = (decrypted.unwrap(), expected.unwrap());
+            assert_same_packets(&expected, &decrypted, &format!("{label} decrypted"));
+            let source = media().join(clip).to_str().unwrap().to_owned();
+            let source = tokio::task::spawn_blocking(move || framemd5(&source)).await.unwrap();
+            // Each segment read alone starts a timeline of its own: against the source, the payloads.
+            let payloads = |p: &Packets| p.streams[kind].1.iter().map(|p| (p.size, p.hash.clone())).collect::<Vec<_>>();
+            assert_eq!(payloads(&decrypted), payloads(&source), "{label} decrypted, against its source");
+            // Without the key, ffmpeg reads other bytes (or refuses): the media is encrypted.
+            if let Some(undecrypted) = undecrypted {
+                let hashes = |p: &Packets| p.streams[kind].1.iter().map(|p| p.hash.clone()).collect::<Vec<_>>();
+                assert_ne!(hashes(&undecrypted), hashes(&expected), "{label}: readable without the key");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_asset_offers_nothing_in_the_clear() {
+    let root = storage_root(&["bframes.mp4"]);
+    let s = server(root.path()).await;
+    for path in ["ts/master.m3u8", "ts/v0.m3u8", "ts/v0/1.ts", "v0-iframes.m3u8", "ts/v0-iframes.m3u8"] {
+        assert_eq!(get(s.edge, &format!("/vod/bframes.mp4/{path}")).await.status, 200, "clear {path}");
+        assert_eq!(get(s.edge, &format!("/vod/drm/bframes.mp4/{path}")).await.status, 404, "protected {path}");
+    }
+    // Whole or ranged, a protected segment is the encrypted one.
+    let whole = get(s.edge, "/vod/drm/bframes.mp4/v0/1.m4s").await;
+    assert_eq!(whole.status, 200);
+    assert!(contains(&whole.body, b"senc"));
+    let ranged =
+        common::client::request(s.edge, "GET", "/vod/drm/bframes.mp4/v0/1.m4s", &[("Range", "bytes=0-99")]).await;
+    assert_eq!((ranged.status, &ranged.body[..]), (206, &whole.body[..100]));
+    // Text tracks stay clear; nothing served carries the key.
+    for path in ["master.m3u8", "manifest.mpd", "v0.m3u8", "v0/init.mp4", "a0/init.mp4"] {
+        let reply = get(s.edge, &format!("/vod/drm/bframes.mp4/{path}")).await;
+        assert_eq!(reply.status, 200, "{path}");
+        assert!(!contains(&reply.body, KEY.as_bytes()) && !contains(&reply.body, &hex(KEY)), "{path}");
+        assert!(reply.headers.iter().all(|(_, v)| !v.contains(KEY)), "{path}");
+    }
+}
+
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+}
