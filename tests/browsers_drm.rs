@@ -1,0 +1,49 @@
+//! Encrypted media in real players: headless Chromium grants ClearKey to pages on 127.0.0.1, so
+//! dash.js and Shaka play the bundled sample packaged and encrypted on the fly (`cenc`), given the
+//! key by the page, and report the frames and sound they decoded.
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::{Browser, PageServer};
+use common::client::get;
+use common::{TestServer, test_config};
+
+const KID: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const KEY: &str = "00112233445566778899aabbccddeeff";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dash_js_and_shaka_play_cenc_with_clearkey() {
+    let mut config = test_config();
+    config.encryption.vod_prefixes = vec!["sample/".into()];
+    config.encryption.key_id = KID.into();
+    config.encryption.key = KEY.into();
+    let s = TestServer::start(config).await;
+    let src = format!("http://{}/vod/sample/sample.mp4/manifest.mpd", s.edge);
+    let mpd = get(s.edge, "/vod/sample/sample.mp4/manifest.mpd").await.text();
+    assert!(mpd.contains("cenc:default_KID"), "{mpd}");
+    let page = PageServer::start();
+    for player in ["dash", "shaka"] {
+        let url = format!("http://{}/player.html?player={player}&until=6&clearkey={KID}:{KEY}&src={src}", page.addr);
+        let report = tokio::task::block_in_place(|| {
+            let _browser = Browser::open(&url);
+            page.report(Duration::from_secs(90))
+        })
+        .unwrap_or_else(|| panic!("{player}: no report within 90 s"));
+        eprintln!("{player}: {report}");
+        assert_eq!(report["ok"], true, "{player}: {report}");
+        assert!(report["played"].as_str().unwrap().parse::<f64>().unwrap() >= 6.0, "{player}: {report}");
+        assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(640), Some(360)), "{player}");
+        assert!(report["frames"].as_u64().unwrap() >= 25 * 5, "{player}: {report}");
+        assert!(report["audio_bytes"].as_u64().unwrap() > 0, "{player}: {report}");
+    }
+    // Without the key the same players fail: what they were given is encrypted.
+    let url = format!("http://{}/player.html?player=shaka&until=6&src={src}", page.addr);
+    let report = tokio::task::block_in_place(|| {
+        let _browser = Browser::open(&url);
+        page.report(Duration::from_secs(90))
+    });
+    let report = report.expect("shaka without the key: a report");
+    assert_eq!(report["ok"], false, "shaka without the key: {report}");
+}
