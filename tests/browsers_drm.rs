@@ -1,6 +1,7 @@
 //! Encrypted media in real players: headless Chromium grants ClearKey to pages on 127.0.0.1, so
 //! dash.js and Shaka play the bundled sample packaged and encrypted on the fly (`cenc`), given the
-//! key by the page, and report the frames and sound they decoded.
+//! key by the page; hls.js plays its MPEG-TS ladder in AES-128 with the key the edge hands out.
+//! Each reports the frames and sound it decoded.
 
 mod common;
 
@@ -14,18 +15,25 @@ const KID: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const KEY: &str = "00112233445566778899aabbccddeeff";
 
 #[tokio::test(flavor = "multi_thread")]
-async fn dash_js_and_shaka_play_cenc_with_clearkey() {
+async fn dash_js_and_shaka_play_cenc_with_clearkey_and_hls_js_plays_aes_128() {
     let mut config = test_config();
     config.encryption.vod_prefixes = vec!["sample/".into()];
     config.encryption.key_id = KID.into();
     config.encryption.key = KEY.into();
+    config.encryption.key_delivery = true;
     let s = TestServer::start(config).await;
     let src = format!("http://{}/vod/sample/sample.mp4/manifest.mpd", s.edge);
     let mpd = get(s.edge, "/vod/sample/sample.mp4/manifest.mpd").await.text();
     assert!(mpd.contains("cenc:default_KID"), "{mpd}");
     let page = PageServer::start();
-    for player in ["dash", "shaka"] {
-        let url = format!("http://{}/player.html?player={player}&until=6&clearkey={KID}:{KEY}&src={src}", page.addr);
+    let ts = format!("http://{}/vod/sample/sample.mp4/ts/master.m3u8", s.edge);
+    let runs = [
+        ("dash", format!("clearkey={KID}:{KEY}&src={src}")),
+        ("shaka", format!("clearkey={KID}:{KEY}&src={src}")),
+        ("hls", format!("src={ts}")),
+    ];
+    for (player, query) in runs {
+        let url = format!("http://{}/player.html?player={player}&until=6&{query}", page.addr);
         let report = tokio::task::block_in_place(|| {
             let _browser = Browser::open(&url);
             page.report(Duration::from_secs(90))

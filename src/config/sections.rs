@@ -378,14 +378,19 @@ impl Default for ShutdownConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct EncryptionConfig {
-    /// VOD assets whose name starts with one of these are served encrypted with `cenc` (CMAF,
-    /// HLS fMP4 and DASH; their MPEG-TS ladder and I-frame playlists are not offered); their files
-    /// in storage stay as they are. Empty: none.
+    /// VOD assets whose name starts with one of these are served encrypted: `cenc` for CMAF (HLS
+    /// fMP4 and DASH), `AES-128` for their MPEG-TS ladder when `key_delivery` is on (else it is not
+    /// offered); their I-frame playlists are not offered. Their files in storage stay as they
+    /// are. Empty: none.
     pub vod_prefixes: Vec<String>,
     /// The key id (KID) of every protected asset: 32 hex digits, dashes allowed.
     pub key_id: String,
     /// Its content key: 32 hex digits. A secret: never logged, never printed.
     pub key: String,
+    /// The edge hands the key out at `/keys/{kid}.key` (`Cache-Control: private, no-store`), and
+    /// protected assets' MPEG-TS ladders are offered with `METHOD=AES-128` naming it. Off by default:
+    /// whoever reaches the edge gets the key (entitlement, issue 25, will guard it).
+    pub key_delivery: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -8,6 +8,7 @@
 mod dispatch;
 mod error;
 mod guard;
+mod keys;
 mod live;
 pub mod respond;
 mod route;

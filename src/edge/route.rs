@@ -15,6 +15,8 @@ pub(super) enum EdgeRoute {
     Time,
     /// `/healthz`: the load balancer's probe.
     Health,
+    /// `/keys/{file}`: HLS AES-128 keys, when key delivery is on.
+    Key,
 }
 
 impl EdgeRoute {
@@ -26,6 +28,7 @@ impl EdgeRoute {
             EdgeRoute::Live => "/live/{channel}/{*rest}",
             EdgeRoute::Time => "/time",
             EdgeRoute::Health => "/healthz",
+            EdgeRoute::Key => "/keys/{file}",
         }
     }
 
@@ -40,6 +43,11 @@ impl EdgeRoute {
             (EdgeRoute::Static, rest)
         } else if let Some(rest) = path.strip_prefix("/vod/") {
             (EdgeRoute::Vod, rest)
+        } else if let Some(rest) = path.strip_prefix("/keys/") {
+            if rest.contains('/') {
+                return None;
+            }
+            (EdgeRoute::Key, rest)
         } else if let Some(rest) = path.strip_prefix("/live/") {
             // `{channel}/{rest}`: both non-empty.
             let (channel, tail) = rest.split_once('/')?;
@@ -65,9 +73,20 @@ mod tests {
         assert_eq!(EdgeRoute::of("/live/news/master.m3u8"), Some((EdgeRoute::Live, "news/master.m3u8")));
         assert_eq!(EdgeRoute::of("/time"), Some((EdgeRoute::Time, "")));
         assert_eq!(EdgeRoute::of("/healthz"), Some((EdgeRoute::Health, "")));
-        for bad in
-            ["/static/", "/vod/", "/static", "/staticx/a", "/live/news", "/live//x", "/live/news/", "/", "/time/"]
-        {
+        assert_eq!(EdgeRoute::of("/keys/0a.key"), Some((EdgeRoute::Key, "0a.key")));
+        for bad in [
+            "/static/",
+            "/vod/",
+            "/static",
+            "/staticx/a",
+            "/live/news",
+            "/live//x",
+            "/live/news/",
+            "/",
+            "/time/",
+            "/keys/",
+            "/keys/a/b",
+        ] {
             assert_eq!(EdgeRoute::of(bad), None, "{bad}");
         }
     }

@@ -34,6 +34,7 @@ use crate::storage::metered::MeteredStorage;
 use crate::storage::s3::S3Storage;
 use crate::telemetry::Metrics;
 use crate::vod::Vod;
+use crate::vod::protect::{KeyDelivery, Protection};
 use listener::ConnectionLimits;
 
 /// Choices the command line or a test makes that are not configuration.
@@ -191,9 +192,9 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
     let mut edge_addr = None;
     if config.edge.enabled {
         let encryption = &config.encryption;
-        let protection = encryption
-            .content_key()?
-            .map(|key| crate::vod::protect::Protection::new(encryption.vod_prefixes.clone(), key));
+        let delivery = if encryption.key_delivery { KeyDelivery::OnTheEdge } else { KeyDelivery::Off };
+        let prefixes = encryption.vod_prefixes.clone();
+        let protection = encryption.content_key()?.map(|key| Protection::new(prefixes, key, delivery));
         let shared = EdgeShared {
             storage: storage.clone(),
             cache: cache.clone(),

@@ -86,9 +86,14 @@ impl Vod {
         Vod { protection: protection.map(Arc::new), ..self }
     }
 
-    /// The content key of `asset`, when it is protected.
-    fn key_for(&self, asset: &StorageKey) -> Option<&crate::packaging::cenc::ContentKey> {
-        self.protection.as_ref()?.key_for(asset)
+    /// How `asset` is encrypted, when it is protected.
+    fn sealing(&self, asset: &StorageKey) -> Option<protect::Sealing> {
+        self.protection.as_ref()?.sealing(asset)
+    }
+
+    /// The key the edge hands out at `/keys/{file}`, when key delivery is on and it is ours.
+    pub fn delivered_key(&self, file: &str) -> Option<&crate::packaging::cenc::ContentKey> {
+        self.protection.as_ref()?.delivered(file)
     }
 
     pub fn with_budget(self, budget: Arc<ByteBudget>) -> Self {
@@ -110,7 +115,7 @@ impl Vod {
         object: VodPath,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
         let asset = self.catalog.resolve(asset_key).await?;
-        object::check(object, &asset.presentation, self.key_for(asset_key).is_some())?;
+        object::check(object, &asset.presentation, self.sealing(asset_key).as_ref())?;
         self.cached(asset_key, asset, object).await
     }
 
@@ -120,11 +125,11 @@ impl Vod {
     /// per response is one read chunk, not the segment.
     pub async fn serve(&self, asset_key: &StorageKey, object: VodPath, wanted: Wanted) -> Result<Served, VodError> {
         let (asset, until) = self.catalog.resolve_checked(asset_key).await?;
-        let protected = self.key_for(asset_key).is_some();
-        object::check(object, &asset.presentation, protected)?;
+        let sealing = self.sealing(asset_key);
+        object::check(object, &asset.presentation, sealing.as_ref())?;
         // A protected segment is always built: its header depends on its samples' encryption.
         if wanted == Wanted::Whole
-            && !protected
+            && sealing.is_none()
             && let Some(len) = object::segment_len(&asset, object)
             && !self.cache.keeps(len)
         {
@@ -144,10 +149,10 @@ impl Vod {
         asset: Arc<Asset>,
         object: VodPath,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
-        let content_key = self.key_for(asset_key).cloned();
-        let key = object::cache_key(asset_key, asset.version, object, content_key.as_ref());
+        let sealing = self.sealing(asset_key);
+        let key = object::cache_key(asset_key, asset.version, object, sealing.as_ref().map(|s| &s.key));
         let (storage, config, budget) = (self.storage.clone(), self.config.clone(), self.budget.clone());
-        let load = object::build(storage, asset, object, config, budget, self.cache.is_on(), content_key);
+        let load = object::build(storage, asset, object, config, budget, self.cache.is_on(), sealing);
         let outage = |e: &VodError| matches!(e, VodError::Storage(s) if s.is_outage());
         self.cache.get_or_load(key, load, outage).await.map_err(|e| (*e).clone())
     }

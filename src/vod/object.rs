@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Asset, VodError, protect, segment};
+use super::protect::{self, Sealing};
+use super::{Asset, VodError, segment};
 use crate::budget::ByteBudget;
 use crate::cache::{CacheKey, CachedObject};
 use crate::config::VodConfig;
@@ -17,21 +18,22 @@ use crate::packaging::url::{Container, FIRST_SEGMENT_NUMBER, VodPath};
 use crate::packaging::{fmp4, reads, vod_manifests};
 use crate::storage::{Storage, StorageKey};
 
-/// 404 for renditions or segment numbers the presentation does not have, and, for a `protected`
-/// asset, for what is not offered encrypted (the MPEG-TS ladder, I-frame playlists).
-pub(super) fn check(object: VodPath, p: &Presentation, protected: bool) -> Result<(), VodError> {
-    let clear_only = matches!(
+/// 404 for renditions or segment numbers the presentation does not have, and, for a protected
+/// asset, for what is not offered encrypted: I-frame playlists, and the MPEG-TS ladder without
+/// AES-128 key delivery.
+pub(super) fn check(object: VodPath, p: &Presentation, sealing: Option<&Sealing>) -> Result<(), VodError> {
+    let i_frames = matches!(object, VodPath::TsIFrames(_) | VodPath::IFrames(_) | VodPath::IFrameSegment(..));
+    let ts = matches!(
         object,
         VodPath::TsMaster
             | VodPath::TsPlaylist(_)
             | VodPath::TsSegment(..)
-            | VodPath::TsIFrames(_)
-            | VodPath::IFrames(_)
-            | VodPath::IFrameSegment(..)
             | VodPath::SubtitlePlaylist(_, Container::Ts)
             | VodPath::SubtitleSegment(_, Container::Ts, _)
     );
-    if protected && clear_only {
+    if let Some(sealing) = sealing
+        && (i_frames || (ts && sealing.ts_key_uri.is_none()))
+    {
         return Err(VodError::NotFound);
     }
     let exists = match object {
@@ -101,10 +103,11 @@ pub(super) async fn build(
     config: VodConfig,
     budget: Arc<ByteBudget>,
     kept: bool,
-    key: Option<ContentKey>,
+    sealing: Option<Sealing>,
 ) -> Result<CachedObject, VodError> {
     let p = &asset.presentation;
     let rendition = |r: RenditionId| p.rendition(r).ok_or(VodError::NotFound);
+    let key = sealing.as_ref().map(|s| s.key.clone());
     let kid = key.as_ref().map(|k| k.kid);
     let body: Bytes = match object {
         // A protected asset offers no I-frame playlists (they are not encrypted yet).
@@ -146,9 +149,13 @@ pub(super) async fn build(
             let object = CachedObject::new(body, content_type(object), asset.last_modified);
             return Ok(object.with_etag(plan.etag).with_ttl(Some(config.max_age)));
         }
+        VodPath::TsMaster if key.is_some() => vod_manifests::render_ts_multivariant(p, &[]).into(),
         VodPath::TsMaster => vod_manifests::render_ts_multivariant(p, &super::ts::i_frame_peaks(&asset)).into(),
         VodPath::TsIFrames(r) => render_i_frames(&super::ts::i_frames(&asset, rendition(r)?)?),
-        VodPath::TsPlaylist(r) => vod_manifests::render_ts_media_playlist(p, rendition(r)?).into(),
+        VodPath::TsPlaylist(r) => {
+            let key_uri = sealing.as_ref().and_then(|s| s.ts_key_uri.clone());
+            vod_manifests::render_ts_media_playlist(p, rendition(r)?, key_uri).into()
+        }
         VodPath::SubtitlePlaylist(i, c) => vod_manifests::render_subtitle_playlist(p, i, c).into(),
         VodPath::SubtitleSegment(i, c, n) => {
             vod_manifests::render_subtitle_segment(p, i, c, n).ok_or(VodError::NotFound)?.into()
@@ -162,6 +169,10 @@ pub(super) async fn build(
             let index = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER).ok_or(VodError::NotFound)?;
             let policy = read_policy(storage.as_ref(), &config);
             let body = super::ts::build(storage.as_ref(), &budget, &asset, rendition(r)?, index, policy).await?;
+            let body = match &key {
+                Some(key) => protect::seal_ts_segment(key, n, &body),
+                None => body,
+            };
             let object = CachedObject::new(body, content_type(object), asset.last_modified);
             return Ok(object.with_ttl(Some(config.max_age)));
         }

@@ -19,22 +19,63 @@ use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Rendition, RenditionId};
 use crate::storage::{Storage, StorageError, StorageKey};
 
-/// Which VOD assets are encrypted, and with which key.
+/// Which VOD assets are encrypted, with which key, and whether the edge hands the key out.
 #[derive(Debug)]
 pub struct Protection {
     prefixes: Vec<String>,
     key: ContentKey,
+    delivery: KeyDelivery,
+}
+
+/// Whether the edge hands keys out (`/keys/{kid}.key`), which HLS AES-128 needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyDelivery {
+    Off,
+    OnTheEdge,
 }
 
 impl Protection {
-    pub fn new(prefixes: Vec<String>, key: ContentKey) -> Protection {
-        Protection { prefixes, key }
+    pub fn new(prefixes: Vec<String>, key: ContentKey, delivery: KeyDelivery) -> Protection {
+        Protection { prefixes, key, delivery }
     }
 
     /// The key of `asset`, when it is protected.
     pub fn key_for(&self, asset: &StorageKey) -> Option<&ContentKey> {
         self.prefixes.iter().any(|p| asset.as_str().starts_with(p.as_str())).then_some(&self.key)
     }
+
+    /// The key the edge delivers at `/keys/{file}` (`{kid as 32 hex digits}.key`), when delivery
+    /// is on and it is one of ours.
+    pub fn delivered(&self, file: &str) -> Option<&ContentKey> {
+        let kid = file.strip_suffix(".key")?;
+        (self.delivery == KeyDelivery::OnTheEdge && kid == self.key.kid.hex()).then_some(&self.key)
+    }
+
+    /// Where players get `key` for HLS AES-128 (a path of the edge); `None` without delivery.
+    pub fn key_uri(&self, key: &ContentKey) -> Option<String> {
+        (self.delivery == KeyDelivery::OnTheEdge).then(|| format!("/keys/{}.key", key.kid.hex()))
+    }
+}
+
+/// How one protected asset's objects are encrypted.
+#[derive(Debug, Clone)]
+pub struct Sealing {
+    pub key: ContentKey,
+    /// Its MPEG-TS ladder is offered in AES-128 with the key at this URI; `None`: not offered.
+    pub ts_key_uri: Option<String>,
+}
+
+impl Protection {
+    /// How `asset` is encrypted; `None` in the clear.
+    pub fn sealing(&self, asset: &StorageKey) -> Option<Sealing> {
+        let key = self.key_for(asset)?;
+        Some(Sealing { key: key.clone(), ts_key_uri: self.key_uri(key) })
+    }
+}
+
+/// A TS segment of a protected asset, numbered `n` (its media sequence number), in AES-128.
+pub fn seal_ts_segment(key: &ContentKey, n: u32, clear: &[u8]) -> Bytes {
+    crate::packaging::aes128::encrypt_segment(key, crate::packaging::aes128::sequence_iv(u64::from(n)), clear).into()
 }
 
 /// Whether rendition `r` is encrypted in a protected asset: audio and video are, subtitles are not

@@ -5,6 +5,7 @@
 //! count read from a file is checked before use; malformed input gives a
 //! [`PackagingError`], never a panic. Callers fetch bytes and hand them in.
 
+pub mod aes128;
 pub mod cenc;
 pub mod codec;
 mod error;

@@ -315,6 +315,7 @@ pub fn render_multivariant(p: &Presentation, trick: &[TrickPlay]) -> String {
 /// A media playlist, rendered; with `protection`, its segments are `cenc`-encrypted under that KID.
 pub fn render_media_playlist(p: &Presentation, r: &Rendition, protection: Option<KeyId>) -> String {
     let mut out = String::with_capacity(256 + 32 * r.segment_count());
+    let protection = protection.map(manifest::SegmentEncryption::Cenc);
     let playlist = MediaPlaylist { protection, ..media_playlist(p, r) };
     manifest::hls::write_media_playlist(&mut out, &playlist);
     out
@@ -328,9 +329,12 @@ pub fn render_ts_multivariant(p: &Presentation, i_frame_peaks: &[(RenditionId, u
 }
 
 /// An MPEG-TS media playlist, rendered.
-pub fn render_ts_media_playlist(p: &Presentation, r: &Rendition) -> String {
+/// An MPEG-TS media playlist, rendered; with `key_uri`, its segments are AES-128-encrypted with
+/// the key there.
+pub fn render_ts_media_playlist(p: &Presentation, r: &Rendition, key_uri: Option<String>) -> String {
     let mut out = String::with_capacity(256 + 32 * r.segment_count());
-    manifest::hls::write_media_playlist(&mut out, &ts_media_playlist(p, r));
+    let protection = key_uri.map(|uri| manifest::SegmentEncryption::Aes128 { uri });
+    manifest::hls::write_media_playlist(&mut out, &MediaPlaylist { protection, ..ts_media_playlist(p, r) });
     out
 }
 

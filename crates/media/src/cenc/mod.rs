@@ -70,6 +70,12 @@ impl ContentKey {
     pub(crate) fn secret(&self) -> &[u8; 16] {
         &self.key
     }
+
+    /// The key's 16 bytes, for the one place that hands keys out: the edge's key delivery (HLS
+    /// AES-128), which answers `Cache-Control: private, no-store`.
+    pub fn expose_for_delivery(&self) -> [u8; 16] {
+        self.key
+    }
 }
 
 impl fmt::Debug for ContentKey {

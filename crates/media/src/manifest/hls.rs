@@ -228,16 +228,25 @@ pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
         None => {}
     }
     out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
-    if let Some(kid) = &p.protection {
+    match &p.protection {
         // The common system's pssh (the KID) as the key's URI, as Widevine's and ClearKey's players
         // read it; the key itself comes from the licence server the player is given.
-        let _ = writeln!(
-            out,
-            "#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI=\"data:text/plain;base64,{}\",KEYID=0x{},KEYFORMAT=\"{}\",KEYFORMATVERSIONS=\"1\"",
-            super::mpd::common_pssh_base64(kid),
-            kid.hex(),
-            crate::cenc::SystemId::COMMON.urn()
-        );
+        Some(super::SegmentEncryption::Cenc(kid)) => {
+            let _ = writeln!(
+                out,
+                "#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI=\"data:text/plain;base64,{}\",KEYID=0x{},KEYFORMAT=\"{}\",KEYFORMATVERSIONS=\"1\"",
+                super::mpd::common_pssh_base64(kid),
+                kid.hex(),
+                crate::cenc::SystemId::COMMON.urn()
+            );
+        }
+        Some(super::SegmentEncryption::Aes128 { uri }) => {
+            out.push_str("#EXT-X-KEY:METHOD=AES-128,URI=\"");
+            // A path of the edge's (`/keys/{kid}.key`): no quote or line break to escape.
+            out.push_str(uri);
+            out.push_str("\"\n");
+        }
+        None => {}
     }
     if let Some(skipped) = p.skipped_segments {
         let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");

@@ -225,9 +225,18 @@ pub struct MediaPlaylist {
     pub rendition_reports: Vec<RenditionReport>,
     /// `EXT-X-ENDLIST`.
     pub ended: bool,
-    /// Common encryption (`cenc`, `METHOD=SAMPLE-AES-CTR`) of the segments under this KID; `None`
-    /// in the clear.
-    pub protection: Option<crate::cenc::KeyId>,
+    /// How the segments are encrypted (`EXT-X-KEY` before the first); `None` in the clear.
+    pub protection: Option<SegmentEncryption>,
+}
+
+/// How a media playlist's segments are encrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentEncryption {
+    /// Common encryption of fMP4 samples (`METHOD=SAMPLE-AES-CTR`) under this KID.
+    Cenc(crate::cenc::KeyId),
+    /// Whole segments in AES-128 CBC (`METHOD=AES-128`), the key at `uri`, each segment's IV its
+    /// media sequence number.
+    Aes128 { uri: String },
 }
 
 /// The MPD.
