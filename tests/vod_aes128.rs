@@ -80,6 +80,10 @@ async fn ts_segments_are_aes_128_and_decrypt_to_the_clear_ones() {
     for other in ["/keys/00000000000000000000000000000000.key", &format!("/keys/{KID}"), "/keys/x/y.key"] {
         assert_eq!(get(s.edge, other).await.status, 404, "{other}");
     }
+    let metrics = get(s.api, "/metrics").await.text();
+    for counted in ["estuary_keys_delivered_total 1", "estuary_encrypted_segments_total{scheme=\"aes-128\"}"] {
+        assert!(metrics.lines().any(|l| l.starts_with(counted)), "{counted}: {metrics}");
+    }
     // ffmpeg fetches the key from the playlist's URI and reads the clear ladder's packets.
     let (protected, clear) = (
         format!("http://{}/vod/drm/bframes.mp4/ts/master.m3u8", s.edge),

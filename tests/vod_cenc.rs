@@ -178,6 +178,15 @@ async fn a_protected_asset_offers_nothing_in_the_clear() {
         assert!(!contains(&reply.body, KEY.as_bytes()) && !contains(&reply.body, &hex(KEY)), "{path}");
         assert!(reply.headers.iter().all(|(_, v)| !v.contains(KEY)), "{path}");
     }
+    // Counted: the segments encrypted and their bytes, by scheme.
+    let metrics = get(s.api, "/metrics").await.text();
+    let sample = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(sample("estuary_encrypted_segments_total{scheme=\"cenc\"}") >= 1.0);
+    assert!(sample("estuary_encrypted_bytes_total{scheme=\"cenc\"}") >= whole.body.len() as f64);
+    assert!(!metrics.contains(KEY));
 }
 
 fn hex(text: &str) -> Vec<u8> {

@@ -7,6 +7,7 @@
 //! the IV of each sample follows from its rendition and number, so every pod serves the same bytes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -48,7 +49,9 @@ impl Protection {
     /// is on and it is one of ours.
     pub fn delivered(&self, file: &str) -> Option<&ContentKey> {
         let kid = file.strip_suffix(".key")?;
-        (self.delivery == KeyDelivery::OnTheEdge && kid == self.key.kid.hex()).then_some(&self.key)
+        let key = (self.delivery == KeyDelivery::OnTheEdge && kid == self.key.kid.hex()).then_some(&self.key)?;
+        KEYS_DELIVERED.fetch_add(1, Ordering::Relaxed);
+        Some(key)
     }
 
     /// Where players get `key` for HLS AES-128 (a path of the edge); `None` without delivery.
@@ -75,7 +78,51 @@ impl Protection {
 
 /// A TS segment of a protected asset, numbered `n` (its media sequence number), in AES-128.
 pub fn seal_ts_segment(key: &ContentKey, n: u32, clear: &[u8]) -> Bytes {
-    crate::packaging::aes128::encrypt_segment(key, crate::packaging::aes128::sequence_iv(u64::from(n)), clear).into()
+    let sealed =
+        crate::packaging::aes128::encrypt_segment(key, crate::packaging::aes128::sequence_iv(u64::from(n)), clear);
+    AES128.count(sealed.len());
+    sealed.into()
+}
+
+/// Segments encrypted and their bytes, for one scheme.
+struct Encrypted {
+    segments: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Encrypted {
+    const fn new() -> Encrypted {
+        Encrypted { segments: AtomicU64::new(0), bytes: AtomicU64::new(0) }
+    }
+
+    fn count(&self, bytes: usize) {
+        self.segments.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+static CENC: Encrypted = Encrypted::new();
+static AES128: Encrypted = Encrypted::new();
+static KEYS_DELIVERED: AtomicU64 = AtomicU64::new(0);
+
+/// Appends the encryption metrics: segments and bytes encrypted by scheme (each built once, then
+/// served from the segment cache), and keys the edge handed out.
+pub fn render(out: &mut String) {
+    use crate::telemetry::metrics::{write_counters, write_sample};
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+    let schemes = [("cenc", &CENC), ("aes-128", &AES128)];
+    let help = "Media segments encrypted on the fly, by scheme";
+    write_counters(
+        out,
+        "estuary_encrypted_segments_total",
+        help,
+        "scheme",
+        schemes.map(|(s, e)| (s, load(&e.segments))),
+    );
+    let help = "Bytes of the media segments encrypted on the fly, by scheme";
+    write_counters(out, "estuary_encrypted_bytes_total", help, "scheme", schemes.map(|(s, e)| (s, load(&e.bytes))));
+    let help = "HLS AES-128 keys handed out at /keys/";
+    write_sample(out, "estuary_keys_delivered_total", "counter", help, &[], load(&KEYS_DELIVERED));
 }
 
 /// Whether rendition `r` is encrypted in a protected asset: audio and video are, subtitles are not
@@ -145,5 +192,6 @@ pub async fn build_segment(
     body.put_slice(&data);
     let body = body.freeze();
     let etag = ETag::of(&body);
+    CENC.count(body.len());
     Ok((charge.attach(body), etag))
 }
