@@ -109,6 +109,16 @@ pub(super) async fn build(
     let rendition = |r: RenditionId| p.rendition(r).ok_or(VodError::NotFound);
     let key = sealing.as_ref().map(|s| s.key.clone());
     let kid = key.as_ref().map(|k| k.kid);
+    if let (VodPath::Segment(r, n), Some(key)) = (object, &key)
+        && protect::encrypts(r)
+    {
+        let index = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER).ok_or(VodError::NotFound)?;
+        let policy = read_policy(storage.as_ref(), &config);
+        let built = protect::build_segment(storage.as_ref(), &budget, &asset, rendition(r)?, index, key, policy);
+        let (body, etag) = built.await?;
+        let object = CachedObject::new(body, content_type(object), asset.last_modified);
+        return Ok(object.with_etag(etag).with_ttl(Some(config.max_age)));
+    }
     let body: Bytes = match object {
         // A protected asset offers no I-frame playlists (they are not encrypted yet).
         VodPath::Master if key.is_some() => vod_manifests::render_multivariant(p, &[]).into(),
@@ -135,14 +145,6 @@ pub(super) async fn build(
             Some(key) if protect::encrypts(r) => protect::init_segment(&asset, rendition(r)?, key)?,
             _ => segment::init_segment(&asset, rendition(r)?),
         },
-        VodPath::Segment(r, n) if key.is_some() && protect::encrypts(r) => {
-            let index = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER).ok_or(VodError::NotFound)?;
-            let (policy, key) = (read_policy(storage.as_ref(), &config), key.as_ref().ok_or(VodError::NotFound)?);
-            let built = protect::build_segment(storage.as_ref(), &budget, &asset, rendition(r)?, index, key, policy);
-            let (body, etag) = built.await?;
-            let object = CachedObject::new(body, content_type(object), asset.last_modified);
-            return Ok(object.with_etag(etag).with_ttl(Some(config.max_age)));
-        }
         VodPath::Segment(..) => {
             let plan = plan(storage.as_ref(), &asset, object, &config)?;
             let body = segment::build(storage.as_ref(), &budget, &plan).await?;
