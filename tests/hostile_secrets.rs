@@ -181,11 +181,14 @@ fn an_exposed_api_without_a_token_refuses_to_start_and_secrets_are_never_printed
         .env("ESTUARY_EDGE_ORIGIN_LOCK_SECRET", "lock-secret-123456")
         .env("ESTUARY_STORAGE_S3_SECRET_ACCESS_KEY", "s3-secret-123456")
         .env("ESTUARY_STORAGE_S3_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("ESTUARY_ENCRYPTION_VOD_PREFIXES", "[\"premium/\"]")
+        .env("ESTUARY_ENCRYPTION_KEY_ID", "0f1e2d3c4b5a69788796a5b4c3d2e1f0")
+        .env("ESTUARY_ENCRYPTION_KEY", "5ec2e75ec2e75ec2e75ec2e75ec2e7aa")
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for secret in ["api-secret-123456", "lock-secret-123456", "s3-secret-123456"] {
+    for secret in ["api-secret-123456", "lock-secret-123456", "s3-secret-123456", "5ec2e75ec2e75ec2e75ec2e75ec2e7aa"] {
         assert!(!printed.contains(secret), "check-config printed {secret}");
     }
     assert!(printed.contains("<redacted>"));
