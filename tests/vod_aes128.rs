@@ -51,6 +51,7 @@ async fn ts_segments_are_aes_128_and_decrypt_to_the_clear_ones() {
     let master = get(s.edge, "/vod/drm/bframes.mp4/ts/master.m3u8").await.text();
     assert!(!master.contains("I-FRAME"), "{master}");
     let uri = format!("/keys/{KID}.key");
+    assert!(master.contains(&format!("#EXT-X-SESSION-KEY:METHOD=AES-128,URI=\"{uri}\"\n")), "{master}");
     for playlist in ["v0.m3u8", "a0.m3u8"] {
         let text = get(s.edge, &format!("/vod/drm/bframes.mp4/ts/{playlist}")).await;
         if text.status == 404 && playlist == "a0.m3u8" {

@@ -96,6 +96,10 @@ async fn protected_assets_decrypt_to_the_clear_packets() {
             let first_segment = text.lines().position(|l| l.starts_with("#EXTINF"));
             assert!(key_line.is_some() && key_line < first_segment, "{label}: {text}");
             assert!(text.contains(&format!("KEYID=0x{KID}")), "{label}: {text}");
+            // The master's session key is the media playlists' key.
+            let key = text.lines().find(|l| l.starts_with("#EXT-X-KEY:")).unwrap();
+            let session = master.lines().find(|l| l.starts_with("#EXT-X-SESSION-KEY:")).unwrap_or_default();
+            assert_eq!(key.strip_prefix("#EXT-X-KEY:"), session.strip_prefix("#EXT-X-SESSION-KEY:"), "{label}");
             assert!(!clear_text.contains("EXT-X-KEY"), "{label}");
 
             let sample_entry: &[u8] = if playlist.starts_with('v') { b"encv" } else { b"enca" };

@@ -12,6 +12,7 @@ use crate::cache::{CacheKey, CachedObject};
 use crate::config::VodConfig;
 use crate::http::content_type;
 use crate::packaging::cenc::ContentKey;
+use crate::packaging::manifest::SegmentEncryption::{Aes128, Cenc};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Presentation, RenditionId};
 use crate::packaging::url::{Container, FIRST_SEGMENT_NUMBER, VodPath};
@@ -121,8 +122,8 @@ pub(super) async fn build(
     }
     let body: Bytes = match object {
         // A protected asset offers no I-frame playlists (they are not encrypted yet).
-        VodPath::Master if key.is_some() => vod_manifests::render_multivariant(p, &[]).into(),
-        VodPath::Master => vod_manifests::render_multivariant(p, &super::iframes::trick_play(&asset)).into(),
+        VodPath::Master if key.is_some() => vod_manifests::render_multivariant(p, &[], kid.map(Cenc)).into(),
+        VodPath::Master => vod_manifests::render_multivariant(p, &super::iframes::trick_play(&asset), None).into(),
         VodPath::Manifest => {
             let trick = match config.dash_trick_mode && key.is_none() {
                 true => super::iframes::trick_play(&asset),
@@ -151,8 +152,11 @@ pub(super) async fn build(
             let object = CachedObject::new(body, content_type(object), asset.last_modified);
             return Ok(object.with_etag(plan.etag).with_ttl(Some(config.max_age)));
         }
-        VodPath::TsMaster if key.is_some() => vod_manifests::render_ts_multivariant(p, &[]).into(),
-        VodPath::TsMaster => vod_manifests::render_ts_multivariant(p, &super::ts::i_frame_peaks(&asset)).into(),
+        VodPath::TsMaster if key.is_some() => {
+            let uri = sealing.as_ref().and_then(|s| s.ts_key_uri.clone());
+            vod_manifests::render_ts_multivariant(p, &[], uri.map(|uri| Aes128 { uri })).into()
+        }
+        VodPath::TsMaster => vod_manifests::render_ts_multivariant(p, &super::ts::i_frame_peaks(&asset), None).into(),
         VodPath::TsIFrames(r) => render_i_frames(&super::ts::i_frames(&asset, rendition(r)?)?),
         VodPath::TsPlaylist(r) => {
             let key_uri = sealing.as_ref().and_then(|s| s.ts_key_uri.clone());

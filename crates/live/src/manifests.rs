@@ -30,6 +30,7 @@ pub fn multivariant<'a>(snap: &'a ChannelSnapshot, query: &'a str) -> Multivaria
         query,
         i_frames: super::trick_play::i_frame_streams(snap),
         subtitles: subtitles(snap),
+        session_key: None,
     }
 }
 

@@ -67,7 +67,7 @@ pub fn dry_run(file: &[u8], target_secs: f64, limits: IndexLimits) -> Result<Dry
     }
     Ok(DryRun {
         // Without trick play: its bit rates need the keyframes' fragments, which the dry run skips.
-        master_playlist: vod_manifests::render_multivariant(&p, &[]),
+        master_playlist: vod_manifests::render_multivariant(&p, &[], None),
         mpd: vod_manifests::render_mpd(&p, &[], None),
         index,
         presentation: p,

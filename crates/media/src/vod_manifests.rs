@@ -9,7 +9,7 @@ use crate::cenc::KeyId;
 use crate::codec::MediaParams;
 use crate::manifest::{
     self, IFrameStream, MediaPlaylist, MediaSegment, Mpd, MpdTiming, Multivariant, ObjectUri, Period, PeriodId,
-    PlaylistType, Representation, SegmentTemplate, Stream, SubtitleTrack,
+    PlaylistType, Representation, SegmentEncryption, SegmentTemplate, Stream, SubtitleTrack,
 };
 use crate::mp4::TrackKind;
 use crate::presentation::{Presentation, Rendition, RenditionId};
@@ -64,6 +64,7 @@ pub fn multivariant<'a>(p: &'a Presentation, trick: &[TrickPlay]) -> Multivarian
         query: "",
         i_frames,
         subtitles: subtitle_tracks(p, |i| VodPath::SubtitlePlaylist(i, Container::Fmp4)),
+        session_key: None,
     }
 }
 
@@ -101,6 +102,7 @@ pub fn ts_multivariant<'a>(p: &'a Presentation, i_frame_peaks: &[(RenditionId, u
             query: "",
             i_frames: Vec::new(),
             subtitles,
+            session_key: None,
         };
     }
     let i_frames = ts_variants(p)
@@ -120,6 +122,7 @@ pub fn ts_multivariant<'a>(p: &'a Presentation, i_frame_peaks: &[(RenditionId, u
         query: "",
         i_frames,
         subtitles,
+        session_key: None,
     }
 }
 
@@ -306,9 +309,10 @@ pub fn mpd<'a>(p: &'a Presentation, trick: &[TrickPlay]) -> Mpd<'a> {
 }
 
 /// The multivariant playlist, rendered.
-pub fn render_multivariant(p: &Presentation, trick: &[TrickPlay]) -> String {
+/// With `session_key`, the master names the key its media playlists use (`EXT-X-SESSION-KEY`).
+pub fn render_multivariant(p: &Presentation, trick: &[TrickPlay], session_key: Option<SegmentEncryption>) -> String {
     let mut out = String::with_capacity(256 + 256 * (p.video.len() + p.audio.len()));
-    manifest::hls::write_multivariant(&mut out, &multivariant(p, trick));
+    manifest::hls::write_multivariant(&mut out, &Multivariant { session_key, ..multivariant(p, trick) });
     out
 }
 
@@ -322,9 +326,13 @@ pub fn render_media_playlist(p: &Presentation, r: &Rendition, protection: Option
 }
 
 /// The MPEG-TS multivariant playlist, rendered.
-pub fn render_ts_multivariant(p: &Presentation, i_frame_peaks: &[(RenditionId, u64)]) -> String {
+pub fn render_ts_multivariant(
+    p: &Presentation,
+    i_frame_peaks: &[(RenditionId, u64)],
+    session_key: Option<SegmentEncryption>,
+) -> String {
     let mut out = String::with_capacity(256 + 384 * p.video.len().max(p.audio.len()));
-    manifest::hls::write_multivariant(&mut out, &ts_multivariant(p, i_frame_peaks));
+    manifest::hls::write_multivariant(&mut out, &Multivariant { session_key, ..ts_multivariant(p, i_frame_peaks) });
     out
 }
 

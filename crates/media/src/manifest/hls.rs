@@ -52,6 +52,9 @@ impl fmt::Display for Quoted<'_> {
 /// stands alone.
 pub fn write_multivariant(out: &mut String, m: &Multivariant<'_>) {
     let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    if let Some(key) = &m.session_key {
+        write_key(out, "#EXT-X-SESSION-KEY", key);
+    }
     let alternates = !m.video.is_empty() && m.muxed_audio && !m.alternate_audio.is_empty();
     let audio_group = !m.video.is_empty() && (!m.muxed_audio || alternates);
     if audio_group {
@@ -202,6 +205,27 @@ fn write_variant(out: &mut String, s: &Stream<'_>, audio: &[Stream<'_>], query: 
 }
 
 /// A media playlist.
+/// `#EXT-X-KEY` or `#EXT-X-SESSION-KEY` (`tag`) for segments encrypted as `key` says.
+fn write_key(out: &mut String, tag: &str, key: &super::SegmentEncryption) {
+    match key {
+        // The common system's pssh (the KID) as the key's URI, as Widevine's and ClearKey's players
+        // read it; the key itself comes from the licence server the player is given.
+        super::SegmentEncryption::Cenc(kid) => {
+            let _ = writeln!(
+                out,
+                "{tag}:METHOD=SAMPLE-AES-CTR,URI=\"data:text/plain;base64,{}\",KEYID=0x{},KEYFORMAT=\"{}\",KEYFORMATVERSIONS=\"1\"",
+                super::mpd::common_pssh_base64(kid),
+                kid.hex(),
+                crate::cenc::SystemId::COMMON.urn()
+            );
+        }
+        // A path of the edge's (`/keys/{kid}.key`): no quote or line break to escape.
+        super::SegmentEncryption::Aes128 { uri } => {
+            let _ = writeln!(out, "{tag}:METHOD=AES-128,URI=\"{uri}\"");
+        }
+    }
+}
+
 pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
     // The lowest version that has what the playlist uses: float durations need 3, `EXT-X-MAP` 6.
     let version = match p.skipped_segments {
@@ -228,25 +252,8 @@ pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
         None => {}
     }
     out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
-    match &p.protection {
-        // The common system's pssh (the KID) as the key's URI, as Widevine's and ClearKey's players
-        // read it; the key itself comes from the licence server the player is given.
-        Some(super::SegmentEncryption::Cenc(kid)) => {
-            let _ = writeln!(
-                out,
-                "#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI=\"data:text/plain;base64,{}\",KEYID=0x{},KEYFORMAT=\"{}\",KEYFORMATVERSIONS=\"1\"",
-                super::mpd::common_pssh_base64(kid),
-                kid.hex(),
-                crate::cenc::SystemId::COMMON.urn()
-            );
-        }
-        Some(super::SegmentEncryption::Aes128 { uri }) => {
-            out.push_str("#EXT-X-KEY:METHOD=AES-128,URI=\"");
-            // A path of the edge's (`/keys/{kid}.key`): no quote or line break to escape.
-            out.push_str(uri);
-            out.push_str("\"\n");
-        }
-        None => {}
+    if let Some(key) = &p.protection {
+        write_key(out, "#EXT-X-KEY", key);
     }
     if let Some(skipped) = p.skipped_segments {
         let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
@@ -367,6 +374,7 @@ mod tests {
             query: "?start=1.000",
             i_frames: Vec::new(),
             subtitles: Vec::new(),
+            session_key: None,
         };
         let mut out = String::new();
         write_multivariant(&mut out, &m);

@@ -56,6 +56,8 @@ pub struct Multivariant<'a> {
     pub i_frames: Vec<IFrameStream<'a>>,
     /// `EXT-X-MEDIA:TYPE=SUBTITLES`: the subtitle group every variant names.
     pub subtitles: Vec<SubtitleTrack<'a>>,
+    /// `EXT-X-SESSION-KEY`: the key the media playlists name, so a player can prepare it early.
+    pub session_key: Option<SegmentEncryption>,
 }
 
 /// A subtitle track: an HLS `SUBTITLES` rendition (`uri`: its playlist of WebVTT segments) or an
