@@ -1,7 +1,7 @@
 //! Encrypted media in real players: headless Chromium grants ClearKey to pages on 127.0.0.1, so
 //! dash.js and Shaka play the bundled sample packaged and encrypted on the fly (`cenc`), given the
 //! key by the page; hls.js plays its MPEG-TS ladder in AES-128 with the key the edge hands out.
-//! Each reports the frames and sound it decoded.
+//! Each seeks halfway and reports the frames and sound it decoded.
 
 mod common;
 
@@ -33,7 +33,8 @@ async fn dash_js_and_shaka_play_cenc_with_clearkey_and_hls_js_plays_aes_128() {
         ("hls", format!("src={ts}")),
     ];
     for (player, query) in runs {
-        let url = format!("http://{}/player.html?player={player}&until=6&{query}", page.addr);
+        // Each plays a second, seeks to 8 s (of 16) and plays 6 s from there.
+        let url = format!("http://{}/player.html?player={player}&until=6&seek=8&{query}", page.addr);
         let report = tokio::task::block_in_place(|| {
             let _browser = Browser::open(&url);
             page.report(Duration::from_secs(90))
@@ -42,6 +43,7 @@ async fn dash_js_and_shaka_play_cenc_with_clearkey_and_hls_js_plays_aes_128() {
         eprintln!("{player}: {report}");
         assert_eq!(report["ok"], true, "{player}: {report}");
         assert!(report["played"].as_str().unwrap().parse::<f64>().unwrap() >= 6.0, "{player}: {report}");
+        assert!(report["start"].as_str().unwrap().parse::<f64>().unwrap() >= 7.5, "{player} seeked: {report}");
         assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(640), Some(360)), "{player}");
         assert!(report["frames"].as_u64().unwrap() >= 25 * 5, "{player}: {report}");
         assert!(report["audio_bytes"].as_u64().unwrap() > 0, "{player}: {report}");
