@@ -131,7 +131,7 @@ fn vod(c: &mut Criterion) {
     // encryption adds to a segment built from the source (each is then served from the cache).
     let kid = KeyId::parse("0f1e2d3c4b5a69788796a5b4c3d2e1f0").unwrap();
     let content_key = ContentKey::from_hex(kid, "00112233445566778899aabbccddeeff").unwrap();
-    let protection = Protection::new(vec!["long".into()], content_key, KeyDelivery::OnTheEdge);
+    let protection = Protection::new(vec!["long".into()], content_key, Vec::new(), KeyDelivery::OnTheEdge);
     let protected = vod.clone().with_protection(Some(protection));
     let (obj, _) = rt.block_on(protected.object(&key, segment)).unwrap();
     group.throughput(criterion::Throughput::Bytes(obj.body().len() as u64));

@@ -13,6 +13,8 @@ use common::{TestServer, test_config};
 
 const KID: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const KEY: &str = "00112233445566778899aabbccddeeff";
+const WIDEVINE: [u8; 16] =
+    [0xed, 0xef, 0x8b, 0xa9, 0x79, 0xd6, 0x4a, 0xce, 0xa3, 0xc8, 0x27, 0xdc, 0xd5, 0x1d, 0x21, 0xed];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dash_js_and_shaka_play_cenc_with_clearkey_and_hls_js_plays_aes_128() {
@@ -21,6 +23,10 @@ async fn dash_js_and_shaka_play_cenc_with_clearkey_and_hls_js_plays_aes_128() {
     config.encryption.key_id = KID.into();
     config.encryption.key = KEY.into();
     config.encryption.key_delivery = true;
+    // A Widevine box beside ClearKey: the players pick the system they have (ClearKey here).
+    let widevine =
+        [&42u32.to_be_bytes()[..], b"pssh\0\0\0\0", &WIDEVINE, &10u32.to_be_bytes(), b"\x12\x10widevine"].concat();
+    config.encryption.pssh = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, widevine);
     let s = TestServer::start(config).await;
     let src = format!("http://{}/vod/sample/sample.mp4/manifest.mpd", s.edge);
     let mpd = get(s.edge, "/vod/sample/sample.mp4/manifest.mpd").await.text();

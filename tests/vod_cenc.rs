@@ -28,11 +28,29 @@ fn storage_root(clips: &[&str]) -> tempfile::TempDir {
     dir
 }
 
+/// A `pssh` box (version 0) of `system` with `data`.
+fn pssh(system: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = ((32 + data.len()) as u32).to_be_bytes().to_vec();
+    b.extend_from_slice(b"pssh\0\0\0\0");
+    b.extend(hex(&system.replace('-', "")));
+    b.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    b.extend_from_slice(data);
+    b
+}
+
+const WIDEVINE: &str = "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed";
+const PLAYREADY: &str = "9a04f079-9840-4286-ab92-e65be0885f95";
+/// What a DRM vendor would give with the key: a Widevine and a PlayReady box.
+fn vendor_pssh() -> Vec<u8> {
+    [pssh(WIDEVINE, b"\x12\x10widevine-data"), pssh(PLAYREADY, b"<WRMHEADER>pro</WRMHEADER>")].concat()
+}
+
 async fn server(root: &Path) -> TestServer {
     let mut config = test_config_in(root);
     config.encryption.vod_prefixes = vec!["drm/".into()];
     config.encryption.key_id = KID_UUID.into();
     config.encryption.key = KEY.into();
+    config.encryption.pssh = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, vendor_pssh());
     TestServer::start(config).await
 }
 
@@ -84,6 +102,15 @@ async fn protected_assets_decrypt_to_the_clear_packets() {
         assert!(mpd.contains(&format!("cenc:default_KID=\"{KID_UUID}\"")), "{mpd}");
         assert!(mpd.contains("urn:mpeg:dash:mp4protection:2011") && mpd.contains("<cenc:pssh>"), "{mpd}");
         assert!(mpd.contains("xmlns:cenc=\"urn:mpeg:cenc:2013\""), "{mpd}");
+        // Each DRM system given with the key is named, PlayReady with its PlayReady Object.
+        let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
+        let widevine = format!(
+            "schemeIdUri=\"urn:uuid:{WIDEVINE}\" value=\"Widevine\"><cenc:pssh>{}</cenc:pssh>",
+            b64(&pssh(WIDEVINE, b"\x12\x10widevine-data"))
+        );
+        assert!(mpd.contains(&widevine), "{mpd}");
+        assert!(mpd.contains(&format!("<mspr:pro>{}</mspr:pro>", b64(b"<WRMHEADER>pro</WRMHEADER>"))), "{mpd}");
+        assert!(mpd.contains("xmlns:mspr=\"urn:microsoft:playready\""), "{mpd}");
         let clear_mpd = get(s.edge, &format!("/vod/{clip}/manifest.mpd")).await.text();
         assert!(!clear_mpd.contains("ContentProtection"), "the clear asset stays clear");
 
@@ -96,15 +123,20 @@ async fn protected_assets_decrypt_to_the_clear_packets() {
             let first_segment = text.lines().position(|l| l.starts_with("#EXTINF"));
             assert!(key_line.is_some() && key_line < first_segment, "{label}: {text}");
             assert!(text.contains(&format!("KEYID=0x{KID}")), "{label}: {text}");
-            // The master's session key is the media playlists' key.
-            let key = text.lines().find(|l| l.starts_with("#EXT-X-KEY:")).unwrap();
-            let session = master.lines().find(|l| l.starts_with("#EXT-X-SESSION-KEY:")).unwrap_or_default();
-            assert_eq!(key.strip_prefix("#EXT-X-KEY:"), session.strip_prefix("#EXT-X-SESSION-KEY:"), "{label}");
+            // One key per DRM system, and the master's session keys are the media playlists' keys.
+            let keys: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("#EXT-X-KEY:")).collect();
+            let session: Vec<&str> = master.lines().filter_map(|l| l.strip_prefix("#EXT-X-SESSION-KEY:")).collect();
+            assert_eq!(keys, session, "{label}");
+            for format in [format!("KEYFORMAT=\"urn:uuid:{WIDEVINE}\""), "KEYFORMAT=\"com.microsoft.playready\"".into()]
+            {
+                assert!(keys.iter().any(|k| k.contains(&format)), "{label}: {format} in {text}");
+            }
             assert!(!clear_text.contains("EXT-X-KEY"), "{label}");
 
             let sample_entry: &[u8] = if playlist.starts_with('v') { b"encv" } else { b"enca" };
             assert!(contains(&init, sample_entry) && contains(&init, b"tenc") && contains(&init, b"pssh"), "{label}");
             assert!(contains(&init, &hex(KID)), "{label}: the init's tenc carries the KID");
+            assert!(contains(&init, &vendor_pssh()), "{label}: the init carries the vendor's pssh boxes");
             assert!(!contains(&clear_init, b"tenc"), "{label}");
             assert_eq!(segments.len(), clear_segments.len(), "{label}");
             for (n, (ours, clear)) in segments.iter().zip(&clear_segments).enumerate() {

@@ -387,6 +387,11 @@ pub struct EncryptionConfig {
     pub key_id: String,
     /// Its content key: 32 hex digits. A secret: never logged, never printed.
     pub key: String,
+    /// The DRM systems' `pssh` boxes for this key (Widevine, PlayReady, ...), as the DRM vendor's
+    /// tools give them: one or more whole boxes, in base64. They go into init segments, and each
+    /// system is named in the MPD (`ContentProtection`, PlayReady's `mspr:pro`) and in HLS
+    /// (`EXT-X-KEY` with its `KEYFORMAT`). Empty: ClearKey and the common system only.
+    pub pssh: String,
     /// The edge hands the key out at `/keys/{kid}.key` (`Cache-Control: private, no-store`), and
     /// protected assets' MPEG-TS ladders are offered with `METHOD=AES-128` naming it. Off by default:
     /// whoever reaches the edge gets the key (entitlement, issue 25, will guard it).

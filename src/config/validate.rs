@@ -257,7 +257,18 @@ impl EncryptionConfig {
         if self.vod_prefixes.iter().any(String::is_empty) {
             return err("encryption.vod_prefixes", "an empty prefix would protect every asset; write the folders");
         }
-        self.content_key().map(drop)
+        self.content_key()?;
+        self.pssh_boxes().map(drop)
+    }
+
+    /// The DRM systems' `pssh` boxes given with the key.
+    pub fn pssh_boxes(&self) -> Result<Vec<crate::packaging::cenc::Pssh>, ConfigError> {
+        if self.pssh.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, self.pssh.trim())
+            .map_err(|e| ConfigError::new("encryption.pssh", format!("not base64: {e}")))?;
+        crate::packaging::cenc::parse_pssh_boxes(&bytes).map_err(|e| ConfigError::new("encryption.pssh", e.to_string()))
     }
 
     /// The content key protected assets are encrypted with; `None` when nothing is protected.
@@ -317,6 +328,9 @@ mod tests {
         // The key never prints: not in the key's Debug, not in the redacted config.
         assert!(!format!("{key:?}").contains("00112233"));
         assert!(!format!("{:?}", c.redacted()).contains("00112233"));
+        c.encryption.pssh = "bm90IGEgYm94".into();
+        assert_eq!(c.validate().unwrap_err().field, "encryption.pssh");
+        c.encryption.pssh = String::new();
         c.encryption.vod_prefixes.push(String::new());
         assert_eq!(c.validate().unwrap_err().field, "encryption.vod_prefixes");
     }

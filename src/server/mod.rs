@@ -194,7 +194,8 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         let encryption = &config.encryption;
         let delivery = if encryption.key_delivery { KeyDelivery::OnTheEdge } else { KeyDelivery::Off };
         let prefixes = encryption.vod_prefixes.clone();
-        let protection = encryption.content_key()?.map(|key| Protection::new(prefixes, key, delivery));
+        let systems = encryption.pssh_boxes()?;
+        let protection = encryption.content_key()?.map(|key| Protection::new(prefixes, key, systems, delivery));
         let shared = EdgeShared {
             storage: storage.clone(),
             cache: cache.clone(),

@@ -109,7 +109,7 @@ pub(super) async fn build(
     let p = &asset.presentation;
     let rendition = |r: RenditionId| p.rendition(r).ok_or(VodError::NotFound);
     let key = sealing.as_ref().map(|s| s.key.clone());
-    let kid = key.as_ref().map(|k| k.kid);
+    let signalling = sealing.as_ref().map(|s| s.signalling.clone());
     if let (VodPath::Segment(r, n), Some(key)) = (object, &key)
         && protect::encrypts(r)
     {
@@ -122,14 +122,14 @@ pub(super) async fn build(
     }
     let body: Bytes = match object {
         // A protected asset offers no I-frame playlists (they are not encrypted yet).
-        VodPath::Master if key.is_some() => vod_manifests::render_multivariant(p, &[], kid.map(Cenc)).into(),
+        VodPath::Master if key.is_some() => vod_manifests::render_multivariant(p, &[], signalling.map(Cenc)).into(),
         VodPath::Master => vod_manifests::render_multivariant(p, &super::iframes::trick_play(&asset), None).into(),
         VodPath::Manifest => {
             let trick = match config.dash_trick_mode && key.is_none() {
                 true => super::iframes::trick_play(&asset),
                 false => Vec::new(),
             };
-            vod_manifests::render_mpd(p, &trick, kid).into()
+            vod_manifests::render_mpd(p, &trick, signalling).into()
         }
         VodPath::IFrames(r) => render_i_frames(&super::iframes::playlist(&asset, rendition(r)?)),
         VodPath::IFrameSegment(r, n) => {
@@ -140,10 +140,10 @@ pub(super) async fn build(
             return Ok(object.with_ttl(Some(config.max_age)));
         }
         VodPath::MediaPlaylist(r) => {
-            vod_manifests::render_media_playlist(p, rendition(r)?, kid.filter(|_| protect::encrypts(r))).into()
+            vod_manifests::render_media_playlist(p, rendition(r)?, signalling.filter(|_| protect::encrypts(r))).into()
         }
-        VodPath::Init(r) => match &key {
-            Some(key) if protect::encrypts(r) => protect::init_segment(&asset, rendition(r)?, key)?,
+        VodPath::Init(r) => match &signalling {
+            Some(signalling) if protect::encrypts(r) => protect::init_segment(&asset, rendition(r)?, signalling)?,
             _ => segment::init_segment(&asset, rendition(r)?),
         },
         VodPath::Segment(..) => {

@@ -14,7 +14,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::{Asset, VodError, segment};
 use crate::budget::ByteBudget;
 use crate::http::conditional::ETag;
-use crate::packaging::cenc::{self, ContentKey, SampleLayout, SystemId};
+use crate::packaging::cenc::{self, ContentKey, Pssh, SampleLayout, Signalling, SystemId};
 use crate::packaging::fmp4::{self, FragmentProtection, InitTrack};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Rendition, RenditionId};
@@ -25,6 +25,8 @@ use crate::storage::{Storage, StorageError, StorageKey};
 pub struct Protection {
     prefixes: Vec<String>,
     key: ContentKey,
+    /// The DRM systems' `pssh` boxes given with the key (`[encryption] pssh`).
+    systems: Arc<[Pssh]>,
     delivery: KeyDelivery,
 }
 
@@ -36,8 +38,8 @@ pub enum KeyDelivery {
 }
 
 impl Protection {
-    pub fn new(prefixes: Vec<String>, key: ContentKey, delivery: KeyDelivery) -> Protection {
-        Protection { prefixes, key, delivery }
+    pub fn new(prefixes: Vec<String>, key: ContentKey, systems: Vec<Pssh>, delivery: KeyDelivery) -> Protection {
+        Protection { prefixes, key, systems: systems.into(), delivery }
     }
 
     /// The key of `asset`, when it is protected.
@@ -64,6 +66,8 @@ impl Protection {
 #[derive(Debug, Clone)]
 pub struct Sealing {
     pub key: ContentKey,
+    /// What manifests and init segments say of it.
+    pub signalling: Signalling,
     /// Its MPEG-TS ladder is offered in AES-128 with the key at this URI; `None`: not offered.
     pub ts_key_uri: Option<String>,
 }
@@ -72,7 +76,8 @@ impl Protection {
     /// How `asset` is encrypted; `None` in the clear.
     pub fn sealing(&self, asset: &StorageKey) -> Option<Sealing> {
         let key = self.key_for(asset)?;
-        Some(Sealing { key: key.clone(), ts_key_uri: self.key_uri(key) })
+        let signalling = Signalling { kid: key.kid, systems: self.systems.clone() };
+        Some(Sealing { key: key.clone(), signalling, ts_key_uri: self.key_uri(key) })
     }
 }
 
@@ -131,13 +136,14 @@ pub fn encrypts(r: RenditionId) -> bool {
     r.kind != TrackKind::Text
 }
 
-/// The init segment of rendition `r`, its sample entry protected under `key` and the common
-/// system's `pssh` (the KID) in its `moov`.
-pub fn init_segment(asset: &Asset, r: &Rendition, key: &ContentKey) -> Result<Bytes, VodError> {
+/// The init segment of rendition `r`, its sample entry protected under `signalling`'s KID, and in
+/// its `moov` each DRM system's `pssh` then the common system's (the KID).
+pub fn init_segment(asset: &Asset, r: &Rendition, signalling: &Signalling) -> Result<Bytes, VodError> {
     let (source, track) = asset.track(r);
-    let stsd = cenc::protect_stsd(&track.stsd, &key.kid)?;
+    let stsd = cenc::protect_stsd(&track.stsd, &signalling.kid)?;
     let mut pssh = BytesMut::new();
-    cenc::write_pssh(&mut pssh, &SystemId::COMMON, &[key.kid], &[]);
+    signalling.systems.iter().for_each(|p| pssh.put_slice(&p.bytes));
+    cenc::write_pssh(&mut pssh, &SystemId::COMMON, &[signalling.kid], &[]);
     let init =
         InitTrack { stsd: &stsd, pssh: &pssh, ..InitTrack::of(track, source.index.movie_timescale, r.resolution) };
     Ok(fmp4::write_init(&init))

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use crate::cenc::KeyId;
+use crate::cenc::Signalling;
 use crate::codec::MediaParams;
 use crate::manifest::{
     self, IFrameStream, MediaPlaylist, MediaSegment, Mpd, MpdTiming, Multivariant, ObjectUri, Period, PeriodId,
@@ -316,8 +316,8 @@ pub fn render_multivariant(p: &Presentation, trick: &[TrickPlay], session_key: O
     out
 }
 
-/// A media playlist, rendered; with `protection`, its segments are `cenc`-encrypted under that KID.
-pub fn render_media_playlist(p: &Presentation, r: &Rendition, protection: Option<KeyId>) -> String {
+/// A media playlist, rendered; with `protection`, its segments are `cenc`-encrypted as it says.
+pub fn render_media_playlist(p: &Presentation, r: &Rendition, protection: Option<Signalling>) -> String {
     let mut out = String::with_capacity(256 + 32 * r.segment_count());
     let protection = protection.map(manifest::SegmentEncryption::Cenc);
     let playlist = MediaPlaylist { protection, ..media_playlist(p, r) };
@@ -354,8 +354,8 @@ pub fn render_subtitle_playlist(p: &Presentation, index: u16, container: Contain
 }
 
 /// The MPD, rendered.
-/// The MPD, rendered; with `protection`, its audio and video are `cenc`-encrypted under that KID.
-pub fn render_mpd(p: &Presentation, trick: &[TrickPlay], protection: Option<KeyId>) -> String {
+/// The MPD, rendered; with `protection`, its audio and video are `cenc`-encrypted as it says.
+pub fn render_mpd(p: &Presentation, trick: &[TrickPlay], protection: Option<Signalling>) -> String {
     let mut out = String::with_capacity(2048);
     manifest::mpd::write_mpd(&mut out, &Mpd { protection, ..mpd(p, trick) });
     out

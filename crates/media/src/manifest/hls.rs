@@ -210,13 +210,28 @@ fn write_key(out: &mut String, tag: &str, key: &super::SegmentEncryption) {
     match key {
         // The common system's pssh (the KID) as the key's URI, as Widevine's and ClearKey's players
         // read it; the key itself comes from the licence server the player is given.
-        super::SegmentEncryption::Cenc(kid) => {
+        super::SegmentEncryption::Cenc(signalling) => {
+            use crate::cenc::SystemId;
+            let kid = signalling.kid.hex();
+            for pssh in signalling.systems.iter() {
+                // PlayReady reads its PlayReady Object (UTF-16); the others their whole box.
+                let (format, uri) = match pssh.system {
+                    SystemId::PLAYREADY => (
+                        "com.microsoft.playready".to_owned(),
+                        format!("data:text/plain;charset=UTF-16;base64,{}", super::mpd::base64(&pssh.data)),
+                    ),
+                    system => (system.urn(), format!("data:text/plain;base64,{}", super::mpd::base64(&pssh.bytes))),
+                };
+                let _ = writeln!(
+                    out,
+                    "{tag}:METHOD=SAMPLE-AES-CTR,URI=\"{uri}\",KEYID=0x{kid},KEYFORMAT=\"{format}\",KEYFORMATVERSIONS=\"1\""
+                );
+            }
             let _ = writeln!(
                 out,
-                "{tag}:METHOD=SAMPLE-AES-CTR,URI=\"data:text/plain;base64,{}\",KEYID=0x{},KEYFORMAT=\"{}\",KEYFORMATVERSIONS=\"1\"",
-                super::mpd::common_pssh_base64(kid),
-                kid.hex(),
-                crate::cenc::SystemId::COMMON.urn()
+                "{tag}:METHOD=SAMPLE-AES-CTR,URI=\"data:text/plain;base64,{}\",KEYID=0x{kid},KEYFORMAT=\"{}\",KEYFORMATVERSIONS=\"1\"",
+                super::mpd::common_pssh_base64(&signalling.kid),
+                SystemId::COMMON.urn()
             );
         }
         // A path of the edge's (`/keys/{kid}.key`): no quote or line break to escape.

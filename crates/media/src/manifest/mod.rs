@@ -234,8 +234,9 @@ pub struct MediaPlaylist {
 /// How a media playlist's segments are encrypted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SegmentEncryption {
-    /// Common encryption of fMP4 samples (`METHOD=SAMPLE-AES-CTR`) under this KID.
-    Cenc(crate::cenc::KeyId),
+    /// Common encryption of fMP4 samples (`METHOD=SAMPLE-AES-CTR`) under this KID, announced for
+    /// each DRM system.
+    Cenc(crate::cenc::Signalling),
     /// Whole segments in AES-128 CBC (`METHOD=AES-128`), the key at `uri`, each segment's IV its
     /// media sequence number.
     Aes128 { uri: String },
@@ -253,8 +254,8 @@ pub struct Mpd<'a> {
     /// LL-DASH: the latency players aim for.
     pub service_description: Option<ServiceDescription>,
     /// Common encryption (`cenc`) of the audio and video: the default KID every init's `tenc`
-    /// carries; `None` in the clear.
-    pub protection: Option<crate::cenc::KeyId>,
+    /// carries, and the DRM systems that can license it; `None` in the clear.
+    pub protection: Option<crate::cenc::Signalling>,
 }
 
 /// LL-DASH `ServiceDescription`: the latency a low-latency player aims for, measured against the

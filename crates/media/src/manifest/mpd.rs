@@ -9,7 +9,7 @@ use super::{
     AdaptationSet, Mpd, MpdTiming, PeriodId, ProducerReference, Representation, ServiceDescription, SubtitleTrack,
     push_iso_duration, write_iso_time,
 };
-use crate::cenc::{KeyId, SystemId, write_pssh};
+use crate::cenc::{KeyId, Signalling, SystemId, write_pssh};
 use crate::mp4::TrackKind;
 use estuary_http::content_type;
 
@@ -49,8 +49,11 @@ pub fn write_mpd(out: &mut String, m: &Mpd<'_>) {
             duration(out, "suggestedPresentationDelay", suggested_presentation_delay);
         }
     }
-    if m.protection.is_some() {
+    if let Some(protection) = &m.protection {
         out.push_str(" xmlns:cenc=\"urn:mpeg:cenc:2013\"");
+        if protection.systems.iter().any(|p| p.system == SystemId::PLAYREADY) {
+            out.push_str(" xmlns:mspr=\"urn:microsoft:playready\"");
+        }
     }
     duration(out, "maxSegmentDuration", m.max_segment_duration);
     duration(out, "minBufferTime", m.min_buffer_time);
@@ -127,7 +130,12 @@ fn write_producer_reference(out: &mut String, prt: &ProducerReference, utc_timin
     }
 }
 
-fn write_adaptation_set(out: &mut String, set: &AdaptationSet<'_>, utc_timing: Option<&str>, kid: Option<&KeyId>) {
+fn write_adaptation_set(
+    out: &mut String,
+    set: &AdaptationSet<'_>,
+    utc_timing: Option<&str>,
+    protection: Option<&Signalling>,
+) {
     let (content, mime) = match set.kind {
         TrackKind::Video => ("video", content_type::MP4),
         TrackKind::Audio => ("audio", content_type::AUDIO_MP4),
@@ -154,8 +162,8 @@ fn write_adaptation_set(out: &mut String, set: &AdaptationSet<'_>, utc_timing: O
         out.push('"');
     }
     out.push_str(">\n");
-    if let Some(kid) = kid.filter(|_| set.kind != TrackKind::Text) {
-        write_content_protection(out, kid);
+    if let Some(protection) = protection.filter(|_| set.kind != TrackKind::Text) {
+        write_content_protection(out, protection);
     }
     if let Some(main) = set.trick_mode_for {
         let _ = writeln!(
@@ -170,14 +178,33 @@ fn write_adaptation_set(out: &mut String, set: &AdaptationSet<'_>, utc_timing: O
 }
 
 /// The `ContentProtection` of a `cenc` adaptation set: the scheme with its default KID (which
-/// every DRM system's player reads), the common system's `pssh` (the KIDs, what ClearKey needs),
-/// and ClearKey itself.
-fn write_content_protection(out: &mut String, kid: &KeyId) {
+/// every DRM system's player reads), each DRM system given with the key (its `pssh`, and
+/// PlayReady's `mspr:pro`), the common system's `pssh` (the KIDs, what ClearKey needs), and
+/// ClearKey itself.
+fn write_content_protection(out: &mut String, protection: &Signalling) {
+    let kid = &protection.kid;
     let _ = writeln!(
         out,
         "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"cenc\" cenc:default_KID=\"{}\"/>",
         kid.uuid()
     );
+    for pssh in protection.systems.iter() {
+        let (value, pro) = match pssh.system {
+            SystemId::WIDEVINE => (" value=\"Widevine\"", None),
+            SystemId::PLAYREADY => (" value=\"MSPR 2.0\"", Some(&pssh.data)),
+            _ => ("", None),
+        };
+        let _ = write!(
+            out,
+            "      <ContentProtection schemeIdUri=\"{}\"{value}><cenc:pssh>{}</cenc:pssh>",
+            pssh.system.urn(),
+            base64(&pssh.bytes)
+        );
+        if let Some(pro) = pro {
+            let _ = write!(out, "<mspr:pro>{}</mspr:pro>", base64(pro));
+        }
+        out.push_str("</ContentProtection>\n");
+    }
     let _ = writeln!(
         out,
         "      <ContentProtection schemeIdUri=\"{}\"><cenc:pssh>{}</cenc:pssh></ContentProtection>",
@@ -195,7 +222,11 @@ fn write_content_protection(out: &mut String, kid: &KeyId) {
 pub(crate) fn common_pssh_base64(kid: &KeyId) -> String {
     let mut pssh = bytes::BytesMut::new();
     write_pssh(&mut pssh, &SystemId::COMMON, &[*kid], &[]);
-    base64::engine::Engine::encode(&base64::engine::general_purpose::STANDARD, &pssh)
+    base64(&pssh)
+}
+
+pub(crate) fn base64(bytes: &[u8]) -> String {
+    base64::engine::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
 }
 
 /// A subtitle track as a `text/vtt` adaptation set: one WebVTT file (`BaseURL`), which dash.js,
