@@ -150,11 +150,17 @@ impl Vod {
         object: VodPath,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
         let sealing = self.sealing(asset_key);
+        let protected = sealing.is_some();
         let key = object::cache_key(asset_key, asset.version, object, sealing.as_ref().map(|s| &s.key));
         let (storage, config, budget) = (self.storage.clone(), self.config.clone(), self.budget.clone());
         let load = object::build(storage, asset, object, config, budget, self.cache.is_on(), sealing);
         let outage = |e: &VodError| matches!(e, VodError::Storage(s) if s.is_outage());
-        self.cache.get_or_load(key, load, outage).await.map_err(|e| (*e).clone())
+        // A protected segment is built whole even with the cache off: one build per burst.
+        let loaded = match protected {
+            true => self.cache.get_or_load_shared(key, load, outage).await,
+            false => self.cache.get_or_load(key, load, outage).await,
+        };
+        loaded.map_err(|e| (*e).clone())
     }
 
     /// A streamed segment's bytes as its header and ranges of the source file, where the backend

@@ -169,6 +169,30 @@ impl SegmentCache {
         self.capacity > 0
     }
 
+    /// [`SegmentCache::get_or_load`], but when the cache is off concurrent loads of one key are
+    /// still coalesced (and nothing is kept): for objects that must be built whole (a protected
+    /// segment), so a burst of requests for one of them costs one build and one body in memory,
+    /// not one each (which would also wait on each other in the byte budget).
+    pub async fn get_or_load_shared<E, F>(
+        &self,
+        key: CacheKey,
+        load: F,
+        stale_if: impl Fn(&E) -> bool,
+    ) -> Result<(Arc<CachedObject>, CacheOutcome), Arc<E>>
+    where
+        F: Future<Output = Result<CachedObject, E>>,
+        E: Send + Sync + 'static,
+    {
+        if self.capacity > 0 {
+            return self.get_or_load(key, load, stale_if).await;
+        }
+        let result = self.refreshing.try_get_with(key.clone(), async { load.await.map(Arc::new) }).await;
+        self.refreshing.invalidate(&key).await;
+        let counter = if result.is_ok() { &self.counters.misses } else { &self.counters.load_errors };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result.map(|obj| (obj, CacheOutcome::Miss))
+    }
+
     /// Returns the cached object for `key`, or runs `load` once for all concurrent callers.
     /// An expired object is reloaded the same way; when that fails with an error `stale_if`
     /// accepts (a storage outage), the expired object is served instead.
@@ -339,6 +363,29 @@ mod tests {
         assert_eq!(outcomes.iter().filter(|o| **o == CacheOutcome::Miss).count(), 1);
         let stats = cache.stats().await;
         assert_eq!((stats.misses, stats.coalesced), (1, 49));
+    }
+
+    #[tokio::test]
+    async fn an_off_cache_still_shares_one_load_of_a_burst_and_keeps_nothing() {
+        let cache = SegmentCache::new(0, 1 << 16);
+        let loads = Arc::new(AtomicUsize::new(0));
+        let load = |body: &'static [u8]| {
+            let loads = loads.clone();
+            async move {
+                loads.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok::<_, std::io::Error>(object(body))
+            }
+        };
+        let burst: Vec<_> = (0..20).map(|_| cache.get_or_load_shared(key("p.m4s"), load(b"one"), |_| false)).collect();
+        for result in futures_util::future::join_all(burst).await {
+            assert_eq!(&result.unwrap().0.body()[..], b"one");
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1, "one load for the burst");
+        // Nothing was kept: the next request loads again.
+        let (again, _) = cache.get_or_load_shared(key("p.m4s"), load(b"two"), |_| false).await.unwrap();
+        assert_eq!((&again.body()[..], loads.load(Ordering::SeqCst)), (&b"two"[..], 2));
+        assert_eq!(cache.stats().await.entries, 0);
     }
 
     #[tokio::test]
