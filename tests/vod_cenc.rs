@@ -1,7 +1,8 @@
 //! Common encryption of VOD assets (`[encryption]`, `cenc`) over sockets: the protected asset's
 //! init segments say so (`encv`/`enca`, `tenc` with the KID, the common `pssh`), every segment
 //! carries its samples' IVs and subsamples, the manifests announce the KID, and ffmpeg given the
-//! key reads exactly the packets of the clear asset, for the B-frame and the irregular-GOP samples.
+//! key reads exactly the packets of the clear asset, for the B-frame and the irregular-GOP samples
+//! and an HEVC clip.
 //! No clear media is served for a protected asset, and the key appears in no response.
 
 mod common;
@@ -17,13 +18,27 @@ const KID: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const KID_UUID: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 const KEY: &str = "00112233445566778899aabbccddeeff";
 
-/// A storage root with the test clips in the clear at the top and again under `drm/`.
+/// A storage root with the test clips in the clear at the top and again under `drm/`;
+/// `hevc.mp4` is encoded here (HEVC with `hvc1` entries, AAC).
 fn storage_root(clips: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("drm")).unwrap();
     for clip in clips {
-        std::fs::copy(media().join(clip), dir.path().join(clip)).unwrap();
-        std::fs::copy(media().join(clip), dir.path().join("drm").join(clip)).unwrap();
+        let source = dir.path().join(clip);
+        if *clip == "hevc.mp4" {
+            let status = std::process::Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
+                .args(["-f", "lavfi", "-i", "sine=frequency=330:sample_rate=48000", "-t", "6"])
+                .args(["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=50:log-level=error"])
+                .args(["-tag:v", "hvc1", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k"])
+                .arg(&source)
+                .status()
+                .expect("ffmpeg is needed (./scripts/test installs it)");
+            assert!(status.success(), "ffmpeg could not encode HEVC");
+        } else {
+            std::fs::copy(media().join(clip), &source).unwrap();
+        }
+        std::fs::copy(&source, dir.path().join("drm").join(clip)).unwrap();
     }
     dir
 }
@@ -90,7 +105,7 @@ fn packets(file: &Path, key: Option<&str>) -> Result<Packets, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protected_assets_decrypt_to_the_clear_packets() {
-    let clips = ["bframes.mp4", "irregular.mp4"];
+    let clips = ["bframes.mp4", "irregular.mp4", "hevc.mp4"];
     let root = storage_root(&clips);
     let s = server(root.path()).await;
     let work = tempfile::tempdir().unwrap();
@@ -178,7 +193,7 @@ async fn protected_assets_decrypt_to_the_clear_packets() {
             .unwrap();
             let (decrypted, expected) = (decrypted.unwrap(), expected.unwrap());
             assert_same_packets(&expected, &decrypted, &format!("{label} decrypted"));
-            let source = media().join(clip).to_str().unwrap().to_owned();
+            let source = root.path().join(clip).to_str().unwrap().to_owned();
             let source = tokio::task::spawn_blocking(move || framemd5(&source)).await.unwrap();
             // Each segment read alone starts a timeline of its own: against the source, the payloads.
             let payloads = |p: &Packets| p.streams[kind].1.iter().map(|p| (p.size, p.hash.clone())).collect::<Vec<_>>();
