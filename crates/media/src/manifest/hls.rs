@@ -53,7 +53,7 @@ impl fmt::Display for Quoted<'_> {
 pub fn write_multivariant(out: &mut String, m: &Multivariant<'_>) {
     let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     if let Some(key) = &m.session_key {
-        write_key(out, "#EXT-X-SESSION-KEY", key);
+        super::protection::write_key(out, "#EXT-X-SESSION-KEY", key);
     }
     let alternates = !m.video.is_empty() && m.muxed_audio && !m.alternate_audio.is_empty();
     let audio_group = !m.video.is_empty() && (!m.muxed_audio || alternates);
@@ -205,42 +205,6 @@ fn write_variant(out: &mut String, s: &Stream<'_>, audio: &[Stream<'_>], query: 
 }
 
 /// A media playlist.
-/// `#EXT-X-KEY` or `#EXT-X-SESSION-KEY` (`tag`) for segments encrypted as `key` says.
-fn write_key(out: &mut String, tag: &str, key: &super::SegmentEncryption) {
-    match key {
-        // The common system's pssh (the KID) as the key's URI, as Widevine's and ClearKey's players
-        // read it; the key itself comes from the licence server the player is given.
-        super::SegmentEncryption::Cenc(signalling) => {
-            use crate::cenc::SystemId;
-            let kid = signalling.kid.hex();
-            for pssh in signalling.systems.iter() {
-                // PlayReady reads its PlayReady Object (UTF-16); the others their whole box.
-                let (format, uri) = match pssh.system {
-                    SystemId::PLAYREADY => (
-                        "com.microsoft.playready".to_owned(),
-                        format!("data:text/plain;charset=UTF-16;base64,{}", super::mpd::base64(&pssh.data)),
-                    ),
-                    system => (system.urn(), format!("data:text/plain;base64,{}", super::mpd::base64(&pssh.bytes))),
-                };
-                let _ = writeln!(
-                    out,
-                    "{tag}:METHOD=SAMPLE-AES-CTR,URI=\"{uri}\",KEYID=0x{kid},KEYFORMAT=\"{format}\",KEYFORMATVERSIONS=\"1\""
-                );
-            }
-            let _ = writeln!(
-                out,
-                "{tag}:METHOD=SAMPLE-AES-CTR,URI=\"data:text/plain;base64,{}\",KEYID=0x{kid},KEYFORMAT=\"{}\",KEYFORMATVERSIONS=\"1\"",
-                super::mpd::common_pssh_base64(&signalling.kid),
-                SystemId::COMMON.urn()
-            );
-        }
-        // A path of the edge's (`/keys/{kid}.key`): no quote or line break to escape.
-        super::SegmentEncryption::Aes128 { uri } => {
-            let _ = writeln!(out, "{tag}:METHOD=AES-128,URI=\"{uri}\"");
-        }
-    }
-}
-
 pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
     // The lowest version that has what the playlist uses: float durations need 3, `EXT-X-MAP` 6.
     let version = match p.skipped_segments {
@@ -268,7 +232,7 @@ pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
     }
     out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     if let Some(key) = &p.protection {
-        write_key(out, "#EXT-X-KEY", key);
+        super::protection::write_key(out, "#EXT-X-KEY", key);
     }
     if let Some(skipped) = p.skipped_segments {
         let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");

@@ -7,6 +7,7 @@
 
 pub mod hls;
 pub mod mpd;
+mod protection;
 pub mod rules;
 pub(crate) mod text;
 mod time;

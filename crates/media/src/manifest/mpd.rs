@@ -9,7 +9,7 @@ use super::{
     AdaptationSet, Mpd, MpdTiming, PeriodId, ProducerReference, Representation, ServiceDescription, SubtitleTrack,
     push_iso_duration, write_iso_time,
 };
-use crate::cenc::{KeyId, Signalling, SystemId, write_pssh};
+use crate::cenc::{Signalling, SystemId};
 use crate::mp4::TrackKind;
 use estuary_http::content_type;
 
@@ -163,7 +163,7 @@ fn write_adaptation_set(
     }
     out.push_str(">\n");
     if let Some(protection) = protection.filter(|_| set.kind != TrackKind::Text) {
-        write_content_protection(out, protection);
+        super::protection::write_content_protection(out, protection);
     }
     if let Some(main) = set.trick_mode_for {
         let _ = writeln!(
@@ -175,58 +175,6 @@ fn write_adaptation_set(
         write_representation(out, r, utc_timing);
     }
     out.push_str("    </AdaptationSet>\n");
-}
-
-/// The `ContentProtection` of a `cenc` adaptation set: the scheme with its default KID (which
-/// every DRM system's player reads), each DRM system given with the key (its `pssh`, and
-/// PlayReady's `mspr:pro`), the common system's `pssh` (the KIDs, what ClearKey needs), and
-/// ClearKey itself.
-fn write_content_protection(out: &mut String, protection: &Signalling) {
-    let kid = &protection.kid;
-    let _ = writeln!(
-        out,
-        "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"cenc\" cenc:default_KID=\"{}\"/>",
-        kid.uuid()
-    );
-    for pssh in protection.systems.iter() {
-        let (value, pro) = match pssh.system {
-            SystemId::WIDEVINE => (" value=\"Widevine\"", None),
-            SystemId::PLAYREADY => (" value=\"MSPR 2.0\"", Some(&pssh.data)),
-            _ => ("", None),
-        };
-        let _ = write!(
-            out,
-            "      <ContentProtection schemeIdUri=\"{}\"{value}><cenc:pssh>{}</cenc:pssh>",
-            pssh.system.urn(),
-            base64(&pssh.bytes)
-        );
-        if let Some(pro) = pro {
-            let _ = write!(out, "<mspr:pro>{}</mspr:pro>", base64(pro));
-        }
-        out.push_str("</ContentProtection>\n");
-    }
-    let _ = writeln!(
-        out,
-        "      <ContentProtection schemeIdUri=\"{}\"><cenc:pssh>{}</cenc:pssh></ContentProtection>",
-        SystemId::COMMON.urn(),
-        common_pssh_base64(kid)
-    );
-    let _ = writeln!(
-        out,
-        "      <ContentProtection schemeIdUri=\"{}\" value=\"ClearKey1.0\"/>",
-        SystemId::CLEARKEY_DASH.urn()
-    );
-}
-
-/// The common system's `pssh` box listing `kid`, in base64.
-pub(crate) fn common_pssh_base64(kid: &KeyId) -> String {
-    let mut pssh = bytes::BytesMut::new();
-    write_pssh(&mut pssh, &SystemId::COMMON, &[*kid], &[]);
-    base64(&pssh)
-}
-
-pub(crate) fn base64(bytes: &[u8]) -> String {
-    base64::engine::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
 }
 
 /// A subtitle track as a `text/vtt` adaptation set: one WebVTT file (`BaseURL`), which dash.js,
