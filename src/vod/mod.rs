@@ -87,7 +87,7 @@ impl Vod {
     }
 
     /// How `asset` is encrypted, when it is protected.
-    fn sealing(&self, asset: &StorageKey) -> Option<protect::Sealing> {
+    fn sealing(&self, asset: &StorageKey) -> Option<&Arc<protect::Sealing>> {
         self.protection.as_ref()?.sealing(asset)
     }
 
@@ -115,7 +115,7 @@ impl Vod {
         object: VodPath,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
         let asset = self.catalog.resolve(asset_key).await?;
-        object::check(object, &asset.presentation, self.sealing(asset_key).as_ref())?;
+        object::check(object, &asset.presentation, self.sealing(asset_key).map(|s| &**s))?;
         self.cached(asset_key, asset, object).await
     }
 
@@ -126,7 +126,7 @@ impl Vod {
     pub async fn serve(&self, asset_key: &StorageKey, object: VodPath, wanted: Wanted) -> Result<Served, VodError> {
         let (asset, until) = self.catalog.resolve_checked(asset_key).await?;
         let sealing = self.sealing(asset_key);
-        object::check(object, &asset.presentation, sealing.as_ref())?;
+        object::check(object, &asset.presentation, sealing.map(|s| &**s))?;
         // A protected segment is always built: its header depends on its samples' encryption.
         if wanted == Wanted::Whole
             && sealing.is_none()
@@ -149,9 +149,9 @@ impl Vod {
         asset: Arc<Asset>,
         object: VodPath,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
-        let sealing = self.sealing(asset_key);
+        let sealing = self.sealing(asset_key).cloned();
         let protected = sealing.is_some();
-        let key = object::cache_key(asset_key, asset.version, object, sealing.as_ref().map(|s| &s.key));
+        let key = object::cache_key(asset_key, asset.version, object, sealing.as_deref());
         let (storage, config, budget) = (self.storage.clone(), self.config.clone(), self.budget.clone());
         let load = object::build(storage, asset, object, config, budget, self.cache.is_on(), sealing);
         let outage = |e: &VodError| matches!(e, VodError::Storage(s) if s.is_outage());

@@ -11,7 +11,6 @@ use crate::budget::ByteBudget;
 use crate::cache::{CacheKey, CachedObject};
 use crate::config::VodConfig;
 use crate::http::content_type;
-use crate::packaging::cenc::ContentKey;
 use crate::packaging::manifest::SegmentEncryption::{Aes128, Cenc};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Presentation, RenditionId};
@@ -88,11 +87,9 @@ pub(super) fn content_type(object: VodPath) -> &'static str {
 
 /// The cache key of a VOD object: its URL path under `vod/`, and the version of the asset's
 /// sources; a protected asset's objects are kept apart from clear ones, by their KID.
-pub(super) fn cache_key(asset: &StorageKey, version: u64, object: VodPath, key: Option<&ContentKey>) -> CacheKey {
-    match key {
-        None => CacheKey::new("vod", format!("{asset}/{object}"), version),
-        Some(key) => CacheKey::new("vod", format!("{asset}/{object}#cenc-{}", key.kid.hex()), version),
-    }
+pub(super) fn cache_key(asset: &StorageKey, version: u64, object: VodPath, sealing: Option<&Sealing>) -> CacheKey {
+    let tag = sealing.map_or("", |s| s.cache_tag.as_str());
+    CacheKey::new("vod", format!("{asset}/{object}{tag}"), version)
 }
 
 /// Builds an object's bytes: renders playlists (pure) or muxes segments (reads storage). Playlists
@@ -104,12 +101,12 @@ pub(super) async fn build(
     config: VodConfig,
     budget: Arc<ByteBudget>,
     kept: bool,
-    sealing: Option<Sealing>,
+    sealing: Option<Arc<Sealing>>,
 ) -> Result<CachedObject, VodError> {
     let p = &asset.presentation;
     let rendition = |r: RenditionId| p.rendition(r).ok_or(VodError::NotFound);
-    let key = sealing.as_ref().map(|s| s.key.clone());
-    let signalling = sealing.as_ref().map(|s| s.signalling.clone());
+    let key = sealing.as_deref().map(|s| &s.key);
+    let signalling = sealing.as_deref().map(|s| s.signalling.clone());
     if let (VodPath::Segment(r, n), Some(key)) = (object, &key)
         && protect::encrypts(r)
     {

@@ -24,9 +24,8 @@ use crate::storage::{Storage, StorageError, StorageKey};
 #[derive(Debug)]
 pub struct Protection {
     prefixes: Vec<String>,
-    key: ContentKey,
-    /// The DRM systems' `pssh` boxes given with the key (`[encryption] pssh`).
-    systems: Arc<[Pssh]>,
+    /// How every protected asset is encrypted (one key for all), made once.
+    sealing: Arc<Sealing>,
     delivery: KeyDelivery,
 }
 
@@ -39,26 +38,27 @@ pub enum KeyDelivery {
 
 impl Protection {
     pub fn new(prefixes: Vec<String>, key: ContentKey, systems: Vec<Pssh>, delivery: KeyDelivery) -> Protection {
-        Protection { prefixes, key, systems: systems.into(), delivery }
+        let signalling = Signalling { kid: key.kid, systems: systems.into() };
+        // Where players get the key for HLS AES-128 (a path of the edge); none without delivery.
+        let ts_key_uri = (delivery == KeyDelivery::OnTheEdge).then(|| format!("/keys/{}.key", key.kid.hex()));
+        let cache_tag = format!("#cenc-{}", key.kid.hex());
+        Protection { prefixes, sealing: Arc::new(Sealing { key, signalling, ts_key_uri, cache_tag }), delivery }
     }
 
-    /// The key of `asset`, when it is protected.
-    pub fn key_for(&self, asset: &StorageKey) -> Option<&ContentKey> {
-        self.prefixes.iter().any(|p| asset.as_str().starts_with(p.as_str())).then_some(&self.key)
+    /// How `asset` is encrypted; `None` in the clear.
+    pub fn sealing(&self, asset: &StorageKey) -> Option<&Arc<Sealing>> {
+        self.prefixes.iter().any(|p| asset.as_str().starts_with(p.as_str())).then_some(&self.sealing)
     }
 
     /// The key the edge delivers at `/keys/{file}` (`{kid as 32 hex digits}.key`), when delivery
     /// is on and it is one of ours.
     pub fn delivered(&self, file: &str) -> Option<&ContentKey> {
-        let kid = file.strip_suffix(".key")?;
-        let key = (self.delivery == KeyDelivery::OnTheEdge && kid == self.key.kid.hex()).then_some(&self.key)?;
-        KEYS_DELIVERED.fetch_add(1, Ordering::Relaxed);
-        Some(key)
-    }
-
-    /// Where players get `key` for HLS AES-128 (a path of the edge); `None` without delivery.
-    pub fn key_uri(&self, key: &ContentKey) -> Option<String> {
-        (self.delivery == KeyDelivery::OnTheEdge).then(|| format!("/keys/{}.key", key.kid.hex()))
+        let kid = file.strip_suffix(".key").filter(|k| !k.contains('-')).and_then(cenc::KeyId::parse)?;
+        let key = &self.sealing.key;
+        (self.delivery == KeyDelivery::OnTheEdge && kid == key.kid).then(|| {
+            KEYS_DELIVERED.fetch_add(1, Ordering::Relaxed);
+            key
+        })
     }
 }
 
@@ -70,15 +70,8 @@ pub struct Sealing {
     pub signalling: Signalling,
     /// Its MPEG-TS ladder is offered in AES-128 with the key at this URI; `None`: not offered.
     pub ts_key_uri: Option<String>,
-}
-
-impl Protection {
-    /// How `asset` is encrypted; `None` in the clear.
-    pub fn sealing(&self, asset: &StorageKey) -> Option<Sealing> {
-        let key = self.key_for(asset)?;
-        let signalling = Signalling { kid: key.kid, systems: self.systems.clone() };
-        Some(Sealing { key: key.clone(), signalling, ts_key_uri: self.key_uri(key) })
-    }
+    /// What its objects' cache keys carry, apart from clear ones (`#cenc-{kid}`).
+    pub cache_tag: String,
 }
 
 /// A TS segment of a protected asset, numbered `n` (its media sequence number), in AES-128.
@@ -181,21 +174,28 @@ pub async fn build_segment(
     // The segment is charged before it is written: the samples, and room for the header and the
     // samples' auxiliary information.
     let charge = budget.charge(data_len + 64 * sizes.len() as u64 + 4096).await.map_err(StorageError::from)?;
-    let mut data = BytesMut::with_capacity(data_len as usize);
-    let mut aux = Vec::with_capacity(sizes.len());
-    for (i, (&offset, &size)) in offsets.iter().zip(sizes).enumerate() {
-        let start = data.len();
-        data.put_slice(samples.get(offset, size)?);
-        let iv = cenc::sample_iv(iv_track(r.id), (range.start + i) as u64);
-        aux.push(cenc::encrypt_sample(key, iv, layout, &mut data[start..])?);
-    }
+    // The subsamples follow from the clear samples: the header first, then each sample copied once
+    // after it and encrypted where it lies.
+    let track_iv = iv_track(r.id);
+    let aux = offsets
+        .iter()
+        .zip(sizes)
+        .enumerate()
+        .map(|(i, (&offset, &size))| {
+            let iv = cenc::sample_iv(track_iv, (range.start + i) as u64);
+            Ok(cenc::sample_aux(iv, layout, samples.get(offset, size)?)?)
+        })
+        .collect::<Result<Vec<_>, VodError>>()?;
     let subsamples = matches!(layout, SampleLayout::Nal { .. });
-    let header = segment::with_fragment(asset, r, index, |f, _| {
+    let mut body = segment::with_fragment(asset, r, index, |f, _| {
         let protection = Some(FragmentProtection { aux: &aux, subsamples });
-        fmp4::write_segment_header(&fmp4::FragmentSamples { protection, ..*f }, data.len(), data.len())
+        fmp4::write_segment_header(&fmp4::FragmentSamples { protection, ..*f }, data_len as usize, data_len as usize)
     })?;
-    let mut body = header;
-    body.put_slice(&data);
+    for ((&offset, &size), aux) in offsets.iter().zip(sizes).zip(&aux) {
+        let start = body.len();
+        body.put_slice(samples.get(offset, size)?);
+        cenc::encrypt_in_place(key, aux, &mut body[start..])?;
+    }
     let body = body.freeze();
     let etag = ETag::of(&body);
     CENC.count(body.len());

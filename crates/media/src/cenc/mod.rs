@@ -13,7 +13,7 @@ mod signalling;
 
 pub(crate) use boxes::sample_aux_len;
 pub use boxes::{SystemId, aux_info_len, protect_stsd, write_pssh, write_sample_aux};
-pub use sample::{SampleAux, SampleLayout, Subsample, encrypt_sample, sample_iv};
+pub use sample::{SampleAux, SampleLayout, Subsample, encrypt_in_place, encrypt_sample, sample_aux, sample_iv};
 pub use signalling::{MAX_PSSH_BYTES, Pssh, Signalling, parse_pssh_boxes};
 
 use std::fmt;

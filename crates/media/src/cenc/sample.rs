@@ -79,25 +79,44 @@ pub fn encrypt_sample(
     layout: SampleLayout,
     sample: &mut [u8],
 ) -> Result<SampleAux, PackagingError> {
+    let aux = sample_aux(iv, layout, sample)?;
+    encrypt_in_place(key, &aux, sample)?;
+    Ok(aux)
+}
+
+/// What a player will need to decrypt `sample` once encrypted with `iv`: its subsamples follow from
+/// its NAL units alone, so a segment's header can be written before its samples are encrypted.
+pub fn sample_aux(iv: [u8; 8], layout: SampleLayout, sample: &[u8]) -> Result<SampleAux, PackagingError> {
     let subsamples = match layout {
         SampleLayout::Whole => Vec::new(),
         SampleLayout::Nal { length_size, hevc } => subsamples(sample, length_size, hevc)?,
     };
+    Ok(SampleAux { iv, subsamples })
+}
+
+/// Encrypts `sample` in place as `aux` says (its IV; its subsamples' protected bytes, or the whole
+/// sample when it has none). Subsamples that run past the sample are an error, and nothing is
+/// encrypted then.
+pub fn encrypt_in_place(key: &ContentKey, aux: &SampleAux, sample: &mut [u8]) -> Result<(), PackagingError> {
+    let covered: u64 = aux.subsamples.iter().map(|s| u64::from(s.clear) + u64::from(s.protected)).sum();
+    if covered > sample.len() as u64 {
+        return Err(PackagingError::malformed("subsamples run past the end of their sample"));
+    }
     let mut counter = [0u8; 16];
-    counter[..8].copy_from_slice(&iv);
+    counter[..8].copy_from_slice(&aux.iv);
     let mut cipher = Ctr::new(key.secret().into(), &counter.into());
-    if subsamples.is_empty() {
+    if aux.subsamples.is_empty() {
         cipher.apply_keystream(sample);
     } else {
         let mut at = 0;
-        for s in &subsamples {
+        for s in &aux.subsamples {
             at += usize::from(s.clear);
             let end = at + s.protected as usize;
             cipher.apply_keystream(&mut sample[at..end]);
             at = end;
         }
     }
-    Ok(SampleAux { iv, subsamples })
+    Ok(())
 }
 
 /// The subsamples of a sample of length-prefixed NAL units: a VCL NAL unit's length and header
@@ -223,6 +242,10 @@ mod tests {
         bad.truncate(30);
         let before = bad.clone();
         assert!(encrypt_sample(&key(), [0; 8], SampleLayout::Nal { length_size: 4, hevc: false }, &mut bad).is_err());
+        assert_eq!(bad, before);
+        // Auxiliary information that does not fit the sample is refused, the sample untouched.
+        let aux = SampleAux { iv: [0; 8], subsamples: vec![Subsample { clear: 10, protected: 32 }] };
+        assert!(encrypt_in_place(&key(), &aux, &mut bad).is_err());
         assert_eq!(bad, before);
     }
 
