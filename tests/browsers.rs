@@ -24,10 +24,7 @@ fn play_with(page: &PageServer, player: &str, src: &str, until: u32, low_latency
 
 /// Opens the player page with `query`; the page's report.
 fn play_page(page: &PageServer, query: &str) -> serde_json::Value {
-    let url = format!("http://{}/player.html?{query}", page.addr);
-    let player = query.split('&').next().unwrap_or(query);
-    let _browser = Browser::open(&url);
-    page.report(Duration::from_secs(90)).unwrap_or_else(|| panic!("{player}: no report from the page within 90 s"))
+    page.play(query)
 }
 
 fn assert_played(report: &serde_json::Value, label: &str, until: f64, sizes: &[(u64, u64)]) {

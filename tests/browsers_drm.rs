@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::browser::{Browser, PageServer};
+use common::browser::PageServer;
 use common::client::get;
 use common::{TestServer, test_config};
 
@@ -40,12 +38,7 @@ async fn dash_js_and_shaka_play_cenc_with_clearkey_and_hls_js_plays_aes_128() {
     ];
     for (player, query) in runs {
         // Each plays a second, seeks to 8 s (of 16) and plays 6 s from there.
-        let url = format!("http://{}/player.html?player={player}&until=6&seek=8&{query}", page.addr);
-        let report = tokio::task::block_in_place(|| {
-            let _browser = Browser::open(&url);
-            page.report(Duration::from_secs(90))
-        })
-        .unwrap_or_else(|| panic!("{player}: no report within 90 s"));
+        let report = tokio::task::block_in_place(|| page.play(&format!("player={player}&until=6&seek=8&{query}")));
         eprintln!("{player}: {report}");
         assert_eq!(report["ok"], true, "{player}: {report}");
         assert!(report["played"].as_str().unwrap().parse::<f64>().unwrap() >= 6.0, "{player}: {report}");
@@ -55,11 +48,6 @@ async fn dash_js_and_shaka_play_cenc_with_clearkey_and_hls_js_plays_aes_128() {
         assert!(report["audio_bytes"].as_u64().unwrap() > 0, "{player}: {report}");
     }
     // Without the key the same players fail: what they were given is encrypted.
-    let url = format!("http://{}/player.html?player=shaka&until=6&src={src}", page.addr);
-    let report = tokio::task::block_in_place(|| {
-        let _browser = Browser::open(&url);
-        page.report(Duration::from_secs(90))
-    });
-    let report = report.expect("shaka without the key: a report");
+    let report = tokio::task::block_in_place(|| page.play(&format!("player=shaka&until=6&src={src}")));
     assert_eq!(report["ok"], false, "shaka without the key: {report}");
 }

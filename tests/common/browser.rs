@@ -53,6 +53,15 @@ impl PageServer {
     pub fn report(&self, limit: Duration) -> Option<serde_json::Value> {
         self.reports.recv_timeout(limit).ok()
     }
+
+    /// Opens the player page with `query` in headless Chromium; the page's report (it must come
+    /// within 90 s). Call from a blocking context (`block_in_place`).
+    pub fn play(&self, query: &str) -> serde_json::Value {
+        let url = format!("http://{}/player.html?{query}", self.addr);
+        let player = query.split('&').next().unwrap_or(query);
+        let _browser = Browser::open(&url);
+        self.report(Duration::from_secs(90)).unwrap_or_else(|| panic!("{player}: no report from the page within 90 s"))
+    }
 }
 
 fn serve(stream: TcpStream, reports: mpsc::Sender<serde_json::Value>) {
