@@ -11,7 +11,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use estuary::cache::SegmentCache;
 use estuary::config::VodConfig;
-use estuary::packaging::cenc::{ContentKey, KeyId};
+use estuary::packaging::cenc::{ContentKey, KeyId, Scheme};
 use estuary::packaging::mp4::{IndexLimits, MoovLocator, Probe, build_index};
 use estuary::packaging::presentation::{self, RenditionInput};
 use estuary::packaging::vod_manifests;
@@ -131,7 +131,8 @@ fn vod(c: &mut Criterion) {
     // encryption adds to a segment built from the source (each is then served from the cache).
     let kid = KeyId::parse("0f1e2d3c4b5a69788796a5b4c3d2e1f0").unwrap();
     let content_key = ContentKey::from_hex(kid, "00112233445566778899aabbccddeeff").unwrap();
-    let protection = Protection::new(vec!["long".into()], content_key, Vec::new(), KeyDelivery::OnTheEdge);
+    let protection =
+        Protection::new(vec!["long".into()], content_key, Scheme::Cenc, Vec::new(), None, KeyDelivery::OnTheEdge);
     let protected = vod.clone().with_protection(Some(protection));
     let (obj, _) = rt.block_on(protected.object(&key, segment)).unwrap();
     group.throughput(criterion::Throughput::Bytes(obj.body().len() as u64));

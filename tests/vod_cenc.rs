@@ -1,8 +1,9 @@
-//! Common encryption of VOD assets (`[encryption]`, `cenc`) over sockets: the protected asset's
-//! init segments say so (`encv`/`enca`, `tenc` with the KID, the common `pssh`), every segment
-//! carries its samples' IVs and subsamples, the manifests announce the KID, and ffmpeg given the
-//! key reads exactly the packets of the clear asset, for the B-frame and the irregular-GOP samples
-//! and an HEVC clip.
+//! Common encryption of VOD assets (`[encryption]`, `cenc` and `cbcs`) over sockets: the protected
+//! asset's init segments say so (`encv`/`enca`, `tenc` with the KID, the common `pssh`), every
+//! segment carries its samples' IVs and subsamples, the manifests announce the KID and the scheme
+//! (and FairPlay for `cbcs`), and ffmpeg given the key reads exactly the packets of the clear asset
+//! (its own decryption of both schemes, a second implementation), for the B-frame and the
+//! irregular-GOP samples and an HEVC clip.
 //! No clear media is served for a protected asset, and the key appears in no response.
 
 mod common;
@@ -13,6 +14,7 @@ use common::client::get;
 use common::compare::{Packets, assert_same_packets, framemd5};
 use common::media::media;
 use common::{TestServer, test_config_in};
+use estuary::config::EncryptionScheme;
 
 const KID: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const KID_UUID: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
@@ -61,7 +63,15 @@ fn vendor_pssh() -> Vec<u8> {
 }
 
 async fn server(root: &Path) -> TestServer {
+    server_with(root, EncryptionScheme::Cenc).await
+}
+
+async fn server_with(root: &Path, scheme: EncryptionScheme) -> TestServer {
     let mut config = test_config_in(root);
+    config.encryption.scheme = scheme;
+    if scheme == EncryptionScheme::Cbcs {
+        config.encryption.fairplay_uri = "skd://keys.example.com/{kid}".into();
+    }
     config.encryption.vod_prefixes = vec!["drm/".into()];
     config.encryption.key_id = KID_UUID.into();
     config.encryption.key = KEY.into();
@@ -104,17 +114,30 @@ fn packets(file: &Path, key: Option<&str>) -> Result<Packets, String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn protected_assets_decrypt_to_the_clear_packets() {
+async fn cenc_assets_decrypt_to_the_clear_packets() {
+    decrypt_to_the_clear_packets(EncryptionScheme::Cenc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cbcs_assets_decrypt_to_the_clear_packets() {
+    decrypt_to_the_clear_packets(EncryptionScheme::Cbcs).await;
+}
+
+async fn decrypt_to_the_clear_packets(scheme: EncryptionScheme) {
+    let (name, method) = match scheme {
+        EncryptionScheme::Cenc => ("cenc", "SAMPLE-AES-CTR"),
+        EncryptionScheme::Cbcs => ("cbcs", "SAMPLE-AES"),
+    };
     let clips = ["bframes.mp4", "irregular.mp4", "hevc.mp4"];
     let root = storage_root(&clips);
-    let s = server(root.path()).await;
+    let s = server_with(root.path(), scheme).await;
     let work = tempfile::tempdir().unwrap();
     for clip in clips {
         let protected = format!("drm/{clip}");
         let master = get(s.edge, &format!("/vod/{protected}/master.m3u8")).await.text();
         assert!(!master.contains("I-FRAME"), "no I-frame playlists for a protected asset: {master}");
         let mpd = get(s.edge, &format!("/vod/{protected}/manifest.mpd")).await.text();
-        assert!(mpd.contains(&format!("cenc:default_KID=\"{KID_UUID}\"")), "{mpd}");
+        assert!(mpd.contains(&format!("value=\"{name}\" cenc:default_KID=\"{KID_UUID}\"")), "{mpd}");
         assert!(mpd.contains("urn:mpeg:dash:mp4protection:2011") && mpd.contains("<cenc:pssh>"), "{mpd}");
         assert!(mpd.contains("xmlns:cenc=\"urn:mpeg:cenc:2013\""), "{mpd}");
         // Each DRM system given with the key is named, PlayReady with its PlayReady Object.
@@ -134,7 +157,7 @@ async fn protected_assets_decrypt_to_the_clear_packets() {
             let (text, init, segments) = rendition(&s, &protected, playlist).await;
             let (clear_text, clear_init, clear_segments) = rendition(&s, clip, playlist).await;
             // The key line comes before the first segment and names the KID.
-            let key_line = text.lines().position(|l| l.starts_with("#EXT-X-KEY:METHOD=SAMPLE-AES-CTR"));
+            let key_line = text.lines().position(|l| l.starts_with(&format!("#EXT-X-KEY:METHOD={method},")));
             let first_segment = text.lines().position(|l| l.starts_with("#EXTINF"));
             assert!(key_line.is_some() && key_line < first_segment, "{label}: {text}");
             assert!(text.contains(&format!("KEYID=0x{KID}")), "{label}: {text}");
@@ -146,11 +169,18 @@ async fn protected_assets_decrypt_to_the_clear_packets() {
             {
                 assert!(keys.iter().any(|k| k.contains(&format)), "{label}: {format} in {text}");
             }
+            assert!(keys.iter().all(|k| k.starts_with(&format!("METHOD={method},"))), "{label}: {text}");
+            let fairplay = format!(
+                "METHOD=SAMPLE-AES,URI=\"skd://keys.example.com/{KID}\",KEYFORMAT=\"com.apple.streamingkeydelivery\""
+            );
+            let offers_fairplay = keys.iter().any(|k| k.starts_with(&fairplay));
+            assert_eq!(offers_fairplay, scheme == EncryptionScheme::Cbcs, "{label}: FairPlay with cbcs only: {text}");
             assert!(!clear_text.contains("EXT-X-KEY"), "{label}");
 
             let sample_entry: &[u8] = if playlist.starts_with('v') { b"encv" } else { b"enca" };
             assert!(contains(&init, sample_entry) && contains(&init, b"tenc") && contains(&init, b"pssh"), "{label}");
             assert!(contains(&init, &hex(KID)), "{label}: the init's tenc carries the KID");
+            assert!(contains(&init, &[b"schm\0\0\0\0", name.as_bytes()].concat()), "{label}: the scheme");
             assert!(contains(&init, &vendor_pssh()), "{label}: the init carries the vendor's pssh boxes");
             assert!(!contains(&clear_init, b"tenc"), "{label}");
             assert_eq!(segments.len(), clear_segments.len(), "{label}");

@@ -378,11 +378,17 @@ impl Default for ShutdownConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct EncryptionConfig {
-    /// VOD assets whose name starts with one of these are served encrypted: `cenc` for CMAF (HLS
+    /// VOD assets whose name starts with one of these are served encrypted: `scheme` for CMAF (HLS
     /// fMP4 and DASH), `AES-128` for their MPEG-TS ladder when `key_delivery` is on (else it is not
     /// offered); their I-frame playlists are not offered. Their files in storage stay as they
     /// are. Empty: none.
     pub vod_prefixes: Vec<String>,
+    /// The common encryption scheme of CMAF: `cenc` (AES-CTR: Widevine, PlayReady, ClearKey) or
+    /// `cbcs` (AES-CBC 1:9 pattern: FairPlay too, and Widevine and PlayReady on current devices).
+    pub scheme: EncryptionScheme,
+    /// FairPlay's key URI for HLS (`skd://...`; `{kid}` becomes the KID's 32 hex digits), with
+    /// `scheme = "cbcs"` only. Empty: FairPlay is not offered.
+    pub fairplay_uri: String,
     /// The key id (KID) of every protected asset: 32 hex digits, dashes allowed.
     pub key_id: String,
     /// Its content key: 32 hex digits. A secret: never logged, never printed.
@@ -396,6 +402,15 @@ pub struct EncryptionConfig {
     /// protected assets' MPEG-TS ladders are offered with `METHOD=AES-128` naming it. Off by default:
     /// whoever reaches the edge gets the key (entitlement, issue 25, will guard it).
     pub key_delivery: bool,
+}
+
+/// A common encryption scheme (ISO/IEC 23001-7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EncryptionScheme {
+    #[default]
+    Cenc,
+    Cbcs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -258,7 +258,32 @@ impl EncryptionConfig {
             return err("encryption.vod_prefixes", "an empty prefix would protect every asset; write the folders");
         }
         self.content_key()?;
+        self.fairplay()?;
         self.pssh_boxes().map(drop)
+    }
+
+    /// The scheme as the packager names it.
+    pub fn cenc_scheme(&self) -> crate::packaging::cenc::Scheme {
+        match self.scheme {
+            super::EncryptionScheme::Cenc => crate::packaging::cenc::Scheme::Cenc,
+            super::EncryptionScheme::Cbcs => crate::packaging::cenc::Scheme::Cbcs,
+        }
+    }
+
+    /// FairPlay's key URI with the KID written in; `None` when FairPlay is not offered.
+    pub fn fairplay(&self) -> Result<Option<String>, ConfigError> {
+        let uri = self.fairplay_uri.trim();
+        if uri.is_empty() {
+            return Ok(None);
+        }
+        if self.cenc_scheme() != crate::packaging::cenc::Scheme::Cbcs {
+            return Err(ConfigError::new("encryption.fairplay_uri", "FairPlay needs scheme = \"cbcs\""));
+        }
+        if !uri.starts_with("skd://") || uri.chars().any(|c| c == '"' || c == ',' || c.is_control() || c.is_whitespace()) {
+            return Err(ConfigError::new("encryption.fairplay_uri", "must be an skd:// URI without quotes, commas or spaces"));
+        }
+        let kid = crate::packaging::cenc::KeyId::parse(&self.key_id).map(|k| k.hex()).unwrap_or_default();
+        Ok(Some(uri.replace("{kid}", &kid)))
     }
 
     /// The DRM systems' `pssh` boxes given with the key.

@@ -195,7 +195,10 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         let delivery = if encryption.key_delivery { KeyDelivery::OnTheEdge } else { KeyDelivery::Off };
         let prefixes = encryption.vod_prefixes.clone();
         let systems = encryption.pssh_boxes()?;
-        let protection = encryption.content_key()?.map(|key| Protection::new(prefixes, key, systems, delivery));
+        let (scheme, fairplay) = (encryption.cenc_scheme(), encryption.fairplay()?);
+        let protection = encryption
+            .content_key()?
+            .map(|key| Protection::new(prefixes, key, scheme, systems, fairplay, delivery));
         let shared = EdgeShared {
             storage: storage.clone(),
             cache: cache.clone(),

@@ -107,12 +107,12 @@ pub(super) async fn build(
     let rendition = |r: RenditionId| p.rendition(r).ok_or(VodError::NotFound);
     let key = sealing.as_deref().map(|s| &s.key);
     let signalling = sealing.as_deref().map(|s| s.signalling.clone());
-    if let (VodPath::Segment(r, n), Some(key)) = (object, &key)
+    if let (VodPath::Segment(r, n), Some(sealing)) = (object, sealing.as_deref())
         && protect::encrypts(r)
     {
         let index = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER).ok_or(VodError::NotFound)?;
         let policy = read_policy(storage.as_ref(), &config);
-        let built = protect::build_segment(storage.as_ref(), &budget, &asset, rendition(r)?, index, key, policy);
+        let built = protect::build_segment(storage.as_ref(), &budget, &asset, rendition(r)?, index, &sealing.cipher, policy);
         let (body, etag) = built.await?;
         let object = CachedObject::new(body, content_type(object), asset.last_modified);
         return Ok(object.with_etag(etag).with_ttl(Some(config.max_age)));

@@ -1,5 +1,5 @@
 //! Common encryption of VOD assets (`[encryption]`): which assets are protected, and their init and
-//! media segments encrypted on the fly with `cenc`. The files in storage never change; a protected
+//! media segments encrypted on the fly with `cenc` or `cbcs`. The files in storage never change; a protected
 //! asset's objects are cached under keys of their own, and only its fMP4 ladder is offered.
 //!
 //! Invariants: a protected asset never has a clear audio or video byte served (its segments are
@@ -14,7 +14,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::{Asset, VodError, segment};
 use crate::budget::ByteBudget;
 use crate::http::conditional::ETag;
-use crate::packaging::cenc::{self, ContentKey, Pssh, SampleLayout, Signalling, SystemId};
+use crate::packaging::cenc::{self, ContentKey, Pssh, SampleCipher, SampleLayout, Scheme, Signalling, SystemId};
 use crate::packaging::fmp4::{self, FragmentProtection, InitTrack};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Rendition, RenditionId};
@@ -37,12 +37,24 @@ pub enum KeyDelivery {
 }
 
 impl Protection {
-    pub fn new(prefixes: Vec<String>, key: ContentKey, systems: Vec<Pssh>, delivery: KeyDelivery) -> Protection {
-        let signalling = Signalling { kid: key.kid, systems: systems.into() };
+    /// Assets under `prefixes` encrypted with `key` in `scheme`, announced with the DRM systems'
+    /// boxes `systems` (and FairPlay's `fairplay_uri`, for `cbcs`).
+    pub fn new(
+        prefixes: Vec<String>,
+        key: ContentKey,
+        scheme: Scheme,
+        systems: Vec<Pssh>,
+        fairplay_uri: Option<String>,
+        delivery: KeyDelivery,
+    ) -> Protection {
+        let cipher = SampleCipher::new(&key, scheme);
+        let constant_iv = cipher.constant_iv();
+        let signalling = Signalling { kid: key.kid, scheme, constant_iv, systems: systems.into(), fairplay_uri };
         // Where players get the key for HLS AES-128 (a path of the edge); none without delivery.
         let ts_key_uri = (delivery == KeyDelivery::OnTheEdge).then(|| format!("/keys/{}.key", key.kid.hex()));
-        let cache_tag = format!("#cenc-{}", key.kid.hex());
-        Protection { prefixes, sealing: Arc::new(Sealing { key, signalling, ts_key_uri, cache_tag }), delivery }
+        let cache_tag = format!("#{}-{}", scheme.name(), key.kid.hex());
+        let sealing = Sealing { key, cipher, signalling, ts_key_uri, cache_tag };
+        Protection { prefixes, sealing: Arc::new(sealing), delivery }
     }
 
     /// How `asset` is encrypted; `None` in the clear.
@@ -66,11 +78,13 @@ impl Protection {
 #[derive(Debug, Clone)]
 pub struct Sealing {
     pub key: ContentKey,
+    /// The key expanded for the scheme, once.
+    pub cipher: SampleCipher,
     /// What manifests and init segments say of it.
     pub signalling: Signalling,
     /// Its MPEG-TS ladder is offered in AES-128 with the key at this URI; `None`: not offered.
     pub ts_key_uri: Option<String>,
-    /// What its objects' cache keys carry, apart from clear ones (`#cenc-{kid}`).
+    /// What its objects' cache keys carry, apart from clear ones (`#{scheme}-{kid}`).
     pub cache_tag: String,
 }
 
@@ -100,6 +114,7 @@ impl Encrypted {
 }
 
 static CENC: Encrypted = Encrypted::new();
+static CBCS: Encrypted = Encrypted::new();
 static AES128: Encrypted = Encrypted::new();
 static KEYS_DELIVERED: AtomicU64 = AtomicU64::new(0);
 
@@ -108,7 +123,7 @@ static KEYS_DELIVERED: AtomicU64 = AtomicU64::new(0);
 pub fn render(out: &mut String) {
     use crate::telemetry::metrics::{write_counters, write_sample};
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
-    let schemes = [("cenc", &CENC), ("aes-128", &AES128)];
+    let schemes = [("cenc", &CENC), ("cbcs", &CBCS), ("aes-128", &AES128)];
     let help = "Media segments encrypted on the fly, by scheme";
     write_counters(
         out,
@@ -133,7 +148,7 @@ pub fn encrypts(r: RenditionId) -> bool {
 /// its `moov` each DRM system's `pssh` then the common system's (the KID).
 pub fn init_segment(asset: &Asset, r: &Rendition, signalling: &Signalling) -> Result<Bytes, VodError> {
     let (source, track) = asset.track(r);
-    let stsd = cenc::protect_stsd(&track.stsd, &signalling.kid)?;
+    let stsd = cenc::protect_stsd(&track.stsd, signalling)?;
     let mut pssh = BytesMut::new();
     signalling.systems.iter().for_each(|p| pssh.put_slice(&p.bytes));
     cenc::write_pssh(&mut pssh, &SystemId::COMMON, &[signalling.kid], &[]);
@@ -161,7 +176,7 @@ pub async fn build_segment(
     asset: &Asset,
     r: &Rendition,
     index: usize,
-    key: &ContentKey,
+    cipher: &SampleCipher,
     policy: crate::packaging::reads::ReadPolicy,
 ) -> Result<(Bytes, ETag), VodError> {
     let (source, track) = asset.track(r);
@@ -183,10 +198,10 @@ pub async fn build_segment(
         .enumerate()
         .map(|(i, (&offset, &size))| {
             let iv = cenc::sample_iv(track_iv, (range.start + i) as u64);
-            Ok(cenc::sample_aux(iv, layout, samples.get(offset, size)?)?)
+            Ok(cenc::sample_aux(cipher.scheme(), iv, layout, samples.get(offset, size)?)?)
         })
         .collect::<Result<Vec<_>, VodError>>()?;
-    let subsamples = matches!(layout, SampleLayout::Nal { .. });
+    let subsamples = cenc::has_subsamples(cipher.scheme(), layout);
     let mut body = segment::with_fragment(asset, r, index, |f, _| {
         let protection = Some(FragmentProtection { aux: &aux, subsamples });
         fmp4::write_segment_header(&fmp4::FragmentSamples { protection, ..*f }, data_len as usize, data_len as usize)
@@ -194,10 +209,13 @@ pub async fn build_segment(
     for ((&offset, &size), aux) in offsets.iter().zip(sizes).zip(&aux) {
         let start = body.len();
         body.put_slice(samples.get(offset, size)?);
-        cenc::encrypt_in_place(key, aux, &mut body[start..])?;
+        cipher.encrypt_in_place(layout, aux, &mut body[start..])?;
     }
     let body = body.freeze();
     let etag = ETag::of(&body);
-    CENC.count(body.len());
+    match cipher.scheme() {
+        Scheme::Cenc => CENC.count(body.len()),
+        Scheme::Cbcs => CBCS.count(body.len()),
+    }
     Ok((charge.attach(body), etag))
 }

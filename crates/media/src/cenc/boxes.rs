@@ -4,7 +4,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{KeyId, SampleAux};
+use super::{KeyId, SampleAux, SampleLayout, Signalling};
 use crate::PackagingError;
 use crate::codec;
 use crate::fmp4::{write_box, write_full_box};
@@ -50,9 +50,10 @@ pub fn write_pssh(b: &mut BytesMut, system: &SystemId, kids: &[KeyId], data: &[u
     });
 }
 
-/// Bytes of one sample's auxiliary information: its IV, and its subsamples when the track has them.
+/// Bytes of one sample's auxiliary information: its IV (`cenc`), and its subsamples when the track
+/// has them.
 pub fn aux_info_len(aux: &SampleAux, subsamples: bool) -> usize {
-    8 + if subsamples { 2 + 6 * aux.subsamples.len() } else { 0 }
+    aux.iv.map_or(0, |iv| iv.len()) + if subsamples { 2 + 6 * aux.subsamples.len() } else { 0 }
 }
 
 /// Writes `senc`, then `saiz` and `saio` that point at its entries, into the `traf` being written
@@ -64,7 +65,9 @@ pub fn write_sample_aux(b: &mut BytesMut, moof_start: usize, aux: &[SampleAux], 
         b.put_u32(aux.len() as u32);
         first_entry = b.len();
         for a in aux {
-            b.put_slice(&a.iv);
+            if let Some(iv) = &a.iv {
+                b.put_slice(iv);
+            }
             if subsamples {
                 b.put_u16(a.subsamples.len() as u16);
                 for s in &a.subsamples {
@@ -101,15 +104,19 @@ pub(crate) fn sample_aux_len(aux: &[SampleAux], subsamples: bool) -> usize {
     senc + saiz + saio
 }
 
-/// A `stsd` box (header included) whose first sample entry says it is protected with `cenc` under
-/// `kid`: `encv` (video) or `enca` (audio) holding the original entry and a `sinf` naming its
-/// format, the scheme and the default KID with 8-byte IVs. Other entries are kept as they are.
-pub fn protect_stsd(stsd: &[u8], kid: &KeyId) -> Result<Bytes, PackagingError> {
+/// A `stsd` box (header included) whose first sample entry says it is protected as `signalling`
+/// says: `encv` (video) or `enca` (audio) holding the original entry and a `sinf` naming its
+/// format, the scheme and the default KID; `cenc` with 8-byte IVs, `cbcs` with its pattern (1:9
+/// video, 1:0 audio) and constant IV. Other entries are kept as they are.
+pub fn protect_stsd(stsd: &[u8], signalling: &Signalling) -> Result<Bytes, PackagingError> {
     let stsd_box = boxes::boxes(stsd).next().ok_or_else(|| PackagingError::malformed("empty stsd"))??;
     let payload = stsd_box.payload;
     let (head, entries) = payload.split_at_checked(8).ok_or_else(|| PackagingError::malformed("stsd is too short"))?;
     let entry = boxes::boxes(entries).next().ok_or_else(|| PackagingError::malformed("stsd has no sample entry"))??;
-    let protected_kind = if codec::is_video_entry(&entry.kind) { b"encv" } else { b"enca" };
+    let video = codec::is_video_entry(&entry.kind);
+    let protected_kind = if video { b"encv" } else { b"enca" };
+    let layout = if video { SampleLayout::Nal { length_size: 4, hevc: false } } else { SampleLayout::Whole };
+    let pattern = signalling.scheme.pattern(layout);
     let mut out = BytesMut::with_capacity(stsd.len() + 80);
     write_box(&mut out, b"stsd", |b| {
         b.put_slice(head);
@@ -118,15 +125,22 @@ pub fn protect_stsd(stsd: &[u8], kid: &KeyId) -> Result<Bytes, PackagingError> {
             write_box(b, b"sinf", |b| {
                 write_box(b, b"frma", |b| b.put_slice(&entry.kind));
                 write_full_box(b, b"schm", 0, 0, |b| {
-                    b.put_slice(b"cenc");
+                    b.put_slice(signalling.scheme.fourcc());
                     b.put_u32(0x0001_0000);
                 });
                 write_box(b, b"schi", |b| {
-                    write_full_box(b, b"tenc", 0, 0, |b| {
-                        b.put_u16(0); // reserved (version 0: no pattern)
+                    // Version 1 carries the pattern; `cbcs` has no per-sample IV but a constant one.
+                    write_full_box(b, b"tenc", u8::from(pattern.is_some()), 0, |b| {
+                        b.put_u8(0); // reserved
+                        let (crypt, skip) = pattern.unwrap_or_default();
+                        b.put_u8((crypt << 4) | skip);
                         b.put_u8(1); // default_isProtected
-                        b.put_u8(8); // default_Per_Sample_IV_Size
-                        b.put_slice(&kid.0);
+                        b.put_u8(if pattern.is_some() { 0 } else { 8 }); // default_Per_Sample_IV_Size
+                        b.put_slice(&signalling.kid.0);
+                        if pattern.is_some() {
+                            b.put_u8(16);
+                            b.put_slice(&signalling.constant_iv);
+                        }
                     });
                 });
             });
@@ -139,14 +153,14 @@ pub fn protect_stsd(stsd: &[u8], kid: &KeyId) -> Result<Bytes, PackagingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cenc::Subsample;
+    use crate::cenc::{Scheme, Subsample};
 
     #[test]
     fn sample_aux_boxes_point_at_their_entries() {
         let aux = vec![
-            SampleAux { iv: [1; 8], subsamples: vec![Subsample { clear: 5, protected: 32 }] },
+            SampleAux { iv: Some([1; 8]), subsamples: vec![Subsample { clear: 5, protected: 32 }] },
             SampleAux {
-                iv: [2; 8],
+                iv: Some([2; 8]),
                 subsamples: vec![Subsample { clear: 5, protected: 16 }, Subsample { clear: 9, protected: 0 }],
             },
         ];
@@ -175,7 +189,7 @@ mod tests {
             b.put_slice(&entry);
         });
         let kid = KeyId([9; 16]);
-        let protected = protect_stsd(&stsd, &kid).unwrap();
+        let protected = protect_stsd(&stsd, &Signalling::common(kid)).unwrap();
         let outer = boxes::boxes(&protected).next().unwrap().unwrap();
         let enca = boxes::boxes(&outer.payload[8..]).next().unwrap().unwrap();
         assert_eq!(&enca.kind, b"enca");
@@ -186,7 +200,20 @@ mod tests {
         let tenc = boxes::find(schi.payload, b"tenc").unwrap().unwrap();
         assert_eq!(tenc.payload[4..8], [0, 0, 1, 8]);
         assert_eq!(tenc.payload[8..], [9; 16]);
-        assert!(protect_stsd(b"\0\0\0\x10stsd\0\0\0\0\0\0\0\x01", &kid).is_err());
+        assert!(protect_stsd(b"\0\0\0\x10stsd\0\0\0\0\0\0\0\x01", &Signalling::common(kid)).is_err());
+
+        // cbcs: its scheme, tenc version 1 with the audio pattern (1:0), no per-sample IV, and
+        // the constant IV after the KID.
+        let cbcs = Signalling { scheme: Scheme::Cbcs, constant_iv: [5; 16], ..Signalling::common(kid) };
+        let protected = protect_stsd(&stsd, &cbcs).unwrap();
+        let sinf_at = protected.windows(4).position(|w| w == b"schm").unwrap();
+        assert_eq!(&protected[sinf_at + 8..sinf_at + 12], b"cbcs");
+        let tenc_at = protected.windows(4).position(|w| w == b"tenc").unwrap();
+        let tenc = &protected[tenc_at + 4..];
+        assert_eq!(tenc[..8], [1, 0, 0, 0, 0, 0x10, 1, 0]);
+        assert_eq!(tenc[8..24], [9; 16]);
+        assert_eq!(tenc[24], 16);
+        assert_eq!(tenc[25..41], [5; 16]);
     }
 
     #[test]

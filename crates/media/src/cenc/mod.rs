@@ -1,19 +1,22 @@
-//! PURE: Common Encryption (ISO/IEC 23001-7) of fMP4 samples. The `cenc` scheme: AES-128 in CTR
-//! mode, video by subsamples (each VCL NAL unit's length and header left clear, the rest encrypted
-//! in whole 16-byte blocks; parameter sets and SEI left clear), audio whole. The boxes that say so:
-//! `sinf` in the init segment's sample entry, `senc` + `saiz` + `saio` in each fragment, `pssh`.
+//! PURE: Common Encryption (ISO/IEC 23001-7) of fMP4 samples, in its two schemes: `cenc` (AES-128
+//! CTR) and `cbcs` (AES-128 CBC, 1:9 pattern for video, constant IV). Video by subsamples (each
+//! VCL NAL unit's length and slice header left clear; parameter sets and SEI left clear), audio
+//! whole. The boxes that say so: `sinf` in the init segment's sample entry, `senc` + `saiz` +
+//! `saio` in each fragment, `pssh`.
 //!
 //! Invariants: a content key never prints (its `Debug` shows the KID); the same key, IV and sample
 //! give the same bytes on every pod; a sample whose NAL units run past its end is an error, never a
 //! partly encrypted sample.
 
 mod boxes;
+mod cipher;
 mod sample;
 mod signalling;
 
 pub(crate) use boxes::sample_aux_len;
 pub use boxes::{SystemId, aux_info_len, protect_stsd, write_pssh, write_sample_aux};
-pub use sample::{SampleAux, SampleLayout, Subsample, encrypt_in_place, encrypt_sample, sample_aux, sample_iv};
+pub use cipher::{SampleCipher, Scheme};
+pub use sample::{CBCS_CLEAR_LEAD, SampleAux, SampleLayout, Subsample, has_subsamples, sample_aux, sample_iv};
 pub use signalling::{MAX_PSSH_BYTES, Pssh, Signalling, parse_pssh_boxes};
 
 use std::fmt;

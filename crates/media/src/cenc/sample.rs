@@ -1,21 +1,22 @@
-//! PURE: encrypting one sample with `cenc`: which of its bytes stay clear and which are encrypted
-//! (its subsamples), and the AES-128 CTR keystream over the encrypted ones, which runs on across a
-//! sample's subsamples as ISO/IEC 23001-7 requires.
+//! PURE: which bytes of one sample are encrypted (its subsamples), by scheme: `cenc` leaves each
+//! VCL NAL unit's length and header clear and encrypts the rest in whole 16-byte blocks; `cbcs`
+//! leaves the slice header clear too (the NAL unit's first 32 bytes, as Apple's sample encryption
+//! does) and describes audio by subsamples of whole blocks. Parameter sets and SEI stay clear.
 
-use aes::Aes128;
-use ctr::cipher::{KeyIvInit, StreamCipher};
-
-use super::ContentKey;
+use super::Scheme;
 use crate::PackagingError;
 use crate::codec;
 use crate::mp4::boxes::{self, Reader, fourcc_str};
 
-/// AES-128 in CTR mode with a 64-bit big-endian block counter after the 8-byte IV.
-type Ctr = ctr::Ctr64BE<Aes128>;
-
 /// Most subsamples one sample's auxiliary information describes: `saiz` gives each sample's
 /// size in one byte (8 for the IV, 2 for the count, 6 per subsample).
 const MAX_SUBSAMPLES: usize = (u8::MAX as usize - 8 - 2) / 6;
+
+/// Bytes of a VCL NAL unit (header included) that `cbcs` leaves clear: its slice header, which
+/// players parse before they decrypt. Apple's sample encryption leaves the same 32 bytes clear; a
+/// slice header is rarely longer (HEVC's with many entry points can be, and then its tail is
+/// encrypted, which decryption restores).
+pub const CBCS_CLEAR_LEAD: usize = 32;
 
 /// How a track's samples are encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,10 +59,11 @@ pub struct Subsample {
     pub protected: u32,
 }
 
-/// What a player needs to decrypt one sample: its IV and, for video, its subsamples.
+/// What a player needs to decrypt one sample: its IV (`cenc`; `cbcs` has one constant IV, in
+/// `tenc`) and its subsamples (video; audio in `cbcs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SampleAux {
-    pub iv: [u8; 8],
+    pub iv: Option<[u8; 8]>,
     pub subsamples: Vec<Subsample>,
 }
 
@@ -72,59 +74,37 @@ pub fn sample_iv(track: u16, n: u64) -> [u8; 8] {
     ((u64::from(track) << 48) | (n & 0xFFFF_FFFF_FFFF)).to_be_bytes()
 }
 
-/// Encrypts `sample` in place with `key` and `iv`; what to tell the player about it.
-pub fn encrypt_sample(
-    key: &ContentKey,
-    iv: [u8; 8],
-    layout: SampleLayout,
-    sample: &mut [u8],
-) -> Result<SampleAux, PackagingError> {
-    let aux = sample_aux(iv, layout, sample)?;
-    encrypt_in_place(key, &aux, sample)?;
-    Ok(aux)
-}
-
-/// What a player will need to decrypt `sample` once encrypted with `iv`: its subsamples follow from
-/// its NAL units alone, so a segment's header can be written before its samples are encrypted.
-pub fn sample_aux(iv: [u8; 8], layout: SampleLayout, sample: &[u8]) -> Result<SampleAux, PackagingError> {
-    let subsamples = match layout {
-        SampleLayout::Whole => Vec::new(),
-        SampleLayout::Nal { length_size, hevc } => subsamples(sample, length_size, hevc)?,
+/// What a player will need to decrypt `sample` once encrypted with `scheme` (and `iv`, for
+/// `cenc`): its subsamples follow from its NAL units alone, so a segment's header can be written
+/// before its samples are encrypted.
+pub fn sample_aux(scheme: Scheme, iv: [u8; 8], layout: SampleLayout, sample: &[u8]) -> Result<SampleAux, PackagingError> {
+    let subsamples = match (layout, scheme) {
+        (SampleLayout::Whole, Scheme::Cenc) => Vec::new(),
+        (SampleLayout::Whole, Scheme::Cbcs) => {
+            let whole = sample.len() - sample.len() % 16;
+            describe(vec![(0, whole), (sample.len() - whole, 0)].into_iter().filter(|&r| r != (0, 0)).collect())
+        }
+        (SampleLayout::Nal { length_size, hevc }, scheme) => subsamples(sample, length_size, hevc, scheme)?,
     };
+    let iv = (scheme == Scheme::Cenc).then_some(iv);
     Ok(SampleAux { iv, subsamples })
 }
 
-/// Encrypts `sample` in place as `aux` says (its IV; its subsamples' protected bytes, or the whole
-/// sample when it has none). Subsamples that run past the sample are an error, and nothing is
-/// encrypted then.
-pub fn encrypt_in_place(key: &ContentKey, aux: &SampleAux, sample: &mut [u8]) -> Result<(), PackagingError> {
-    let covered: u64 = aux.subsamples.iter().map(|s| u64::from(s.clear) + u64::from(s.protected)).sum();
-    if covered > sample.len() as u64 {
-        return Err(PackagingError::malformed("subsamples run past the end of their sample"));
-    }
-    let mut counter = [0u8; 16];
-    counter[..8].copy_from_slice(&aux.iv);
-    let mut cipher = Ctr::new(key.secret().into(), &counter.into());
-    if aux.subsamples.is_empty() {
-        cipher.apply_keystream(sample);
-    } else {
-        let mut at = 0;
-        for s in &aux.subsamples {
-            at += usize::from(s.clear);
-            let end = at + s.protected as usize;
-            cipher.apply_keystream(&mut sample[at..end]);
-            at = end;
-        }
-    }
-    Ok(())
+/// Whether a track of `layout` encrypted with `scheme` describes its samples by subsamples.
+pub fn has_subsamples(scheme: Scheme, layout: SampleLayout) -> bool {
+    scheme == Scheme::Cbcs || matches!(layout, SampleLayout::Nal { .. })
 }
 
 /// The subsamples of a sample of length-prefixed NAL units: a VCL NAL unit's length and header
-/// stay clear, and whatever of its payload is not a whole 16-byte block; other NAL units (parameter
-/// sets, SEI, delimiters) stay clear.
-fn subsamples(sample: &[u8], length_size: usize, hevc: bool) -> Result<Vec<Subsample>, PackagingError> {
+/// (`cbcs`: its first [`CBCS_CLEAR_LEAD`] bytes) stay clear, and whatever of the rest is not a
+/// whole 16-byte block; other NAL units (parameter sets, SEI, delimiters) stay clear.
+fn subsamples(sample: &[u8], length_size: usize, hevc: bool, scheme: Scheme) -> Result<Vec<Subsample>, PackagingError> {
     let truncated = || PackagingError::malformed("a NAL unit runs past the end of its sample");
-    let header = if hevc { 2 } else { 1 };
+    let header = match scheme {
+        Scheme::Cenc if hevc => 2,
+        Scheme::Cenc => 1,
+        Scheme::Cbcs => CBCS_CLEAR_LEAD,
+    };
     let mut runs: Vec<(usize, usize)> = Vec::new();
     let mut clear = 0;
     let mut rest = sample;
@@ -172,11 +152,20 @@ fn describe(runs: Vec<(usize, usize)>) -> Vec<Subsample> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::cenc::KeyId;
+    use aes::Aes128;
+    use ctr::cipher::{KeyIvInit, StreamCipher};
 
-    fn key() -> ContentKey {
-        ContentKey::new(KeyId([1; 16]), [7; 16])
+    use super::*;
+    use crate::cenc::{ContentKey, KeyId, SampleCipher};
+
+    type Ctr = ctr::Ctr64BE<Aes128>;
+    const AVC: SampleLayout = SampleLayout::Nal { length_size: 4, hevc: false };
+
+    /// Encrypts `sample` in place with `scheme` under a test key; what the player is told.
+    fn encrypt_sample(scheme: Scheme, iv: [u8; 8], layout: SampleLayout, sample: &mut [u8]) -> Result<SampleAux, PackagingError> {
+        let aux = sample_aux(scheme, iv, layout, sample)?;
+        SampleCipher::new(&ContentKey::new(KeyId([1; 16]), [7; 16]), scheme).encrypt_in_place(layout, &aux, sample)?;
+        Ok(aux)
     }
 
     /// A sample of AVC NAL units with 4-byte lengths: (type, payload length).
@@ -195,17 +184,16 @@ mod tests {
         // SPS (7) and PPS (8) clear, then an IDR slice (5) of 100 payload bytes: 96 encrypted.
         let clear = avc_sample(&[(7, 20), (8, 4), (5, 100)]);
         let mut sample = clear.clone();
-        let layout = SampleLayout::Nal { length_size: 4, hevc: false };
-        let aux = encrypt_sample(&key(), sample_iv(1, 9), layout, &mut sample).unwrap();
+        let aux = encrypt_sample(Scheme::Cenc, sample_iv(1, 9), AVC, &mut sample).unwrap();
         assert_eq!(aux.subsamples, [Subsample { clear: (25 + 9 + 5 + 4) as u16, protected: 96 }]);
-        assert_eq!(aux.iv, [0, 1, 0, 0, 0, 0, 0, 9]);
+        assert_eq!(aux.iv, Some([0, 1, 0, 0, 0, 0, 0, 9]));
         let clear_len = usize::from(aux.subsamples[0].clear);
         assert_eq!(sample[..clear_len], clear[..clear_len]);
         assert_ne!(sample[clear_len..], clear[clear_len..]);
         // The same key and IV decrypt it (CTR is its own inverse), over the same subsamples.
         let mut again = sample.clone();
         let mut counter = [0u8; 16];
-        counter[..8].copy_from_slice(&aux.iv);
+        counter[..8].copy_from_slice(&[0, 1, 0, 0, 0, 0, 0, 9]);
         Ctr::new(&[7; 16].into(), &counter.into()).apply_keystream(&mut again[clear_len..]);
         assert_eq!(again, clear);
     }
@@ -214,8 +202,7 @@ mod tests {
     fn the_keystream_runs_on_across_subsamples() {
         let clear = avc_sample(&[(1, 40), (6, 3), (1, 40)]);
         let mut sample = clear.clone();
-        let layout = SampleLayout::Nal { length_size: 4, hevc: false };
-        let aux = encrypt_sample(&key(), [0; 8], layout, &mut sample).unwrap();
+        let aux = encrypt_sample(Scheme::Cenc, [0; 8], AVC, &mut sample).unwrap();
         assert_eq!(
             aux.subsamples,
             [Subsample { clear: 4 + 1 + 8, protected: 32 }, Subsample { clear: 8 + 4 + 1 + 8, protected: 32 }]
@@ -234,19 +221,40 @@ mod tests {
     }
 
     #[test]
+    fn cbcs_leaves_the_slice_header_clear_and_describes_audio_by_subsamples() {
+        // An SPS, a slice of 200 bytes (32 clear, then 8 clear to leave whole blocks, then 160
+        // protected, up to its end), a slice too short to encrypt (40 bytes).
+        let clear = avc_sample(&[(7, 20), (1, 199), (1, 39)]);
+        let aux = sample_aux(Scheme::Cbcs, [9; 8], AVC, &clear).unwrap();
+        assert_eq!(aux.iv, None, "cbcs has a constant IV");
+        assert_eq!(aux.subsamples, [Subsample { clear: 25 + 4 + 32 + 8, protected: 160 }, Subsample { clear: 44, protected: 0 }]);
+        // HEVC: a TRAIL_R slice (type 1, two header bytes) leaves the same 32 bytes clear.
+        let mut hevc_slice = 200u32.to_be_bytes().to_vec();
+        hevc_slice.extend([0x02, 0x01]);
+        hevc_slice.extend([0xAB; 198]);
+        let hevc = SampleLayout::Nal { length_size: 4, hevc: true };
+        let aux = sample_aux(Scheme::Cbcs, [0; 8], hevc, &hevc_slice).unwrap();
+        assert_eq!(aux.subsamples, [Subsample { clear: 4 + 40, protected: 160 }]);
+        // Audio: its whole blocks protected, the rest clear; none when shorter than a block.
+        let audio = sample_aux(Scheme::Cbcs, [0; 8], SampleLayout::Whole, &[0; 100]).unwrap();
+        assert_eq!(audio.subsamples, [Subsample { clear: 0, protected: 96 }, Subsample { clear: 4, protected: 0 }]);
+        let short = sample_aux(Scheme::Cbcs, [0; 8], SampleLayout::Whole, &[0; 10]).unwrap();
+        assert_eq!(short.subsamples, [Subsample { clear: 10, protected: 0 }]);
+        assert!(has_subsamples(Scheme::Cbcs, SampleLayout::Whole) && !has_subsamples(Scheme::Cenc, SampleLayout::Whole));
+    }
+
+    #[test]
     fn audio_is_encrypted_whole_and_a_bad_sample_is_refused_untouched() {
         let mut sample = vec![0x21; 300];
-        let aux = encrypt_sample(&key(), [0; 8], SampleLayout::Whole, &mut sample).unwrap();
+        let aux = encrypt_sample(Scheme::Cenc, [0; 8], SampleLayout::Whole, &mut sample).unwrap();
         assert!(aux.subsamples.is_empty() && sample.iter().any(|&b| b != 0x21));
-        let mut bad = avc_sample(&[(5, 50)]);
-        bad.truncate(30);
-        let before = bad.clone();
-        assert!(encrypt_sample(&key(), [0; 8], SampleLayout::Nal { length_size: 4, hevc: false }, &mut bad).is_err());
-        assert_eq!(bad, before);
-        // Auxiliary information that does not fit the sample is refused, the sample untouched.
-        let aux = SampleAux { iv: [0; 8], subsamples: vec![Subsample { clear: 10, protected: 32 }] };
-        assert!(encrypt_in_place(&key(), &aux, &mut bad).is_err());
-        assert_eq!(bad, before);
+        for scheme in [Scheme::Cenc, Scheme::Cbcs] {
+            let mut bad = avc_sample(&[(5, 50)]);
+            bad.truncate(30);
+            let before = bad.clone();
+            assert!(encrypt_sample(scheme, [0; 8], AVC, &mut bad).is_err());
+            assert_eq!(bad, before);
+        }
     }
 
     #[test]
@@ -254,8 +262,7 @@ mod tests {
         let units: Vec<(u8, usize)> = (0..60).map(|_| (1, 40)).collect();
         let mut sample = avc_sample(&units);
         let total = sample.len();
-        let aux =
-            encrypt_sample(&key(), [0; 8], SampleLayout::Nal { length_size: 4, hevc: false }, &mut sample).unwrap();
+        let aux = encrypt_sample(Scheme::Cenc, [0; 8], AVC, &mut sample).unwrap();
         assert_eq!(aux.subsamples.len(), MAX_SUBSAMPLES);
         let covered: usize = aux.subsamples.iter().map(|s| usize::from(s.clear) + s.protected as usize).sum();
         assert_eq!(covered, total);

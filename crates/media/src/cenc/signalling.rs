@@ -1,12 +1,13 @@
-//! PURE: how a protected stream is announced to players: the default KID, and the DRM systems'
-//! `pssh` boxes (Widevine, PlayReady, ...) given with the key, beside the common one estuary writes
-//! itself. Init segments carry the boxes; MPDs and HLS playlists name each system.
+//! PURE: how a protected stream is announced to players: the scheme, the default KID, and the DRM
+//! systems' `pssh` boxes (Widevine, PlayReady, ...) given with the key, beside the common one
+//! estuary writes itself, and FairPlay's key URI. Init segments carry the boxes; MPDs and HLS
+//! playlists name each system.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{KeyId, SystemId};
+use super::{KeyId, Scheme, SystemId};
 use crate::PackagingError;
 use crate::mp4::boxes;
 
@@ -24,14 +25,19 @@ pub struct Pssh {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signalling {
     pub kid: KeyId,
+    pub scheme: Scheme,
+    /// `cbcs`'s constant IV (`tenc`); unused by `cenc`.
+    pub constant_iv: [u8; 16],
     /// The DRM systems' boxes, in the order given; the common system's is written apart.
     pub systems: Arc<[Pssh]>,
+    /// FairPlay's key URI (`skd://...`) for HLS (`cbcs` only); `None`: FairPlay not offered.
+    pub fairplay_uri: Option<String>,
 }
 
 impl Signalling {
-    /// The common system only (ClearKey).
+    /// `cenc` with the common system only (ClearKey).
     pub fn common(kid: KeyId) -> Signalling {
-        Signalling { kid, systems: Arc::from(Vec::new()) }
+        Signalling { kid, scheme: Scheme::Cenc, constant_iv: [0; 16], systems: Arc::from(Vec::new()), fairplay_uri: None }
     }
 }
 

@@ -235,8 +235,8 @@ pub struct MediaPlaylist {
 /// How a media playlist's segments are encrypted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SegmentEncryption {
-    /// Common encryption of fMP4 samples (`METHOD=SAMPLE-AES-CTR`) under this KID, announced for
-    /// each DRM system.
+    /// Common encryption of fMP4 samples (`METHOD=SAMPLE-AES-CTR` for `cenc`, `SAMPLE-AES` for
+    /// `cbcs`) under this KID, announced for each DRM system.
     Cenc(crate::cenc::Signalling),
     /// Whole segments in AES-128 CBC (`METHOD=AES-128`), the key at `uri`, each segment's IV its
     /// media sequence number.

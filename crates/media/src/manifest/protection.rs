@@ -1,11 +1,11 @@
 //! PURE: how manifests announce protected media: HLS `EXT-X-KEY`/`EXT-X-SESSION-KEY` lines and
 //! DASH `ContentProtection` elements, for common encryption (each DRM system given with the key,
-//! the common system, ClearKey) and for HLS AES-128.
+//! FairPlay for `cbcs`, the common system, ClearKey) and for HLS AES-128.
 
 use std::fmt::Write;
 
 use super::SegmentEncryption;
-use crate::cenc::{KeyId, Signalling, SystemId, write_pssh};
+use crate::cenc::{KeyId, Scheme, Signalling, SystemId, write_pssh};
 
 /// `#EXT-X-KEY` or `#EXT-X-SESSION-KEY` (`tag`) for segments encrypted as `key` says.
 pub(super) fn write_key(out: &mut String, tag: &str, key: &SegmentEncryption) {
@@ -14,6 +14,18 @@ pub(super) fn write_key(out: &mut String, tag: &str, key: &SegmentEncryption) {
         // read it; the key itself comes from the licence server the player is given.
         SegmentEncryption::Cenc(signalling) => {
             let kid = signalling.kid.hex();
+            let method = match signalling.scheme {
+                Scheme::Cenc => "SAMPLE-AES-CTR",
+                Scheme::Cbcs => "SAMPLE-AES",
+            };
+            // FairPlay: its key server's `skd://` URI (checked when configured: no quote, no line
+            // break); AVPlayer asks its app for the key with it.
+            if let (Scheme::Cbcs, Some(uri)) = (signalling.scheme, &signalling.fairplay_uri) {
+                let _ = writeln!(
+                    out,
+                    "{tag}:METHOD=SAMPLE-AES,URI=\"{uri}\",KEYFORMAT=\"com.apple.streamingkeydelivery\",KEYFORMATVERSIONS=\"1\""
+                );
+            }
             for pssh in signalling.systems.iter() {
                 // PlayReady reads its PlayReady Object (UTF-16); the others their whole box.
                 let (format, uri) = match pssh.system {
@@ -25,12 +37,12 @@ pub(super) fn write_key(out: &mut String, tag: &str, key: &SegmentEncryption) {
                 };
                 let _ = writeln!(
                     out,
-                    "{tag}:METHOD=SAMPLE-AES-CTR,URI=\"{uri}\",KEYID=0x{kid},KEYFORMAT=\"{format}\",KEYFORMATVERSIONS=\"1\""
+                    "{tag}:METHOD={method},URI=\"{uri}\",KEYID=0x{kid},KEYFORMAT=\"{format}\",KEYFORMATVERSIONS=\"1\""
                 );
             }
             let _ = writeln!(
                 out,
-                "{tag}:METHOD=SAMPLE-AES-CTR,URI=\"data:text/plain;base64,{}\",KEYID=0x{kid},KEYFORMAT=\"{}\",KEYFORMATVERSIONS=\"1\"",
+                "{tag}:METHOD={method},URI=\"data:text/plain;base64,{}\",KEYID=0x{kid},KEYFORMAT=\"{}\",KEYFORMATVERSIONS=\"1\"",
                 common_pssh_base64(&signalling.kid),
                 SystemId::COMMON.urn()
             );
@@ -50,7 +62,8 @@ pub(super) fn write_content_protection(out: &mut String, protection: &Signalling
     let kid = &protection.kid;
     let _ = writeln!(
         out,
-        "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"cenc\" cenc:default_KID=\"{}\"/>",
+        "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"{}\" cenc:default_KID=\"{}\"/>",
+        protection.scheme.name(),
         kid.uuid()
     );
     for pssh in protection.systems.iter() {
