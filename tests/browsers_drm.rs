@@ -1,6 +1,7 @@
 //! Encrypted media in real players: headless Chromium grants ClearKey to pages on 127.0.0.1, so
-//! dash.js and Shaka play the bundled sample packaged and encrypted on the fly (`cenc`), given the
-//! key by the page; hls.js plays its MPEG-TS ladder in AES-128 with the key the edge hands out.
+//! dash.js and Shaka play the bundled sample packaged and encrypted on the fly (`cenc`, and `cbcs`),
+//! given the key by the page; hls.js plays its MPEG-TS ladder in AES-128 with the key the edge
+//! hands out.
 //! Each seeks halfway and reports the frames and sound it decoded.
 
 mod common;
@@ -50,4 +51,28 @@ async fn dash_js_and_shaka_play_cenc_with_clearkey_and_hls_js_plays_aes_128() {
     // Without the key the same players fail: what they were given is encrypted.
     let report = tokio::task::block_in_place(|| page.play(&format!("player=shaka&until=6&src={src}")));
     assert_eq!(report["ok"], false, "shaka without the key: {report}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dash_js_and_shaka_play_cbcs_with_clearkey() {
+    let mut config = test_config();
+    config.encryption.vod_prefixes = vec!["sample/".into()];
+    config.encryption.key_id = KID.into();
+    config.encryption.key = KEY.into();
+    config.encryption.scheme = estuary::config::EncryptionScheme::Cbcs;
+    let s = TestServer::start(config).await;
+    let src = format!("http://{}/vod/sample/sample.mp4/manifest.mpd", s.edge);
+    let mpd = get(s.edge, "/vod/sample/sample.mp4/manifest.mpd").await.text();
+    assert!(mpd.contains("value=\"cbcs\""), "{mpd}");
+    let page = PageServer::start();
+    for player in ["dash", "shaka"] {
+        let query = format!("player={player}&until=6&seek=8&clearkey={KID}:{KEY}&src={src}");
+        let report = tokio::task::block_in_place(|| page.play(&query));
+        eprintln!("{player} cbcs: {report}");
+        assert_eq!(report["ok"], true, "{player}: {report}");
+        assert!(report["played"].as_str().unwrap().parse::<f64>().unwrap() >= 6.0, "{player}: {report}");
+        assert!(report["start"].as_str().unwrap().parse::<f64>().unwrap() >= 7.5, "{player} seeked: {report}");
+        assert!(report["frames"].as_u64().unwrap() >= 25 * 5, "{player}: {report}");
+        assert!(report["audio_bytes"].as_u64().unwrap() > 0, "{player}: {report}");
+    }
 }
