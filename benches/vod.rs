@@ -11,13 +11,14 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use estuary::cache::SegmentCache;
 use estuary::config::VodConfig;
+use estuary::keys::{KeyAnswer, KeySource};
 use estuary::packaging::cenc::{ContentKey, KeyId, Scheme};
 use estuary::packaging::mp4::{IndexLimits, MoovLocator, Probe, build_index};
 use estuary::packaging::presentation::{self, RenditionInput};
 use estuary::packaging::vod_manifests;
 use estuary::storage::StorageKey;
 use estuary::storage::local::LocalStorage;
-use estuary::vod::protect::{KeyDelivery, Protection};
+use estuary::vod::protection::{KeyDelivery, Protection};
 use estuary::vod::{Vod, VodPath};
 
 fn long_asset() -> PathBuf {
@@ -127,17 +128,23 @@ fn vod(c: &mut Criterion) {
     group.bench_function("build_one_6s_ts_segment", |b| {
         b.to_async(&rt).iter(|| async { black_box(vod.object(&key, ts).await.unwrap()) })
     });
-    // The same segments encrypted on the fly: CENC `cenc` (fMP4) and HLS AES-128 (TS), what
+    // The same segments encrypted on the fly: CENC `cenc` and `cbcs` (fMP4) and HLS AES-128 (TS), what
     // encryption adds to a segment built from the source (each is then served from the cache).
     let kid = KeyId::parse("0f1e2d3c4b5a69788796a5b4c3d2e1f0").unwrap();
     let content_key = ContentKey::from_hex(kid, "00112233445566778899aabbccddeeff").unwrap();
-    let protection =
-        Protection::new(vec!["long".into()], content_key, Scheme::Cenc, Vec::new(), None, KeyDelivery::OnTheEdge);
-    let protected = vod.clone().with_protection(Some(protection));
+    let source = || KeySource::Static(KeyAnswer { key: content_key.clone(), systems: Vec::new(), fairplay_uri: None });
+    let sealed = |scheme| Protection::new(vec!["long".into()], source(), scheme, None, KeyDelivery::OnTheEdge, 1);
+    let protected = vod.clone().with_protection(Some(sealed(Scheme::Cenc)));
     let (obj, _) = rt.block_on(protected.object(&key, segment)).unwrap();
     group.throughput(criterion::Throughput::Bytes(obj.body().len() as u64));
     group.bench_function("build_one_6s_video_segment_cenc", |b| {
         b.to_async(&rt).iter(|| async { black_box(protected.object(&key, segment).await.unwrap()) })
+    });
+    let cbcs = vod.clone().with_protection(Some(sealed(Scheme::Cbcs)));
+    let (obj, _) = rt.block_on(cbcs.object(&key, segment)).unwrap();
+    group.throughput(criterion::Throughput::Bytes(obj.body().len() as u64));
+    group.bench_function("build_one_6s_video_segment_cbcs", |b| {
+        b.to_async(&rt).iter(|| async { black_box(cbcs.object(&key, segment).await.unwrap()) })
     });
     let (obj, _) = rt.block_on(protected.object(&key, ts)).unwrap();
     group.throughput(criterion::Throughput::Bytes(obj.body().len() as u64));

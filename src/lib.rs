@@ -16,6 +16,7 @@ pub mod health;
 pub use estuary_http as http;
 pub mod ingest;
 pub mod internal;
+pub mod keys;
 pub mod live;
 pub use estuary_media as packaging;
 pub mod server;

@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 
 use common::client::get;
-use common::compare::{Packets, assert_same_packets, framemd5};
+use common::compare::{Packets, assert_same_packets, framemd5, framemd5_decrypted};
 use common::media::media;
 use common::{TestServer, test_config_in};
 use estuary::config::EncryptionScheme;
@@ -96,21 +96,6 @@ async fn rendition(s: &TestServer, asset: &str, playlist: &str) -> (String, Vec<
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// `ffmpeg [-decryption_key KEY] -i file -c copy -f framemd5 -`, parsed.
-fn packets(file: &Path, key: Option<&str>) -> Result<Packets, String> {
-    let mut args = vec!["-v", "error"];
-    if let Some(key) = key {
-        args.extend(["-decryption_key", key]);
-    }
-    let path = file.to_str().unwrap().to_owned();
-    args.extend(["-i", &path, "-map", "0", "-c", "copy", "-f", "framemd5", "-"]);
-    let out = common::tools::run("ffmpeg", &args);
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    Ok(common::compare::parse_framemd5(&String::from_utf8(out.stdout).unwrap()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +191,7 @@ async fn decrypt_to_the_clear_packets(scheme: EncryptionScheme) {
                     for (n, segment) in segments.iter().enumerate() {
                         let file = dir.join(format!("{name}-{n}.mp4"));
                         std::fs::write(&file, [init, &segment[..]].concat()).unwrap();
-                        let Ok(packets) = packets(&file, key) else { return None };
+                        let Ok(packets) = framemd5_decrypted(&file, key) else { return None };
                         for (kind, (tb, list)) in packets.streams {
                             all.streams.entry(kind).or_insert((tb, Vec::new())).1.extend(list);
                         }

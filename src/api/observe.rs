@@ -110,6 +110,7 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Response {
     }
     crate::live::metrics::render(&mut out, &state.live, &state.blocking);
     crate::vod::protect::render(&mut out);
+    crate::keys::metrics::render(&mut out);
     write_sample(
         &mut out,
         "estuary_ready",

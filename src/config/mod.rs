@@ -89,6 +89,7 @@ impl Config {
             &mut c.storage.s3.secret_access_key,
             &mut c.storage.s3.session_token,
             &mut c.encryption.key,
+            &mut c.encryption.speke_token,
         ] {
             if !secret.is_empty() {
                 *secret = "<redacted>".into();

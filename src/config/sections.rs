@@ -375,7 +375,7 @@ impl Default for ShutdownConfig {
 
 /// Content protection (`[encryption]`): which assets are served encrypted, and with which key. Off
 /// unless `vod_prefixes` names some.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EncryptionConfig {
     /// VOD assets whose name starts with one of these are served encrypted: `scheme` for CMAF (HLS
@@ -389,7 +389,28 @@ pub struct EncryptionConfig {
     /// FairPlay's key URI for HLS (`skd://...`; `{kid}` becomes the KID's 32 hex digits), with
     /// `scheme = "cbcs"` only. Empty: FairPlay is not offered.
     pub fairplay_uri: String,
-    /// The key id (KID) of every protected asset: 32 hex digits, dashes allowed.
+    /// Where keys come from: `static` (`key_id` and `key`, one key for every protected asset) or
+    /// `speke` (a SPEKE v2 key server at `speke_url`, one key per asset, its KID derived from the
+    /// asset's name so every pod asks for the same).
+    pub key_provider: KeyProvider,
+    /// The SPEKE v2 endpoint (`https://...`, or `http://` inside the cluster).
+    pub speke_url: String,
+    /// A bearer token for the key server (`Authorization: Bearer ...`). A secret: never logged,
+    /// never printed. Empty: none sent.
+    pub speke_token: String,
+    /// One request to the key server is cut after this long...
+    #[serde(with = "humantime_serde")]
+    pub speke_timeout: Duration,
+    /// ...and retried with backoff until this long has passed; then the request is answered 503.
+    #[serde(with = "humantime_serde")]
+    pub speke_deadline: Duration,
+    /// The DRM systems asked of the key server: `widevine`, `playready`, `fairplay`. ClearKey and
+    /// the common system are always signalled.
+    pub drm_systems: Vec<String>,
+    /// Most keys held in memory at once (one per protected asset seen); past it the least used
+    /// are dropped and fetched again when asked for.
+    pub max_held_keys: u64,
+    /// The key id (KID) of every protected asset (`static`): 32 hex digits, dashes allowed.
     pub key_id: String,
     /// Its content key: 32 hex digits. A secret: never logged, never printed.
     pub key: String,
@@ -402,6 +423,36 @@ pub struct EncryptionConfig {
     /// protected assets' MPEG-TS ladders are offered with `METHOD=AES-128` naming it. Off by default:
     /// whoever reaches the edge gets the key (entitlement, issue 25, will guard it).
     pub key_delivery: bool,
+}
+
+impl Default for EncryptionConfig {
+    fn default() -> Self {
+        EncryptionConfig {
+            vod_prefixes: Vec::new(),
+            scheme: EncryptionScheme::Cenc,
+            fairplay_uri: String::new(),
+            key_provider: KeyProvider::Static,
+            speke_url: String::new(),
+            speke_token: String::new(),
+            speke_timeout: Duration::from_secs(2),
+            speke_deadline: Duration::from_secs(5),
+            drm_systems: Vec::new(),
+            max_held_keys: 100_000,
+            key_id: String::new(),
+            key: String::new(),
+            pssh: String::new(),
+            key_delivery: false,
+        }
+    }
+}
+
+/// Where content keys come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyProvider {
+    #[default]
+    Static,
+    Speke,
 }
 
 /// A common encryption scheme (ISO/IEC 23001-7).

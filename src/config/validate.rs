@@ -257,9 +257,47 @@ impl EncryptionConfig {
         if self.vod_prefixes.iter().any(String::is_empty) {
             return err("encryption.vod_prefixes", "an empty prefix would protect every asset; write the folders");
         }
-        self.content_key()?;
         self.fairplay()?;
-        self.pssh_boxes().map(drop)
+        self.key_source().map(drop)
+    }
+
+    /// Where keys come from; `None` when nothing is protected.
+    pub fn key_source(&self) -> Result<Option<crate::keys::KeySource>, ConfigError> {
+        use crate::keys::{KeyAnswer, KeySource, SpekeClient};
+        if self.vod_prefixes.is_empty() {
+            return Ok(None);
+        }
+        match self.key_provider {
+            super::KeyProvider::Static => {
+                let Some(key) = self.content_key()? else { return Ok(None) };
+                let (systems, fairplay_uri) = (self.pssh_boxes()?, self.fairplay()?);
+                Ok(Some(KeySource::Static(KeyAnswer { key, systems, fairplay_uri })))
+            }
+            super::KeyProvider::Speke => {
+                if self.speke_timeout.is_zero() || self.speke_deadline < self.speke_timeout {
+                    return Err(ConfigError::new(
+                        "encryption.speke_deadline",
+                        "must be at least speke_timeout, which must be more than 0",
+                    ));
+                }
+                let token = Some(self.speke_token.clone());
+                let client = SpekeClient::new(self.speke_url.trim(), token, self.speke_timeout, self.speke_deadline)
+                    .map_err(|e| ConfigError::new("encryption.speke_url", e))?;
+                let systems = self
+                    .drm_systems
+                    .iter()
+                    .map(|name| {
+                        crate::keys::system_named(name).ok_or_else(|| {
+                            ConfigError::new(
+                                "encryption.drm_systems",
+                                format!("{name:?} is not widevine, playready or fairplay"),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Some(KeySource::Speke { client, systems }))
+            }
+        }
     }
 
     /// The scheme as the packager names it.
@@ -279,8 +317,13 @@ impl EncryptionConfig {
         if self.cenc_scheme() != crate::packaging::cenc::Scheme::Cbcs {
             return Err(ConfigError::new("encryption.fairplay_uri", "FairPlay needs scheme = \"cbcs\""));
         }
-        if !uri.starts_with("skd://") || uri.chars().any(|c| c == '"' || c == ',' || c.is_control() || c.is_whitespace()) {
-            return Err(ConfigError::new("encryption.fairplay_uri", "must be an skd:// URI without quotes, commas or spaces"));
+        if !uri.starts_with("skd://")
+            || uri.chars().any(|c| c == '"' || c == ',' || c.is_control() || c.is_whitespace())
+        {
+            return Err(ConfigError::new(
+                "encryption.fairplay_uri",
+                "must be an skd:// URI without quotes, commas or spaces",
+            ));
         }
         let kid = crate::packaging::cenc::KeyId::parse(&self.key_id).map(|k| k.hex()).unwrap_or_default();
         Ok(Some(uri.replace("{kid}", &kid)))
@@ -296,9 +339,10 @@ impl EncryptionConfig {
         crate::packaging::cenc::parse_pssh_boxes(&bytes).map_err(|e| ConfigError::new("encryption.pssh", e.to_string()))
     }
 
-    /// The content key protected assets are encrypted with; `None` when nothing is protected.
+    /// The static content key protected assets are encrypted with; `None` when nothing is
+    /// protected or keys come from a key server.
     pub fn content_key(&self) -> Result<Option<crate::packaging::cenc::ContentKey>, ConfigError> {
-        if self.vod_prefixes.is_empty() {
+        if self.vod_prefixes.is_empty() || self.key_provider != super::KeyProvider::Static {
             return Ok(None);
         }
         let kid = crate::packaging::cenc::KeyId::parse(&self.key_id)

@@ -123,7 +123,7 @@ impl Dispatcher {
             EdgeRoute::Live => live::serve(state, &path, request.uri().query().unwrap_or(""), method, headers).await,
             EdgeRoute::Time => Ok(live::time()),
             EdgeRoute::Health => Ok(healthz(state)),
-            EdgeRoute::Key => super::keys::serve(state, &path, method),
+            EdgeRoute::Key => super::keys::serve(state, &path, method).await,
         };
         response.into_response()
     }

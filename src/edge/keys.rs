@@ -10,8 +10,8 @@ use http::{Method, StatusCode};
 use super::EdgeState;
 use super::error::EdgeError;
 
-pub(super) fn serve(state: &EdgeState, file: &str, method: &Method) -> Result<Response, EdgeError> {
-    let key = state.vod.delivered_key(file).ok_or(EdgeError::NotFound)?;
+pub(super) async fn serve(state: &EdgeState, file: &str, method: &Method) -> Result<Response, EdgeError> {
+    let key = state.vod.delivered_key(file).await.ok_or(EdgeError::NotFound)?;
     let bytes = key.expose_for_delivery();
     let body = if method == Method::HEAD { Vec::new() } else { bytes.to_vec() };
     let headers = [

@@ -44,7 +44,8 @@ impl EdgeRoute {
         } else if let Some(rest) = path.strip_prefix("/vod/") {
             (EdgeRoute::Vod, rest)
         } else if let Some(rest) = path.strip_prefix("/keys/") {
-            if rest.contains('/') {
+            // `{kid}.key`, or `{content id}/[{period}/]{kid}.key` for keys from a key server.
+            if !rest.ends_with(".key") {
                 return None;
             }
             (EdgeRoute::Key, rest)

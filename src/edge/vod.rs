@@ -24,6 +24,7 @@ impl From<VodError> for EdgeError {
             VodError::NotFound => EdgeError::NotFound,
             VodError::Packaging(p) => EdgeError::Packaging(p),
             VodError::Storage(s) => EdgeError::Storage(s),
+            VodError::Key(k) => EdgeError::Unavailable(k.to_string()),
         }
     }
 }

@@ -34,7 +34,7 @@ use crate::storage::metered::MeteredStorage;
 use crate::storage::s3::S3Storage;
 use crate::telemetry::Metrics;
 use crate::vod::Vod;
-use crate::vod::protect::{KeyDelivery, Protection};
+use crate::vod::protection::{KeyDelivery, Protection};
 use listener::ConnectionLimits;
 
 /// Choices the command line or a test makes that are not configuration.
@@ -194,11 +194,14 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
         let encryption = &config.encryption;
         let delivery = if encryption.key_delivery { KeyDelivery::OnTheEdge } else { KeyDelivery::Off };
         let prefixes = encryption.vod_prefixes.clone();
-        let systems = encryption.pssh_boxes()?;
-        let (scheme, fairplay) = (encryption.cenc_scheme(), encryption.fairplay()?);
-        let protection = encryption
-            .content_key()?
-            .map(|key| Protection::new(prefixes, key, scheme, systems, fairplay, delivery));
+        let protection = match encryption.key_source()? {
+            Some(source) => {
+                let (scheme, fairplay) = (encryption.cenc_scheme(), encryption.fairplay()?);
+                tracing::info!(keys = %source, scheme = scheme.name(), "content protection on");
+                Some(Protection::new(prefixes, source, scheme, fairplay, delivery, encryption.max_held_keys))
+            }
+            None => None,
+        };
         let shared = EdgeShared {
             storage: storage.clone(),
             cache: cache.clone(),

@@ -11,6 +11,7 @@ mod catalog;
 mod iframes;
 mod object;
 pub mod protect;
+pub mod protection;
 pub mod segment;
 mod source;
 mod subtitles;
@@ -36,6 +37,9 @@ pub enum VodError {
     Packaging(#[from] PackagingError),
     #[error(transparent)]
     Storage(Arc<StorageError>),
+    /// A protected asset whose key cannot be had now (the key server is down or refuses).
+    #[error(transparent)]
+    Key(Arc<crate::keys::KeyError>),
 }
 
 impl From<StorageError> for VodError {
@@ -72,7 +76,7 @@ pub struct Vod {
     /// Segments being muxed are charged here (the process's in-flight byte budget).
     budget: Arc<ByteBudget>,
     /// Which assets are encrypted (`[encryption]`).
-    protection: Option<Arc<protect::Protection>>,
+    protection: Option<Arc<protection::Protection>>,
 }
 
 impl Vod {
@@ -82,18 +86,21 @@ impl Vod {
     }
 
     /// Encrypts the assets `protection` names.
-    pub fn with_protection(self, protection: Option<protect::Protection>) -> Self {
+    pub fn with_protection(self, protection: Option<protection::Protection>) -> Self {
         Vod { protection: protection.map(Arc::new), ..self }
     }
 
-    /// How `asset` is encrypted, when it is protected.
-    fn sealing(&self, asset: &StorageKey) -> Option<&Arc<protect::Sealing>> {
-        self.protection.as_ref()?.sealing(asset)
+    /// How `asset` is encrypted, when it is protected; an error when its key cannot be had now.
+    async fn sealing(&self, asset: &StorageKey) -> Result<Option<Arc<protection::Sealing>>, VodError> {
+        match &self.protection {
+            Some(protection) => protection.sealing(asset).await.map_err(VodError::Key),
+            None => Ok(None),
+        }
     }
 
     /// The key the edge hands out at `/keys/{file}`, when key delivery is on and it is ours.
-    pub fn delivered_key(&self, file: &str) -> Option<&crate::packaging::cenc::ContentKey> {
-        self.protection.as_ref()?.delivered(file)
+    pub async fn delivered_key(&self, file: &str) -> Option<crate::packaging::cenc::ContentKey> {
+        self.protection.as_ref()?.delivered(file).await
     }
 
     pub fn with_budget(self, budget: Arc<ByteBudget>) -> Self {
@@ -115,8 +122,9 @@ impl Vod {
         object: VodPath,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
         let asset = self.catalog.resolve(asset_key).await?;
-        object::check(object, &asset.presentation, self.sealing(asset_key).map(|s| &**s))?;
-        self.cached(asset_key, asset, object).await
+        let sealing = self.sealing(asset_key).await?;
+        object::check(object, &asset.presentation, sealing.as_deref())?;
+        self.cached(asset_key, asset, object, sealing).await
     }
 
     /// [`Vod::object`]; or, for a whole response ([`Wanted::Whole`]), a media segment the segment
@@ -125,8 +133,8 @@ impl Vod {
     /// per response is one read chunk, not the segment.
     pub async fn serve(&self, asset_key: &StorageKey, object: VodPath, wanted: Wanted) -> Result<Served, VodError> {
         let (asset, until) = self.catalog.resolve_checked(asset_key).await?;
-        let sealing = self.sealing(asset_key);
-        object::check(object, &asset.presentation, sealing.map(|s| &**s))?;
+        let sealing = self.sealing(asset_key).await?;
+        object::check(object, &asset.presentation, sealing.as_deref())?;
         // A protected segment is always built: its header depends on its samples' encryption.
         if wanted == Wanted::Whole
             && sealing.is_none()
@@ -138,7 +146,7 @@ impl Vod {
                 return Ok(Served::Streamed(Arc::new(plan), asset.last_modified));
             }
         }
-        let (object, outcome) = self.cached(asset_key, asset, object).await?;
+        let (object, outcome) = self.cached(asset_key, asset, object, sealing).await?;
         Ok(Served::Cached(object, outcome, until))
     }
 
@@ -148,8 +156,8 @@ impl Vod {
         asset_key: &StorageKey,
         asset: Arc<Asset>,
         object: VodPath,
+        sealing: Option<Arc<protection::Sealing>>,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
-        let sealing = self.sealing(asset_key).cloned();
         let protected = sealing.is_some();
         let key = object::cache_key(asset_key, asset.version, object, sealing.as_deref());
         let (storage, config, budget) = (self.storage.clone(), self.config.clone(), self.budget.clone());

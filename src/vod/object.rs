@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::protect::{self, Sealing};
+use super::protect;
+use super::protection::Sealing;
 use super::{Asset, VodError, segment};
 use crate::budget::ByteBudget;
 use crate::cache::{CacheKey, CachedObject};
@@ -112,7 +113,8 @@ pub(super) async fn build(
     {
         let index = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER).ok_or(VodError::NotFound)?;
         let policy = read_policy(storage.as_ref(), &config);
-        let built = protect::build_segment(storage.as_ref(), &budget, &asset, rendition(r)?, index, &sealing.cipher, policy);
+        let built =
+            protect::build_segment(storage.as_ref(), &budget, &asset, rendition(r)?, index, &sealing.cipher, policy);
         let (body, etag) = built.await?;
         let object = CachedObject::new(body, content_type(object), asset.last_modified);
         return Ok(object.with_etag(etag).with_ttl(Some(config.max_age)));

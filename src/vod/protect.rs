@@ -1,6 +1,7 @@
-//! Common encryption of VOD assets (`[encryption]`): which assets are protected, and their init and
-//! media segments encrypted on the fly with `cenc` or `cbcs`. The files in storage never change; a protected
-//! asset's objects are cached under keys of their own, and only its fMP4 ladder is offered.
+//! Common encryption of VOD assets (`[encryption]`): their init and media segments encrypted on the
+//! fly with `cenc` or `cbcs`, their TS segments in AES-128, and what encryption counts. The files
+//! in storage never change; a protected asset's objects are cached under keys of their own, and
+//! only its fMP4 ladder is offered.
 //!
 //! Invariants: a protected asset never has a clear audio or video byte served (its segments are
 //! built, never streamed from the source, and an encryption error is an error, not clear media);
@@ -14,79 +15,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::{Asset, VodError, segment};
 use crate::budget::ByteBudget;
 use crate::http::conditional::ETag;
-use crate::packaging::cenc::{self, ContentKey, Pssh, SampleCipher, SampleLayout, Scheme, Signalling, SystemId};
+use crate::packaging::cenc::{self, ContentKey, SampleCipher, SampleLayout, Scheme, Signalling, SystemId};
 use crate::packaging::fmp4::{self, FragmentProtection, InitTrack};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Rendition, RenditionId};
-use crate::storage::{Storage, StorageError, StorageKey};
-
-/// Which VOD assets are encrypted, with which key, and whether the edge hands the key out.
-#[derive(Debug)]
-pub struct Protection {
-    prefixes: Vec<String>,
-    /// How every protected asset is encrypted (one key for all), made once.
-    sealing: Arc<Sealing>,
-    delivery: KeyDelivery,
-}
-
-/// Whether the edge hands keys out (`/keys/{kid}.key`), which HLS AES-128 needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyDelivery {
-    Off,
-    OnTheEdge,
-}
-
-impl Protection {
-    /// Assets under `prefixes` encrypted with `key` in `scheme`, announced with the DRM systems'
-    /// boxes `systems` (and FairPlay's `fairplay_uri`, for `cbcs`).
-    pub fn new(
-        prefixes: Vec<String>,
-        key: ContentKey,
-        scheme: Scheme,
-        systems: Vec<Pssh>,
-        fairplay_uri: Option<String>,
-        delivery: KeyDelivery,
-    ) -> Protection {
-        let cipher = SampleCipher::new(&key, scheme);
-        let constant_iv = cipher.constant_iv();
-        let signalling = Signalling { kid: key.kid, scheme, constant_iv, systems: systems.into(), fairplay_uri };
-        // Where players get the key for HLS AES-128 (a path of the edge); none without delivery.
-        let ts_key_uri = (delivery == KeyDelivery::OnTheEdge).then(|| format!("/keys/{}.key", key.kid.hex()));
-        let cache_tag = format!("#{}-{}", scheme.name(), key.kid.hex());
-        let sealing = Sealing { key, cipher, signalling, ts_key_uri, cache_tag };
-        Protection { prefixes, sealing: Arc::new(sealing), delivery }
-    }
-
-    /// How `asset` is encrypted; `None` in the clear.
-    pub fn sealing(&self, asset: &StorageKey) -> Option<&Arc<Sealing>> {
-        self.prefixes.iter().any(|p| asset.as_str().starts_with(p.as_str())).then_some(&self.sealing)
-    }
-
-    /// The key the edge delivers at `/keys/{file}` (`{kid as 32 hex digits}.key`), when delivery
-    /// is on and it is one of ours.
-    pub fn delivered(&self, file: &str) -> Option<&ContentKey> {
-        let kid = file.strip_suffix(".key").filter(|k| !k.contains('-')).and_then(cenc::KeyId::parse)?;
-        let key = &self.sealing.key;
-        (self.delivery == KeyDelivery::OnTheEdge && kid == key.kid).then(|| {
-            KEYS_DELIVERED.fetch_add(1, Ordering::Relaxed);
-            key
-        })
-    }
-}
-
-/// How one protected asset's objects are encrypted.
-#[derive(Debug, Clone)]
-pub struct Sealing {
-    pub key: ContentKey,
-    /// The key expanded for the scheme, once.
-    pub cipher: SampleCipher,
-    /// What manifests and init segments say of it.
-    pub signalling: Signalling,
-    /// Its MPEG-TS ladder is offered in AES-128 with the key at this URI; `None`: not offered.
-    pub ts_key_uri: Option<String>,
-    /// What its objects' cache keys carry, apart from clear ones (`#{scheme}-{kid}`).
-    pub cache_tag: String,
-}
+use crate::storage::{Storage, StorageError};
 
 /// A TS segment of a protected asset, numbered `n` (its media sequence number), in AES-128.
 pub fn seal_ts_segment(key: &ContentKey, n: u32, clear: &[u8]) -> Bytes {
@@ -116,7 +49,6 @@ impl Encrypted {
 static CENC: Encrypted = Encrypted::new();
 static CBCS: Encrypted = Encrypted::new();
 static AES128: Encrypted = Encrypted::new();
-static KEYS_DELIVERED: AtomicU64 = AtomicU64::new(0);
 
 /// Appends the encryption metrics: segments and bytes encrypted by scheme (each built once, then
 /// served from the segment cache), and keys the edge handed out.
@@ -135,7 +67,8 @@ pub fn render(out: &mut String) {
     let help = "Bytes of the media segments encrypted on the fly, by scheme";
     write_counters(out, "estuary_encrypted_bytes_total", help, "scheme", schemes.map(|(s, e)| (s, load(&e.bytes))));
     let help = "HLS AES-128 keys handed out at /keys/";
-    write_sample(out, "estuary_keys_delivered_total", "counter", help, &[], load(&KEYS_DELIVERED));
+    let delivered = super::protection::keys_delivered() as f64;
+    write_sample(out, "estuary_keys_delivered_total", "counter", help, &[], delivered);
 }
 
 /// Whether rendition `r` is encrypted in a protected asset: audio and video are, subtitles are not

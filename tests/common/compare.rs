@@ -33,6 +33,22 @@ pub fn framemd5_with(url: &str, options: &[&str]) -> Packets {
     parse_framemd5(&String::from_utf8(out.stdout).unwrap())
 }
 
+/// `ffmpeg [-decryption_key KEY] -i file -c copy -f framemd5 -`, parsed; ffmpeg's complaint when
+/// it cannot read the file.
+pub fn framemd5_decrypted(file: &std::path::Path, key: Option<&str>) -> Result<Packets, String> {
+    let mut args = vec!["-v", "error"];
+    if let Some(key) = key {
+        args.extend(["-decryption_key", key]);
+    }
+    let path = file.to_str().unwrap().to_owned();
+    args.extend(["-i", &path, "-map", "0", "-c", "copy", "-f", "framemd5", "-"]);
+    let out = super::tools::run("ffmpeg", &args);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(parse_framemd5(&String::from_utf8(out.stdout).unwrap()))
+}
+
 /// ffmpeg's `framemd5` output, parsed.
 pub fn parse_framemd5(text: &str) -> Packets {
     let mut kinds: BTreeMap<String, String> = BTreeMap::new();

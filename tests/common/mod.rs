@@ -12,6 +12,7 @@ pub mod media;
 pub mod process;
 pub mod redis;
 pub mod s3;
+pub mod speke;
 pub mod tls;
 pub mod tools;
 pub mod ts;

@@ -79,7 +79,12 @@ impl SampleCipher {
     /// Encrypts `sample` in place as `aux` says (a `layout` track's sample): its subsamples'
     /// protected bytes, or the whole sample when it has none. Subsamples that run past the sample
     /// are an error, and nothing is encrypted then.
-    pub fn encrypt_in_place(&self, layout: SampleLayout, aux: &SampleAux, sample: &mut [u8]) -> Result<(), PackagingError> {
+    pub fn encrypt_in_place(
+        &self,
+        layout: SampleLayout,
+        aux: &SampleAux,
+        sample: &mut [u8],
+    ) -> Result<(), PackagingError> {
         let covered: u64 = aux.subsamples.iter().map(|s| u64::from(s.clear) + u64::from(s.protected)).sum();
         if covered > sample.len() as u64 {
             return Err(PackagingError::malformed("subsamples run past the end of their sample"));
@@ -96,7 +101,8 @@ impl SampleCipher {
             None => {
                 let mut counter = [0u8; 16];
                 counter[..8].copy_from_slice(&aux.iv.unwrap_or_default());
-                let core = ctr::CtrCore::<Aes128, ctr::flavors::Ctr64BE>::inner_iv_init(self.aes.clone(), &counter.into());
+                let core =
+                    ctr::CtrCore::<Aes128, ctr::flavors::Ctr64BE>::inner_iv_init(self.aes.clone(), &counter.into());
                 let mut ctr = Ctr::from_core(core);
                 if aux.subsamples.is_empty() {
                     ctr.apply_keystream(sample);

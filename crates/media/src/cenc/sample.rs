@@ -77,7 +77,12 @@ pub fn sample_iv(track: u16, n: u64) -> [u8; 8] {
 /// What a player will need to decrypt `sample` once encrypted with `scheme` (and `iv`, for
 /// `cenc`): its subsamples follow from its NAL units alone, so a segment's header can be written
 /// before its samples are encrypted.
-pub fn sample_aux(scheme: Scheme, iv: [u8; 8], layout: SampleLayout, sample: &[u8]) -> Result<SampleAux, PackagingError> {
+pub fn sample_aux(
+    scheme: Scheme,
+    iv: [u8; 8],
+    layout: SampleLayout,
+    sample: &[u8],
+) -> Result<SampleAux, PackagingError> {
     let subsamples = match (layout, scheme) {
         (SampleLayout::Whole, Scheme::Cenc) => Vec::new(),
         (SampleLayout::Whole, Scheme::Cbcs) => {
@@ -162,7 +167,12 @@ mod tests {
     const AVC: SampleLayout = SampleLayout::Nal { length_size: 4, hevc: false };
 
     /// Encrypts `sample` in place with `scheme` under a test key; what the player is told.
-    fn encrypt_sample(scheme: Scheme, iv: [u8; 8], layout: SampleLayout, sample: &mut [u8]) -> Result<SampleAux, PackagingError> {
+    fn encrypt_sample(
+        scheme: Scheme,
+        iv: [u8; 8],
+        layout: SampleLayout,
+        sample: &mut [u8],
+    ) -> Result<SampleAux, PackagingError> {
         let aux = sample_aux(scheme, iv, layout, sample)?;
         SampleCipher::new(&ContentKey::new(KeyId([1; 16]), [7; 16]), scheme).encrypt_in_place(layout, &aux, sample)?;
         Ok(aux)
@@ -227,7 +237,10 @@ mod tests {
         let clear = avc_sample(&[(7, 20), (1, 199), (1, 39)]);
         let aux = sample_aux(Scheme::Cbcs, [9; 8], AVC, &clear).unwrap();
         assert_eq!(aux.iv, None, "cbcs has a constant IV");
-        assert_eq!(aux.subsamples, [Subsample { clear: 25 + 4 + 32 + 8, protected: 160 }, Subsample { clear: 44, protected: 0 }]);
+        assert_eq!(
+            aux.subsamples,
+            [Subsample { clear: 25 + 4 + 32 + 8, protected: 160 }, Subsample { clear: 44, protected: 0 }]
+        );
         // HEVC: a TRAIL_R slice (type 1, two header bytes) leaves the same 32 bytes clear.
         let mut hevc_slice = 200u32.to_be_bytes().to_vec();
         hevc_slice.extend([0x02, 0x01]);
@@ -240,7 +253,9 @@ mod tests {
         assert_eq!(audio.subsamples, [Subsample { clear: 0, protected: 96 }, Subsample { clear: 4, protected: 0 }]);
         let short = sample_aux(Scheme::Cbcs, [0; 8], SampleLayout::Whole, &[0; 10]).unwrap();
         assert_eq!(short.subsamples, [Subsample { clear: 10, protected: 0 }]);
-        assert!(has_subsamples(Scheme::Cbcs, SampleLayout::Whole) && !has_subsamples(Scheme::Cenc, SampleLayout::Whole));
+        assert!(
+            has_subsamples(Scheme::Cbcs, SampleLayout::Whole) && !has_subsamples(Scheme::Cenc, SampleLayout::Whole)
+        );
     }
 
     #[test]

@@ -37,7 +37,13 @@ pub struct Signalling {
 impl Signalling {
     /// `cenc` with the common system only (ClearKey).
     pub fn common(kid: KeyId) -> Signalling {
-        Signalling { kid, scheme: Scheme::Cenc, constant_iv: [0; 16], systems: Arc::from(Vec::new()), fairplay_uri: None }
+        Signalling {
+            kid,
+            scheme: Scheme::Cenc,
+            constant_iv: [0; 16],
+            systems: Arc::from(Vec::new()),
+            fairplay_uri: None,
+        }
     }
 }
 
@@ -82,6 +88,9 @@ pub fn parse_pssh_boxes(bytes: &[u8]) -> Result<Vec<Pssh>, PackagingError> {
             data: Bytes::copy_from_slice(data),
         });
     }
+    if out.iter().map(|p| p.bytes.len()).sum::<usize>() != bytes.len() {
+        return Err(PackagingError::malformed("bytes after the last pssh box"));
+    }
     Ok(out)
 }
 
@@ -107,6 +116,7 @@ mod tests {
         assert!(parse_pssh_boxes(&common).is_err());
         assert!(parse_pssh_boxes(&given[..given.len() - 1]).is_err());
         assert!(parse_pssh_boxes(b"\0\0\0\x08free").is_err());
+        assert!(parse_pssh_boxes(b"junk").is_err());
         assert!(parse_pssh_boxes(&[]).unwrap().is_empty());
     }
 }

@@ -1,0 +1,186 @@
+//! Which VOD assets are protected, and the sealing of each (key, cipher, signalling) held in
+//! memory: one for all with a static key, one per asset from a SPEKE key server, fetched once for
+//! every concurrent request and kept while there is room, so a key server outage keeps serving
+//! every key already held; a new one is then a 503 naming the content id and KID.
+//!
+//! Invariants: a protected asset is never served without its key (no key, no object: never clear
+//! media in its place); keys live in memory only; a failed fetch is not repeated for
+//! [`RETRY_AFTER`], so an outage costs the key server one request per asset per second.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::future::Cache;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+use crate::keys::{KeyAnswer, KeyError, KeySource, metrics};
+use crate::packaging::cenc::{ContentKey, KeyId, SampleCipher, Scheme, Signalling};
+use crate::storage::StorageKey;
+
+/// How long a failed key fetch is answered from memory (503) before the key server is asked again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Whether the edge hands keys out (`/keys/...`), which HLS AES-128 needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyDelivery {
+    Off,
+    OnTheEdge,
+}
+
+/// How one protected asset's objects are encrypted.
+#[derive(Debug)]
+pub struct Sealing {
+    pub key: ContentKey,
+    /// The key expanded for the scheme, once.
+    pub cipher: SampleCipher,
+    /// What manifests and init segments say of it.
+    pub signalling: Signalling,
+    /// Its MPEG-TS ladder is offered in AES-128 with the key at this URI; `None`: not offered.
+    pub ts_key_uri: Option<String>,
+    /// What its objects' cache keys carry, apart from clear ones (`#{scheme}-{kid}`).
+    pub cache_tag: String,
+}
+
+impl Sealing {
+    /// The sealing of `answer`'s key in `scheme`; FairPlay's URI is the answer's, else `fairplay_uri`.
+    pub fn new(answer: KeyAnswer, scheme: Scheme, fairplay_uri: Option<String>, ts_key_uri: Option<String>) -> Sealing {
+        let KeyAnswer { key, systems, fairplay_uri: given } = answer;
+        let cipher = SampleCipher::new(&key, scheme);
+        let fairplay_uri = (scheme == Scheme::Cbcs).then(|| given.or(fairplay_uri)).flatten();
+        let constant_iv = cipher.constant_iv();
+        let signalling = Signalling { kid: key.kid, scheme, constant_iv, systems: systems.into(), fairplay_uri };
+        let cache_tag = format!("#{}-{}", scheme.name(), key.kid.hex());
+        Sealing { key, cipher, signalling, ts_key_uri, cache_tag }
+    }
+}
+
+/// Characters a content id cannot keep in a key URI inside a playlist's quoted attribute.
+const KEY_URI: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'?').add(b'%').add(b',').add(b'\'');
+
+/// Protected assets and their keys.
+#[derive(Debug)]
+pub struct Protection {
+    prefixes: Vec<String>,
+    source: KeySource,
+    scheme: Scheme,
+    fairplay_uri: Option<String>,
+    delivery: KeyDelivery,
+    /// The one sealing of a static key.
+    fixed: Option<Arc<Sealing>>,
+    held: Cache<String, Arc<Sealing>>,
+    failed: Cache<String, Arc<KeyError>>,
+}
+
+impl Protection {
+    /// Assets under `prefixes` encrypted in `scheme` with keys from `source`; at most `max_held`
+    /// keys held at once.
+    pub fn new(
+        prefixes: Vec<String>,
+        source: KeySource,
+        scheme: Scheme,
+        fairplay_uri: Option<String>,
+        delivery: KeyDelivery,
+        max_held: u64,
+    ) -> Protection {
+        let fixed = match &source {
+            KeySource::Static(answer) => {
+                let uri = (delivery == KeyDelivery::OnTheEdge).then(|| format!("/keys/{}.key", answer.key.kid.hex()));
+                Some(Arc::new(Sealing::new(answer.clone(), scheme, fairplay_uri.clone(), uri)))
+            }
+            KeySource::Speke { .. } => None,
+        };
+        let held = Cache::builder().max_capacity(max_held.max(1)).build();
+        let failed = Cache::builder().max_capacity(max_held.max(1)).time_to_live(RETRY_AFTER).build();
+        Protection { prefixes, source, scheme, fairplay_uri, delivery, fixed, held, failed }
+    }
+
+    /// Whether `asset` is protected.
+    pub fn protects(&self, asset: &StorageKey) -> bool {
+        self.prefixes.iter().any(|p| asset.as_str().starts_with(p.as_str()))
+    }
+
+    /// How `asset` is encrypted: `None` in the clear; an error when its key cannot be had now.
+    pub async fn sealing(&self, asset: &StorageKey) -> Result<Option<Arc<Sealing>>, Arc<KeyError>> {
+        if !self.protects(asset) {
+            return Ok(None);
+        }
+        self.sealing_of(asset.as_str(), None).await.map(Some)
+    }
+
+    /// The sealing of `content_id` in key period `period`, held or fetched.
+    pub async fn sealing_of(&self, content_id: &str, period: Option<u64>) -> Result<Arc<Sealing>, Arc<KeyError>> {
+        if let Some(fixed) = &self.fixed {
+            return Ok(fixed.clone());
+        }
+        let id = match period {
+            Some(p) => format!("{p}\0{content_id}"),
+            None => content_id.to_owned(),
+        };
+        if let Some(sealing) = self.held.get(&id).await {
+            return Ok(sealing);
+        }
+        if let Some(error) = self.failed.get(&id).await {
+            return Err(error);
+        }
+        let fetch = async {
+            let answer = self.source.answer(content_id, period, self.scheme).await?;
+            let uri = (self.delivery == KeyDelivery::OnTheEdge).then(|| {
+                let content = utf8_percent_encode(content_id, KEY_URI);
+                match period {
+                    Some(p) => format!("/keys/{content}/{p}/{}.key", answer.key.kid.hex()),
+                    None => format!("/keys/{content}/{}.key", answer.key.kid.hex()),
+                }
+            });
+            Ok(Arc::new(Sealing::new(answer, self.scheme, self.fairplay_uri.clone(), uri)))
+        };
+        let result = self.held.try_get_with::<_, KeyError>(id.clone(), fetch).await;
+        // Once per fetch, not per request: settle the count before reading it.
+        self.held.run_pending_tasks().await;
+        metrics::set_held(self.held.entry_count());
+        if let Err(error) = &result {
+            self.failed.insert(id, error.clone()).await;
+        }
+        result
+    }
+
+    /// The key the edge hands out at `/keys/{file}`, when delivery is on: `{kid}.key` for the
+    /// static key; `{content id}/{kid}.key` (or `{content id}/{period}/{kid}.key`) for keys from
+    /// the key server, fetched if this pod does not hold it yet. `None`: not one of ours.
+    pub async fn delivered(&self, file: &str) -> Option<ContentKey> {
+        if self.delivery != KeyDelivery::OnTheEdge {
+            return None;
+        }
+        let (content, kid) = match file.strip_suffix(".key")?.rsplit_once('/') {
+            Some((content, kid)) => (Some(content), kid),
+            None => (None, file.strip_suffix(".key")?),
+        };
+        let kid = Some(kid).filter(|k| !k.contains('-')).and_then(KeyId::parse)?;
+        let sealing = match (content, &self.fixed) {
+            (None, Some(fixed)) => fixed.clone(),
+            (Some(content), None) => {
+                let (content, period) = match content.rsplit_once('/') {
+                    Some((c, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() => (c, p.parse().ok()),
+                    _ => (content, None),
+                };
+                let asset = StorageKey::parse(content).ok()?;
+                if period.is_none() && !self.protects(&asset) {
+                    return None;
+                }
+                self.sealing_of(content, period).await.ok()?
+            }
+            _ => return None,
+        };
+        (sealing.key.kid == kid).then(|| {
+            KEYS_DELIVERED.fetch_add(1, Ordering::Relaxed);
+            sealing.key.clone()
+        })
+    }
+}
+
+static KEYS_DELIVERED: AtomicU64 = AtomicU64::new(0);
+
+/// Keys the edge handed out at `/keys/`.
+pub fn keys_delivered() -> u64 {
+    KEYS_DELIVERED.load(Ordering::Relaxed)
+}
