@@ -10,12 +10,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 
 use super::{Asset, VodError, segment};
 use crate::budget::ByteBudget;
 use crate::http::conditional::ETag;
-use crate::packaging::cenc::{self, ContentKey, SampleCipher, SampleLayout, Scheme, Signalling, SystemId};
+use crate::packaging::cenc::{self, ContentKey, SampleCipher, SampleLayout, Scheme, Signalling};
 use crate::packaging::fmp4::{self, FragmentProtection, InitTrack};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Rendition, RenditionId};
@@ -82,9 +82,7 @@ pub fn encrypts(r: RenditionId) -> bool {
 pub fn init_segment(asset: &Asset, r: &Rendition, signalling: &Signalling) -> Result<Bytes, VodError> {
     let (source, track) = asset.track(r);
     let stsd = cenc::protect_stsd(&track.stsd, signalling)?;
-    let mut pssh = BytesMut::new();
-    signalling.systems.iter().for_each(|p| pssh.put_slice(&p.bytes));
-    cenc::write_pssh(&mut pssh, &SystemId::COMMON, &[signalling.kid], &[]);
+    let pssh = cenc::init_pssh(signalling);
     let init =
         InitTrack { stsd: &stsd, pssh: &pssh, ..InitTrack::of(track, source.index.movie_timescale, r.resolution) };
     Ok(fmp4::write_init(&init))
@@ -136,7 +134,7 @@ pub async fn build_segment(
         .collect::<Result<Vec<_>, VodError>>()?;
     let subsamples = cenc::has_subsamples(cipher.scheme(), layout);
     let mut body = segment::with_fragment(asset, r, index, |f, _| {
-        let protection = Some(FragmentProtection { aux: &aux, subsamples });
+        let protection = Some(FragmentProtection { aux: &aux, subsamples, moof_boxes: &[], traf_boxes: &[] });
         fmp4::write_segment_header(&fmp4::FragmentSamples { protection, ..*f }, data_len as usize, data_len as usize)
     })?;
     for ((&offset, &size), aux) in offsets.iter().zip(sizes).zip(&aux) {

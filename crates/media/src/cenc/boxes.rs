@@ -95,6 +95,37 @@ pub fn write_sample_aux(b: &mut BytesMut, moof_start: usize, aux: &[SampleAux], 
     });
 }
 
+/// `sbgp` and `sgpd` of grouping type `seig` for a fragment of `samples` samples of a `video` (or
+/// audio) track: every sample under `signalling`'s KID, scheme and IV size (fragment-local group
+/// 1, index 0x10001), which overrides the init's `tenc`. How a rotated key is named in each
+/// fragment (ISO/IEC 23001-7, 6; players look it up by KID).
+pub fn write_seig_group(b: &mut BytesMut, signalling: &Signalling, video: bool, samples: u32) {
+    let layout = if video { SampleLayout::Nal { length_size: 4, hevc: false } } else { SampleLayout::Whole };
+    let pattern = signalling.scheme.pattern(layout);
+    write_full_box(b, b"sbgp", 0, 0, |b| {
+        b.put_slice(b"seig");
+        b.put_u32(1);
+        b.put_u32(samples);
+        b.put_u32(0x1_0001);
+    });
+    let entry_len: u32 = if pattern.is_some() { 20 + 17 } else { 20 };
+    write_full_box(b, b"sgpd", 1, 0, |b| {
+        b.put_slice(b"seig");
+        b.put_u32(entry_len);
+        b.put_u32(1);
+        b.put_u8(0);
+        let (crypt, skip) = pattern.unwrap_or_default();
+        b.put_u8((crypt << 4) | skip);
+        b.put_u8(1);
+        b.put_u8(if pattern.is_some() { 0 } else { 8 });
+        b.put_slice(&signalling.kid.0);
+        if pattern.is_some() {
+            b.put_u8(16);
+            b.put_slice(&signalling.constant_iv);
+        }
+    });
+}
+
 /// The bytes [`write_sample_aux`] writes for `aux`.
 pub(crate) fn sample_aux_len(aux: &[SampleAux], subsamples: bool) -> usize {
     let senc = 12 + 4 + aux.iter().map(|a| aux_info_len(a, subsamples)).sum::<usize>();

@@ -47,6 +47,15 @@ impl Signalling {
     }
 }
 
+/// The `pssh` boxes an init segment (or a rotated key's `moof`) carries for `signalling`: each DRM
+/// system's, then the common system's listing the KID (what ClearKey reads).
+pub fn init_pssh(signalling: &Signalling) -> bytes::BytesMut {
+    let mut pssh = bytes::BytesMut::new();
+    signalling.systems.iter().for_each(|p| pssh.extend_from_slice(&p.bytes));
+    super::write_pssh(&mut pssh, &SystemId::COMMON, &[signalling.kid], &[]);
+    pssh
+}
+
 /// Largest run of `pssh` boxes accepted (a PlayReady header is a few KiB).
 pub const MAX_PSSH_BYTES: usize = 64 * 1024;
 

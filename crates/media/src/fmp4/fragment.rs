@@ -42,6 +42,10 @@ pub struct FragmentProtection<'a> {
     pub aux: &'a [SampleAux],
     /// The track is encrypted by subsamples (video).
     pub subsamples: bool,
+    /// Written in `moof` before `traf` (key rotation: the `pssh` boxes naming the fragment's key).
+    pub moof_boxes: &'a [u8],
+    /// Written at the end of `traf` (key rotation: the `seig` sample group, [`crate::cenc::write_seig_group`]).
+    pub traf_boxes: &'a [u8],
 }
 
 /// Length of the `styp` box that opens every segment: a fragment inside a segment starts after it.
@@ -87,7 +91,8 @@ pub fn write_segment_header(f: &FragmentSamples<'_>, data_len: usize, reserve: u
     let n = f.sizes.len();
     let per_sample_flags = matches!(f.flags, SampleFlags::PerSample(_));
     let trun = TrunLayout { samples: n, per_sample_flags, composition_offsets: f.cts.is_some() };
-    let aux_len = f.protection.map_or(0, |p| sample_aux_len(p.aux, p.subsamples));
+    let aux_len =
+        f.protection.map_or(0, |p| sample_aux_len(p.aux, p.subsamples) + p.moof_boxes.len() + p.traf_boxes.len());
     let overhead = segment_overhead(trun) as usize + aux_len;
     let mut b = BytesMut::with_capacity(overhead + reserve);
 
@@ -101,6 +106,9 @@ pub fn write_segment_header(f: &FragmentSamples<'_>, data_len: usize, reserve: u
     let mut data_offset_at = 0;
     write_box(&mut b, b"moof", |b| {
         write_full_box(b, b"mfhd", 0, 0, |b| b.put_u32(f.sequence));
+        if let Some(p) = f.protection {
+            b.put_slice(p.moof_boxes);
+        }
         write_box(b, b"traf", |b| {
             let tfhd_flags = TFHD_DEFAULT_BASE_IS_MOOF | if per_sample_flags { 0 } else { TFHD_DEFAULT_FLAGS };
             write_full_box(b, b"tfhd", 0, tfhd_flags, |b| {
@@ -133,6 +141,7 @@ pub fn write_segment_header(f: &FragmentSamples<'_>, data_len: usize, reserve: u
             });
             if let Some(p) = f.protection {
                 write_sample_aux(b, moof_start, p.aux, p.subsamples);
+                b.put_slice(p.traf_boxes);
             }
         });
     });
