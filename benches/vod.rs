@@ -134,13 +134,13 @@ fn vod(c: &mut Criterion) {
     let content_key = ContentKey::from_hex(kid, "00112233445566778899aabbccddeeff").unwrap();
     let source = || KeySource::Static(KeyAnswer { key: content_key.clone(), systems: Vec::new(), fairplay_uri: None });
     let sealed = |scheme| Protection::new(vec!["long".into()], source(), scheme, None, KeyDelivery::OnTheEdge, 1);
-    let protected = vod.clone().with_protection(Some(sealed(Scheme::Cenc)));
+    let protected = vod.clone().with_protection(Some(Arc::new(sealed(Scheme::Cenc))));
     let (obj, _) = rt.block_on(protected.object(&key, segment)).unwrap();
     group.throughput(criterion::Throughput::Bytes(obj.body().len() as u64));
     group.bench_function("build_one_6s_video_segment_cenc", |b| {
         b.to_async(&rt).iter(|| async { black_box(protected.object(&key, segment).await.unwrap()) })
     });
-    let cbcs = vod.clone().with_protection(Some(sealed(Scheme::Cbcs)));
+    let cbcs = vod.clone().with_protection(Some(Arc::new(sealed(Scheme::Cbcs))));
     let (obj, _) = rt.block_on(cbcs.object(&key, segment)).unwrap();
     group.throughput(criterion::Throughput::Bytes(obj.body().len() as u64));
     group.bench_function("build_one_6s_video_segment_cbcs", |b| {

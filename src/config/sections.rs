@@ -383,6 +383,14 @@ pub struct EncryptionConfig {
     /// offered); their I-frame playlists are not offered. Their files in storage stay as they
     /// are. Empty: none.
     pub vod_prefixes: Vec<String>,
+    /// Live channels whose id starts with one of these are served encrypted: their fMP4 segments
+    /// in `scheme` (LL-HLS parts and the growing LL-DASH segment are then not offered), their
+    /// MPEG-TS segments in AES-128 when `key_delivery` is on (else not offered). Empty: none.
+    pub live_prefixes: Vec<String>,
+    /// Live key rotation: a new key every this many segments (a key period), announced in HLS by
+    /// an `EXT-X-KEY` at each period's first segment and in each fMP4 fragment (`pssh`, `seig`).
+    /// 0: one key for the whole channel.
+    pub key_period: u32,
     /// The common encryption scheme of CMAF: `cenc` (AES-CTR: Widevine, PlayReady, ClearKey) or
     /// `cbcs` (AES-CBC 1:9 pattern: FairPlay too, and Widevine and PlayReady on current devices).
     pub scheme: EncryptionScheme,
@@ -429,6 +437,8 @@ impl Default for EncryptionConfig {
     fn default() -> Self {
         EncryptionConfig {
             vod_prefixes: Vec::new(),
+            live_prefixes: Vec::new(),
+            key_period: 0,
             scheme: EncryptionScheme::Cenc,
             fairplay_uri: String::new(),
             key_provider: KeyProvider::Static,

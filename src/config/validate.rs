@@ -251,20 +251,27 @@ impl VodConfig {
 
 impl EncryptionConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.vod_prefixes.is_empty() {
+        if self.vod_prefixes.is_empty() && self.live_prefixes.is_empty() {
             return Ok(());
         }
-        if self.vod_prefixes.iter().any(String::is_empty) {
+        if self.vod_prefixes.iter().chain(&self.live_prefixes).any(String::is_empty) {
             return err("encryption.vod_prefixes", "an empty prefix would protect every asset; write the folders");
         }
         self.fairplay()?;
+        if self.key_period > 0 && self.key_delivery && self.key_provider == super::KeyProvider::Static {
+            return Err(ConfigError::new(
+                "encryption.key_period",
+                "with a static key, rotated keys are derived from it, and key_delivery would hand it out (and every \
+                 period's key with it): rotate keys from a key server (key_provider = \"speke\")",
+            ));
+        }
         self.key_source().map(drop)
     }
 
     /// Where keys come from; `None` when nothing is protected.
     pub fn key_source(&self) -> Result<Option<crate::keys::KeySource>, ConfigError> {
         use crate::keys::{KeyAnswer, KeySource, SpekeClient};
-        if self.vod_prefixes.is_empty() {
+        if self.vod_prefixes.is_empty() && self.live_prefixes.is_empty() {
             return Ok(None);
         }
         match self.key_provider {
@@ -342,7 +349,9 @@ impl EncryptionConfig {
     /// The static content key protected assets are encrypted with; `None` when nothing is
     /// protected or keys come from a key server.
     pub fn content_key(&self) -> Result<Option<crate::packaging::cenc::ContentKey>, ConfigError> {
-        if self.vod_prefixes.is_empty() || self.key_provider != super::KeyProvider::Static {
+        if (self.vod_prefixes.is_empty() && self.live_prefixes.is_empty())
+            || self.key_provider != super::KeyProvider::Static
+        {
             return Ok(None);
         }
         let kid = crate::packaging::cenc::KeyId::parse(&self.key_id)

@@ -42,7 +42,15 @@ impl KeySource {
     /// The key and signalling of `content_id` (in key period `period`, for live rotation).
     pub async fn answer(&self, content_id: &str, period: Option<u64>, scheme: Scheme) -> Result<KeyAnswer, KeyError> {
         match self {
-            KeySource::Static(answer) => Ok(answer.clone()),
+            KeySource::Static(answer) => match period {
+                None => Ok(answer.clone()),
+                // A rotated key from the static one: the vendors' boxes name the static KID, so
+                // the period's key is announced by the common system (and ClearKey) only.
+                Some(_) => {
+                    let key = answer.key.derive(derive_kid(content_id, period));
+                    Ok(KeyAnswer { key, systems: Vec::new(), fairplay_uri: None })
+                }
+            },
             KeySource::Speke { client, systems } => {
                 let kid = derive_kid(content_id, period);
                 let request = cpix::KeyRequest { content_id, kid, scheme, period, systems };
@@ -53,14 +61,10 @@ impl KeySource {
 
     /// The KID `content_id` is encrypted under in `period`.
     pub fn kid(&self, content_id: &str, period: Option<u64>) -> KeyId {
-        match self {
-            KeySource::Static(answer) => answer.key.kid,
-            KeySource::Speke { .. } => derive_kid(content_id, period),
+        match (self, period) {
+            (KeySource::Static(answer), None) => answer.key.kid,
+            _ => derive_kid(content_id, period),
         }
-    }
-
-    pub fn is_static(&self) -> bool {
-        matches!(self, KeySource::Static(_))
     }
 }
 

@@ -25,6 +25,9 @@ use crate::http::policy::ObjectKind;
 use crate::packaging::url::{Container, LivePath, LiveQuery};
 use crate::storage::{Storage, StorageError};
 
+mod sealed;
+use sealed::{LiveSealing, Seal};
+
 /// How long rendered playlists stay in the segment cache (each is keyed by snapshot version).
 const RENDERED_TTL: Duration = Duration::from_secs(30);
 
@@ -79,13 +82,22 @@ pub struct Live {
     budget: Arc<ByteBudget>,
     /// Channels another pod takes the stream of, followed through the control store (in a cluster).
     followers: Arc<Followers>,
+    /// Which channels are encrypted, and how (`[encryption] live_prefixes`).
+    sealed: Option<Arc<LiveSealing>>,
 }
 
 impl Live {
     /// `public_url` (`edge.public_url`, may be empty) makes the `UTCTiming` URL absolute.
     pub fn new(registry: LiveRegistry, storage: Arc<dyn Storage>, cache: SegmentCache, public_url: &str) -> Self {
         let (time_url, blocking, budget) = (time_url(public_url).into(), Arc::default(), ByteBudget::unlimited());
-        Live { registry, storage, cache, time_url, blocking, budget, followers: Arc::default() }
+        Live { registry, storage, cache, time_url, blocking, budget, followers: Arc::default(), sealed: None }
+    }
+
+    /// Encrypts the channels `protection` names, with a new key every `key_period` segments (0:
+    /// one key per channel).
+    pub fn with_protection(self, protection: Option<Arc<crate::vod::protection::Protection>>, key_period: u64) -> Self {
+        let sealed = protection.map(|protection| Arc::new(LiveSealing { protection, key_period }));
+        Live { sealed, ..self }
     }
 
     pub fn with_budget(self, budget: Arc<ByteBudget>) -> Self {
@@ -108,6 +120,9 @@ impl Live {
             _ => self.follow(channel).await?,
         };
         let mut snap = source.borrow().clone();
+        if let Some(sealed) = self.sealed.as_ref().filter(|s| s.protection.protects_channel(channel)) {
+            return self.sealed_object(sealed, source, snap, path, query).await;
+        }
         let window = query.window;
         let rendition = |snap: &ChannelSnapshot, id| snap.rendition_index(id).ok_or(ServeError::NotFound);
         match path {
@@ -247,12 +262,42 @@ impl Live {
         media_type: &'static str,
         modified: Option<SystemTime>,
     ) -> Result<Served, ServeError> {
-        let key_path = format!("{}/{path}", snap.id);
+        self.segment_sealed(snap, path, source, media_type, modified, None).await
+    }
+
+    /// [`Live::segment`], its bytes sealed (`seal`) before they are cached.
+    async fn sealed_segment(
+        &self,
+        snap: &ChannelSnapshot,
+        path: LivePath,
+        source: Source,
+        media_type: &'static str,
+        modified: Option<SystemTime>,
+        seal: Seal,
+    ) -> Result<Served, ServeError> {
+        self.segment_sealed(snap, path, source, media_type, modified, Some(seal)).await
+    }
+
+    async fn segment_sealed(
+        &self,
+        snap: &ChannelSnapshot,
+        path: LivePath,
+        source: Source,
+        media_type: &'static str,
+        modified: Option<SystemTime>,
+        seal: Option<Seal>,
+    ) -> Result<Served, ServeError> {
+        let key_path = format!("{}/{path}{}", snap.id, if seal.is_some() { "#sealed" } else { "" });
         let owner = source.owner.map(|(owner, size)| (owner, size, format!("/live/{key_path}")));
         let key = CacheKey::new("live", key_path, 0);
         let (storage, budget) = (self.storage.clone(), self.budget.clone());
         let load = async move {
+            let seal = seal.as_ref();
             let charged = |bytes: Bytes| async move {
+                let bytes = match seal {
+                    Some(seal) => seal.apply(&bytes)?,
+                    None => bytes,
+                };
                 let charge = budget
                     .charge(bytes.len() as u64)
                     .await
@@ -276,7 +321,11 @@ impl Live {
                 StorageError::NotFound(_) => ServeError::NotFound,
                 other => ServeError::Storage(Arc::new(other)),
             })?;
-            Ok::<_, ServeError>(CachedObject::new(o.body, media_type, o.meta.modified.or(modified)))
+            let body = match seal {
+                Some(seal) => seal.apply(&o.body)?,
+                None => o.body,
+            };
+            Ok::<_, ServeError>(CachedObject::new(body, media_type, o.meta.modified.or(modified)))
         };
         let (object, outcome) = self.cache.get_or_load(key, load, |_| false).await.map_err(|e| (*e).clone())?;
         Ok(Served { object, outcome, kind: ObjectKind::LiveSegment })

@@ -180,8 +180,21 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
     let live = LiveRegistry::load_in_cluster(storage.clone(), live_limits, cluster)
         .await
         .context("loading live channels from storage")?;
-    let live_service =
-        Live::new(live.clone(), storage.clone(), cache.clone(), &config.edge.public_url).with_budget(bodies.clone());
+    let encryption = &config.encryption;
+    let delivery = if encryption.key_delivery { KeyDelivery::OnTheEdge } else { KeyDelivery::Off };
+    let protection = match encryption.key_source()? {
+        Some(source) => {
+            let (scheme, fairplay) = (encryption.cenc_scheme(), encryption.fairplay()?);
+            tracing::info!(keys = %source, scheme = scheme.name(), "content protection on");
+            let prefixes = encryption.vod_prefixes.clone();
+            let protection = Protection::new(prefixes, source, scheme, fairplay, delivery, encryption.max_held_keys);
+            Some(Arc::new(protection.with_live(encryption.live_prefixes.clone())))
+        }
+        None => None,
+    };
+    let live_service = Live::new(live.clone(), storage.clone(), cache.clone(), &config.edge.public_url)
+        .with_budget(bodies.clone())
+        .with_protection(protection.clone(), u64::from(encryption.key_period));
     let blocking = live_service.blocking().clone();
     let internal_service = live_service.clone();
     let grace = config.shutdown.grace_period;
@@ -191,17 +204,6 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
     let tier = tiers::Common { config, metrics, trusted, limits, stop: stop_rx, grace };
     let mut edge_addr = None;
     if config.edge.enabled {
-        let encryption = &config.encryption;
-        let delivery = if encryption.key_delivery { KeyDelivery::OnTheEdge } else { KeyDelivery::Off };
-        let prefixes = encryption.vod_prefixes.clone();
-        let protection = match encryption.key_source()? {
-            Some(source) => {
-                let (scheme, fairplay) = (encryption.cenc_scheme(), encryption.fairplay()?);
-                tracing::info!(keys = %source, scheme = scheme.name(), "content protection on");
-                Some(Protection::new(prefixes, source, scheme, fairplay, delivery, encryption.max_held_keys))
-            }
-            None => None,
-        };
         let shared = EdgeShared {
             storage: storage.clone(),
             cache: cache.clone(),

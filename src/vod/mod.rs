@@ -86,8 +86,8 @@ impl Vod {
     }
 
     /// Encrypts the assets `protection` names.
-    pub fn with_protection(self, protection: Option<protection::Protection>) -> Self {
-        Vod { protection: protection.map(Arc::new), ..self }
+    pub fn with_protection(self, protection: Option<Arc<protection::Protection>>) -> Self {
+        Vod { protection, ..self }
     }
 
     /// How `asset` is encrypted, when it is protected; an error when its key cannot be had now.

@@ -62,6 +62,8 @@ const KEY_URI: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'?').add
 #[derive(Debug)]
 pub struct Protection {
     prefixes: Vec<String>,
+    /// Live channels whose id starts with one of these are protected (content id `live:{id}`).
+    live_prefixes: Vec<String>,
     source: KeySource,
     scheme: Scheme,
     fairplay_uri: Option<String>,
@@ -92,12 +94,49 @@ impl Protection {
         };
         let held = Cache::builder().max_capacity(max_held.max(1)).build();
         let failed = Cache::builder().max_capacity(max_held.max(1)).time_to_live(RETRY_AFTER).build();
-        Protection { prefixes, source, scheme, fairplay_uri, delivery, fixed, held, failed }
+        let live_prefixes = Vec::new();
+        Protection { prefixes, live_prefixes, source, scheme, fairplay_uri, delivery, fixed, held, failed }
+    }
+
+    /// Also protects the live channels whose id starts with one of `prefixes`.
+    pub fn with_live(self, live_prefixes: Vec<String>) -> Protection {
+        Protection { live_prefixes, ..self }
     }
 
     /// Whether `asset` is protected.
     pub fn protects(&self, asset: &StorageKey) -> bool {
         self.prefixes.iter().any(|p| asset.as_str().starts_with(p.as_str()))
+    }
+
+    /// Whether live channel `channel` is protected.
+    pub fn protects_channel(&self, channel: &str) -> bool {
+        self.live_prefixes.iter().any(|p| channel.starts_with(p.as_str()))
+    }
+
+    /// The content id of live channel `channel` (its keys' name at the key server).
+    pub fn channel_content(channel: &str) -> String {
+        format!("live:{channel}")
+    }
+
+    /// Whether a content id (an asset's name, or `live:{channel}`) is protected.
+    fn protects_content(&self, content: &str) -> bool {
+        match content.strip_prefix("live:") {
+            Some(channel) => self.protects_channel(channel),
+            None => StorageKey::parse(content).is_ok_and(|asset| self.protects(&asset)),
+        }
+    }
+
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    pub fn delivery(&self) -> KeyDelivery {
+        self.delivery
+    }
+
+    /// The KID `content_id` is encrypted under in `period`, without fetching its key.
+    pub fn kid(&self, content_id: &str, period: Option<u64>) -> KeyId {
+        self.source.kid(content_id, period)
     }
 
     /// How `asset` is encrypted: `None` in the clear; an error when its key cannot be had now.
@@ -110,7 +149,8 @@ impl Protection {
 
     /// The sealing of `content_id` in key period `period`, held or fetched.
     pub async fn sealing_of(&self, content_id: &str, period: Option<u64>) -> Result<Arc<Sealing>, Arc<KeyError>> {
-        if let Some(fixed) = &self.fixed {
+        // A static key serves every content id; a key period has a key of its own.
+        if let (Some(fixed), None) = (&self.fixed, period) {
             return Ok(fixed.clone());
         }
         let id = match period {
@@ -156,20 +196,22 @@ impl Protection {
             None => (None, file.strip_suffix(".key")?),
         };
         let kid = Some(kid).filter(|k| !k.contains('-')).and_then(KeyId::parse)?;
-        let sealing = match (content, &self.fixed) {
-            (None, Some(fixed)) => fixed.clone(),
-            (Some(content), None) => {
+        let sealing = match content {
+            None => self.fixed.clone()?,
+            Some(content) => {
                 let (content, period) = match content.rsplit_once('/') {
-                    Some((c, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() => (c, p.parse().ok()),
+                    Some((c, p))
+                        if c.starts_with("live:") && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) =>
+                    {
+                        (c, Some(p.parse().ok()?))
+                    }
                     _ => (content, None),
                 };
-                let asset = StorageKey::parse(content).ok()?;
-                if period.is_none() && !self.protects(&asset) {
+                if !self.protects_content(content) {
                     return None;
                 }
                 self.sealing_of(content, period).await.ok()?
             }
-            _ => return None,
         };
         (sealing.key.kid == kid).then(|| {
             KEYS_DELIVERED.fetch_add(1, Ordering::Relaxed);

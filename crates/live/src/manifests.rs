@@ -91,6 +91,7 @@ pub fn media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest, delt
                 program_date_time: Some(slot.pdt),
                 gap: part.is_none(),
                 parts: Vec::new(),
+                key: None,
             }
         })
         .collect();
@@ -240,6 +241,7 @@ pub fn mpd<'a>(snap: &'a ChannelSnapshot, req: WindowRequest, time_url: &'a str)
         utc_timing: Some(time_url),
         service_description: low_latency.map(|ll| ll.service),
         protection: None,
+        key_rotation: false,
     })
 }
 

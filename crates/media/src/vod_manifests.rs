@@ -225,6 +225,7 @@ fn vod_segment(duration: f64, uri: VodPath, map: Option<VodPath>) -> MediaSegmen
         program_date_time: None,
         gap: false,
         parts: Vec::new(),
+        key: None,
     }
 }
 
@@ -305,6 +306,7 @@ pub fn mpd<'a>(p: &'a Presentation, trick: &[TrickPlay]) -> Mpd<'a> {
         utc_timing: None,
         service_description: None,
         protection: None,
+        key_rotation: false,
     }
 }
 

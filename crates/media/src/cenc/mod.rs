@@ -17,8 +17,8 @@ mod signalling;
 pub(crate) use boxes::sample_aux_len;
 pub use boxes::{SystemId, aux_info_len, protect_stsd, write_pssh, write_sample_aux, write_seig_group};
 pub use cipher::{SampleCipher, Scheme};
-pub use sample::{CBCS_CLEAR_LEAD, SampleAux, SampleLayout, Subsample, has_subsamples, sample_aux, sample_iv};
 pub use pushed::{MAX_SEGMENT_SAMPLES, PushedSegment, protect_pushed_init, protect_pushed_segment};
+pub use sample::{CBCS_CLEAR_LEAD, SampleAux, SampleLayout, Subsample, has_subsamples, sample_aux, sample_iv};
 pub use signalling::{MAX_PSSH_BYTES, Pssh, Signalling, init_pssh, parse_pssh_boxes};
 
 use std::fmt;
@@ -76,6 +76,17 @@ impl ContentKey {
 
     pub(crate) fn secret(&self) -> &[u8; 16] {
         &self.key
+    }
+
+    /// A key derived from this one for `kid` (live key rotation with a static key): AES-128 under
+    /// this key of `kid` with its last byte flipped, so that no derived key is ever the public
+    /// `cbcs` constant IV of a KID (AES-128 of the KID itself). Every pod derives the same.
+    pub fn derive(&self, kid: KeyId) -> ContentKey {
+        use aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
+        let mut block = GenericArray::clone_from_slice(&kid.0);
+        block[15] ^= 0xFF;
+        aes::Aes128::new(&self.key.into()).encrypt_block(&mut block);
+        ContentKey { kid, key: block.into() }
     }
 
     /// The key's 16 bytes, for the one place that hands keys out: the edge's key delivery (HLS

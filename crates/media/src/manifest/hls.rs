@@ -251,6 +251,9 @@ pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
             super::write_iso_time(out, pdt);
             out.push('\n');
         }
+        if let Some(key) = &s.key {
+            super::protection::write_key(out, "#EXT-X-KEY", key);
+        }
         s.parts.iter().for_each(|part| write_part(out, part));
         out.push_str("#EXTINF:");
         push_fixed(out, s.duration, 6);
@@ -419,6 +422,7 @@ mod tests {
             program_date_time: Some(std::time::SystemTime::UNIX_EPOCH),
             gap,
             parts: Vec::new(),
+            key: None,
         };
         let p = MediaPlaylist {
             target_duration: 2,

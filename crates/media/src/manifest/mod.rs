@@ -205,6 +205,8 @@ pub struct MediaSegment {
     pub gap: bool,
     /// LL-HLS: its parts, listed before it while it is near the live edge.
     pub parts: Vec<PartialSegment>,
+    /// `EXT-X-KEY` written before this segment, where the key changes (live key rotation).
+    pub key: Option<SegmentEncryption>,
 }
 
 /// A media playlist, VOD or live (window, DVR range or recording).
@@ -257,6 +259,9 @@ pub struct Mpd<'a> {
     /// Common encryption (`cenc`) of the audio and video: the default KID every init's `tenc`
     /// carries, and the DRM systems that can license it; `None` in the clear.
     pub protection: Option<crate::cenc::Signalling>,
+    /// Live key rotation: each fragment names its period's key, so the MPD names none (no
+    /// `cenc:default_KID`, which players would take for the one key, and no common `pssh`).
+    pub key_rotation: bool,
 }
 
 /// LL-DASH `ServiceDescription`: the latency a low-latency player aims for, measured against the

@@ -79,7 +79,7 @@ pub fn write_mpd(out: &mut String, m: &Mpd<'_>) {
             out.push_str("\" start=\"PT0S\">\n");
         }
         for set in &period.adaptation_sets {
-            write_adaptation_set(out, set, m.utc_timing, m.protection.as_ref());
+            write_adaptation_set(out, set, m.utc_timing, m.protection.as_ref().map(|p| (p, m.key_rotation)));
         }
         for (i, track) in period.subtitles.iter().enumerate() {
             write_text_set(out, period.adaptation_sets.len() + i, track);
@@ -134,7 +134,7 @@ fn write_adaptation_set(
     out: &mut String,
     set: &AdaptationSet<'_>,
     utc_timing: Option<&str>,
-    protection: Option<&Signalling>,
+    protection: Option<(&Signalling, bool)>,
 ) {
     let (content, mime) = match set.kind {
         TrackKind::Video => ("video", content_type::MP4),
@@ -162,8 +162,8 @@ fn write_adaptation_set(
         out.push('"');
     }
     out.push_str(">\n");
-    if let Some(protection) = protection.filter(|_| set.kind != TrackKind::Text) {
-        super::protection::write_content_protection(out, protection);
+    if let Some((protection, rotation)) = protection.filter(|_| set.kind != TrackKind::Text) {
+        super::protection::write_content_protection(out, protection, rotation);
     }
     if let Some(main) = set.trick_mode_for {
         let _ = writeln!(

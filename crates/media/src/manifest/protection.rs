@@ -58,12 +58,26 @@ pub(super) fn write_key(out: &mut String, tag: &str, key: &SegmentEncryption) {
 /// every DRM system's player reads), each DRM system given with the key (its `pssh`, and
 /// PlayReady's `mspr:pro`), the common system's `pssh` (the KIDs, what ClearKey needs), and
 /// ClearKey itself.
-pub(super) fn write_content_protection(out: &mut String, protection: &Signalling) {
+/// With `rotation` (live key rotation) no KID is named: each fragment names its own.
+pub(super) fn write_content_protection(out: &mut String, protection: &Signalling, rotation: bool) {
     let kid = &protection.kid;
+    let scheme = protection.scheme.name();
+    if rotation {
+        let _ = writeln!(
+            out,
+            "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"{scheme}\"/>"
+        );
+        let _ = writeln!(out, "      <ContentProtection schemeIdUri=\"{}\"/>", SystemId::COMMON.urn());
+        let _ = writeln!(
+            out,
+            "      <ContentProtection schemeIdUri=\"{}\" value=\"ClearKey1.0\"/>",
+            SystemId::CLEARKEY_DASH.urn()
+        );
+        return;
+    }
     let _ = writeln!(
         out,
-        "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"{}\" cenc:default_KID=\"{}\"/>",
-        protection.scheme.name(),
+        "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"{scheme}\" cenc:default_KID=\"{}\"/>",
         kid.uuid()
     );
     for pssh in protection.systems.iter() {

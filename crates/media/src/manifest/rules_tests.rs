@@ -23,6 +23,7 @@ fn low_latency(skipped: Option<u64>) -> String {
         program_date_time: (msn == 10).then_some(SystemTime::UNIX_EPOCH),
         gap: false,
         parts,
+        key: None,
     };
     let playlist = MediaPlaylist {
         target_duration: 2,

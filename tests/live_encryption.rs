@@ -1,0 +1,183 @@
+//! Protected live channels (`[encryption] live_prefixes`, `key_period`) over sockets, pushed by a
+//! real encoder (ffmpeg's DASH muxer): the HLS playlists name a new key at each key period's first
+//! segment (`EXT-X-KEY` with its `KEYID`), offer no LL-HLS parts and no I-frame playlist; each
+//! fragment names its period's key (`pssh` in `moof`, a `seig` sample group); every segment
+//! decrypts, with its period's key, to the clear segment the encoder pushed (ffmpeg's own
+//! decryption); the keys are those every pod derives. Then Shaka plays the channel live across key
+//! periods with the keys given as ClearKey.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::browser::PageServer;
+use common::client::get;
+use common::compare::framemd5_decrypted;
+use common::encoder::Encoder;
+use common::live_push::create_channel;
+use common::{TestServer, test_config_in};
+use estuary::keys::derive_kid;
+use estuary::packaging::cenc::{ContentKey, KeyId};
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const KID: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const KEY: &str = "00112233445566778899aabbccddeeff";
+const PERIOD: u64 = 2;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The key of `channel`'s key period `p`, as every pod derives it from the static key.
+fn period_key(channel: &str, p: u64) -> ContentKey {
+    let master = ContentKey::from_hex(KeyId::parse(KID).unwrap(), KEY).unwrap();
+    master.derive(derive_kid(&format!("live:{channel}"), Some(p)))
+}
+
+async fn server(root: &Path) -> TestServer {
+    let mut config = test_config_in(root);
+    config.encryption.live_prefixes = vec!["secure".into()];
+    config.encryption.key_period = PERIOD as u32;
+    config.encryption.key_id = KID.into();
+    config.encryption.key = KEY.into();
+    TestServer::start(config).await
+}
+
+/// `(epoch, msn)` of a live segment URI (`v0/{epoch}/{msn}.m4s`).
+fn numbers(uri: &str) -> (u64, u64) {
+    let mut parts = uri.split('/');
+    let (_, epoch, file) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+    (epoch.parse().unwrap(), file.trim_end_matches(".m4s").parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_channel_rotates_its_keys_and_decrypts_period_by_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    for id in ["secure", "open"] {
+        let json = format!(r#"{{"id":"{id}","token":"{TOKEN}","target_duration":"2s","window":"30s"}}"#);
+        create_channel(s.api, &json).await;
+    }
+    // The protected channel runs while it is checked and played; the clear one ends first.
+    let _encoder = Encoder::start_low_latency(s.ingest, "secure", TOKEN, 40);
+    let ingest = s.ingest;
+    tokio::task::spawn_blocking(move || Encoder::start_low_latency(ingest, "open", TOKEN, 4).wait()).await.unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let video = loop {
+        let text = get(s.edge, "/live/secure/v0.m3u8").await.text();
+        if text.matches("#EXTINF").count() >= 5 {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no five segments: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // A key before the first segment, and a new one at each period's first segment.
+    let lines: Vec<&str> = video.lines().collect();
+    let first_segment = lines.iter().position(|l| l.ends_with(".m4s")).unwrap();
+    let first_key = lines.iter().position(|l| l.starts_with("#EXT-X-KEY:METHOD=SAMPLE-AES-CTR")).unwrap();
+    assert!(first_key < first_segment, "{video}");
+    let mut key_of_segment = Vec::new();
+    let mut current = None;
+    for line in &lines {
+        if line.starts_with("#EXT-X-KEY:") && line.contains("KEYFORMAT=\"urn:uuid:1077efec") {
+            current = line.split("KEYID=0x").nth(1).map(|k| k[..32].to_owned());
+        }
+        if line.ends_with(".m4s") {
+            key_of_segment.push((line.to_string(), current.clone().unwrap()));
+        }
+    }
+    for (uri, kid) in &key_of_segment {
+        let (_, msn) = numbers(uri);
+        assert_eq!(kid, &period_key("secure", msn / PERIOD).kid.hex(), "{uri}: its period's KID in\n{video}");
+    }
+    let periods: BTreeSet<&String> = key_of_segment.iter().map(|(_, k)| k).collect();
+    assert!(periods.len() >= 2, "two key periods at least: {video}");
+    assert!(!video.contains("#EXT-X-PART") && !video.contains("PRELOAD-HINT"), "no LL-HLS parts: {video}");
+    let master = get(s.edge, "/live/secure/master.m3u8").await.text();
+    assert!(master.contains("#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES-CTR") && !master.contains("I-FRAME"), "{master}");
+    let mpd = get(s.edge, "/live/secure/manifest.mpd").await.text();
+    // With rotation the MPD names no KID (players would take it for the one key).
+    assert!(
+        mpd.contains("urn:mpeg:dash:mp4protection:2011\" value=\"cenc\"/>") && !mpd.contains("default_KID"),
+        "{mpd}"
+    );
+    // The clear channel beside it stays clear.
+    let open = get(s.edge, "/live/open/v0.m3u8").await.text();
+    assert!(!open.contains("EXT-X-KEY"), "{open}");
+
+    // Each segment decrypts with its period's key to the segment the encoder pushed.
+    let init_uri = video.lines().find_map(|l| l.split("#EXT-X-MAP:URI=\"").nth(1)).unwrap().trim_end_matches('"');
+    let init = get(s.edge, &format!("/live/secure/{init_uri}")).await;
+    assert_eq!(init.status, 200);
+    assert!(contains(&init.body, b"encv") && contains(&init.body, b"tenc"), "a protected init");
+    let (epoch, _) = numbers(&key_of_segment[0].0);
+    let stored = |name: &str| dir.path().join(format!("live/secure/{epoch}/v0/{name}"));
+    // The clear bytes the encoder pushed, once the channel has written them to storage.
+    let read_stored = |name: String| async move {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(bytes) = std::fs::read(stored(&name)) {
+                return bytes;
+            }
+            assert!(Instant::now() < deadline, "{name} is not in storage");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let clear_init = read_stored("init.mp4".into()).await;
+    let work = tempfile::tempdir().unwrap();
+    for (uri, _) in &key_of_segment {
+        let (_, msn) = numbers(uri);
+        let key = period_key("secure", msn / PERIOD);
+        let segment = get(s.edge, &format!("/live/secure/{uri}")).await;
+        assert_eq!(segment.status, 200, "{uri}");
+        assert!(contains(&segment.body, b"seig") && contains(&segment.body, &key.kid.0), "{uri}: names its key");
+        assert!(!contains(&segment.body, &key.expose_for_delivery()), "{uri}: the key is in no segment");
+        let clear = read_stored(format!("{msn}.m4s")).await;
+        assert_ne!(segment.body, clear, "{uri}");
+        let (protected_file, clear_file) =
+            (work.path().join(format!("p{msn}.mp4")), work.path().join(format!("c{msn}.mp4")));
+        std::fs::write(&protected_file, [&init.body[..], &segment.body].concat()).unwrap();
+        std::fs::write(&clear_file, [&clear_init[..], &clear].concat()).unwrap();
+        let key_hex = hex(&key.expose_for_delivery());
+        let (decrypted, expected) = tokio::task::spawn_blocking(move || {
+            (
+                framemd5_decrypted(&protected_file, Some(&key_hex)).unwrap(),
+                framemd5_decrypted(&clear_file, None).unwrap(),
+            )
+        })
+        .await
+        .unwrap();
+        let hashes =
+            |p: &common::compare::Packets| p.streams["video"].1.iter().map(|p| p.hash.clone()).collect::<Vec<_>>();
+        assert_eq!(hashes(&decrypted), hashes(&expected), "{uri} decrypted with its period's key");
+        // The same bytes again (and on every pod: keys and IVs follow from the channel and numbers).
+        assert_eq!(get(s.edge, &format!("/live/secure/{uri}")).await.body, segment.body, "{uri}");
+    }
+    // No clear LL part or I-frame playlist of a protected channel.
+    let (_, msn) = numbers(&key_of_segment[0].0);
+    assert_eq!(get(s.edge, &format!("/live/secure/v0/{epoch}/{msn}.0.m4s")).await.status, 404);
+    assert_eq!(get(s.edge, "/live/secure/v0-iframes.m3u8").await.status, 404);
+
+    // Shaka plays it live across key periods (a new key every 4 s), given the keys as ClearKey.
+    let keys: Vec<String> = (0..8)
+        .map(|p| {
+            let key = period_key("secure", p);
+            format!("{}:{}", key.kid.hex(), hex(&key.expose_for_delivery()))
+        })
+        .collect();
+    let src = format!("http://{}/live/secure/manifest.mpd", s.edge);
+    let page = PageServer::start();
+    let query = format!("player=shaka&until=6&clearkey={}&src={src}", keys.join(","));
+    let report = tokio::task::block_in_place(|| page.play(&query));
+    eprintln!("shaka: {report}");
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["played"].as_str().unwrap().parse::<f64>().unwrap() >= 6.0, "more than one key period: {report}");
+    assert!(report["frames"].as_u64().unwrap() >= 25 * 4, "{report}");
+}
