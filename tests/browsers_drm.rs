@@ -32,10 +32,14 @@ async fn dash_js_and_shaka_play_cenc_with_clearkey_and_hls_js_plays_aes_128() {
     assert!(mpd.contains("cenc:default_KID"), "{mpd}");
     let page = PageServer::start();
     let ts = format!("http://{}/vod/sample/sample.mp4/ts/master.m3u8", s.edge);
+    let fmp4 = format!("http://{}/vod/sample/sample.mp4/master.m3u8", s.edge);
+    let licence = format!("http://{}/keys/sample/sample.mp4/clearkey", s.edge);
     let runs = [
         ("dash", format!("clearkey={KID}:{KEY}&src={src}")),
         ("shaka", format!("clearkey={KID}:{KEY}&src={src}")),
         ("hls", format!("src={ts}")),
+        // hls.js on the fMP4 ladder, with EME: ClearKey, the licence from the edge.
+        ("hls", format!("license={licence}&src={fmp4}")),
     ];
     for (player, query) in runs {
         // Each plays a second, seeks to 8 s (of 16) and plays 6 s from there.

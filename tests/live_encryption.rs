@@ -46,6 +46,7 @@ async fn server(root: &Path) -> TestServer {
     config.encryption.key_period = PERIOD as u32;
     config.encryption.key_id = KID.into();
     config.encryption.key = KEY.into();
+    config.encryption.key_delivery = true;
     TestServer::start(config).await
 }
 
@@ -172,6 +173,42 @@ async fn a_protected_channel_rotates_its_keys_and_decrypts_period_by_period() {
             format!("{}:{}", key.kid.hex(), hex(&key.expose_for_delivery()))
         })
         .collect();
+    // The ClearKey licence server: the keys asked for and their neighbours, of periods that have
+    // begun (or the next); never the static key the periods derive from, never a later period.
+    let licence = |kids: &[&KeyId]| {
+        let kids: Vec<String> = kids.iter().map(|k| format!("\"{}\"", b64url(&k.0))).collect();
+        format!(r#"{{"kids":[{}],"type":"temporary"}}"#, kids.join(","))
+    };
+    let (p0, p1) = (period_key("secure", 0), period_key("secure", 1));
+    let url = "/keys/live:secure/clearkey";
+    let reply = post(s.edge, url, &licence(&[&p0.kid, &p1.kid])).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("cache-control"), Some("private, no-store"));
+    let jwks: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    let given: Vec<(String, String)> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kid"].as_str().unwrap().to_owned(), k["k"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected: Vec<(String, String)> = [&p0, &p1, &period_key("secure", 2)]
+        .iter()
+        .map(|k| (b64url(&k.kid.0), b64url(&k.expose_for_delivery())))
+        .collect();
+    assert_eq!(given, expected, "the periods asked for and the one after");
+    let master = KeyId::parse(KID).unwrap();
+    let future = period_key("secure", 1_000).kid;
+    for kids in [vec![&master], vec![&future]] {
+        assert_eq!(post(s.edge, url, &licence(&kids)).await.status, 404, "{kids:?}");
+    }
+    assert_eq!(get(s.edge, &format!("/keys/{KID}.key")).await.status, 404, "the static key is never handed out");
+    assert_eq!(post(s.edge, "/keys/live:open/clearkey", &licence(&[&p0.kid])).await.status, 404, "a clear channel");
+    for bad in ["", "{}", "not json", r#"{"kids":["short"]}"#] {
+        assert_eq!(post(s.edge, url, bad).await.status, 400, "{bad:?}");
+    }
+    let huge = format!(r#"{{"kids":["{}"]}}"#, "A".repeat(9000));
+    assert_eq!(post(s.edge, url, &huge).await.status, 413);
+
     let src = format!("http://{}/live/secure/manifest.mpd", s.edge);
     let page = PageServer::start();
     let query = format!("player=shaka&until=6&clearkey={}&src={src}", keys.join(","));
@@ -180,4 +217,23 @@ async fn a_protected_channel_rotates_its_keys_and_decrypts_period_by_period() {
     assert_eq!(report["ok"], true, "{report}");
     assert!(report["played"].as_str().unwrap().parse::<f64>().unwrap() >= 6.0, "more than one key period: {report}");
     assert!(report["frames"].as_u64().unwrap() >= 25 * 4, "{report}");
+
+    // hls.js plays it live across key periods, asking the edge's licence server for each key.
+    let src = format!("http://{}/live/secure/master.m3u8", s.edge);
+    let licence_url = format!("http://{}{url}", s.edge);
+    let report = tokio::task::block_in_place(|| {
+        page.play(&format!("player=hls&until=6&debug=1&license={licence_url}&src={src}"))
+    });
+    eprintln!("hls.js: {report}");
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["played"].as_str().unwrap().parse::<f64>().unwrap() >= 6.0, "more than one key period: {report}");
+    assert!(report["frames"].as_u64().unwrap() >= 25 * 4, "{report}");
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
+}
+
+async fn post(edge: std::net::SocketAddr, path: &str, body: &str) -> common::client::Reply {
+    common::client::send_body(edge, "POST", path, &[("Content-Type", "application/json")], body.as_bytes()).await
 }

@@ -258,11 +258,13 @@ impl EncryptionConfig {
             return err("encryption.vod_prefixes", "an empty prefix would protect every asset; write the folders");
         }
         self.fairplay()?;
-        if self.key_period > 0 && self.key_delivery && self.key_provider == super::KeyProvider::Static {
+        let static_key = self.key_provider == super::KeyProvider::Static;
+        if self.key_period > 0 && self.key_delivery && static_key && !self.vod_prefixes.is_empty() {
             return Err(ConfigError::new(
                 "encryption.key_period",
-                "with a static key, rotated keys are derived from it, and key_delivery would hand it out (and every \
-                 period's key with it): rotate keys from a key server (key_provider = \"speke\")",
+                "with a static key, live key periods' keys are derived from it, and key_delivery hands it out for \
+                 the VOD assets (and every period's key with it): rotate keys from a key server \
+                 (key_provider = \"speke\"), or protect live channels only",
             ));
         }
         self.key_source().map(drop)

@@ -100,12 +100,14 @@ impl Dispatcher {
             return EdgeError::Forbidden.into_response();
         }
         if method == Method::OPTIONS {
-            return guard::preflight(headers);
+            return guard::preflight(headers, route.is_some_and(|(route, _)| route == EdgeRoute::Key));
         }
         let Some((route, raw)) = route else {
             return EdgeError::NotFound.into_response();
         };
-        if method != Method::GET && method != Method::HEAD {
+        // The one request with a body: a ClearKey licence request to `/keys/`.
+        let licence = method == Method::POST && route == EdgeRoute::Key;
+        if method != Method::GET && method != Method::HEAD && !licence {
             let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
             response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
             return response;
@@ -123,7 +125,10 @@ impl Dispatcher {
             EdgeRoute::Live => live::serve(state, &path, request.uri().query().unwrap_or(""), method, headers).await,
             EdgeRoute::Time => Ok(live::time()),
             EdgeRoute::Health => Ok(healthz(state)),
-            EdgeRoute::Key => super::keys::serve(state, &path, method).await,
+            EdgeRoute::Key => {
+                let body = request.extensions().get::<crate::http::raw::SmallBody>().map(|b| &b.0);
+                super::keys::serve(state, &path, method, body).await
+            }
         };
         response.into_response()
     }

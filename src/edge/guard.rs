@@ -40,12 +40,14 @@ impl OriginLock {
     }
 }
 
-/// Answers a CORS preflight (`OPTIONS`, on any path).
-pub(super) fn preflight(headers: &HeaderMap) -> Response {
+/// Answers a CORS preflight (`OPTIONS`, on any path); `post`: the path takes a POST too (a
+/// ClearKey licence request at `/keys/`).
+pub(super) fn preflight(headers: &HeaderMap, post: bool) -> Response {
     let allow = headers.get(ACCESS_CONTROL_REQUEST_HEADERS).cloned().unwrap_or(HeaderValue::from_static(ALLOWED));
     let mut response = StatusCode::NO_CONTENT.into_response();
     let h = response.headers_mut();
-    h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+    let methods = if post { "GET, HEAD, POST, OPTIONS" } else { "GET, HEAD, OPTIONS" };
+    h.insert(ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(methods));
     h.insert(ACCESS_CONTROL_ALLOW_HEADERS, allow);
     h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     h.insert(VARY, HeaderValue::from_static("Access-Control-Request-Headers"));

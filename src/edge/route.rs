@@ -44,8 +44,8 @@ impl EdgeRoute {
         } else if let Some(rest) = path.strip_prefix("/vod/") {
             (EdgeRoute::Vod, rest)
         } else if let Some(rest) = path.strip_prefix("/keys/") {
-            // `{kid}.key`, or `{content id}/[{period}/]{kid}.key` for keys from a key server.
-            if !rest.ends_with(".key") {
+            // `{kid}.key`, `{content id}/[{period}/]{kid}.key`, or `{content id}/clearkey`.
+            if !rest.ends_with(".key") && !rest.ends_with("/clearkey") {
                 return None;
             }
             (EdgeRoute::Key, rest)

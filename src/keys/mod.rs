@@ -68,20 +68,35 @@ impl KeySource {
     }
 }
 
-/// The KID of `content_id` in key period `period`: the first 16 bytes of a SHA-256 over both,
-/// the same on every pod and for every restart.
+/// The KID of `content_id` (in key period `period`), the same on every pod and for every restart:
+/// the first 16 bytes of a SHA-256 of the content id; with a period, the first 8 of another and
+/// the period's number, so that a licence request's KID says which period it asks for
+/// ([`period_of_kid`]).
 pub fn derive_kid(content_id: &str, period: Option<u64>) -> KeyId {
-    let mut hash = Sha256::new();
-    hash.update(b"estuary kid\0");
-    hash.update(content_id.as_bytes());
-    hash.update(b"\0");
-    if let Some(period) = period {
-        hash.update(period.to_be_bytes());
-    }
-    let digest = hash.finalize();
+    let digest = content_hash(content_id, period.is_some());
     let mut kid = [0u8; 16];
-    kid.copy_from_slice(&digest[..16]);
+    match period {
+        None => kid.copy_from_slice(&digest[..16]),
+        Some(p) => {
+            kid[..8].copy_from_slice(&digest[..8]);
+            kid[8..].copy_from_slice(&p.to_be_bytes());
+        }
+    }
     KeyId(kid)
+}
+
+/// The key period `kid` names for `content_id`, when it is one of its rotated KIDs.
+pub fn period_of_kid(content_id: &str, kid: &KeyId) -> Option<u64> {
+    let digest = content_hash(content_id, true);
+    let period = u64::from_be_bytes(kid.0[8..].try_into().ok()?);
+    (kid.0[..8] == digest[..8] && derive_kid(content_id, Some(period)) == *kid).then_some(period)
+}
+
+fn content_hash(content_id: &str, rotated: bool) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(if rotated { &b"estuary rotated kid\0"[..] } else { &b"estuary kid\0"[..] });
+    hash.update(content_id.as_bytes());
+    hash.finalize().into()
 }
 
 /// A DRM system as the config names it.
@@ -114,6 +129,9 @@ mod tests {
         assert_ne!(a, derive_kid("films/b.mp4", None));
         assert_ne!(derive_kid("live/news", Some(1)), derive_kid("live/news", Some(2)));
         assert_ne!(derive_kid("live/news", Some(0)), derive_kid("live/news", None));
+        assert_eq!(period_of_kid("live/news", &derive_kid("live/news", Some(77))), Some(77));
+        assert_eq!(period_of_kid("live/other", &derive_kid("live/news", Some(77))), None);
+        assert_eq!(period_of_kid("live/news", &derive_kid("live/news", None)), None);
         assert_eq!(system_named("fairplay"), Some(FAIRPLAY));
         assert_eq!(system_named("clearkey"), None);
     }

@@ -98,6 +98,11 @@ impl Vod {
         }
     }
 
+    /// Which assets and channels are protected, when any are.
+    pub fn protection(&self) -> Option<&Arc<protection::Protection>> {
+        self.protection.as_ref()
+    }
+
     /// The key the edge hands out at `/keys/{file}`, when key delivery is on and it is ours.
     pub async fn delivered_key(&self, file: &str) -> Option<crate::packaging::cenc::ContentKey> {
         self.protection.as_ref()?.delivered(file).await

@@ -49,7 +49,14 @@ impl Sealing {
         let cipher = SampleCipher::new(&key, scheme);
         let fairplay_uri = (scheme == Scheme::Cbcs).then(|| given.or(fairplay_uri)).flatten();
         let constant_iv = cipher.constant_iv();
-        let signalling = Signalling { kid: key.kid, scheme, constant_iv, systems: systems.into(), fairplay_uri };
+        let signalling = Signalling {
+            kid: key.kid,
+            scheme,
+            constant_iv,
+            systems: systems.into(),
+            fairplay_uri,
+            clearkey_licence: None,
+        };
         let cache_tag = format!("#{}-{}", scheme.name(), key.kid.hex());
         Sealing { key, cipher, signalling, ts_key_uri, cache_tag }
     }
@@ -172,7 +179,12 @@ impl Protection {
                     None => format!("/keys/{content}/{}.key", answer.key.kid.hex()),
                 }
             });
-            Ok(Arc::new(Sealing::new(answer, self.scheme, self.fairplay_uri.clone(), uri)))
+            let mut sealing = Sealing::new(answer, self.scheme, self.fairplay_uri.clone(), uri);
+            if self.delivery == KeyDelivery::OnTheEdge {
+                let content = utf8_percent_encode(content_id, KEY_URI);
+                sealing.signalling.clearkey_licence = Some(format!("/keys/{content}/clearkey"));
+            }
+            Ok(Arc::new(sealing))
         };
         let result = self.held.try_get_with::<_, KeyError>(id.clone(), fetch).await;
         // Once per fetch, not per request: settle the count before reading it.
@@ -197,6 +209,8 @@ impl Protection {
         };
         let kid = Some(kid).filter(|k| !k.contains('-')).and_then(KeyId::parse)?;
         let sealing = match content {
+            // The static key itself, for VOD assets only (live key periods derive from it).
+            None if self.prefixes.is_empty() => return None,
             None => self.fixed.clone()?,
             Some(content) => {
                 let (content, period) = match content.rsplit_once('/') {
@@ -217,6 +231,50 @@ impl Protection {
             KEYS_DELIVERED.fetch_add(1, Ordering::Relaxed);
             sealing.key.clone()
         })
+    }
+}
+
+/// What a ClearKey licence for a live channel may give: whether its keys rotate, and the newest
+/// key period (the one after the channel's newest segment's), past which no key is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LicenceWindow {
+    pub rotating: bool,
+    pub newest_period: u64,
+}
+
+impl Protection {
+    /// The keys of `content` a ClearKey licence gives for `kids` (those of them that are its),
+    /// when the edge delivers keys: the content's own key; or a live channel's key period's, with
+    /// the periods either side of it, so that a player crossing a period boundary holds the next
+    /// key already (players that rotate keys by `EXT-X-KEY` ask for one key per session and may
+    /// get the event of the neighbouring one). Within `window` only: never a period to come after
+    /// the next, and never a static key the periods derive from.
+    pub async fn licence(&self, content: &str, kids: &[KeyId], window: Option<LicenceWindow>) -> Vec<ContentKey> {
+        if self.delivery != KeyDelivery::OnTheEdge || !self.protects_content(content) {
+            return Vec::new();
+        }
+        let rotating = window.is_some_and(|w| w.rotating);
+        let newest = window.map_or(0, |w| w.newest_period);
+        let mut wanted: Vec<Option<u64>> = Vec::new();
+        for kid in kids {
+            match crate::keys::period_of_kid(content, kid) {
+                Some(p) if rotating && p <= newest => {
+                    wanted.extend((p.saturating_sub(1)..=(p + 1).min(newest)).map(Some));
+                }
+                None if !rotating && *kid == self.kid(content, None) => wanted.push(None),
+                _ => {}
+            }
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut keys: Vec<ContentKey> = Vec::new();
+        for period in wanted {
+            if let Ok(sealing) = self.sealing_of(content, period).await {
+                KEYS_DELIVERED.fetch_add(1, Ordering::Relaxed);
+                keys.push(sealing.key.clone());
+            }
+        }
+        keys
     }
 }
 

@@ -51,3 +51,17 @@ pub struct HeadSink(pub std::sync::Arc<TakeHead>);
 
 /// What a [`HeadSink`] calls.
 pub type TakeHead = dyn Fn(&[u8]) + Send + Sync;
+
+/// The body of one of the few requests the edge reads a body for (a ClearKey licence request at
+/// `/keys/`): at most [`SMALL_BODY_LIMIT`] bytes, read whole before the request is handed on, as a
+/// request extension.
+#[derive(Debug, Clone)]
+pub struct SmallBody(pub bytes::Bytes);
+
+/// Largest body the edge reads ([`SmallBody`]); a larger one is answered 413.
+pub const SMALL_BODY_LIMIT: usize = 8 * 1024;
+
+/// Whether the edge reads the body of a request for `path` with `method`: a POST to `/keys/`.
+pub fn reads_body(method: &http::Method, path: &str) -> bool {
+    method == http::Method::POST && path.starts_with("/keys/")
+}

@@ -35,7 +35,7 @@ pub(in crate::live) struct LiveSealing {
 
 /// What is done to an object's clear bytes before it is cached and sent.
 pub(super) enum Seal {
-    Init(Signalling),
+    Init(Signalling, bool),
     Segment { init: Bytes, sealing: Arc<Sealing>, msn: u64, iv_track: u16, rotated: bool },
     Ts { key: ContentKey, msn: u64 },
 }
@@ -47,7 +47,7 @@ impl Seal {
             ServeError::Unavailable(format!("the pushed media could not be encrypted: {e}"))
         };
         match self {
-            Seal::Init(signalling) => cenc::protect_pushed_init(clear, signalling).map_err(refused),
+            Seal::Init(signalling, rotated) => cenc::protect_pushed_init(clear, signalling, *rotated).map_err(refused),
             Seal::Segment { init, sealing, msn, iv_track, rotated } => {
                 let s = cenc::PushedSegment {
                     msn: *msn,
@@ -238,7 +238,7 @@ impl Live {
                 let modified = snap.slots.iter().find(|s| s.epoch == epoch).map(|s| s.pdt);
                 let stored = keys::init(&snap.id, epoch, id);
                 let source = super::Source { held, owner: None, stored };
-                let seal = Seal::Init(signalling);
+                let seal = Seal::Init(signalling, sealed.key_period > 0);
                 Ok(self.sealed_segment(&snap, path, source, content_type::MP4, modified, seal).await?.into())
             }
             LivePath::Segment(id, epoch, msn, container) => {
@@ -264,6 +264,20 @@ impl Live {
                 Ok(self.sealed_segment(&snap, path, source, container.media_type(), modified, seal).await?.into())
             }
         }
+    }
+
+    /// What a ClearKey licence for protected channel `channel` may give; `None` for a channel
+    /// that is not protected or not known here.
+    pub async fn licence_window(&self, channel: &str) -> Option<crate::vod::protection::LicenceWindow> {
+        let sealed = self.sealed.as_ref().filter(|s| s.protection.protects_channel(channel))?;
+        let source = match self.registry.get(channel) {
+            Some(handle) if handle.is_owner() || self.registry.cluster().is_none() => handle.subscribe(),
+            _ => self.follow(channel).await.ok()?,
+        };
+        let last = source.borrow().last_msn().unwrap_or(0);
+        let rotating = sealed.key_period > 0;
+        let newest_period = if rotating { last / sealed.key_period + 1 } else { 0 };
+        Some(crate::vod::protection::LicenceWindow { rotating, newest_period })
     }
 
     /// The clear init segment of rendition `r` in `epoch`: held, else from storage.

@@ -3,8 +3,9 @@
 //! with `sendfile` and a body in memory with one gathered write together with its head. hyper, which
 //! the other tiers keep, can only write bodies from user memory.
 //!
-//! The edge takes no request bodies: a request that announces one is answered, then the connection
-//! is closed. Limits as on every tier: the header read timeout from the first byte of a head (from
+//! The edge takes no request bodies but one: a ClearKey licence request (a POST to `/keys/`, at
+//! most 8 KiB, read whole within the header timeout). Any other request that announces a body is
+//! answered, then the connection is closed. Limits as on every tier: the header read timeout from the first byte of a head (from
 //! the accept for the first), the header size cap (431), the send timeout per wait for room, an idle
 //! keep-alive timeout, and `Connection: close` once the pod drains or answers 503.
 
@@ -105,7 +106,21 @@ pub async fn serve_connection<S>(
                     .await
                     .map(|()| keep)
             }
-            Parsed::Request(RequestHead { request, facts }) => {
+            Parsed::Request(RequestHead { mut request, mut facts }) => {
+                // The one body the edge reads: a small one, whole, before the request is handled.
+                if facts.has_body && crate::http::raw::reads_body(request.method(), request.uri().path()) {
+                    match read_small_body(stream, &mut input, request.headers(), limits).await {
+                        Ok(Some(body)) => {
+                            request.extensions_mut().insert(crate::http::raw::SmallBody(body));
+                            facts.has_body = false;
+                        }
+                        Ok(None) => return,
+                        Err((status, reason)) => {
+                            let _ = refuse(stream, status, reason, limits.send_timeout).await;
+                            return linger(socket).await;
+                        }
+                    }
+                }
                 let Ok(ready) = service.ready().await;
                 let Ok(response) = ready.call(request).await;
                 // A 503 (out of memory budget, storage down) also closes: a pod out of room sheds
@@ -169,6 +184,37 @@ async fn read_head<S: Shortcut>(
             Ok(Ok(_)) => {}
         }
     }
+}
+
+/// Reads a request body of at most [`crate::http::raw::SMALL_BODY_LIMIT`] bytes, announced by its
+/// `Content-Length`, within the header read timeout. `Ok(None)`: the client went away; `Err`: the
+/// status to refuse it with (411 without a length, 413 when too large).
+async fn read_small_body(
+    stream: &Socket,
+    input: &mut BytesMut,
+    headers: &http::HeaderMap,
+    limits: &Http1Limits,
+) -> Result<Option<bytes::Bytes>, (StatusCode, &'static str)> {
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return Err((StatusCode::LENGTH_REQUIRED, "a body needs a Content-Length here\n"));
+    }
+    let len = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .ok_or((StatusCode::BAD_REQUEST, "bad Content-Length\n"))?;
+    if len > crate::http::raw::SMALL_BODY_LIMIT {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"));
+    }
+    let deadline = Instant::now() + limits.header_read_timeout;
+    while input.len() < len {
+        input.reserve(len - input.len());
+        match tokio::time::timeout_at(deadline, send::read_more(stream, input)).await {
+            Ok(Ok(Some(n))) if n > 0 => {}
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(input.split_to(len).freeze()))
 }
 
 /// Writes `response`; `Ok(false)` when its framing needs the connection closed after it.

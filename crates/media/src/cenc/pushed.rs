@@ -20,14 +20,16 @@ use crate::mp4::TrackKind;
 /// Most samples of one pushed segment (the IV holds the sample's place in 16 bits).
 pub const MAX_SEGMENT_SAMPLES: usize = 1 << 16;
 
-/// The pushed init segment `init` (one track) protected as `signalling` says.
-pub fn protect_pushed_init(init: &[u8], signalling: &Signalling) -> Result<Bytes, PackagingError> {
+/// The pushed init segment `init` (one track) protected as `signalling` says. With key rotation
+/// (`rotated`) it carries no `pssh`: each fragment's names its own key, and one in the init would
+/// have players ask for a key period's key long gone (hls.js takes it for the current key's).
+pub fn protect_pushed_init(init: &[u8], signalling: &Signalling, rotated: bool) -> Result<Bytes, PackagingError> {
     let info = parse_init(init)?;
     let [track] = info.tracks.as_slice() else {
         return Err(PackagingError::malformed("a protected rendition's init segment must have exactly one track"));
     };
     let stsd = protect_stsd(&track.stsd, signalling)?;
-    let pssh = init_pssh(signalling);
+    let pssh = if rotated { BytesMut::new() } else { init_pssh(signalling) };
     let init = InitTrack {
         kind: track.kind,
         timescale: track.timescale,

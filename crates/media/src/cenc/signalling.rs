@@ -32,6 +32,8 @@ pub struct Signalling {
     pub systems: Arc<[Pssh]>,
     /// FairPlay's key URI (`skd://...`) for HLS (`cbcs` only); `None`: FairPlay not offered.
     pub fairplay_uri: Option<String>,
+    /// Where ClearKey players get a licence (DASH `dashif:Laurl`), when the origin gives them.
+    pub clearkey_licence: Option<String>,
 }
 
 impl Signalling {
@@ -43,6 +45,7 @@ impl Signalling {
             constant_iv: [0; 16],
             systems: Arc::from(Vec::new()),
             fairplay_uri: None,
+            clearkey_licence: None,
         }
     }
 }

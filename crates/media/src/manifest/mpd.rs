@@ -54,6 +54,9 @@ pub fn write_mpd(out: &mut String, m: &Mpd<'_>) {
         if protection.systems.iter().any(|p| p.system == SystemId::PLAYREADY) {
             out.push_str(" xmlns:mspr=\"urn:microsoft:playready\"");
         }
+        if protection.clearkey_licence.is_some() {
+            out.push_str(" xmlns:dashif=\"https://dashif.org/CPS\"");
+        }
     }
     duration(out, "maxSegmentDuration", m.max_segment_duration);
     duration(out, "minBufferTime", m.min_buffer_time);

@@ -46,6 +46,12 @@ pub(super) fn write_key(out: &mut String, tag: &str, key: &SegmentEncryption) {
                 common_pssh_base64(&signalling.kid),
                 SystemId::COMMON.urn()
             );
+            // ClearKey as hls.js names it: the URI's data is the KID.
+            let _ = writeln!(
+                out,
+                "{tag}:METHOD={method},URI=\"data:text/plain;base64,{}\",KEYID=0x{kid},KEYFORMAT=\"org.w3.clearkey\",KEYFORMATVERSIONS=\"1\"",
+                base64(&signalling.kid.0)
+            );
         }
         // A path of the edge's (`/keys/{kid}.key`): no quote or line break to escape.
         SegmentEncryption::Aes128 { uri } => {
@@ -68,11 +74,7 @@ pub(super) fn write_content_protection(out: &mut String, protection: &Signalling
             "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"{scheme}\"/>"
         );
         let _ = writeln!(out, "      <ContentProtection schemeIdUri=\"{}\"/>", SystemId::COMMON.urn());
-        let _ = writeln!(
-            out,
-            "      <ContentProtection schemeIdUri=\"{}\" value=\"ClearKey1.0\"/>",
-            SystemId::CLEARKEY_DASH.urn()
-        );
+        write_clearkey(out, protection);
         return;
     }
     let _ = writeln!(
@@ -103,11 +105,24 @@ pub(super) fn write_content_protection(out: &mut String, protection: &Signalling
         SystemId::COMMON.urn(),
         common_pssh_base64(kid)
     );
-    let _ = writeln!(
-        out,
-        "      <ContentProtection schemeIdUri=\"{}\" value=\"ClearKey1.0\"/>",
-        SystemId::CLEARKEY_DASH.urn()
-    );
+    write_clearkey(out, protection);
+}
+
+/// DASH-IF's ClearKey element, with the licence URL when the origin gives licences (a path of
+/// the edge or an absolute URL estuary wrote: nothing to escape).
+fn write_clearkey(out: &mut String, protection: &Signalling) {
+    let urn = SystemId::CLEARKEY_DASH.urn();
+    match &protection.clearkey_licence {
+        Some(url) => {
+            let _ = writeln!(
+                out,
+                "      <ContentProtection schemeIdUri=\"{urn}\" value=\"ClearKey1.0\"><dashif:Laurl>{url}</dashif:Laurl></ContentProtection>"
+            );
+        }
+        None => {
+            let _ = writeln!(out, "      <ContentProtection schemeIdUri=\"{urn}\" value=\"ClearKey1.0\"/>");
+        }
+    }
 }
 
 /// The common system's `pssh` box listing `kid`, in base64.
