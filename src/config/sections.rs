@@ -427,9 +427,10 @@ pub struct EncryptionConfig {
     /// system is named in the MPD (`ContentProtection`, PlayReady's `mspr:pro`) and in HLS
     /// (`EXT-X-KEY` with its `KEYFORMAT`). Empty: ClearKey and the common system only.
     pub pssh: String,
-    /// The edge hands the key out at `/keys/{kid}.key` (`Cache-Control: private, no-store`), and
-    /// protected assets' MPEG-TS ladders are offered with `METHOD=AES-128` naming it. Off by default:
-    /// whoever reaches the edge gets the key (entitlement, issue 25, will guard it).
+    /// The edge hands keys out under `/keys/` (AES-128 keys, and a ClearKey licence server at
+    /// `POST /keys/{content}/clearkey`; `Cache-Control: private, no-store`), and protected MPEG-TS
+    /// is offered with `METHOD=AES-128` naming its key. Off by default: whoever reaches the edge
+    /// gets the keys (entitlement, issue 25, will guard them).
     pub key_delivery: bool,
 }
 
