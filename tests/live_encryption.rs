@@ -237,3 +237,52 @@ fn b64url(bytes: &[u8]) -> String {
 async fn post(edge: std::net::SocketAddr, path: &str, body: &str) -> common::client::Reply {
     common::client::send_body(edge, "POST", path, &[("Content-Type", "application/json")], body.as_bytes()).await
 }
+
+/// `openssl aes-128-cbc -d` of `sealed` with `key` and the IV of media sequence number `msn`.
+fn openssl_decrypt(sealed: &[u8], key: &ContentKey, msn: u64, dir: &Path) -> Vec<u8> {
+    let input = dir.join(format!("sealed-{msn}.ts"));
+    std::fs::write(&input, sealed).unwrap();
+    let (key, iv) = (hex(&key.expose_for_delivery()), format!("{msn:032x}"));
+    let out =
+        common::tools::run("openssl", &["aes-128-cbc", "-d", "-K", &key, "-iv", &iv, "-in", input.to_str().unwrap()]);
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_mpeg_ts_channel_is_aes_128_with_a_key_per_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let json = format!(r#"{{"id":"secure-ts","token":"{TOKEN}","target_duration":"2s","window":"30s"}}"#);
+    create_channel(s.api, &json).await;
+    let ingest = s.ingest;
+    let push = common::encoder::Push { seconds: 9, ts: true, ..Default::default() };
+    tokio::task::spawn_blocking(move || Encoder::start(ingest, "secure-ts", TOKEN, push).wait()).await.unwrap();
+    let playlist = get(s.edge, "/live/secure-ts/v0.m3u8").await.text();
+    let work = tempfile::tempdir().unwrap();
+    let mut uri_of_key = None;
+    let mut checked = BTreeSet::new();
+    for line in playlist.lines() {
+        if let Some(rest) = line.strip_prefix("#EXT-X-KEY:METHOD=AES-128,URI=\"") {
+            uri_of_key = Some(rest.trim_end_matches('"').to_owned());
+            continue;
+        }
+        if !line.ends_with(".ts") {
+            continue;
+        }
+        let mut parts = line.split('/');
+        let (_, epoch, file) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+        let msn: u64 = file.trim_end_matches(".ts").parse().unwrap();
+        let key = period_key("secure-ts", msn / PERIOD);
+        let key_uri = uri_of_key.clone().unwrap_or_else(|| panic!("no key before {line}: {playlist}"));
+        assert!(key_uri.ends_with(&format!("/{}/{}.key", msn / PERIOD, key.kid.hex())), "{key_uri} for {line}");
+        let delivered = get(s.edge, &key_uri).await;
+        assert_eq!((delivered.status, &delivered.body[..]), (200, &key.expose_for_delivery()[..]), "{key_uri}");
+        let sealed = get(s.edge, &format!("/live/secure-ts/{line}")).await;
+        assert_eq!(sealed.status, 200, "{line}");
+        let clear = std::fs::read(dir.path().join(format!("live/secure-ts/{epoch}/v0/{msn}.ts"))).unwrap();
+        assert_eq!(openssl_decrypt(&sealed.body, &key, msn, work.path()), clear, "{line}");
+        checked.insert(msn / PERIOD);
+    }
+    assert!(checked.len() >= 2, "segments of two key periods: {playlist}");
+}

@@ -188,7 +188,8 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             tracing::info!(keys = %source, scheme = scheme.name(), "content protection on");
             let prefixes = encryption.vod_prefixes.clone();
             let protection = Protection::new(prefixes, source, scheme, fairplay, delivery, encryption.max_held_keys);
-            Some(Arc::new(protection.with_live(encryption.live_prefixes.clone())))
+            let live = encryption.live_prefixes.clone();
+            Some(Arc::new(protection.with_live(live, encryption.key_period > 0)))
         }
         None => None,
     };

@@ -71,6 +71,8 @@ pub struct Protection {
     prefixes: Vec<String>,
     /// Live channels whose id starts with one of these are protected (content id `live:{id}`).
     live_prefixes: Vec<String>,
+    /// Live keys rotate: with a static key, their keys derive from it, so it is never handed out.
+    rotating: bool,
     source: KeySource,
     scheme: Scheme,
     fairplay_uri: Option<String>,
@@ -101,13 +103,14 @@ impl Protection {
         };
         let held = Cache::builder().max_capacity(max_held.max(1)).build();
         let failed = Cache::builder().max_capacity(max_held.max(1)).time_to_live(RETRY_AFTER).build();
-        let live_prefixes = Vec::new();
-        Protection { prefixes, live_prefixes, source, scheme, fairplay_uri, delivery, fixed, held, failed }
+        let (live_prefixes, rotating) = (Vec::new(), false);
+        Protection { prefixes, live_prefixes, rotating, source, scheme, fairplay_uri, delivery, fixed, held, failed }
     }
 
-    /// Also protects the live channels whose id starts with one of `prefixes`.
-    pub fn with_live(self, live_prefixes: Vec<String>) -> Protection {
-        Protection { live_prefixes, ..self }
+    /// Also protects the live channels whose id starts with one of `prefixes`, their keys
+    /// `rotating` by key period or not.
+    pub fn with_live(self, live_prefixes: Vec<String>, rotating: bool) -> Protection {
+        Protection { live_prefixes, rotating, ..self }
     }
 
     /// Whether `asset` is protected.
@@ -209,8 +212,8 @@ impl Protection {
         };
         let kid = Some(kid).filter(|k| !k.contains('-')).and_then(KeyId::parse)?;
         let sealing = match content {
-            // The static key itself, for VOD assets only (live key periods derive from it).
-            None if self.prefixes.is_empty() => return None,
+            // The static key itself, unless live key periods derive from it.
+            None if self.rotating => return None,
             None => self.fixed.clone()?,
             Some(content) => {
                 let (content, period) = match content.rsplit_once('/') {
