@@ -191,7 +191,7 @@ impl Live {
                 let modified = snap.slots.iter().find(|s| s.epoch == epoch).map(|s| s.pdt);
                 let stored = keys::init(&snap.id, epoch, id);
                 let source = Source { held, owner: None, stored };
-                Ok(self.segment(&snap, path, source, content_type::MP4, modified).await?.into())
+                Ok(self.segment(&snap, path, source, content_type::MP4, modified, None).await?.into())
             }
             LivePath::Segment(id, epoch, msn, container) => {
                 let r = rendition(&snap, id)?;
@@ -222,7 +222,7 @@ impl Live {
                 let stored = keys::part(&snap.id, epoch, id, msn, container);
                 let owner = snap.owner_url.clone().filter(|_| part.at_owner).map(|url| (url, part.size));
                 let source = Source { held: part.bytes.clone(), owner, stored };
-                Ok(self.segment(&snap, path, source, media_type, Some(slot.end())).await?.into())
+                Ok(self.segment(&snap, path, source, media_type, Some(slot.end()), None).await?.into())
             }
             LivePath::Part(id, epoch, msn, part) => {
                 let r = rendition(&snap, id)?;
@@ -254,31 +254,8 @@ impl Live {
     /// the owner away) storage. Cached under its URL either way. Bytes from memory or the owner enter
     /// the cache as a copy charged to the in-flight budget, like every other cached body, so the cache
     /// never keeps an upload's buffer (and its ingest charge) alive.
+    /// `seal`: a protected channel's object, its bytes sealed before they are cached.
     async fn segment(
-        &self,
-        snap: &ChannelSnapshot,
-        path: LivePath,
-        source: Source,
-        media_type: &'static str,
-        modified: Option<SystemTime>,
-    ) -> Result<Served, ServeError> {
-        self.segment_sealed(snap, path, source, media_type, modified, None).await
-    }
-
-    /// [`Live::segment`], its bytes sealed (`seal`) before they are cached.
-    async fn sealed_segment(
-        &self,
-        snap: &ChannelSnapshot,
-        path: LivePath,
-        source: Source,
-        media_type: &'static str,
-        modified: Option<SystemTime>,
-        seal: Seal,
-    ) -> Result<Served, ServeError> {
-        self.segment_sealed(snap, path, source, media_type, modified, Some(seal)).await
-    }
-
-    async fn segment_sealed(
         &self,
         snap: &ChannelSnapshot,
         path: LivePath,

@@ -239,7 +239,7 @@ impl Live {
                 let stored = keys::init(&snap.id, epoch, id);
                 let source = super::Source { held, owner: None, stored };
                 let seal = Seal::Init(signalling, sealed.key_period > 0);
-                Ok(self.sealed_segment(&snap, path, source, content_type::MP4, modified, seal).await?.into())
+                Ok(self.segment(&snap, path, source, content_type::MP4, modified, Some(seal)).await?.into())
             }
             LivePath::Segment(id, epoch, msn, container) => {
                 let r = rendition(&snap, id)?;
@@ -261,7 +261,7 @@ impl Live {
                 let owner = snap.owner_url.clone().filter(|_| part.at_owner).map(|url| (url, part.size));
                 let source = super::Source { held: part.bytes.clone(), owner, stored };
                 let modified = Some(slot.end());
-                Ok(self.sealed_segment(&snap, path, source, container.media_type(), modified, seal).await?.into())
+                Ok(self.segment(&snap, path, source, container.media_type(), modified, Some(seal)).await?.into())
             }
         }
     }
