@@ -5,6 +5,7 @@
 //! field.
 
 mod bytesize;
+mod encryption;
 mod env;
 mod limits;
 pub mod listen;
