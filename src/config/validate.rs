@@ -265,14 +265,3 @@ impl LogConfig {
             .map_err(|_| ConfigError::new("log.level", format!("{:?} is not a tracing filter", self.level)))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config() -> Config {
-        let mut c = Config::default();
-        c.storage.root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        c
-    }
-}
