@@ -112,3 +112,86 @@ pub fn protect_pushed_segment(
     }
     Ok(body.freeze())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cenc::{ContentKey, KeyId, Scheme, sample_aux};
+    use crate::fmp4::parse::parse_segment;
+
+    const INIT: &[u8] = include_bytes!("../../../../assets/sample/hls/init.mp4");
+    const SEGMENT: &[u8] = include_bytes!("../../../../assets/sample/hls/seg_000.m4s");
+
+    /// The sample's first track as an encoder pushing one track per rendition would: its init and
+    /// its segment, in estuary's own writers.
+    fn one_track() -> (Bytes, Bytes) {
+        let info = parse_init(INIT).unwrap();
+        let track = &info.tracks[0];
+        let init = fmp4::write_init(&InitTrack {
+            kind: track.kind,
+            timescale: track.timescale,
+            movie_timescale: info.movie_timescale,
+            language: &track.language,
+            stsd: &track.stsd,
+            edit: track.edit,
+            display: track.display,
+            pssh: &[],
+        });
+        let run = parse_segment(&Bytes::from_static(SEGMENT), &info)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.track_id == track.track_id)
+            .unwrap();
+        let (durations, sizes): (Vec<u32>, Vec<u32>) = run.samples.iter().map(|s| (s.duration, s.size)).unzip();
+        let cts: Vec<i32> = run.samples.iter().map(|s| s.cts).collect();
+        let sync: Vec<bool> = run.samples.iter().map(|s| s.is_sync()).collect();
+        let fragment = FragmentSamples {
+            sequence: 1,
+            base_decode_time: run.base_decode_time,
+            durations: &durations,
+            sizes: &sizes,
+            cts: Some(&cts),
+            flags: SampleFlags::PerSample(&sync),
+            protection: None,
+        };
+        let data: Vec<&[u8]> = run.data.iter().map(|d| &d[..]).collect();
+        (init, fmp4::write_segment(&fragment, &data))
+    }
+
+    #[test]
+    fn a_pushed_segment_is_rewritten_protected_and_decrypts_sample_by_sample() {
+        let (init, segment) = one_track();
+        let key = ContentKey::new(KeyId([3; 16]), [9; 16]);
+        let cipher = SampleCipher::new(&key, Scheme::Cenc);
+        let signalling = Signalling::common(key.kid);
+        let protected_init = protect_pushed_init(&init, &signalling, false).unwrap();
+        assert!(protected_init.windows(4).any(|w| w == b"tenc") && protected_init.windows(4).any(|w| w == b"pssh"));
+        let rotated_init = protect_pushed_init(&init, &signalling, true).unwrap();
+        assert!(!rotated_init.windows(4).any(|w| w == b"pssh"), "no pssh in the init when keys rotate");
+
+        let s = PushedSegment { msn: 7, iv_track: 0, rotated: true, signalling: &signalling };
+        let sealed = protect_pushed_segment(&segment, &init, &cipher, s).unwrap();
+        for name in [b"senc", b"saiz", b"saio", b"seig", b"pssh"] {
+            assert!(sealed.windows(4).any(|w| w == name), "{}", String::from_utf8_lossy(name));
+        }
+        // The same samples, in the same order and sizes, each decrypting to the clear one.
+        let info = parse_init(&init).unwrap();
+        let clear = parse_segment(&segment, &info).unwrap().remove(0);
+        let ours = parse_segment(&sealed, &info).unwrap().remove(0);
+        assert_eq!(ours.samples, clear.samples);
+        assert_eq!(ours.base_decode_time, clear.base_decode_time);
+        let layout = SampleLayout::of_stsd(&info.tracks[0].stsd).unwrap();
+        for (i, (sealed, clear)) in ours.data.iter().zip(&clear.data).enumerate() {
+            let aux = sample_aux(Scheme::Cenc, sample_iv(0, (7 << 16) | i as u64), layout, clear).unwrap();
+            let mut opened = sealed.to_vec();
+            cipher.encrypt_in_place(layout, &aux, &mut opened).unwrap();
+            assert_eq!(&opened[..], &clear[..], "sample {i}");
+        }
+        // What cannot be read is refused, never passed on clear.
+        assert!(protect_pushed_segment(&Bytes::from_static(b"junk"), &init, &cipher, s).is_err());
+        // The sample's own init carries video and audio: a rendition of two tracks is refused.
+        assert_eq!(parse_init(INIT).unwrap().tracks.len(), 2);
+        assert!(protect_pushed_init(INIT, &signalling, false).is_err());
+        assert!(protect_pushed_segment(&Bytes::from_static(SEGMENT), INIT, &cipher, s).is_err());
+    }
+}
