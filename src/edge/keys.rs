@@ -64,7 +64,12 @@ async fn licence(state: &EdgeState, content: &str, body: &[u8]) -> Result<Respon
         .ok_or_else(|| EdgeError::BadRequest("a KID is not 16 bytes of base64url".into()))?;
     let window = match content.strip_prefix("live:") {
         Some(channel) => Some(state.live.licence_window(channel).await.ok_or(EdgeError::NotFound)?),
-        None => None,
+        // An asset that is there: no licence for a name that is not.
+        None => {
+            let asset = crate::storage::StorageKey::parse(content).ok().filter(|k| k.is_public());
+            state.vod.catalog().resolve(&asset.ok_or(EdgeError::NotFound)?).await?;
+            None
+        }
     };
     let keys = protection.licence(content, &kids, window).await;
     if keys.is_empty() {
