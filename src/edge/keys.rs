@@ -29,6 +29,13 @@ pub(super) async fn serve(
         let content = file.strip_suffix("/clearkey").ok_or(EdgeError::NotFound)?;
         return licence(state, content, body.map_or(&[][..], |b| &b[..])).await;
     }
+    // A key named by its asset: only for an asset that is there (no key server request for a name
+    // that is not). Live channels' keys are checked against the channel by their period.
+    if let Some((content, _)) = file.rsplit_once('/')
+        && !content.starts_with("live:")
+    {
+        asset_exists(state, content).await?;
+    }
     let key = state.vod.delivered_key(file).await.ok_or(EdgeError::NotFound)?;
     let bytes = key.expose_for_delivery();
     let body = if method == Method::HEAD { Vec::new() } else { bytes.to_vec() };
@@ -66,8 +73,7 @@ async fn licence(state: &EdgeState, content: &str, body: &[u8]) -> Result<Respon
         Some(channel) => Some(state.live.licence_window(channel).await.ok_or(EdgeError::NotFound)?),
         // An asset that is there: no licence for a name that is not.
         None => {
-            let asset = crate::storage::StorageKey::parse(content).ok().filter(|k| k.is_public());
-            state.vod.catalog().resolve(&asset.ok_or(EdgeError::NotFound)?).await?;
+            asset_exists(state, content).await?;
             None
         }
     };
@@ -87,4 +93,11 @@ async fn licence(state: &EdgeState, content: &str, body: &[u8]) -> Result<Respon
         .collect();
     let json = serde_json::json!({ "keys": keys, "type": "temporary" }).to_string();
     Ok((StatusCode::OK, private(json.len(), "application/json"), json).into_response())
+}
+
+/// 404 unless `content` names an asset in storage (storage faults answered as such).
+async fn asset_exists(state: &EdgeState, content: &str) -> Result<(), EdgeError> {
+    let asset = crate::storage::StorageKey::parse(content).ok().filter(|k| k.is_public()).ok_or(EdgeError::NotFound)?;
+    state.vod.catalog().resolve(&asset).await?;
+    Ok(())
 }
