@@ -11,6 +11,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use estuary::cache::SegmentCache;
 use estuary::config::VodConfig;
+use estuary::keys::protection::{KeyDelivery, Protection};
 use estuary::keys::{KeyAnswer, KeySource};
 use estuary::packaging::cenc::{ContentKey, KeyId, Scheme};
 use estuary::packaging::mp4::{IndexLimits, MoovLocator, Probe, build_index};
@@ -18,7 +19,6 @@ use estuary::packaging::presentation::{self, RenditionInput};
 use estuary::packaging::vod_manifests;
 use estuary::storage::StorageKey;
 use estuary::storage::local::LocalStorage;
-use estuary::vod::protection::{KeyDelivery, Protection};
 use estuary::vod::{Vod, VodPath};
 
 fn long_asset() -> PathBuf {

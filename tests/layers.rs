@@ -18,14 +18,16 @@ const LAYERS: &[(&str, u32)] = &[
     ("cluster", 0),
     ("telemetry", 0),
     ("health", 0),
-    ("config", 1),
-    ("vod", 2),
-    ("live", 2),
-    ("edge", 3),
-    ("api", 3),
-    ("ingest", 3),
-    ("internal", 3),
-    ("server", 4),
+    // Where content keys come from (a static key, a SPEKE key server): the config builds them.
+    ("keys", 1),
+    ("config", 2),
+    ("vod", 3),
+    ("live", 3),
+    ("edge", 4),
+    ("api", 4),
+    ("ingest", 4),
+    ("internal", 4),
+    ("server", 5),
 ];
 
 fn layer(node: &str) -> u32 {

@@ -109,7 +109,6 @@ pub(super) async fn metrics(State(state): State<ApiState>) -> Response {
         write_sample(&mut out, name, "counter", help, &[], value as f64);
     }
     crate::live::metrics::render(&mut out, &state.live, &state.blocking);
-    crate::vod::protect::render(&mut out);
     crate::keys::metrics::render(&mut out);
     write_sample(
         &mut out,

@@ -9,6 +9,7 @@
 
 pub mod cpix;
 pub mod metrics;
+pub mod protection;
 mod speke;
 
 use std::fmt;

@@ -95,7 +95,11 @@ impl Live {
 
     /// Encrypts the channels `protection` names, with a new key every `key_period` segments (0:
     /// one key per channel).
-    pub fn with_protection(self, protection: Option<Arc<crate::vod::protection::Protection>>, key_period: u64) -> Self {
+    pub fn with_protection(
+        self,
+        protection: Option<Arc<crate::keys::protection::Protection>>,
+        key_period: u64,
+    ) -> Self {
         let sealed = protection.map(|protection| Arc::new(LiveSealing { protection, key_period }));
         Live { sealed, ..self }
     }

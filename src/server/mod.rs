@@ -25,6 +25,7 @@ use crate::cache::SegmentCache;
 use crate::cluster::ControlStore;
 use crate::config::{Config, RedundantIngest, StorageBackend};
 use crate::edge::EdgeShared;
+use crate::keys::protection::{KeyDelivery, Protection};
 use crate::live::service::Live;
 use crate::live::{ChannelLimits, LiveLimits, LiveRegistry};
 use crate::storage::Storage;
@@ -34,7 +35,6 @@ use crate::storage::metered::MeteredStorage;
 use crate::storage::s3::S3Storage;
 use crate::telemetry::Metrics;
 use crate::vod::Vod;
-use crate::vod::protection::{KeyDelivery, Protection};
 use listener::ConnectionLimits;
 
 /// Choices the command line or a test makes that are not configuration.

@@ -11,7 +11,6 @@ mod catalog;
 mod iframes;
 mod object;
 pub mod protect;
-pub mod protection;
 pub mod segment;
 mod source;
 mod subtitles;
@@ -76,7 +75,7 @@ pub struct Vod {
     /// Segments being muxed are charged here (the process's in-flight byte budget).
     budget: Arc<ByteBudget>,
     /// Which assets are encrypted (`[encryption]`).
-    protection: Option<Arc<protection::Protection>>,
+    protection: Option<Arc<crate::keys::protection::Protection>>,
 }
 
 impl Vod {
@@ -86,12 +85,12 @@ impl Vod {
     }
 
     /// Encrypts the assets `protection` names.
-    pub fn with_protection(self, protection: Option<Arc<protection::Protection>>) -> Self {
+    pub fn with_protection(self, protection: Option<Arc<crate::keys::protection::Protection>>) -> Self {
         Vod { protection, ..self }
     }
 
     /// How `asset` is encrypted, when it is protected; an error when its key cannot be had now.
-    async fn sealing(&self, asset: &StorageKey) -> Result<Option<Arc<protection::Sealing>>, VodError> {
+    async fn sealing(&self, asset: &StorageKey) -> Result<Option<Arc<crate::keys::protection::Sealing>>, VodError> {
         match &self.protection {
             Some(protection) => protection.sealing(asset).await.map_err(VodError::Key),
             None => Ok(None),
@@ -99,7 +98,7 @@ impl Vod {
     }
 
     /// Which assets and channels are protected, when any are.
-    pub fn protection(&self) -> Option<&Arc<protection::Protection>> {
+    pub fn protection(&self) -> Option<&Arc<crate::keys::protection::Protection>> {
         self.protection.as_ref()
     }
 
@@ -161,7 +160,7 @@ impl Vod {
         asset_key: &StorageKey,
         asset: Arc<Asset>,
         object: VodPath,
-        sealing: Option<Arc<protection::Sealing>>,
+        sealing: Option<Arc<crate::keys::protection::Sealing>>,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
         let protected = sealing.is_some();
         let key = object::cache_key(asset_key, asset.version, object, sealing.as_deref());

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::protect;
-use super::protection::Sealing;
 use super::{Asset, VodError, segment};
 use crate::budget::ByteBudget;
 use crate::cache::{CacheKey, CachedObject};
 use crate::config::VodConfig;
 use crate::http::content_type;
+use crate::keys::protection::{Sealing, seal_ts_segment};
 use crate::packaging::manifest::SegmentEncryption::{Aes128, Cenc};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Presentation, RenditionId};
@@ -175,7 +175,7 @@ pub(super) async fn build(
             let policy = read_policy(storage.as_ref(), &config);
             let body = super::ts::build(storage.as_ref(), &budget, &asset, rendition(r)?, index, policy).await?;
             let body = match &key {
-                Some(key) => protect::seal_ts_segment(key, n, &body),
+                Some(key) => seal_ts_segment(key, n, &body),
                 None => body,
             };
             let object = CachedObject::new(body, content_type(object), asset.last_modified);

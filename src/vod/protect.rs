@@ -1,5 +1,5 @@
 //! Common encryption of VOD assets (`[encryption]`): their init and media segments encrypted on the
-//! fly with `cenc` or `cbcs`, their TS segments in AES-128, and what encryption counts. The files
+//! fly with `cenc` or `cbcs` (their TS segments in AES-128: `keys::protection`). The files
 //! in storage never change; a protected asset's objects are cached under keys of their own, and
 //! only its fMP4 ladder is offered.
 //!
@@ -8,68 +8,18 @@
 //! the IV of each sample follows from its rendition and number, so every pod serves the same bytes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{BufMut, Bytes};
 
 use super::{Asset, VodError, segment};
 use crate::budget::ByteBudget;
 use crate::http::conditional::ETag;
-use crate::packaging::cenc::{self, ContentKey, SampleCipher, SampleLayout, Scheme, Signalling};
+use crate::keys::metrics;
+use crate::packaging::cenc::{self, SampleCipher, SampleLayout, Scheme, Signalling};
 use crate::packaging::fmp4::{self, FragmentProtection, InitTrack};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::{Rendition, RenditionId};
 use crate::storage::{Storage, StorageError};
-
-/// A TS segment of a protected asset, numbered `n` (its media sequence number), in AES-128.
-pub fn seal_ts_segment(key: &ContentKey, n: u32, clear: &[u8]) -> Bytes {
-    let sealed =
-        crate::packaging::aes128::encrypt_segment(key, crate::packaging::aes128::sequence_iv(u64::from(n)), clear);
-    AES128.count(sealed.len());
-    sealed.into()
-}
-
-/// Segments encrypted and their bytes, for one scheme.
-struct Encrypted {
-    segments: AtomicU64,
-    bytes: AtomicU64,
-}
-
-impl Encrypted {
-    const fn new() -> Encrypted {
-        Encrypted { segments: AtomicU64::new(0), bytes: AtomicU64::new(0) }
-    }
-
-    fn count(&self, bytes: usize) {
-        self.segments.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-}
-
-static CENC: Encrypted = Encrypted::new();
-static CBCS: Encrypted = Encrypted::new();
-static AES128: Encrypted = Encrypted::new();
-
-/// Appends the encryption metrics: segments and bytes encrypted by scheme (each built once, then
-/// served from the segment cache), and keys the edge handed out.
-pub fn render(out: &mut String) {
-    use crate::telemetry::metrics::{write_counters, write_sample};
-    let load = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
-    let schemes = [("cenc", &CENC), ("cbcs", &CBCS), ("aes-128", &AES128)];
-    let help = "Media segments encrypted on the fly, by scheme";
-    write_counters(
-        out,
-        "estuary_encrypted_segments_total",
-        help,
-        "scheme",
-        schemes.map(|(s, e)| (s, load(&e.segments))),
-    );
-    let help = "Bytes of the media segments encrypted on the fly, by scheme";
-    write_counters(out, "estuary_encrypted_bytes_total", help, "scheme", schemes.map(|(s, e)| (s, load(&e.bytes))));
-    let help = "HLS AES-128 keys handed out at /keys/";
-    let delivered = super::protection::keys_delivered() as f64;
-    write_sample(out, "estuary_keys_delivered_total", "counter", help, &[], delivered);
-}
 
 /// Whether rendition `r` is encrypted in a protected asset: audio and video are, subtitles are not
 /// (players expect them clear).
@@ -145,8 +95,8 @@ pub async fn build_segment(
     let body = body.freeze();
     let etag = ETag::of(&body);
     match cipher.scheme() {
-        Scheme::Cenc => CENC.count(body.len()),
-        Scheme::Cbcs => CBCS.count(body.len()),
+        Scheme::Cenc => metrics::CENC.count(body.len()),
+        Scheme::Cbcs => metrics::CBCS.count(body.len()),
     }
     Ok((charge.attach(body), etag))
 }

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::{Answer, Live, ServeError, Served, manifest_kind};
 use crate::http::content_type;
+use crate::keys::protection::{KeyDelivery, Protection, Sealing};
 use crate::live::keys;
 use crate::live::manifests::{self, Delta};
 use crate::live::model::{ChannelSnapshot, Status};
@@ -24,7 +25,6 @@ use crate::packaging::cenc::{self, ContentKey, Signalling};
 use crate::packaging::manifest::{self, ObjectUri, SegmentEncryption};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::url::{Container, LivePath, LiveQuery};
-use crate::vod::protection::{KeyDelivery, Protection, Sealing};
 
 /// How a protected channel's objects are sealed: the keys, and the key period.
 pub(in crate::live) struct LiveSealing {
@@ -57,7 +57,7 @@ impl Seal {
                 };
                 cenc::protect_pushed_segment(clear, init, &sealing.cipher, s).map_err(refused)
             }
-            Seal::Ts { key, msn } => Ok(crate::vod::protect::seal_ts_segment(key, *msn as u32, clear)),
+            Seal::Ts { key, msn } => Ok(crate::keys::protection::seal_ts_segment(key, *msn as u32, clear)),
         }
     }
 }
@@ -268,7 +268,7 @@ impl Live {
 
     /// What a ClearKey licence for protected channel `channel` may give; `None` for a channel
     /// that is not protected or not known here.
-    pub async fn licence_window(&self, channel: &str) -> Option<crate::vod::protection::LicenceWindow> {
+    pub async fn licence_window(&self, channel: &str) -> Option<crate::keys::protection::LicenceWindow> {
         let sealed = self.sealed.as_ref().filter(|s| s.protection.protects_channel(channel))?;
         let source = match self.registry.get(channel) {
             Some(handle) if handle.is_owner() || self.registry.cluster().is_none() => handle.subscribe(),
@@ -277,7 +277,7 @@ impl Live {
         let last = source.borrow().last_msn().unwrap_or(0);
         let rotating = sealed.key_period > 0;
         let newest_period = if rotating { last / sealed.key_period + 1 } else { 0 };
-        Some(crate::vod::protection::LicenceWindow { rotating, newest_period })
+        Some(crate::keys::protection::LicenceWindow { rotating, newest_period })
     }
 
     /// The clear init segment of rendition `r` in `epoch`: held, else from storage.

@@ -8,13 +8,13 @@
 //! [`RETRY_AFTER`], so an outage costs the key server one request per asset per second.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use moka::future::Cache;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
-use crate::keys::{KeyAnswer, KeyError, KeySource, metrics};
+use super::{KeyAnswer, KeyError, KeySource, metrics};
 use crate::packaging::cenc::{ContentKey, KeyId, SampleCipher, Scheme, Signalling};
 use crate::storage::StorageKey;
 
@@ -231,7 +231,7 @@ impl Protection {
             }
         };
         (sealing.key.kid == kid).then(|| {
-            KEYS_DELIVERED.fetch_add(1, Ordering::Relaxed);
+            metrics::KEYS_DELIVERED.fetch_add(1, Ordering::Relaxed);
             sealing.key.clone()
         })
     }
@@ -273,7 +273,7 @@ impl Protection {
         let mut keys: Vec<ContentKey> = Vec::new();
         for period in wanted {
             if let Ok(sealing) = self.sealing_of(content, period).await {
-                KEYS_DELIVERED.fetch_add(1, Ordering::Relaxed);
+                metrics::KEYS_DELIVERED.fetch_add(1, Ordering::Relaxed);
                 keys.push(sealing.key.clone());
             }
         }
@@ -281,9 +281,10 @@ impl Protection {
     }
 }
 
-static KEYS_DELIVERED: AtomicU64 = AtomicU64::new(0);
-
-/// Keys the edge handed out at `/keys/`.
-pub fn keys_delivered() -> u64 {
-    KEYS_DELIVERED.load(Ordering::Relaxed)
+/// A TS segment, numbered `n` (its media sequence number), in AES-128 under `key`.
+pub fn seal_ts_segment(key: &ContentKey, n: u32, clear: &[u8]) -> bytes::Bytes {
+    let iv = crate::packaging::aes128::sequence_iv(u64::from(n));
+    let sealed = crate::packaging::aes128::encrypt_segment(key, iv, clear);
+    metrics::AES128.count(sealed.len());
+    sealed.into()
 }
