@@ -3,8 +3,10 @@
 //! segment (`EXT-X-KEY` with its `KEYID`), offer no LL-HLS parts and no I-frame playlist; each
 //! fragment names its period's key (`pssh` in `moof`, a `seig` sample group); every segment
 //! decrypts, with its period's key, to the clear segment the encoder pushed (ffmpeg's own
-//! decryption); the keys are those every pod derives. Then Shaka plays the channel live across key
-//! periods with the keys given as ClearKey.
+//! decryption); the keys are those every pod derives; the ClearKey licence server gives the keys
+//! of periods begun and refuses the rest. Then Shaka and dash.js (keys given as ClearKey) and
+//! hls.js (keys from the edge's licence server) play the channel live across key periods. A
+//! protected MPEG-TS channel is AES-128 with a key per period (openssl decrypts it).
 
 mod common;
 
@@ -66,7 +68,7 @@ async fn a_protected_channel_rotates_its_keys_and_decrypts_period_by_period() {
         create_channel(s.api, &json).await;
     }
     // The protected channel runs while it is checked and played; the clear one ends first.
-    let _encoder = Encoder::start_low_latency(s.ingest, "secure", TOKEN, 40);
+    let _encoder = Encoder::start_low_latency(s.ingest, "secure", TOKEN, 60);
     let ingest = s.ingest;
     tokio::task::spawn_blocking(move || Encoder::start_low_latency(ingest, "open", TOKEN, 4).wait()).await.unwrap();
 
@@ -217,6 +219,14 @@ async fn a_protected_channel_rotates_its_keys_and_decrypts_period_by_period() {
     assert_eq!(report["ok"], true, "{report}");
     assert!(report["played"].as_str().unwrap().parse::<f64>().unwrap() >= 6.0, "more than one key period: {report}");
     assert!(report["frames"].as_u64().unwrap() >= 25 * 4, "{report}");
+
+    // dash.js too, given the keys.
+    let src_mpd = format!("http://{}/live/secure/manifest.mpd", s.edge);
+    let query = format!("player=dash&until=6&clearkey={}&src={src_mpd}", keys.join(","));
+    let report = tokio::task::block_in_place(|| page.play(&query));
+    eprintln!("dash.js: {report}");
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["played"].as_str().unwrap().parse::<f64>().unwrap() >= 6.0, "more than one key period: {report}");
 
     // hls.js plays it live across key periods, asking the edge's licence server for each key.
     let src = format!("http://{}/live/secure/master.m3u8", s.edge);
