@@ -268,15 +268,20 @@ impl Live {
         modified: Option<SystemTime>,
         seal: Option<Seal>,
     ) -> Result<Served, ServeError> {
-        let key_path = format!("{}/{path}{}", snap.id, if seal.is_some() { "#sealed" } else { "" });
-        let owner = source.owner.map(|(owner, size)| (owner, size, format!("/live/{key_path}")));
+        let plain = format!("{}/{path}", snap.id);
+        // The owner is asked for the clear object by its own URL; the sealed one is cached apart.
+        let owner = source.owner.map(|(owner, size)| (owner, size, format!("/live/{plain}")));
+        let key_path = if seal.is_some() { format!("{plain}#sealed") } else { plain };
         let key = CacheKey::new("live", key_path, 0);
         let (storage, budget) = (self.storage.clone(), self.budget.clone());
         let load = async move {
             let seal = seal.as_ref();
-            let charged = |bytes: Bytes| async move {
+            // Sealing writes new bytes; unsealed memory is copied (`copy`), so the cache never
+            // keeps an upload's buffer.
+            let charged = |bytes: Bytes, copy: bool| async move {
                 let bytes = match seal {
                     Some(seal) => seal.apply(&bytes)?,
+                    None if copy => Bytes::copy_from_slice(&bytes),
                     None => bytes,
                 };
                 let charge = budget
@@ -286,12 +291,12 @@ impl Live {
                 Ok::<_, ServeError>(charge.attach(bytes))
             };
             if let Some(bytes) = source.held {
-                let body = charged(Bytes::copy_from_slice(&bytes)).await?;
+                let body = charged(bytes, true).await?;
                 return Ok(CachedObject::new(body, media_type, modified));
             }
             if let Some((owner, size, url)) = owner {
                 match owner::fetch(&owner, &url, size).await {
-                    Ok(bytes) => return Ok(CachedObject::new(charged(bytes).await?, media_type, modified)),
+                    Ok(bytes) => return Ok(CachedObject::new(charged(bytes, false).await?, media_type, modified)),
                     Err(e) => {
                         tracing::debug!(object = %url, owner = %owner, error = %e, "reading storage instead of the owner")
                     }

@@ -173,7 +173,7 @@ impl Live {
                     let Some(msn) = msn_of(&segment.uri) else { continue };
                     let period = sealed.period(msn).unwrap_or(0);
                     if current != Some(period) {
-                        let sealing = &periods[&period];
+                        let sealing = periods.get(&period).ok_or(ServeError::NotFound)?;
                         segment.key = Some(match (ts, &sealing.ts_key_uri) {
                             (true, Some(uri)) => SegmentEncryption::Aes128 { uri: uri.clone() },
                             (true, None) => return Err(ServeError::NotHere("no key URI for AES-128")),

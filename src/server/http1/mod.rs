@@ -5,9 +5,10 @@
 //!
 //! The edge takes no request bodies but one: a ClearKey licence request (a POST to `/keys/`, at
 //! most 8 KiB, read whole within the header timeout). Any other request that announces a body is
-//! answered, then the connection is closed. Limits as on every tier: the header read timeout from the first byte of a head (from
-//! the accept for the first), the header size cap (431), the send timeout per wait for room, an idle
-//! keep-alive timeout, and `Connection: close` once the pod drains or answers 503.
+//! answered, then the connection is closed. Limits as on every tier: the header read timeout from
+//! the first byte of a head (from the accept for the first), the header size cap (431), the send
+//! timeout per wait for room, an idle keep-alive timeout, and `Connection: close` once the pod
+//! drains or answers 503.
 
 pub mod request;
 pub mod response;
