@@ -189,7 +189,7 @@ impl Protection {
             }
             Ok(Arc::new(sealing))
         };
-        let result = self.held.try_get_with::<_, KeyError>(id.clone(), fetch).await;
+        let result = self.held.try_get_with::<_, KeyError>(id.clone(), Box::pin(fetch)).await;
         // Once per fetch, not per request: settle the count before reading it.
         self.held.run_pending_tasks().await;
         metrics::set_held(self.held.entry_count());

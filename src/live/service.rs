@@ -125,7 +125,8 @@ impl Live {
         };
         let mut snap = source.borrow().clone();
         if let Some(sealed) = self.sealed.as_ref().filter(|s| s.protection.protects_channel(channel)) {
-            return self.sealed_object(sealed, source, snap, path, query).await;
+            // Boxed: a protected channel's futures (key fetches inside cache loads) are large.
+            return Box::pin(self.sealed_object(sealed, source, snap, path, query)).await;
         }
         let window = query.window;
         let rendition = |snap: &ChannelSnapshot, id| snap.rendition_index(id).ok_or(ServeError::NotFound);
@@ -278,9 +279,10 @@ impl Live {
             let seal = seal.as_ref();
             // Sealing writes new bytes; unsealed memory is copied (`copy`), so the cache never
             // keeps an upload's buffer.
+            let stored_in = storage.as_ref();
             let charged = |bytes: Bytes, copy: bool| async move {
                 let bytes = match seal {
-                    Some(seal) => seal.apply(&bytes)?,
+                    Some(seal) => Box::pin(seal.apply(&bytes, stored_in)).await?,
                     None if copy => Bytes::copy_from_slice(&bytes),
                     None => bytes,
                 };
@@ -308,7 +310,7 @@ impl Live {
                 other => ServeError::Storage(Arc::new(other)),
             })?;
             let body = match seal {
-                Some(seal) => seal.apply(&o.body)?,
+                Some(seal) => Box::pin(seal.apply(&o.body, storage.as_ref())).await?,
                 None => o.body,
             };
             Ok::<_, ServeError>(CachedObject::new(body, media_type, o.meta.modified.or(modified)))
@@ -345,10 +347,24 @@ impl Live {
         media_type: &'static str,
         render: impl FnOnce(&ChannelSnapshot) -> Option<String>,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), ServeError> {
+        let text = async { render(snap).ok_or(ServeError::NotFound) };
+        self.rendered_from(snap, path, query, media_type, text).await
+    }
+
+    /// [`Live::rendered`], the text made by `text`, which runs on a miss only (a protected
+    /// channel's manifests fetch their keys there).
+    async fn rendered_from(
+        &self,
+        snap: &ChannelSnapshot,
+        path: LivePath,
+        query: &str,
+        media_type: &'static str,
+        text: impl Future<Output = Result<String, ServeError>>,
+    ) -> Result<(Arc<CachedObject>, CacheOutcome), ServeError> {
         let key = CacheKey::new("live", format!("{}/{path}{query}", snap.id), snap.version);
         let kept = self.cache.is_on();
         let load = async {
-            let text = render(snap).ok_or(ServeError::NotFound)?;
+            let text = text.await?;
             let object = CachedObject::new(Bytes::from(text), media_type, Some(snap.published));
             let object = object.with_ttl(Some(RENDERED_TTL));
             // Compressed forms only for what the cache keeps (once per snapshot version).

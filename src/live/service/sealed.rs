@@ -9,6 +9,7 @@
 //! LL-DASH segment and I-frame playlists are not offered; a segment that cannot be encrypted is an
 //! error); the key of a period is the same on every pod (derived or asked by a derived KID).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -36,13 +37,37 @@ pub(in crate::live) struct LiveSealing {
 /// What is done to an object's clear bytes before it is cached and sent.
 pub(super) enum Seal {
     Init(Signalling, bool),
-    Segment { init: Bytes, sealing: Arc<Sealing>, msn: u64, iv_track: u16, rotated: bool },
+    Segment { init: ClearInit, sealing: Arc<Sealing>, msn: u64, iv_track: u16, rotated: bool },
     Ts { key: ContentKey, msn: u64 },
 }
 
+/// Where the clear init segment of a segment's rendition and epoch is: held, else in storage. Read
+/// only when the segment is sealed (a miss), never per request.
+pub(super) struct ClearInit {
+    held: Option<Bytes>,
+    stored: crate::storage::StorageKey,
+}
+
+impl ClearInit {
+    async fn bytes(&self, storage: &dyn crate::storage::Storage) -> Result<Bytes, ServeError> {
+        if let Some(init) = &self.held {
+            return Ok(init.clone());
+        }
+        match storage.get(&self.stored).await {
+            Ok(object) => Ok(object.body),
+            Err(crate::storage::StorageError::NotFound(_)) => Err(ServeError::NotFound),
+            Err(e) => Err(ServeError::Storage(Arc::new(e))),
+        }
+    }
+}
+
 impl Seal {
-    /// The encrypted bytes of `clear`.
-    pub(super) fn apply(&self, clear: &Bytes) -> Result<Bytes, ServeError> {
+    /// The encrypted bytes of `clear` (a segment's init read from `storage` when not held).
+    pub(super) async fn apply(
+        &self,
+        clear: &Bytes,
+        storage: &dyn crate::storage::Storage,
+    ) -> Result<Bytes, ServeError> {
         let refused = |e: crate::packaging::PackagingError| {
             ServeError::Unavailable(format!("the pushed media could not be encrypted: {e}"))
         };
@@ -55,7 +80,8 @@ impl Seal {
                     rotated: *rotated,
                     signalling: &sealing.signalling,
                 };
-                cenc::protect_pushed_segment(clear, init, &sealing.cipher, s).map_err(refused)
+                let init = init.bytes(storage).await?;
+                cenc::protect_pushed_segment(clear, &init, &sealing.cipher, s).map_err(refused)
             }
             Seal::Ts { key, msn } => Ok(crate::keys::protection::seal_ts_segment(key, *msn as u32, clear)),
         }
@@ -96,6 +122,17 @@ impl LiveSealing {
     }
 }
 
+/// The channel as a protected one is offered: without LL parts (and so without the growing
+/// LL-DASH segment), which would be clear. Copied only when it has them, and only on a miss.
+fn without_parts(snap: &ChannelSnapshot) -> Cow<'_, ChannelSnapshot> {
+    if !snap.offers_parts() {
+        return Cow::Borrowed(snap);
+    }
+    let mut plain = snap.clone();
+    plain.low_latency = Arc::new(crate::live::model::LowLatency::default());
+    Cow::Owned(plain)
+}
+
 /// A segment URI's number.
 fn msn_of(uri: &ObjectUri) -> Option<u64> {
     match uri {
@@ -125,13 +162,6 @@ impl Live {
         query: LiveQuery,
     ) -> Result<Answer, ServeError> {
         let content = Protection::channel_content(snap.id.as_str());
-        // No low latency for a protected channel (its parts and growing segment would be clear):
-        // its manifests are those of the channel without parts.
-        if snap.offers_parts() {
-            let mut plain = (*snap).clone();
-            plain.low_latency = Arc::new(crate::live::model::LowLatency::default());
-            snap = Arc::new(plain);
-        }
         let window = query.window;
         let rendition = |snap: &ChannelSnapshot, id| snap.rendition_index(id).ok_or(ServeError::NotFound);
         let ts = snap.container == Some(Container::Ts);
@@ -141,21 +171,22 @@ impl Live {
         }
         match path {
             LivePath::Master => {
-                let session = match ts {
-                    true => None,
-                    false => Some(SegmentEncryption::Cenc(sealed.channel_signalling(&content).await?)),
-                };
                 let suffix = window.canonical_query();
-                let (object, outcome) = self
-                    .rendered(&snap, path, &suffix, content_type::HLS_PLAYLIST, |s| {
-                        let mut m = manifests::multivariant(s, &suffix);
-                        m.i_frames = Vec::new();
-                        m.session_key = session;
-                        let mut out = String::with_capacity(1024);
-                        manifest::hls::write_multivariant(&mut out, &m);
-                        Some(out)
-                    })
-                    .await?;
+                let text = async {
+                    let session = match ts {
+                        true => None,
+                        false => Some(SegmentEncryption::Cenc(sealed.channel_signalling(&content).await?)),
+                    };
+                    let plain = without_parts(&snap);
+                    let mut m = manifests::multivariant(&plain, &suffix);
+                    m.i_frames = Vec::new();
+                    m.session_key = session;
+                    let mut out = String::with_capacity(1024);
+                    manifest::hls::write_multivariant(&mut out, &m);
+                    Ok(out)
+                };
+                let (object, outcome) =
+                    self.rendered_from(&snap, path, &suffix, content_type::HLS_PLAYLIST, text).await?;
                 Ok(Served { object, outcome, kind: crate::http::policy::ObjectKind::LiveMaster }.into())
             }
             LivePath::Playlist(id) => {
@@ -164,15 +195,23 @@ impl Live {
                     snap = self.wait_for_segment(source.clone(), snap, r, msn, None).await?;
                 }
                 let delta = if query.skip { Delta::SkipOlder } else { Delta::Full };
-                let Some(mut playlist) = manifests::media_playlist(&snap, r, window, delta) else {
-                    return Err(ServeError::NotFound);
-                };
-                let periods = sealed.periods(&content, playlist.segments.iter().filter_map(|s| msn_of(&s.uri))).await?;
-                let mut current = None;
-                for segment in &mut playlist.segments {
-                    let Some(msn) = msn_of(&segment.uri) else { continue };
-                    let period = sealed.period(msn).unwrap_or(0);
-                    if current != Some(period) {
+                let mut key = window.canonical_query();
+                if query.skip {
+                    key.push_str(if key.is_empty() { "?_HLS_skip=YES" } else { "&_HLS_skip=YES" });
+                }
+                let text = async {
+                    let plain = without_parts(&snap);
+                    let mut playlist =
+                        manifests::media_playlist(&plain, r, window, delta).ok_or(ServeError::NotFound)?;
+                    let msns = playlist.segments.iter().filter_map(|s| msn_of(&s.uri));
+                    let periods = sealed.periods(&content, msns).await?;
+                    let mut current = None;
+                    for segment in &mut playlist.segments {
+                        let Some(msn) = msn_of(&segment.uri) else { continue };
+                        let period = sealed.period(msn).unwrap_or(0);
+                        if current == Some(period) {
+                            continue;
+                        }
                         let sealing = periods.get(&period).ok_or(ServeError::NotFound)?;
                         segment.key = Some(match (ts, &sealing.ts_key_uri) {
                             (true, Some(uri)) => SegmentEncryption::Aes128 { uri: uri.clone() },
@@ -181,28 +220,11 @@ impl Live {
                         });
                         current = Some(period);
                     }
-                    segment.parts.clear();
-                }
-                // No LL-HLS for a protected channel: its parts would be clear.
-                playlist.open_parts.clear();
-                playlist.preload_hint = None;
-                playlist.part_target = None;
-                if let Some(control) = &mut playlist.server_control {
-                    control.part_hold_back = None;
-                }
-                playlist.rendition_reports.iter_mut().for_each(|report| report.last_part = None);
-                let mut key = window.canonical_query();
-                if query.skip {
-                    key.push_str(if key.is_empty() { "?_HLS_skip=YES" } else { "&_HLS_skip=YES" });
-                }
-                key.push_str("#sealed");
-                let (object, outcome) = self
-                    .rendered(&snap, path, &key, content_type::HLS_PLAYLIST, |_| {
-                        let mut out = String::with_capacity(256 + 160 * playlist.segments.len());
-                        manifest::hls::write_media_playlist(&mut out, &playlist);
-                        Some(out)
-                    })
-                    .await?;
+                    let mut out = String::with_capacity(256 + 160 * playlist.segments.len());
+                    manifest::hls::write_media_playlist(&mut out, &playlist);
+                    Ok(out)
+                };
+                let (object, outcome) = self.rendered_from(&snap, path, &key, content_type::HLS_PLAYLIST, text).await?;
                 let closed = snap.window(r, window).1;
                 Ok(Served { object, outcome, kind: manifest_kind(&snap, closed) }.into())
             }
@@ -214,20 +236,18 @@ impl Live {
                 if ts {
                     return Err(ServeError::NotHere("DASH needs fMP4 (CMAF) segments"));
                 }
-                let protection = sealed.channel_signalling(&content).await?;
-                let rotation = sealed.key_period > 0;
-                let time_url = self.time_url.clone();
                 let query = window.canonical_query();
-                let (object, outcome) = self
-                    .rendered(&snap, path, &query, content_type::DASH_MPD, |s| {
-                        let mut mpd = manifests::mpd(s, window, &time_url)?;
-                        mpd.protection = Some(protection);
-                        mpd.key_rotation = rotation;
-                        let mut out = String::with_capacity(4096);
-                        manifest::mpd::write_mpd(&mut out, &mpd);
-                        Some(out)
-                    })
-                    .await?;
+                let text = async {
+                    let protection = sealed.channel_signalling(&content).await?;
+                    let plain = without_parts(&snap);
+                    let mut mpd = manifests::mpd(&plain, window, &self.time_url).ok_or(ServeError::NotFound)?;
+                    mpd.protection = Some(protection);
+                    mpd.key_rotation = sealed.key_period > 0;
+                    let mut out = String::with_capacity(4096);
+                    manifest::mpd::write_mpd(&mut out, &mpd);
+                    Ok(out)
+                };
+                let (object, outcome) = self.rendered_from(&snap, path, &query, content_type::DASH_MPD, text).await?;
                 let closed = snap.status == Status::Ended || (window.end.is_some() && snap.window(0, window).1);
                 Ok(Served { object, outcome, kind: manifest_kind(&snap, closed) }.into())
             }
@@ -252,7 +272,8 @@ impl Live {
                 let seal = match container {
                     Container::Ts => Seal::Ts { key: sealing.key.clone(), msn },
                     _ => {
-                        let init = self.clear_init(&snap, r, epoch).await?;
+                        let held = snap.init(epoch, r).cloned();
+                        let init = ClearInit { held, stored: keys::init(&snap.id, epoch, id) };
                         let iv_track = iv_track(snap.renditions[r].kind, id.index);
                         Seal::Segment { init, sealing, msn, iv_track, rotated: sealed.key_period > 0 }
                     }
@@ -278,18 +299,5 @@ impl Live {
         let rotating = sealed.key_period > 0;
         let newest_period = if rotating { last / sealed.key_period + 1 } else { 0 };
         Some(crate::keys::protection::LicenceWindow { rotating, newest_period })
-    }
-
-    /// The clear init segment of rendition `r` in `epoch`: held, else from storage.
-    async fn clear_init(&self, snap: &ChannelSnapshot, r: usize, epoch: u64) -> Result<Bytes, ServeError> {
-        if let Some(init) = snap.init(epoch, r) {
-            return Ok(init.clone());
-        }
-        let stored = keys::init(&snap.id, epoch, snap.renditions[r].id);
-        match self.storage.get(&stored).await {
-            Ok(object) => Ok(object.body),
-            Err(crate::storage::StorageError::NotFound(_)) => Err(ServeError::NotFound),
-            Err(e) => Err(ServeError::Storage(Arc::new(e))),
-        }
     }
 }
