@@ -83,9 +83,7 @@ impl EncryptionConfig {
         if self.cenc_scheme() != crate::packaging::cenc::Scheme::Cbcs {
             return Err(ConfigError::new("encryption.fairplay_uri", "FairPlay needs scheme = \"cbcs\""));
         }
-        if !uri.starts_with("skd://")
-            || uri.chars().any(|c| c == '"' || c == ',' || c.is_control() || c.is_whitespace())
-        {
+        if !crate::keys::cpix::is_playlist_skd(uri) {
             return Err(ConfigError::new(
                 "encryption.fairplay_uri",
                 "must be an skd:// URI without quotes, commas or spaces",

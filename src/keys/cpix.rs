@@ -161,9 +161,14 @@ fn hls_signalling_uri(system: &roxmltree::Node<'_, '_>) -> Result<Option<String>
     Ok(line.split("URI=\"").nth(1).and_then(|rest| rest.split('"').next()).map(str::to_owned))
 }
 
-/// An `skd://` URI fit to write into a playlist: no quote, comma, space or control character.
+/// Whether `uri` is an `skd://` URI fit to write into a playlist's quoted attribute: no quote,
+/// comma, space or control character. The config's and the key server's FairPlay URIs alike.
+pub fn is_playlist_skd(uri: &str) -> bool {
+    uri.starts_with("skd://") && !uri.chars().any(|c| c == '"' || c == ',' || c.is_whitespace() || c.is_control())
+}
+
 fn checked_skd(uri: &str) -> Result<String, CpixError> {
-    if !uri.starts_with("skd://") || uri.chars().any(|c| c == '"' || c == ',' || c.is_whitespace() || c.is_control()) {
+    if !is_playlist_skd(uri) {
         return fail("FairPlay's URI is not an skd:// URI fit for a playlist");
     }
     Ok(uri.to_owned())

@@ -163,30 +163,29 @@ impl Protection {
         if let (Some(fixed), None) = (&self.fixed, period) {
             return Ok(fixed.clone());
         }
-        let id = match period {
-            Some(p) => format!("{p}\0{content_id}"),
-            None => content_id.to_owned(),
+        // A VOD asset's key is looked up by its name as it is (no copy per request).
+        let id: std::borrow::Cow<'_, str> = match period {
+            Some(p) => format!("{p}\0{content_id}").into(),
+            None => content_id.into(),
         };
-        if let Some(sealing) = self.held.get(&id).await {
+        if let Some(sealing) = self.held.get(id.as_ref()).await {
             return Ok(sealing);
         }
-        if let Some(error) = self.failed.get(&id).await {
+        if let Some(error) = self.failed.get(id.as_ref()).await {
             return Err(error);
         }
+        let id = id.into_owned();
         let fetch = async {
             let answer = self.source.answer(content_id, period, self.scheme).await?;
-            let uri = (self.delivery == KeyDelivery::OnTheEdge).then(|| {
-                let content = utf8_percent_encode(content_id, KEY_URI);
-                match period {
-                    Some(p) => format!("/keys/{content}/{p}/{}.key", answer.key.kid.hex()),
-                    None => format!("/keys/{content}/{}.key", answer.key.kid.hex()),
-                }
+            // Where the edge hands this key out: paths that name the content, so any pod answers.
+            let content = utf8_percent_encode(content_id, KEY_URI).to_string();
+            let delivers = self.delivery == KeyDelivery::OnTheEdge;
+            let uri = delivers.then(|| match period {
+                Some(p) => format!("/keys/{content}/{p}/{}.key", answer.key.kid.hex()),
+                None => format!("/keys/{content}/{}.key", answer.key.kid.hex()),
             });
             let mut sealing = Sealing::new(answer, self.scheme, self.fairplay_uri.clone(), uri);
-            if self.delivery == KeyDelivery::OnTheEdge {
-                let content = utf8_percent_encode(content_id, KEY_URI);
-                sealing.signalling.clearkey_licence = Some(format!("/keys/{content}/clearkey"));
-            }
+            sealing.signalling.clearkey_licence = delivers.then(|| format!("/keys/{content}/clearkey"));
             Ok(Arc::new(sealing))
         };
         let result = self.held.try_get_with::<_, KeyError>(id.clone(), Box::pin(fetch)).await;
