@@ -15,12 +15,18 @@ const KEY: &str = "00112233445566778899aabbccddeeff";
 const WIDEVINE: [u8; 16] =
     [0xed, 0xef, 0x8b, 0xa9, 0x79, 0xd6, 0x4a, 0xce, 0xa3, 0xc8, 0x27, 0xdc, 0xd5, 0x1d, 0x21, 0xed];
 
-#[tokio::test(flavor = "multi_thread")]
-async fn dash_js_and_shaka_play_cenc_with_clearkey_and_hls_js_plays_aes_128() {
+/// A config serving the bundled sample protected with the test key (`cenc`).
+fn protected_sample() -> estuary::config::Config {
     let mut config = test_config();
     config.encryption.vod_prefixes = vec!["sample/".into()];
     config.encryption.key_id = KID.into();
     config.encryption.key = KEY.into();
+    config
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dash_js_and_shaka_play_cenc_with_clearkey_and_hls_js_plays_aes_128() {
+    let mut config = protected_sample();
     config.encryption.key_delivery = true;
     // A Widevine box beside ClearKey: the players pick the system they have (ClearKey here).
     let widevine =
@@ -59,10 +65,7 @@ async fn dash_js_and_shaka_play_cenc_with_clearkey_and_hls_js_plays_aes_128() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dash_js_and_shaka_play_cbcs_with_clearkey() {
-    let mut config = test_config();
-    config.encryption.vod_prefixes = vec!["sample/".into()];
-    config.encryption.key_id = KID.into();
-    config.encryption.key = KEY.into();
+    let mut config = protected_sample();
     config.encryption.scheme = estuary::config::EncryptionScheme::Cbcs;
     let s = TestServer::start(config).await;
     let src = format!("http://{}/vod/sample/sample.mp4/manifest.mpd", s.edge);

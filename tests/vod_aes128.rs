@@ -112,7 +112,7 @@ async fn the_clearkey_licence_server_reads_one_small_body_and_keeps_the_connecti
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let root = storage_root();
     let s = server(root.path(), true).await;
-    let kid = hex(KID);
+    let kid = common::unhex(KID);
     let b64 = |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
     let body = format!(r#"{{"kids":["{}"],"type":"temporary"}}"#, b64(&kid));
     // A licence request, then a GET, on one connection: the body is read, the connection kept.
@@ -126,9 +126,9 @@ async fn the_clearkey_licence_server_reads_one_small_body_and_keeps_the_connecti
     stream.read_to_end(&mut answer).await.unwrap();
     let text = String::from_utf8_lossy(&answer);
     assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
-    let jwk = format!(r#""k":"{}""#, b64(&hex(KEY)));
+    let jwk = format!(r#""k":"{}""#, b64(&common::unhex(KEY)));
     assert!(text.contains(&jwk) && text.contains("private, no-store"), "{text}");
-    assert!(answer.ends_with(&hex(KEY)), "the second answer is the key itself");
+    assert!(answer.ends_with(&common::unhex(KEY)), "the second answer is the key itself");
     // Another asset's licence: nothing of ours for that KID; a clear asset: nothing at all.
     for path in ["/keys/bframes.mp4/clearkey", "/keys/drm/nothing.mp4/clearkey"] {
         let reply = common::client::send_body(s.edge, "POST", path, &[], body.as_bytes()).await;
@@ -137,8 +137,4 @@ async fn the_clearkey_licence_server_reads_one_small_body_and_keeps_the_connecti
     // Other methods and routes still take no body.
     let reply = common::client::send_body(s.edge, "POST", "/vod/drm/bframes.mp4/master.m3u8", &[], b"x").await;
     assert_eq!(reply.status, 405);
-}
-
-fn hex(text: &str) -> Vec<u8> {
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
 }

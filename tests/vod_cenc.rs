@@ -49,7 +49,7 @@ fn storage_root(clips: &[&str]) -> tempfile::TempDir {
 fn pssh(system: &str, data: &[u8]) -> Vec<u8> {
     let mut b = ((32 + data.len()) as u32).to_be_bytes().to_vec();
     b.extend_from_slice(b"pssh\0\0\0\0");
-    b.extend(hex(&system.replace('-', "")));
+    b.extend(common::unhex(&system.replace('-', "")));
     b.extend_from_slice(&(data.len() as u32).to_be_bytes());
     b.extend_from_slice(data);
     b
@@ -164,7 +164,7 @@ async fn decrypt_to_the_clear_packets(scheme: EncryptionScheme) {
 
             let sample_entry: &[u8] = if playlist.starts_with('v') { b"encv" } else { b"enca" };
             assert!(contains(&init, sample_entry) && contains(&init, b"tenc") && contains(&init, b"pssh"), "{label}");
-            assert!(contains(&init, &hex(KID)), "{label}: the init's tenc carries the KID");
+            assert!(contains(&init, &common::unhex(KID)), "{label}: the init's tenc carries the KID");
             assert!(contains(&init, &[b"schm\0\0\0\0", name.as_bytes()].concat()), "{label}: the scheme");
             assert!(contains(&init, &vendor_pssh()), "{label}: the init carries the vendor's pssh boxes");
             assert!(!contains(&clear_init, b"tenc"), "{label}");
@@ -172,7 +172,7 @@ async fn decrypt_to_the_clear_packets(scheme: EncryptionScheme) {
             for (n, (ours, clear)) in segments.iter().zip(&clear_segments).enumerate() {
                 assert!(contains(ours, b"senc") && contains(ours, b"saio") && contains(ours, b"saiz"), "{label} #{n}");
                 assert_ne!(ours, clear, "{label} #{n}: a protected segment is not the clear one");
-                assert!(!contains(ours, &hex(KEY)), "{label} #{n}: the key is in no segment");
+                assert!(!contains(ours, &common::unhex(KEY)), "{label} #{n}: the key is in no segment");
             }
             // The same bytes on every request (and so on every pod: the IVs follow from the samples).
             let (_, again_init, again) = rendition(&s, &protected, playlist).await;
@@ -241,7 +241,7 @@ async fn a_protected_asset_offers_nothing_in_the_clear() {
     for path in ["master.m3u8", "manifest.mpd", "v0.m3u8", "v0/init.mp4", "a0/init.mp4"] {
         let reply = get(s.edge, &format!("/vod/drm/bframes.mp4/{path}")).await;
         assert_eq!(reply.status, 200, "{path}");
-        assert!(!contains(&reply.body, KEY.as_bytes()) && !contains(&reply.body, &hex(KEY)), "{path}");
+        assert!(!contains(&reply.body, KEY.as_bytes()) && !contains(&reply.body, &common::unhex(KEY)), "{path}");
         assert!(reply.headers.iter().all(|(_, v)| !v.contains(KEY)), "{path}");
     }
     // Counted: the segments encrypted and their bytes, by scheme.
@@ -253,8 +253,4 @@ async fn a_protected_asset_offers_nothing_in_the_clear() {
     assert!(sample("estuary_encrypted_segments_total{scheme=\"cenc\"}") >= 1.0);
     assert!(sample("estuary_encrypted_bytes_total{scheme=\"cenc\"}") >= whole.body.len() as f64);
     assert!(!metrics.contains(KEY));
-}
-
-fn hex(text: &str) -> Vec<u8> {
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
 }

@@ -87,3 +87,8 @@ impl TestServer {
         }
     }
 }
+
+/// Hex digits (an even number of them) as bytes: the tests' keys and KIDs.
+pub fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+}
