@@ -4,6 +4,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::sample_aes::{self, SampleAes};
 use crate::PackagingError;
 use crate::codec;
 use crate::mp4::boxes::{self, Reader, fourcc_str};
@@ -51,19 +52,31 @@ impl Elementary {
     }
 
     /// How many bytes [`Elementary::write`] adds to a sample of `size` bytes holding `nal_units` NAL
-    /// units (video) or one frame (audio).
-    pub fn overhead(&self, sync: bool, nal_units: usize) -> usize {
+    /// units (video) or one frame (audio); `sealed`: in SAMPLE-AES.
+    pub fn overhead(&self, sync: bool, nal_units: usize, sealed: bool) -> usize {
         match self {
             Elementary::Video { length_size, parameter_sets, hevc } => {
-                aud(*hevc).len() + nal_units * (START.len() - length_size) + if sync { parameter_sets.len() } else { 0 }
+                aud(*hevc).len()
+                    + nal_units * (START.len() - length_size)
+                    + if sync { parameter_sets.len() } else { 0 }
+                    + if sealed { sample_aes::SLACK } else { 0 }
             }
             Elementary::Aac { .. } => ADTS_LEN,
         }
     }
 
-    /// Appends `sample` as its elementary stream to `out`.
-    pub fn write(&self, sample: &[u8], sync: bool, out: &mut BytesMut) -> Result<(), PackagingError> {
+    /// Appends `sample` as its elementary stream to `out`, in SAMPLE-AES with `seal`.
+    pub fn write(
+        &self,
+        sample: &[u8],
+        sync: bool,
+        seal: Option<&SampleAes>,
+        out: &mut BytesMut,
+    ) -> Result<(), PackagingError> {
         match self {
+            Elementary::Video { hevc: true, .. } if seal.is_some() => {
+                Err(PackagingError::UnsupportedCodec("HEVC in SAMPLE-AES MPEG-TS".into()))
+            }
             Elementary::Video { hevc, length_size, parameter_sets } => {
                 out.put_slice(aud(*hevc));
                 if sync {
@@ -71,7 +84,7 @@ impl Elementary {
                 }
                 // An access unit has one delimiter, first: the sample's own become filler data after
                 // its pictures, of the same size, so the stream's length never depends on them.
-                let mut fillers = 0;
+                let (mut fillers, mut growth) = (0, 0);
                 let mut rest = sample;
                 while !rest.is_empty() {
                     let (len, body) = rest.split_at_checked(*length_size).ok_or_else(truncated_nal)?;
@@ -81,7 +94,10 @@ impl Elementary {
                         fillers += 1;
                     } else {
                         out.put_slice(&START);
-                        out.put_slice(nal);
+                        match seal {
+                            Some(seal) => growth += seal.write_nal(nal, out),
+                            None => out.put_slice(nal),
+                        }
                     }
                     rest = after;
                 }
@@ -89,7 +105,10 @@ impl Elementary {
                     out.put_slice(&START);
                     out.put_slice(filler(*hevc));
                 }
-                Ok(())
+                match seal {
+                    Some(_) => sample_aes::write_slack(growth, out),
+                    None => Ok(()),
+                }
             }
             &Elementary::Aac { profile, frequency_index, channels } => {
                 let len = sample.len() + ADTS_LEN;
@@ -107,7 +126,11 @@ impl Elementary {
                     (((len & 7) << 5) as u8) | 0x1F,
                     0xFC,
                 ]);
+                let at = out.len();
                 out.put_slice(sample);
+                if let Some(seal) = seal {
+                    seal.seal_aac_frame(&mut out[at..]);
+                }
                 Ok(())
             }
         }
@@ -210,7 +233,7 @@ mod tests {
         let es = avc(&avcc).unwrap();
         let sample = [0, 0, 0, 2, 0x65, 0xAA, 0, 0, 0, 1, 0x06];
         let mut out = BytesMut::new();
-        es.write(&sample, true, &mut out).unwrap();
+        es.write(&sample, true, None, &mut out).unwrap();
         let want = [
             &[0, 0, 0, 1, 0x09, 0xF0][..],
             &[0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3],
@@ -218,18 +241,18 @@ mod tests {
         ]
         .concat();
         assert_eq!(&out[..], &want[..]);
-        assert_eq!(out.len(), sample.len() + es.overhead(true, 2));
+        assert_eq!(out.len(), sample.len() + es.overhead(true, 2, false));
         let mut plain = BytesMut::new();
-        es.write(&sample, false, &mut plain).unwrap();
-        assert_eq!(plain.len(), sample.len() + es.overhead(false, 2));
-        assert!(es.write(&[0, 0, 0, 9, 1], false, &mut plain).is_err(), "a NAL past the sample");
+        es.write(&sample, false, None, &mut plain).unwrap();
+        assert_eq!(plain.len(), sample.len() + es.overhead(false, 2, false));
+        assert!(es.write(&[0, 0, 0, 9, 1], false, None, &mut plain).is_err(), "a NAL past the sample");
         // A sample's own delimiter: one delimiter first all the same, the sample's as filler after,
         // and the same length as without it counted.
         let with_aud = [0, 0, 0, 2, 0x09, 0x10, 0, 0, 0, 2, 0x41, 0xBB];
         let mut out = BytesMut::new();
-        es.write(&with_aud, false, &mut out).unwrap();
+        es.write(&with_aud, false, None, &mut out).unwrap();
         assert_eq!(&out[..], &[0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x41, 0xBB, 0, 0, 0, 1, 0x0C, 0x80]);
-        assert_eq!(out.len(), with_aud.len() + es.overhead(false, 2));
+        assert_eq!(out.len(), with_aud.len() + es.overhead(false, 2, false));
     }
 
     #[test]
@@ -238,7 +261,7 @@ mod tests {
         let es = aac((0x40, &[0x11, 0x90])).unwrap();
         assert_eq!(es, Elementary::Aac { profile: 2, frequency_index: 3, channels: 2 });
         let mut out = BytesMut::new();
-        es.write(&[0xAB; 10], true, &mut out).unwrap();
+        es.write(&[0xAB; 10], true, None, &mut out).unwrap();
         // A 17-byte frame: profile 2, index 3, 2 channels, length 17, fullness 0x7FF.
         assert_eq!(&out[..7], &[0xFF, 0xF1, 0x4C, 0x80, 0x02, 0x3F, 0xFC]);
         assert!(aac((0x40, &[0x11])).is_err());

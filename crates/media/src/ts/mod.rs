@@ -6,6 +6,7 @@ pub mod es;
 pub mod mux;
 pub mod probe;
 pub mod random_access;
+pub mod sample_aes;
 pub mod segment;
 
 use crate::PackagingError;

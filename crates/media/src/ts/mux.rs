@@ -16,9 +16,11 @@ const BODY: usize = PACKET - 4;
 
 /// One elementary stream of the program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stream {
+pub struct Stream<'a> {
     pub pid: u16,
     pub stream_type: u8,
+    /// Its descriptors in the PMT (none for a clear stream).
+    pub descriptors: &'a [u8],
 }
 
 /// One PES packet to write.
@@ -65,7 +67,7 @@ impl TsWriter {
     }
 
     /// PAT and PMT, one packet each.
-    pub fn tables(&mut self, streams: &[Stream], pcr_pid: u16) {
+    pub fn tables(&mut self, streams: &[Stream<'_>], pcr_pid: u16) {
         let mut pat = Vec::with_capacity(16);
         pat.extend_from_slice(&PROGRAM.to_be_bytes());
         pat.extend_from_slice(&(0xE000 | PMT_PID).to_be_bytes());
@@ -76,7 +78,8 @@ impl TsWriter {
         for s in streams {
             pmt.push(s.stream_type);
             pmt.extend_from_slice(&(0xE000 | s.pid).to_be_bytes());
-            pmt.extend_from_slice(&0xF000u16.to_be_bytes());
+            pmt.extend_from_slice(&(0xF000 | s.descriptors.len() as u16).to_be_bytes());
+            pmt.extend_from_slice(s.descriptors);
         }
         self.section(PMT_PID, 0x02, PROGRAM, &pmt);
     }
@@ -255,7 +258,10 @@ mod tests {
     #[test]
     fn tables_are_whole_packets_with_valid_crcs() {
         let mut w = TsWriter::new(&[(PAT_PID, 5)], 0);
-        let streams = [Stream { pid: VIDEO_PID, stream_type: 0x1B }, Stream { pid: AUDIO_PID, stream_type: 0x0F }];
+        let streams = [
+            Stream { pid: VIDEO_PID, stream_type: 0x1B, descriptors: &[] },
+            Stream { pid: AUDIO_PID, stream_type: 0x0F, descriptors: &[] },
+        ];
         w.tables(&streams, VIDEO_PID);
         let (ts, counters) = w.finish();
         assert_eq!(ts.len(), 2 * PACKET);

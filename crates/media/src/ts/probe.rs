@@ -272,10 +272,24 @@ mod tests {
         let frame = [0u8, 0, 0, 2, 0x65, 0x88];
         let sample = |dts| SampleTimes { dts, pts: dts, size: 6, sync: true };
         let tracks = [
-            TrackIn { es: &video, pid: VIDEO_PID, pcr: true, samples: vec![sample(900_000)], data: vec![&frame] },
-            TrackIn { es: &audio, pid: AUDIO_PID, pcr: false, samples: vec![sample(900_000)], data: vec![&[1; 20]] },
+            TrackIn {
+                es: &video,
+                pid: VIDEO_PID,
+                pcr: true,
+                samples: vec![sample(900_000)],
+                data: vec![&frame],
+                sealed: false,
+            },
+            TrackIn {
+                es: &audio,
+                pid: AUDIO_PID,
+                pcr: false,
+                samples: vec![sample(900_000)],
+                data: vec![&[1; 20]],
+                sealed: false,
+            },
         ];
-        let ts = mux(&tracks, 0, &[]).unwrap();
+        let ts = mux(&tracks, 0, &[], None).unwrap();
         let facts = probe(&ts);
         assert_eq!((facts.codecs.join(","), facts.resolution), ("avc1.64001e,mp4a.40.2".into(), Some((640, 360))));
         for end in 0..ts.len() {

@@ -41,7 +41,7 @@ pub fn keyframes(ts: &[u8]) -> Option<RandomAccess> {
     let pmt_packet = packets.get(at_pat + 1).filter(|p| opens(p, pmt_pid))?;
     let pmt = payload(pmt_packet)?;
     let streams = super::probe::pmt_streams(pmt.get(1 + usize::from(*pmt.first()?)..)?);
-    let video = streams.iter().find(|(_, stream_type)| matches!(stream_type, 0x1B | 0x24))?.0;
+    let video = streams.iter().find(|(_, stream_type)| matches!(stream_type, 0x1B | 0x24 | 0xDB))?.0;
     let mut found = Vec::new();
     // The keyframe PES being read: its first byte, the end of its last packet so far, its PTS.
     let mut open: Option<(usize, usize, Option<u64>)> = None;

@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::es::Elementary;
 use super::mux::{PMT_PID, Pes, PesShape, Stream, TsWriter, pes_packets};
+use super::sample_aes::{self, SampleAes};
 use crate::PackagingError;
 use crate::mp4::Track;
 
@@ -33,6 +34,9 @@ pub struct TrackIn<'a> {
     pub samples: Vec<SampleTimes>,
     /// The samples' bytes, in order (empty when only counting packets).
     pub data: Vec<&'a [u8]>,
+    /// Encrypted in SAMPLE-AES (H.264 and AAC only), which adds [`sample_aes::SLACK`] bytes to
+    /// each video sample.
+    pub sealed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,13 +117,34 @@ fn stream_id(es: &Elementary) -> u8 {
 }
 
 /// The segment's bytes. `counters` are each PID's continuity counter to start from
-/// ([`packets_before`]); the PAT and PMT are one packet per segment, so theirs is `segment & 15`.
-pub fn mux(tracks: &[TrackIn<'_>], segment: usize, counters: &[(u16, u8)]) -> Result<Bytes, PackagingError> {
+/// ([`packets`]); the PAT and PMT are one packet per segment, so theirs is `segment & 15`. The
+/// tracks `sealed` are encrypted with `seal` (an error without it).
+pub fn mux(
+    tracks: &[TrackIn<'_>],
+    segment: usize,
+    counters: &[(u16, u8)],
+    seal: Option<&SampleAes>,
+) -> Result<Bytes, PackagingError> {
     let size: usize = tracks.iter().flat_map(|t| &t.samples).map(|s| s.size).sum();
     let mut start = counters.to_vec();
     start.extend([(0, (segment & 15) as u8), (PMT_PID, (segment & 15) as u8)]);
     let mut w = TsWriter::new(&start, size + size / 8 + 2 * super::PACKET);
-    let streams: Vec<Stream> = tracks.iter().map(|t| Stream { pid: t.pid, stream_type: t.es.stream_type() }).collect();
+    let unsealable = || PackagingError::UnsupportedCodec("this track in SAMPLE-AES MPEG-TS".into());
+    let mut signalled = Vec::with_capacity(tracks.len());
+    for t in tracks {
+        match t.sealed {
+            true => {
+                let stream_type = sample_aes::stream_type(t.es).ok_or_else(unsealable)?;
+                signalled.push((stream_type, sample_aes::pmt_descriptors(t.es), Some(seal.ok_or_else(unsealable)?)));
+            }
+            false => signalled.push((t.es.stream_type(), Vec::new(), None)),
+        }
+    }
+    let streams: Vec<Stream<'_>> = tracks
+        .iter()
+        .zip(&signalled)
+        .map(|(t, (stream_type, descriptors, _))| Stream { pid: t.pid, stream_type: *stream_type, descriptors })
+        .collect();
     let pcr_pid = tracks.iter().find(|t| t.pcr).or(tracks.first()).map_or(0x1FFF, |t| t.pid);
     w.tables(&streams, pcr_pid);
     let all: Vec<Vec<Unit>> = tracks.iter().map(units).collect();
@@ -129,7 +154,7 @@ pub fn mux(tracks: &[TrackIn<'_>], segment: usize, counters: &[(u16, u8)]) -> Re
         payload.clear();
         for i in unit.samples.clone() {
             let data = track.data.get(i).ok_or_else(|| PackagingError::malformed("a sample without its bytes"))?;
-            track.es.write(data, track.samples[i].sync, &mut payload)?;
+            track.es.write(data, track.samples[i].sync, signalled[t].2, &mut payload)?;
         }
         w.pes(&Pes {
             pid: track.pid,
@@ -184,7 +209,8 @@ pub fn keyframes(tracks: &[TrackIn<'_>]) -> Vec<Keyframe> {
 }
 
 fn unit_packets(track: &TrackIn<'_>, u: &Unit) -> usize {
-    let payload: usize = track.samples[u.samples.clone()].iter().map(|s| s.size + track.es.overhead(s.sync, 0)).sum();
+    let payload: usize =
+        track.samples[u.samples.clone()].iter().map(|s| s.size + track.es.overhead(s.sync, 0, track.sealed)).sum();
     pes_packets(PesShape { payload, dts_differs: u.dts != u.pts, pcr: track.pcr, random_access: u.random_access })
 }
 
@@ -224,6 +250,7 @@ mod tests {
             pcr: true,
             samples: video_samples.clone(),
             data: frames.iter().map(Vec::as_slice).collect(),
+            sealed: false,
         };
         let at = TrackIn {
             es: &a,
@@ -233,8 +260,9 @@ mod tests {
                 .map(|i| SampleTimes { dts: 900_000 + i * 1920, pts: 900_000 + i * 1920, size: 200, sync: true })
                 .collect(),
             data: audio.iter().map(Vec::as_slice).collect(),
+            sealed: false,
         };
-        let ts = mux(&[vt, at], 3, &[(VIDEO_PID, 7)]).unwrap();
+        let ts = mux(&[vt, at], 3, &[(VIDEO_PID, 7)], None).unwrap();
         let pids: Vec<u16> = ts.chunks(PACKET).map(|p| u16::from_be_bytes([p[1], p[2]]) & 0x1FFF).collect();
         assert_eq!(&pids[..2], &[0, PMT_PID], "the tables first");
         // 5 video PES of one packet; audio 4 + 4 + 1 frames of 207 bytes: 5 + 5 + 2 packets.
@@ -242,7 +270,7 @@ mod tests {
         assert_eq!(pids.iter().filter(|&&p| p == AUDIO_PID).count(), 12);
         let counted = |track: &TrackIn<'_>| packets(track);
         // Counted from the sizes alone, without the bytes.
-        let vt = TrackIn { es: &v, pid: VIDEO_PID, pcr: true, samples: video_samples, data: Vec::new() };
+        let vt = TrackIn { es: &v, pid: VIDEO_PID, pcr: true, samples: video_samples, data: Vec::new(), sealed: false };
         assert_eq!(counted(&vt), 5);
         // The video PID's counters go on from 7; the tables' from the segment number.
         let ccs: Vec<u8> = ts
@@ -254,8 +282,10 @@ mod tests {
         assert_eq!(ts[3] & 15, 3);
         // The keyframe found from sizes is where the segment has it: the first video PES, after
         // the tables, starting with its PES header and saying random access.
-        let frames =
-            keyframes(&[vt, TrackIn { es: &a, pid: AUDIO_PID, pcr: false, samples: Vec::new(), data: Vec::new() }]);
+        let frames = keyframes(&[
+            vt,
+            TrackIn { es: &a, pid: AUDIO_PID, pcr: false, samples: Vec::new(), data: Vec::new(), sealed: false },
+        ]);
         assert_eq!(frames, [Keyframe { offset: 2 * PACKET as u64, len: PACKET as u64, sample: 0 }]);
         let packet = &ts[2 * PACKET..3 * PACKET];
         assert!(packet[1] & 0x40 != 0 && packet[5] & 0x40 != 0, "PUSI and random access");
@@ -268,5 +298,65 @@ mod tests {
         assert_eq!(crate::ts::random_access::keyframes(&ts[PACKET..]), None, "no PAT first");
         // Audio joins the video in decode order: the first audio PES right after the first frame.
         assert_eq!(pids[2..5], [VIDEO_PID, AUDIO_PID, AUDIO_PID]);
+    }
+
+    #[test]
+    fn sealed_segments_count_their_packets_from_sizes_alone() {
+        let (v, a) = (video(), aac());
+        let seal = SampleAes::new(&crate::cenc::ContentKey::new(crate::cenc::KeyId([2; 16]), [5; 16]), [0; 16]);
+        // Slices of many sizes, some with escapes (zeros before a 1) that encryption may undo.
+        let frames: Vec<Vec<u8>> = (0..40u32)
+            .map(|i| {
+                let len = 30 + i as usize * 137;
+                let mut nal: Vec<u8> = (0..len).map(|j| if j % 61 == 7 { 0 } else { (j as u8) | 1 }).collect();
+                nal[0] = if i == 0 { 0x65 } else { 0x41 };
+                [&(len as u32).to_be_bytes()[..], &nal].concat()
+            })
+            .collect();
+        let audio: Vec<Vec<u8>> = (0..50).map(|n| vec![n as u8; 10 + n * 7]).collect();
+        let times = |i: u64, size: usize, sync: bool| SampleTimes {
+            dts: 900_000 + i * 3000,
+            pts: 903_000 + i * 3000,
+            size,
+            sync,
+        };
+        fn track<'a>(
+            es: &'a Elementary,
+            pid: u16,
+            pcr: bool,
+            samples: Vec<SampleTimes>,
+            data: &'a [Vec<u8>],
+            with: bool,
+        ) -> TrackIn<'a> {
+            let data = if with { data.iter().map(Vec::as_slice).collect() } else { Vec::new() };
+            TrackIn { es, pid, pcr, samples, data, sealed: true }
+        }
+        let vs: Vec<SampleTimes> = frames.iter().enumerate().map(|(i, f)| times(i as u64, f.len(), i == 0)).collect();
+        let as_: Vec<SampleTimes> =
+            audio.iter().enumerate().map(|(i, f)| times(i as u64 * 2 / 3, f.len(), true)).collect();
+        let tracks = [
+            track(&v, VIDEO_PID, true, vs.clone(), &frames, true),
+            track(&a, AUDIO_PID, false, as_.clone(), &audio, true),
+        ];
+        let ts = mux(&tracks, 0, &[], Some(&seal)).unwrap();
+        let counted = [track(&v, VIDEO_PID, true, vs, &frames, false), track(&a, AUDIO_PID, false, as_, &audio, false)];
+        let count = |pid: u16| ts.chunks(PACKET).filter(|p| u16::from_be_bytes([p[1], p[2]]) & 0x1FFF == pid).count();
+        assert_eq!(count(VIDEO_PID), packets(&counted[0]));
+        assert_eq!(count(AUDIO_PID), packets(&counted[1]));
+        let scanned = crate::ts::random_access::keyframes(&ts).unwrap();
+        let found = keyframes(&counted);
+        assert_eq!(
+            scanned.keyframes.iter().map(|k| (k.offset, k.len)).collect::<Vec<_>>(),
+            vec![(found[0].offset, found[0].len)]
+        );
+        // The PMT names them as Apple's format does.
+        let pmt = &ts[PACKET..2 * PACKET];
+        assert!(pmt.windows(3).any(|w| w == [0xDB, 0xE1, 0x00]) && pmt.windows(3).any(|w| w == [0xCF, 0xE1, 0x01]));
+        assert!(pmt.windows(4).any(|w| w == b"zavc") && pmt.windows(8).any(|w| w == b"apadzaac"));
+        // Without the cipher, or for HEVC, a sealed segment is an error rather than clear bytes.
+        assert!(mux(&tracks, 0, &[], None).is_err());
+        let hevc = Elementary::Video { hevc: true, length_size: 4, parameter_sets: Bytes::new() };
+        let hevc_track = track(&hevc, VIDEO_PID, true, Vec::new(), &[], false);
+        assert!(mux(&[hevc_track], 0, &[], Some(&seal)).is_err());
     }
 }
