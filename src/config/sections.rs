@@ -432,6 +432,11 @@ pub struct EncryptionConfig {
     /// is offered with `METHOD=AES-128` naming its key. Off by default: whoever reaches the edge
     /// gets the keys (entitlement, issue 25, will guard them).
     pub key_delivery: bool,
+    /// How protected MPEG-TS is encrypted: `aes-128` (whole segments; needs `key_delivery`) or
+    /// `sample-aes` (Apple's SAMPLE-AES: H.264 slices and AAC frames, for FairPlay's `skd://` key
+    /// with `fairplay_uri` and for the edge's key with `key_delivery`; HEVC variants, which the
+    /// format does not cover, stay in AES-128). Live channels' MPEG-TS is in AES-128 either way.
+    pub ts_method: crate::keys::protection::TsMethod,
 }
 
 impl Default for EncryptionConfig {
@@ -453,6 +458,7 @@ impl Default for EncryptionConfig {
             key: String::new(),
             pssh: String::new(),
             key_delivery: false,
+            ts_method: crate::keys::protection::TsMethod::Aes128,
         }
     }
 }

@@ -25,6 +25,7 @@ impl Encrypted {
 pub static CENC: Encrypted = Encrypted::new();
 pub static CBCS: Encrypted = Encrypted::new();
 pub static AES128: Encrypted = Encrypted::new();
+pub static SAMPLE_AES: Encrypted = Encrypted::new();
 /// Keys handed out at `/keys/` (AES-128 keys, and each key a ClearKey licence gives).
 pub static KEYS_DELIVERED: AtomicU64 = AtomicU64::new(0);
 
@@ -50,7 +51,7 @@ pub fn set_held(n: u64) {
 pub fn render(out: &mut String) {
     use crate::telemetry::metrics::{write_counters, write_sample};
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
-    let schemes = [("cenc", &CENC), ("cbcs", &CBCS), ("aes-128", &AES128)];
+    let schemes = [("cenc", &CENC), ("cbcs", &CBCS), ("aes-128", &AES128), ("sample-aes", &SAMPLE_AES)];
     let help = "Media segments encrypted on the fly, by scheme";
     let segments = schemes.map(|(s, e)| (s, load(&e.segments)));
     write_counters(out, "estuary_encrypted_segments_total", help, "scheme", segments);

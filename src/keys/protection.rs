@@ -16,6 +16,7 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use super::{KeyAnswer, KeyError, KeySource, metrics};
 use crate::packaging::cenc::{ContentKey, KeyId, SampleCipher, Scheme, Signalling};
+use crate::packaging::manifest::SegmentEncryption;
 use crate::storage::StorageKey;
 
 /// How long a failed key fetch is answered from memory (503) before the key server is asked again.
@@ -28,6 +29,19 @@ pub enum KeyDelivery {
     OnTheEdge,
 }
 
+/// How protected MPEG-TS is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum TsMethod {
+    /// Whole segments in AES-128 CBC (`METHOD=AES-128`): every HLS player and set-top box.
+    #[default]
+    #[serde(rename = "aes-128")]
+    Aes128,
+    /// Apple's SAMPLE-AES (`METHOD=SAMPLE-AES`): H.264 slices and AAC frames, the rest clear;
+    /// FairPlay's `skd://` key where configured. HEVC variants stay in AES-128.
+    #[serde(rename = "sample-aes")]
+    SampleAes,
+}
+
 /// How one protected asset's objects are encrypted.
 #[derive(Debug)]
 pub struct Sealing {
@@ -36,15 +50,22 @@ pub struct Sealing {
     pub cipher: SampleCipher,
     /// What manifests and init segments say of it.
     pub signalling: Signalling,
-    /// Its MPEG-TS ladder is offered in AES-128 with the key at this URI; `None`: not offered.
+    /// The edge hands its key out at this URI (AES-128 and SAMPLE-AES in MPEG-TS); `None`: it does not.
     pub ts_key_uri: Option<String>,
+    pub ts_method: TsMethod,
     /// What its objects' cache keys carry, apart from clear ones (`#{scheme}-{kid}`).
     pub cache_tag: String,
 }
 
 impl Sealing {
     /// The sealing of `answer`'s key in `scheme`; FairPlay's URI is the answer's, else `fairplay_uri`.
-    pub fn new(answer: KeyAnswer, scheme: Scheme, fairplay_uri: Option<String>, ts_key_uri: Option<String>) -> Sealing {
+    pub fn new(
+        answer: KeyAnswer,
+        scheme: Scheme,
+        fairplay_uri: Option<String>,
+        ts_key_uri: Option<String>,
+        ts_method: TsMethod,
+    ) -> Sealing {
         let KeyAnswer { key, systems, fairplay_uri: given } = answer;
         let cipher = SampleCipher::new(&key, scheme);
         let fairplay_uri = (scheme == Scheme::Cbcs).then(|| given.or(fairplay_uri)).flatten();
@@ -57,8 +78,24 @@ impl Sealing {
             fairplay_uri,
             clearkey_licence: None,
         };
-        let cache_tag = format!("#{}-{}", scheme.name(), key.kid.hex());
-        Sealing { key, cipher, signalling, ts_key_uri, cache_tag }
+        let method = if ts_method == TsMethod::SampleAes { "-sa" } else { "" };
+        let cache_tag = format!("#{}{method}-{}", scheme.name(), key.kid.hex());
+        Sealing { key, cipher, signalling, ts_key_uri, ts_method, cache_tag }
+    }
+
+    /// How a MPEG-TS playlist of this asset is encrypted (`sample_aes_able`: its tracks are H.264
+    /// and AAC); `None`: not offered (AES-128 without key delivery, SAMPLE-AES with neither key
+    /// delivery nor FairPlay).
+    pub fn ts_encryption(&self, sample_aes_able: bool) -> Option<SegmentEncryption> {
+        let fairplay_uri = self.signalling.fairplay_uri.clone();
+        match (self.ts_method, sample_aes_able, &self.ts_key_uri) {
+            (TsMethod::SampleAes, true, uri) if uri.is_some() || fairplay_uri.is_some() => {
+                let iv = self.cipher.constant_iv();
+                Some(SegmentEncryption::SampleAes { uri: uri.clone(), fairplay_uri, iv })
+            }
+            (_, _, Some(uri)) => Some(SegmentEncryption::Aes128 { uri: uri.clone() }),
+            _ => None,
+        }
     }
 }
 
@@ -77,6 +114,7 @@ pub struct Protection {
     scheme: Scheme,
     fairplay_uri: Option<String>,
     delivery: KeyDelivery,
+    ts_method: TsMethod,
     /// The one sealing of a static key.
     fixed: Option<Arc<Sealing>>,
     held: Cache<String, Arc<Sealing>>,
@@ -94,17 +132,36 @@ impl Protection {
         delivery: KeyDelivery,
         max_held: u64,
     ) -> Protection {
-        let fixed = match &source {
-            KeySource::Static(answer) => {
-                let uri = (delivery == KeyDelivery::OnTheEdge).then(|| format!("/keys/{}.key", answer.key.kid.hex()));
-                Some(Arc::new(Sealing::new(answer.clone(), scheme, fairplay_uri.clone(), uri)))
-            }
-            KeySource::Speke { .. } => None,
-        };
         let held = Cache::builder().max_capacity(max_held.max(1)).build();
         let failed = Cache::builder().max_capacity(max_held.max(1)).time_to_live(RETRY_AFTER).build();
-        let (live_prefixes, rotating) = (Vec::new(), false);
-        Protection { prefixes, live_prefixes, rotating, source, scheme, fairplay_uri, delivery, fixed, held, failed }
+        let (live_prefixes, rotating, ts_method) = (Vec::new(), false, TsMethod::Aes128);
+        let protection = Protection {
+            prefixes,
+            live_prefixes,
+            rotating,
+            source,
+            scheme,
+            fairplay_uri,
+            delivery,
+            ts_method,
+            fixed: None,
+            held,
+            failed,
+        };
+        Protection { fixed: protection.static_sealing(), ..protection }
+    }
+
+    /// Protected MPEG-TS in `ts_method` (AES-128 unless said).
+    pub fn with_ts_method(self, ts_method: TsMethod) -> Protection {
+        let protection = Protection { ts_method, ..self };
+        Protection { fixed: protection.static_sealing(), ..protection }
+    }
+
+    /// The one sealing of a static key; `None` with a key server.
+    fn static_sealing(&self) -> Option<Arc<Sealing>> {
+        let KeySource::Static(answer) = &self.source else { return None };
+        let uri = (self.delivery == KeyDelivery::OnTheEdge).then(|| format!("/keys/{}.key", answer.key.kid.hex()));
+        Some(Arc::new(Sealing::new(answer.clone(), self.scheme, self.fairplay_uri.clone(), uri, self.ts_method)))
     }
 
     /// Also protects the live channels whose id starts with one of `prefixes`, their keys
@@ -184,7 +241,7 @@ impl Protection {
                 Some(p) => format!("/keys/{content}/{p}/{}.key", answer.key.kid.hex()),
                 None => format!("/keys/{content}/{}.key", answer.key.kid.hex()),
             });
-            let mut sealing = Sealing::new(answer, self.scheme, self.fairplay_uri.clone(), uri);
+            let mut sealing = Sealing::new(answer, self.scheme, self.fairplay_uri.clone(), uri, self.ts_method);
             sealing.signalling.clearkey_licence = delivers.then(|| format!("/keys/{content}/clearkey"));
             Ok(Arc::new(sealing))
         };

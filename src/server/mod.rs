@@ -189,6 +189,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             let prefixes = encryption.vod_prefixes.clone();
             let protection = Protection::new(prefixes, source, scheme, fairplay, delivery, encryption.max_held_keys);
             let live = encryption.live_prefixes.clone();
+            let protection = protection.with_ts_method(encryption.ts_method);
             Some(Arc::new(protection.with_live(live, encryption.key_period > 0)))
         }
         None => None,

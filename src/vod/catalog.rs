@@ -35,8 +35,9 @@ pub struct Asset {
     pub presentation: Presentation,
     /// The newest modification time among the sources.
     pub last_modified: Option<SystemTime>,
-    /// Per MPEG-TS variant, each PID's continuity counter at every segment's start, counted once.
-    pub ts_counters: std::sync::Mutex<std::collections::HashMap<RenditionId, Arc<TsCounters>>>,
+    /// Per MPEG-TS variant (clear, or in SAMPLE-AES), each PID's continuity counter at every
+    /// segment's start, counted once.
+    pub ts_counters: std::sync::Mutex<std::collections::HashMap<(RenditionId, bool), Arc<TsCounters>>>,
 }
 
 /// Each PID's continuity counter (`(pid, counter)`) at the start of every segment of a TS variant.

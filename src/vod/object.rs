@@ -11,17 +11,20 @@ use crate::budget::ByteBudget;
 use crate::cache::{CacheKey, CachedObject};
 use crate::config::VodConfig;
 use crate::http::content_type;
+use crate::keys::metrics;
 use crate::keys::protection::{Sealing, seal_ts_segment};
-use crate::packaging::manifest::SegmentEncryption::{Aes128, Cenc};
+use crate::packaging::manifest::SegmentEncryption::{self, Aes128, Cenc};
 use crate::packaging::mp4::TrackKind;
+use crate::packaging::presentation::Rendition;
 use crate::packaging::presentation::{Presentation, RenditionId};
+use crate::packaging::ts::sample_aes::SampleAes;
 use crate::packaging::url::{Container, FIRST_SEGMENT_NUMBER, VodPath};
 use crate::packaging::{fmp4, reads, vod_manifests};
 use crate::storage::{Storage, StorageKey};
 
 /// 404 for renditions or segment numbers the presentation does not have, and, for a protected
-/// asset, for what is not offered encrypted: I-frame playlists, and the MPEG-TS ladder without
-/// AES-128 key delivery.
+/// asset, for what is not offered encrypted: I-frame playlists, and the MPEG-TS ladder without a
+/// key for it (the edge's, or FairPlay's for SAMPLE-AES).
 pub(super) fn check(object: VodPath, p: &Presentation, sealing: Option<&Sealing>) -> Result<(), VodError> {
     let i_frames = matches!(object, VodPath::TsIFrames(_) | VodPath::IFrames(_) | VodPath::IFrameSegment(..));
     let ts = matches!(
@@ -33,7 +36,7 @@ pub(super) fn check(object: VodPath, p: &Presentation, sealing: Option<&Sealing>
             | VodPath::SubtitleSegment(_, Container::Ts, _)
     );
     if let Some(sealing) = sealing
-        && (i_frames || (ts && sealing.ts_key_uri.is_none()))
+        && (i_frames || (ts && sealing.ts_encryption(true).is_none()))
     {
         return Err(VodError::NotFound);
     }
@@ -151,15 +154,16 @@ pub(super) async fn build(
             let object = CachedObject::new(body, content_type(object), asset.last_modified);
             return Ok(object.with_etag(plan.etag).with_ttl(Some(config.max_age)));
         }
-        VodPath::TsMaster if key.is_some() => {
-            let uri = sealing.as_ref().and_then(|s| s.ts_key_uri.clone());
-            vod_manifests::render_ts_multivariant(p, &[], uri.map(|uri| Aes128 { uri })).into()
-        }
+        VodPath::TsMaster if let Some(sealing) = &sealing => render_sealed_ts_master(&asset, sealing).into(),
         VodPath::TsMaster => vod_manifests::render_ts_multivariant(p, &super::ts::i_frame_peaks(&asset), None).into(),
         VodPath::TsIFrames(r) => render_i_frames(&super::ts::i_frames(&asset, rendition(r)?)?),
         VodPath::TsPlaylist(r) => {
-            let key_uri = sealing.as_ref().and_then(|s| s.ts_key_uri.clone());
-            vod_manifests::render_ts_media_playlist(p, rendition(r)?, key_uri).into()
+            let r = rendition(r)?;
+            let protection = match &sealing {
+                Some(s) => Some(s.ts_encryption(super::ts::sample_aes_able(&asset, r)).ok_or(VodError::NotFound)?),
+                None => None,
+            };
+            vod_manifests::render_ts_media_playlist(p, r, protection).into()
         }
         VodPath::SubtitlePlaylist(i, c) => vod_manifests::render_subtitle_playlist(p, i, c).into(),
         VodPath::SubtitleSegment(i, c, n) => {
@@ -171,12 +175,22 @@ pub(super) async fn build(
             out.into()
         }
         VodPath::TsSegment(r, n) => {
+            let (r, storage) = (rendition(r)?, storage.as_ref());
             let index = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER).ok_or(VodError::NotFound)?;
-            let policy = read_policy(storage.as_ref(), &config);
-            let body = super::ts::build(storage.as_ref(), &budget, &asset, rendition(r)?, index, policy).await?;
-            let body = match &key {
-                Some(key) => seal_ts_segment(key, n, &body),
-                None => body,
+            let policy = read_policy(storage, &config);
+            let body = match sealing.as_deref().map(|s| (s, s.ts_encryption(super::ts::sample_aes_able(&asset, r)))) {
+                None => super::ts::build(storage, &budget, &asset, (r, index), policy, None).await?,
+                Some((_, None)) => return Err(VodError::NotFound),
+                Some((s, Some(Aes128 { .. }))) => {
+                    let clear = super::ts::build(storage, &budget, &asset, (r, index), policy, None).await?;
+                    seal_ts_segment(&s.key, n, &clear)
+                }
+                Some((s, Some(_))) => {
+                    let seal = SampleAes::new(&s.key, s.cipher.constant_iv());
+                    let sealed = super::ts::build(storage, &budget, &asset, (r, index), policy, Some(&seal)).await?;
+                    metrics::SAMPLE_AES.count(sealed.len());
+                    sealed
+                }
             };
             let object = CachedObject::new(body, content_type(object), asset.last_modified);
             return Ok(object.with_ttl(Some(config.max_age)));
@@ -184,6 +198,27 @@ pub(super) async fn build(
     };
     let object = CachedObject::new(body, content_type(object), asset.last_modified).with_ttl(Some(config.max_age));
     Ok(if kept && object.is_negotiable() { object.compressed() } else { object })
+}
+
+/// The MPEG-TS multivariant playlist of a protected asset: the variants that have a key (an HEVC
+/// one has none in SAMPLE-AES with FairPlay's key only), no I-frame playlists, and the session
+/// key when every variant has the same.
+fn render_sealed_ts_master(asset: &Asset, sealing: &Sealing) -> String {
+    let p = &asset.presentation;
+    let keyed = |list: &[Rendition]| -> Vec<(Rendition, SegmentEncryption)> {
+        list.iter()
+            .filter_map(|r| Some((r.clone(), sealing.ts_encryption(super::ts::sample_aes_able(asset, r))?)))
+            .collect()
+    };
+    let (video, audio) = (keyed(&p.video), keyed(&p.audio));
+    let variants = if p.video.is_empty() { &audio } else { &video };
+    let session_key = variants.first().map(|(_, k)| k.clone()).filter(|k| variants.iter().all(|(_, v)| v == k));
+    let keyed_only = Presentation {
+        video: video.into_iter().map(|(r, _)| r).collect(),
+        audio: audio.into_iter().map(|(r, _)| r).collect(),
+        ..p.clone()
+    };
+    vod_manifests::render_ts_multivariant(&keyed_only, &[], session_key)
 }
 
 fn render_i_frames(playlist: &crate::packaging::manifest::IFramePlaylist) -> Bytes {

@@ -1,6 +1,7 @@
 //! MPEG-TS segments of a VOD variant: the samples of its video, and of the audio muxed into it, read
 //! from their sources (coalesced reads, as fMP4 segments) and muxed by
-//! [`crate::packaging::ts::segment`]. Built whole, through the segment cache.
+//! [`crate::packaging::ts::segment`], in SAMPLE-AES for a protected asset that asks it. Built whole,
+//! through the segment cache.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -17,26 +18,28 @@ use crate::packaging::reads::ReadPolicy;
 use crate::packaging::ts::PACKET;
 use crate::packaging::ts::es::Elementary;
 use crate::packaging::ts::mux::{AUDIO_PID, VIDEO_PID};
+use crate::packaging::ts::sample_aes::{self, SampleAes};
 use crate::packaging::ts::segment::{self, Timeline, TrackIn};
 use crate::packaging::url::{FIRST_SEGMENT_NUMBER, VodPath};
 use crate::packaging::vod_manifests;
 use crate::storage::{Storage, StorageError};
 
-/// One track of the variant: its rendition, PID, whether it carries the PCR, and how its samples
-/// are written and timed.
+/// One track of the variant: its rendition, PID, whether it carries the PCR, how its samples
+/// are written and timed, and whether they are in SAMPLE-AES.
 struct Member<'a> {
     rendition: &'a Rendition,
     pid: u16,
     pcr: bool,
     es: Elementary,
     timeline: Timeline,
+    sealed: bool,
 }
 
 impl Member<'_> {
     /// The track's samples `range`, timed, with their bytes (`data`, or none to count packets).
     fn track<'m>(&'m self, asset: &Asset, range: Range<usize>, data: Vec<&'m [u8]>) -> TrackIn<'m> {
         let samples = self.timeline.samples(asset.track(self.rendition).1, range);
-        TrackIn { es: &self.es, pid: self.pid, pcr: self.pcr, samples, data }
+        TrackIn { es: &self.es, pid: self.pid, pcr: self.pcr, samples, data, sealed: self.sealed }
     }
 }
 
@@ -51,8 +54,9 @@ fn samples_of(member: &Member<'_>, index: usize, count: usize) -> Option<Range<u
     Some(own)
 }
 
-/// The tracks of `r`'s variant: its own, and the audio muxed into a video variant.
-fn variant<'a>(asset: &'a Asset, r: &'a Rendition) -> Result<Vec<Member<'a>>, VodError> {
+/// The tracks of `r`'s variant: its own, and the audio muxed into a video variant; in SAMPLE-AES
+/// when `sample_aes` and every track can be ([`sample_aes_able`]).
+fn variant<'a>(asset: &'a Asset, r: &'a Rendition, sample_aes: bool) -> Result<Vec<Member<'a>>, VodError> {
     let video = r.id.kind == TrackKind::Video;
     let mut tracks = vec![(r, if video { VIDEO_PID } else { AUDIO_PID }, true)];
     if video && let Some(audio) = vod_manifests::ts_audio(&asset.presentation) {
@@ -62,21 +66,31 @@ fn variant<'a>(asset: &'a Asset, r: &'a Rendition) -> Result<Vec<Member<'a>>, Vo
     for (rendition, pid, pcr) in tracks {
         let (source, track) = asset.track(rendition);
         let es = Elementary::of_stsd(&track.stsd)?;
-        members.push(Member { rendition, pid, pcr, es, timeline: Timeline::of(track, source.index.movie_timescale) });
+        let timeline = Timeline::of(track, source.index.movie_timescale);
+        members.push(Member { rendition, pid, pcr, es, timeline, sealed: false });
+    }
+    if sample_aes && members.iter().all(|m| sample_aes::stream_type(&m.es).is_some()) {
+        members.iter_mut().for_each(|m| m.sealed = true);
     }
     Ok(members)
 }
 
-/// MPEG-TS segment `index` (0-based) of the variant of rendition `r`, charged to `budget`.
+/// Whether `r`'s variant can be in SAMPLE-AES: H.264 video and AAC audio (the format has no HEVC).
+pub(super) fn sample_aes_able(asset: &Asset, r: &Rendition) -> bool {
+    variant(asset, r, true).is_ok_and(|members| members.iter().all(|m| m.sealed))
+}
+
+/// MPEG-TS segment `index` (0-based) of the variant of rendition `r`, charged to `budget`; in
+/// SAMPLE-AES with `seal` where its tracks can be.
 pub(super) async fn build(
     storage: &dyn Storage,
     budget: &Arc<ByteBudget>,
     asset: &Asset,
-    r: &Rendition,
-    index: usize,
+    (r, index): (&Rendition, usize),
     policy: ReadPolicy,
+    seal: Option<&SampleAes>,
 ) -> Result<Bytes, VodError> {
-    let members = variant(asset, r)?;
+    let members = variant(asset, r, seal.is_some())?;
     let count = r.segment_count();
     // Each PID's continuity counter goes on from the segments before this one.
     let counters = continuity(asset, r, &members);
@@ -95,7 +109,7 @@ pub(super) async fn build(
         let data = range.clone().map(|i| bytes.get(s.offsets[i], s.sizes[i])).collect::<Result<Vec<_>, _>>()?;
         tracks.push(m.track(asset, range.clone(), data));
     }
-    let body = segment::mux(&tracks, index, counters)?;
+    let body = segment::mux(&tracks, index, counters, seal)?;
     let charge = budget.charge(body.len() as u64).await.map_err(StorageError::from)?;
     Ok(charge.attach(body))
 }
@@ -103,7 +117,8 @@ pub(super) async fn build(
 /// Each PID's continuity counter at the start of every segment of `r`'s variant: the TS packets of
 /// the segments before, counted from sample sizes once per asset version and kept with it.
 fn continuity(asset: &Asset, r: &Rendition, members: &[Member<'_>]) -> Arc<super::catalog::TsCounters> {
-    if let Some(known) = asset.ts_counters.lock().ok().and_then(|m| m.get(&r.id).cloned()) {
+    let sealed = members.iter().any(|m| m.sealed);
+    if let Some(known) = asset.ts_counters.lock().ok().and_then(|m| m.get(&(r.id, sealed)).cloned()) {
         return known;
     }
     let count = r.segment_count();
@@ -119,7 +134,7 @@ fn continuity(asset: &Asset, r: &Rendition, members: &[Member<'_>]) -> Arc<super
     }
     let starts = Arc::new(starts);
     if let Ok(mut known) = asset.ts_counters.lock() {
-        known.insert(r.id, starts.clone());
+        known.insert((r.id, sealed), starts.clone());
     }
     starts
 }
@@ -128,7 +143,7 @@ fn continuity(asset: &Asset, r: &Rendition, members: &[Member<'_>]) -> Arc<super
 /// TS segment (found from sample sizes, as the continuity counters are), lasting until the next
 /// keyframe, after a map of the first segment's PAT and PMT.
 pub(super) fn i_frames(asset: &Asset, r: &Rendition) -> Result<IFramePlaylist, VodError> {
-    let members = variant(asset, r)?;
+    let members = variant(asset, r, false)?;
     let count = r.segment_count();
     let mut found: Vec<(u64, ByteRange)> = Vec::new();
     for i in 0..count {

@@ -338,12 +338,9 @@ pub fn render_ts_multivariant(
     out
 }
 
-/// An MPEG-TS media playlist, rendered.
-/// An MPEG-TS media playlist, rendered; with `key_uri`, its segments are AES-128-encrypted with
-/// the key there.
-pub fn render_ts_media_playlist(p: &Presentation, r: &Rendition, key_uri: Option<String>) -> String {
+/// An MPEG-TS media playlist, rendered; with `protection`, its segments are encrypted as it says.
+pub fn render_ts_media_playlist(p: &Presentation, r: &Rendition, protection: Option<SegmentEncryption>) -> String {
     let mut out = String::with_capacity(256 + 32 * r.segment_count());
-    let protection = key_uri.map(|uri| manifest::SegmentEncryption::Aes128 { uri });
     manifest::hls::write_media_playlist(&mut out, &MediaPlaylist { protection, ..ts_media_playlist(p, r) });
     out
 }

@@ -206,10 +206,19 @@ fn write_variant(out: &mut String, s: &Stream<'_>, audio: &[Stream<'_>], query: 
 
 /// A media playlist.
 pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
-    // The lowest version that has what the playlist uses: float durations need 3, `EXT-X-MAP` 6.
+    // The lowest version that has what the playlist uses: float durations need 3, `KEYFORMAT` 5,
+    // `EXT-X-MAP` 6.
     let version = match p.skipped_segments {
         Some(_) => DELTA_VERSION,
         None if p.segments.iter().any(|s| s.map.is_some()) || p.part_target.is_some() => VERSION,
+        None if p
+            .protection
+            .iter()
+            .chain(p.segments.iter().filter_map(|s| s.key.as_ref()))
+            .any(|k| k.names_keyformat()) =>
+        {
+            5
+        }
         None => 3,
     };
     let _ = write!(out, "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-TARGETDURATION:{}\n", p.target_duration);

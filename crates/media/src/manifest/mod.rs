@@ -243,6 +243,22 @@ pub enum SegmentEncryption {
     /// Whole segments in AES-128 CBC (`METHOD=AES-128`), the key at `uri`, each segment's IV its
     /// media sequence number.
     Aes128 { uri: String },
+    /// MPEG-TS in Apple's SAMPLE-AES (`METHOD=SAMPLE-AES`) with one IV for every segment (players
+    /// read ahead into the next segment before decrypting a segment's last picture, so an IV per
+    /// segment would be taken from the wrong one): the key at `uri` (the edge's), and FairPlay's
+    /// `skd://` URI; at least one of them.
+    SampleAes { uri: Option<String>, fairplay_uri: Option<String>, iv: [u8; 16] },
+}
+
+impl SegmentEncryption {
+    /// Whether its lines name a `KEYFORMAT` (which HLS version 5 brings).
+    pub fn names_keyformat(&self) -> bool {
+        match self {
+            SegmentEncryption::Cenc(_) => true,
+            SegmentEncryption::Aes128 { .. } => false,
+            SegmentEncryption::SampleAes { fairplay_uri, .. } => fairplay_uri.is_some(),
+        }
+    }
 }
 
 /// The MPD.

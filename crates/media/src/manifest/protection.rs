@@ -1,6 +1,6 @@
 //! PURE: how manifests announce protected media: HLS `EXT-X-KEY`/`EXT-X-SESSION-KEY` lines and
 //! DASH `ContentProtection` elements, for common encryption (each DRM system given with the key,
-//! FairPlay for `cbcs`, the common system, ClearKey) and for HLS AES-128.
+//! FairPlay for `cbcs`, the common system, ClearKey) and for HLS AES-128 and SAMPLE-AES in MPEG-TS.
 
 use std::fmt::Write;
 
@@ -56,6 +56,18 @@ pub(super) fn write_key(out: &mut String, tag: &str, key: &SegmentEncryption) {
         // A path of the edge's (`/keys/{kid}.key`): no quote or line break to escape.
         SegmentEncryption::Aes128 { uri } => {
             let _ = writeln!(out, "{tag}:METHOD=AES-128,URI=\"{uri}\"");
+        }
+        SegmentEncryption::SampleAes { uri, fairplay_uri, iv } => {
+            let iv = u128::from_be_bytes(*iv);
+            if let Some(skd) = fairplay_uri {
+                let _ = writeln!(
+                    out,
+                    "{tag}:METHOD=SAMPLE-AES,URI=\"{skd}\",IV=0x{iv:032x},KEYFORMAT=\"com.apple.streamingkeydelivery\",KEYFORMATVERSIONS=\"1\""
+                );
+            }
+            if let Some(uri) = uri {
+                let _ = writeln!(out, "{tag}:METHOD=SAMPLE-AES,URI=\"{uri}\",IV=0x{iv:032x}");
+            }
         }
     }
 }
