@@ -1,7 +1,7 @@
 //! Encrypted media in real players: headless Chromium grants ClearKey to pages on 127.0.0.1, so
 //! dash.js and Shaka play the bundled sample packaged and encrypted on the fly (`cenc`, and `cbcs`),
-//! given the key by the page; hls.js plays its MPEG-TS ladder in AES-128 with the key the edge
-//! hands out.
+//! given the key by the page; hls.js plays its MPEG-TS ladder in AES-128 and in SAMPLE-AES with the
+//! key the edge hands out.
 //! Each seeks halfway and reports the frames and sound it decoded.
 
 mod common;
@@ -64,16 +64,27 @@ async fn dash_js_and_shaka_play_cenc_with_clearkey_and_hls_js_plays_aes_128() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn dash_js_and_shaka_play_cbcs_with_clearkey() {
+async fn dash_js_and_shaka_play_cbcs_with_clearkey_and_hls_js_plays_sample_aes() {
     let mut config = protected_sample();
     config.encryption.scheme = estuary::config::EncryptionScheme::Cbcs;
+    config.encryption.key_delivery = true;
+    config.encryption.ts_method = estuary::keys::protection::TsMethod::SampleAes;
     let s = TestServer::start(config).await;
     let src = format!("http://{}/vod/sample/sample.mp4/manifest.mpd", s.edge);
     let mpd = get(s.edge, "/vod/sample/sample.mp4/manifest.mpd").await.text();
     assert!(mpd.contains("value=\"cbcs\""), "{mpd}");
+    let ts = format!("http://{}/vod/sample/sample.mp4/ts/master.m3u8", s.edge);
+    let playlist = get(s.edge, "/vod/sample/sample.mp4/ts/v0.m3u8").await.text();
+    assert!(playlist.contains("#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"/keys/"), "{playlist}");
     let page = PageServer::start();
-    for player in ["dash", "shaka"] {
-        let query = format!("player={player}&until=6&seek=8&clearkey={KID}:{KEY}&src={src}");
+    let runs = [
+        ("dash", format!("clearkey={KID}:{KEY}&src={src}")),
+        ("shaka", format!("clearkey={KID}:{KEY}&src={src}")),
+        // hls.js on the MPEG-TS ladder in SAMPLE-AES, the key from the edge.
+        ("hls", format!("src={ts}")),
+    ];
+    for (player, query) in runs {
+        let query = format!("player={player}&until=6&seek=8&{query}");
         let report = tokio::task::block_in_place(|| page.play(&query));
         eprintln!("{player} cbcs: {report}");
         assert_eq!(report["ok"], true, "{player}: {report}");

@@ -1,9 +1,9 @@
 //! Apple's SAMPLE-AES for protected assets' MPEG-TS ladders (`[encryption] ts_method =
 //! "sample-aes"`): the playlists name FairPlay's `skd://` key and the edge's; every segment, decrypted
-//! by a reader written here as players do it (emulation prevention dropped, then CBC over the
+//! by a reader written here as players do it (one level of escapes dropped, then CBC over the
 //! slices' 1-in-10 blocks and the AAC frames' whole blocks), gives the clear segment's elementary
 //! streams; the continuity counters run on across segments (counted from sample sizes); ffmpeg's
-//! own SAMPLE-AES reader decodes the same pictures and sound as from the clear ladder.
+//! own SAMPLE-AES reader gives the clear ladder's pictures and sound.
 
 mod common;
 
@@ -77,7 +77,7 @@ fn nal_units(au: &[u8]) -> Vec<&[u8]> {
         .collect()
 }
 
-/// `nal` without emulation prevention: every 0x03 after two zeros dropped.
+/// `nal` with one level of emulation prevention dropped: every 0x03 after two zeros.
 fn unescape(nal: &[u8]) -> Vec<u8> {
     let mut raw = Vec::with_capacity(nal.len());
     let mut i = 0;
@@ -97,14 +97,18 @@ fn key_and_iv(iv: &str) -> ([u8; 16], [u8; 16]) {
     (common::unhex(KEY).try_into().unwrap(), common::unhex(iv).try_into().unwrap())
 }
 
-/// A protected video access unit as a player reads it: each NAL unit unescaped, slices (types 1
-/// and 5, longer than 48 bytes as sent) decrypted; the filler that keeps its length dropped.
+/// A protected video access unit as a player reads it: slices (types 1 and 5, longer than 48 bytes
+/// as sent) unescaped once and decrypted, other NAL units as they are; fillers dropped.
 fn open_video(au: &[u8], iv: &str) -> Vec<Vec<u8>> {
     let (key, iv) = key_and_iv(iv);
     let mut units: Vec<Vec<u8>> = Vec::new();
-    for nal in nal_units(au) {
+    for nal in nal_units(au).into_iter().filter(|u| u[0] & 0x1F != 12) {
+        if !matches!(nal[0] & 0x1F, 1 | 5) || nal.len() <= 48 {
+            units.push(nal.to_vec());
+            continue;
+        }
         let mut raw = unescape(nal);
-        if matches!(nal[0] & 0x1F, 1 | 5) && nal.len() > 48 {
+        {
             let mut chain = cbc::Decryptor::<Aes128>::new(&key.into(), &iv.into());
             let mut at = 32;
             while raw.len() > at + 16 {
@@ -114,8 +118,6 @@ fn open_video(au: &[u8], iv: &str) -> Vec<Vec<u8>> {
         }
         units.push(raw);
     }
-    let slack = units.pop().expect("a filler last");
-    assert!(slack[0] == 0x0C && slack.last() == Some(&0x80), "{slack:?}");
     units
 }
 
@@ -182,12 +184,15 @@ async fn sample_aes_segments_decrypt_to_the_clear_elementary_streams() {
             let mut encrypted_slices = 0;
             for (au, clear_au) in video.iter().zip(clear_video) {
                 let opened = open_video(au, &iv);
-                let want: Vec<Vec<u8>> = nal_units(clear_au).into_iter().map(unescape).collect();
+                let want: Vec<Vec<u8>> =
+                    nal_units(clear_au).into_iter().filter(|u| u[0] & 0x1F != 12).map(<[u8]>::to_vec).collect();
                 assert!(opened == want, "{asset} {segment}: an access unit decrypts to the clear one");
                 encrypted_slices +=
                     nal_units(au).iter().filter(|u| matches!(u[0] & 0x1F, 1 | 5) && u.len() > 48).count();
             }
             assert!(encrypted_slices > 0);
+            let last = nal_units(video.last().unwrap()).last().map(|u| u[0] & 0x1F);
+            assert_eq!(last, Some(12), "the segment's last picture ends with the filler that keeps its count");
             let (audio, clear_audio) = (&sealed_es[&0x101], &clear_es[&0x101]);
             assert_eq!(audio.len(), clear_audio.len());
             for (pes, clear_pes) in audio.iter().zip(clear_audio) {
@@ -214,7 +219,7 @@ fn ffmpeg_copy(url: &str, stream: &str, format: &str) -> Vec<u8> {
 }
 
 /// An H.264 byte stream without its filler NAL units (the clear ones a sample's delimiters
-/// became, and the one after each protected access unit).
+/// became, and the one that ends each protected segment).
 fn without_fillers(stream: &[u8]) -> Vec<u8> {
     let mut kept = Vec::with_capacity(stream.len());
     let mut at = 0;
@@ -228,23 +233,6 @@ fn without_fillers(stream: &[u8]) -> Vec<u8> {
         }
     }
     kept
-}
-
-/// The clear H.264 stream as ffmpeg hands on a decrypted one: the slices it decrypted (types 1 and
-/// 5 over 48 bytes) without their emulation prevention bytes, which it does not put back (nor does
-/// hls.js; a decoder then misreads the rare slice that needed one), everything else as it is.
-fn as_decrypted(clear: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(clear.len());
-    for (n, nal) in nal_units(clear).into_iter().enumerate() {
-        // Every start code of ours is 4 bytes.
-        assert!(n > 0 || clear.starts_with(&[0, 0, 0, 1]));
-        out.extend_from_slice(&[0, 0, 0, 1]);
-        match matches!(nal[0] & 0x1F, 1 | 5) && nal.len() > 48 {
-            true => out.extend_from_slice(&unescape(nal)),
-            false => out.extend_from_slice(nal),
-        }
-    }
-    out
 }
 
 /// ffmpeg's SAMPLE-AES reader (libavformat's `hls_sample_encryption`) fetches the key from the
@@ -264,7 +252,7 @@ async fn ffmpeg_reads_the_sample_aes_ladder_as_the_clear_one() {
     assert!(clear_audio.lines().filter(|l| !l.starts_with('#')).count() > 100, "{clear_audio}");
     assert!(audio == clear_audio, "the AAC packets decrypt to the clear ones");
     assert!(clear_video.len() > 100_000 && video != clear_video);
-    let (video, clear_video) = (without_fillers(&video), without_fillers(&as_decrypted(&clear_video)));
+    let (video, clear_video) = (without_fillers(&video), without_fillers(&clear_video));
     // ffmpeg hands on the last two pictures as it flushes (the last PES, whose end it learns at the
     // end of the stream, and the one its parser held back), past its last segment, undecrypted:
     // every picture before them must be the clear one.

@@ -16,6 +16,15 @@ impl EncryptionConfig {
         }
         self.fairplay()?;
         let static_key = self.key_provider == KeyProvider::Static;
+        // SAMPLE-AES needs a key players can get: the edge's, or FairPlay's (the config's, or a
+        // key server's answer).
+        let sample_aes = self.ts_method == crate::keys::protection::TsMethod::SampleAes;
+        if sample_aes && !self.key_delivery && static_key && self.fairplay_uri.trim().is_empty() {
+            return Err(ConfigError::new(
+                "encryption.ts_method",
+                "\"sample-aes\" needs a key for players: key_delivery = true, or a FairPlay fairplay_uri",
+            ));
+        }
         if self.key_period > 0 && self.key_delivery && static_key && !self.vod_prefixes.is_empty() {
             return Err(ConfigError::new(
                 "encryption.key_period",
@@ -171,6 +180,15 @@ mod tests {
             c.encryption.fairplay_uri = bad.into();
             assert_eq!(c.validate().unwrap_err().field, "encryption.fairplay_uri", "{bad}");
         }
+        c.encryption.fairplay_uri = String::new();
+        // SAMPLE-AES MPEG-TS needs a key players can get: the edge's or FairPlay's.
+        c.encryption.ts_method = crate::keys::protection::TsMethod::SampleAes;
+        assert_eq!(c.validate().unwrap_err().field, "encryption.ts_method");
+        c.encryption.key_delivery = true;
+        c.validate().unwrap();
+        c.encryption.key_delivery = false;
+        c.encryption.fairplay_uri = "skd://keys.example.com/{kid}".into();
+        c.validate().unwrap();
         c.encryption.fairplay_uri = String::new();
         // A key server: its URL, its patience, the systems it is asked for; no static key needed.
         c.encryption.key_provider = KeyProvider::Speke;

@@ -52,7 +52,8 @@ impl Elementary {
     }
 
     /// How many bytes [`Elementary::write`] adds to a sample of `size` bytes holding `nal_units` NAL
-    /// units (video) or one frame (audio); `sealed`: in SAMPLE-AES.
+    /// units (video) or one frame (audio); `sealed`: as counted in SAMPLE-AES ([`sample_aes::SLACK`]
+    /// more for video, which the segment's last access unit makes exact).
     pub fn overhead(&self, sync: bool, nal_units: usize, sealed: bool) -> usize {
         match self {
             Elementary::Video { length_size, parameter_sets, hevc } => {
@@ -84,7 +85,7 @@ impl Elementary {
                 }
                 // An access unit has one delimiter, first: the sample's own become filler data after
                 // its pictures, of the same size, so the stream's length never depends on them.
-                let (mut fillers, mut growth) = (0, 0);
+                let mut fillers = 0;
                 let mut rest = sample;
                 while !rest.is_empty() {
                     let (len, body) = rest.split_at_checked(*length_size).ok_or_else(truncated_nal)?;
@@ -95,7 +96,7 @@ impl Elementary {
                     } else {
                         out.put_slice(&START);
                         match seal {
-                            Some(seal) => growth += seal.write_nal(nal, out),
+                            Some(seal) => seal.write_nal(nal, out),
                             None => out.put_slice(nal),
                         }
                     }
@@ -105,10 +106,7 @@ impl Elementary {
                     out.put_slice(&START);
                     out.put_slice(filler(*hevc));
                 }
-                match seal {
-                    Some(_) => sample_aes::write_slack(growth, out),
-                    None => Ok(()),
-                }
+                Ok(())
             }
             &Elementary::Aac { profile, frequency_index, channels } => {
                 let len = sample.len() + ADTS_LEN;

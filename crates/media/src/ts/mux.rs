@@ -179,15 +179,25 @@ pub struct PesShape {
 /// How many TS packets [`TsWriter::pes`] writes for a PES of this shape.
 pub fn pes_packets(pes: PesShape) -> usize {
     let total = pes_header_len(pes.dts_differs) + pes.payload;
-    let first_field = if pes.pcr {
+    let first = BODY - first_field(pes);
+    if total <= first { 1 } else { 1 + (total - first).div_ceil(BODY) }
+}
+
+/// The most payload a PES of this shape (its `payload` aside) carries in `packets` TS packets (at
+/// least one).
+pub fn pes_capacity(pes: PesShape, packets: usize) -> usize {
+    (BODY - first_field(pes)).saturating_sub(pes_header_len(pes.dts_differs)) + packets.saturating_sub(1) * BODY
+}
+
+/// The adaptation field of a PES's first packet: a PCR with the flags, or the flags alone.
+fn first_field(pes: PesShape) -> usize {
+    if pes.pcr {
         8
     } else if pes.random_access {
         2
     } else {
         0
-    };
-    let first = BODY - first_field;
-    if total <= first { 1 } else { 1 + (total - first).div_ceil(BODY) }
+    }
 }
 
 fn pes_header_len(dts_differs: bool) -> usize {
@@ -297,6 +307,9 @@ mod tests {
                 assert_eq!(ts.len() % PACKET, 0, "{size}");
                 let shape = PesShape { payload: size, dts_differs: dts != 3000, pcr, random_access: ra };
                 assert_eq!(packets, pes_packets(shape), "{size} {pcr} {ra}");
+                // The capacity of that many packets holds it, one packet fewer does not.
+                assert!(size <= pes_capacity(shape, packets), "{size}");
+                assert!(packets == 1 || size > pes_capacity(shape, packets - 1), "{size}");
                 assert_eq!(counters, [(VIDEO_PID, (packets % 16) as u8)]);
                 // Every payload byte is there once, in order, after the PES header.
                 let mut body = Vec::new();

@@ -4,27 +4,27 @@
 //! each; tables, PES headers and every other NAL unit stay clear. The PMT says so with stream
 //! types 0xDB and 0xCF and Apple's descriptors ([`pmt_descriptors`]).
 //!
-//! A slice is encrypted without its emulation prevention bytes (as players decrypt it) and escaped
-//! again, which can change its length by a few bytes. So that a segment's length (its TS packets,
-//! the continuity counters that run on from segment to segment, the I-frame byte ranges) still
-//! follows from sample sizes alone, every protected access unit ends with a filler NAL unit that
-//! takes up the difference: [`SLACK`] bytes in all ([`write_slack`]).
+//! A slice is encrypted as it stands in the sample (its emulation prevention bytes in place), then
+//! escaped once more: a player drops one level of escapes, decrypts, and has the slice as it was
+//! (Bento4 and Apple's tools write it so; ffmpeg and hls.js read it so). Escaping again makes a
+//! slice a few bytes longer. So that a segment's TS packet count (which the continuity counters
+//! run on, segment after segment) still follows from sample sizes alone, each protected video
+//! sample is counted [`SLACK`] bytes longer than its clear form, and the segment's last access unit
+//! ends with a filler NAL unit that brings the video to the packets counted ([`filler`]).
 
 use aes::Aes128;
 use aes::cipher::{BlockEncryptMut, InnerIvInit, KeyInit, generic_array::GenericArray};
 use bytes::{BufMut, BytesMut};
 
 use super::es::Elementary;
-use crate::PackagingError;
 use crate::cenc::ContentKey;
 
-/// How many bytes longer a protected access unit's slices may come out once escaped again. Past it
-/// the access unit cannot keep its counted length: the ciphertext would have to emulate 17 start
-/// code prefixes in one access unit (about 2^-22 a byte each), which no segment will see.
-pub const ALLOWANCE: usize = 16;
-/// How many bytes a protected video access unit has more than a clear one: a filler NAL unit (start
-/// code, header, trailing bits) around the allowance.
-pub const SLACK: usize = 4 + 1 + ALLOWANCE + 1;
+/// What each protected video sample is counted longer than its clear form: room for its slices
+/// to grow when escaped again (a few bytes in a thousand; the segment's samples share it), and for
+/// the filler NAL unit that takes up what is left.
+pub const SLACK: usize = 24;
+/// The smallest filler NAL unit: start code, header, trailing bits.
+pub const FILLER_MIN: usize = 4 + 1 + 1;
 /// Clear bytes at the start of a slice NAL unit (its type byte and 31 more: the slice header).
 const VIDEO_LEADER: usize = 32;
 /// Clear bytes at the start of an AAC frame, after its ADTS header.
@@ -56,25 +56,22 @@ impl SampleAes {
         cbc::Encryptor::<Aes128>::inner_iv_init(self.aes.clone(), &self.iv.into())
     }
 
-    /// Appends H.264 NAL unit `nal` (escaped, as a sample holds it, without its start code): a slice
-    /// (type 1 or 5) longer than 48 bytes encrypted, anything else as it is. Returns how many bytes
-    /// longer it came out (fewer when escapes fell in the encrypted blocks).
-    pub fn write_nal(&self, nal: &[u8], out: &mut BytesMut) -> isize {
+    /// Appends H.264 NAL unit `nal` (as a sample holds it, without its start code): a slice (type 1
+    /// or 5) longer than 48 bytes encrypted and escaped once more, anything else as it is.
+    pub fn write_nal(&self, nal: &[u8], out: &mut BytesMut) {
         let kind = nal.first().map_or(0, |b| b & 0x1F);
         if !matches!(kind, 1 | 5) || nal.len() <= 48 {
             out.put_slice(nal);
-            return 0;
+            return;
         }
-        let mut raw = unescape(nal);
+        let mut sealed = nal.to_vec();
         let mut chain = self.chain();
         let mut at = VIDEO_LEADER;
-        while raw.len().saturating_sub(at) > 16 {
-            chain.encrypt_block_mut(GenericArray::from_mut_slice(&mut raw[at..at + 16]));
+        while sealed.len().saturating_sub(at) > 16 {
+            chain.encrypt_block_mut(GenericArray::from_mut_slice(&mut sealed[at..at + 16]));
             at += VIDEO_STRIDE;
         }
-        let before = out.len();
-        escape(&raw, out);
-        (out.len() - before) as isize - nal.len() as isize
+        escape(&sealed, out);
     }
 
     /// Encrypts AAC frame `frame` (its raw data, after the ADTS header) in place: after 16 clear
@@ -91,18 +88,11 @@ impl SampleAes {
     }
 }
 
-/// Appends the filler NAL unit that brings a protected access unit to its counted length, its
-/// slices having come out `growth` bytes longer; an error past the [`ALLOWANCE`].
-pub fn write_slack(growth: isize, out: &mut BytesMut) -> Result<(), PackagingError> {
-    let fill = usize::try_from(ALLOWANCE as isize - growth).map_err(|_| {
-        PackagingError::malformed(format!(
-            "a SAMPLE-AES access unit grew {growth} bytes escaped, past its {ALLOWANCE}-byte allowance"
-        ))
-    })?;
+/// Appends a filler NAL unit of `len` bytes (at least [`FILLER_MIN`]).
+pub fn filler(len: usize, out: &mut BytesMut) {
     out.put_slice(&[0, 0, 0, 1, 0x0C]);
-    out.put_bytes(0xFF, fill);
+    out.put_bytes(0xFF, len.saturating_sub(FILLER_MIN));
     out.put_u8(0x80);
-    Ok(())
 }
 
 /// The stream type of `es` encrypted in SAMPLE-AES: 0xDB for H.264, 0xCF for AAC in ADTS; `None`
@@ -134,23 +124,8 @@ pub fn pmt_descriptors(es: &Elementary) -> Vec<u8> {
     out
 }
 
-/// `nal` without its emulation prevention bytes (each 0x03 after two zero bytes).
-fn unescape(nal: &[u8]) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(nal.len());
-    let mut zeros = 0;
-    for &b in nal {
-        if zeros >= 2 && b == 3 {
-            zeros = 0;
-            continue;
-        }
-        raw.push(b);
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-    }
-    raw
-}
-
 /// Appends `raw` with emulation prevention: a 0x03 wherever two zero bytes precede a byte of 3 or
-/// less, and after a last zero byte.
+/// less (an escape already there included), and after a last zero byte.
 fn escape(raw: &[u8], out: &mut BytesMut) {
     let mut zeros = 0;
     let mut from = 0;

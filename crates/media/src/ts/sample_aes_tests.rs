@@ -13,9 +13,8 @@ fn cipher() -> SampleAes {
     SampleAes::new(&ContentKey::new(KeyId([1; 16]), KEY), IV)
 }
 
-/// A player's view of a protected NAL unit: every 0x03 after two zeros dropped, then the blocks
-/// at 32 + 160k decrypted while more than 16 bytes remain.
-fn player_decrypts(nal: &[u8]) -> Vec<u8> {
+/// One level of escapes dropped, as a player does first: every 0x03 after two zeros.
+fn unescape(nal: &[u8]) -> Vec<u8> {
     let mut raw = Vec::new();
     let mut i = 0;
     while i < nal.len() {
@@ -27,6 +26,13 @@ fn player_decrypts(nal: &[u8]) -> Vec<u8> {
             i += 1;
         }
     }
+    raw
+}
+
+/// A player's view of a protected NAL unit: one level of escapes dropped, then the blocks at
+/// 32 + 160k decrypted while more than 16 bytes remain.
+fn player_decrypts(nal: &[u8]) -> Vec<u8> {
+    let mut raw = unescape(nal);
     let mut chain = cbc::Decryptor::<Aes128>::new(&KEY.into(), &IV.into());
     let mut at = 32;
     while raw.len() > at + 16 {
@@ -45,68 +51,53 @@ fn escaped(raw: &[u8]) -> Vec<u8> {
 #[test]
 fn slices_decrypt_as_players_read_them_and_other_units_stay_clear() {
     for len in [40, 48, 49, 64, 65, 200, 1000, 4099] {
-        // An IDR slice whose bytes count up, with an escape now and then (zeros before a 1).
+        // An IDR slice whose bytes count up, with escapes now and then (zeros before a 1).
         let mut raw: Vec<u8> = (0..len).map(|i| if i % 97 < 2 { 0 } else { (i % 251) as u8 | 1 }).collect();
         raw[0] = 0x65;
         let nal = escaped(&raw);
         let mut out = BytesMut::new();
-        let growth = cipher().write_nal(&nal, &mut out);
-        assert_eq!(out.len() as isize - nal.len() as isize, growth);
-        assert_eq!(player_decrypts(&out), raw, "{len} bytes");
-        if raw.len() <= 48 {
+        cipher().write_nal(&nal, &mut out);
+        assert_eq!(player_decrypts(&out), nal, "{len} bytes: the slice as the sample had it");
+        if nal.len() <= 48 {
             assert_eq!(&out[..], &nal[..], "a short slice stays clear");
         } else {
-            assert_eq!(&out[..32], &nal[..32], "the leader is clear");
-            assert_ne!(&out[32..48], &nal[32..48], "the first block is not");
+            assert_eq!(unescape(&out)[..32], nal[..32], "the leader is clear");
+            assert_ne!(unescape(&out)[32..48], nal[32..48], "the first block is not");
         }
     }
     // Parameter sets, SEI, fillers: as they are, however long.
     let sei = [&[0x06u8][..], &[0x55; 100]].concat();
     let mut out = BytesMut::new();
-    assert_eq!(cipher().write_nal(&sei, &mut out), 0);
+    cipher().write_nal(&sei, &mut out);
     assert_eq!(&out[..], &sei[..]);
 }
 
 #[test]
-fn escapes_are_redone_around_the_ciphertext_and_the_slack_takes_the_difference() {
-    // A plaintext block chosen so that its ciphertext opens with a start code prefix (00 00 01):
-    // escaped again, the slice is a byte longer.
+fn escapes_are_kept_through_a_players_unescaping_and_ciphertext_is_escaped() {
+    // A plaintext block chosen so that its ciphertext opens with a start code prefix (00 00 01).
     let mut wanted = [0x77u8; 16];
     wanted[..3].copy_from_slice(&[0, 0, 1]);
     let mut block = GenericArray::clone_from_slice(&wanted);
     Aes128::new(&KEY.into()).decrypt_block(&mut block);
     let plain: Vec<u8> = block.iter().zip(IV).map(|(b, iv)| b ^ iv).collect();
-    let mut raw = vec![0x41; 32];
-    raw.extend_from_slice(&plain);
-    raw.extend_from_slice(&[0x42; 20]);
-    let nal = escaped(&raw);
+    // The leader holds an escape of the sample's own (00 00 03 01): kept through the player's
+    // unescaping, it is escaped once more.
+    let mut nal = vec![0x41; 20];
+    nal.extend_from_slice(&[0, 0, 3, 1]);
+    nal.extend_from_slice(&[0x41; 8]);
+    nal.extend_from_slice(&plain);
+    nal.extend_from_slice(&[0x42; 20]);
+    assert_eq!(nal[32..48], plain[..]);
     let mut out = BytesMut::new();
-    let growth = cipher().write_nal(&nal, &mut out);
-    assert_eq!(&out[32..36], &[0, 0, 3, 1], "the ciphertext escaped");
-    assert_eq!(growth, 1 + raw.len() as isize - nal.len() as isize);
-    assert_eq!(player_decrypts(&out), raw);
-    // Escapes in the plaintext that the ciphertext no longer needs: shorter.
-    let mut raw = vec![0x41; 32];
-    raw.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x51]);
-    let nal = escaped(&raw);
-    assert!(nal.len() > raw.len() + 4, "zeros escaped: {nal:?}");
-    let mut out = BytesMut::new();
-    let growth = cipher().write_nal(&nal, &mut out);
-    assert!(growth < 0, "{growth}");
-    assert_eq!(player_decrypts(&out), raw);
-    // The filler after the access unit makes up the difference, to the allowance and no further.
-    for growth in [-40, -1, 0, 1, ALLOWANCE as isize] {
-        let mut slack = BytesMut::new();
-        write_slack(growth, &mut slack).unwrap();
-        assert_eq!(slack.len() as isize + growth, SLACK as isize, "{growth}");
-        assert_eq!(&slack[..5], &[0, 0, 0, 1, 0x0C]);
-        assert_eq!(slack.last(), Some(&0x80));
-    }
-    assert!(write_slack(ALLOWANCE as isize + 1, &mut BytesMut::new()).is_err());
+    cipher().write_nal(&nal, &mut out);
+    assert_eq!(&out[20..25], &[0, 0, 3, 3, 1], "the sample's escape, escaped");
+    assert_eq!(&out[33..37], &[0, 0, 3, 1], "the ciphertext escaped");
+    assert_eq!(out.len(), nal.len() + 2);
+    assert_eq!(player_decrypts(&out), nal);
 }
 
 #[test]
-fn escaping_round_trips() {
+fn escaping_round_trips_and_fillers_are_as_long_as_asked() {
     for raw in [&[0u8, 0, 0, 0][..], &[0, 0, 1, 0, 0, 2, 5], &[1, 0, 0], &[0, 0, 3, 3], &[]] {
         let nal = escaped(raw);
         assert_eq!(unescape(&nal), raw, "{raw:?} -> {nal:?}");
@@ -114,6 +105,13 @@ fn escaping_round_trips() {
     }
     assert_eq!(escaped(&[0, 0, 1]), [0, 0, 3, 1]);
     assert_eq!(escaped(&[5, 0, 0]), [5, 0, 0, 3]);
+    for len in [FILLER_MIN, 7, 300] {
+        let mut out = BytesMut::new();
+        filler(len, &mut out);
+        assert_eq!(out.len(), len);
+        assert_eq!((&out[..5], out.last()), (&[0, 0, 0, 1, 0x0C][..], Some(&0x80)));
+        assert!(out[5..len - 1].iter().all(|&b| b == 0xFF));
+    }
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::ops::Range;
 use bytes::{Bytes, BytesMut};
 
 use super::es::Elementary;
-use super::mux::{PMT_PID, Pes, PesShape, Stream, TsWriter, pes_packets};
+use super::mux::{PMT_PID, Pes, PesShape, Stream, TsWriter, pes_capacity, pes_packets};
 use super::sample_aes::{self, SampleAes};
 use crate::PackagingError;
 use crate::mp4::Track;
@@ -148,6 +148,9 @@ pub fn mux(
     let pcr_pid = tracks.iter().find(|t| t.pcr).or(tracks.first()).map_or(0x1FFF, |t| t.pid);
     w.tables(&streams, pcr_pid);
     let all: Vec<Vec<Unit>> = tracks.iter().map(units).collect();
+    // A sealed video track's packets as counted from sizes, and as written so far.
+    let counted: Vec<usize> = tracks.iter().map(|t| if t.sealed { packets(t) } else { 0 }).collect();
+    let mut written = vec![0usize; tracks.len()];
     let mut payload = BytesMut::new();
     for (t, u) in schedule(&all) {
         let (track, unit) = (&tracks[t], &all[t][u]);
@@ -156,6 +159,21 @@ pub fn mux(
             let data = track.data.get(i).ok_or_else(|| PackagingError::malformed("a sample without its bytes"))?;
             track.es.write(data, track.samples[i].sync, signalled[t].2, &mut payload)?;
         }
+        let shape = |payload: usize| PesShape {
+            payload,
+            dts_differs: unit.dts != unit.pts,
+            pcr: track.pcr,
+            random_access: unit.random_access,
+        };
+        if track.sealed && track.es.is_video() && u + 1 == all[t].len() {
+            // The last access unit brings the track to the packets counted.
+            let left = counted[t].saturating_sub(written[t]);
+            let fill = filler_for(shape(payload.len()), left).ok_or_else(|| {
+                PackagingError::malformed("a segment's slices grew past what SAMPLE-AES counts for them")
+            })?;
+            sample_aes::filler(fill, &mut payload);
+        }
+        written[t] += pes_packets(shape(payload.len()));
         w.pes(&Pes {
             pid: track.pid,
             stream_id: stream_id(track.es),
@@ -167,6 +185,14 @@ pub fn mux(
         });
     }
     Ok(w.finish().0)
+}
+
+/// The filler that makes a PES of this shape (its payload so far) take `packets` TS packets
+/// exactly; `None` when it would not fit in them.
+fn filler_for(pes: PesShape, packets: usize) -> Option<usize> {
+    let fewer = if packets > 1 { pes_capacity(pes, packets - 1) + 1 } else { 0 };
+    let fill = fewer.saturating_sub(pes.payload).max(sample_aes::FILLER_MIN);
+    (packets > 0 && pes.payload + fill <= pes_capacity(pes, packets)).then_some(fill)
 }
 
 /// The order the PES packets of a segment go out in: interleaved by decode time, always the track
@@ -190,8 +216,8 @@ pub struct Keyframe {
     pub sample: usize,
 }
 
-/// Where each keyframe of the first track (the video) lies in the segment [`mux`] writes for these
-/// samples, found from their sizes alone (the same count as [`packets`]). Each keyframe's PES is
+/// Where each keyframe of the first track (the video) lies in the clear segment [`mux`] writes for
+/// these samples, found from their sizes alone (the same count as [`packets`]). Each keyframe's PES is
 /// whole packets one after the other; the segment's PAT and PMT are its first two.
 pub fn keyframes(tracks: &[TrackIn<'_>]) -> Vec<Keyframe> {
     let all: Vec<Vec<Unit>> = tracks.iter().map(units).collect();
@@ -304,11 +330,12 @@ mod tests {
     fn sealed_segments_count_their_packets_from_sizes_alone() {
         let (v, a) = (video(), aac());
         let seal = SampleAes::new(&crate::cenc::ContentKey::new(crate::cenc::KeyId([2; 16]), [5; 16]), [0; 16]);
-        // Slices of many sizes, some with escapes (zeros before a 1) that encryption may undo.
+        // Slices of many sizes, each with an escape (00 00 03 01) that is escaped once more.
         let frames: Vec<Vec<u8>> = (0..40u32)
             .map(|i| {
                 let len = 30 + i as usize * 137;
-                let mut nal: Vec<u8> = (0..len).map(|j| if j % 61 == 7 { 0 } else { (j as u8) | 1 }).collect();
+                let mut nal: Vec<u8> =
+                    (0..len).map(|j| [0, 0, 3, 1].get(j % 997).copied().unwrap_or((j as u8) | 1)).collect();
                 nal[0] = if i == 0 { 0x65 } else { 0x41 };
                 [&(len as u32).to_be_bytes()[..], &nal].concat()
             })
@@ -343,16 +370,31 @@ mod tests {
         let count = |pid: u16| ts.chunks(PACKET).filter(|p| u16::from_be_bytes([p[1], p[2]]) & 0x1FFF == pid).count();
         assert_eq!(count(VIDEO_PID), packets(&counted[0]));
         assert_eq!(count(AUDIO_PID), packets(&counted[1]));
+        // The keyframe is found in it (its PMT names the video 0xDB).
         let scanned = crate::ts::random_access::keyframes(&ts).unwrap();
-        let found = keyframes(&counted);
-        assert_eq!(
-            scanned.keyframes.iter().map(|k| (k.offset, k.len)).collect::<Vec<_>>(),
-            vec![(found[0].offset, found[0].len)]
-        );
+        assert_eq!(scanned.keyframes.len(), 1);
+        // The last access unit ends with the filler that brought the video to the count.
+        let video: Vec<u8> = ts
+            .chunks(PACKET)
+            .filter(|p| u16::from_be_bytes([p[1], p[2]]) & 0x1FFF == VIDEO_PID)
+            .flat_map(|p| &p[if p[3] & 0x20 != 0 { 5 + usize::from(p[4]) } else { 4 }..])
+            .copied()
+            .collect();
+        let last = video.windows(6).rposition(|w| w == [0, 0, 0, 1, 0x0C, 0xFF]).unwrap();
+        assert!(video[last + 5..video.len() - 1].iter().all(|&b| b == 0xFF) && video.ends_with(&[0x80]));
         // The PMT names them as Apple's format does.
         let pmt = &ts[PACKET..2 * PACKET];
         assert!(pmt.windows(3).any(|w| w == [0xDB, 0xE1, 0x00]) && pmt.windows(3).any(|w| w == [0xCF, 0xE1, 0x01]));
         assert!(pmt.windows(4).any(|w| w == b"zavc") && pmt.windows(8).any(|w| w == b"apadzaac"));
+        // Slices that grow past what is counted (an escape every 20 bytes): an error, not a segment
+        // whose counters jump.
+        let dense: Vec<u8> =
+            [&[0, 0, 0x10, 0x05, 0x65][..], &[0, 0, 3, 1, 0x55, 0x55, 0x55, 0x55, 0x55, 7].repeat(410)].concat();
+        let one = [dense];
+        let sample = vec![times(0, one[0].len(), true)];
+        let dense_track = track(&v, VIDEO_PID, true, sample, &one, true);
+        let err = mux(&[dense_track], 0, &[], Some(&seal)).unwrap_err().to_string();
+        assert!(err.contains("grew past"), "{err}");
         // Without the cipher, or for HEVC, a sealed segment is an error rather than clear bytes.
         assert!(mux(&tracks, 0, &[], None).is_err());
         let hevc = Elementary::Video { hevc: true, length_size: 4, parameter_sets: Bytes::new() };
