@@ -34,6 +34,10 @@ pub(super) struct CreateChannel {
     target_duration: Option<Duration>,
     #[serde(default, with = "humantime_serde::option")]
     idle_timeout: Option<Duration>,
+    /// Served encrypted as `[encryption]` says, whatever the channel's id (the config's
+    /// `live_prefixes` protect channels by id besides).
+    #[serde(default)]
+    encrypted: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,7 +155,13 @@ pub(super) async fn create(
         dvr: req.dvr.unwrap_or(d.dvr),
         target_duration: req.target_duration.unwrap_or(d.target_duration),
         idle_timeout: req.idle_timeout.unwrap_or(d.idle_timeout),
+        encrypted: req.encrypted,
     };
+    if req.encrypted && !state.encryption {
+        return Err(ApiError::BadRequest(
+            "\"encrypted\": true needs [encryption] keys (a static key or a key server)".into(),
+        ));
+    }
     let (handle, key) = state.live.create(&req.id, settings, req.stream_key).await?;
     Ok((StatusCode::CREATED, Json(view(&state, &headers, &handle, Some(&key)))).into_response())
 }

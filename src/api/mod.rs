@@ -40,6 +40,8 @@ pub struct ApiState {
     pub breaker: Arc<crate::storage::breaker::CircuitBreaker>,
     /// `Host` names `/api/v1/*` answers besides IP literals and `localhost` (`api.allowed_hosts`).
     pub allowed_hosts: Arc<[String]>,
+    /// `[encryption]` has keys: channels can be made `"encrypted"`.
+    pub encryption: bool,
 }
 
 /// Where clients reach a tier (encoders the ingest tier, players the edge), for the URLs the API

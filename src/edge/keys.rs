@@ -31,12 +31,17 @@ pub(super) async fn serve(
     }
     // A key named by its asset: only for an asset that is there (no key server request for a name
     // that is not). Live channels' keys are checked against the channel by their period.
-    if let Some((content, _)) = file.rsplit_once('/')
-        && !content.starts_with("live:")
-    {
-        asset_exists(state, content).await?;
-    }
-    let key = state.vod.delivered_key(file).await.ok_or(EdgeError::NotFound)?;
+    let flagged = match file.rsplit_once('/') {
+        Some((content, _)) => match content.strip_prefix("live:") {
+            Some(channel) => {
+                let channel = channel.rsplit_once('/').map_or(channel, |(c, _)| c);
+                state.live.licence_window(channel).await.is_some()
+            }
+            None => asset_exists(state, content).await?,
+        },
+        None => false,
+    };
+    let key = state.vod.delivered_key(file, flagged).await.ok_or(EdgeError::NotFound)?;
     let bytes = key.expose_for_delivery();
     let body = if method == Method::HEAD { Vec::new() } else { bytes.to_vec() };
     Ok((StatusCode::OK, private(bytes.len(), "application/octet-stream"), body).into_response())
@@ -69,15 +74,12 @@ async fn licence(state: &EdgeState, content: &str, body: &[u8]) -> Result<Respon
         .map(|k| URL_SAFE_NO_PAD.decode(k.trim_end_matches('=')).ok().and_then(|b| b.try_into().ok()).map(KeyId))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| EdgeError::BadRequest("a KID is not 16 bytes of base64url".into()))?;
-    let window = match content.strip_prefix("live:") {
-        Some(channel) => Some(state.live.licence_window(channel).await.ok_or(EdgeError::NotFound)?),
+    let (window, flagged) = match content.strip_prefix("live:") {
+        Some(channel) => (Some(state.live.licence_window(channel).await.ok_or(EdgeError::NotFound)?), true),
         // An asset that is there: no licence for a name that is not.
-        None => {
-            asset_exists(state, content).await?;
-            None
-        }
+        None => (None, asset_exists(state, content).await?),
     };
-    let keys = protection.licence(content, &kids, window).await;
+    let keys = protection.licence(content, &kids, window, flagged).await;
     if keys.is_empty() {
         return Err(EdgeError::NotFound);
     }
@@ -95,9 +97,9 @@ async fn licence(state: &EdgeState, content: &str, body: &[u8]) -> Result<Respon
     Ok((StatusCode::OK, private(json.len(), "application/json"), json).into_response())
 }
 
-/// 404 unless `content` names an asset in storage (storage faults answered as such).
-async fn asset_exists(state: &EdgeState, content: &str) -> Result<(), EdgeError> {
+/// 404 unless `content` names an asset in storage (storage faults answered as such); whether its
+/// asset set asks for encryption.
+async fn asset_exists(state: &EdgeState, content: &str) -> Result<bool, EdgeError> {
     let asset = crate::storage::StorageKey::parse(content).ok().filter(|k| k.is_public()).ok_or(EdgeError::NotFound)?;
-    state.vod.catalog().resolve(&asset).await?;
-    Ok(())
+    Ok(state.vod.catalog().resolve(&asset).await?.encrypted)
 }

@@ -25,6 +25,7 @@ impl From<VodError> for EdgeError {
             VodError::Packaging(p) => EdgeError::Packaging(p),
             VodError::Storage(s) => EdgeError::Storage(s),
             VodError::Key(k) => EdgeError::Unavailable(k.to_string()),
+            e @ VodError::Unprotected => EdgeError::Unavailable(e.to_string()),
         }
     }
 }

@@ -185,7 +185,8 @@ impl Protection {
         format!("live:{channel}")
     }
 
-    /// Whether a content id (an asset's name, or `live:{channel}`) is protected.
+    /// Whether a content id (an asset's name, or `live:{channel}`) is protected by the config's
+    /// prefixes.
     fn protects_content(&self, content: &str) -> bool {
         match content.strip_prefix("live:") {
             Some(channel) => self.protects_channel(channel),
@@ -206,9 +207,10 @@ impl Protection {
         self.source.kid(content_id, period)
     }
 
-    /// How `asset` is encrypted: `None` in the clear; an error when its key cannot be had now.
-    pub async fn sealing(&self, asset: &StorageKey) -> Result<Option<Arc<Sealing>>, Arc<KeyError>> {
-        if !self.protects(asset) {
+    /// How `asset` is encrypted (under the config's prefixes, or `flagged` by its asset set):
+    /// `None` in the clear; an error when its key cannot be had now.
+    pub async fn sealing(&self, asset: &StorageKey, flagged: bool) -> Result<Option<Arc<Sealing>>, Arc<KeyError>> {
+        if !self.protects(asset) && !flagged {
             return Ok(None);
         }
         self.sealing_of(asset.as_str(), None).await.map(Some)
@@ -257,8 +259,9 @@ impl Protection {
 
     /// The key the edge hands out at `/keys/{file}`, when delivery is on: `{kid}.key` for the
     /// static key; `{content id}/{kid}.key` (or `{content id}/{period}/{kid}.key`) for keys from
-    /// the key server, fetched if this pod does not hold it yet. `None`: not one of ours.
-    pub async fn delivered(&self, file: &str) -> Option<ContentKey> {
+    /// the key server, fetched if this pod does not hold it yet. `flagged`: the content is protected
+    /// by a policy of its own (its asset set, its channel's settings). `None`: not one of ours.
+    pub async fn delivered(&self, file: &str, flagged: bool) -> Option<ContentKey> {
         if self.delivery != KeyDelivery::OnTheEdge {
             return None;
         }
@@ -280,7 +283,7 @@ impl Protection {
                     }
                     _ => (content, None),
                 };
-                if !self.protects_content(content) {
+                if !self.protects_content(content) && !flagged {
                     return None;
                 }
                 self.sealing_of(content, period).await.ok()?
@@ -307,9 +310,15 @@ impl Protection {
     /// the periods either side of it, so that a player crossing a period boundary holds the next
     /// key already (players that rotate keys by `EXT-X-KEY` ask for one key per session and may
     /// get the event of the neighbouring one). Within `window` only: never a period to come after
-    /// the next, and never a static key the periods derive from.
-    pub async fn licence(&self, content: &str, kids: &[KeyId], window: Option<LicenceWindow>) -> Vec<ContentKey> {
-        if self.delivery != KeyDelivery::OnTheEdge || !self.protects_content(content) {
+    /// the next, and never a static key the periods derive from. `flagged` as for [`Self::delivered`].
+    pub async fn licence(
+        &self,
+        content: &str,
+        kids: &[KeyId],
+        window: Option<LicenceWindow>,
+        flagged: bool,
+    ) -> Vec<ContentKey> {
+        if self.delivery != KeyDelivery::OnTheEdge || (!self.protects_content(content) && !flagged) {
             return Vec::new();
         }
         let rotating = window.is_some_and(|w| w.rotating);

@@ -124,9 +124,13 @@ impl Live {
             _ => self.follow(channel).await?,
         };
         let mut snap = source.borrow().clone();
-        if let Some(sealed) = self.sealed.as_ref().filter(|s| s.protection.protects_channel(channel)) {
+        let protected = |s: &&Arc<LiveSealing>| s.protection.protects_channel(channel) || snap.settings.encrypted;
+        if let Some(sealed) = self.sealed.as_ref().filter(protected) {
             // Boxed: a protected channel's futures (key fetches inside cache loads) are large.
             return Box::pin(self.sealed_object(sealed, source, snap, path, query)).await;
+        }
+        if snap.settings.encrypted {
+            return Err(ServeError::Unavailable("this channel is to be encrypted, and [encryption] has no key".into()));
         }
         let window = query.window;
         let rendition = |snap: &ChannelSnapshot, id| snap.rendition_index(id).ok_or(ServeError::NotFound);

@@ -212,7 +212,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             static_files: config.static_files.clone(),
             vod: Vod::new(storage.clone(), cache.clone(), config.vod.clone())
                 .with_budget(bodies.clone())
-                .with_protection(protection),
+                .with_protection(protection.clone()),
             live: live_service,
             health: health.clone(),
         };
@@ -247,6 +247,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Ser
             },
             blocking: blocking.clone(),
             allowed_hosts: config.api.allowed_hosts.clone().into(),
+            encryption: protection.is_some(),
         };
         let (addr, task) = tiers::api(&tier, state)?;
         api_addr = Some(addr);

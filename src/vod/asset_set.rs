@@ -38,6 +38,9 @@ pub struct AssetSet {
     pub audio: Vec<SetEntry>,
     /// WebVTT sidecar files.
     pub subtitles: Vec<SetEntry>,
+    /// Served encrypted (`"encrypted": true`), as `[encryption]` says, wherever the set lies; a set
+    /// cannot serve in the clear what the config's prefixes protect.
+    pub encrypted: bool,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +52,8 @@ struct RawSet {
     audio: Vec<RawEntry>,
     #[serde(default)]
     subtitles: Vec<RawEntry>,
+    #[serde(default)]
+    encrypted: bool,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +104,7 @@ impl AssetSet {
             video: raw.video.into_iter().map(entry).collect::<Result<_, _>>()?,
             audio: raw.audio.into_iter().map(entry).collect::<Result<_, _>>()?,
             subtitles: raw.subtitles.into_iter().map(entry).collect::<Result<_, _>>()?,
+            encrypted: raw.encrypted,
         })
     }
 }
@@ -123,6 +129,10 @@ mod tests {
         assert_eq!(set.subtitles[0].file.as_str(), "titles/x/subs/fr.vtt");
         assert_eq!(set.subtitles[0].language.as_deref(), Some("fr-CA"));
         assert_eq!(set.subtitles[0].name.as_deref(), Some("Fran\u{e7}ais"));
+        assert!(!set.encrypted, "clear unless it says");
+        let set = AssetSet::parse(&key("t/set.json"), br#"{"video": ["a.mp4"], "encrypted": true}"#).unwrap();
+        assert!(set.encrypted);
+        assert!(AssetSet::parse(&key("t/set.json"), br#"{"video": ["a.mp4"], "encrypted": "yes"}"#).is_err());
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct Asset {
     /// Per MPEG-TS variant (clear, or in SAMPLE-AES), each PID's continuity counter at every
     /// segment's start, counted once.
     pub ts_counters: std::sync::Mutex<std::collections::HashMap<(RenditionId, bool), Arc<TsCounters>>>,
+    /// Its asset set asks for encryption (`"encrypted": true`).
+    pub encrypted: bool,
 }
 
 /// Each PID's continuity counter (`(pid, counter)`) at the start of every segment of a TS variant.
@@ -196,6 +198,7 @@ impl Catalog {
         };
         let target = self.config.segment_duration.as_secs_f64();
         let set = identity.set.clone();
+        let encrypted = set.as_ref().is_some_and(|s| s.encrypted);
         let last_modified = identity.sources.iter().filter_map(|(_, m)| m.modified).max();
         let version = identity.version;
         let built = tokio::task::spawn_blocking(move || {
@@ -203,7 +206,8 @@ impl Catalog {
                 let inputs = select_renditions(&sources, set.as_ref())?;
                 Presentation { subtitles, ..presentation::build(&inputs, target)? }
             };
-            Ok(Arc::new(Asset { version, sources, presentation, last_modified, ts_counters: Default::default() }))
+            let ts_counters = Default::default();
+            Ok(Arc::new(Asset { version, sources, presentation, last_modified, ts_counters, encrypted }))
         })
         .await
         .unwrap_or_else(|e| Err(PackagingError::malformed(format!("packaging failed: {e}"))));

@@ -39,6 +39,9 @@ pub enum VodError {
     /// A protected asset whose key cannot be had now (the key server is down or refuses).
     #[error(transparent)]
     Key(Arc<crate::keys::KeyError>),
+    /// An asset set that asks for encryption, with none configured (`[encryption]` has no key).
+    #[error("this asset set asks to be served encrypted, and [encryption] has no key")]
+    Unprotected,
 }
 
 impl From<StorageError> for VodError {
@@ -89,10 +92,17 @@ impl Vod {
         Vod { protection, ..self }
     }
 
-    /// How `asset` is encrypted, when it is protected; an error when its key cannot be had now.
-    async fn sealing(&self, asset: &StorageKey) -> Result<Option<Arc<crate::keys::protection::Sealing>>, VodError> {
+    /// How `asset` is encrypted, when it is protected (by the config's prefixes, or by its asset
+    /// set); an error when its key cannot be had now, or when its set asks for encryption and none
+    /// is configured (never clear media in its place).
+    async fn sealing(
+        &self,
+        key: &StorageKey,
+        asset: &Asset,
+    ) -> Result<Option<Arc<crate::keys::protection::Sealing>>, VodError> {
         match &self.protection {
-            Some(protection) => protection.sealing(asset).await.map_err(VodError::Key),
+            Some(protection) => protection.sealing(key, asset.encrypted).await.map_err(VodError::Key),
+            None if asset.encrypted => Err(VodError::Unprotected),
             None => Ok(None),
         }
     }
@@ -102,9 +112,10 @@ impl Vod {
         self.protection.as_ref()
     }
 
-    /// The key the edge hands out at `/keys/{file}`, when key delivery is on and it is ours.
-    pub async fn delivered_key(&self, file: &str) -> Option<crate::packaging::cenc::ContentKey> {
-        self.protection.as_ref()?.delivered(file).await
+    /// The key the edge hands out at `/keys/{file}`, when key delivery is on and it is ours
+    /// (`flagged`: protected by its asset set or its channel's settings).
+    pub async fn delivered_key(&self, file: &str, flagged: bool) -> Option<crate::packaging::cenc::ContentKey> {
+        self.protection.as_ref()?.delivered(file, flagged).await
     }
 
     pub fn with_budget(self, budget: Arc<ByteBudget>) -> Self {
@@ -126,7 +137,7 @@ impl Vod {
         object: VodPath,
     ) -> Result<(Arc<CachedObject>, CacheOutcome), VodError> {
         let asset = self.catalog.resolve(asset_key).await?;
-        let sealing = self.sealing(asset_key).await?;
+        let sealing = self.sealing(asset_key, &asset).await?;
         object::check(object, &asset.presentation, sealing.as_deref())?;
         self.cached(asset_key, asset, object, sealing).await
     }
@@ -137,7 +148,7 @@ impl Vod {
     /// per response is one read chunk, not the segment.
     pub async fn serve(&self, asset_key: &StorageKey, object: VodPath, wanted: Wanted) -> Result<Served, VodError> {
         let (asset, until) = self.catalog.resolve_checked(asset_key).await?;
-        let sealing = self.sealing(asset_key).await?;
+        let sealing = self.sealing(asset_key, &asset).await?;
         object::check(object, &asset.presentation, sealing.as_deref())?;
         // A protected segment is always built: its header depends on its samples' encryption.
         if wanted == Wanted::Whole

@@ -79,6 +79,10 @@ pub struct ChannelSettings {
     /// With no upload for this long, the channel ends (its playlists get `EXT-X-ENDLIST`).
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Served encrypted as `[encryption]` says (scheme, key period, key delivery), whatever its id;
+    /// set when the channel is made, never changed while it lives.
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 impl Default for ChannelSettings {
@@ -88,6 +92,7 @@ impl Default for ChannelSettings {
             dvr: Duration::from_secs(2 * 3600),
             target_duration: Duration::from_secs(6),
             idle_timeout: Duration::from_secs(60),
+            encrypted: false,
         }
     }
 }

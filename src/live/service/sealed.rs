@@ -290,11 +290,14 @@ impl Live {
     /// What a ClearKey licence for protected channel `channel` may give; `None` for a channel
     /// that is not protected or not known here.
     pub async fn licence_window(&self, channel: &str) -> Option<crate::keys::protection::LicenceWindow> {
-        let sealed = self.sealed.as_ref().filter(|s| s.protection.protects_channel(channel))?;
+        let sealed = self.sealed.as_ref()?;
         let source = match self.registry.get(channel) {
             Some(handle) if handle.is_owner() || self.registry.cluster().is_none() => handle.subscribe(),
             _ => self.follow(channel).await.ok()?,
         };
+        if !sealed.protection.protects_channel(channel) && !source.borrow().settings.encrypted {
+            return None;
+        }
         let last = source.borrow().last_msn().unwrap_or(0);
         let rotating = sealed.key_period > 0;
         let newest_period = if rotating { last / sealed.key_period + 1 } else { 0 };
