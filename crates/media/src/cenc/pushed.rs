@@ -1,24 +1,27 @@
 //! PURE: common encryption of fMP4 as encoders push it (live): a pushed init segment of one track
 //! made protected (estuary's own init: track 1, the protected sample entry, the `pssh` boxes), and
-//! a pushed media segment re-written as one protected fragment, its samples encrypted. With key
-//! rotation each fragment names its own key: the common `pssh` in `moof` and a `seig` sample group
-//! that overrides the init's `tenc`.
+//! a pushed media segment (or LL part) re-written fragment by fragment, protected, its samples
+//! encrypted: a segment seals to its sealed parts one after the other. With key rotation each
+//! fragment names its own key: the common `pssh` in `moof` and a `seig` sample group that
+//! overrides the init's `tenc`.
 //!
 //! Invariants: a segment estuary cannot read (two tracks, a track the init lacks, samples outside
 //! their `mdat`) is an error, never passed through clear; IVs follow from the rendition, the
-//! segment number and the sample's place, so every pod writes the same bytes and no two samples
-//! share a `cenc` IV under one key.
+//! segment number and the sample's fragment and place in it, so every pod writes the same bytes,
+//! a part and its segment the same ciphertext, and no two samples share a `cenc` IV under one key.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{SampleCipher, SampleLayout, Signalling, has_subsamples, init_pssh, protect_stsd, sample_aux, sample_iv};
 use crate::PackagingError;
-use crate::fmp4::parse::{InitInfo, parse_init, parse_segment};
+use crate::fmp4::parse::{InitInfo, TrackRun, parse_fragments, parse_init};
 use crate::fmp4::{self, FragmentProtection, FragmentSamples, InitTrack, SampleFlags};
 use crate::mp4::TrackKind;
 
-/// Most samples of one pushed segment (the IV holds the sample's place in 16 bits).
-pub const MAX_SEGMENT_SAMPLES: usize = 1 << 16;
+/// Most fragments of one pushed segment, and samples of one fragment (the IV holds a sample's
+/// place in 8 and 12 bits, after 28 of the segment's number).
+const MAX_FRAGMENTS: u32 = 1 << 8;
+const MAX_FRAGMENT_SAMPLES: usize = 1 << 12;
 
 /// The pushed init segment `init` (one track) protected as `signalling` says. With key rotation
 /// (`rotated`) it carries no `pssh`: each fragment's names its own key, and one in the init would
@@ -43,19 +46,37 @@ pub fn protect_pushed_init(init: &[u8], signalling: &Signalling, rotated: bool) 
     Ok(fmp4::write_init(&init))
 }
 
-/// How one pushed segment is sealed.
+/// How one pushed segment (or LL part of one) is sealed.
 #[derive(Debug, Clone, Copy)]
 pub struct PushedSegment<'a> {
     /// The segment's number (`mfhd`, and the IVs).
     pub msn: u64,
     /// Tells the IVs of this rendition from those of the channel's others under the same key.
     pub iv_track: u16,
-    /// Key rotation: the fragment names its key (`pssh` in `moof`, `seig`).
+    /// Key rotation: each fragment names its key (`pssh` in `moof`, `seig`).
     pub rotated: bool,
     pub signalling: &'a Signalling,
+    /// The place in the segment of the first fragment sealed: 0 for a whole segment, the part's
+    /// number for an LL part (one fragment each).
+    pub first_fragment: u32,
 }
 
-/// The pushed media segment `segment` of the track `init` describes, as one protected fragment.
+/// The IV number of sample `j` of fragment `k` of segment `msn`: unique per (segment, fragment,
+/// sample), whether the fragment is sealed alone (an LL part) or within its segment.
+fn iv_number(msn: u64, k: u32, j: usize) -> Result<u64, PackagingError> {
+    if k >= MAX_FRAGMENTS {
+        return Err(PackagingError::malformed(format!("more than {MAX_FRAGMENTS} fragments in one segment")));
+    }
+    if j >= MAX_FRAGMENT_SAMPLES {
+        return Err(PackagingError::malformed(format!("more than {MAX_FRAGMENT_SAMPLES} samples in one fragment")));
+    }
+    Ok((msn << 20) | (u64::from(k) << 12) | j as u64)
+}
+
+/// The pushed media segment `segment` (or an LL part of it) of the track `init` describes, each
+/// fragment protected where it stands: the boxes before it kept (`styp`, `prft`, `emsg`; a `sidx`,
+/// which would no longer fit, dropped). A segment made of its parts seals to its sealed parts, one
+/// after the other.
 pub fn protect_pushed_segment(
     segment: &Bytes,
     init: &[u8],
@@ -63,13 +84,33 @@ pub fn protect_pushed_segment(
     s: PushedSegment<'_>,
 ) -> Result<Bytes, PackagingError> {
     let info: InitInfo = parse_init(init)?;
-    let runs = parse_segment(segment, &info)?;
-    let [run] = runs.as_slice() else {
+    let fragments = parse_fragments(segment, &info)?;
+    let mut out = BytesMut::with_capacity(segment.len() + segment.len() / 16 + 1024);
+    for (i, fragment) in fragments.iter().enumerate() {
+        for b in crate::mp4::boxes::boxes(&segment[fragment.lead..fragment.moof]) {
+            let b = b?;
+            if &b.kind != b"sidx" {
+                out.put_slice(b.bytes);
+            }
+        }
+        let k = s.first_fragment.saturating_add(i as u32);
+        protect_fragment(&fragment.runs, &info, cipher, s, k, &mut out)?;
+    }
+    Ok(out.freeze())
+}
+
+/// One fragment's samples (one track), protected, as a `moof` + `mdat` appended to `out`.
+fn protect_fragment(
+    runs: &[TrackRun],
+    info: &InitInfo,
+    cipher: &SampleCipher,
+    s: PushedSegment<'_>,
+    k: u32,
+    out: &mut BytesMut,
+) -> Result<(), PackagingError> {
+    let [run] = runs else {
         return Err(PackagingError::malformed("a protected rendition's segments must carry exactly one track"));
     };
-    if run.samples.len() > MAX_SEGMENT_SAMPLES {
-        return Err(PackagingError::malformed("more than 65,536 samples in one segment"));
-    }
     let track = info.track(run.track_id).ok_or_else(|| PackagingError::malformed("a fragment of an unknown track"))?;
     let layout = SampleLayout::of_stsd(&track.stsd)?;
     let scheme = cipher.scheme();
@@ -77,7 +118,7 @@ pub fn protect_pushed_segment(
         .data
         .iter()
         .enumerate()
-        .map(|(i, sample)| sample_aux(scheme, sample_iv(s.iv_track, (s.msn << 16) | i as u64), layout, sample))
+        .map(|(j, sample)| sample_aux(scheme, sample_iv(s.iv_track, iv_number(s.msn, k, j)?), layout, sample))
         .collect::<Result<Vec<_>, _>>()?;
     let durations: Vec<u32> = run.samples.iter().map(|x| x.duration).collect();
     let sizes: Vec<u32> = run.samples.iter().map(|x| x.size).collect();
@@ -104,13 +145,15 @@ pub fn protect_pushed_segment(
             traf_boxes: &traf_boxes,
         }),
     };
-    let mut body = fmp4::write_segment_header(&fragment, data_len, data_len);
+    // The header without the `styp` estuary's writer opens a segment with: the pushed one is kept.
+    let header = fmp4::write_segment_header(&fragment, data_len, data_len);
+    out.put_slice(header.get(fmp4::STYP_LEN..).unwrap_or_default());
     for (sample, aux) in run.data.iter().zip(&aux) {
-        let start = body.len();
-        body.put_slice(sample);
-        cipher.encrypt_in_place(layout, aux, &mut body[start..])?;
+        let start = out.len();
+        out.put_slice(sample);
+        cipher.encrypt_in_place(layout, aux, &mut out[start..])?;
     }
-    Ok(body.freeze())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -169,7 +212,7 @@ mod tests {
         let rotated_init = protect_pushed_init(&init, &signalling, true).unwrap();
         assert!(!rotated_init.windows(4).any(|w| w == b"pssh"), "no pssh in the init when keys rotate");
 
-        let s = PushedSegment { msn: 7, iv_track: 0, rotated: true, signalling: &signalling };
+        let s = PushedSegment { msn: 7, iv_track: 0, rotated: true, signalling: &signalling, first_fragment: 0 };
         let sealed = protect_pushed_segment(&segment, &init, &cipher, s).unwrap();
         for name in [b"senc", b"saiz", b"saio", b"seig", b"pssh"] {
             assert!(sealed.windows(4).any(|w| w == name), "{}", String::from_utf8_lossy(name));
@@ -182,7 +225,7 @@ mod tests {
         assert_eq!(ours.base_decode_time, clear.base_decode_time);
         let layout = SampleLayout::of_stsd(&info.tracks[0].stsd).unwrap();
         for (i, (sealed, clear)) in ours.data.iter().zip(&clear.data).enumerate() {
-            let aux = sample_aux(Scheme::Cenc, sample_iv(0, (7 << 16) | i as u64), layout, clear).unwrap();
+            let aux = sample_aux(Scheme::Cenc, sample_iv(0, (7 << 20) | i as u64), layout, clear).unwrap();
             let mut opened = sealed.to_vec();
             cipher.encrypt_in_place(layout, &aux, &mut opened).unwrap();
             assert_eq!(&opened[..], &clear[..], "sample {i}");
@@ -193,5 +236,52 @@ mod tests {
         assert_eq!(parse_init(INIT).unwrap().tracks.len(), 2);
         assert!(protect_pushed_init(INIT, &signalling, false).is_err());
         assert!(protect_pushed_segment(&Bytes::from_static(SEGMENT), INIT, &cipher, s).is_err());
+    }
+
+    #[test]
+    fn a_segment_made_of_parts_seals_to_its_sealed_parts() {
+        let (init, segment) = one_track();
+        let info = parse_init(&init).unwrap();
+        let run = parse_segment(&segment, &info).unwrap().remove(0);
+        let half = run.samples.len() / 2;
+        // The segment as an LL encoder pushes it: two fragments, the second part without a styp.
+        let fragment = |range: std::ops::Range<usize>, base: u64| {
+            let samples = &run.samples[range.clone()];
+            let (durations, sizes): (Vec<u32>, Vec<u32>) = samples.iter().map(|s| (s.duration, s.size)).unzip();
+            let cts: Vec<i32> = samples.iter().map(|s| s.cts).collect();
+            let sync: Vec<bool> = samples.iter().map(|s| s.is_sync()).collect();
+            let f = FragmentSamples {
+                sequence: 1,
+                base_decode_time: base,
+                durations: &durations,
+                sizes: &sizes,
+                cts: Some(&cts),
+                flags: SampleFlags::PerSample(&sync),
+                protection: None,
+            };
+            let data: Vec<&[u8]> = run.data[range].iter().map(|d| &d[..]).collect();
+            fmp4::write_segment(&f, &data)
+        };
+        let second_base = run.base_decode_time + run.samples[..half].iter().map(|s| u64::from(s.duration)).sum::<u64>();
+        let (part0, part1) = (fragment(0..half, run.base_decode_time), fragment(half..run.samples.len(), second_base));
+        let whole = Bytes::from([&part0[..], &part1[fmp4::STYP_LEN..]].concat());
+        let key = ContentKey::new(KeyId([3; 16]), [9; 16]);
+        let cipher = SampleCipher::new(&key, Scheme::Cenc);
+        let signalling = Signalling::common(key.kid);
+        let s = PushedSegment { msn: 9, iv_track: 1, rotated: false, signalling: &signalling, first_fragment: 0 };
+        let sealed = protect_pushed_segment(&whole, &init, &cipher, s).unwrap();
+        let sealed0 = protect_pushed_segment(&part0, &init, &cipher, s).unwrap();
+        let sealed1 = protect_pushed_segment(&part1, &init, &cipher, PushedSegment { first_fragment: 1, ..s }).unwrap();
+        assert_eq!(&sealed[..], &[&sealed0[..], &sealed1[fmp4::STYP_LEN..]].concat()[..]);
+        assert!(sealed.starts_with(&part0[..fmp4::STYP_LEN]), "the pushed styp kept");
+        // The second part's samples have IVs of their own: fragment 1's.
+        let opened = parse_segment(&sealed1, &info).unwrap().remove(0);
+        let layout = SampleLayout::of_stsd(&info.tracks[0].stsd).unwrap();
+        for (j, (sealed, clear)) in opened.data.iter().zip(&run.data[half..]).enumerate() {
+            let aux = sample_aux(Scheme::Cenc, sample_iv(1, (9 << 20) | (1 << 12) | j as u64), layout, clear).unwrap();
+            let mut plain = sealed.to_vec();
+            cipher.encrypt_in_place(layout, &aux, &mut plain).unwrap();
+            assert_eq!(&plain[..], &clear[..], "sample {j} of the second part");
+        }
     }
 }

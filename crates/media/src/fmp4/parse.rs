@@ -49,12 +49,47 @@ impl TrackRun {
     }
 }
 
+/// One `moof` + `mdat` pair of a media segment, with the boxes before it.
+#[derive(Debug, Clone)]
+pub struct Fragment {
+    /// Where the boxes before its `moof` (`styp`, `prft`, `emsg`, ...) start, since the previous
+    /// fragment's end.
+    pub lead: usize,
+    /// Where its `moof` starts.
+    pub moof: usize,
+    /// Where its `mdat` ends.
+    pub end: usize,
+    /// Its samples, per track.
+    pub runs: Vec<TrackRun>,
+}
+
 /// Splits a media segment into one run per track. `init` supplies defaults
 /// and the track ids that are allowed; `segment` shares its bytes with the runs.
 pub fn parse_segment(segment: &Bytes, init: &InitInfo) -> Result<Vec<TrackRun>, PackagingError> {
     let mut runs: Vec<TrackRun> = Vec::new();
+    for fragment in parse_fragments(segment, init)? {
+        for run in fragment.runs {
+            match runs.iter_mut().find(|r| r.track_id == run.track_id) {
+                Some(known) => {
+                    known.samples.extend(run.samples);
+                    known.data.extend(run.data);
+                    known.has_cts |= run.has_cts;
+                }
+                None => runs.push(run),
+            }
+        }
+    }
+    if runs.iter().all(|r| r.samples.is_empty()) {
+        return Err(PackagingError::Empty("media segment without samples".into()));
+    }
+    Ok(runs)
+}
+
+/// A media segment's fragments, in order, each with its samples per track.
+pub fn parse_fragments(segment: &Bytes, init: &InitInfo) -> Result<Vec<Fragment>, PackagingError> {
+    let mut fragments = Vec::new();
     let mut pos = 0usize;
-    let mut moof_seen = false;
+    let mut lead = 0usize;
     let mut pending: Option<(usize, usize)> = None; // moof (start, end)
     for b in boxes::boxes(segment) {
         let b = b?;
@@ -66,21 +101,16 @@ pub fn parse_segment(segment: &Bytes, init: &InitInfo) -> Result<Vec<TrackRun>, 
                     return Err(PackagingError::malformed("two 'moof' boxes without an 'mdat' between them"));
                 }
                 pending = Some((start, pos));
-                moof_seen = true;
             }
             b"mdat" => {
                 let Some((moof_start, moof_end)) = pending.take() else {
                     return Err(PackagingError::malformed("'mdat' without a 'moof' before it"));
                 };
-                read_fragment(
-                    segment,
-                    moof_start,
-                    moof_end,
-                    start + (b.bytes.len() - b.payload.len()),
-                    pos,
-                    init,
-                    &mut runs,
-                )?;
+                let mut runs = Vec::new();
+                let payload = start + (b.bytes.len() - b.payload.len());
+                read_fragment(segment, moof_start, moof_end, payload, pos, init, &mut runs)?;
+                fragments.push(Fragment { lead, moof: moof_start, end: pos, runs });
+                lead = pos;
             }
             b"styp" | b"sidx" | b"prft" | b"emsg" | b"free" | b"skip" | b"uuid" => {}
             other => {
@@ -91,13 +121,10 @@ pub fn parse_segment(segment: &Bytes, init: &InitInfo) -> Result<Vec<TrackRun>, 
             }
         }
     }
-    if !moof_seen || pending.is_some() {
+    if fragments.is_empty() || pending.is_some() {
         return Err(PackagingError::NotMp4("not an fMP4 media segment (no 'moof' + 'mdat')".into()));
     }
-    if runs.iter().all(|r| r.samples.is_empty()) {
-        return Err(PackagingError::Empty("media segment without samples".into()));
-    }
-    Ok(runs)
+    Ok(fragments)
 }
 
 fn read_fragment(
