@@ -1,11 +1,13 @@
 //! Protected live channels (`[encryption] live_prefixes`, `key_period`) over sockets, pushed by a
 //! real encoder (ffmpeg's DASH muxer): the HLS playlists name a new key at each key period's first
-//! segment (`EXT-X-KEY` with its `KEYID`), offer no LL-HLS parts and no I-frame playlist; each
+//! segment (`EXT-X-KEY` with its `KEYID`), offer sealed LL-HLS parts (a segment is its sealed parts,
+//! byte for byte) and no I-frame playlist; each
 //! fragment names its period's key (`pssh` in `moof`, a `seig` sample group); every segment
 //! decrypts, with its period's key, to the clear segment the encoder pushed (ffmpeg's own
 //! decryption); the keys are those every pod derives; the ClearKey licence server gives the keys
-//! of periods begun and refuses the rest. Then Shaka and dash.js (keys given as ClearKey) and
-//! hls.js (keys from the edge's licence server) play the channel live across key periods. A
+//! of periods begun and refuses the rest. Then Shaka and dash.js (keys given as ClearKey; dash.js in
+//! low-latency mode, on the growing segment sealed piece by piece) and hls.js (keys from the
+//! edge's licence server, on LL-HLS parts) play the channel live across key periods. A
 //! protected MPEG-TS channel is AES-128 with a key per period (openssl decrypts it).
 
 mod common;
@@ -102,7 +104,7 @@ async fn a_protected_channel_rotates_its_keys_and_decrypts_period_by_period() {
     }
     let periods: BTreeSet<&String> = key_of_segment.iter().map(|(_, k)| k).collect();
     assert!(periods.len() >= 2, "two key periods at least: {video}");
-    assert!(!video.contains("#EXT-X-PART") && !video.contains("PRELOAD-HINT"), "no LL-HLS parts: {video}");
+    assert!(video.contains("#EXT-X-PART:") && video.contains("PRELOAD-HINT"), "LL-HLS parts: {video}");
     let master = get(s.edge, "/live/secure/master.m3u8").await.text();
     assert!(master.contains("#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES-CTR") && !master.contains("I-FRAME"), "{master}");
     let mpd = get(s.edge, "/live/secure/manifest.mpd").await.text();
@@ -144,28 +146,72 @@ async fn a_protected_channel_rotates_its_keys_and_decrypts_period_by_period() {
         assert!(!contains(&segment.body, &key.expose_for_delivery()), "{uri}: the key is in no segment");
         let clear = read_stored(format!("{msn}.m4s")).await;
         assert_ne!(segment.body, clear, "{uri}");
-        let (protected_file, clear_file) =
-            (work.path().join(format!("p{msn}.mp4")), work.path().join(format!("c{msn}.mp4")));
-        std::fs::write(&protected_file, [&init.body[..], &segment.body].concat()).unwrap();
+        let clear_file = work.path().join(format!("c{msn}.mp4"));
         std::fs::write(&clear_file, [&clear_init[..], &clear].concat()).unwrap();
         let key_hex = hex(&key.expose_for_delivery());
+        // ffmpeg 5.1 decrypts one fragment of a file: each of the segment's fragments (its LL
+        // parts) is read after the init on its own.
+        let files: Vec<std::path::PathBuf> = fragments(&segment.body)
+            .iter()
+            .enumerate()
+            .map(|(k, fragment)| {
+                let file = work.path().join(format!("p{msn}-{k}.mp4"));
+                std::fs::write(&file, [&init.body[..], fragment].concat()).unwrap();
+                file
+            })
+            .collect();
         let (decrypted, expected) = tokio::task::spawn_blocking(move || {
-            (
-                framemd5_decrypted(&protected_file, Some(&key_hex)).unwrap(),
-                framemd5_decrypted(&clear_file, None).unwrap(),
-            )
+            let decrypted: Vec<String> = files
+                .iter()
+                .flat_map(|file| video_hashes(&framemd5_decrypted(file, Some(&key_hex)).unwrap()))
+                .collect();
+            (decrypted, video_hashes(&framemd5_decrypted(&clear_file, None).unwrap()))
         })
         .await
         .unwrap();
-        let hashes =
-            |p: &common::compare::Packets| p.streams["video"].1.iter().map(|p| p.hash.clone()).collect::<Vec<_>>();
-        assert_eq!(hashes(&decrypted), hashes(&expected), "{uri} decrypted with its period's key");
+        assert_eq!(decrypted, expected, "{uri} decrypted with its period's key");
         // The same bytes again (and on every pod: keys and IVs follow from the channel and numbers).
         assert_eq!(get(s.edge, &format!("/live/secure/{uri}")).await.body, segment.body, "{uri}");
     }
-    // No clear LL part or I-frame playlist of a protected channel.
-    let (_, msn) = numbers(&key_of_segment[0].0);
-    assert_eq!(get(s.edge, &format!("/live/secure/v0/{epoch}/{msn}.0.m4s")).await.status, 404);
+    // LL-HLS parts are sealed as their segment is: each decrypts with its period's key, and a
+    // segment is its parts one after the other (one styp), byte for byte. The newest whole
+    // segment's parts are fetched at once (older ones leave the parts' window).
+    let listed = get(s.edge, "/live/secure/v0.m3u8").await.text();
+    let parts: Vec<&str> = listed
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-PART:"))
+        .filter_map(|l| l.split("URI=\"").nth(1))
+        .filter_map(|u| u.split('"').next())
+        .collect();
+    let segment = listed
+        .lines()
+        .filter(|l| l.ends_with(".m4s"))
+        .rfind(|s| parts.iter().any(|p| p.starts_with(&format!("{}.", s.trim_end_matches(".m4s")))))
+        .expect("a whole segment with its parts listed");
+    let own: Vec<&&str> =
+        parts.iter().filter(|p| p.starts_with(&format!("{}.", segment.trim_end_matches(".m4s")))).collect();
+    let mut bodies = Vec::new();
+    for part in &own {
+        let body = get(s.edge, &format!("/live/secure/{part}")).await;
+        assert_eq!(body.status, 200, "{part}");
+        bodies.push(body.body);
+    }
+    let segment_body = get(s.edge, &format!("/live/secure/{segment}")).await.body;
+    let (_, msn) = numbers(segment);
+    let key = period_key("secure", msn / PERIOD);
+    let mut joined = Vec::new();
+    for (k, (part, body)) in own.iter().zip(&bodies).enumerate() {
+        assert!(contains(body, b"senc") && contains(body, &key.kid.0), "{part}: sealed, names its key");
+        let file = work.path().join(format!("part{msn}-{k}.mp4"));
+        std::fs::write(&file, [&init.body[..], body].concat()).unwrap();
+        let key_hex = hex(&key.expose_for_delivery());
+        let packets = tokio::task::spawn_blocking(move || framemd5_decrypted(&file, Some(&key_hex)).unwrap());
+        assert!(!video_hashes(&packets.await.unwrap()).is_empty(), "{part} decrypts");
+        let styp = u32::from_be_bytes(body[..4].try_into().unwrap()) as usize;
+        joined.extend_from_slice(if k > 0 && &body[4..8] == b"styp" { &body[styp..] } else { &body[..] });
+    }
+    assert!(segment_body == joined, "{segment}: its sealed parts, one after the other");
+    // No I-frame playlist of a protected channel.
     assert_eq!(get(s.edge, "/live/secure/v0-iframes.m3u8").await.status, 404);
 
     // Shaka plays it live across key periods (a new key every 4 s), given the keys as ClearKey.
@@ -226,6 +272,7 @@ async fn a_protected_channel_rotates_its_keys_and_decrypts_period_by_period() {
     let report = tokio::task::block_in_place(|| page.play(&query));
     eprintln!("dash.js: {report}");
     assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["dash_low_latency"], true, "LL-DASH: the growing segment, sealed piece by piece: {report}");
     assert!(report["played"].as_str().unwrap().parse::<f64>().unwrap() >= 6.0, "more than one key period: {report}");
 
     // hls.js plays it live across key periods, asking the edge's licence server for each key.
@@ -236,8 +283,31 @@ async fn a_protected_channel_rotates_its_keys_and_decrypts_period_by_period() {
     });
     eprintln!("hls.js: {report}");
     assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["parts"], true, "LL-HLS: sealed parts: {report}");
     assert!(report["played"].as_str().unwrap().parse::<f64>().unwrap() >= 6.0, "more than one key period: {report}");
     assert!(report["frames"].as_u64().unwrap() >= 25 * 4, "{report}");
+}
+
+/// The `moof` + `mdat` pairs of a media segment, in order.
+fn fragments(segment: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let mut moof: Option<&[u8]> = None;
+    while at + 8 <= segment.len() {
+        let size = u32::from_be_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
+        let b = &segment[at..at + size];
+        match &b[4..8] {
+            b"moof" => moof = Some(b),
+            b"mdat" => out.push([moof.take().unwrap(), b].concat()),
+            _ => {}
+        }
+        at += size;
+    }
+    out
+}
+
+fn video_hashes(p: &common::compare::Packets) -> Vec<String> {
+    p.streams["video"].1.iter().map(|p| p.hash.clone()).collect()
 }
 
 fn b64url(bytes: &[u8]) -> String {

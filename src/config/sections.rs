@@ -383,9 +383,10 @@ pub struct EncryptionConfig {
     /// offered); their I-frame playlists are not offered. Their files in storage stay as they
     /// are. Empty: none.
     pub vod_prefixes: Vec<String>,
-    /// Live channels whose id starts with one of these are served encrypted: their fMP4 segments
-    /// in `scheme` (LL-HLS parts and the growing LL-DASH segment are then not offered), their
-    /// MPEG-TS segments in AES-128 when `key_delivery` is on (else not offered). Empty: none.
+    /// Live channels whose id starts with one of these are served encrypted: their fMP4 segments,
+    /// LL-HLS parts and growing LL-DASH segment in `scheme`, their MPEG-TS segments in AES-128 when
+    /// `key_delivery` is on (else not offered). Empty: none. A channel made with `"encrypted":
+    /// true` is protected whatever its id.
     pub live_prefixes: Vec<String>,
     /// Live key rotation: a new key every this many segments (a key period), announced in HLS by
     /// an `EXT-X-KEY` at each period's first segment and in each fMP4 fragment (`pssh`, `seig`).

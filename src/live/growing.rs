@@ -2,7 +2,8 @@
 //! first part whole, each later one without its `styp`, so the body is byte for byte the segment
 //! committed later. The body ends when the segment is committed with exactly those bytes; anything
 //! else (the upload broke off, the segment was built otherwise, no part for too long) breaks the
-//! body off unterminated, so no client or CDN keeps a truncated segment.
+//! body off unterminated, so no client or CDN keeps a truncated segment. A protected channel's
+//! pieces are sealed one by one, as its whole segment is (fragment by fragment).
 
 use std::sync::Arc;
 
@@ -12,12 +13,18 @@ use tokio::sync::watch;
 use super::blocking::blocking_timeout;
 use super::model::{ChannelSnapshot, Status};
 
+/// What a protected channel's growing segment does to each piece before it is sent: `(bytes, k)`,
+/// `k` the piece's place in the segment (its first fragment's).
+pub type PieceSeal = Arc<dyn Fn(&Bytes, u32) -> Result<Bytes, String> + Send + Sync>;
+
 /// One rendition's segment being uploaded, followed through the channel's snapshots.
 pub struct Growing {
     snapshots: watch::Receiver<Arc<ChannelSnapshot>>,
     rendition: usize,
     epoch: u64,
     msn: u64,
+    /// A protected channel's: each piece sealed as the whole segment will be.
+    seal: Option<PieceSeal>,
 }
 
 /// What the body does next, having sent `sent` parts making `sent_bytes` bytes.
@@ -33,7 +40,12 @@ enum Step {
 
 impl Growing {
     pub fn new(snapshots: watch::Receiver<Arc<ChannelSnapshot>>, rendition: usize, epoch: u64, msn: u64) -> Self {
-        Growing { snapshots, rendition, epoch, msn }
+        Growing { snapshots, rendition, epoch, msn, seal: None }
+    }
+
+    /// Each piece sealed by `seal` before it is sent (a protected channel's segment).
+    pub fn sealed(self, seal: PieceSeal) -> Self {
+        Growing { seal: Some(seal), ..self }
     }
 
     fn step(&self, snap: &ChannelSnapshot, sent: usize, sent_bytes: u64) -> Step {
@@ -65,8 +77,15 @@ impl Growing {
                 let snap = growing.snapshots.borrow_and_update().clone();
                 match growing.step(&snap, sent, sent_bytes) {
                     Step::Send(bytes) => {
+                        let piece = match &growing.seal {
+                            Some(seal) => match seal(&bytes, sent as u32) {
+                                Ok(sealed) => sealed,
+                                Err(why) => return Some((Err(std::io::Error::other(why)), None)),
+                            },
+                            None => bytes.clone(),
+                        };
                         let next = (growing, sent + 1, sent_bytes + bytes.len() as u64);
-                        return Some((Ok(bytes), Some(next)));
+                        return Some((Ok(piece), Some(next)));
                     }
                     Step::Done => return None,
                     Step::Broken(why) => return Some((Err(std::io::Error::other(why)), None)),

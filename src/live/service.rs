@@ -24,6 +24,7 @@ use crate::packaging::url::{Container, LivePath, LiveQuery};
 use crate::storage::{Storage, StorageError};
 
 mod following;
+mod low_latency;
 mod sealed;
 use following::Followers;
 use sealed::{LiveSealing, Seal};
@@ -207,24 +208,11 @@ impl Live {
                 if snap.container_of(r) != Some(container) {
                     return Err(ServeError::NotFound);
                 }
-                let whole = |s: &ChannelSnapshot| s.slot(msn).is_some_and(|s| s.epoch == epoch && s.part(r).is_some());
-                // LL-DASH: the segment after the rendition's newest (the one the MPD announces) is
-                // sent as it is uploaded, by the pod taking the upload; a pod following the channel
-                // answers once it is whole. Anything further ahead is 404, as before.
-                // Looked at only for a segment that is not whole yet (a whole one, nearly every
-                // request, costs one slot lookup more than before).
-                if !whole(&snap)
-                    && let Some(newest) = snap.low_latency.renditions.get(r).and_then(|s| s.back())
-                    && newest.epoch == epoch
-                    && snap.offers_parts()
-                    && snap.edge_of(r).is_some_and(|edge| msn == edge + 1)
-                {
-                    let here = newest.parts.iter().all(|p| !p.bytes.is_empty());
-                    snap = self.wait_for_segment(source.clone(), snap, r, msn, here.then_some(0)).await?;
-                    if here && !whole(&snap) {
-                        return Ok(Answer::Growing(Growing::new(source, r, epoch, msn)));
-                    }
+                let (waited, growing) = self.growing(&source, snap, r, epoch, msn).await?;
+                if let Some(growing) = growing {
+                    return Ok(Answer::Growing(growing));
                 }
+                snap = waited;
                 let slot = snap.slot(msn).filter(|s| s.epoch == epoch).ok_or(ServeError::NotFound)?;
                 let part = slot.part(r).ok_or(ServeError::NotFound)?;
                 let media_type = container.media_type();
@@ -235,19 +223,8 @@ impl Live {
             }
             LivePath::Part(id, epoch, msn, part) => {
                 let r = rendition(&snap, id)?;
-                let find = |s: &ChannelSnapshot| {
-                    let segment = s.low_latency.segment(r, msn).filter(|seg| seg.epoch == epoch)?;
-                    segment.parts.get(part as usize).map(|p| (p.bytes.clone(), p.size))
-                };
-                // The preload hint names the next part before it exists: held until it does.
-                let (bytes, size) = match find(&snap) {
-                    Some(found) => found,
-                    None if snap.edge_of(r).is_none_or(|edge| msn > edge) => {
-                        snap = self.wait_for_segment(source.clone(), snap, r, msn, Some(part)).await?;
-                        find(&snap).ok_or(ServeError::NotFound)?
-                    }
-                    None => return Err(ServeError::NotFound),
-                };
+                let (waited, bytes, size) = self.part(&source, snap, r, (epoch, msn, part)).await?;
+                snap = waited;
                 if bytes.is_empty() && size > 0 {
                     // A channel another pod writes: the part is in the owner's memory only.
                     return Ok(self.followed_part(&snap, path, size).await?.into());

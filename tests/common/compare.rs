@@ -33,7 +33,7 @@ pub fn framemd5_with(url: &str, options: &[&str]) -> Packets {
     parse_framemd5(&String::from_utf8(out.stdout).unwrap())
 }
 
-/// `ffmpeg [-decryption_key KEY] -i file -c copy -f framemd5 -`, parsed; ffmpeg's complaint when
+/// `ffmpeg [-decryption_key KEY] -i file -c copy -copyinkf -f framemd5 -`, parsed; ffmpeg's complaint when
 /// it cannot read the file.
 pub fn framemd5_decrypted(file: &std::path::Path, key: Option<&str>) -> Result<Packets, String> {
     let mut args = vec!["-v", "error"];
@@ -41,7 +41,8 @@ pub fn framemd5_decrypted(file: &std::path::Path, key: Option<&str>) -> Result<P
         args.extend(["-decryption_key", key]);
     }
     let path = file.to_str().unwrap().to_owned();
-    args.extend(["-i", &path, "-map", "0", "-c", "copy", "-f", "framemd5", "-"]);
+    // `-copyinkf`: a fragment that does not open on a keyframe (an LL part) is read whole too.
+    args.extend(["-i", &path, "-map", "0", "-c", "copy", "-copyinkf", "-f", "framemd5", "-"]);
     let out = super::tools::run("ffmpeg", &args);
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());

@@ -116,6 +116,7 @@ pub fn media_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequest, delt
         skipped_segments: skipped,
         segments,
         open_parts: Vec::new(),
+        open_key: None,
         preload_hint: None,
         rendition_reports: Vec::new(),
         ended: closed,

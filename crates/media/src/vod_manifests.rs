@@ -241,6 +241,7 @@ fn vod_playlist(target_duration: u32, segments: Vec<MediaSegment>) -> MediaPlayl
         skipped_segments: None,
         segments,
         open_parts: Vec::new(),
+        open_key: None,
         preload_hint: None,
         rendition_reports: Vec::new(),
         ended: true,

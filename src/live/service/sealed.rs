@@ -5,11 +5,13 @@
 //! fMP4 in the configured scheme (with rotation each fragment names its key: `pssh` in `moof`,
 //! a `seig` group); MPEG-TS in AES-128 when the edge delivers keys.
 //!
-//! Invariants: no clear media byte of a protected channel is ever sent (LL-HLS parts, the growing
-//! LL-DASH segment and I-frame playlists are not offered; a segment that cannot be encrypted is an
-//! error); the key of a period is the same on every pod (derived or asked by a derived KID).
+//! LL-HLS parts and the growing LL-DASH segment are sealed as they come, fragment by fragment, as
+//! the whole segment is: a part's bytes are those of its segment's sealed fragment.
+//!
+//! Invariants: no clear media byte of a protected channel is ever sent (I-frame playlists are not
+//! offered; a segment or part that cannot be encrypted is an error); the key of a period is the
+//! same on every pod (derived or asked by a derived KID).
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -37,8 +39,19 @@ pub(in crate::live) struct LiveSealing {
 /// What is done to an object's clear bytes before it is cached and sent.
 pub(super) enum Seal {
     Init(Signalling, bool),
-    Segment { init: ClearInit, sealing: Arc<Sealing>, msn: u64, iv_track: u16, rotated: bool },
-    Ts { key: ContentKey, msn: u64 },
+    /// A media segment, or an LL part of one (`first_fragment`: its number; 0 for a segment).
+    Segment {
+        init: ClearInit,
+        sealing: Arc<Sealing>,
+        msn: u64,
+        iv_track: u16,
+        rotated: bool,
+        first_fragment: u32,
+    },
+    Ts {
+        key: ContentKey,
+        msn: u64,
+    },
 }
 
 /// Where the clear init segment of a segment's rendition and epoch is: held, else in storage. Read
@@ -73,18 +86,37 @@ impl Seal {
         };
         match self {
             Seal::Init(signalling, rotated) => cenc::protect_pushed_init(clear, signalling, *rotated).map_err(refused),
-            Seal::Segment { init, sealing, msn, iv_track, rotated } => {
+            Seal::Segment { init, sealing, msn, iv_track, rotated, first_fragment } => {
                 let s = cenc::PushedSegment {
                     msn: *msn,
                     iv_track: *iv_track,
                     rotated: *rotated,
                     signalling: &sealing.signalling,
+                    first_fragment: *first_fragment,
                 };
                 let init = init.bytes(storage).await?;
                 cenc::protect_pushed_segment(clear, &init, &sealing.cipher, s).map_err(refused)
             }
             Seal::Ts { key, msn } => Ok(crate::keys::protection::seal_ts_segment(key, *msn as u32, clear)),
         }
+    }
+}
+
+impl Seal {
+    /// A segment's seal as the growing segment applies it to each piece (`k`: its first
+    /// fragment's number), its clear init read once.
+    async fn into_piece_seal(
+        self,
+        storage: Arc<dyn crate::storage::Storage>,
+    ) -> Result<crate::live::growing::PieceSeal, ServeError> {
+        let Seal::Segment { init, sealing, msn, iv_track, rotated, .. } = self else {
+            return Err(ServeError::NotFound);
+        };
+        let init = init.bytes(storage.as_ref()).await?;
+        Ok(Arc::new(move |piece: &Bytes, k: u32| {
+            let s = cenc::PushedSegment { msn, iv_track, rotated, signalling: &sealing.signalling, first_fragment: k };
+            cenc::protect_pushed_segment(piece, &init, &sealing.cipher, s).map_err(|e| e.to_string())
+        }))
     }
 }
 
@@ -105,6 +137,23 @@ impl LiveSealing {
         Ok(self.sealing(content, 0).await?.signalling.clone())
     }
 
+    /// How the fMP4 fragments of segment `msn` (`epoch`) of rendition `r` (`id`) are sealed, from
+    /// fragment `first_fragment` on (an LL part's number; 0 for the segment).
+    async fn fragment_seal(
+        &self,
+        snap: &ChannelSnapshot,
+        content: &str,
+        (r, id): (usize, crate::packaging::presentation::RenditionId),
+        (epoch, msn): (u64, u64),
+        first_fragment: u32,
+    ) -> Result<Seal, ServeError> {
+        let sealing = self.sealing(content, msn).await?;
+        let init = ClearInit { held: snap.init(epoch, r).cloned(), stored: keys::init(&snap.id, epoch, id) };
+        let iv_track = iv_track(snap.renditions.get(r).ok_or(ServeError::NotFound)?.kind, id.index);
+        let rotated = self.key_period > 0;
+        Ok(Seal::Segment { init, sealing, msn, iv_track, rotated, first_fragment })
+    }
+
     /// The sealings of every key period of segments `msns`.
     async fn periods(
         &self,
@@ -122,21 +171,10 @@ impl LiveSealing {
     }
 }
 
-/// The channel as a protected one is offered: without LL parts (and so without the growing
-/// LL-DASH segment), which would be clear. Copied only when it has them, and only on a miss.
-fn without_parts(snap: &ChannelSnapshot) -> Cow<'_, ChannelSnapshot> {
-    if !snap.offers_parts() {
-        return Cow::Borrowed(snap);
-    }
-    let mut plain = snap.clone();
-    plain.low_latency = Arc::new(crate::live::model::LowLatency::default());
-    Cow::Owned(plain)
-}
-
-/// A segment URI's number.
+/// A segment's or part's URI's segment number.
 fn msn_of(uri: &ObjectUri) -> Option<u64> {
     match uri {
-        ObjectUri::Live(LivePath::Segment(_, _, msn, _)) => Some(*msn),
+        ObjectUri::Live(LivePath::Segment(_, _, msn, _) | LivePath::Part(_, _, msn, _)) => Some(*msn),
         _ => None,
     }
 }
@@ -177,8 +215,7 @@ impl Live {
                         true => None,
                         false => Some(SegmentEncryption::Cenc(sealed.channel_signalling(&content).await?)),
                     };
-                    let plain = without_parts(&snap);
-                    let mut m = manifests::multivariant(&plain, &suffix);
+                    let mut m = manifests::multivariant(&snap, &suffix);
                     m.i_frames = Vec::new();
                     m.session_key = session;
                     let mut out = String::with_capacity(1024);
@@ -192,7 +229,7 @@ impl Live {
             LivePath::Playlist(id) => {
                 let r = rendition(&snap, id)?;
                 if let Some(msn) = query.msn {
-                    snap = self.wait_for_segment(source.clone(), snap, r, msn, None).await?;
+                    snap = self.wait_for_segment(source.clone(), snap, r, msn, query.part).await?;
                 }
                 let delta = if query.skip { Delta::SkipOlder } else { Delta::Full };
                 let mut key = window.canonical_query();
@@ -200,11 +237,16 @@ impl Live {
                     key.push_str(if key.is_empty() { "?_HLS_skip=YES" } else { "&_HLS_skip=YES" });
                 }
                 let text = async {
-                    let plain = without_parts(&snap);
                     let mut playlist =
-                        manifests::media_playlist(&plain, r, window, delta).ok_or(ServeError::NotFound)?;
-                    let msns = playlist.segments.iter().filter_map(|s| msn_of(&s.uri));
+                        manifests::media_playlist(&snap, r, window, delta).ok_or(ServeError::NotFound)?;
+                    let open = playlist.open_parts.first().and_then(|p| msn_of(&p.uri));
+                    let msns = playlist.segments.iter().filter_map(|s| msn_of(&s.uri)).chain(open);
                     let periods = sealed.periods(&content, msns).await?;
+                    let key_of = |sealing: &Sealing| match (ts, &sealing.ts_key_uri) {
+                        (true, Some(uri)) => Ok(SegmentEncryption::Aes128 { uri: uri.clone() }),
+                        (true, None) => Err(ServeError::NotHere("no key URI for AES-128")),
+                        (false, _) => Ok(SegmentEncryption::Cenc(sealing.signalling.clone())),
+                    };
                     let mut current = None;
                     for segment in &mut playlist.segments {
                         let Some(msn) = msn_of(&segment.uri) else { continue };
@@ -213,12 +255,15 @@ impl Live {
                             continue;
                         }
                         let sealing = periods.get(&period).ok_or(ServeError::NotFound)?;
-                        segment.key = Some(match (ts, &sealing.ts_key_uri) {
-                            (true, Some(uri)) => SegmentEncryption::Aes128 { uri: uri.clone() },
-                            (true, None) => return Err(ServeError::NotHere("no key URI for AES-128")),
-                            (false, _) => SegmentEncryption::Cenc(sealing.signalling.clone()),
-                        });
+                        segment.key = Some(key_of(sealing)?);
                         current = Some(period);
+                    }
+                    // The parts of the segment being received: a key before them where it starts a
+                    // key period (or the playlist lists nothing else).
+                    if let Some(period) = open.map(|msn| sealed.period(msn).unwrap_or(0))
+                        && current != Some(period)
+                    {
+                        playlist.open_key = Some(key_of(periods.get(&period).ok_or(ServeError::NotFound)?)?);
                     }
                     let mut out = String::with_capacity(256 + 160 * playlist.segments.len());
                     manifest::hls::write_media_playlist(&mut out, &playlist);
@@ -231,7 +276,17 @@ impl Live {
             LivePath::IFrames(_) => {
                 Err(ServeError::NotHere("I-frame playlists are not offered for a protected channel"))
             }
-            LivePath::Part(..) => Err(ServeError::NotHere("LL-HLS parts are not offered for a protected channel")),
+            LivePath::Part(id, epoch, msn, part) => {
+                let r = rendition(&snap, id)?;
+                let (snap, bytes, size) = self.part(&source, snap, r, (epoch, msn, part)).await?;
+                let seal = sealed.fragment_seal(&snap, &content, (r, id), (epoch, msn), part).await?;
+                // Held here, or (a pod following the channel) in the owner's memory.
+                let owner = snap.owner_url.clone().filter(|_| bytes.is_empty() && size > 0).map(|url| (url, size));
+                let held = (!bytes.is_empty()).then_some(bytes);
+                let stored = keys::part(&snap.id, epoch, id, msn, Container::Fmp4);
+                let source = super::Source { held, owner, stored };
+                Ok(self.segment(&snap, path, source, content_type::MEDIA_SEGMENT, None, Some(seal)).await?.into())
+            }
             LivePath::Mpd => {
                 if ts {
                     return Err(ServeError::NotHere("DASH needs fMP4 (CMAF) segments"));
@@ -239,8 +294,7 @@ impl Live {
                 let query = window.canonical_query();
                 let text = async {
                     let protection = sealed.channel_signalling(&content).await?;
-                    let plain = without_parts(&snap);
-                    let mut mpd = manifests::mpd(&plain, window, &self.time_url).ok_or(ServeError::NotFound)?;
+                    let mut mpd = manifests::mpd(&snap, window, &self.time_url).ok_or(ServeError::NotFound)?;
                     mpd.protection = Some(protection);
                     mpd.key_rotation = sealed.key_period > 0;
                     let mut out = String::with_capacity(4096);
@@ -266,17 +320,20 @@ impl Live {
                 if snap.container_of(r) != Some(container) {
                     return Err(ServeError::NotFound);
                 }
+                if container == Container::Fmp4 {
+                    let (waited, growing) = self.growing(&source, snap, r, epoch, msn).await?;
+                    if let Some(growing) = growing {
+                        let seal = sealed.fragment_seal(&waited, &content, (r, id), (epoch, msn), 0).await?;
+                        let storage = self.storage.clone();
+                        return Ok(super::Answer::Growing(growing.sealed(seal.into_piece_seal(storage).await?)));
+                    }
+                    snap = waited;
+                }
                 let slot = snap.slot(msn).filter(|s| s.epoch == epoch).ok_or(ServeError::NotFound)?;
                 let part = slot.part(r).ok_or(ServeError::NotFound)?;
-                let sealing = sealed.sealing(&content, msn).await?;
                 let seal = match container {
-                    Container::Ts => Seal::Ts { key: sealing.key.clone(), msn },
-                    _ => {
-                        let held = snap.init(epoch, r).cloned();
-                        let init = ClearInit { held, stored: keys::init(&snap.id, epoch, id) };
-                        let iv_track = iv_track(snap.renditions[r].kind, id.index);
-                        Seal::Segment { init, sealing, msn, iv_track, rotated: sealed.key_period > 0 }
-                    }
+                    Container::Ts => Seal::Ts { key: sealed.sealing(&content, msn).await?.key.clone(), msn },
+                    _ => sealed.fragment_seal(&snap, &content, (r, id), (epoch, msn), 0).await?,
                 };
                 let stored = keys::part(&snap.id, epoch, id, msn, container);
                 let owner = snap.owner_url.clone().filter(|_| part.at_owner).map(|url| (url, part.size));

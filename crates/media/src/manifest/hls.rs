@@ -273,6 +273,9 @@ pub fn write_media_playlist(out: &mut String, p: &MediaPlaylist) {
         s.uri.push_to(out);
         out.push('\n');
     }
+    if let Some(key) = p.open_parts.first().and(p.open_key.as_ref()) {
+        super::protection::write_key(out, "#EXT-X-KEY", key);
+    }
     p.open_parts.iter().for_each(|part| write_part(out, part));
     if let Some(hint) = p.preload_hint {
         out.push_str("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"");
@@ -443,6 +446,7 @@ mod tests {
             skipped_segments: None,
             segments: vec![segment(10, false), segment(11, true)],
             open_parts: Vec::new(),
+            open_key: None,
             preload_hint: None,
             rendition_reports: Vec::new(),
             ended: false,
@@ -457,5 +461,21 @@ mod tests {
              #EXT-X-MAP:URI=\"v0/5/init.mp4\"\n#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:00.000Z\n#EXTINF:2.000000,\nv0/5/10.m4s\n\
              #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:00.000Z\n#EXTINF:2.000000,\n#EXT-X-GAP\nv0/5/11.m4s\n"
         );
+        // The parts of a segment that starts a key period: its key between the last whole segment
+        // and them.
+        let key = crate::manifest::SegmentEncryption::Aes128 { uri: "/keys/k.key".into() };
+        let part =
+            PartialSegment { duration: 0.5, uri: ObjectUri::Live(LivePath::Part(v0, 5, 12, 0)), independent: true };
+        let open = MediaPlaylist { open_parts: vec![part], open_key: Some(key.clone()), ..p.clone() };
+        let mut out = String::new();
+        write_media_playlist(&mut out, &open);
+        assert!(
+            out.ends_with("v0/5/11.m4s\n#EXT-X-KEY:METHOD=AES-128,URI=\"/keys/k.key\"\n#EXT-X-PART:DURATION=0.50000,URI=\"v0/5/12.0.m4s\",INDEPENDENT=YES\n"),
+            "{out}"
+        );
+        // No open parts: no key for them.
+        let mut out = String::new();
+        write_media_playlist(&mut out, &MediaPlaylist { open_key: Some(key), ..p });
+        assert!(!out.contains("EXT-X-KEY"), "{out}");
     }
 }

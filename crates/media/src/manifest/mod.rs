@@ -225,6 +225,8 @@ pub struct MediaPlaylist {
     pub segments: Vec<MediaSegment>,
     /// LL-HLS: the parts of the segment being received, after the last whole segment.
     pub open_parts: Vec<PartialSegment>,
+    /// `EXT-X-KEY` written before the open parts, where their segment starts a key period.
+    pub open_key: Option<SegmentEncryption>,
     /// LL-HLS `EXT-X-PRELOAD-HINT`: the next part, which a request may wait for.
     pub preload_hint: Option<ObjectUri>,
     pub rendition_reports: Vec<RenditionReport>,

@@ -39,6 +39,7 @@ fn low_latency(skipped: Option<u64>) -> String {
         skipped_segments: skipped,
         segments: vec![segment(10, Vec::new()), segment(11, (0..4).map(|i| part(11, i, i == 0)).collect())],
         open_parts: vec![part(12, 0, true), part(12, 1, false)],
+        open_key: None,
         preload_hint: Some(ObjectUri::Live(LivePath::Part(v0, 5, 12, 2))),
         rendition_reports: vec![RenditionReport {
             uri: ObjectUri::Live(LivePath::Playlist(a0)),
