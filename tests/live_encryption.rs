@@ -366,3 +366,46 @@ async fn a_protected_mpeg_ts_channel_is_aes_128_with_a_key_per_period() {
     }
     assert!(checked.len() >= 2, "segments of two key periods: {playlist}");
 }
+
+/// In a cluster, a pod following a protected channel seals what the owner holds (its parts, its
+/// segments) to the same bytes as the owner: keys, IVs and fragments follow from the channel and
+/// numbers alone, so a CDN may send any request to any pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_following_pod_seals_parts_and_segments_as_the_owner_does() {
+    let period = PERIOD.to_string();
+    let env = [
+        ("ESTUARY_ENCRYPTION_LIVE_PREFIXES", r#"["secure"]"#),
+        ("ESTUARY_ENCRYPTION_KEY_PERIOD", period.as_str()),
+        ("ESTUARY_ENCRYPTION_KEY_ID", KID),
+        ("ESTUARY_ENCRYPTION_KEY", KEY),
+    ];
+    let cluster = common::cluster::Cluster::start(2, &env);
+    let [a, b] = &cluster.pods[..] else { unreachable!() };
+    let json = format!(r#"{{"id":"secure","token":"{TOKEN}","target_duration":"2s","window":"30s"}}"#);
+    create_channel(a.api, &json).await;
+    let _encoder = Encoder::start_low_latency(a.ingest.unwrap(), "secure", TOKEN, 30);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let (text, part) = loop {
+        let text = get(b.edge, "/live/secure/v0.m3u8").await.text();
+        let part = text.lines().rev().find_map(|l| l.strip_prefix("#EXT-X-PART:")).and_then(|l| {
+            let uri = l.split("URI=\"").nth(1)?.split('"').next()?;
+            Some(uri.to_owned())
+        });
+        if let Some(part) = part.filter(|_| text.matches("#EXTINF").count() >= 2) {
+            break (text, part);
+        }
+        assert!(Instant::now() < deadline, "pod B never listed parts:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(text.contains("#EXT-X-KEY:METHOD=SAMPLE-AES-CTR"), "{text}");
+    let (from_b, from_a) =
+        (get(b.edge, &format!("/live/secure/{part}")).await, get(a.edge, &format!("/live/secure/{part}")).await);
+    assert_eq!((from_b.status, from_a.status), (200, 200), "{part}");
+    assert!(contains(&from_b.body, b"senc"), "{part}: sealed");
+    assert!(from_b.body == from_a.body, "{part}: the same sealed part from both pods");
+    let segment = text.lines().rfind(|l| l.ends_with(".m4s")).unwrap();
+    let (from_b, from_a) =
+        (get(b.edge, &format!("/live/secure/{segment}")).await, get(a.edge, &format!("/live/secure/{segment}")).await);
+    assert_eq!((from_b.status, from_a.status), (200, 200), "{segment}");
+    assert!(contains(&from_b.body, b"senc") && from_b.body == from_a.body, "{segment}: the same sealed bytes");
+}
