@@ -185,3 +185,31 @@ async fn an_encrypted_channel_cannot_be_made_without_keys() {
         send_body(s.api, "POST", "/api/v1/channels", &[("Content-Type", "application/json")], bad.as_bytes()).await;
     assert_eq!(reply.status, 400, "{}", reply.text());
 }
+
+/// An encoder pushing video and audio muxed in one variant (the bundled sample's HLS): estuary
+/// splits it into one rendition per track, and each is protected and decrypts to the clear one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_muxed_push_is_protected_track_by_track() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), true).await;
+    for id in ["securemux", "plainmux"] {
+        create_channel(s.api, &format!(r#"{{"id":"{id}","token":"{TOKEN}"}}"#)).await;
+        common::live_push::push_sample(s.ingest, &format!("/ingest/{id}/{TOKEN}/v0"), &[], 201).await;
+    }
+    let work = tempfile::tempdir().unwrap();
+    for (playlist, kind) in [("v0.m3u8", "video"), ("a0.m3u8", "audio")] {
+        let (init, sealed) = rendition(&s, "/live/securemux", playlist).await;
+        let (clear_init, clear) = rendition(&s, "/live/plainmux", playlist).await;
+        assert!(init.windows(4).any(|w| w == b"tenc"), "{playlist}: a protected init");
+        assert_eq!((sealed.len(), clear.len()), (1, 1), "{playlist}");
+        let files = [(&init, &sealed[0], Some(KEY), "p.mp4"), (&clear_init, &clear[0], None, "c.mp4")];
+        let mut hashes = Vec::new();
+        for (init, segment, key, name) in files {
+            let file = work.path().join(name);
+            std::fs::write(&file, [&init[..], &segment[..]].concat()).unwrap();
+            let packets = framemd5_decrypted(&file, key).unwrap();
+            hashes.push(packets.streams[kind].1.iter().map(|p| p.hash.clone()).collect::<Vec<_>>());
+        }
+        assert!(!hashes[0].is_empty() && hashes[0] == hashes[1], "{playlist} decrypts to the clear {kind}");
+    }
+}
