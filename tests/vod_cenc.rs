@@ -68,6 +68,7 @@ async fn server(root: &Path) -> TestServer {
 
 async fn server_with(root: &Path, scheme: EncryptionScheme) -> TestServer {
     let mut config = test_config_in(root);
+    config.vod.dash_trick_mode = true;
     config.encryption.scheme = scheme;
     if scheme == EncryptionScheme::Cbcs {
         config.encryption.fairplay_uri = "skd://keys.example.com/{kid}".into();
@@ -120,7 +121,7 @@ async fn decrypt_to_the_clear_packets(scheme: EncryptionScheme) {
     for clip in clips {
         let protected = format!("drm/{clip}");
         let master = get(s.edge, &format!("/vod/{protected}/master.m3u8")).await.text();
-        assert!(!master.contains("I-FRAME"), "no I-frame playlists for a protected asset: {master}");
+        assert!(master.contains("#EXT-X-I-FRAME-STREAM-INF"), "encrypted trick play: {master}");
         let mpd = get(s.edge, &format!("/vod/{protected}/manifest.mpd")).await.text();
         assert!(mpd.contains(&format!("value=\"{name}\" cenc:default_KID=\"{KID_UUID}\"")), "{mpd}");
         assert!(mpd.contains("urn:mpeg:dash:mp4protection:2011") && mpd.contains("<cenc:pssh>"), "{mpd}");
@@ -226,7 +227,7 @@ async fn decrypt_to_the_clear_packets(scheme: EncryptionScheme) {
 async fn a_protected_asset_offers_nothing_in_the_clear() {
     let root = storage_root(&["bframes.mp4"]);
     let s = server(root.path()).await;
-    for path in ["ts/master.m3u8", "ts/v0.m3u8", "ts/v0/1.ts", "v0-iframes.m3u8", "ts/v0-iframes.m3u8"] {
+    for path in ["ts/master.m3u8", "ts/v0.m3u8", "ts/v0/1.ts", "ts/v0-iframes.m3u8"] {
         assert_eq!(get(s.edge, &format!("/vod/bframes.mp4/{path}")).await.status, 200, "clear {path}");
         assert_eq!(get(s.edge, &format!("/vod/drm/bframes.mp4/{path}")).await.status, 404, "protected {path}");
     }
@@ -253,4 +254,67 @@ async fn a_protected_asset_offers_nothing_in_the_clear() {
     assert!(sample("estuary_encrypted_segments_total{scheme=\"cenc\"}") >= 1.0);
     assert!(sample("estuary_encrypted_bytes_total{scheme=\"cenc\"}") >= whole.body.len() as f64);
     assert!(!metrics.contains(KEY));
+}
+
+/// Trick play follows the policy: a protected asset's I-frame playlist names each keyframe as an
+/// object of its own, encrypted (with the IV the sample has in its segment), after the protected
+/// init and the key; each decrypts to the clear keyframe. The DASH trick-mode set is the same
+/// fragments, one segment's keyframes after another, under the MPD's protection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_asset_offers_encrypted_trick_play() {
+    let root = storage_root(&["bframes.mp4"]);
+    let s = server(root.path()).await;
+    let master = get(s.edge, "/vod/drm/bframes.mp4/master.m3u8").await.text();
+    assert!(master.contains("#EXT-X-I-FRAME-STREAM-INF:") && master.contains("URI=\"v0-iframes.m3u8\""), "{master}");
+    let playlist = get(s.edge, "/vod/drm/bframes.mp4/v0-iframes.m3u8").await.text();
+    assert!(playlist.contains("#EXT-X-I-FRAMES-ONLY") && !playlist.contains("BYTERANGE"), "{playlist}");
+    let (map, key, first) = (
+        playlist.lines().position(|l| l == "#EXT-X-MAP:URI=\"v0/init.mp4\""),
+        playlist.lines().position(|l| l.starts_with("#EXT-X-KEY:METHOD=SAMPLE-AES-CTR")),
+        playlist.lines().position(|l| l.starts_with("#EXTINF")),
+    );
+    assert!(map.is_some() && map < key && key < first, "{playlist}");
+    let init = get(s.edge, "/vod/drm/bframes.mp4/v0/init.mp4").await.body;
+    let uris: Vec<&str> = playlist.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
+    assert!(uris.len() > 2 && uris.iter().all(|u| u.starts_with("v0/iframes/")), "{playlist}");
+    let work = tempfile::tempdir().unwrap();
+    let mut sealed_hashes = Vec::new();
+    let mut by_segment: std::collections::BTreeMap<u32, Vec<u8>> = Default::default();
+    for uri in &uris {
+        let frame = get(s.edge, &format!("/vod/drm/bframes.mp4/{uri}")).await;
+        assert_eq!(frame.status, 200, "{uri}");
+        assert!(contains(&frame.body, b"senc"), "{uri}");
+        let file = work.path().join("frame.mp4");
+        std::fs::write(&file, [&init[..], &frame.body].concat()).unwrap();
+        let packets = tokio::task::spawn_blocking(move || framemd5_decrypted(&file, Some(KEY)).unwrap()).await.unwrap();
+        let video = &packets.streams["video"].1;
+        assert_eq!(video.len(), 1, "{uri}: one keyframe");
+        sealed_hashes.push(video[0].hash.clone());
+        // The segment's I-frame object: its keyframes' objects one after the other (one styp).
+        let n: u32 = uri.trim_start_matches("v0/iframes/").split('.').next().unwrap().parse().unwrap();
+        let joined = by_segment.entry(n).or_default();
+        let body = if joined.is_empty() { &frame.body[..] } else { &frame.body[24..] };
+        joined.extend_from_slice(body);
+    }
+    for (n, joined) in &by_segment {
+        let whole = get(s.edge, &format!("/vod/drm/bframes.mp4/v0/iframes/{n}.m4s")).await.body;
+        assert!(&whole == joined, "segment {n}'s trick-play object is its keyframes' objects");
+    }
+    // The clear asset's keyframes, as its trick-play segments give them.
+    let clear_init = get(s.edge, "/vod/bframes.mp4/v0/init.mp4").await.body;
+    let mut clear_hashes = Vec::new();
+    for n in by_segment.keys() {
+        let body = get(s.edge, &format!("/vod/bframes.mp4/v0/iframes/{n}.m4s")).await.body;
+        let file = work.path().join("clear.mp4");
+        std::fs::write(&file, [&clear_init[..], &body].concat()).unwrap();
+        let packets = tokio::task::spawn_blocking(move || framemd5_decrypted(&file, None).unwrap()).await.unwrap();
+        clear_hashes.extend(packets.streams["video"].1.iter().map(|p| p.hash.clone()));
+    }
+    assert_eq!(sealed_hashes, clear_hashes, "every keyframe decrypts to the clear one");
+    // DASH: the trick-mode set, under the same protection.
+    let mpd = get(s.edge, "/vod/drm/bframes.mp4/manifest.mpd").await.text();
+    let trick = mpd.split("<AdaptationSet").find(|set| set.contains("trickmode")).expect("a trick-mode set");
+    assert!(trick.contains("urn:mpeg:dash:mp4protection:2011"), "{trick}");
+    // A keyframe a segment does not have.
+    assert_eq!(get(s.edge, "/vod/drm/bframes.mp4/v0/iframes/1.99.m4s").await.status, 404);
 }

@@ -379,9 +379,9 @@ impl Default for ShutdownConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct EncryptionConfig {
     /// VOD assets whose name starts with one of these are served encrypted: `scheme` for CMAF (HLS
-    /// fMP4 and DASH), `AES-128` for their MPEG-TS ladder when `key_delivery` is on (else it is not
-    /// offered); their I-frame playlists are not offered. Their files in storage stay as they
-    /// are. Empty: none.
+    /// fMP4 and DASH, trick play included), `ts_method` for their MPEG-TS ladder when a key is
+    /// given out for it (else it is not offered; no MPEG-TS I-frame playlists). Their files in
+    /// storage stay as they are. Empty: none (an asset set with `"encrypted": true` is protected).
     pub vod_prefixes: Vec<String>,
     /// Live channels whose id starts with one of these are served encrypted: their fMP4 segments,
     /// LL-HLS parts and growing LL-DASH segment in `scheme`, their MPEG-TS segments in AES-128 when

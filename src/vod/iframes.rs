@@ -4,7 +4,9 @@
 //!
 //! A keyframe's bytes inside the regular segment cannot be decoded alone (they need the segment's
 //! one `moof`), so the keyframes get fragments of their own; the layout is computed from the sample
-//! tables, without reading samples.
+//! tables, without reading samples. A protected asset's keyframes are encrypted (`protect`), which
+//! makes their fragments' lengths depend on their NAL units: its I-frame playlist names each
+//! keyframe as an object of its own (`v0/iframes/3.1.m4s`) rather than by byte ranges.
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use super::{Asset, VodError};
 use crate::budget::ByteBudget;
 use crate::packaging::fmp4::STYP_LEN;
 use crate::packaging::fmp4::{self, FragmentSamples, SampleFlags};
-use crate::packaging::manifest::{ByteRange, IFrameMap, IFramePlaylist, ObjectUri};
+use crate::packaging::manifest::{ByteRange, IFrameMap, IFramePlaylist, ObjectUri, SegmentEncryption};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::Rendition;
 use crate::packaging::reads::ReadPolicy;
@@ -23,63 +25,87 @@ use crate::packaging::url::{FIRST_SEGMENT_NUMBER, VodPath};
 use crate::packaging::vod_manifests::TrickPlay;
 use crate::storage::{Storage, StorageError};
 
-/// One keyframe as its own fragment.
-struct Frame {
-    sample: usize,
-    header: BytesMut,
+/// One keyframe as its own fragment: its sample, and how long it lasts (track ticks).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Frame {
+    pub sample: usize,
+    pub duration: u32,
 }
 
-/// The fragments of segment `index`'s keyframes, in order: the first keeps the `styp` that opens a
-/// segment, the others start at their `moof`.
-fn frames(asset: &Asset, r: &Rendition, index: usize) -> Option<Vec<Frame>> {
-    let track = asset.track(r).1;
-    let s = &track.samples;
+/// Segment `index`'s keyframes, in order.
+pub(super) fn keyframes(asset: &Asset, r: &Rendition, index: usize) -> Option<Vec<Frame>> {
+    let s = &asset.track(r).1.samples;
     let range = r.segments.samples(index)?;
     let keys: Vec<usize> = range.clone().filter(|&i| s.is_sync(i)).collect();
-    let end_time = r.times[index + 1];
-    let mut frames = Vec::with_capacity(keys.len());
-    for (k, &i) in keys.iter().enumerate() {
+    let end_time = *r.times.get(index + 1)?;
+    let frames = keys.iter().enumerate().map(|(k, &i)| {
         let next = keys.get(k + 1).map_or(end_time, |&j| s.dts[j]);
-        let duration = u32::try_from(next.saturating_sub(s.dts[i])).unwrap_or(u32::MAX);
-        let cts = (!s.cts.is_empty()).then(|| std::slice::from_ref(&s.cts[i]));
-        let fragment = FragmentSamples {
-            sequence: (index + 1) as u32,
-            base_decode_time: s.dts[i],
-            durations: std::slice::from_ref(&duration),
-            sizes: &s.sizes[i..=i],
-            cts,
-            flags: SampleFlags::PerSample(&[true]),
-            protection: None,
-        };
-        let mut header = fmp4::write_segment_header(&fragment, s.sizes[i] as usize, 0);
-        if k > 0 {
-            let _ = header.split_to(STYP_LEN);
-        }
-        frames.push(Frame { sample: i, header });
-    }
-    Some(frames)
+        Frame { sample: i, duration: u32::try_from(next.saturating_sub(s.dts[i])).unwrap_or(u32::MAX) }
+    });
+    Some(frames.collect())
 }
 
-/// Segment `index`'s keyframes as fragments: read from the source, charged to `budget`.
+/// The header of keyframe `f`'s fragment in segment `index` (`protection`: encrypted as it says);
+/// with the `styp` that opens an object when `opens`.
+pub(super) fn fragment_header(
+    asset: &Asset,
+    r: &Rendition,
+    index: usize,
+    f: Frame,
+    opens: bool,
+    protection: Option<fmp4::FragmentProtection<'_>>,
+) -> BytesMut {
+    let s = &asset.track(r).1.samples;
+    let i = f.sample;
+    let cts = (!s.cts.is_empty()).then(|| std::slice::from_ref(&s.cts[i]));
+    let fragment = FragmentSamples {
+        sequence: (index + 1) as u32,
+        base_decode_time: s.dts[i],
+        durations: std::slice::from_ref(&f.duration),
+        sizes: &s.sizes[i..=i],
+        cts,
+        flags: SampleFlags::PerSample(&[true]),
+        protection,
+    };
+    let mut header = fmp4::write_segment_header(&fragment, s.sizes[i] as usize, 0);
+    if !opens {
+        let _ = header.split_to(STYP_LEN);
+    }
+    header
+}
+
+/// Which of segment `index`'s keyframes an object holds: all (`None`, the segment's I-frame
+/// segment) or one (`Some(k)`).
+pub(super) fn selected(asset: &Asset, r: &Rendition, index: usize, only: Option<u16>) -> Option<Vec<Frame>> {
+    let frames = keyframes(asset, r, index)?;
+    match only {
+        None => Some(frames),
+        Some(k) => Some(vec![*frames.get(usize::from(k))?]),
+    }
+}
+
+/// Segment `index`'s keyframes as fragments (`only`: the one), read from the source, charged
+/// to `budget`.
 pub(super) async fn build(
     storage: &dyn Storage,
     budget: &Arc<ByteBudget>,
     asset: &Asset,
-    r: &Rendition,
-    index: usize,
+    (r, index, only): (&Rendition, usize, Option<u16>),
     policy: ReadPolicy,
 ) -> Result<Bytes, VodError> {
-    let frames = frames(asset, r, index).ok_or(VodError::NotFound)?;
+    let frames = selected(asset, r, index, only).ok_or(VodError::NotFound)?;
+    let headers: Vec<BytesMut> =
+        frames.iter().enumerate().map(|(k, &f)| fragment_header(asset, r, index, f, k == 0, None)).collect();
     let (source, track) = asset.track(r);
     let s = &track.samples;
     let offsets: Vec<u64> = frames.iter().map(|f| s.offsets[f.sample]).collect();
     let sizes: Vec<u32> = frames.iter().map(|f| s.sizes[f.sample]).collect();
     let bytes = SampleBytes::read(storage, &source.key, (&offsets, &sizes), policy).await?;
-    let len: usize = frames.iter().zip(&sizes).map(|(f, &size)| f.header.len() + size as usize).sum();
+    let len: usize = headers.iter().zip(&sizes).map(|(h, &size)| h.len() + size as usize).sum();
     let charge = budget.charge(len as u64).await.map_err(StorageError::from)?;
     let mut body = BytesMut::with_capacity(len);
-    for (f, (&offset, &size)) in frames.iter().zip(offsets.iter().zip(&sizes)) {
-        body.put_slice(&f.header);
+    for (header, (&offset, &size)) in headers.iter().zip(offsets.iter().zip(&sizes)) {
+        body.put_slice(header);
         body.put_slice(bytes.get(offset, size)?);
     }
     Ok(charge.attach(body.freeze()))
@@ -89,21 +115,35 @@ pub(super) async fn build(
 /// segment. A keyframe shows from its presentation time to the next one's (RFC 8216 4.3.3.6), not
 /// from its decode time: the composition delay of B-frames differs from GOP to GOP (x265's first
 /// GOP, say), so decode-time durations would put every later I-frame off by the difference.
-fn ranges(asset: &Asset, r: &Rendition) -> Vec<(f64, ByteRange)> {
+/// With `sealed` (a protected asset), each keyframe is named as an object of its own
+/// ([`VodPath::IFrame`]), its length reckoned with what encryption adds.
+fn ranges(asset: &Asset, r: &Rendition, sealed: bool) -> Vec<(f64, ByteRange)> {
     let s = &asset.track(r).1.samples;
     let pts = |i: usize| s.dts[i] as i64 + s.cts.get(i).copied().map_or(0, i64::from);
     let mut found: Vec<(i64, ByteRange)> = Vec::new();
     for index in 0..r.segment_count() {
-        let uri = ObjectUri::Vod(VodPath::IFrameSegment(r.id, (index + FIRST_SEGMENT_NUMBER) as u32));
+        let n = (index + FIRST_SEGMENT_NUMBER) as u32;
         let mut offset = 0u64;
-        for f in frames(asset, r, index).unwrap_or_default() {
-            let len = f.header.len() as u64 + u64::from(s.sizes[f.sample]);
+        for (k, f) in keyframes(asset, r, index).unwrap_or_default().into_iter().enumerate() {
+            let header = fragment_header(asset, r, index, f, k == 0, None).len() as u64;
+            let len = header + u64::from(s.sizes[f.sample]);
+            let uri = match sealed {
+                // Each keyframe an object of its own, which opens with a `styp`, and room for the
+                // auxiliary information encryption adds (a few bytes per NAL unit).
+                true => ObjectUri::Vod(VodPath::IFrame(r.id, n, k as u16)),
+                false => ObjectUri::Vod(VodPath::IFrameSegment(r.id, n)),
+            };
+            let len = if sealed { len + (if k == 0 { 0 } else { STYP_LEN as u64 }) + SEALED_MARGIN } else { len };
             found.push((pts(f.sample), ByteRange { uri, len, offset }));
             offset += len;
         }
     }
     show_times(&found, r.duration_secs(), r.timescale)
 }
+
+/// What encryption adds to a keyframe's fragment at most, as the bit rates reckon it: `senc`,
+/// `saiz`, `saio` for a picture of up to a hundred NAL units.
+const SEALED_MARGIN: u64 = 1024;
 
 /// Durations from presentation times (in `timescale` ticks): each until the next, the last until
 /// `total` seconds after the first.
@@ -120,18 +160,20 @@ pub(super) fn show_times<T: Copy>(found: &[(i64, T)], total: f64, timescale: u32
         .collect()
 }
 
-/// The HLS I-frame playlist of video rendition `r`: its init segment as the map, then every keyframe.
-pub(super) fn playlist(asset: &Asset, r: &Rendition) -> IFramePlaylist {
+/// The HLS I-frame playlist of video rendition `r`: its init segment as the map, then every
+/// keyframe; with `protection`, each keyframe an object of its own, encrypted as it says.
+pub(super) fn playlist(asset: &Asset, r: &Rendition, protection: Option<SegmentEncryption>) -> IFramePlaylist {
     let map = IFrameMap { uri: ObjectUri::Vod(VodPath::Init(r.id)), range: None };
-    IFramePlaylist::vod(map, ranges(asset, r))
+    let sealed = protection.is_some();
+    IFramePlaylist { protection, whole_objects: sealed, ..IFramePlaylist::vod(map, ranges(asset, r, sealed)) }
 }
 
 /// Each video rendition as a trick-play stream: its largest keyframe fragment over its duration,
 /// and its frames per keyframe.
-pub(super) fn trick_play(asset: &Asset) -> Vec<TrickPlay> {
+pub(super) fn trick_play(asset: &Asset, sealed: bool) -> Vec<TrickPlay> {
     let video = asset.presentation.video.iter().filter(|r| r.id.kind == TrackKind::Video);
     let trick = |r: &Rendition| {
-        let rates = ranges(asset, r).into_iter().map(|(secs, range)| range.len as f64 * 8.0 / secs.max(0.001));
+        let rates = ranges(asset, r, sealed).into_iter().map(|(secs, range)| range.len as f64 * 8.0 / secs.max(0.001));
         let s = &asset.track(r).1.samples;
         let keyframes = s.sync.as_ref().map_or(s.len(), Vec::len).max(1);
         TrickPlay {

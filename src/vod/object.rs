@@ -23,10 +23,11 @@ use crate::packaging::{fmp4, reads, vod_manifests};
 use crate::storage::{Storage, StorageKey};
 
 /// 404 for renditions or segment numbers the presentation does not have, and, for a protected
-/// asset, for what is not offered encrypted: I-frame playlists, and the MPEG-TS ladder without a
-/// key for it (the edge's, or FairPlay's for SAMPLE-AES).
+/// asset, for what is not offered encrypted: the MPEG-TS I-frame playlists (their keyframes' byte
+/// ranges are not known once sealed), and the MPEG-TS ladder without a key for it (the edge's, or
+/// FairPlay's for SAMPLE-AES).
 pub(super) fn check(object: VodPath, p: &Presentation, sealing: Option<&Sealing>) -> Result<(), VodError> {
-    let i_frames = matches!(object, VodPath::TsIFrames(_) | VodPath::IFrames(_) | VodPath::IFrameSegment(..));
+    let i_frames = matches!(object, VodPath::TsIFrames(_));
     let ts = matches!(
         object,
         VodPath::TsMaster
@@ -57,7 +58,9 @@ pub(super) fn check(object: VodPath, p: &Presentation, sealing: Option<&Sealing>
         }
         VodPath::SubtitleFile(i) => p.subtitle(i).is_some(),
         VodPath::IFrames(r) => r.kind == TrackKind::Video && p.rendition(r).is_some(),
-        VodPath::IFrameSegment(r, n) => r.kind == TrackKind::Video && p.rendition(r).is_some_and(|r| numbered(r, n)),
+        VodPath::IFrameSegment(r, n) | VodPath::IFrame(r, n, _) => {
+            r.kind == TrackKind::Video && p.rendition(r).is_some_and(|r| numbered(r, n))
+        }
     };
     if exists { Ok(()) } else { Err(VodError::NotFound) }
 }
@@ -84,7 +87,7 @@ pub(super) fn content_type(object: VodPath) -> &'static str {
         VodPath::SubtitleSegment(..) | VodPath::SubtitleFile(_) => content_type::WEBVTT,
         VodPath::Manifest => content_type::DASH_MPD,
         VodPath::Init(_) => content_type::MP4,
-        VodPath::Segment(..) | VodPath::IFrameSegment(..) => content_type::MEDIA_SEGMENT,
+        VodPath::Segment(..) | VodPath::IFrameSegment(..) | VodPath::IFrame(..) => content_type::MEDIA_SEGMENT,
         VodPath::TsSegment(..) => content_type::MPEG_TS,
     }
 }
@@ -123,21 +126,27 @@ pub(super) async fn build(
         return Ok(object.with_etag(etag).with_ttl(Some(config.max_age)));
     }
     let body: Bytes = match object {
-        // A protected asset offers no I-frame playlists (they are not encrypted yet).
-        VodPath::Master if key.is_some() => vod_manifests::render_multivariant(p, &[], signalling.map(Cenc)).into(),
-        VodPath::Master => vod_manifests::render_multivariant(p, &super::iframes::trick_play(&asset), None).into(),
+        VodPath::Master => {
+            let trick = super::iframes::trick_play(&asset, key.is_some());
+            vod_manifests::render_multivariant(p, &trick, signalling.map(Cenc)).into()
+        }
         VodPath::Manifest => {
-            let trick = match config.dash_trick_mode && key.is_none() {
-                true => super::iframes::trick_play(&asset),
+            let trick = match config.dash_trick_mode {
+                true => super::iframes::trick_play(&asset, key.is_some()),
                 false => Vec::new(),
             };
             vod_manifests::render_mpd(p, &trick, signalling).into()
         }
-        VodPath::IFrames(r) => render_i_frames(&super::iframes::playlist(&asset, rendition(r)?)),
-        VodPath::IFrameSegment(r, n) => {
+        VodPath::IFrames(r) => render_i_frames(&super::iframes::playlist(&asset, rendition(r)?, signalling.map(Cenc))),
+        VodPath::IFrameSegment(r, n) | VodPath::IFrame(r, n, _) => {
+            let only = if let VodPath::IFrame(_, _, k) = object { Some(k) } else { None };
             let index = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER).ok_or(VodError::NotFound)?;
-            let policy = read_policy(storage.as_ref(), &config);
-            let body = super::iframes::build(storage.as_ref(), &budget, &asset, rendition(r)?, index, policy).await?;
+            let (policy, storage) = (read_policy(storage.as_ref(), &config), storage.as_ref());
+            let which = (rendition(r)?, index, only);
+            let body = match sealing.as_deref() {
+                Some(s) => protect::build_i_frames(storage, &budget, &asset, which, &s.cipher, policy).await?,
+                None => super::iframes::build(storage, &budget, &asset, which, policy).await?,
+            };
             let object = CachedObject::new(body, content_type(object), asset.last_modified);
             return Ok(object.with_ttl(Some(config.max_age)));
         }

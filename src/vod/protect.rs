@@ -100,3 +100,38 @@ pub async fn build_segment(
     }
     Ok((charge.attach(body), etag))
 }
+
+/// Segment `index`'s keyframes (`only`: the one) as encrypted fragments, for trick play: each
+/// sample with the IV it has in its media segment (the same bytes, the same ciphertext).
+pub async fn build_i_frames(
+    storage: &dyn Storage,
+    budget: &Arc<ByteBudget>,
+    asset: &Asset,
+    (r, index, only): (&Rendition, usize, Option<u16>),
+    cipher: &SampleCipher,
+    policy: crate::packaging::reads::ReadPolicy,
+) -> Result<Bytes, VodError> {
+    let frames = super::iframes::selected(asset, r, index, only).ok_or(VodError::NotFound)?;
+    let (source, track) = asset.track(r);
+    let layout = SampleLayout::of_stsd(&track.stsd)?;
+    let s = &track.samples;
+    let offsets: Vec<u64> = frames.iter().map(|f| s.offsets[f.sample]).collect();
+    let sizes: Vec<u32> = frames.iter().map(|f| s.sizes[f.sample]).collect();
+    let samples = segment::SampleBytes::read(storage, &source.key, (&offsets, &sizes), policy).await?;
+    let data_len: u64 = sizes.iter().map(|&s| u64::from(s)).sum();
+    let charge = budget.charge(data_len + 1024 * frames.len() as u64).await.map_err(StorageError::from)?;
+    let (scheme, track_iv) = (cipher.scheme(), iv_track(r.id));
+    let subsamples = cenc::has_subsamples(scheme, layout);
+    let mut body = bytes::BytesMut::with_capacity(data_len as usize + 1024 * frames.len());
+    for (k, (f, (&offset, &size))) in frames.iter().zip(offsets.iter().zip(&sizes)).enumerate() {
+        let sample = samples.get(offset, size)?;
+        let aux = cenc::sample_aux(scheme, cenc::sample_iv(track_iv, f.sample as u64), layout, sample)?;
+        let protection =
+            FragmentProtection { aux: std::slice::from_ref(&aux), subsamples, moof_boxes: &[], traf_boxes: &[] };
+        body.put_slice(&super::iframes::fragment_header(asset, r, index, *f, k == 0, Some(protection)));
+        let start = body.len();
+        body.put_slice(sample);
+        cipher.encrypt_in_place(layout, &aux, &mut body[start..])?;
+    }
+    Ok(charge.attach(body.freeze()))
+}

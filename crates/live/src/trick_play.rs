@@ -61,6 +61,8 @@ pub(super) fn i_frame_playlist(snap: &ChannelSnapshot, r: usize, req: WindowRequ
         playlist_type: (dvr_range && closed).then_some(PlaylistType::Vod),
         ended: closed,
         frames,
+        protection: None,
+        whole_objects: false,
     })
 }
 

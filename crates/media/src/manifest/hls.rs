@@ -141,7 +141,7 @@ pub fn write_i_frame_playlist(out: &mut String, p: &super::IFramePlaylist) {
         out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n");
     }
     out.push_str("#EXT-X-I-FRAMES-ONLY\n");
-    for frame in &p.frames {
+    for (i, frame) in p.frames.iter().enumerate() {
         if frame.discontinuity {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
@@ -152,10 +152,20 @@ pub fn write_i_frame_playlist(out: &mut String, p: &super::IFramePlaylist) {
             }
             out.push('\n');
         }
+        if let Some(key) = p.protection.as_ref().filter(|_| i == 0) {
+            super::protection::write_key(out, "#EXT-X-KEY", key);
+        }
         out.push_str("#EXTINF:");
         push_fixed(out, frame.duration, 6);
         let range = frame.range;
-        let _ = writeln!(out, ",\n#EXT-X-BYTERANGE:{}@{}\n{}", range.len, range.offset, range.uri);
+        match p.whole_objects {
+            true => {
+                let _ = writeln!(out, ",\n{}", range.uri);
+            }
+            false => {
+                let _ = writeln!(out, ",\n#EXT-X-BYTERANGE:{}@{}\n{}", range.len, range.offset, range.uri);
+            }
+        }
     }
     if p.ended {
         out.push_str("#EXT-X-ENDLIST\n");

@@ -106,6 +106,11 @@ pub struct IFramePlaylist {
     /// `EXT-X-ENDLIST`.
     pub ended: bool,
     pub frames: Vec<IFrame>,
+    /// The keyframes are encrypted as this says (`EXT-X-KEY` after the first map).
+    pub protection: Option<SegmentEncryption>,
+    /// Each frame's URI is an object of its own (no `EXT-X-BYTERANGE`); the ranges' lengths are
+    /// then what the bit rates are reckoned from.
+    pub whole_objects: bool,
 }
 
 impl IFramePlaylist {
@@ -127,6 +132,8 @@ impl IFramePlaylist {
             playlist_type: Some(PlaylistType::Vod),
             ended: true,
             frames,
+            protection: None,
+            whole_objects: false,
         }
     }
 }

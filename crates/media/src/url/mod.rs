@@ -128,9 +128,17 @@ mod tests {
         for name in ["master.m3u8", "manifest.mpd", "v0.m3u8", "a1.m3u8", "v0/init.mp4", "v2/17.m4s"] {
             assert_eq!(VodPath::parse(name).unwrap().to_string(), name);
         }
-        for name in
-            ["s0.m3u8", "s12/3.vtt", "s1.vtt", "ts/s0.m3u8", "ts/s3/1.vtt", "v0-iframes.m3u8", "v1/iframes/2.m4s"]
-        {
+        for name in [
+            "s0.m3u8",
+            "s12/3.vtt",
+            "s1.vtt",
+            "ts/s0.m3u8",
+            "ts/s3/1.vtt",
+            "v0-iframes.m3u8",
+            "v1/iframes/2.m4s",
+            "v1/iframes/2.0.m4s",
+            "v0/iframes/3.12.m4s",
+        ] {
             assert_eq!(VodPath::parse(name).unwrap().to_string(), name);
         }
         assert_eq!(VodPath::parse("ts/s3/1.vtt"), Some(VodPath::SubtitleSegment(3, Container::Ts, 1)));
@@ -153,6 +161,10 @@ mod tests {
             "s99999.m3u8",
             "a/iframes/1.m4s",
             "v0/iframes/0.m4s",
+            "v0/iframes/1.01.m4s",
+            "v0/iframes/1.x.m4s",
+            "v0/iframes/1.70000.m4s",
+            "v0/iframes/1..m4s",
             "v0/iframes/1.ts",
             "x-iframes.m3u8",
         ] {

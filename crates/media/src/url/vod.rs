@@ -43,6 +43,10 @@ pub enum VodPath {
     IFrames(RenditionId),
     /// `v0/iframes/3.m4s`: segment 3's keyframes, each a fragment of its own.
     IFrameSegment(RenditionId, u32),
+    /// `v0/iframes/3.1.m4s`: segment 3's keyframe 1 (from 0) alone, as a protected asset's I-frame
+    /// playlist names its keyframes (whole objects: encrypted, their lengths are not known
+    /// beforehand).
+    IFrame(RenditionId, u32, u16),
     /// `s0.m3u8` (with the fMP4 variants) or `ts/s0.m3u8` (with the TS ones): a subtitle track's
     /// segmented WebVTT, timed for that container.
     SubtitlePlaylist(u16, Container),
@@ -76,6 +80,14 @@ impl VodPath {
                 write_rendition(out, r)?;
                 out.write_str("/iframes/")?;
                 write_u64(out, u64::from(n))?;
+                out.write_str(".m4s")
+            }
+            VodPath::IFrame(r, n, k) => {
+                write_rendition(out, r)?;
+                out.write_str("/iframes/")?;
+                write_u64(out, u64::from(n))?;
+                out.write_char('.')?;
+                write_u64(out, u64::from(k))?;
                 out.write_str(".m4s")
             }
             VodPath::TsMaster
@@ -181,6 +193,10 @@ impl VodPath {
         }
         if let Some((id, n)) = rest.split_once("/iframes/") {
             let n = n.strip_suffix(".m4s").filter(|n| !n.starts_with('0'))?;
+            if let Some((n, k)) = n.split_once('.') {
+                let k = number(k).filter(|_| k == "0" || !k.starts_with('0'))?;
+                return Some(VodPath::IFrame(id.parse().ok()?, number(n)?, k));
+            }
             return Some(VodPath::IFrameSegment(id.parse().ok()?, number(n)?));
         }
         let mut parts = rest.split('/');
