@@ -73,13 +73,14 @@ pub async fn build_segment(
     // The subsamples follow from the clear samples: the header first, then each sample copied once
     // after it and encrypted where it lies.
     let track_iv = iv_track(r.id);
+    let headers = cenc::SliceHeaders::of_stsd(&track.stsd);
     let aux = offsets
         .iter()
         .zip(sizes)
         .enumerate()
         .map(|(i, (&offset, &size))| {
             let iv = cenc::sample_iv(track_iv, (range.start + i) as u64);
-            Ok(cenc::sample_aux(cipher.scheme(), iv, layout, samples.get(offset, size)?)?)
+            Ok(cenc::sample_aux_with(cipher.scheme(), iv, (layout, &headers), samples.get(offset, size)?)?)
         })
         .collect::<Result<Vec<_>, VodError>>()?;
     let subsamples = cenc::has_subsamples(cipher.scheme(), layout);
@@ -122,10 +123,12 @@ pub async fn build_i_frames(
     let charge = budget.charge(data_len + 1024 * frames.len() as u64).await.map_err(StorageError::from)?;
     let (scheme, track_iv) = (cipher.scheme(), iv_track(r.id));
     let subsamples = cenc::has_subsamples(scheme, layout);
+    let headers = cenc::SliceHeaders::of_stsd(&track.stsd);
     let mut body = bytes::BytesMut::with_capacity(data_len as usize + 1024 * frames.len());
     for (k, (f, (&offset, &size))) in frames.iter().zip(offsets.iter().zip(&sizes)).enumerate() {
         let sample = samples.get(offset, size)?;
-        let aux = cenc::sample_aux(scheme, cenc::sample_iv(track_iv, f.sample as u64), layout, sample)?;
+        let aux =
+            cenc::sample_aux_with(scheme, cenc::sample_iv(track_iv, f.sample as u64), (layout, &headers), sample)?;
         let protection =
             FragmentProtection { aux: std::slice::from_ref(&aux), subsamples, moof_boxes: &[], traf_boxes: &[] };
         body.put_slice(&super::iframes::fragment_header(asset, r, index, *f, k == 0, Some(protection)));

@@ -13,13 +13,17 @@ mod cipher;
 mod pushed;
 mod sample;
 mod signalling;
+mod slice_header;
 
 pub(crate) use boxes::sample_aux_len;
 pub use boxes::{SystemId, aux_info_len, protect_stsd, write_pssh, write_sample_aux, write_seig_group};
 pub use cipher::{SampleCipher, Scheme};
 pub use pushed::{PushedSegment, protect_pushed_init, protect_pushed_segment};
-pub use sample::{CBCS_CLEAR_LEAD, SampleAux, SampleLayout, Subsample, has_subsamples, sample_aux, sample_iv};
+pub use sample::{
+    CBCS_CLEAR_LEAD, SampleAux, SampleLayout, Subsample, has_subsamples, sample_aux, sample_aux_with, sample_iv,
+};
 pub use signalling::{MAX_PSSH_BYTES, Pssh, Signalling, init_pssh, parse_pssh_boxes};
+pub use slice_header::SliceHeaders;
 
 use std::fmt;
 

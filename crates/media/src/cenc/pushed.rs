@@ -12,7 +12,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{SampleCipher, SampleLayout, Signalling, has_subsamples, init_pssh, protect_stsd, sample_aux, sample_iv};
+use super::{SampleCipher, SampleLayout, Signalling, has_subsamples, init_pssh, protect_stsd, sample_iv};
 use crate::PackagingError;
 use crate::fmp4::parse::{InitInfo, TrackRun, parse_fragments, parse_init};
 use crate::fmp4::{self, FragmentProtection, FragmentSamples, InitTrack, SampleFlags};
@@ -113,12 +113,16 @@ fn protect_fragment(
     };
     let track = info.track(run.track_id).ok_or_else(|| PackagingError::malformed("a fragment of an unknown track"))?;
     let layout = SampleLayout::of_stsd(&track.stsd)?;
+    let headers = super::SliceHeaders::of_stsd(&track.stsd);
     let scheme = cipher.scheme();
     let aux = run
         .data
         .iter()
         .enumerate()
-        .map(|(j, sample)| sample_aux(scheme, sample_iv(s.iv_track, iv_number(s.msn, k, j)?), layout, sample))
+        .map(|(j, sample)| {
+            let iv = sample_iv(s.iv_track, iv_number(s.msn, k, j)?);
+            super::sample_aux_with(scheme, iv, (layout, &headers), sample)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let durations: Vec<u32> = run.samples.iter().map(|x| x.duration).collect();
     let sizes: Vec<u32> = run.samples.iter().map(|x| x.size).collect();

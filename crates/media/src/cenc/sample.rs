@@ -1,9 +1,10 @@
 //! PURE: which bytes of one sample are encrypted (its subsamples), by scheme: `cenc` leaves each
 //! VCL NAL unit's length and header clear and encrypts the rest in whole 16-byte blocks; `cbcs`
 //! leaves the slice header clear too (the NAL unit's first 32 bytes, as Apple's sample encryption
-//! does) and describes audio by subsamples of whole blocks. Parameter sets and SEI stay clear.
+//! does, or the whole header where it is longer) and describes audio by subsamples of whole blocks. Parameter sets and SEI stay clear.
 
 use super::Scheme;
+use super::slice_header::SliceHeaders;
 use crate::PackagingError;
 use crate::codec;
 use crate::mp4::boxes::{self, Reader, fourcc_str};
@@ -12,10 +13,9 @@ use crate::mp4::boxes::{self, Reader, fourcc_str};
 /// size in one byte (8 for the IV, 2 for the count, 6 per subsample).
 const MAX_SUBSAMPLES: usize = (u8::MAX as usize - 8 - 2) / 6;
 
-/// Bytes of a VCL NAL unit (header included) that `cbcs` leaves clear: its slice header, which
-/// players parse before they decrypt. Apple's sample encryption leaves the same 32 bytes clear; a
-/// slice header is rarely longer (HEVC's with many entry points can be, and then its tail is
-/// encrypted, which decryption restores).
+/// Bytes of a VCL NAL unit (header included) that `cbcs` leaves clear at least: its slice header,
+/// which players parse before they decrypt. Apple's sample encryption leaves the same 32 bytes
+/// clear; a slice header measured longer (HEVC's with many entry points) is left clear whole.
 pub const CBCS_CLEAR_LEAD: usize = 32;
 
 /// How a track's samples are encrypted.
@@ -83,13 +83,24 @@ pub fn sample_aux(
     layout: SampleLayout,
     sample: &[u8],
 ) -> Result<SampleAux, PackagingError> {
+    sample_aux_with(scheme, iv, (layout, &SliceHeaders::Unknown), sample)
+}
+
+/// [`sample_aux`], `cbcs` leaving each slice's whole header clear where `headers` (the track's
+/// parameter sets) can measure it, when it is longer than [`CBCS_CLEAR_LEAD`].
+pub fn sample_aux_with(
+    scheme: Scheme,
+    iv: [u8; 8],
+    (layout, headers): (SampleLayout, &SliceHeaders),
+    sample: &[u8],
+) -> Result<SampleAux, PackagingError> {
     let subsamples = match (layout, scheme) {
         (SampleLayout::Whole, Scheme::Cenc) => Vec::new(),
         (SampleLayout::Whole, Scheme::Cbcs) => {
             let whole = sample.len() - sample.len() % 16;
             describe(vec![(0, whole), (sample.len() - whole, 0)].into_iter().filter(|&r| r != (0, 0)).collect())
         }
-        (SampleLayout::Nal { length_size, hevc }, scheme) => subsamples(sample, length_size, hevc, scheme)?,
+        (SampleLayout::Nal { length_size, hevc }, scheme) => subsamples(sample, (length_size, hevc), scheme, headers)?,
     };
     let iv = (scheme == Scheme::Cenc).then_some(iv);
     Ok(SampleAux { iv, subsamples })
@@ -103,9 +114,14 @@ pub fn has_subsamples(scheme: Scheme, layout: SampleLayout) -> bool {
 /// The subsamples of a sample of length-prefixed NAL units: a VCL NAL unit's length and header
 /// (`cbcs`: its first [`CBCS_CLEAR_LEAD`] bytes) stay clear, and whatever of the rest is not a
 /// whole 16-byte block; other NAL units (parameter sets, SEI, delimiters) stay clear.
-fn subsamples(sample: &[u8], length_size: usize, hevc: bool, scheme: Scheme) -> Result<Vec<Subsample>, PackagingError> {
+fn subsamples(
+    sample: &[u8],
+    (length_size, hevc): (usize, bool),
+    scheme: Scheme,
+    headers: &SliceHeaders,
+) -> Result<Vec<Subsample>, PackagingError> {
     let truncated = || PackagingError::malformed("a NAL unit runs past the end of its sample");
-    let header = match scheme {
+    let lead = match scheme {
         Scheme::Cenc if hevc => 2,
         Scheme::Cenc => 1,
         Scheme::Cbcs => CBCS_CLEAR_LEAD,
@@ -118,6 +134,10 @@ fn subsamples(sample: &[u8], length_size: usize, hevc: bool, scheme: Scheme) -> 
         let len = prefix.iter().fold(0usize, |n, &b| (n << 8) | usize::from(b));
         let body = rest.get(length_size..length_size + len).ok_or_else(truncated)?;
         let vcl = body.first().is_some_and(|&b| if hevc { (b >> 1) & 0x3F < 32 } else { matches!(b & 0x1F, 1..=5) });
+        let header = match scheme {
+            Scheme::Cbcs if vcl => headers.header_len(body).map_or(lead, |measured| measured.max(lead)),
+            _ => lead,
+        };
         let payload = len.saturating_sub(header);
         let protected = if vcl { payload - payload % 16 } else { 0 };
         clear += length_size + len - protected;

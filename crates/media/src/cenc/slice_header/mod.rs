@@ -1,0 +1,159 @@
+//! PURE: how long a slice's header is (H.264 and HEVC), from the track's parameter sets, so that
+//! `cbcs` leaves the whole of it clear, as decoders that parse a slice before they decrypt it need
+//! (HEVC's entry points, with wavefronts or tiles, often take it past the usual 32 bytes).
+//!
+//! Parameter sets come from the sample entry (`avcC`, `hvcC`); a slice naming one it lacks, or
+//! syntax this reader does not follow (slice groups, MVC, range extensions), gives `None`, and
+//! the caller keeps its fixed clear lead.
+
+mod avc;
+mod hevc;
+
+/// A bit reader over an RBSP (emulation prevention removed).
+pub(super) struct Bits<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Bits<'a> {
+    pub(super) fn new(data: &'a [u8]) -> Self {
+        Bits { data, pos: 0 }
+    }
+
+    pub(super) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(super) fn flag(&mut self) -> Option<bool> {
+        let byte = self.data.get(self.pos / 8)?;
+        let bit = (byte >> (7 - self.pos % 8)) & 1;
+        self.pos += 1;
+        Some(bit == 1)
+    }
+
+    pub(super) fn u(&mut self, n: u32) -> Option<u32> {
+        if n > 32 {
+            return None;
+        }
+        (0..n).try_fold(0u32, |v, _| Some((v << 1) | u32::from(self.flag()?)))
+    }
+
+    pub(super) fn skip(&mut self, n: usize) -> Option<()> {
+        self.pos += n;
+        (self.pos <= self.data.len() * 8).then_some(())
+    }
+
+    pub(super) fn ue(&mut self) -> Option<u32> {
+        let mut zeros = 0;
+        while !self.flag()? {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        let rest = self.u(zeros)?;
+        ((1u64 << zeros) - 1 + u64::from(rest)).try_into().ok()
+    }
+
+    pub(super) fn se(&mut self) -> Option<i32> {
+        let k = self.ue()?;
+        Some(if k % 2 == 1 { k.div_ceil(2) as i32 } else { -((k / 2) as i32) })
+    }
+}
+
+/// Bits to write a value below `n` (`Ceil(Log2(n))`).
+pub(super) fn ceil_log2(n: u32) -> u32 {
+    if n <= 1 { 0 } else { 32 - (n - 1).leading_zeros() }
+}
+
+/// `nal` (escaped) without its emulation prevention bytes, at most `limit` bytes of it, and for
+/// each raw byte where it was in `nal`.
+fn unescape(nal: &[u8], limit: usize) -> (Vec<u8>, Vec<usize>) {
+    let (mut raw, mut at) = (Vec::with_capacity(limit.min(nal.len())), Vec::with_capacity(limit.min(nal.len())));
+    let mut zeros = 0;
+    for (i, &b) in nal.iter().enumerate() {
+        if raw.len() >= limit {
+            break;
+        }
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        raw.push(b);
+        at.push(i);
+    }
+    (raw, at)
+}
+
+/// Most of a NAL unit read for its slice header: past it, a header is not believed.
+const MAX_HEADER: usize = 4096;
+
+/// A track's parameter sets, read for their slices' headers.
+#[derive(Debug, Clone, Default)]
+pub enum SliceHeaders {
+    Avc(avc::Sets),
+    Hevc(hevc::Sets),
+    #[default]
+    Unknown,
+}
+
+impl SliceHeaders {
+    /// From a track's `stsd` box (header included): its H.264 or HEVC configuration's parameter
+    /// sets; `Unknown` for anything else.
+    pub fn of_stsd(stsd: &[u8]) -> SliceHeaders {
+        let entry = || {
+            let payload = crate::mp4::boxes::boxes(stsd).next()?.ok()?.payload;
+            let (kind, children) = crate::codec::entry_boxes(payload).ok()?;
+            let config = |name: &[u8; 4]| crate::mp4::boxes::find(children, name).ok().flatten().map(|b| b.payload);
+            match &kind {
+                b"avc1" | b"avc3" => Some(SliceHeaders::of_config(false, config(b"avcC")?)),
+                b"hvc1" | b"hev1" => Some(SliceHeaders::of_config(true, config(b"hvcC")?)),
+                _ => None,
+            }
+        };
+        entry().unwrap_or_default()
+    }
+
+    /// From the sample entry's configuration record (`avcC` or `hvcC` payload).
+    pub fn of_config(hevc: bool, config: &[u8]) -> SliceHeaders {
+        let sets = match hevc {
+            true => hevc::Sets::of_hvcc(config).map(SliceHeaders::Hevc),
+            false => avc::Sets::of_avcc(config).map(SliceHeaders::Avc),
+        };
+        sets.unwrap_or_default()
+    }
+
+    /// How many bytes of slice NAL unit `nal` (escaped, its NAL header included) its header
+    /// takes, up to the byte its last bit is in; `None` when it cannot be told.
+    pub fn header_len(&self, nal: &[u8]) -> Option<usize> {
+        let (raw, at) = unescape(nal, MAX_HEADER);
+        let bits = match self {
+            SliceHeaders::Avc(sets) => sets.header_bits(&raw)?,
+            SliceHeaders::Hevc(sets) => sets.header_bits(&raw)?,
+            SliceHeaders::Unknown => return None,
+        };
+        let last = bits.checked_sub(1)? / 8;
+        at.get(last).map(|&i| i + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_golomb_and_escapes() {
+        // 1, 010, 011, 00100, 00111: 0, 1, 2, 3, 6.
+        let data = [0b1010_0110, 0b0100_0011, 0b1000_0000];
+        let mut b = Bits::new(&data);
+        let read: Vec<u32> = (0..5).map(|_| b.ue().unwrap()).collect();
+        assert_eq!(read, [0, 1, 2, 3, 6]);
+        let mut b = Bits::new(&[0b0010_0000]);
+        assert_eq!(b.se(), Some(2));
+        assert_eq!(Bits::new(&[0, 0, 0, 0, 0]).ue(), None, "more than 31 zeros");
+        assert_eq!((ceil_log2(1), ceil_log2(2), ceil_log2(3), ceil_log2(4), ceil_log2(5)), (0, 1, 2, 2, 3));
+        let (raw, at) = unescape(&[1, 0, 0, 3, 1, 5], 10);
+        assert_eq!((raw, at), (vec![1, 0, 0, 1, 5], vec![0, 1, 2, 4, 5]));
+    }
+}
