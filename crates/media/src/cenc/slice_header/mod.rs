@@ -66,12 +66,11 @@ pub(super) fn ceil_log2(n: u32) -> u32 {
     if n <= 1 { 0 } else { 32 - (n - 1).leading_zeros() }
 }
 
-/// `nal` (escaped) without its emulation prevention bytes, at most `limit` bytes of it, and for
-/// each raw byte where it was in `nal`.
-fn unescape(nal: &[u8], limit: usize) -> (Vec<u8>, Vec<usize>) {
-    let (mut raw, mut at) = (Vec::with_capacity(limit.min(nal.len())), Vec::with_capacity(limit.min(nal.len())));
+/// `nal` (escaped) without its emulation prevention bytes, at most `limit` bytes of it.
+fn unescape(nal: &[u8], limit: usize) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(limit.min(nal.len()));
     let mut zeros = 0;
-    for (i, &b) in nal.iter().enumerate() {
+    for &b in nal {
         if raw.len() >= limit {
             break;
         }
@@ -81,12 +80,31 @@ fn unescape(nal: &[u8], limit: usize) -> (Vec<u8>, Vec<usize>) {
         }
         zeros = if b == 0 { zeros + 1 } else { 0 };
         raw.push(b);
-        at.push(i);
     }
-    (raw, at)
+    raw
 }
 
-/// Most of a NAL unit read for its slice header: past it, a header is not believed.
+/// How many bytes of `nal` (escaped) hold its first `raw` bytes once unescaped.
+fn escaped_len(nal: &[u8], raw: usize) -> Option<usize> {
+    let (mut seen, mut zeros) = (0, 0);
+    for (i, &b) in nal.iter().enumerate() {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        seen += 1;
+        if seen == raw {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// How much of a NAL unit is read for its slice header, in turn: nearly every header fits the
+/// first; past the last, a header is not believed.
+const READS: [usize; 3] = [64, 512, 4096];
+/// Most of a parameter set read.
 const MAX_HEADER: usize = 4096;
 
 /// A track's parameter sets, read for their slices' headers.
@@ -127,14 +145,24 @@ impl SliceHeaders {
     /// How many bytes of slice NAL unit `nal` (escaped, its NAL header included) its header
     /// takes, up to the byte its last bit is in; `None` when it cannot be told.
     pub fn header_len(&self, nal: &[u8]) -> Option<usize> {
-        let (raw, at) = unescape(nal, MAX_HEADER);
-        let bits = match self {
-            SliceHeaders::Avc(sets) => sets.header_bits(&raw)?,
-            SliceHeaders::Hevc(sets) => sets.header_bits(&raw)?,
-            SliceHeaders::Unknown => return None,
-        };
-        let last = bits.checked_sub(1)? / 8;
-        at.get(last).map(|&i| i + 1)
+        if matches!(self, SliceHeaders::Unknown) {
+            return None;
+        }
+        for limit in READS {
+            let raw = unescape(nal, limit);
+            let bits = match self {
+                SliceHeaders::Avc(sets) => sets.header_bits(&raw),
+                SliceHeaders::Hevc(sets) => sets.header_bits(&raw),
+                SliceHeaders::Unknown => None,
+            };
+            match bits {
+                Some(bits) => return escaped_len(nal, bits.div_ceil(8)),
+                // Read further only when the header may have run past what was read.
+                None if raw.len() < limit => return None,
+                None => {}
+            }
+        }
+        None
     }
 }
 
@@ -153,7 +181,9 @@ mod tests {
         assert_eq!(b.se(), Some(2));
         assert_eq!(Bits::new(&[0, 0, 0, 0, 0]).ue(), None, "more than 31 zeros");
         assert_eq!((ceil_log2(1), ceil_log2(2), ceil_log2(3), ceil_log2(4), ceil_log2(5)), (0, 1, 2, 2, 3));
-        let (raw, at) = unescape(&[1, 0, 0, 3, 1, 5], 10);
-        assert_eq!((raw, at), (vec![1, 0, 0, 1, 5], vec![0, 1, 2, 4, 5]));
+        assert_eq!(unescape(&[1, 0, 0, 3, 1, 5], 10), [1, 0, 0, 1, 5]);
+        assert_eq!(unescape(&[1, 0, 0, 3, 1, 5], 2), [1, 0]);
+        assert_eq!((escaped_len(&[1, 0, 0, 3, 1, 5], 3), escaped_len(&[1, 0, 0, 3, 1, 5], 4)), (Some(3), Some(5)));
+        assert_eq!(escaped_len(&[1, 2], 3), None);
     }
 }
