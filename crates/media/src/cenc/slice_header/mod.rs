@@ -52,7 +52,10 @@ impl<'a> Bits<'a> {
             }
         }
         let rest = self.u(zeros)?;
-        ((1u64 << zeros) - 1 + u64::from(rest)).try_into().ok()
+        let value = (1u64 << zeros) - 1 + u64::from(rest);
+        // No header field this reader takes is near this; past it the data is not a header, and
+        // every sum and product of fields stays far from overflowing.
+        (value <= MAX_FIELD).then_some(value as u32)
     }
 
     pub(super) fn se(&mut self) -> Option<i32> {
@@ -60,6 +63,9 @@ impl<'a> Bits<'a> {
         Some(if k % 2 == 1 { k.div_ceil(2) as i32 } else { -((k / 2) as i32) })
     }
 }
+
+/// The largest Exp-Golomb value read.
+const MAX_FIELD: u64 = 1 << 20;
 
 /// Bits to write a value below `n` (`Ceil(Log2(n))`).
 pub(super) fn ceil_log2(n: u32) -> u32 {
@@ -185,5 +191,50 @@ mod tests {
         assert_eq!(unescape(&[1, 0, 0, 3, 1, 5], 2), [1, 0]);
         assert_eq!((escaped_len(&[1, 0, 0, 3, 1, 5], 3), escaped_len(&[1, 0, 0, 3, 1, 5], 4)), (Some(3), Some(5)));
         assert_eq!(escaped_len(&[1, 2], 3), None);
+        // 2^21 - 1 needs 21 zeros: over the largest field.
+        let mut b = Bits::new(&[0, 0, 0b0000_0100, 0, 0, 0]);
+        assert_eq!(b.ue(), None);
+    }
+
+    /// Hostile parameter sets and slices: never a panic, never a length past the NAL unit.
+    #[test]
+    fn any_bytes_are_read_without_panicking() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000 {
+            let len = (next() % 96) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let hevc = round % 2 == 0;
+            // A configuration with one SPS and one PPS of random bytes after plausible headers.
+            let config = match hevc {
+                true => {
+                    let mut c = vec![1; 22];
+                    c.extend_from_slice(&[2, 33, 0, 1, 0, len as u8 + 2, 0x42, 0x01]);
+                    c.extend_from_slice(&bytes);
+                    c.extend_from_slice(&[34, 0, 1, 0, 4, 0x44, 0x01, 0xC0, next() as u8]);
+                    c
+                }
+                false => {
+                    let mut c = vec![1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, len as u8 + 1, 0x67];
+                    c.extend_from_slice(&bytes);
+                    c.extend_from_slice(&[1, 0, 3, 0x68, 0xEE, next() as u8]);
+                    c
+                }
+            };
+            let headers = SliceHeaders::of_config(hevc, &config);
+            let nal: Vec<u8> = if hevc { vec![0x26, 0x01] } else { vec![0x65] }
+                .into_iter()
+                .chain((0..(next() % 200) as usize).map(|_| next() as u8))
+                .collect();
+            if let Some(header) = headers.header_len(&nal) {
+                assert!(header <= nal.len());
+            }
+            let _ = SliceHeaders::of_config(hevc, &bytes);
+        }
     }
 }

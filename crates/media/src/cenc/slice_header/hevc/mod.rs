@@ -132,7 +132,7 @@ impl Sets {
         }
         let temporal_mvp = b.flag()?;
         let ctb = 1u32 << log2_ctb;
-        let pic_size_in_ctbs = width.div_ceil(ctb) * height.div_ceil(ctb);
+        let pic_size_in_ctbs = u32::try_from(u64::from(width.div_ceil(ctb)) * u64::from(height.div_ceil(ctb))).ok()?;
         let chroma_array_type = if separate_colour_plane { 0 } else { chroma_format_idc };
         let sps = Sps {
             separate_colour_plane,
