@@ -13,6 +13,7 @@ pub mod fmp4;
 pub mod inspect;
 pub mod manifest;
 pub mod mp4;
+mod nal;
 pub mod plan;
 pub mod presentation;
 pub mod reads;

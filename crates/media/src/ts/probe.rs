@@ -105,24 +105,9 @@ fn pes_payload(pes: &[u8]) -> &[u8] {
 fn h264(data: &[u8]) -> Option<(String, Option<(u32, u32)>)> {
     let at = data.windows(4).position(|w| w[..3] == [0, 0, 1] && w[3] & 0x1F == 7)? + 3;
     let nal = data[at..].windows(3).position(|w| w == [0, 0, 1]).map_or(&data[at..], |end| &data[at..at + end]);
-    let rbsp: Vec<u8> = unescape(nal.get(1..)?);
+    let rbsp: Vec<u8> = crate::nal::unescape(nal.get(1..)?, usize::MAX);
     let codec = format!("avc1.{:02x}{:02x}{:02x}", rbsp.first()?, rbsp.get(1)?, rbsp.get(2)?);
     Some((codec, sps_size(&rbsp)))
-}
-
-/// The SPS without its emulation-prevention bytes.
-fn unescape(nal: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(nal.len());
-    let mut zeros = 0;
-    for &b in nal {
-        if zeros >= 2 && b == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-        out.push(b);
-    }
-    out
 }
 
 struct Bits<'a> {
@@ -255,7 +240,6 @@ mod tests {
         let mut annex_b = vec![0, 0, 0, 1];
         annex_b.extend_from_slice(sps);
         assert_eq!(h264(&annex_b), Some(("avc1.64001e".to_owned(), Some((640, 360)))));
-        assert_eq!(unescape(&[0, 0, 3, 1, 0, 0, 3]), [0, 0, 1, 0, 0]);
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl Sets {
             for _ in 0..count {
                 let len = usize::from(u16::from_be_bytes([*avcc.get(at)?, *avcc.get(at + 1)?]));
                 let nal = avcc.get(at + 2..at + 2 + len)?;
-                let raw = super::unescape(nal, super::MAX_HEADER);
+                let raw = crate::nal::unescape(nal, super::MAX_HEADER);
                 match (mask, raw.get(1..)) {
                     (0x1F, Some(rbsp)) => sets.add_sps(rbsp),
                     (_, Some(rbsp)) => sets.add_pps(rbsp),

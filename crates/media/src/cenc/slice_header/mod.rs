@@ -9,6 +9,8 @@
 mod avc;
 mod hevc;
 
+use crate::nal::{escaped_len, unescape};
+
 /// A bit reader over an RBSP (emulation prevention removed).
 pub(super) struct Bits<'a> {
     data: &'a [u8],
@@ -70,41 +72,6 @@ const MAX_FIELD: u64 = 1 << 20;
 /// Bits to write a value below `n` (`Ceil(Log2(n))`).
 pub(super) fn ceil_log2(n: u32) -> u32 {
     if n <= 1 { 0 } else { 32 - (n - 1).leading_zeros() }
-}
-
-/// `nal` (escaped) without its emulation prevention bytes, at most `limit` bytes of it.
-fn unescape(nal: &[u8], limit: usize) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(limit.min(nal.len()));
-    let mut zeros = 0;
-    for &b in nal {
-        if raw.len() >= limit {
-            break;
-        }
-        if zeros >= 2 && b == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-        raw.push(b);
-    }
-    raw
-}
-
-/// How many bytes of `nal` (escaped) hold its first `raw` bytes once unescaped.
-fn escaped_len(nal: &[u8], raw: usize) -> Option<usize> {
-    let (mut seen, mut zeros) = (0, 0);
-    for (i, &b) in nal.iter().enumerate() {
-        if zeros >= 2 && b == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-        seen += 1;
-        if seen == raw {
-            return Some(i + 1);
-        }
-    }
-    None
 }
 
 /// How much of a NAL unit is read for its slice header, in turn: nearly every header fits the
@@ -187,10 +154,6 @@ mod tests {
         assert_eq!(b.se(), Some(2));
         assert_eq!(Bits::new(&[0, 0, 0, 0, 0]).ue(), None, "more than 31 zeros");
         assert_eq!((ceil_log2(1), ceil_log2(2), ceil_log2(3), ceil_log2(4), ceil_log2(5)), (0, 1, 2, 2, 3));
-        assert_eq!(unescape(&[1, 0, 0, 3, 1, 5], 10), [1, 0, 0, 1, 5]);
-        assert_eq!(unescape(&[1, 0, 0, 3, 1, 5], 2), [1, 0]);
-        assert_eq!((escaped_len(&[1, 0, 0, 3, 1, 5], 3), escaped_len(&[1, 0, 0, 3, 1, 5], 4)), (Some(3), Some(5)));
-        assert_eq!(escaped_len(&[1, 2], 3), None);
         // 2^21 - 1 needs 21 zeros: over the largest field.
         let mut b = Bits::new(&[0, 0, 0b0000_0100, 0, 0, 0]);
         assert_eq!(b.ue(), None);

@@ -67,7 +67,7 @@ impl Sets {
             for _ in 0..count {
                 let len = usize::from(u16::from_be_bytes([*hvcc.get(at)?, *hvcc.get(at + 1)?]));
                 let nal = hvcc.get(at + 2..at + 2 + len)?;
-                let raw = super::unescape(nal, super::MAX_HEADER);
+                let raw = crate::nal::unescape(nal, super::MAX_HEADER);
                 match (kind, raw.get(2..)) {
                     (33, Some(rbsp)) => sets.add_sps(rbsp),
                     (34, Some(rbsp)) => sets.add_pps(rbsp),
