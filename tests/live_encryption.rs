@@ -369,19 +369,20 @@ async fn a_protected_mpeg_ts_channel_is_aes_128_with_a_key_per_period() {
 
 /// In a cluster, a pod following a protected channel seals what the owner holds (its parts, its
 /// segments) to the same bytes as the owner: keys, IVs and fragments follow from the channel and
-/// numbers alone, so a CDN may send any request to any pod.
+/// numbers alone, so a CDN may send any request to any pod. The channel is protected by its own
+/// setting (`"encrypted": true`), which the following pod reads from the control store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_following_pod_seals_parts_and_segments_as_the_owner_does() {
     let period = PERIOD.to_string();
     let env = [
-        ("ESTUARY_ENCRYPTION_LIVE_PREFIXES", r#"["secure"]"#),
+        ("ESTUARY_ENCRYPTION_LIVE_PREFIXES", r#"["premium-"]"#),
         ("ESTUARY_ENCRYPTION_KEY_PERIOD", period.as_str()),
         ("ESTUARY_ENCRYPTION_KEY_ID", KID),
         ("ESTUARY_ENCRYPTION_KEY", KEY),
     ];
     let cluster = common::cluster::Cluster::start(2, &env);
     let [a, b] = &cluster.pods[..] else { unreachable!() };
-    let json = format!(r#"{{"id":"secure","token":"{TOKEN}","target_duration":"2s","window":"30s"}}"#);
+    let json = format!(r#"{{"id":"secure","token":"{TOKEN}","target_duration":"2s","window":"30s","encrypted":true}}"#);
     create_channel(a.api, &json).await;
     let _encoder = Encoder::start_low_latency(a.ingest.unwrap(), "secure", TOKEN, 30);
     let deadline = Instant::now() + Duration::from_secs(40);
