@@ -105,6 +105,34 @@ fn escaping_round_trips_and_fillers_are_as_long_as_asked() {
     }
     assert_eq!(escaped(&[0, 0, 1]), [0, 0, 3, 1]);
     assert_eq!(escaped(&[5, 0, 0]), [5, 0, 0, 3]);
+    // Against the rule byte by byte, on bytes thick with zeros and small values.
+    let reference = |raw: &[u8]| {
+        let (mut out, mut zeros) = (Vec::new(), 0);
+        for &b in raw {
+            if zeros >= 2 && b <= 3 {
+                out.push(3);
+                zeros = 0;
+            }
+            out.push(b);
+            zeros = if b == 0 { zeros + 1 } else { 0 };
+        }
+        if raw.last() == Some(&0) {
+            out.push(3);
+        }
+        out
+    };
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..5_000 {
+        let raw: Vec<u8> = (0..(state % 40) as usize)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                [0, 0, 0, 1, 2, 3, 4, 0x80][(state % 8) as usize]
+            })
+            .collect();
+        assert_eq!(escaped(&raw), reference(&raw), "{raw:?}");
+    }
     for len in [FILLER_MIN, 7, 300] {
         let mut out = BytesMut::new();
         filler(len, &mut out);
