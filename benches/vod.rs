@@ -11,7 +11,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use estuary::cache::SegmentCache;
 use estuary::config::VodConfig;
-use estuary::keys::protection::{KeyDelivery, Protection};
+use estuary::keys::protection::{KeyDelivery, Protection, TsMethod};
 use estuary::keys::{KeyAnswer, KeySource};
 use estuary::packaging::cenc::{ContentKey, KeyId, Scheme};
 use estuary::packaging::mp4::{IndexLimits, MoovLocator, Probe, build_index};
@@ -128,7 +128,7 @@ fn vod(c: &mut Criterion) {
     group.bench_function("build_one_6s_ts_segment", |b| {
         b.to_async(&rt).iter(|| async { black_box(vod.object(&key, ts).await.unwrap()) })
     });
-    // The same segments encrypted on the fly: CENC `cenc` and `cbcs` (fMP4) and HLS AES-128 (TS), what
+    // The same segments encrypted on the fly: CENC `cenc` and `cbcs` (fMP4), HLS AES-128 and SAMPLE-AES (TS), what
     // encryption adds to a segment built from the source (each is then served from the cache).
     let kid = KeyId::parse("0f1e2d3c4b5a69788796a5b4c3d2e1f0").unwrap();
     let content_key = ContentKey::from_hex(kid, "00112233445566778899aabbccddeeff").unwrap();
@@ -150,6 +150,13 @@ fn vod(c: &mut Criterion) {
     group.throughput(criterion::Throughput::Bytes(obj.body().len() as u64));
     group.bench_function("build_one_6s_ts_segment_aes128", |b| {
         b.to_async(&rt).iter(|| async { black_box(protected.object(&key, ts).await.unwrap()) })
+    });
+    let sample_aes = sealed(Scheme::Cbcs).with_ts_method(TsMethod::SampleAes);
+    let sample_aes = vod.clone().with_protection(Some(Arc::new(sample_aes)));
+    let (obj, _) = rt.block_on(sample_aes.object(&key, ts)).unwrap();
+    group.throughput(criterion::Throughput::Bytes(obj.body().len() as u64));
+    group.bench_function("build_one_6s_ts_segment_sample_aes", |b| {
+        b.to_async(&rt).iter(|| async { black_box(sample_aes.object(&key, ts).await.unwrap()) })
     });
     group.finish();
 }

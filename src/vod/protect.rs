@@ -49,6 +49,22 @@ fn iv_track(r: RenditionId) -> u16 {
     (kind << 14) | (r.index & 0x3FFF)
 }
 
+/// An encrypted segment's ETag, without hashing its body: its header (which holds every IV and
+/// subsample), the asset's version, where its samples are read from, and the scheme and KID they
+/// are encrypted with, which together fix every byte of it.
+fn sealed_etag(header: &[u8], version: u64, cipher: &SampleCipher, (offsets, sizes): (&[u64], &[u32])) -> ETag {
+    let mut seed = Vec::with_capacity(header.len() + 32 + 12 * offsets.len());
+    seed.extend_from_slice(header);
+    seed.extend_from_slice(&version.to_le_bytes());
+    seed.extend_from_slice(cipher.scheme().fourcc());
+    seed.extend_from_slice(&cipher.kid().0);
+    for (&offset, &size) in offsets.iter().zip(sizes) {
+        seed.extend_from_slice(&offset.to_le_bytes());
+        seed.extend_from_slice(&size.to_le_bytes());
+    }
+    ETag::of(&seed)
+}
+
 /// Media segment `index` (0-based) of rendition `r`, encrypted: its samples read and encrypted one
 /// by one, then the header written with their IVs and subsamples (`senc`, `saiz`, `saio`).
 pub async fn build_segment(
@@ -88,13 +104,13 @@ pub async fn build_segment(
         let protection = Some(FragmentProtection { aux: &aux, subsamples, moof_boxes: &[], traf_boxes: &[] });
         fmp4::write_segment_header(&fmp4::FragmentSamples { protection, ..*f }, data_len as usize, data_len as usize)
     })?;
+    let etag = sealed_etag(&body, asset.version, cipher, (offsets, sizes));
     for ((&offset, &size), aux) in offsets.iter().zip(sizes).zip(&aux) {
         let start = body.len();
         body.put_slice(samples.get(offset, size)?);
         cipher.encrypt_in_place(layout, aux, &mut body[start..])?;
     }
     let body = body.freeze();
-    let etag = ETag::of(&body);
     match cipher.scheme() {
         Scheme::Cenc => metrics::CENC.count(body.len()),
         Scheme::Cbcs => metrics::CBCS.count(body.len()),

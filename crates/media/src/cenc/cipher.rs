@@ -58,16 +58,22 @@ pub struct SampleCipher {
     aes: Aes128,
     scheme: Scheme,
     constant_iv: [u8; 16],
+    kid: super::KeyId,
 }
 
 impl SampleCipher {
     pub fn new(key: &ContentKey, scheme: Scheme) -> SampleCipher {
         let aes = Aes128::new(key.secret().into());
-        SampleCipher { constant_iv: constant_iv(&aes, key), aes, scheme }
+        SampleCipher { constant_iv: constant_iv(&aes, key), aes, scheme, kid: key.kid }
     }
 
     pub fn scheme(&self) -> Scheme {
         self.scheme
+    }
+
+    /// The KID of the key it encrypts with.
+    pub fn kid(&self) -> super::KeyId {
+        self.kid
     }
 
     /// `cbcs`'s constant IV (in `tenc`): the KID encrypted under the key, so that it is the same
