@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use super::PACKET;
+use crate::nal::{Bits, skip_scaling_list};
 
 /// The facts found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,65 +111,25 @@ fn h264(data: &[u8]) -> Option<(String, Option<(u32, u32)>)> {
     Some((codec, sps_size(&rbsp)))
 }
 
-struct Bits<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl Bits<'_> {
-    fn bit(&mut self) -> Option<u32> {
-        let byte = self.data.get(self.pos / 8)?;
-        let bit = (byte >> (7 - self.pos % 8)) & 1;
-        self.pos += 1;
-        Some(u32::from(bit))
-    }
-
-    fn bits(&mut self, n: usize) -> Option<u32> {
-        (0..n).try_fold(0, |v, _| Some((v << 1) | self.bit()?))
-    }
-
-    fn ue(&mut self) -> Option<u32> {
-        let mut zeros = 0;
-        while self.bit()? == 0 {
-            zeros += 1;
-            if zeros > 31 {
-                return None;
-            }
-        }
-        Some((1u32 << zeros) - 1 + self.bits(zeros)?)
-    }
-
-    fn se(&mut self) -> Option<i32> {
-        let k = self.ue()?;
-        Some(if k % 2 == 1 { k.div_ceil(2) as i32 } else { -((k / 2) as i32) })
-    }
-}
-
 /// The cropped picture size an SPS (RBSP, after its NAL header) describes.
 fn sps_size(rbsp: &[u8]) -> Option<(u32, u32)> {
-    let mut b = Bits { data: rbsp, pos: 24 };
-    let profile = rbsp[0];
+    let mut b = Bits::new(rbsp);
+    b.skip(24)?;
+    let profile = *rbsp.first()?;
     b.ue()?;
     let mut chroma = 1;
     if [100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135].contains(&profile) {
         chroma = b.ue()?;
         if chroma == 3 {
-            b.bit()?;
+            b.flag()?;
         }
         b.ue()?;
         b.ue()?;
-        b.bit()?;
-        if b.bit()? == 1 {
+        b.flag()?;
+        if b.flag()? {
             for i in 0..if chroma == 3 { 12 } else { 8 } {
-                if b.bit()? == 1 {
-                    let size = if i < 6 { 16 } else { 64 };
-                    let (mut last, mut next) = (8i64, 8i64);
-                    for _ in 0..size {
-                        if next != 0 {
-                            next = (last + i64::from(b.se()?)).rem_euclid(256);
-                        }
-                        last = if next == 0 { last } else { next };
-                    }
+                if b.flag()? {
+                    skip_scaling_list(&mut b, if i < 6 { 16 } else { 64 })?;
                 }
             }
         }
@@ -179,7 +140,7 @@ fn sps_size(rbsp: &[u8]) -> Option<(u32, u32)> {
             b.ue()?;
         }
         1 => {
-            b.bit()?;
+            b.flag()?;
             b.se()?;
             b.se()?;
             for _ in 0..b.ue()? {
@@ -189,16 +150,16 @@ fn sps_size(rbsp: &[u8]) -> Option<(u32, u32)> {
         _ => {}
     }
     b.ue()?;
-    b.bit()?;
+    b.flag()?;
     let width_mbs = b.ue()?.checked_add(1)?;
     let height_units = b.ue()?.checked_add(1)?;
-    let frame_mbs_only = b.bit()?;
+    let frame_mbs_only = u32::from(b.flag()?);
     if frame_mbs_only == 0 {
-        b.bit()?;
+        b.flag()?;
     }
-    b.bit()?;
+    b.flag()?;
     let (mut crop_x, mut crop_y) = (0, 0);
-    if b.bit()? == 1 {
+    if b.flag()? {
         let (l, r, t, bo) = (b.ue()?, b.ue()?, b.ue()?, b.ue()?);
         let (unit_x, unit_y) = match chroma {
             1 => (2, 2),

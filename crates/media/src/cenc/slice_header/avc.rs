@@ -77,7 +77,7 @@ impl Sets {
             if b.flag()? {
                 for i in 0..if chroma_format_idc == 3 { 12 } else { 8 } {
                     if b.flag()? {
-                        skip_scaling_list(&mut b, if i < 6 { 16 } else { 64 })?;
+                        crate::nal::skip_scaling_list(&mut b, if i < 6 { 16 } else { 64 })?;
                     }
                 }
             }
@@ -296,14 +296,3 @@ const EMPTY_PPS: Pps = Pps {
     deblocking_filter_control_present: false,
     redundant_pic_cnt_present: false,
 };
-
-fn skip_scaling_list(b: &mut Bits<'_>, size: usize) -> Option<()> {
-    let (mut last, mut next) = (8i32, 8i32);
-    for _ in 0..size {
-        if next != 0 {
-            next = (last + b.se()? + 256) % 256;
-        }
-        last = if next == 0 { last } else { next };
-    }
-    Some(())
-}

@@ -9,70 +9,8 @@
 mod avc;
 mod hevc;
 
+pub(super) use crate::nal::{Bits, ceil_log2};
 use crate::nal::{escaped_len, unescape};
-
-/// A bit reader over an RBSP (emulation prevention removed).
-pub(super) struct Bits<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Bits<'a> {
-    pub(super) fn new(data: &'a [u8]) -> Self {
-        Bits { data, pos: 0 }
-    }
-
-    pub(super) fn pos(&self) -> usize {
-        self.pos
-    }
-
-    pub(super) fn flag(&mut self) -> Option<bool> {
-        let byte = self.data.get(self.pos / 8)?;
-        let bit = (byte >> (7 - self.pos % 8)) & 1;
-        self.pos += 1;
-        Some(bit == 1)
-    }
-
-    pub(super) fn u(&mut self, n: u32) -> Option<u32> {
-        if n > 32 {
-            return None;
-        }
-        (0..n).try_fold(0u32, |v, _| Some((v << 1) | u32::from(self.flag()?)))
-    }
-
-    pub(super) fn skip(&mut self, n: usize) -> Option<()> {
-        self.pos += n;
-        (self.pos <= self.data.len() * 8).then_some(())
-    }
-
-    pub(super) fn ue(&mut self) -> Option<u32> {
-        let mut zeros = 0;
-        while !self.flag()? {
-            zeros += 1;
-            if zeros > 31 {
-                return None;
-            }
-        }
-        let rest = self.u(zeros)?;
-        let value = (1u64 << zeros) - 1 + u64::from(rest);
-        // No header field this reader takes is near this; past it the data is not a header, and
-        // every sum and product of fields stays far from overflowing.
-        (value <= MAX_FIELD).then_some(value as u32)
-    }
-
-    pub(super) fn se(&mut self) -> Option<i32> {
-        let k = self.ue()?;
-        Some(if k % 2 == 1 { k.div_ceil(2) as i32 } else { -((k / 2) as i32) })
-    }
-}
-
-/// The largest Exp-Golomb value read.
-const MAX_FIELD: u64 = 1 << 20;
-
-/// Bits to write a value below `n` (`Ceil(Log2(n))`).
-pub(super) fn ceil_log2(n: u32) -> u32 {
-    if n <= 1 { 0 } else { 32 - (n - 1).leading_zeros() }
-}
 
 /// How much of a NAL unit is read for its slice header, in turn: nearly every header fits the
 /// first; past the last, a header is not believed.
@@ -142,22 +80,6 @@ impl SliceHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_golomb_and_escapes() {
-        // 1, 010, 011, 00100, 00111: 0, 1, 2, 3, 6.
-        let data = [0b1010_0110, 0b0100_0011, 0b1000_0000];
-        let mut b = Bits::new(&data);
-        let read: Vec<u32> = (0..5).map(|_| b.ue().unwrap()).collect();
-        assert_eq!(read, [0, 1, 2, 3, 6]);
-        let mut b = Bits::new(&[0b0010_0000]);
-        assert_eq!(b.se(), Some(2));
-        assert_eq!(Bits::new(&[0, 0, 0, 0, 0]).ue(), None, "more than 31 zeros");
-        assert_eq!((ceil_log2(1), ceil_log2(2), ceil_log2(3), ceil_log2(4), ceil_log2(5)), (0, 1, 2, 2, 3));
-        // 2^21 - 1 needs 21 zeros: over the largest field.
-        let mut b = Bits::new(&[0, 0, 0b0000_0100, 0, 0, 0]);
-        assert_eq!(b.ue(), None);
-    }
 
     /// Hostile parameter sets and slices: never a panic, never a length past the NAL unit.
     #[test]
