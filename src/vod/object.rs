@@ -169,7 +169,7 @@ pub(super) async fn build(
         VodPath::TsPlaylist(r) => {
             let r = rendition(r)?;
             let protection = match &sealing {
-                Some(s) => Some(s.ts_encryption(super::ts::sample_aes_able(&asset, r)).ok_or(VodError::NotFound)?),
+                Some(s) => Some(s.ts_encryption(super::ts::sample_aes_able(r)).ok_or(VodError::NotFound)?),
                 None => None,
             };
             vod_manifests::render_ts_media_playlist(p, r, protection).into()
@@ -187,7 +187,7 @@ pub(super) async fn build(
             let (r, storage) = (rendition(r)?, storage.as_ref());
             let index = (n as usize).checked_sub(FIRST_SEGMENT_NUMBER).ok_or(VodError::NotFound)?;
             let policy = read_policy(storage, &config);
-            let body = match sealing.as_deref().map(|s| (s, s.ts_encryption(super::ts::sample_aes_able(&asset, r)))) {
+            let body = match sealing.as_deref().map(|s| (s, s.ts_encryption(super::ts::sample_aes_able(r)))) {
                 None => super::ts::build(storage, &budget, &asset, (r, index), policy, None).await?,
                 Some((_, None)) => return Err(VodError::NotFound),
                 Some((s, Some(Aes128 { .. }))) => {
@@ -215,9 +215,7 @@ pub(super) async fn build(
 fn render_sealed_ts_master(asset: &Asset, sealing: &Sealing) -> String {
     let p = &asset.presentation;
     let keyed = |list: &[Rendition]| -> Vec<(Rendition, SegmentEncryption)> {
-        list.iter()
-            .filter_map(|r| Some((r.clone(), sealing.ts_encryption(super::ts::sample_aes_able(asset, r))?)))
-            .collect()
+        list.iter().filter_map(|r| Some((r.clone(), sealing.ts_encryption(super::ts::sample_aes_able(r))?))).collect()
     };
     let (video, audio) = (keyed(&p.video), keyed(&p.audio));
     let variants = if p.video.is_empty() { &audio } else { &video };

@@ -76,8 +76,10 @@ fn variant<'a>(asset: &'a Asset, r: &'a Rendition, sample_aes: bool) -> Result<V
 }
 
 /// Whether `r`'s variant can be in SAMPLE-AES: H.264 video and AAC audio (the format has no HEVC).
-pub(super) fn sample_aes_able(asset: &Asset, r: &Rendition) -> bool {
-    variant(asset, r, true).is_ok_and(|members| members.iter().all(|m| m.sealed))
+/// Told from its codecs, without reading the sample entries: the audio a TS variant carries is
+/// AAC already.
+pub(super) fn sample_aes_able(r: &Rendition) -> bool {
+    r.id.kind == TrackKind::Audio || r.codecs.starts_with("avc1") || r.codecs.starts_with("avc3")
 }
 
 /// MPEG-TS segment `index` (0-based) of the variant of rendition `r`, charged to `budget`; in

@@ -85,6 +85,16 @@ pub fn protect_pushed_segment(
 ) -> Result<Bytes, PackagingError> {
     let info: InitInfo = parse_init(init)?;
     let fragments = parse_fragments(segment, &info)?;
+    // Each track's sample layout and slice-header reader, worked out once for every fragment.
+    let readers: Vec<TrackReader<'_>> = info
+        .tracks
+        .iter()
+        .map(|t| TrackReader {
+            track: t,
+            layout: SampleLayout::of_stsd(&t.stsd),
+            headers: super::SliceHeaders::of_stsd(&t.stsd),
+        })
+        .collect();
     let mut out = BytesMut::with_capacity(segment.len() + segment.len() / 16 + 1024);
     for (i, fragment) in fragments.iter().enumerate() {
         for b in crate::mp4::boxes::boxes(&segment[fragment.lead..fragment.moof]) {
@@ -94,15 +104,22 @@ pub fn protect_pushed_segment(
             }
         }
         let k = s.first_fragment.saturating_add(i as u32);
-        protect_fragment(&fragment.runs, &info, cipher, s, k, &mut out)?;
+        protect_fragment(&fragment.runs, &readers, cipher, s, k, &mut out)?;
     }
     Ok(out.freeze())
+}
+
+/// A track of the init, read for encryption.
+struct TrackReader<'a> {
+    track: &'a crate::fmp4::parse::InitTrackInfo,
+    layout: Result<SampleLayout, PackagingError>,
+    headers: super::SliceHeaders,
 }
 
 /// One fragment's samples (one track), protected, as a `moof` + `mdat` appended to `out`.
 fn protect_fragment(
     runs: &[TrackRun],
-    info: &InitInfo,
+    readers: &[TrackReader<'_>],
     cipher: &SampleCipher,
     s: PushedSegment<'_>,
     k: u32,
@@ -111,9 +128,11 @@ fn protect_fragment(
     let [run] = runs else {
         return Err(PackagingError::malformed("a protected rendition's segments must carry exactly one track"));
     };
-    let track = info.track(run.track_id).ok_or_else(|| PackagingError::malformed("a fragment of an unknown track"))?;
-    let layout = SampleLayout::of_stsd(&track.stsd)?;
-    let headers = super::SliceHeaders::of_stsd(&track.stsd);
+    let reader = readers
+        .iter()
+        .find(|r| r.track.track_id == run.track_id)
+        .ok_or_else(|| PackagingError::malformed("a fragment of an unknown track"))?;
+    let (track, layout, headers) = (reader.track, reader.layout.clone()?, &reader.headers);
     let scheme = cipher.scheme();
     let aux = run
         .data
@@ -121,7 +140,7 @@ fn protect_fragment(
         .enumerate()
         .map(|(j, sample)| {
             let iv = sample_iv(s.iv_track, iv_number(s.msn, k, j)?);
-            super::sample_aux_with(scheme, iv, (layout, &headers), sample)
+            super::sample_aux_with(scheme, iv, (layout, headers), sample)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let durations: Vec<u32> = run.samples.iter().map(|x| x.duration).collect();
