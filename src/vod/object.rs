@@ -122,8 +122,8 @@ pub(super) async fn build(
         let built =
             protect::build_segment(storage.as_ref(), &budget, &asset, rendition(r)?, index, &sealing.cipher, policy);
         let (body, etag) = built.await?;
-        let object = CachedObject::new(body, content_type(object), asset.last_modified);
-        return Ok(object.with_etag(etag).with_ttl(Some(config.max_age)));
+        let object = CachedObject::tagged(body, etag, content_type(object), asset.last_modified);
+        return Ok(object.with_ttl(Some(config.max_age)));
     }
     let body: Bytes = match object {
         VodPath::Master => {
@@ -160,8 +160,8 @@ pub(super) async fn build(
         VodPath::Segment(..) => {
             let plan = plan(storage.as_ref(), &asset, object, &config)?;
             let body = segment::build(storage.as_ref(), &budget, &plan).await?;
-            let object = CachedObject::new(body, content_type(object), asset.last_modified);
-            return Ok(object.with_etag(plan.etag).with_ttl(Some(config.max_age)));
+            let object = CachedObject::tagged(body, plan.etag, content_type(object), asset.last_modified);
+            return Ok(object.with_ttl(Some(config.max_age)));
         }
         VodPath::TsMaster if let Some(sealing) = &sealing => render_sealed_ts_master(&asset, sealing).into(),
         VodPath::TsMaster => vod_manifests::render_ts_multivariant(p, &super::ts::i_frame_peaks(&asset), None).into(),

@@ -65,8 +65,17 @@ fn sealed_etag(header: &[u8], version: u64, cipher: &SampleCipher, (offsets, siz
     ETag::of(&seed)
 }
 
-/// Media segment `index` (0-based) of rendition `r`, encrypted: its samples read and encrypted one
-/// by one, then the header written with their IVs and subsamples (`senc`, `saiz`, `saio`).
+/// Room left in front of an encrypted segment's samples for its header, before the samples are
+/// read (the header depends on them): the fixed boxes, and per sample its `trun` entry, its IV and
+/// a few subsamples. A header that needs more costs one copy of the segment.
+fn header_room(samples: usize) -> usize {
+    2048 + 64 * samples
+}
+
+/// Media segment `index` (0-based) of rendition `r`, encrypted: its samples gathered into one buffer
+/// behind room for the header and encrypted where they lie, one by one (their subsamples worked
+/// out first), then the header written in front with their IVs and subsamples (`senc`, `saiz`,
+/// `saio`). The samples are copied once, from storage.
 pub async fn build_segment(
     storage: &dyn Storage,
     budget: &Arc<ByteBudget>,
@@ -81,36 +90,34 @@ pub async fn build_segment(
     let range = r.segments.samples(index).ok_or(VodError::NotFound)?;
     let offsets = &track.samples.offsets[range.clone()];
     let sizes = &track.samples.sizes[range.clone()];
-    let samples = segment::SampleBytes::read(storage, &source.key, (offsets, sizes), policy).await?;
     let data_len: u64 = sizes.iter().map(|&s| u64::from(s)).sum();
-    // The segment is charged before it is written: the samples, and room for the header and the
-    // samples' auxiliary information.
-    let charge = budget.charge(data_len + 64 * sizes.len() as u64 + 4096).await.map_err(StorageError::from)?;
-    // The subsamples follow from the clear samples: the header first, then each sample copied once
-    // after it and encrypted where it lies.
-    let track_iv = iv_track(r.id);
-    let headers = cenc::SliceHeaders::of_stsd(&track.stsd);
-    let aux = offsets
-        .iter()
-        .zip(sizes)
-        .enumerate()
-        .map(|(i, (&offset, &size))| {
-            let iv = cenc::sample_iv(track_iv, (range.start + i) as u64);
-            Ok(cenc::sample_aux_with(cipher.scheme(), iv, (layout, &headers), samples.get(offset, size)?)?)
-        })
-        .collect::<Result<Vec<_>, VodError>>()?;
-    let subsamples = cenc::has_subsamples(cipher.scheme(), layout);
-    let mut body = segment::with_fragment(asset, r, index, |f, _| {
-        let protection = Some(FragmentProtection { aux: &aux, subsamples, moof_boxes: &[], traf_boxes: &[] });
-        fmp4::write_segment_header(&fmp4::FragmentSamples { protection, ..*f }, data_len as usize, data_len as usize)
-    })?;
-    let etag = sealed_etag(&body, asset.version, cipher, (offsets, sizes));
-    for ((&offset, &size), aux) in offsets.iter().zip(sizes).zip(&aux) {
-        let start = body.len();
-        body.put_slice(samples.get(offset, size)?);
-        cipher.encrypt_in_place(layout, aux, &mut body[start..])?;
+    let front = header_room(sizes.len());
+    // The whole buffer is charged before it is read.
+    let charge = budget.charge(front as u64 + data_len).await.map_err(StorageError::from)?;
+    let (reads, spans) = (crate::packaging::reads::coalesce(offsets, sizes, policy), segment::spans_of(offsets, sizes));
+    let end = front + data_len as usize;
+    let at = crate::storage::Gather { reads: &reads, spans: &spans, front };
+    let mut gathered = storage.gather(&source.key, at, budget.buffer(end)).await?;
+    let (track_iv, headers) = (iv_track(r.id), cenc::SliceHeaders::of_stsd(&track.stsd));
+    let mut aux = Vec::with_capacity(sizes.len());
+    let mut at = front;
+    for (i, &size) in sizes.iter().enumerate() {
+        let sample = gathered.get_mut(at..at + size as usize).ok_or_else(|| {
+            VodError::Packaging(crate::packaging::PackagingError::Truncated(format!("{} came back short", source.key)))
+        })?;
+        let iv = cenc::sample_iv(track_iv, (range.start + i) as u64);
+        let sample_aux = cenc::sample_aux_with(cipher.scheme(), iv, (layout, &headers), sample)?;
+        cipher.encrypt_in_place(layout, &sample_aux, sample)?;
+        aux.push(sample_aux);
+        at += size as usize;
     }
-    let body = body.freeze();
+    let subsamples = cenc::has_subsamples(cipher.scheme(), layout);
+    let header = segment::with_fragment(asset, r, index, |f, _| {
+        let protection = Some(FragmentProtection { aux: &aux, subsamples, moof_boxes: &[], traf_boxes: &[] });
+        fmp4::write_segment_header(&fmp4::FragmentSamples { protection, ..*f }, data_len as usize, 0)
+    })?;
+    let etag = sealed_etag(&header, asset.version, cipher, (offsets, sizes));
+    let body = segment::behind_header(budget, gathered, (front, end), &header);
     match cipher.scheme() {
         Scheme::Cenc => metrics::CENC.count(body.len()),
         Scheme::Cbcs => metrics::CBCS.count(body.len()),

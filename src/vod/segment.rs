@@ -6,7 +6,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
 
 use super::{Asset, VodError};
@@ -17,7 +17,7 @@ use crate::packaging::fmp4::{self, FragmentSamples, InitTrack, SampleFlags};
 use crate::packaging::mp4::TrackKind;
 use crate::packaging::presentation::Rendition;
 use crate::packaging::reads;
-use crate::storage::{ChunkReader, Storage, StorageError, StorageKey};
+use crate::storage::{ChunkReader, Gather, Storage, StorageError, StorageKey};
 
 pub fn init_segment(asset: &Asset, r: &Rendition) -> Bytes {
     let (source, track) = asset.track(r);
@@ -81,12 +81,9 @@ pub(super) fn with_fragment<T>(
     Ok(f(&fragment, range))
 }
 
-/// Plans media segment `index` (0-based) of rendition `r`.
-pub fn plan(asset: &Asset, r: &Rendition, index: usize, policy: reads::ReadPolicy) -> Result<SegmentPlan, VodError> {
-    let (source, track) = asset.track(r);
-    let range = r.segments.samples(index).ok_or(VodError::NotFound)?;
-    let offsets = &track.samples.offsets[range.clone()];
-    let sizes = &track.samples.sizes[range.clone()];
+/// The byte ranges of samples (`offsets`, `sizes`) in the order they are sent, runs that touch in
+/// the source merged and empty samples left out.
+pub(super) fn spans_of(offsets: &[u64], sizes: &[u32]) -> Vec<Range<u64>> {
     let mut spans: Vec<Range<u64>> = Vec::with_capacity(offsets.len());
     for (&offset, &size) in offsets.iter().zip(sizes).filter(|(_, s)| **s > 0) {
         match spans.last_mut() {
@@ -94,6 +91,16 @@ pub fn plan(asset: &Asset, r: &Rendition, index: usize, policy: reads::ReadPolic
             _ => spans.push(offset..offset + u64::from(size)),
         }
     }
+    spans
+}
+
+/// Plans media segment `index` (0-based) of rendition `r`.
+pub fn plan(asset: &Asset, r: &Rendition, index: usize, policy: reads::ReadPolicy) -> Result<SegmentPlan, VodError> {
+    let (source, track) = asset.track(r);
+    let range = r.segments.samples(index).ok_or(VodError::NotFound)?;
+    let offsets = &track.samples.offsets[range.clone()];
+    let sizes = &track.samples.sizes[range.clone()];
+    let spans = spans_of(offsets, sizes);
     let data_len: u64 = spans.iter().map(|r| r.end - r.start).sum();
     let header = with_fragment(asset, r, index, |f, _| fmp4::write_segment_header(f, data_len as usize, 0))?.freeze();
     let mut seed = Vec::with_capacity(header.len() + 16 * spans.len() + 8);
@@ -113,19 +120,38 @@ pub fn plan(asset: &Asset, r: &Rendition, index: usize, policy: reads::ReadPolic
     })
 }
 
-/// The whole segment in memory (what the segment cache keeps), charged to `budget`.
+/// The whole segment in memory (what the segment cache keeps), charged to `budget` before it is
+/// read: the samples gathered straight behind room for the header ([`Storage::gather`]).
 pub async fn build(storage: &dyn Storage, budget: &Arc<ByteBudget>, plan: &SegmentPlan) -> Result<Bytes, VodError> {
-    let buffers = storage.get_ranges(&plan.key, &plan.reads).await?;
-    // The built copy is charged before it is written; the reads are released when it is done.
-    let charge = budget.charge(plan.len + 1024).await.map_err(StorageError::from)?;
-    let mut body = bytes::BytesMut::with_capacity(plan.len as usize);
-    body.put_slice(&plan.header);
-    for span in &plan.spans {
-        let bytes = reads::slice_of(&plan.reads, &buffers, span.start, span.end - span.start)
-            .ok_or_else(|| PackagingError::Truncated(format!("{} changed while it was being read", plan.key)))?;
-        body.put_slice(bytes);
+    let charge = budget.charge(plan.len).await.map_err(StorageError::from)?;
+    let front = plan.header.len();
+    let at = Gather { reads: &plan.reads, spans: &plan.spans, front };
+    let gathered = storage.gather(&plan.key, at, budget.buffer(plan.len as usize)).await?;
+    Ok(charge.attach(behind_header(budget, gathered, (front, plan.len as usize), &plan.header)))
+}
+
+/// The body of a segment whose samples were gathered into `buffer[front..end]`: `header` written just
+/// in front of them, the body starting where it does (what lies before it is never sent), the buffer
+/// given back to `budget` when the body is dropped. A header longer than the room costs a copy.
+pub(super) fn behind_header(
+    budget: &Arc<ByteBudget>,
+    mut buffer: Vec<u8>,
+    (front, end): (usize, usize),
+    header: &[u8],
+) -> Bytes {
+    match front.checked_sub(header.len()) {
+        Some(start) => {
+            buffer[start..front].copy_from_slice(header);
+            budget.share(buffer, start..end)
+        }
+        None => {
+            let mut body = BytesMut::with_capacity(header.len() + end.saturating_sub(front));
+            body.put_slice(header);
+            body.put_slice(buffer.get(front..end).unwrap_or_default());
+            budget.give_back(buffer);
+            body.freeze()
+        }
     }
-    Ok(charge.attach(body.freeze()))
 }
 
 /// Samples of one source file, read in coalesced ranges ([`reads::coalesce`]) and found again by their

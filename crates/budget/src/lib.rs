@@ -7,6 +7,8 @@
 //! runs inside [`BudgetWaits::scope`], and the storage deadline (the circuit breaker's) is moved on by
 //! the time it waited, so a full budget never reads as a storage outage.
 
+pub mod recycle;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,13 +18,21 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 /// A byte budget shared by everything that allocates bodies of one kind. Cheap to share (`Arc`).
-#[derive(Debug)]
 pub struct ByteBudget {
     limit: u64,
     used: Mutex<u64>,
     freed: Notify,
     /// How long a charge may wait for room before it gives up.
     wait: Duration,
+    /// Large buffers kept for the next body, charged ([`recycle`]).
+    idle: Mutex<Vec<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for ByteBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let f = &mut f.debug_struct("ByteBudget");
+        f.field("limit", &self.limit).field("in_use", &self.in_use()).field("idle_bytes", &self.idle_bytes()).finish()
+    }
 }
 
 /// Bytes held against a [`ByteBudget`]; released on drop.
@@ -43,7 +53,13 @@ pub struct OverBudget {
 
 impl ByteBudget {
     pub fn new(limit: u64, wait: Duration) -> Arc<ByteBudget> {
-        Arc::new(ByteBudget { limit: limit.max(1), used: Mutex::new(0), freed: Notify::new(), wait })
+        Arc::new(ByteBudget {
+            limit: limit.max(1),
+            used: Mutex::new(0),
+            freed: Notify::new(),
+            wait,
+            idle: Mutex::default(),
+        })
     }
 
     /// No limit: for tools and tests that build a backend by hand.
@@ -64,9 +80,17 @@ impl ByteBudget {
         Charge { budget: self.clone(), bytes: 0 }
     }
 
-    /// Charges `bytes` if they fit now. A request larger than the whole budget takes the whole
-    /// budget (it fits once nothing else is held), so one oversized body is slow, never stuck.
+    /// Charges `bytes` if they fit now (idle buffers freed first if they are in the way). A request
+    /// larger than the whole budget takes the whole budget (it fits once nothing else is held), so
+    /// one oversized body is slow, never stuck.
     pub fn try_charge(self: &Arc<Self>, bytes: u64) -> Result<Charge, OverBudget> {
+        match self.charge_now(bytes) {
+            Err(_) if self.drop_idle() => self.charge_now(bytes),
+            charged => charged,
+        }
+    }
+
+    fn charge_now(self: &Arc<Self>, bytes: u64) -> Result<Charge, OverBudget> {
         let wanted = bytes.min(self.limit);
         let Ok(mut used) = self.used.lock() else {
             return Ok(Charge { budget: self.clone(), bytes: 0 });

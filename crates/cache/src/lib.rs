@@ -188,6 +188,10 @@ impl SegmentCache {
         }
         let result = self.refreshing.try_get_with(key.clone(), async { load.await.map(Arc::new) }).await;
         self.refreshing.invalidate(&key).await;
+        // moka lets go of an invalidated value only when it next does its housekeeping: without
+        // this, every body built with the cache off lived on for a while after its response,
+        // dozens of segments at once (held memory, and no buffer came back to be recycled).
+        self.refreshing.run_pending_tasks().await;
         let counter = if result.is_ok() { &self.counters.misses } else { &self.counters.load_errors };
         counter.fetch_add(1, Ordering::Relaxed);
         result.map(|obj| (obj, CacheOutcome::Miss))
@@ -386,6 +390,30 @@ mod tests {
         let (again, _) = cache.get_or_load_shared(key("p.m4s"), load(b"two"), |_| false).await.unwrap();
         assert_eq!((&again.body()[..], loads.load(Ordering::SeqCst)), (&b"two"[..], 2));
         assert_eq!(cache.stats().await.entries, 0);
+        // And the body goes the moment the last response lets go of it.
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let tracked = Bytes::from_owner(Tracked(dropped.clone()));
+        let body = CachedObject::new(tracked, estuary_http::content_type::MEDIA_SEGMENT, None);
+        let (held, _) =
+            cache.get_or_load_shared(key("q.m4s"), async { Ok::<_, std::io::Error>(body) }, |_| false).await.unwrap();
+        assert_eq!(dropped.load(Ordering::SeqCst), 0);
+        drop(held);
+        assert_eq!(dropped.load(Ordering::SeqCst), 1, "nothing else held the body");
+    }
+
+    /// A body that counts its drop.
+    struct Tracked(Arc<AtomicUsize>);
+
+    impl AsRef<[u8]> for Tracked {
+        fn as_ref(&self) -> &[u8] {
+            b"tracked"
+        }
+    }
+
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     #[tokio::test]

@@ -44,8 +44,15 @@ pub struct CachedObject {
 impl CachedObject {
     /// Wraps a body, deriving its ETag from the content.
     pub fn new(body: Bytes, content_type: &'static str, last_modified: Option<SystemTime>) -> Self {
+        let etag = ETag::of(&body);
+        CachedObject::tagged(body, etag, content_type, last_modified)
+    }
+
+    /// Wraps a body whose ETag is known without reading it (a packaged segment's, the same whether
+    /// it is built or streamed): a large body is not hashed for nothing.
+    pub fn tagged(body: Bytes, etag: ETag, content_type: &'static str, last_modified: Option<SystemTime>) -> Self {
         CachedObject {
-            identity: Representation { etag: ETag::of(&body), body },
+            identity: Representation { etag, body },
             gzip: None,
             brotli: None,
             content_type,
@@ -55,13 +62,6 @@ impl CachedObject {
             created: Instant::now(),
             resident: None,
         }
-    }
-
-    /// Replaces the content-derived ETag with one known without the body (a packaged segment's,
-    /// the same whether it is built or streamed).
-    pub fn with_etag(mut self, etag: ETag) -> Self {
-        self.identity.etag = etag;
-        self
     }
 
     /// Still within its time to live.

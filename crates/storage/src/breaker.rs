@@ -203,6 +203,10 @@ impl Storage for CircuitBreaker {
         self.call(self.inner.get_ranges(key, ranges)).await
     }
 
+    async fn gather(&self, key: &StorageKey, at: super::Gather<'_>, into: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+        self.call(self.inner.gather(key, at, into)).await
+    }
+
     async fn head(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError> {
         self.call(self.inner.head(key)).await
     }

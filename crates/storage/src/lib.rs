@@ -6,6 +6,7 @@
 //! bytes and failures for stats, metrics and health).
 
 pub mod breaker;
+pub mod gather;
 pub use estuary_media::storage_key as key;
 pub mod latency;
 pub mod local;
@@ -22,6 +23,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 
+pub use gather::Gather;
 pub use key::{KeyError, StorageKey};
 
 /// What a backend knows about an object without reading it.
@@ -149,6 +151,17 @@ pub trait Storage: Send + Sync + 'static {
     async fn get_ranges(&self, key: &StorageKey, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, StorageError> {
         let reads = ranges.iter().cloned().map(|r| async move { self.get_range(key, r).await.map(|o| o.body) });
         futures_util::stream::iter(reads).buffered(RANGES_IN_FLIGHT).try_collect().await
+    }
+
+    /// `spans` of one object read one after another into `into`, from `front` on (the bytes before
+    /// are left as they were: room for a header): a segment's samples, to be changed in place
+    /// (encrypted) and sent without another copy. `into` is made long enough if it is not.
+    /// `reads` are coalesced ranges that cover the spans ([`estuary_media::reads::coalesce`]): what
+    /// lies between two spans of one read is read too (one request), what lies between reads is
+    /// not. The caller has charged the buffer to the body budget. By default
+    /// [`Storage::get_ranges`] and a copy; a local file reads straight into place.
+    async fn gather(&self, key: &StorageKey, at: Gather<'_>, into: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+        gather::copied(self, key, at, into).await
     }
 
     /// A handle that reads ranges of one object without finding and opening it again for each (a

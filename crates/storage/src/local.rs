@@ -242,6 +242,16 @@ impl Storage for LocalStorage {
         .await
     }
 
+    /// Each span read straight into its place (no budget charge: the caller's covers the buffer).
+    async fn gather(&self, key: &StorageKey, at: super::Gather<'_>, into: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+        let (k, reads, spans, front) = (key.clone(), at.reads.to_vec(), at.spans.to_vec(), at.front);
+        self.blocking(key, move |root| {
+            let (file, _) = Self::open(root, &k)?;
+            super::gather::from_file(&file, &k, super::Gather { reads: &reads, spans: &spans, front }, into)
+        })
+        .await
+    }
+
     async fn head(&self, key: &StorageKey) -> Result<ObjectMeta, StorageError> {
         let k = key.clone();
         self.blocking(key, move |root| Self::open(root, &k).map(|(_, meta)| meta)).await

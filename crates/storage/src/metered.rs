@@ -171,6 +171,18 @@ impl Storage for MeteredStorage {
         result
     }
 
+    async fn gather(&self, key: &StorageKey, at: super::Gather<'_>, into: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+        self.counters.reads.fetch_add(at.reads.len() as u64, Ordering::Relaxed);
+        let start = Instant::now();
+        let result = self.inner.gather(key, at, into).await;
+        if result.is_ok() {
+            let bytes: u64 = at.reads.iter().map(|r| r.end.saturating_sub(r.start)).sum();
+            self.counters.read_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        self.counters.timed(Operation::GetRanges, start, &result);
+        result
+    }
+
     /// The backend's reader, each of its reads counted like a ranged read.
     async fn reader(&self, key: &StorageKey) -> Result<Option<Arc<dyn super::ChunkReader>>, StorageError> {
         let result = self.inner.reader(key).await;
