@@ -15,6 +15,7 @@ use super::{Asset, VodError, segment};
 use crate::budget::ByteBudget;
 use crate::http::conditional::ETag;
 use crate::keys::metrics;
+use crate::packaging::PackagingError;
 use crate::packaging::cenc::{self, SampleCipher, SampleLayout, Scheme, Signalling};
 use crate::packaging::fmp4::{self, FragmentProtection, InitTrack};
 use crate::packaging::mp4::TrackKind;
@@ -99,18 +100,24 @@ pub async fn build_segment(
     let at = crate::storage::Gather { reads: &reads, spans: &spans, front };
     let mut gathered = storage.gather(&source.key, at, budget.buffer(end)).await?;
     let (track_iv, headers) = (iv_track(r.id), cenc::SliceHeaders::of_stsd(&track.stsd));
+    let short = || VodError::Packaging(PackagingError::Truncated(format!("{} came back short", source.key)));
     let mut aux = Vec::with_capacity(sizes.len());
     let mut at = front;
     for (i, &size) in sizes.iter().enumerate() {
-        let sample = gathered.get_mut(at..at + size as usize).ok_or_else(|| {
-            VodError::Packaging(crate::packaging::PackagingError::Truncated(format!("{} came back short", source.key)))
-        })?;
+        let sample = gathered.get(at..at + size as usize).ok_or_else(short)?;
         let iv = cenc::sample_iv(track_iv, (range.start + i) as u64);
-        let sample_aux = cenc::sample_aux_with(cipher.scheme(), iv, (layout, &headers), sample)?;
-        cipher.encrypt_in_place(layout, &sample_aux, sample)?;
-        aux.push(sample_aux);
+        aux.push(cenc::sample_aux_with(cipher.scheme(), iv, (layout, &headers), sample)?);
         at += size as usize;
     }
+    // Then every sample at once (cbcs runs its chains side by side).
+    let mut rest = gathered.get_mut(front..end).ok_or_else(short)?;
+    let samples = sizes.iter().map(|&size| {
+        let n = (size as usize).min(rest.len());
+        let (sample, after) = std::mem::take(&mut rest).split_at_mut(n);
+        rest = after;
+        sample
+    });
+    cipher.encrypt_samples_in_place(layout, aux.iter().zip(samples))?;
     let subsamples = cenc::has_subsamples(cipher.scheme(), layout);
     let header = segment::with_fragment(asset, r, index, |f, _| {
         let protection = Some(FragmentProtection { aux: &aux, subsamples, moof_boxes: &[], traf_boxes: &[] });

@@ -6,7 +6,7 @@
 use std::fmt;
 
 use aes::Aes128;
-use aes::cipher::{BlockEncrypt, BlockEncryptMut, InnerIvInit, KeyInit, StreamCipher, generic_array::GenericArray};
+use aes::cipher::{BlockEncrypt, InnerIvInit, KeyInit, StreamCipher, generic_array::GenericArray};
 
 use super::{ContentKey, SampleAux, SampleLayout};
 use crate::PackagingError;
@@ -91,32 +91,39 @@ impl SampleCipher {
         aux: &SampleAux,
         sample: &mut [u8],
     ) -> Result<(), PackagingError> {
-        let covered: u64 = aux.subsamples.iter().map(|s| u64::from(s.clear) + u64::from(s.protected)).sum();
-        if covered > sample.len() as u64 {
-            return Err(PackagingError::malformed("subsamples run past the end of their sample"));
+        self.encrypt_samples_in_place(layout, [(aux, sample)])
+    }
+
+    /// Encrypts many samples of a `layout` track in place, each as its `aux` says: the bytes
+    /// [`SampleCipher::encrypt_in_place`] gives each, `cbcs`'s chains (one per protected range)
+    /// run eight at a time. When any sample's subsamples run past it, nothing is encrypted.
+    pub fn encrypt_samples_in_place<'a>(
+        &self,
+        layout: SampleLayout,
+        samples: impl IntoIterator<Item = (&'a SampleAux, &'a mut [u8])>,
+    ) -> Result<(), PackagingError> {
+        let samples: Vec<(&SampleAux, &mut [u8])> = samples.into_iter().collect();
+        for (aux, sample) in &samples {
+            let covered: u64 = aux.subsamples.iter().map(|s| u64::from(s.clear) + u64::from(s.protected)).sum();
+            if covered > sample.len() as u64 {
+                return Err(PackagingError::malformed("subsamples run past the end of their sample"));
+            }
         }
-        let ranges = || {
-            let mut at = 0;
-            aux.subsamples.iter().map(move |s| {
-                let start = at + usize::from(s.clear);
-                at = start + s.protected as usize;
-                start..at
-            })
-        };
         match self.scheme.pattern(layout) {
             None => {
-                let mut counter = [0u8; 16];
-                counter[..8].copy_from_slice(&aux.iv.unwrap_or_default());
-                let core =
-                    ctr::CtrCore::<Aes128, ctr::flavors::Ctr64BE>::inner_iv_init(self.aes.clone(), &counter.into());
-                let mut ctr = Ctr::from_core(core);
-                if aux.subsamples.is_empty() {
-                    ctr.apply_keystream(sample);
+                for (aux, sample) in samples {
+                    let mut counter = [0u8; 16];
+                    counter[..8].copy_from_slice(&aux.iv.unwrap_or_default());
+                    let core =
+                        ctr::CtrCore::<Aes128, ctr::flavors::Ctr64BE>::inner_iv_init(self.aes.clone(), &counter.into());
+                    let mut ctr = Ctr::from_core(core);
+                    protected_ranges(aux, sample).for_each(|r| ctr.apply_keystream(r));
                 }
-                ranges().for_each(|r| ctr.apply_keystream(&mut sample[r]));
             }
-            Some(pattern) if aux.subsamples.is_empty() => self.cbc_pattern(pattern, sample),
-            Some(pattern) => ranges().for_each(|r| self.cbc_pattern(pattern, &mut sample[r])),
+            Some((crypt, skip)) => {
+                let ranges = samples.into_iter().flat_map(|(aux, sample)| protected_ranges(aux, sample));
+                super::cbc_lanes::encrypt(&self.aes, self.constant_iv, (usize::from(crypt), usize::from(skip)), ranges);
+            }
         }
         Ok(())
     }
@@ -124,15 +131,30 @@ impl SampleCipher {
     /// One `cbcs` protected range: CBC from the constant IV over `crypt` blocks, then `skip` blocks
     /// left clear, and so on; the chain runs on over the encrypted blocks only, and a last block
     /// shorter than 16 bytes stays clear.
+    #[cfg(test)]
     fn cbc_pattern(&self, (crypt, skip): (u8, u8), range: &mut [u8]) {
-        let mut cbc = cbc::Encryptor::<Aes128>::inner_iv_init(self.aes.clone(), &self.constant_iv.into());
-        let stride = 16 * (usize::from(crypt) + usize::from(skip));
-        for run in range.chunks_mut(stride) {
-            for block in run.chunks_exact_mut(16).take(usize::from(crypt)) {
-                cbc.encrypt_block_mut(GenericArray::from_mut_slice(block));
-            }
-        }
+        let pattern = (usize::from(crypt), usize::from(skip));
+        super::cbc_lanes::encrypt(&self.aes, self.constant_iv, pattern, [range]);
     }
+}
+
+/// The protected bytes of `sample` as `aux` says (checked to lie within it): each subsample's
+/// after its clear bytes, or the whole sample when it has none.
+fn protected_ranges<'a>(aux: &SampleAux, sample: &'a mut [u8]) -> impl Iterator<Item = &'a mut [u8]> {
+    let mut rest = sample;
+    let mut subsamples = aux.subsamples.iter();
+    let mut whole_left = aux.subsamples.is_empty();
+    std::iter::from_fn(move || {
+        if std::mem::take(&mut whole_left) {
+            return Some(std::mem::take(&mut rest));
+        }
+        let s = subsamples.next()?;
+        let (clear, protected) = (usize::from(s.clear), s.protected as usize);
+        let after_clear = std::mem::take(&mut rest).get_mut(clear..)?;
+        let (range, after) = after_clear.split_at_mut(protected.min(after_clear.len()));
+        rest = after;
+        Some(range)
+    })
 }
 
 /// `cbcs`'s constant IV for `key`: AES-128 of its KID under it.
@@ -150,7 +172,7 @@ impl fmt::Debug for SampleCipher {
 
 #[cfg(test)]
 mod tests {
-    use aes::cipher::{BlockDecrypt, KeyIvInit};
+    use aes::cipher::{BlockDecrypt, BlockEncryptMut, KeyIvInit};
 
     use super::*;
     use crate::cenc::{KeyId, Subsample};

@@ -9,6 +9,7 @@
 //! partly encrypted sample.
 
 mod boxes;
+mod cbc_lanes;
 mod cipher;
 mod pushed;
 mod sample;
