@@ -2,7 +2,7 @@
 //! from, kept by their [`ByteBudget`] for the next segment when the last response lets go of them.
 //! A buffer over glibc's mmap threshold (fixed at 1 MiB: `estuary_sys::resources`) is otherwise
 //! mapped, faulted in and zeroed page by page, and unmapped again for every segment built: that
-//! cost a quarter of the CPU of an encrypted segment.
+//! cost a quarter of the CPU of an encrypted segment; a smaller one is zeroed by `calloc`.
 //!
 //! Idle buffers stay charged to the budget, so the memory formula holds as it is; they are few
 //! ([`MAX_IDLE`], at most a quarter of the budget and [`MAX_IDLE_BYTES`]), and dropped the moment a
@@ -16,8 +16,11 @@ use bytes::Bytes;
 use crate::ByteBudget;
 
 /// Buffers smaller than this come from the allocator and go back to it (its free lists reuse them
-/// without faults).
-pub const MIN_RECYCLED: usize = 1 << 20;
+/// without faults, and zeroing them costs little).
+pub const MIN_RECYCLED: usize = 64 << 10;
+/// New buffers are rounded up to a multiple of this (of [`MIN_RECYCLED`] under it), so that one
+/// fits the next segment of about the same size too.
+const ROUNDING: usize = 1 << 20;
 /// Most idle buffers a budget keeps.
 pub const MAX_IDLE: usize = 32;
 /// Most bytes of idle buffers a budget keeps.
@@ -26,8 +29,8 @@ pub const MAX_IDLE_BYTES: u64 = 96 << 20;
 impl ByteBudget {
     /// A buffer of at least `len` initialized bytes (what it held before, or zeros), for a body the
     /// caller has charged: an idle one no more than twice as long when there is one (its idle
-    /// charge given back), else a new one, its length rounded up to whole MiB so that it fits the
-    /// next segment of about that size too. Only its first `len` bytes are meant.
+    /// charge given back), else a new one, its length rounded up. Only its first `len` bytes are
+    /// meant.
     pub fn buffer(&self, len: usize) -> Vec<u8> {
         if len < MIN_RECYCLED {
             return vec![0; len];
@@ -42,7 +45,7 @@ impl ByteBudget {
                 self.release(buffer.len() as u64);
                 buffer
             }
-            None => vec![0; len.next_multiple_of(MIN_RECYCLED)],
+            None => vec![0; len.next_multiple_of(if len < ROUNDING { MIN_RECYCLED } else { ROUNDING })],
         }
     }
 
@@ -119,10 +122,11 @@ mod tests {
     #[test]
     fn large_buffers_come_back_charged_and_make_room_when_asked() {
         let budget = ByteBudget::new(64 << 20, Duration::ZERO);
-        let len = 3 * MIN_RECYCLED;
+        let len = 3 * ROUNDING;
         let charge = budget.try_charge(len as u64).unwrap();
         let mut first = budget.buffer(len - 1000);
         assert_eq!(first.len(), len, "rounded up to whole MiB");
+        assert_eq!(budget.buffer(100_000).len(), 2 * MIN_RECYCLED, "and under a MiB to 64 KiB");
         first[10] = 42;
         let address = first.as_ptr();
         let body = charge.attach(budget.share(first, 10..20));
@@ -134,7 +138,7 @@ mod tests {
         assert_eq!((budget.idle_bytes(), budget.in_use()), (len as u64, len as u64), "idle, and still charged");
 
         // Over twice too large for a small body: a new one; the right size: the same, uncharged.
-        let small = budget.buffer(MIN_RECYCLED);
+        let small = budget.buffer(ROUNDING);
         assert_ne!(small.as_ptr(), address);
         drop(small);
         let again = budget.buffer(len);
@@ -150,9 +154,12 @@ mod tests {
 
         // Small buffers are not kept; the idle ones are bounded (a quarter of the budget here).
         budget.give_back(vec![0; 100]);
-        (0..MAX_IDLE + 3).for_each(|_| budget.give_back(vec![0; MIN_RECYCLED]));
+        (0..MAX_IDLE + 3).for_each(|_| budget.give_back(vec![0; ROUNDING]));
         assert_eq!(budget.idle_bytes(), 16 << 20);
         assert_eq!(budget.in_use(), 16 << 20);
+        let small = ByteBudget::unlimited();
+        (0..MAX_IDLE + 3).for_each(|_| small.give_back(vec![0; MIN_RECYCLED]));
+        assert_eq!(small.idle_bytes(), (MAX_IDLE * MIN_RECYCLED) as u64, "at most {MAX_IDLE} buffers");
         assert_eq!(budget.share(vec![1, 2, 3], 2..9).as_ref(), &[3], "a range past the end is cut");
     }
 }
