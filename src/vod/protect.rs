@@ -74,9 +74,9 @@ fn header_room(samples: usize) -> usize {
 }
 
 /// Media segment `index` (0-based) of rendition `r`, encrypted: its samples gathered into one buffer
-/// behind room for the header and encrypted where they lie, one by one (their subsamples worked
-/// out first), then the header written in front with their IVs and subsamples (`senc`, `saiz`,
-/// `saio`). The samples are copied once, from storage.
+/// behind room for the header, their subsamples worked out, then all encrypted where they lie, and
+/// the header written in front with their IVs and subsamples (`senc`, `saiz`, `saio`). The samples
+/// are copied once, from storage.
 pub async fn build_segment(
     storage: &dyn Storage,
     budget: &Arc<ByteBudget>,
