@@ -78,7 +78,7 @@ pub fn from_file(file: &File, key: &StorageKey, at: Gather<'_>, mut into: Vec<u8
         let (mut bufs, mut room) = (Vec::new(), &mut scratch[..]);
         loop {
             let span = &spans[next];
-            let (place, after) = std::mem::take(&mut rest).split_at_mut((span.end - span.start) as usize);
+            let (place, after) = std::mem::take(&mut rest).split_at_mut(span.end.saturating_sub(span.start) as usize);
             bufs.push(IoSliceMut::new(place));
             rest = after;
             next += 1;
